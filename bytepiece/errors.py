@@ -1,0 +1,19 @@
+"""Exception hierarchy: catch ``BytePieceError`` for anything this library raises on purpose."""
+
+from __future__ import annotations
+
+
+class BytePieceError(Exception):
+    """Base class of every error bytepiece raises deliberately."""
+
+
+class ModelFormatError(BytePieceError, ValueError):
+    """A model file or dict is not a valid bytepiece model (the message names the problem)."""
+
+
+class InputError(BytePieceError, ValueError):
+    """An argument or input text that bytepiece cannot process (the message names the fix)."""
+
+
+class TrainingError(BytePieceError, ValueError):
+    """A corpus or option combination from which no model can be trained."""

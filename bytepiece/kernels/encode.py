@@ -1,0 +1,233 @@
+"""Viterbi decoding and exact sampling of segmentations over a double-array trie.
+
+A text is UTF-8 bytes; it is cut into chunks after every run of newlines (the original's
+``.*\\n+|.+`` on NFC text: byte 0x0A never occurs inside a multi-byte character) and each chunk
+is segmented independently, with its scores restarting from 0 exactly as the original does.
+
+Candidates (start s, end e) are produced by walking the trie forward from every start in
+increasing order, so all candidates ending at e arrive longest first and ``best[s]`` /
+``weight[s]`` is final when the walk from s begins. Deterministic mode keeps the first strictly
+better candidate (on an exact tie the longer last piece wins, like the original). Sampling keeps
+a running total of path weights per end position and replaces the back pointer with probability
+``candidate / total`` (reservoir style), which draws each segmentation with probability
+proportional to ``prod p(piece) ** alpha`` exactly.
+
+Sampling modes: ``LINEAR`` works with weights ``p ** alpha`` in the linear domain and rescales
+the window ahead when the running weight leaves [1e-100, 1e100], so each candidate costs one
+multiply-add and one random number; ``LOG`` uses log-sum-exp and is kept for alphas so large
+that ``p ** alpha`` would underflow.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from .rng import next_uniform, seed_state
+from .trie import BASE, CHECK, PIECE
+
+VITERBI, LINEAR, LOG = 0, 1, 2
+NEWLINE = 10
+_RESCALE_HIGH = 1e100
+_RESCALE_LOW = 1e-100
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _chunk_end(text, a, n):
+    i = a
+    while i < n and text[i] != NEWLINE:
+        i += 1
+    while i < n and text[i] == NEWLINE:
+        i += 1
+    return i
+
+
+@njit(cache=True, nogil=True)
+def _viterbi_chunk(cells, scores, text, a, b, best, back, tok):
+    m = b - a
+    best[0] = 0.0
+    for i in range(1, m + 1):
+        best[i] = -np.inf
+    for s in range(a, b):
+        base_score = best[s - a]
+        node = 0
+        for e in range(s, b):
+            nxt = cells[node, BASE] + text[e]
+            if cells[nxt, CHECK] != node:
+                break
+            node = nxt
+            pid = cells[node, PIECE]
+            if pid >= 0:
+                v = base_score + scores[pid]
+                j = e + 1 - a
+                if v > best[j]:
+                    best[j] = v
+                    back[j] = s - a
+                    tok[j] = pid
+
+
+@njit(cache=True, nogil=True)
+def _sample_chunk_linear(cells, weights, max_len, text, a, b, acc, back, tok, state):
+    m = b - a
+    acc[0] = 1.0
+    for i in range(1, m + 1):
+        acc[i] = 0.0
+    for s in range(a, b):
+        i0 = s - a
+        w0 = acc[i0]
+        if w0 > _RESCALE_HIGH or w0 < _RESCALE_LOW:
+            hi = min(m, i0 + max_len)
+            inv = 1.0 / w0
+            for i in range(i0, hi + 1):
+                acc[i] *= inv
+            w0 = 1.0
+        node = 0
+        for e in range(s, b):
+            nxt = cells[node, BASE] + text[e]
+            if cells[nxt, CHECK] != node:
+                break
+            node = nxt
+            pid = cells[node, PIECE]
+            if pid >= 0:
+                x = w0 * weights[pid]
+                j = e + 1 - a
+                total = acc[j] + x
+                acc[j] = total
+                u, state = next_uniform(state)
+                if u * total < x:
+                    back[j] = i0
+                    tok[j] = pid
+    return state
+
+
+@njit(cache=True, nogil=True)
+def _sample_chunk_log(cells, alpha_scores, text, a, b, acc, back, tok, state):
+    m = b - a
+    acc[0] = 0.0
+    for i in range(1, m + 1):
+        acc[i] = -np.inf
+    for s in range(a, b):
+        i0 = s - a
+        z0 = acc[i0]
+        node = 0
+        for e in range(s, b):
+            nxt = cells[node, BASE] + text[e]
+            if cells[nxt, CHECK] != node:
+                break
+            node = nxt
+            pid = cells[node, PIECE]
+            if pid >= 0:
+                w = z0 + alpha_scores[pid]
+                j = e + 1 - a
+                z = acc[j]
+                if z == -np.inf:
+                    total = w
+                elif z > w:
+                    total = z + np.log1p(np.exp(w - z))
+                else:
+                    total = w + np.log1p(np.exp(z - w))
+                acc[j] = total
+                u, state = next_uniform(state)
+                if u < np.exp(w - total):
+                    back[j] = i0
+                    tok[j] = pid
+    return state
+
+
+@njit(cache=True, nogil=True)
+def _backtrack(back, tok, m, out, pos):
+    """Write the chunk's tokens (ending at m) to ``out[pos:]`` in order; return the new end."""
+    k = 0
+    j = m
+    while j > 0:
+        k += 1
+        j = back[j]
+    j = m
+    end = pos + k
+    i = end - 1
+    while j > 0:
+        out[i] = tok[j]
+        i -= 1
+        j = back[j]
+    return end
+
+
+@njit(cache=True, nogil=True)
+def _encode_span(cells, values, mode, max_len, text, a, n, best, back, tok, out, pos, state):
+    """Segment text[a:n] chunk by chunk into ``out[pos:]``; return (new pos, rng state)."""
+    while a < n:
+        b = _chunk_end(text, a, n)
+        if mode == VITERBI:
+            _viterbi_chunk(cells, values, text, a, b, best, back, tok)
+        elif mode == LINEAR:
+            state = _sample_chunk_linear(cells, values, max_len, text, a, b, best, back, tok, state)
+        else:
+            state = _sample_chunk_log(cells, values, text, a, b, best, back, tok, state)
+        pos = _backtrack(back, tok, b - a, out, pos)
+        a = b
+    return pos, state
+
+
+@njit(cache=True, nogil=True)
+def viterbi_encode(cells, scores, text):
+    """Token ids of one UTF-8 text (deterministic); the per-call fast path."""
+    n = text.shape[0]
+    best = np.empty(n + 1, np.float64)
+    back = np.empty(n + 1, np.int32)
+    tok = np.empty(n + 1, np.int32)
+    out = np.empty(n, np.int32)
+    pos, _ = _encode_span(cells, scores, VITERBI, 0, text, 0, n, best, back, tok, out, 0, np.uint64(0))
+    return out[:pos]
+
+
+@njit(cache=True, nogil=True)
+def sample_encode(cells, values, mode, max_len, text, seed):
+    """Token ids of one UTF-8 text, sampled; ``values`` are weights (LINEAR) or alpha*scores (LOG)."""
+    n = text.shape[0]
+    acc = np.empty(n + 1, np.float64)
+    back = np.empty(n + 1, np.int32)
+    tok = np.empty(n + 1, np.int32)
+    out = np.empty(n, np.int32)
+    pos, _ = _encode_span(cells, values, mode, max_len, text, 0, n, acc, back, tok, out, 0, seed_state(seed, 0))
+    return out[:pos]
+
+
+@njit(cache=True, nogil=True)
+def encode_documents(cells, values, mode, max_len, buf, offsets, lo, hi, seed, out, counts):
+    """Encode documents lo..hi-1 of ``buf`` (split by ``offsets``); document i writes its ids at
+    ``out[offsets[i]:]`` (it has at most as many tokens as bytes) and its count in ``counts[i]``.
+    Each document draws from its own generator seeded by (seed, i), so results do not depend on
+    how documents are spread over threads."""
+    longest = 0
+    for i in range(lo, hi):
+        longest = max(longest, offsets[i + 1] - offsets[i])
+    best = np.empty(longest + 1, np.float64)
+    back = np.empty(longest + 1, np.int32)
+    tok = np.empty(longest + 1, np.int32)
+    for i in range(lo, hi):
+        a, n = offsets[i], offsets[i + 1]
+        state = seed_state(seed, i)
+        pos, _ = _encode_span(cells, values, mode, max_len, buf, a, n, best, back, tok, out, a, state)
+        counts[i] = pos - a
+
+
+@njit(cache=True, nogil=True)
+def gather_documents(out, offsets, counts, bos, eos):
+    """Pack per-document results into one flat array plus token offsets, adding bos/eos ids (-1: none)."""
+    n_docs = counts.shape[0]
+    extra = (1 if bos >= 0 else 0) + (1 if eos >= 0 else 0)
+    token_offsets = np.zeros(n_docs + 1, np.int64)
+    for i in range(n_docs):
+        token_offsets[i + 1] = token_offsets[i] + counts[i] + extra
+    flat = np.empty(token_offsets[n_docs], np.int32)
+    for i in range(n_docs):
+        p = token_offsets[i]
+        if bos >= 0:
+            flat[p] = bos
+            p += 1
+        src = offsets[i]
+        for k in range(counts[i]):
+            flat[p + k] = out[src + k]
+        if eos >= 0:
+            flat[p + counts[i]] = eos
+    return flat, token_offsets

@@ -1,0 +1,35 @@
+"""A counter-based generator for kernels: splitmix64, one 64-bit state per document.
+
+Numba's own ``np.random`` state is per thread and cannot be seeded per document, which makes
+results depend on scheduling; an explicit state passed in and out of each kernel does not.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+_MIX1 = np.uint64(0xBF58476D1CE4E5B9)
+_MIX2 = np.uint64(0x94D049BB133111EB)
+_TO_UNIT = 1.0 / 9007199254740992.0  # 2**-53
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _mix(z):
+    z = (z ^ (z >> np.uint64(30))) * _MIX1
+    z = (z ^ (z >> np.uint64(27))) * _MIX2
+    return z ^ (z >> np.uint64(31))
+
+
+@njit(cache=True, nogil=True, inline="always")
+def next_uniform(state):
+    """Return (u in [0, 1), new state)."""
+    state = state + _GOLDEN
+    return float(_mix(state) >> np.uint64(11)) * _TO_UNIT, state
+
+
+@njit(cache=True, nogil=True)
+def seed_state(seed, stream):
+    """Independent starting state for stream ``stream`` (a document index) under ``seed``."""
+    return _mix(np.uint64(seed) + _GOLDEN * (np.uint64(stream) + np.uint64(1)))

@@ -1,0 +1,289 @@
+"""``Tokenizer``: a thin Python layer over the numba kernels.
+
+Everything per text that is not the segmentation itself (NFC, UTF-8, list conversion) stays
+in C-implemented builtins, so a per-line ``encode`` costs one kernel call plus a few
+microseconds; ``encode_batch`` amortises even that and spreads documents over threads (the
+kernels release the GIL).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections import OrderedDict
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Literal, Union, overload
+
+import numpy as np
+import numpy.typing as npt
+
+from .errors import InputError
+from .kernels import encode as K
+from .kernels.trie import build_trie
+from .model import BOS_ID, EOS_ID, FIRST_PIECE_ID, PAD_ID, SPECIAL_TOKENS, Model, ModelSource, load_model
+from .normalize import NFC, NORMALIZATIONS, to_utf8
+
+Seed = Union[int, np.random.Generator, None]
+Text = Union[str, bytes]
+
+# p ** alpha must stay far from underflow for the linear-domain sampler (it rescales within
+# [1e-100, 1e100]); below this log weight the log-domain sampler takes over.
+_LINEAR_MIN_LOG_WEIGHT = -200.0
+_U64 = (1 << 64) - 1
+
+
+def _seed_to_u64(seed: Seed) -> int:
+    if seed is None:
+        return int.from_bytes(os.urandom(8), "little")
+    if isinstance(seed, np.random.Generator):
+        return int(seed.integers(0, 1 << 63, dtype=np.int64)) * 2 + int(seed.integers(0, 2))
+    if isinstance(seed, (int, np.integer)) and not isinstance(seed, bool):
+        return int(seed) & _U64
+    raise InputError(f"seed must be an int, a numpy Generator or None, got {seed!r}")
+
+
+class Tokenizer:
+    """Byte-level Unigram tokenizer, loading original BytePiece models.
+
+    ``normalization="nfc"`` (default) matches the original: text is NFC-normalized, so
+    ``decode(encode(t)) == NFC(t)``. ``normalization="none"`` encodes the UTF-8 bytes exactly
+    as given, so ``decode_bytes(encode(b)) == b`` for any bytes.
+    """
+
+    pad_id = PAD_ID
+    bos_id = BOS_ID
+    eos_id = EOS_ID
+
+    def __init__(self, model: ModelSource, *, normalization: Literal["nfc", "none"] = NFC) -> None:
+        if normalization not in NORMALIZATIONS:
+            raise InputError(f"normalization must be one of {NORMALIZATIONS}, got {normalization!r}")
+        self.model: Model = load_model(model)
+        self.normalization = normalization
+        pieces = self.model.pieces
+        n = self.model.vocab_size
+        self._trie = build_trie(pieces, np.arange(FIRST_PIECE_ID, n, dtype=np.int32))
+        counts = self.model.counts.astype(np.float64)
+        # Same float64 operations as the original (np.log per count minus np.log of the total),
+        # so Viterbi ties resolve identically.
+        self.scores = np.zeros(n, dtype=np.float64)
+        self.scores[FIRST_PIECE_ID:] = np.log(counts) - np.log(int(self.model.counts.sum()))
+        self._id_to_bytes: list[bytes] = [b""] * FIRST_PIECE_ID + list(pieces)
+        self._piece_to_id = {p: i for i, p in enumerate(self._id_to_bytes) if i >= FIRST_PIECE_ID}
+        self._sampling_cache: OrderedDict[float, tuple[int, npt.NDArray[np.float64]]] = OrderedDict()
+
+    # -- construction helpers -------------------------------------------------------------
+    @classmethod
+    def from_counts(cls, counts: dict[bytes, int], **kwargs) -> Tokenizer:
+        return cls(Model.from_counts(counts), **kwargs)
+
+    def __reduce__(self):
+        return (_restore, (self.model, self.normalization))
+
+    def __repr__(self) -> str:
+        return f"Tokenizer(vocab_size={self.vocab_size}, normalization={self.normalization!r})"
+
+    # -- vocabulary -------------------------------------------------------------------------
+    @property
+    def vocab_size(self) -> int:
+        return self.model.vocab_size
+
+    @property
+    def max_piece_length(self) -> int:
+        return self._trie.max_depth
+
+    def id_to_piece(self, id: int) -> bytes | str:
+        """The piece's bytes, or the special token's name for ids 0-2."""
+        self._check_id(id)
+        return SPECIAL_TOKENS[id] if id < FIRST_PIECE_ID else self._id_to_bytes[id]
+
+    def piece_to_id(self, piece: bytes | str) -> int:
+        if isinstance(piece, str):
+            if piece in SPECIAL_TOKENS:
+                return SPECIAL_TOKENS.index(piece)
+            piece = piece.encode("utf-8")
+        try:
+            return self._piece_to_id[piece]
+        except KeyError:
+            raise InputError(f"{piece!r} is not a piece of this vocabulary") from None
+
+    def pieces(self) -> list[bytes]:
+        """All pieces in id order (index i holds id i + 3)."""
+        return list(self.model.pieces)
+
+    def _check_id(self, id: int) -> None:
+        if not (isinstance(id, (int, np.integer)) and 0 <= id < self.vocab_size):
+            raise InputError(f"id {id!r} is outside this vocabulary (0..{self.vocab_size - 1})")
+
+    # -- encoding ---------------------------------------------------------------------------
+    def normalize(self, text: Text) -> bytes:
+        """The UTF-8 bytes the model segments (after NFC unless normalization='none')."""
+        return to_utf8(text, self.normalization)
+
+    def _sampler(self, alpha: float) -> tuple[int, npt.NDArray[np.float64]]:
+        """Kernel mode and per-id values for ``alpha`` (weights p**alpha, or alpha*log p)."""
+        cached = self._sampling_cache.get(alpha)
+        if cached is not None:
+            return cached
+        if not (isinstance(alpha, (int, float)) and math.isfinite(alpha)):
+            raise InputError(f"alpha must be a finite number (negative for deterministic), got {alpha!r}")
+        scaled = alpha * self.scores
+        if scaled[FIRST_PIECE_ID:].min() >= _LINEAR_MIN_LOG_WEIGHT:
+            entry = (K.LINEAR, np.exp(scaled))
+        else:
+            entry = (K.LOG, scaled)
+        self._sampling_cache[alpha] = entry
+        if len(self._sampling_cache) > 16:
+            self._sampling_cache.popitem(last=False)
+        return entry
+
+    def _encode_array(self, data: bytes, alpha: float, seed: Seed) -> npt.NDArray[np.int32]:
+        text = np.frombuffer(data, dtype=np.uint8)
+        if alpha < 0:
+            return K.viterbi_encode(self._trie.cells, self.scores, text)
+        mode, values = self._sampler(alpha)
+        return K.sample_encode(self._trie.cells, values, mode, self._trie.max_depth, text, _seed_to_u64(seed))
+
+    def encode(
+        self,
+        text: Text,
+        add_bos: bool = False,
+        add_eos: bool = False,
+        alpha: float = -1.0,
+        seed: Seed = None,
+    ) -> list[int]:
+        """Token ids of ``text``. ``alpha >= 0`` samples a segmentation with probability
+        proportional to ``prod p(piece) ** alpha`` (0: uniform); ``seed`` makes it reproducible."""
+        ids = self._encode_array(self.normalize(text), alpha, seed).tolist()
+        if add_bos:
+            ids.insert(0, BOS_ID)
+        if add_eos:
+            ids.append(EOS_ID)
+        return ids
+
+    def tokenize(self, text: Text, alpha: float = -1.0, seed: Seed = None) -> list[bytes]:
+        """The pieces (as bytes) that ``encode`` would return ids for."""
+        table = self._id_to_bytes
+        return [table[i] for i in self._encode_array(self.normalize(text), alpha, seed).tolist()]
+
+    @overload
+    def encode_batch(self, texts: Iterable[Text], *, return_flat: Literal[False] = ..., **kw) -> list[list[int]]: ...
+    @overload
+    def encode_batch(
+        self, texts: Iterable[Text], *, return_flat: Literal[True], **kw
+    ) -> tuple[npt.NDArray[np.int32], npt.NDArray[np.int64]]: ...
+
+    def encode_batch(
+        self,
+        texts: Iterable[Text],
+        *,
+        add_bos: bool = False,
+        add_eos: bool = False,
+        alpha: float = -1.0,
+        seed: Seed = None,
+        num_threads: int | None = None,
+        return_flat: bool = False,
+    ):
+        """Encode many texts on ``num_threads`` threads (default: all cores).
+
+        Returns a list of id lists, or with ``return_flat=True`` one int32 array of all ids and
+        an int64 array of ``len(texts) + 1`` offsets (document i is ``ids[off[i]:off[i+1]]``).
+        Sampling with a given seed gives the same result for any thread count.
+        """
+        buf, offsets = self._join(texts)
+        flat, token_offsets = self._encode_joined(buf, offsets, add_bos, add_eos, alpha, seed, num_threads)
+        if return_flat:
+            return flat, token_offsets
+        ids = flat.tolist()
+        bounds = token_offsets.tolist()
+        return [ids[bounds[i] : bounds[i + 1]] for i in range(len(bounds) - 1)]
+
+    def _join(self, texts: Iterable[Text]) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.int64]]:
+        if isinstance(texts, (str, bytes)):
+            raise InputError("encode_batch expects an iterable of texts; use encode() for a single text")
+        datas = [self.normalize(t) for t in texts]
+        offsets = np.zeros(len(datas) + 1, dtype=np.int64)
+        np.cumsum([len(d) for d in datas], out=offsets[1:])
+        return np.frombuffer(b"".join(datas), dtype=np.uint8), offsets
+
+    def _encode_joined(self, buf, offsets, add_bos, add_eos, alpha, seed, num_threads):
+        n_docs = len(offsets) - 1
+        out = np.empty(max(len(buf), 1), dtype=np.int32)
+        counts = np.zeros(n_docs, dtype=np.int64)
+        if alpha < 0:
+            mode, values = K.VITERBI, self.scores
+        else:
+            mode, values = self._sampler(alpha)
+        seed64 = np.uint64(_seed_to_u64(seed) if alpha >= 0 else 0)
+        args = (self._trie.cells, values, mode, self._trie.max_depth, buf, offsets)
+        threads = _resolve_threads(num_threads)
+        blocks = _split_by_bytes(offsets, threads * 4) if threads > 1 else [(0, n_docs)]
+        if len(blocks) <= 1:
+            K.encode_documents(*args, 0, n_docs, seed64, out, counts)
+        else:
+            pool = _executor(threads)
+            futures = [pool.submit(K.encode_documents, *args, lo, hi, seed64, out, counts) for lo, hi in blocks]
+            for f in futures:
+                f.result()
+        return K.gather_documents(out, offsets, counts, BOS_ID if add_bos else -1, EOS_ID if add_eos else -1)
+
+    # -- decoding ---------------------------------------------------------------------------
+    def decode_bytes(self, ids: Iterable[int] | npt.NDArray[np.integer]) -> bytes:
+        """Concatenated piece bytes; special tokens (ids 0-2) contribute nothing."""
+        if isinstance(ids, np.ndarray):
+            ids = ids.tolist()
+        elif not isinstance(ids, list):
+            ids = list(ids)
+        table = self._id_to_bytes
+        try:
+            parts = [table[i] for i in ids]
+        except (IndexError, TypeError):
+            bad = next(i for i in ids if not (isinstance(i, (int, np.integer)) and 0 <= i < len(table)))
+            raise InputError(f"id {bad!r} is outside this vocabulary (0..{self.vocab_size - 1})") from None
+        if parts and min(ids) < 0:
+            raise InputError(f"id {min(ids)} is outside this vocabulary (0..{self.vocab_size - 1})")
+        return b"".join(parts)
+
+    def decode(self, ids: Iterable[int] | npt.NDArray[np.integer], errors: str = "replace") -> str:
+        """Text of ``ids``. Bytes that are not valid UTF-8 (possible when ids were sampled from a
+        model, not produced by ``encode``) become U+FFFD by default; ``errors="strict"`` raises."""
+        return self.decode_bytes(ids).decode("utf-8", errors)
+
+    # -- persistence ------------------------------------------------------------------------
+    def save(self, path: str | os.PathLike) -> None:
+        """Write the model in the original JSON format (atomic)."""
+        self.model.save(path)
+
+
+def _restore(model: Model, normalization: str) -> Tokenizer:
+    return Tokenizer(model, normalization=normalization)  # type: ignore[arg-type]
+
+
+def _resolve_threads(num_threads: int | None) -> int:
+    if num_threads is None:
+        return os.cpu_count() or 1
+    if not isinstance(num_threads, int) or num_threads < 1:
+        raise InputError(f"num_threads must be a positive integer or None (all cores), got {num_threads!r}")
+    return num_threads
+
+
+_executors: dict[int, ThreadPoolExecutor] = {}
+
+
+def _executor(threads: int) -> ThreadPoolExecutor:
+    pool = _executors.get(threads)
+    if pool is None:
+        pool = _executors[threads] = ThreadPoolExecutor(threads, thread_name_prefix="bytepiece")
+    return pool
+
+
+def _split_by_bytes(offsets: npt.NDArray[np.int64], n_blocks: int) -> list[tuple[int, int]]:
+    """Contiguous document ranges holding about equal numbers of bytes."""
+    n_docs = len(offsets) - 1
+    if n_docs == 0:
+        return []
+    targets = np.linspace(0, offsets[-1], n_blocks + 1)[1:-1]
+    cuts = np.unique(np.concatenate([[0], np.searchsorted(offsets, targets, side="right"), [n_docs]]))
+    cuts = np.clip(cuts, 0, n_docs)
+    return [(int(a), int(b)) for a, b in zip(cuts[:-1], cuts[1:]) if b > a]
+

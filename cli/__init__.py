@@ -1,0 +1,1 @@
+"""The ``bytepiece`` command line: thin typer commands over the library (installed as ``bytepiece_cli``)."""

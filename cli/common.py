@@ -1,0 +1,101 @@
+"""Shared CLI plumbing: consoles, one-line errors, model resolution, option parsers."""
+
+from __future__ import annotations
+
+import functools
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import typer
+from rich.console import Console
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+err_console = Console(stderr=True, highlight=False)
+out_console = Console(highlight=False, soft_wrap=True)
+
+
+def fail(message: str, code: int = 1) -> typer.Exit:
+    """Print a one-line error to stderr and return the Exit to raise."""
+    err_console.print(f"[bold red]error:[/] {message}", markup=True, highlight=False)
+    return typer.Exit(code)
+
+
+def handle_errors(func: F) -> F:
+    """Turn library and OS errors into a one-line message and exit status 1, never a traceback."""
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        from bytepiece.errors import BytePieceError
+
+        try:
+            return func(*args, **kwargs)
+        except typer.Exit:
+            raise
+        except (BytePieceError, FileExistsError) as e:
+            raise fail(_escape(str(e))) from None
+        except OSError as e:
+            where = f" ({e.filename})" if getattr(e, "filename", None) else ""
+            raise fail(_escape(f"{e.strerror or e}{where}")) from None
+        except KeyboardInterrupt:
+            raise fail("interrupted", 130) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _escape(text: str) -> str:
+    from rich.markup import escape
+
+    return escape(text)
+
+
+def default_model_path() -> Path | None:
+    from bytepiece_data import DEFAULT_MODEL, data_file
+
+    path = data_file(DEFAULT_MODEL)
+    return path if path.is_file() else None
+
+
+def resolve_model(model: Path | None) -> Path:
+    if model is not None:
+        return model
+    path = default_model_path()
+    if path is None:
+        raise fail("no model given and no default model is installed; pass -m MODEL")
+    return path
+
+
+def load_tokenizer(model: Path | None, **kwargs):
+    from bytepiece import Tokenizer
+
+    path = resolve_model(model)
+    with status(f"loading {path.name}"):
+        return Tokenizer(path, **kwargs)
+
+
+class status:
+    """A transient status line on stderr (only when it is a terminal)."""
+
+    def __init__(self, message: str) -> None:
+        self.message = message
+        self._status = None
+
+    def __enter__(self):
+        if err_console.is_terminal:
+            self._status = err_console.status(self.message)
+            self._status.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        if self._status is not None:
+            self._status.__exit__(*exc)
+        return False
+
+
+def stdin_is_interactive() -> bool:
+    try:
+        return sys.stdin.isatty()
+    except (AttributeError, ValueError):
+        return False

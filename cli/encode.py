@@ -1,0 +1,309 @@
+"""``bytepiece encode``, ``decode`` and ``inspect``."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Annotated, Optional
+
+import typer
+
+from .common import err_console, fail, handle_errors, load_tokenizer, out_console
+
+BATCH_BYTES = 1 << 20
+BATCH_LINES = 16384
+FORMATS = ("ids", "pieces", "npy")
+
+
+class SampleSpec:
+    """Parsed ``--sample`` value: ``alpha=0.1`` or ``alpha=0.1,seed=3`` (a bare number is alpha)."""
+
+    def __init__(self, alpha: float, seed: int | None = None) -> None:
+        self.alpha, self.seed = alpha, seed
+
+    def __repr__(self) -> str:
+        return f"alpha={self.alpha}" + (f",seed={self.seed}" if self.seed is not None else "")
+
+
+def parse_sample(value: str | SampleSpec | None) -> SampleSpec | None:
+    if value is None or isinstance(value, SampleSpec):
+        return value
+    alpha: float | None = None
+    seed: int | None = None
+    for part in str(value).split(","):
+        key, sep, raw = part.strip().partition("=")
+        if not sep:
+            key, raw = "alpha", key
+        key = key.strip().lower()
+        try:
+            if key == "alpha":
+                alpha = float(raw)
+            elif key == "seed":
+                seed = int(raw)
+            else:
+                raise typer.BadParameter(f"unknown key {key!r} in {value!r}; expected alpha=FLOAT[,seed=INT]")
+        except ValueError:
+            raise typer.BadParameter(f"{key}={raw!r} is not a valid {'number' if key == 'alpha' else 'integer'}; "
+                                     "expected e.g. alpha=0.1 or alpha=0.1,seed=3") from None
+    if alpha is None:
+        raise typer.BadParameter(f"{value!r} gives no alpha; expected e.g. alpha=0.1")
+    if not (alpha >= 0 and alpha < float("inf")):
+        raise typer.BadParameter(f"alpha must be a finite number >= 0 for sampling, got {alpha}")
+    return SampleSpec(alpha, seed)
+
+
+def read_lines(paths: list[Path]) -> Iterator[tuple[bytes, int]]:
+    """Lines (without their ``\\n``) of each input, or of stdin, with the bytes consumed."""
+    if not paths:
+        for line in sys.stdin.buffer:
+            yield line.rstrip(b"\n"), len(line)
+        return
+    for path in paths:
+        if str(path) == "-":
+            yield from read_lines([])
+            continue
+        with open(path, "rb") as f:
+            for line in f:
+                yield line.rstrip(b"\n"), len(line)
+
+
+def batches(lines: Iterator[tuple[bytes, int]]) -> Iterator[tuple[list[bytes], int]]:
+    batch: list[bytes] = []
+    size = consumed = 0
+    for line, n in lines:
+        batch.append(line)
+        size += len(line)
+        consumed += n
+        if size >= BATCH_BYTES or len(batch) >= BATCH_LINES:
+            yield batch, consumed
+            batch, size, consumed = [], 0, 0
+    if batch:
+        yield batch, consumed
+
+
+@contextlib.contextmanager
+def progress_bar(paths: list[Path], description: str):
+    """A byte-based progress bar on stderr for file inputs, or a no-op (stdin, not a terminal)."""
+    real = [p for p in paths if str(p) != "-"]
+    if not real or not err_console.is_terminal:
+        yield lambda n: None
+        return
+    from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn, TransferSpeedColumn
+
+    total = sum(p.stat().st_size for p in real)
+    columns = (description, BarColumn(), DownloadColumn(), TransferSpeedColumn(), TimeRemainingColumn())
+    with Progress(*columns, console=err_console, transient=True) as progress:
+        task = progress.add_task(description, total=total)
+        yield lambda n: progress.advance(task, n)
+
+
+@contextlib.contextmanager
+def atomic_output(path: Path | None, binary: bool = False) -> Iterator[IO]:
+    """stdout, or a temporary file beside ``path`` that replaces it only on success."""
+    if path is None:
+        if binary:
+            raise fail("this output format is binary; give an output file with -o")
+        yield sys.stdout
+        return
+    directory = path.parent if str(path.parent) else Path(".")
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
+    try:
+        with os.fdopen(fd, "wb" if binary else "w", encoding=None if binary else "utf-8", newline=None if binary else "\n") as f:
+            yield f
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def render_pieces(pieces: list[bytes | str]) -> str:
+    """Pieces separated by spaces; spaces inside pieces shown as '▁', other invisibles escaped;
+    special tokens (given as str) appear by name."""
+    out = []
+    for p in pieces:
+        if isinstance(p, str):
+            out.append(p)
+            continue
+        text = p.decode("utf-8", "backslashreplace")
+        text = text.replace("\\", "\\\\") if b"\\" in p else text
+        out.append(text.replace(" ", "▁").replace("\n", "\\n").replace("\r", "\\r").replace("\t", "\\t"))
+    return " ".join(out)
+
+
+Files = Annotated[Optional[list[Path]], typer.Argument(help="Input files (one document per line); stdin when none or '-'.", show_default=False)]
+ModelOpt = Annotated[Optional[Path], typer.Option("--model", "-m", help="Model file (default: the model shipped with bytepiece).", show_default=False)]
+OutOpt = Annotated[Optional[Path], typer.Option("--output", "-o", help="Output file (written atomically); stdout when omitted.", show_default=False)]
+
+
+@handle_errors
+def encode(
+    files: Files = None,
+    model: ModelOpt = None,
+    sample: Annotated[
+        Optional[SampleSpec],
+        typer.Option("--sample", parser=parse_sample, metavar="alpha=A[,seed=N]",
+                     help="Sample segmentations with probability ∝ p**alpha instead of Viterbi.", show_default=False),
+    ] = None,
+    seed: Annotated[Optional[int], typer.Option(help="Seed for --sample (reproducible output).", show_default=False)] = None,
+    fmt: Annotated[str, typer.Option("--format", "-f", help="ids (one line of ids per input line), pieces, or npy (flat id array, needs -o).")] = "ids",
+    output: OutOpt = None,
+    add_bos: Annotated[bool, typer.Option("--add-bos", help="Start every document with <bos> (id 1).")] = False,
+    add_eos: Annotated[bool, typer.Option("--add-eos", help="End every document with <eos> (id 2).")] = False,
+    threads: Annotated[Optional[int], typer.Option(min=1, help="Threads (default: all cores).", show_default=False)] = None,
+    raw: Annotated[bool, typer.Option("--raw", help="Skip NFC normalization (byte-exact round trip).")] = False,
+) -> None:
+    """Encode text into token ids, [bold]one input line per output line[/], streaming."""
+    if fmt not in FORMATS:
+        raise fail(f"--format must be one of {', '.join(FORMATS)}, got {fmt!r}")
+    files = files or []
+    for path in files:
+        if str(path) != "-" and not path.is_file():
+            raise fail(f"cannot read input {path}: {'is a directory' if path.is_dir() else 'no such file'}")
+    tokenizer = load_tokenizer(model, normalization="none" if raw else "nfc")
+    alpha = sample.alpha if sample else -1.0
+    if seed is None and sample is not None:
+        seed = sample.seed
+    if sample is not None and seed is None:
+        import random
+
+        seed = random.SystemRandom().getrandbits(63)
+    options = dict(alpha=alpha, add_bos=add_bos, add_eos=add_eos, num_threads=threads)
+
+    with progress_bar(files, "encoding") as advance:
+        if fmt == "npy":
+            _encode_npy(tokenizer, files, output, options, seed, advance)
+            return
+        with atomic_output(output) as out:
+            for index, (batch, consumed) in enumerate(batches(read_lines(files))):
+                batch_seed = None if seed is None else seed + index * 1_000_003
+                flat, offsets = tokenizer.encode_batch(batch, seed=batch_seed, return_flat=True, **options)
+                ids = flat.tolist()
+                bounds = offsets.tolist()
+                if fmt == "ids":
+                    lines = [" ".join(map(str, ids[bounds[i] : bounds[i + 1]])) for i in range(len(batch))]
+                else:
+                    piece = tokenizer.id_to_piece
+                    lines = [render_pieces([piece(i) for i in ids[bounds[j] : bounds[j + 1]]]) for j in range(len(batch))]
+                out.write("\n".join(lines) + "\n")
+                advance(consumed)
+
+
+def _encode_npy(tokenizer, files, output, options, seed, advance) -> None:
+    """Stream ids into a temporary raw file, then write ``.npy`` (ids) and ``.offsets.npy``."""
+    import numpy as np
+
+    if output is None:
+        raise fail("--format npy writes binary arrays; give an output file with -o")
+    dtype = np.uint16 if tokenizer.vocab_size <= 1 << 16 else np.uint32
+    doc_offsets = [0]
+    total = 0
+    directory = output.parent if str(output.parent) else Path(".")
+    with tempfile.TemporaryFile(dir=directory) as raw:
+        for index, (batch, consumed) in enumerate(batches(read_lines(files))):
+            batch_seed = None if seed is None else seed + index * 1_000_003
+            flat, offsets = tokenizer.encode_batch(batch, seed=batch_seed, return_flat=True, **options)
+            raw.write(flat.astype(dtype).tobytes())
+            doc_offsets.extend((offsets[1:] + total).tolist())
+            total += len(flat)
+            advance(consumed)
+        raw.seek(0)
+        with atomic_output(output, binary=True) as out:
+            header = {"descr": np.lib.format.dtype_to_descr(np.dtype(dtype)), "fortran_order": False, "shape": (total,)}
+            np.lib.format.write_array_header_1_0(out, header)
+            while chunk := raw.read(1 << 22):
+                out.write(chunk)
+    offsets_path = output.with_name(output.name.removesuffix(".npy") + ".offsets.npy")
+    with atomic_output(offsets_path, binary=True) as out:
+        np.save(out, np.asarray(doc_offsets, dtype=np.int64))
+    err_console.print(f"wrote {total} tokens of {len(doc_offsets) - 1} documents to {output} (+ {offsets_path.name})")
+
+
+@handle_errors
+def decode(
+    files: Annotated[Optional[list[Path]], typer.Argument(help="Files of whitespace-separated ids, one document per line; stdin when none.", show_default=False)] = None,
+    model: ModelOpt = None,
+    output: OutOpt = None,
+) -> None:
+    """Decode lines of token ids back into text."""
+    files = files or []
+    tokenizer = load_tokenizer(model)
+    with atomic_output(output) as out:
+        for number, (line, _) in enumerate(read_lines(files), start=1):
+            try:
+                ids = [int(tok) for tok in line.split()]
+            except ValueError:
+                raise fail(f"line {number}: {line[:40]!r} is not a list of integer ids") from None
+            try:
+                text = tokenizer.decode(ids)
+            except Exception as e:
+                raise fail(f"line {number}: {e}") from None
+            out.write(text + "\n")
+
+
+@handle_errors
+def inspect(
+    model: Annotated[Optional[Path], typer.Argument(help="Model file (default: the shipped model).", show_default=False)] = None,
+    top: Annotated[int, typer.Option(min=0, help="How many of the most frequent pieces to list.")] = 20,
+) -> None:
+    """Summarize a model: vocabulary size, piece lengths, most frequent pieces."""
+    import numpy as np
+    from rich.table import Table
+
+    from bytepiece import load_model
+    from bytepiece_cli.common import resolve_model
+
+    path = resolve_model(model)
+    m = load_model(path)
+    lengths = np.array([len(p) for p in m.pieces])
+    total = int(m.counts.sum())
+    utf8 = sum(1 for p in m.pieces if _is_utf8(p))
+    summary = Table(title=f"{path.name}", show_header=False)
+    summary.add_row("vocabulary size", f"{m.vocab_size:,} ({len(m.pieces):,} pieces + 3 special)")
+    summary.add_row("total count", f"{total:,}")
+    summary.add_row("longest piece", f"{lengths.max()} bytes")
+    summary.add_row("mean piece length", f"{lengths.mean():.2f} bytes")
+    summary.add_row("valid UTF-8 pieces", f"{utf8:,} ({utf8 / len(m.pieces):.1%})")
+    for key, value in sorted(m.metadata.items()):
+        if not isinstance(value, (dict, list)):
+            summary.add_row(f"meta: {key}", str(value))
+    out_console.print(summary)
+
+    hist = Table(title="pieces by length (bytes)")
+    hist.add_column("length", justify="right")
+    hist.add_column("pieces", justify="right")
+    hist.add_column("share of counts", justify="right")
+    for length in range(1, int(lengths.max()) + 1):
+        sel = lengths == length
+        if sel.any():
+            hist.add_row(str(length), f"{int(sel.sum()):,}", f"{m.counts[sel].sum() / total:.2%}")
+    out_console.print(hist)
+
+    if top:
+        freq = Table(title=f"{top} most frequent pieces")
+        freq.add_column("id", justify="right")
+        freq.add_column("piece")
+        freq.add_column("count", justify="right")
+        freq.add_column("p", justify="right")
+        for i in np.argsort(-m.counts, kind="stable")[:top]:
+            piece = m.pieces[i]
+            freq.add_row(str(i + 3), repr(piece.decode("utf-8", "backslashreplace")), f"{int(m.counts[i]):,}", f"{m.counts[i] / total:.4f}")
+        out_console.print(freq)
+
+
+def _is_utf8(piece: bytes) -> bool:
+    try:
+        piece.decode("utf-8")
+        return True
+    except UnicodeDecodeError:
+        return False
+
+
+def register(app: typer.Typer) -> None:
+    app.command(no_args_is_help=False)(encode)
+    app.command()(decode)
+    app.command()(inspect)
+

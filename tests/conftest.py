@@ -1,0 +1,52 @@
+"""Shared fixtures. Tests that need ``../shared`` (golden files, corpora, published models) use
+the ``shared`` fixture and are skipped cleanly when it is absent (users run the suite without it).
+Set ``BYTEPIECE_SHARED`` to point elsewhere."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from hypothesis import settings
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("BYTEPIECE_SHARED", REPO.parent / "shared"))
+
+settings.register_profile("default", max_examples=int(os.environ.get("HYPOTHESIS_MAX_EXAMPLES", "100")), deadline=None)
+settings.load_profile("default")
+
+
+@pytest.fixture(scope="session")
+def shared() -> Path:
+    if not (SHARED / "golden").is_dir():
+        pytest.skip(f"shared data not found at {SHARED} (set BYTEPIECE_SHARED)")
+    return SHARED
+
+
+_tokenizers: dict = {}
+
+
+@pytest.fixture(scope="session")
+def load_shared_tokenizer(shared):
+    """Tokenizer for a model in ../shared/models, cached across tests."""
+    from bytepiece import Tokenizer
+
+    def load(name: str = "bytepiece_80k", **kwargs) -> Tokenizer:
+        key = (name, tuple(sorted(kwargs.items())))
+        if key not in _tokenizers:
+            _tokenizers[key] = Tokenizer(shared / "models" / f"{name}.model", **kwargs)
+        return _tokenizers[key]
+
+    return load
+
+
+@pytest.fixture(scope="session")
+def tiny_tokenizer():
+    """A small vocabulary made in the test itself: all bytes plus a few overlapping pieces."""
+    from bytepiece import Tokenizer
+
+    counts = {bytes([b]): 1 + (b % 7) for b in range(256)}
+    counts.update({b"ab": 30, b"abc": 12, b"bc": 25, b"abcd": 9, b"cd": 20, b"a": 40, b"\xe4\xb8\xad": 15,
+                   b"\xe4\xb8\xad\xe6\x96\x87": 8, b"\n\n": 5, b"  ": 6})
+    return Tokenizer.from_counts(counts)
