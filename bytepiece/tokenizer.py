@@ -254,6 +254,19 @@ class Tokenizer:
         """Write the model in the original JSON format (atomic)."""
         self.model.save(path)
 
+    def to_sentencepiece(self, path: str | os.PathLike) -> None:
+        """Export as a sentencepiece Unigram ``ModelProto`` with byte fallback (needs the
+        ``sentencepiece`` extra)."""
+        from .interop.sentencepiece import export_sentencepiece
+
+        export_sentencepiece(self, path)
+
+    def to_hf(self, path: str | os.PathLike) -> None:
+        """Export as an HF ``tokenizer.json`` Unigram model with byte fallback (needs the ``hf`` extra)."""
+        from .interop.hf import export_hf
+
+        export_hf(self, path)
+
 
 def _restore(model: Model, normalization: str) -> Tokenizer:
     return Tokenizer(model, normalization=normalization)  # type: ignore[arg-type]
