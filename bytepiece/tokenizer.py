@@ -68,6 +68,7 @@ class Tokenizer:
         # so Viterbi ties resolve identically.
         self.scores = np.zeros(n, dtype=np.float64)
         self.scores[FIRST_PIECE_ID:] = np.log(counts) - np.log(int(self.model.counts.sum()))
+        self._cell_scores = self._trie.cell_values(self.scores, -np.inf)
         self._id_to_bytes: list[bytes] = [b""] * FIRST_PIECE_ID + list(pieces)
         self._piece_to_id = {p: i for i, p in enumerate(self._id_to_bytes) if i >= FIRST_PIECE_ID}
         self._sampling_cache: OrderedDict[float, tuple[int, npt.NDArray[np.float64]]] = OrderedDict()
@@ -121,7 +122,7 @@ class Tokenizer:
         return to_utf8(text, self.normalization)
 
     def _sampler(self, alpha: float) -> tuple[int, npt.NDArray[np.float64]]:
-        """Kernel mode and per-id values for ``alpha`` (weights p**alpha, or alpha*log p)."""
+        """Kernel mode and per-cell values for ``alpha`` (weights p**alpha, or alpha*log p)."""
         cached = self._sampling_cache.get(alpha)
         if cached is not None:
             return cached
@@ -129,9 +130,9 @@ class Tokenizer:
             raise InputError(f"alpha must be a finite number (negative for deterministic), got {alpha!r}")
         scaled = alpha * self.scores
         if scaled[FIRST_PIECE_ID:].min() >= _LINEAR_MIN_LOG_WEIGHT:
-            entry = (K.LINEAR, np.exp(scaled))
+            entry = (K.LINEAR, self._trie.cell_values(np.exp(scaled), 0.0))
         else:
-            entry = (K.LOG, scaled)
+            entry = (K.LOG, self._trie.cell_values(scaled, -np.inf))
         self._sampling_cache[alpha] = entry
         if len(self._sampling_cache) > 16:
             self._sampling_cache.popitem(last=False)
@@ -139,10 +140,11 @@ class Tokenizer:
 
     def _encode_array(self, data: bytes, alpha: float, seed: Seed) -> npt.NDArray[np.int32]:
         text = np.frombuffer(data, dtype=np.uint8)
+        trie = self._trie
         if alpha < 0:
-            return K.viterbi_encode(self._trie.cells, self.scores, text)
+            return K.viterbi_encode(trie.base_check, trie.piece, self._cell_scores, text)
         mode, values = self._sampler(alpha)
-        return K.sample_encode(self._trie.cells, values, mode, self._trie.max_depth, text, _seed_to_u64(seed))
+        return K.sample_encode(trie.base_check, trie.piece, values, mode, trie.max_depth, text, np.uint64(_seed_to_u64(seed)))
 
     def encode(
         self,
@@ -211,11 +213,11 @@ class Tokenizer:
         out = np.empty(max(len(buf), 1), dtype=np.int32)
         counts = np.zeros(n_docs, dtype=np.int64)
         if alpha < 0:
-            mode, values = K.VITERBI, self.scores
+            mode, values = K.VITERBI, self._cell_scores
         else:
             mode, values = self._sampler(alpha)
         seed64 = np.uint64(_seed_to_u64(seed) if alpha >= 0 else 0)
-        args = (self._trie.cells, values, mode, self._trie.max_depth, buf, offsets)
+        args = (self._trie.base_check, self._trie.piece, values, mode, self._trie.max_depth, buf, offsets)
         threads = _resolve_threads(num_threads)
         blocks = _split_by_bytes(offsets, threads * 4) if threads > 1 else [(0, n_docs)]
         if len(blocks) <= 1:

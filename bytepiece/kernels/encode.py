@@ -24,7 +24,6 @@ import numpy as np
 from numba import njit
 
 from .rng import next_uniform, seed_state
-from .trie import BASE, CHECK, PIECE
 
 VITERBI, LINEAR, LOG = 0, 1, 2
 NEWLINE = 10
@@ -43,7 +42,9 @@ def _chunk_end(text, a, n):
 
 
 @njit(cache=True, nogil=True)
-def _viterbi_chunk(cells, scores, text, a, b, best, back, tok):
+def _viterbi_chunk(bc, scores, text, a, b, best, back, tok):
+    """``scores[cell]``: log p of the piece ending at the cell, -inf where none ends (so the
+    comparison below rejects non-terminal cells without a separate branch)."""
     m = b - a
     best[0] = 0.0
     for i in range(1, m + 1):
@@ -52,22 +53,21 @@ def _viterbi_chunk(cells, scores, text, a, b, best, back, tok):
         base_score = best[s - a]
         node = 0
         for e in range(s, b):
-            nxt = cells[node, BASE] + text[e]
-            if cells[nxt, CHECK] != node:
+            nxt = bc[2 * node] + text[e]
+            if bc[2 * nxt + 1] != node:
                 break
             node = nxt
-            pid = cells[node, PIECE]
-            if pid >= 0:
-                v = base_score + scores[pid]
-                j = e + 1 - a
-                if v > best[j]:
-                    best[j] = v
-                    back[j] = s - a
-                    tok[j] = pid
+            v = base_score + scores[node]
+            j = e + 1 - a
+            if v > best[j]:
+                best[j] = v
+                back[j] = s - a
+                tok[j] = node
 
 
 @njit(cache=True, nogil=True)
-def _sample_chunk_linear(cells, weights, max_len, text, a, b, acc, back, tok, state):
+def _sample_chunk_linear(bc, weights, max_len, text, a, b, acc, back, tok, state):
+    """``weights[cell]``: p ** alpha of the piece ending at the cell, 0 where none ends."""
     m = b - a
     acc[0] = 1.0
     for i in range(1, m + 1):
@@ -83,25 +83,31 @@ def _sample_chunk_linear(cells, weights, max_len, text, a, b, acc, back, tok, st
             w0 = 1.0
         node = 0
         for e in range(s, b):
-            nxt = cells[node, BASE] + text[e]
-            if cells[nxt, CHECK] != node:
+            nxt = bc[2 * node] + text[e]
+            if bc[2 * nxt + 1] != node:
                 break
             node = nxt
-            pid = cells[node, PIECE]
-            if pid >= 0:
-                x = w0 * weights[pid]
+            w = weights[node]
+            if w > 0.0:
+                x = w0 * w
                 j = e + 1 - a
-                total = acc[j] + x
+                old = acc[j]
+                total = old + x
                 acc[j] = total
-                u, state = next_uniform(state)
-                if u * total < x:
+                if old == 0.0:
                     back[j] = i0
-                    tok[j] = pid
+                    tok[j] = node
+                else:
+                    u, state = next_uniform(state)
+                    if u * total < x:
+                        back[j] = i0
+                        tok[j] = node
     return state
 
 
 @njit(cache=True, nogil=True)
-def _sample_chunk_log(cells, alpha_scores, text, a, b, acc, back, tok, state):
+def _sample_chunk_log(bc, alpha_scores, text, a, b, acc, back, tok, state):
+    """``alpha_scores[cell]``: alpha * log p of the piece ending at the cell, -inf where none ends."""
     m = b - a
     acc[0] = 0.0
     for i in range(1, m + 1):
@@ -111,32 +117,35 @@ def _sample_chunk_log(cells, alpha_scores, text, a, b, acc, back, tok, state):
         z0 = acc[i0]
         node = 0
         for e in range(s, b):
-            nxt = cells[node, BASE] + text[e]
-            if cells[nxt, CHECK] != node:
+            nxt = bc[2 * node] + text[e]
+            if bc[2 * nxt + 1] != node:
                 break
             node = nxt
-            pid = cells[node, PIECE]
-            if pid >= 0:
-                w = z0 + alpha_scores[pid]
-                j = e + 1 - a
-                z = acc[j]
-                if z == -np.inf:
-                    total = w
-                elif z > w:
-                    total = z + np.log1p(np.exp(w - z))
-                else:
-                    total = w + np.log1p(np.exp(z - w))
-                acc[j] = total
-                u, state = next_uniform(state)
-                if u < np.exp(w - total):
-                    back[j] = i0
-                    tok[j] = pid
+            if alpha_scores[node] == -np.inf:
+                continue
+            w = z0 + alpha_scores[node]
+            j = e + 1 - a
+            z = acc[j]
+            if z == -np.inf:
+                acc[j] = w
+                back[j] = i0
+                tok[j] = node
+                continue
+            if z > w:
+                total = z + np.log1p(np.exp(w - z))
+            else:
+                total = w + np.log1p(np.exp(z - w))
+            acc[j] = total
+            u, state = next_uniform(state)
+            if u < np.exp(w - total):
+                back[j] = i0
+                tok[j] = node
     return state
 
 
 @njit(cache=True, nogil=True)
-def _backtrack(back, tok, m, out, pos):
-    """Write the chunk's tokens (ending at m) to ``out[pos:]`` in order; return the new end."""
+def _backtrack(back, tok, piece, m, out, pos):
+    """Write the chunk's piece ids (ending at m) to ``out[pos:]`` in order; return the new end."""
     k = 0
     j = m
     while j > 0:
@@ -146,54 +155,56 @@ def _backtrack(back, tok, m, out, pos):
     end = pos + k
     i = end - 1
     while j > 0:
-        out[i] = tok[j]
+        out[i] = piece[tok[j]]
         i -= 1
         j = back[j]
     return end
 
 
 @njit(cache=True, nogil=True)
-def _encode_span(cells, values, mode, max_len, text, a, n, best, back, tok, out, pos, state):
+def _encode_span(bc, piece, values, mode, max_len, text, a, n, best, back, tok, out, pos, state):
     """Segment text[a:n] chunk by chunk into ``out[pos:]``; return (new pos, rng state)."""
     while a < n:
         b = _chunk_end(text, a, n)
         if mode == VITERBI:
-            _viterbi_chunk(cells, values, text, a, b, best, back, tok)
+            _viterbi_chunk(bc, values, text, a, b, best, back, tok)
         elif mode == LINEAR:
-            state = _sample_chunk_linear(cells, values, max_len, text, a, b, best, back, tok, state)
+            state = _sample_chunk_linear(bc, values, max_len, text, a, b, best, back, tok, state)
         else:
-            state = _sample_chunk_log(cells, values, text, a, b, best, back, tok, state)
-        pos = _backtrack(back, tok, b - a, out, pos)
+            state = _sample_chunk_log(bc, values, text, a, b, best, back, tok, state)
+        pos = _backtrack(back, tok, piece, b - a, out, pos)
         a = b
     return pos, state
 
 
 @njit(cache=True, nogil=True)
-def viterbi_encode(cells, scores, text):
-    """Token ids of one UTF-8 text (deterministic); the per-call fast path."""
+def viterbi_encode(bc, piece, scores, text):
+    """Token ids of one UTF-8 text (deterministic); the per-call fast path. ``scores`` is per
+    cell (``Trie.cell_values(scores_by_id, -inf)``)."""
     n = text.shape[0]
     best = np.empty(n + 1, np.float64)
     back = np.empty(n + 1, np.int32)
     tok = np.empty(n + 1, np.int32)
     out = np.empty(n, np.int32)
-    pos, _ = _encode_span(cells, scores, VITERBI, 0, text, 0, n, best, back, tok, out, 0, np.uint64(0))
+    pos, _ = _encode_span(bc, piece, scores, VITERBI, 0, text, 0, n, best, back, tok, out, 0, np.uint64(0))
     return out[:pos]
 
 
 @njit(cache=True, nogil=True)
-def sample_encode(cells, values, mode, max_len, text, seed):
-    """Token ids of one UTF-8 text, sampled; ``values`` are weights (LINEAR) or alpha*scores (LOG)."""
+def sample_encode(bc, piece, values, mode, max_len, text, seed):
+    """Token ids of one UTF-8 text, sampled; ``values`` are per-cell weights (LINEAR) or
+    alpha*scores (LOG)."""
     n = text.shape[0]
     acc = np.empty(n + 1, np.float64)
     back = np.empty(n + 1, np.int32)
     tok = np.empty(n + 1, np.int32)
     out = np.empty(n, np.int32)
-    pos, _ = _encode_span(cells, values, mode, max_len, text, 0, n, acc, back, tok, out, 0, seed_state(seed, 0))
+    pos, _ = _encode_span(bc, piece, values, mode, max_len, text, 0, n, acc, back, tok, out, 0, seed_state(seed, 0))
     return out[:pos]
 
 
 @njit(cache=True, nogil=True)
-def encode_documents(cells, values, mode, max_len, buf, offsets, lo, hi, seed, out, counts):
+def encode_documents(bc, piece, values, mode, max_len, buf, offsets, lo, hi, seed, out, counts):
     """Encode documents lo..hi-1 of ``buf`` (split by ``offsets``); document i writes its ids at
     ``out[offsets[i]:]`` (it has at most as many tokens as bytes) and its count in ``counts[i]``.
     Each document draws from its own generator seeded by (seed, i), so results do not depend on
@@ -207,7 +218,7 @@ def encode_documents(cells, values, mode, max_len, buf, offsets, lo, hi, seed, o
     for i in range(lo, hi):
         a, n = offsets[i], offsets[i + 1]
         state = seed_state(seed, i)
-        pos, _ = _encode_span(cells, values, mode, max_len, buf, a, n, best, back, tok, out, a, state)
+        pos, _ = _encode_span(bc, piece, values, mode, max_len, buf, a, n, best, back, tok, out, a, state)
         counts[i] = pos - a
 
 

@@ -1,11 +1,13 @@
 """A double-array trie over byte pieces, built and stored as flat numpy arrays.
 
-Layout: one int32 row per cell, ``cells[n] = (base, check, piece_id, 0)``. The child of cell
-``n`` on byte ``c`` is ``m = cells[n, BASE] + c`` and exists iff ``cells[m, CHECK] == n``; its
-``PIECE`` column is the id of the piece spelled by the path (or -1). Keeping the three columns
-in one 16-byte row means a step costs one dependent memory access, which is what decides the
-speed of the Viterbi walk. Cells are assigned breadth-first, so short prefixes (the hot part of
-every walk) sit together at the start of the array.
+Layout: ``base_check`` interleaves int32 pairs, ``[base(0), check(0), base(1), check(1), ...]``
+(flat, so a kernel indexes ``2 * n`` without stride arithmetic). The child of cell ``n`` on byte
+``c`` is ``m = base_check[2 * n] + c`` and exists iff ``base_check[2 * m + 1] == n``; ``piece[m]`` is
+the id of the piece spelled by the path to ``m`` (or -1). Only ``base_check`` lies on the chain
+of dependent loads that decides the speed of a walk, so it is kept as small as possible (8 bytes
+a cell: the tries of 80k-160k vocabularies fit in L2); per-cell values the Viterbi needs (scores,
+sampling weights) live in separate arrays that the CPU can load off the critical path. Cells are
+assigned breadth-first, so short prefixes (the hot part of every walk) sit together at the start.
 """
 
 from __future__ import annotations
@@ -21,8 +23,16 @@ ROOT = 0
 
 
 class Trie(NamedTuple):
-    cells: npt.NDArray[np.int32]  # (n_cells, 4): base, check, piece id, unused
+    base_check: npt.NDArray[np.int32]  # (2 * n_cells,) interleaved base, check
+    piece: npt.NDArray[np.int32]  # (n_cells,) piece id ending at the cell, or -1
     max_depth: int
+
+    def cell_values(self, values_by_id: npt.NDArray[np.float64], missing: float) -> npt.NDArray[np.float64]:
+        """Per-cell copy of a per-id array (``missing`` where no piece ends), as the kernels take it."""
+        out = np.full(len(self.piece), missing, dtype=np.float64)
+        terminal = self.piece >= 0
+        out[terminal] = values_by_id[self.piece[terminal]]
+        return out
 
 
 def build_trie(pieces: list[bytes], ids: npt.NDArray[np.int32] | None = None) -> Trie:
@@ -37,7 +47,7 @@ def build_trie(pieces: list[bytes], ids: npt.NDArray[np.int32] | None = None) ->
     buf = np.frombuffer(b"".join(sorted_pieces), dtype=np.uint8)
     sorted_ids = np.ascontiguousarray(np.asarray(ids, dtype=np.int32)[np.array(order, dtype=np.int64)])
     cells = _build_double_array(buf, offsets, sorted_ids)
-    return Trie(cells, int(lengths.max()) if len(lengths) else 0)
+    return Trie(np.ascontiguousarray(cells[:, :2]).reshape(-1), np.ascontiguousarray(cells[:, PIECE]), int(lengths.max()) if len(lengths) else 0)
 
 
 @njit(cache=True, nogil=True)
