@@ -1,0 +1,71 @@
+"""Slow, obviously-correct references the kernels are checked against.
+
+Deliberately written differently from the kernels: candidates are gathered per *end* position
+with the longest first (how the original's Aho-Corasick scan reports them), not by walking a trie
+forward from each start; segmentations are enumerated exhaustively.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping
+
+CHUNK = re.compile(rb"[^\n]*\n+|[^\n]+")
+
+
+def chunks(data: bytes) -> list[bytes]:
+    return CHUNK.findall(data)
+
+
+def piece_scores(counts: Mapping[bytes, int]) -> dict[bytes, float]:
+    import numpy as np
+
+    log_total = np.log(sum(counts.values()))
+    return {p: float(np.log(c) - log_total) for p, c in counts.items()}
+
+
+def viterbi(scores: Mapping[bytes, float], data: bytes) -> list[bytes]:
+    """Original semantics: per end position, candidates longest first, strict improvement wins."""
+    out: list[bytes] = []
+    longest = max(map(len, scores))
+    for chunk in chunks(data):
+        n = len(chunk)
+        best = [0.0] + [-math.inf] * n
+        start = list(range(n + 1))
+        for e in range(1, n + 1):
+            for s in range(max(0, e - longest), e):  # ascending start == longest piece first
+                piece = chunk[s:e]
+                if piece in scores:
+                    value = best[s] + scores[piece]
+                    if value > best[e]:
+                        best[e], start[e] = value, s
+        pieces = []
+        e = n
+        while e > 0:
+            pieces.append(chunk[start[e] : e])
+            e = start[e]
+        out.extend(reversed(pieces))
+    return out
+
+
+def segmentations(vocab: set[bytes] | Mapping[bytes, float], data: bytes) -> list[tuple[bytes, ...]]:
+    """Every segmentation of ``data`` (one chunk: no newline followed by other bytes) into pieces."""
+    if not data:
+        return [()]
+    result = []
+    for k in range(1, len(data) + 1):
+        head = data[:k]
+        if head in vocab:
+            result.extend((head,) + rest for rest in segmentations(vocab, data[k:]))
+    return result
+
+
+def exact_distribution(scores: Mapping[bytes, float], data: bytes, alpha: float) -> dict[tuple[bytes, ...], float]:
+    """P(S) proportional to prod p(piece) ** alpha over all segmentations S of ``data``."""
+    segs = segmentations(scores, data)
+    logw = [alpha * sum(scores[p] for p in seg) for seg in segs]
+    top = max(logw)
+    weights = [math.exp(w - top) for w in logw]
+    total = sum(weights)
+    return {seg: w / total for seg, w in zip(segs, weights)}

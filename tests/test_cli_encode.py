@@ -1,0 +1,132 @@
+"""``bytepiece encode / decode / inspect`` through typer's CliRunner (no real terminal)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from bytepiece_cli.app import app
+
+TEXT = "abcd 中文\nsecond line  ab\n\nlast"
+
+
+@pytest.fixture()
+def runner(monkeypatch):
+    monkeypatch.setenv("COLUMNS", "200")
+    monkeypatch.setenv("NO_COLOR", "1")
+    return CliRunner()
+
+
+@pytest.fixture()
+def model(tmp_path, tiny_tokenizer):
+    path = tmp_path / "tiny.model"
+    tiny_tokenizer.save(path)
+    return path
+
+
+@pytest.fixture()
+def corpus(tmp_path):
+    path = tmp_path / "in.txt"
+    path.write_text(TEXT + "\n", encoding="utf-8")
+    return path
+
+
+def _ids_lines(output: str) -> list[list[int]]:
+    return [[int(x) for x in line.split()] for line in output.rstrip("\n").split("\n")]
+
+
+def test_encode_file_matches_library(runner, model, corpus, tiny_tokenizer):
+    result = runner.invoke(app, ["encode", str(corpus), "-m", str(model)])
+    assert result.exit_code == 0, result.output
+    assert _ids_lines(result.stdout) == [tiny_tokenizer.encode(line) for line in TEXT.split("\n")]
+
+
+def test_encode_stdin_and_output_file(runner, model, tmp_path, tiny_tokenizer):
+    out = tmp_path / "ids.txt"
+    result = runner.invoke(app, ["encode", "-m", str(model), "-o", str(out), "--add-eos"], input="ab\n中文\n")
+    assert result.exit_code == 0, result.output
+    assert _ids_lines(out.read_text()) == [tiny_tokenizer.encode("ab") + [2], tiny_tokenizer.encode("中文") + [2]]
+
+
+def test_encode_pieces_format(runner, model):
+    result = runner.invoke(app, ["encode", "-m", str(model), "--format", "pieces"], input="abcd ab\n")
+    assert result.exit_code == 0, result.output
+    assert result.stdout == "abcd ▁ ab\n"
+
+
+def test_sampling_is_reproducible_with_seed(runner, model, tmp_path):
+    corpus = tmp_path / "ambiguous.txt"
+    corpus.write_text("abcabcabcdab\n" * 20)
+    args = ["encode", str(corpus), "-m", str(model), "--sample", "alpha=0"]
+    a = runner.invoke(app, args + ["--seed", "3"]).stdout
+    b = runner.invoke(app, args + ["--seed", "3"]).stdout
+    c = runner.invoke(app, ["encode", str(corpus), "-m", str(model), "--sample", "alpha=0,seed=3"]).stdout
+    assert a == b == c
+    assert a != runner.invoke(app, args + ["--seed", "4"]).stdout
+
+
+def test_npy_format(runner, model, corpus, tmp_path, tiny_tokenizer):
+    out = tmp_path / "ids.npy"
+    result = runner.invoke(app, ["encode", str(corpus), "-m", str(model), "-f", "npy", "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    ids = np.load(out)
+    offsets = np.load(tmp_path / "ids.offsets.npy")
+    expected = [tiny_tokenizer.encode(line) for line in TEXT.split("\n")]
+    assert ids.dtype == np.uint16
+    assert [ids[offsets[i] : offsets[i + 1]].tolist() for i in range(len(expected))] == expected
+
+
+def test_decode_roundtrip(runner, model, corpus, tmp_path):
+    ids = tmp_path / "ids.txt"
+    assert runner.invoke(app, ["encode", str(corpus), "-m", str(model), "-o", str(ids)]).exit_code == 0
+    result = runner.invoke(app, ["decode", str(ids), "-m", str(model)])
+    assert result.exit_code == 0, result.output
+    assert result.stdout == TEXT + "\n"
+
+
+@pytest.mark.parametrize(
+    "args, input, message",
+    [
+        (["encode", "-m", "{missing}"], "x\n", "does not exist"),
+        (["encode", "-m", "{corrupt}"], "x\n", "not a JSON model"),
+        (["encode", "{missing}", "-m", "{model}"], None, "cannot read input"),
+        (["encode", "{tmp}", "-m", "{model}"], None, "is a directory"),
+        (["encode", "-m", "{model}", "-f", "npy"], "x\n", "-o"),
+        (["encode", "-m", "{model}", "-f", "xml"], "x\n", "--format"),
+        (["decode", "-m", "{model}"], "1 2 x\n", "line 1"),
+        (["decode", "-m", "{model}"], "5\n99999999\n", "line 2"),
+        (["inspect", "{corrupt}"], None, "not a JSON model"),
+    ],
+)
+def test_errors_are_one_line_and_exit_nonzero(runner, model, tmp_path, args, input, message):
+    corrupt = tmp_path / "corrupt.model"
+    corrupt.write_text("{oops")
+    paths = {"missing": tmp_path / "missing", "corrupt": corrupt, "model": model, "tmp": tmp_path}
+    result = runner.invoke(app, [a.format(**paths) for a in args], input=input)
+    assert result.exit_code == 1
+    assert message in result.stderr
+    assert "Traceback" not in result.output
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("value", ["alpha=abc", "beta=1", "seed=3", "alpha=-1", "alpha=inf", "alpha=0.1,seed=x"])
+def test_malformed_sample_value(runner, model, value):
+    result = runner.invoke(app, ["encode", "-m", str(model), "--sample", value], input="ab\n")
+    assert result.exit_code == 2
+    assert "--sample" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_inspect(runner, model):
+    result = runner.invoke(app, ["inspect", str(model), "--top", "3"])
+    assert result.exit_code == 0, result.output
+    assert "vocabulary size" in result.stdout
+    assert "268" in result.stdout  # 256 bytes + 9 multi-byte pieces + 3 special
+    assert "most frequent" in result.stdout
+
+
+def test_version_and_help(runner):
+    assert runner.invoke(app, ["--version"]).stdout.startswith("bytepiece ")
+    result = runner.invoke(app, ["--help"])
+    assert result.exit_code == 0 and "encode" in result.stdout

@@ -1,0 +1,75 @@
+"""The trie and Viterbi kernels against the pure-Python reference on random vocabularies."""
+
+from __future__ import annotations
+
+import numpy as np
+from hypothesis import given
+from hypothesis import strategies as st
+
+from bytepiece import Tokenizer
+from bytepiece.kernels.trie import build_trie
+from reference import piece_scores, viterbi
+
+ALPHABET = b"ab\n\xe4"
+multi_byte_pieces = st.dictionaries(
+    st.binary(min_size=2, max_size=6).map(lambda b: bytes(ALPHABET[x % len(ALPHABET)] for x in b)),
+    st.integers(1, 50),
+    max_size=25,
+)
+texts = st.binary(max_size=60).map(lambda b: bytes(ALPHABET[x % len(ALPHABET)] for x in b))
+
+
+def _vocab(extra: dict[bytes, int]) -> dict[bytes, int]:
+    counts = {bytes([b]): 1 + b % 5 for b in range(256)}
+    counts.update(extra)
+    return counts
+
+
+@given(multi_byte_pieces, texts)
+def test_viterbi_matches_reference(extra, text):
+    counts = _vocab(extra)
+    tokenizer = Tokenizer.from_counts(counts, normalization="none")
+    assert tokenizer.tokenize(text) == viterbi(piece_scores(counts), text)
+
+
+@given(multi_byte_pieces, st.lists(texts, max_size=8))
+def test_batch_equals_single(extra, batch):
+    tokenizer = Tokenizer.from_counts(_vocab(extra), normalization="none")
+    expected = [tokenizer.encode(t) for t in batch]
+    assert tokenizer.encode_batch(batch, num_threads=1) == expected
+    assert tokenizer.encode_batch(batch, num_threads=3) == expected
+    flat, offsets = tokenizer.encode_batch(batch, return_flat=True, add_bos=True, add_eos=True)
+    assert flat.dtype == np.int32 and offsets[0] == 0 and offsets[-1] == len(flat)
+    assert [flat[offsets[i] : offsets[i + 1]].tolist() for i in range(len(batch))] == [[1, *e, 2] for e in expected]
+
+
+@given(st.sets(st.binary(min_size=1, max_size=8), min_size=1, max_size=200), st.binary(min_size=1, max_size=8))
+def test_trie_finds_exactly_the_pieces(pieces, probe):
+    pieces = sorted(pieces)
+    trie = build_trie(pieces, np.arange(len(pieces), dtype=np.int32))
+    bc = trie.base_check
+
+    def lookup(key: bytes) -> int:
+        node = 0
+        for c in key:
+            nxt = bc[2 * node] + c
+            if bc[2 * nxt + 1] != node:
+                return -1
+            node = nxt
+        return int(trie.piece[node])
+
+    for i, p in enumerate(pieces):
+        assert lookup(p) == i
+    assert lookup(probe) == (pieces.index(probe) if probe in pieces else -1)
+    assert trie.max_depth == max(map(len, pieces))
+
+
+def test_exact_tie_keeps_the_longer_last_piece():
+    """'a'+'ab' and 'aa'+'b' score exactly the same (x + y == y + x in floating point); the
+    original keeps the first candidate it sees at an end position, the longer one."""
+    counts = {bytes([b]): 1 for b in range(256)}
+    counts.update({b"a": 2, b"b": 2, b"aa": 10, b"ab": 10})
+    tokenizer = Tokenizer.from_counts(counts)
+    s = dict(zip(tokenizer.pieces(), tokenizer.scores[3:]))
+    assert s[b"a"] + s[b"ab"] == s[b"aa"] + s[b"b"]
+    assert tokenizer.tokenize("aab") == [b"a", b"ab"] == viterbi(piece_scores(counts), b"aab")

@@ -1,0 +1,155 @@
+"""Loading, validating, saving and shipping models (pickle, multiprocessing)."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import multiprocessing
+import pickle
+
+import pytest
+
+from bytepiece import InputError, ModelFormatError, Tokenizer, load_model
+
+
+def _entries(extra: dict[bytes, int] | None = None, drop: bytes | None = None) -> dict:
+    counts = {bytes([b]): b + 1 for b in range(256)}
+    counts.update(extra or {b"ab": 50, "中".encode(): 9})
+    counts.pop(drop, None)
+    ordered = sorted(counts, key=lambda p: (len(p), p))
+    return {base64.b64encode(p).decode(): [i + 3, p.decode("utf-8", "ignore"), counts[p]] for i, p in enumerate(ordered)}
+
+
+def test_loads_path_file_object_and_dict(tmp_path):
+    data = _entries()
+    path = tmp_path / "m.model"
+    path.write_text(json.dumps(data))
+    a = Tokenizer(path)
+    b = Tokenizer(str(path))
+    c = Tokenizer(io.StringIO(json.dumps(data)))
+    d = Tokenizer(data)
+    assert a.encode("abab 中") == b.encode("abab 中") == c.encode("abab 中") == d.encode("abab 中")
+    assert a.vocab_size == 256 + 2 + 3
+
+
+@pytest.mark.parametrize(
+    "mutate, message",
+    [
+        (lambda d: "{not json", "not a JSON model"),
+        (lambda d: [1, 2, 3], "JSON object"),
+        (lambda d: {**d, "!!!=": [999, "x", 1]}, "not valid base64"),
+        (lambda d: {**d, base64.b64encode(b"zz").decode(): [3, "zz", 5]}, "used twice"),
+        (lambda d: {**d, base64.b64encode(b"zz").decode(): [10_000, "zz", 5]}, "contiguous"),
+        (lambda d: {k: ([v[0], v[1], 0] if v[1] == "ab" else v) for k, v in d.items()}, "positive"),
+        (lambda d: {k: ([v[0], v[1], -3] if v[1] == "ab" else v) for k, v in d.items()}, "positive"),
+        (lambda d: _entries(drop=b"\x00"), "missing 0x00"),
+        (lambda d: {k: (v[:2] if v[1] == "ab" else v) for k, v in d.items()}, "[id, text, count]"),
+        (lambda d: {k: (["7", v[1], v[2]] if v[1] == "ab" else v) for k, v in d.items()}, "non-integer id"),
+    ],
+    ids=["not-json", "not-object", "bad-base64", "duplicate-id", "non-contiguous", "zero-count", "negative-count",
+         "missing-byte", "short-entry", "string-id"],
+)
+def test_invalid_models_raise_model_format_error(tmp_path, mutate, message):
+    bad = mutate(_entries())
+    path = tmp_path / "bad.model"
+    path.write_text(bad if isinstance(bad, str) else json.dumps(bad))
+    with pytest.raises(ModelFormatError) as info:
+        Tokenizer(path)
+    assert message in str(info.value)
+    assert isinstance(info.value, ValueError)
+
+
+def test_missing_model_file(tmp_path):
+    with pytest.raises(ModelFormatError, match="does not exist"):
+        Tokenizer(tmp_path / "nope.model")
+    with pytest.raises(ModelFormatError, match="directory"):
+        Tokenizer(tmp_path)
+
+
+def test_binary_garbage_is_rejected(tmp_path):
+    path = tmp_path / "garbage.model"
+    path.write_bytes(b"\x89PNG\r\n\x1a\n\x00\xff")
+    with pytest.raises(ModelFormatError, match="not a JSON model"):
+        Tokenizer(path)
+
+
+def test_save_roundtrip_and_original_layout(tmp_path, tiny_tokenizer):
+    path = tmp_path / "saved.model"
+    tiny_tokenizer.save(path)
+    raw = json.loads(path.read_text(encoding="utf-8"))
+    # Original layout: ids 3.. in (length, bytes) order, [id, text, count] values.
+    decoded = sorted(((base64.b64decode(k), v) for k, v in raw.items()), key=lambda kv: kv[1][0])
+    assert [v[0] for _, v in decoded] == list(range(3, 3 + len(decoded)))
+    assert [p for p, _ in decoded] == sorted((p for p, _ in decoded), key=lambda p: (len(p), p))
+    again = Tokenizer(path)
+    assert again.pieces() == tiny_tokenizer.pieces()
+    assert (again.model.counts == tiny_tokenizer.model.counts).all()
+    assert not list(tmp_path.glob("*.tmp"))
+
+
+def test_save_is_atomic(tmp_path, tiny_tokenizer, monkeypatch):
+    path = tmp_path / "keep.model"
+    tiny_tokenizer.save(path)
+    before = path.read_bytes()
+
+    def boom(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr("bytepiece.model.os.replace", boom)
+    with pytest.raises(OSError, match="disk full"):
+        tiny_tokenizer.save(path)
+    assert path.read_bytes() == before
+    assert not [p for p in tmp_path.iterdir() if p.name != "keep.model"]
+
+
+def test_metadata_sidecar_keeps_model_file_original(tmp_path):
+    from bytepiece import Model
+
+    model = Model.from_counts({bytes([b]): 1 for b in range(256)} | {b"xy": 3}, metadata={"order": 6})
+    path = model.save(tmp_path / "m.model")
+    assert all(not k.startswith("_") for k in json.loads(path.read_text()))
+    assert load_model(path).metadata == {"order": 6}
+
+
+def test_pickle_roundtrip(tiny_tokenizer):
+    clone = pickle.loads(pickle.dumps(tiny_tokenizer))
+    assert clone.encode("abcd 中文", alpha=0.2, seed=1) == tiny_tokenizer.encode("abcd 中文", alpha=0.2, seed=1)
+    assert len(pickle.dumps(tiny_tokenizer)) < 20_000  # the model, not the trie arrays
+
+
+def _encode_in_worker(args):
+    tokenizer, text = args
+    return tokenizer.encode(text)
+
+
+def test_tokenizer_travels_to_worker_processes(tiny_tokenizer):
+    ctx = multiprocessing.get_context("spawn")
+    with ctx.Pool(2) as pool:
+        got = pool.map(_encode_in_worker, [(tiny_tokenizer, "abcd"), (tiny_tokenizer, "中文ab")])
+    assert got == [tiny_tokenizer.encode("abcd"), tiny_tokenizer.encode("中文ab")]
+
+
+def test_bad_arguments_raise_input_error(tiny_tokenizer):
+    with pytest.raises(InputError, match="outside this vocabulary"):
+        tiny_tokenizer.decode([5, 10**6])
+    with pytest.raises(InputError, match="outside this vocabulary"):
+        tiny_tokenizer.decode([-1])
+    with pytest.raises(InputError, match="outside this vocabulary"):
+        tiny_tokenizer.id_to_piece(10**6)
+    with pytest.raises(InputError, match="not a piece"):
+        tiny_tokenizer.piece_to_id(b"\xff\xfe\xfd")
+    with pytest.raises(InputError, match="alpha"):
+        tiny_tokenizer.encode("ab", alpha=float("nan"))
+    with pytest.raises(InputError, match="seed"):
+        tiny_tokenizer.encode("ab", alpha=0.1, seed="x")  # type: ignore[arg-type]
+    with pytest.raises(InputError, match="iterable of texts"):
+        tiny_tokenizer.encode_batch("abc")
+    with pytest.raises(InputError, match="num_threads"):
+        tiny_tokenizer.encode_batch(["a"], num_threads=0)
+    with pytest.raises(InputError, match="str or bytes"):
+        tiny_tokenizer.encode(123)  # type: ignore[arg-type]
+    with pytest.raises(InputError, match="surrogate"):
+        tiny_tokenizer.encode("a\ud800b")
+    with pytest.raises(InputError, match="normalization"):
+        Tokenizer(tiny_tokenizer.model, normalization="nfkc")  # type: ignore[arg-type]
