@@ -30,16 +30,19 @@ Text = Union[str, bytes]
 # p ** alpha must stay far from underflow for the linear-domain sampler (it rescales within
 # [1e-100, 1e100]); below this log weight the log-domain sampler takes over.
 _LINEAR_MIN_LOG_WEIGHT = -200.0
-_U64 = (1 << 64) - 1
+_SEED_MASK = (1 << 63) - 1  # kernels take the seed as a non-negative int64
 
 
-def _seed_to_u64(seed: Seed) -> int:
+def _seed_to_int(seed: Seed) -> int:
+    """A 63-bit seed for the kernels (a plain int converts without allocating numpy scalars)."""
+    if type(seed) is int:
+        return seed & _SEED_MASK
     if seed is None:
-        return int.from_bytes(os.urandom(8), "little")
+        return int.from_bytes(os.urandom(8), "little") & _SEED_MASK
     if isinstance(seed, np.random.Generator):
-        return int(seed.integers(0, 1 << 63, dtype=np.int64)) * 2 + int(seed.integers(0, 2))
+        return int(seed.integers(0, 1 << 63, dtype=np.int64))
     if isinstance(seed, (int, np.integer)) and not isinstance(seed, bool):
-        return int(seed) & _U64
+        return int(seed) & _SEED_MASK
     raise InputError(f"seed must be an int, a numpy Generator or None, got {seed!r}")
 
 
@@ -144,7 +147,7 @@ class Tokenizer:
         if alpha < 0:
             return K.viterbi_encode(trie.base_check, trie.piece, self._cell_scores, text)
         mode, values = self._sampler(alpha)
-        return K.sample_encode(trie.base_check, trie.piece, values, mode, trie.max_depth, text, np.uint64(_seed_to_u64(seed)))
+        return K.sample_encode(trie.base_check, trie.piece, values, mode, trie.max_depth, text, _seed_to_int(seed))
 
     def encode(
         self,
@@ -216,7 +219,7 @@ class Tokenizer:
             mode, values = K.VITERBI, self._cell_scores
         else:
             mode, values = self._sampler(alpha)
-        seed64 = np.uint64(_seed_to_u64(seed) if alpha >= 0 else 0)
+        seed64 = _seed_to_int(seed) if alpha >= 0 else 0
         args = (self._trie.base_check, self._trie.piece, values, mode, self._trie.max_depth, buf, offsets)
         threads = _resolve_threads(num_threads)
         blocks = _split_by_bytes(offsets, threads * 4) if threads > 1 else [(0, n_docs)]

@@ -13,9 +13,10 @@ a running total of path weights per end position and replaces the back pointer w
 proportional to ``prod p(piece) ** alpha`` exactly.
 
 Sampling modes: ``LINEAR`` works with weights ``p ** alpha`` in the linear domain and rescales
-the window ahead when the running weight leaves [1e-100, 1e100], so each candidate costs one
-multiply-add and one random number; ``LOG`` uses log-sum-exp and is kept for alphas so large
-that ``p ** alpha`` would underflow.
+the window ahead when the running weight leaves [1e-100, 1e100]; with reservoir jumps (see
+``_sample_chunk_linear``) a candidate costs a multiply-add and a comparison, like Viterbi, and
+random numbers are drawn only on replacements. ``LOG`` uses log-sum-exp and one random number
+per candidate; it is kept for alphas so large that ``p ** alpha`` would underflow.
 """
 
 from __future__ import annotations
@@ -66,12 +67,20 @@ def _viterbi_chunk(bc, scores, text, a, b, best, back, tok):
 
 
 @njit(cache=True, nogil=True)
-def _sample_chunk_linear(bc, weights, max_len, text, a, b, acc, back, tok, state):
-    """``weights[cell]``: p ** alpha of the piece ending at the cell, 0 where none ends."""
+def _sample_chunk_linear(bc, weights, max_len, text, a, b, acc, threshold, back, tok, state):
+    """``weights[cell]``: p ** alpha of the piece ending at the cell, 0 where none ends.
+
+    Reservoir with jumps: replacing the kept candidate with probability x / total at every
+    candidate means that, after a replacement at running total W, no further replacement happens
+    before the total reaches W' with probability W / W'. So one uniform u per replacement fixes
+    the total ``W / u`` that the next replacement must exceed, and a position with k candidates
+    needs O(log k) random numbers instead of k, while the distribution stays exact.
+    """
     m = b - a
     acc[0] = 1.0
     for i in range(1, m + 1):
         acc[i] = 0.0
+        threshold[i] = 0.0
     for s in range(a, b):
         i0 = s - a
         w0 = acc[i0]
@@ -80,6 +89,7 @@ def _sample_chunk_linear(bc, weights, max_len, text, a, b, acc, back, tok, state
             inv = 1.0 / w0
             for i in range(i0, hi + 1):
                 acc[i] *= inv
+                threshold[i] *= inv
             w0 = 1.0
         node = 0
         for e in range(s, b):
@@ -87,21 +97,14 @@ def _sample_chunk_linear(bc, weights, max_len, text, a, b, acc, back, tok, state
             if bc[2 * nxt + 1] != node:
                 break
             node = nxt
-            w = weights[node]
-            if w > 0.0:
-                x = w0 * w
-                j = e + 1 - a
-                old = acc[j]
-                total = old + x
-                acc[j] = total
-                if old == 0.0:
-                    back[j] = i0
-                    tok[j] = node
-                else:
-                    u, state = next_uniform(state)
-                    if u * total < x:
-                        back[j] = i0
-                        tok[j] = node
+            j = e + 1 - a
+            total = acc[j] + w0 * weights[node]
+            acc[j] = total
+            if total > threshold[j]:
+                back[j] = i0
+                tok[j] = node
+                u, state = next_uniform(state)
+                threshold[j] = total / u if u > 0.0 else np.inf
     return state
 
 
@@ -162,14 +165,16 @@ def _backtrack(back, tok, piece, m, out, pos):
 
 
 @njit(cache=True, nogil=True)
-def _encode_span(bc, piece, values, mode, max_len, text, a, n, best, back, tok, out, pos, state):
-    """Segment text[a:n] chunk by chunk into ``out[pos:]``; return (new pos, rng state)."""
+def _encode_span(bc, piece, values, mode, max_len, text, a, n, best, aux, back, tok, out, pos, state):
+    """Segment text[a:n] chunk by chunk into ``out[pos:]``; return (new pos, rng state).
+    ``best``, ``aux``, ``back``, ``tok`` are work arrays of at least the longest chunk + 1
+    (``aux`` only for LINEAR sampling)."""
     while a < n:
         b = _chunk_end(text, a, n)
         if mode == VITERBI:
             _viterbi_chunk(bc, values, text, a, b, best, back, tok)
         elif mode == LINEAR:
-            state = _sample_chunk_linear(bc, values, max_len, text, a, b, best, back, tok, state)
+            state = _sample_chunk_linear(bc, values, max_len, text, a, b, best, aux, back, tok, state)
         else:
             state = _sample_chunk_log(bc, values, text, a, b, best, back, tok, state)
         pos = _backtrack(back, tok, piece, b - a, out, pos)
@@ -186,7 +191,7 @@ def viterbi_encode(bc, piece, scores, text):
     back = np.empty(n + 1, np.int32)
     tok = np.empty(n + 1, np.int32)
     out = np.empty(n, np.int32)
-    pos, _ = _encode_span(bc, piece, scores, VITERBI, 0, text, 0, n, best, back, tok, out, 0, np.uint64(0))
+    pos, _ = _encode_span(bc, piece, scores, VITERBI, 0, text, 0, n, best, best, back, tok, out, 0, np.uint64(0))
     return out[:pos]
 
 
@@ -196,10 +201,11 @@ def sample_encode(bc, piece, values, mode, max_len, text, seed):
     alpha*scores (LOG)."""
     n = text.shape[0]
     acc = np.empty(n + 1, np.float64)
+    threshold = np.empty(n + 1, np.float64)
     back = np.empty(n + 1, np.int32)
     tok = np.empty(n + 1, np.int32)
     out = np.empty(n, np.int32)
-    pos, _ = _encode_span(bc, piece, values, mode, max_len, text, 0, n, acc, back, tok, out, 0, seed_state(seed, 0))
+    pos, _ = _encode_span(bc, piece, values, mode, max_len, text, 0, n, acc, threshold, back, tok, out, 0, seed_state(seed, 0))
     return out[:pos]
 
 
@@ -213,12 +219,13 @@ def encode_documents(bc, piece, values, mode, max_len, buf, offsets, lo, hi, see
     for i in range(lo, hi):
         longest = max(longest, offsets[i + 1] - offsets[i])
     best = np.empty(longest + 1, np.float64)
+    aux = np.empty(longest + 1 if mode == LINEAR else 1, np.float64)
     back = np.empty(longest + 1, np.int32)
     tok = np.empty(longest + 1, np.int32)
     for i in range(lo, hi):
         a, n = offsets[i], offsets[i + 1]
         state = seed_state(seed, i)
-        pos, _ = _encode_span(bc, piece, values, mode, max_len, buf, a, n, best, back, tok, out, a, state)
+        pos, _ = _encode_span(bc, piece, values, mode, max_len, buf, a, n, best, aux, back, tok, out, a, state)
         counts[i] = pos - a
 
 
