@@ -8,6 +8,7 @@ kernels release the GIL).
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 from collections import OrderedDict
@@ -20,7 +21,7 @@ import numpy.typing as npt
 
 from .errors import InputError
 from .kernels import encode as K
-from .kernels.trie import build_trie
+from .kernels.trie import Trie, build_trie
 from .model import BOS_ID, EOS_ID, FIRST_PIECE_ID, PAD_ID, SPECIAL_TOKENS, Model, ModelSource, load_model
 from .normalize import NFC, NORMALIZATIONS, to_utf8
 
@@ -65,13 +66,14 @@ class Tokenizer:
         self.normalization = normalization
         pieces = self.model.pieces
         n = self.model.vocab_size
-        self._trie = build_trie(pieces, np.arange(FIRST_PIECE_ID, n, dtype=np.int32))
+        # The kernels walk pieces backwards from each end position (see kernels/encode.py).
+        self._encoder = build_trie([p[::-1] for p in pieces], np.arange(FIRST_PIECE_ID, n, dtype=np.int32))
         counts = self.model.counts.astype(np.float64)
         # Same float64 operations as the original (np.log per count minus np.log of the total),
         # so Viterbi ties resolve identically.
         self.scores = np.zeros(n, dtype=np.float64)
         self.scores[FIRST_PIECE_ID:] = np.log(counts) - np.log(int(self.model.counts.sum()))
-        self._cell_scores = self._trie.cell_values(self.scores, -np.inf)
+        self._cell_scores = self._encoder.cell_values(self.scores, -np.inf)
         self._id_to_bytes: list[bytes] = [b""] * FIRST_PIECE_ID + list(pieces)
         self._piece_to_id = {p: i for i, p in enumerate(self._id_to_bytes) if i >= FIRST_PIECE_ID}
         self._sampling_cache: OrderedDict[float, tuple[int, npt.NDArray[np.float64]]] = OrderedDict()
@@ -94,7 +96,12 @@ class Tokenizer:
 
     @property
     def max_piece_length(self) -> int:
-        return self._trie.max_depth
+        return self._encoder.max_depth
+
+    @functools.cached_property
+    def _trie(self) -> Trie:
+        """The trie of the pieces as written (for prefix queries); built on first use."""
+        return build_trie(self.model.pieces, np.arange(FIRST_PIECE_ID, self.vocab_size, dtype=np.int32))
 
     def id_to_piece(self, id: int) -> bytes | str:
         """The piece's bytes, or the special token's name for ids 0-2."""
@@ -133,9 +140,9 @@ class Tokenizer:
             raise InputError(f"alpha must be a finite number (negative for deterministic), got {alpha!r}")
         scaled = alpha * self.scores
         if scaled[FIRST_PIECE_ID:].min() >= _LINEAR_MIN_LOG_WEIGHT:
-            entry = (K.LINEAR, self._trie.cell_values(np.exp(scaled), 0.0))
+            entry = (K.LINEAR, self._encoder.cell_values(np.exp(scaled), 0.0))
         else:
-            entry = (K.LOG, self._trie.cell_values(scaled, -np.inf))
+            entry = (K.LOG, self._encoder.cell_values(scaled, -np.inf))
         self._sampling_cache[alpha] = entry
         if len(self._sampling_cache) > 16:
             self._sampling_cache.popitem(last=False)
@@ -143,7 +150,7 @@ class Tokenizer:
 
     def _encode_array(self, data: bytes, alpha: float, seed: Seed) -> npt.NDArray[np.int32]:
         text = np.frombuffer(data, dtype=np.uint8)
-        trie = self._trie
+        trie = self._encoder
         if alpha < 0:
             return K.viterbi_encode(trie.base_check, trie.piece, self._cell_scores, text)
         mode, values = self._sampler(alpha)
@@ -220,7 +227,7 @@ class Tokenizer:
         else:
             mode, values = self._sampler(alpha)
         seed64 = _seed_to_int(seed) if alpha >= 0 else 0
-        args = (self._trie.base_check, self._trie.piece, values, mode, self._trie.max_depth, buf, offsets)
+        args = (self._encoder.base_check, self._encoder.piece, values, mode, self._encoder.max_depth, buf, offsets)
         threads = _resolve_threads(num_threads)
         blocks = _split_by_bytes(offsets, threads * 4) if threads > 1 else [(0, n_docs)]
         if len(blocks) <= 1:
