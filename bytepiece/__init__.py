@@ -6,12 +6,22 @@ from .tokenizer import Tokenizer
 
 __version__ = "0.1.0"
 
+
+def __getattr__(name: str):
+    # The trainer pulls in its kernels and corpus readers; encoding-only users never pay for them.
+    if name == "Trainer":
+        from .training import Trainer
+
+        return Trainer
+    raise AttributeError(f"module 'bytepiece' has no attribute {name!r}")
+
 __all__ = [
     "BytePieceError",
     "InputError",
     "Model",
     "ModelFormatError",
     "Tokenizer",
+    "Trainer",
     "TrainingError",
     "__version__",
     "load_model",

@@ -1,0 +1,276 @@
+"""Kernels for the second training pass: BNLM Viterbi segmentation and piece counting.
+
+Segmentation (DESIGN section 5, step 3): byte ``i`` of a chunk is in state ``j`` ("the (j+1)-th
+byte of the current piece", capped at ``order - 1``) with emission score the conditional log
+probability of the (j+1)-gram ending at ``i`` (``-inf`` if pruned). From state ``j`` the next
+byte goes to state 0 or to ``min(j + 1, order - 1)``. The recursion is written to give the same
+float64 values and the same choices as the original's numpy code: a candidate is
+``previous + emission``, the lowest previous state wins an exact tie, a state no finite path
+reaches points back to state 0 (``argmax`` of an all ``-inf`` column), and the final state is
+the lowest-numbered best one.
+
+Emissions come from the n-gram score table built by ``ngrams.score_table`` (interleaved
+``[key, score bits]`` slots, linear probing). The n-grams kept are closed under taking
+substrings, so the walk from a start position stops at the first missing length.
+
+Pieces are counted in an open-addressing table keyed by their bytes: ``slots`` hold entry
+indices, entries keep a 64-bit hash, the piece's offset and length in a byte ``arena`` and its
+count. The table grows inside the kernel, so callers pass the arrays in and keep what comes back.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+NEG_INF = -np.inf
+_FIB = np.uint64(0x9E3779B97F4A7C15)
+_FNV_OFFSET = np.uint64(0xCBF29CE484222325)
+_FNV_PRIME = np.uint64(0x100000001B3)
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _lookup(table, vals, mask, shift, key):
+    s = np.int64((key * _FIB) >> shift)
+    while True:
+        k = table[2 * s]
+        if k == key:
+            return vals[2 * s + 1]
+        if k == np.uint64(0):
+            return NEG_INF
+        s = (s + 1) & mask
+
+
+@njit(cache=True, nogil=True)
+def _emissions(buf, a, b, order, ensure_unicode, table, vals, mask, shift, emit):
+    """``emit[i, j]``: score of the (j+1)-gram ending at chunk byte ``i`` (or -inf)."""
+    m = b - a
+    for i in range(m):
+        for j in range(order):
+            emit[i, j] = NEG_INF
+    for s in range(m):
+        top = min(order, m - s)
+        key = np.uint64(0)
+        for k in range(1, top + 1):
+            key |= np.uint64(buf[a + s + k - 1]) << np.uint64(64 - 8 * k)
+            v = _lookup(table, vals, mask, shift, key | np.uint64(k))
+            if v == NEG_INF:
+                break
+            emit[s + k - 1, k - 1] = v
+    if ensure_unicode:
+        for i in range(m):
+            if (buf[a + i] & 0xC0) == 0x80:
+                emit[i, 0] = NEG_INF
+
+
+@njit(cache=True, nogil=True)
+def _viterbi_states(emit, m, order, routes, prev, cur, states):
+    """Best state sequence of the first ``m`` rows of ``emit`` into ``states[:m]``."""
+    last = order - 1
+    for j in range(order):
+        prev[j] = emit[0, j]
+    for i in range(1, m):
+        # state 0: from any state
+        e = emit[i, 0]
+        best = NEG_INF
+        arg = 0
+        for p in range(order):
+            v = prev[p] + e
+            if v > best:
+                best = v
+                arg = p
+        cur[0] = best
+        routes[i, 0] = arg
+        # states 1..order-2: only from the state before
+        for j in range(1, last):
+            v = prev[j - 1] + emit[i, j]
+            if v > NEG_INF:
+                cur[j] = v
+                routes[i, j] = j - 1
+            else:
+                cur[j] = NEG_INF
+                routes[i, j] = 0
+        # the capped state: from order-2 or from itself
+        if last >= 1:
+            e = emit[i, last]
+            v1 = prev[last - 1] + e
+            v2 = prev[last] + e
+            best = NEG_INF
+            arg = 0
+            if v1 > best:
+                best = v1
+                arg = last - 1
+            if v2 > best:
+                best = v2
+                arg = last
+            cur[last] = best
+            routes[i, last] = arg
+        for j in range(order):
+            prev[j] = cur[j]
+    best = NEG_INF
+    arg = 0
+    for j in range(order):
+        if prev[j] > best:
+            best = prev[j]
+            arg = j
+    states[m - 1] = arg
+    for i in range(m - 1, 0, -1):
+        states[i - 1] = routes[i, states[i]]
+
+
+@njit(cache=True, nogil=True)
+def _hash_bytes(buf, a, b):
+    h = _FNV_OFFSET
+    for i in range(a, b):
+        h = (h ^ np.uint64(buf[i])) * _FNV_PRIME
+    h ^= h >> np.uint64(29)
+    return h
+
+
+@njit(cache=True, nogil=True)
+def _grow_slots(slots, hashes, n):
+    cap = slots.shape[0] * 2
+    bits = 0
+    while (np.int64(1) << bits) < cap:
+        bits += 1
+    shift = np.uint64(64 - bits)
+    mask = cap - 1
+    out = np.full(cap, -1, np.int32)
+    for e in range(n):
+        s = np.int64((hashes[e] * _FIB) >> shift)
+        while out[s] >= 0:
+            s = (s + 1) & mask
+        out[s] = e
+    return out
+
+
+@njit(cache=True, nogil=True)
+def _insert(buf, a, b, weight, slots, hashes, starts, lengths, counts, arena, meta):
+    """Add ``weight`` to the count of piece ``buf[a:b]``; returns the (possibly grown) arrays."""
+    n = meta[0]
+    used = meta[1]
+    cap = slots.shape[0]
+    if 2 * (n + 1) > cap:
+        slots = _grow_slots(slots, hashes, n)
+        cap = slots.shape[0]
+    bits = 0
+    while (np.int64(1) << bits) < cap:
+        bits += 1
+    mask = cap - 1
+    h = _hash_bytes(buf, a, b)
+    s = np.int64((h * _FIB) >> np.uint64(64 - bits))
+    length = b - a
+    while True:
+        e = slots[s]
+        if e < 0:
+            break
+        if hashes[e] == h and lengths[e] == length:
+            st = starts[e]
+            same = True
+            for i in range(length):
+                if arena[st + i] != buf[a + i]:
+                    same = False
+                    break
+            if same:
+                counts[e] += weight
+                return slots, hashes, starts, lengths, counts, arena
+        s = (s + 1) & mask
+    if n >= hashes.shape[0]:
+        new = max(16, 2 * n)
+        g_h = np.empty(new, np.uint64)
+        g_h[:n] = hashes[:n]
+        g_s = np.empty(new, np.int64)
+        g_s[:n] = starts[:n]
+        g_l = np.empty(new, np.int32)
+        g_l[:n] = lengths[:n]
+        g_c = np.empty(new, np.int64)
+        g_c[:n] = counts[:n]
+        hashes, starts, lengths, counts = g_h, g_s, g_l, g_c
+    if used + length > arena.shape[0]:
+        new = max(2 * arena.shape[0], used + length + 1024)
+        g_a = np.empty(new, np.uint8)
+        g_a[:used] = arena[:used]
+        arena = g_a
+    for i in range(length):
+        arena[used + i] = buf[a + i]
+    slots[s] = n
+    hashes[n] = h
+    starts[n] = used
+    lengths[n] = length
+    counts[n] = weight
+    meta[0] = n + 1
+    meta[1] = used + length
+    return slots, hashes, starts, lengths, counts, arena
+
+
+@njit(cache=True, nogil=True)
+def count_pieces(buf, bounds, lo, hi, order, ensure_unicode, table, vals, bits,
+                 slots, hashes, starts, lengths, counts, arena, meta):
+    """Segment chunks ``lo..hi-1`` with the BNLM Viterbi and count their pieces in the table.
+
+    ``meta`` is ``[n_entries, arena_used, n_pieces_seen]``; returns the table arrays (grown when
+    needed)."""
+    mask = (np.int64(1) << np.int64(bits)) - 1
+    shift = np.uint64(64 - bits)
+    longest = 1
+    for c in range(lo, hi):
+        longest = max(longest, bounds[c + 1] - bounds[c])
+    emit = np.empty((longest, order), np.float64)
+    routes = np.zeros((longest, order), np.int8)
+    states = np.zeros(longest, np.int8)
+    prev = np.empty(order, np.float64)
+    cur = np.empty(order, np.float64)
+    seen = 0
+    for c in range(lo, hi):
+        a, b = bounds[c], bounds[c + 1]
+        m = b - a
+        if m == 0:
+            continue
+        _emissions(buf, a, b, order, ensure_unicode, table, vals, mask, shift, emit)
+        _viterbi_states(emit, m, order, routes, prev, cur, states)
+        start = 0
+        for i in range(1, m + 1):
+            if i == m or states[i] == 0:
+                slots, hashes, starts, lengths, counts, arena = _insert(
+                    buf, a + start, a + i, 1, slots, hashes, starts, lengths, counts, arena, meta)
+                seen += 1
+                start = i
+    meta[2] += seen
+    return slots, hashes, starts, lengths, counts, arena
+
+
+@njit(cache=True, nogil=True)
+def segment_boundaries(buf, a, b, order, ensure_unicode, table, vals, bits):
+    """Piece start offsets (relative to ``a``) of one chunk, plus its length: for tests and tools."""
+    mask = (np.int64(1) << np.int64(bits)) - 1
+    shift = np.uint64(64 - bits)
+    m = b - a
+    out = np.empty(m + 1, np.int64)
+    if m == 0:
+        out[0] = 0
+        return out[:1]
+    emit = np.empty((m, order), np.float64)
+    routes = np.zeros((m, order), np.int8)
+    states = np.zeros(m, np.int8)
+    prev = np.empty(order, np.float64)
+    cur = np.empty(order, np.float64)
+    _emissions(buf, a, b, order, ensure_unicode, table, vals, mask, shift, emit)
+    _viterbi_states(emit, m, order, routes, prev, cur, states)
+    k = 0
+    for i in range(m):
+        if i == 0 or states[i] == 0:
+            out[k] = i
+            k += 1
+    out[k] = m
+    return out[: k + 1].copy()
+
+
+@njit(cache=True, nogil=True)
+def merge_tables(slots, hashes, starts, lengths, counts, arena, meta,
+                 o_hashes, o_starts, o_lengths, o_counts, o_arena, o_n):
+    """Add the first ``o_n`` entries of another piece table into this one."""
+    for e in range(o_n):
+        st = o_starts[e]
+        slots, hashes, starts, lengths, counts, arena = _insert(
+            o_arena, st, st + o_lengths[e], o_counts[e], slots, hashes, starts, lengths, counts, arena, meta)
+    return slots, hashes, starts, lengths, counts, arena
