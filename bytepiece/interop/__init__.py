@@ -1,0 +1,44 @@
+"""Interoperability: sentencepiece and Hugging Face ``tokenizers`` exports, sentencepiece import,
+and the flat binary token files LM training scripts memory-map.
+
+- :func:`bytepiece.interop.sentencepiece.export_sentencepiece` / ``Tokenizer.to_sentencepiece``
+- :func:`bytepiece.interop.sentencepiece.import_sentencepiece` (sentencepiece Unigram -> ``Model``)
+- :func:`bytepiece.interop.hf.export_hf` / ``Tokenizer.to_hf``
+- :class:`bytepiece.interop.binfile.BinWriter`, :func:`bytepiece.interop.binfile.open_bin`
+
+Writing the files needs no optional package (the sentencepiece ``ModelProto`` is serialized by
+:mod:`bytepiece.interop._proto`); *running* them needs the ``sentencepiece`` or ``hf`` extra.
+"""
+
+from __future__ import annotations
+
+import importlib
+from types import ModuleType
+
+from ..errors import BytePieceError
+
+EXTRAS = {
+    "sentencepiece": "sentencepiece",
+    "google.protobuf": "sentencepiece",
+    "tokenizers": "hf",
+    "transformers": "hf",
+}
+
+
+class MissingExtraError(BytePieceError, ImportError):
+    """An optional dependency is not installed; the message names the extra that provides it."""
+
+
+def require(module: str, purpose: str) -> ModuleType:
+    """Import ``module`` or raise :class:`MissingExtraError` naming the pip extra to install."""
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        extra = EXTRAS.get(module, "bench")
+        package = module.split(".")[0]
+        raise MissingExtraError(
+            f"{purpose} needs the {package!r} package; install it with: pip install \"bytepiece-tk[{extra}]\""
+        ) from None
+
+
+__all__ = ["MissingExtraError", "require"]

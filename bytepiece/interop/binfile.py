@@ -1,0 +1,286 @@
+"""Flat binary token files for LM training pipelines (``bytepiece encode --format bin``).
+
+Layout of ``corpus.bin`` (the name is free):
+
+``corpus.bin``
+    all token ids of all documents, concatenated, little-endian ``uint16`` when the vocabulary
+    has at most 65,536 ids, else ``uint32``; no header, so ``np.memmap(path, dtype)`` is the
+    whole array.
+``corpus.bin.idx``
+    ``n_documents + 1`` little-endian ``int64`` token offsets: document ``i`` is
+    ``tokens[idx[i]:idx[i + 1]]`` (``idx[0] == 0``, ``idx[-1] == n_tokens``). Always a separate
+    file, so the index of a billion-document corpus is memory-mapped too, never parsed.
+``corpus.bin.json``
+    the sidecar: ``format``, ``version``, ``dtype``, ``byteorder``, ``vocab_size``,
+    ``n_tokens``, ``n_documents``, ``index`` (file name, dtype, entries), ``model`` (content
+    sha256 of the model's pieces and counts, see :func:`model_sha256`; the model file's sha256
+    too when the writer was given its path; normalization), plus any caller ``metadata``
+    (e.g. ``add_eos``). It is written last: a ``.bin`` without its ``.json`` is incomplete.
+
+Streaming and atomicity: :class:`BinWriter` appends each batch to temporary files in the
+target directory and keeps only counters in memory (memory use is one batch, whatever the
+corpus size). ``close()`` renames the temporaries into place (``.idx``, then ``.bin``, then the
+sidecar); an exception inside the ``with`` block, or ``abort()``, removes them and leaves any
+previous output untouched.
+
+Reading: ``tokens, offsets = open_bin("corpus.bin")`` (two read-only memmaps, checked against
+the sidecar).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from ..errors import InputError, ModelFormatError
+from ..model import atomic_write_text
+
+FORMAT = "bytepiece-bin"
+VERSION = 1
+INDEX_SUFFIX = ".idx"
+META_SUFFIX = ".json"
+
+
+def index_path(path: str | os.PathLike) -> Path:
+    return Path(str(path) + INDEX_SUFFIX)
+
+
+def meta_path(path: str | os.PathLike) -> Path:
+    return Path(str(path) + META_SUFFIX)
+
+
+def token_dtype(vocab_size: int) -> np.dtype:
+    """``<u2`` when every id fits in 16 bits (vocab_size <= 65536), else ``<u4``."""
+    if not isinstance(vocab_size, (int, np.integer)) or vocab_size < 1:
+        raise InputError(f"vocab_size must be a positive integer, got {vocab_size!r}")
+    if vocab_size > 1 << 32:
+        raise InputError(f"vocab_size {vocab_size} does not fit in uint32 token ids")
+    return np.dtype("<u2") if vocab_size <= 1 << 16 else np.dtype("<u4")
+
+
+def model_sha256(model) -> str:
+    """sha256 of a model's content (pieces and counts in id order), independent of how the
+    JSON file was formatted: for each piece, its length (uint32 LE), its bytes and its count
+    (int64 LE)."""
+    h = hashlib.sha256()
+    counts = np.asarray(model.counts, dtype="<i8")
+    for piece, count in zip(model.pieces, counts.tolist()):
+        h.update(len(piece).to_bytes(4, "little"))
+        h.update(piece)
+        h.update(int(count).to_bytes(8, "little", signed=True))
+    return h.hexdigest()
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+class BinWriter:
+    """Stream token ids into ``path`` (+ ``.idx`` and ``.json``), atomically.
+
+    ``tokenizer`` gives the vocabulary size (hence the dtype) and the model hash; without one,
+    pass ``vocab_size``. ``model_path`` adds the model file's sha256 to the sidecar.
+    ``metadata`` (JSON-serializable) is stored in the sidecar under ``"metadata"``.
+
+    >>> with BinWriter("corpus.bin", tok) as w:                      # doctest: +SKIP
+    ...     for batch in batches:
+    ...         w.write(*tok.encode_batch(batch, add_eos=True, return_flat=True))
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        tokenizer=None,
+        *,
+        vocab_size: int | None = None,
+        model_path: str | os.PathLike | None = None,
+        metadata: dict[str, Any] | None = None,
+        overwrite: bool = True,
+    ) -> None:
+        self.path = Path(path)
+        if tokenizer is None and vocab_size is None:
+            raise InputError("BinWriter needs a tokenizer or a vocab_size (to choose uint16 or uint32)")
+        self.vocab_size = int(tokenizer.vocab_size if tokenizer is not None else vocab_size)
+        self.dtype = token_dtype(self.vocab_size)
+        if not overwrite and (self.path.exists() or meta_path(self.path).exists()):
+            raise FileExistsError(f"{self.path} already exists; pass overwrite=True (CLI: --force) to replace it")
+        if self.path.is_dir():
+            raise InputError(f"{self.path} is a directory; give a file name such as {self.path / 'corpus.bin'}")
+        self.n_tokens = 0
+        self.n_documents = 0
+        self._model_info: dict[str, Any] = {}
+        if tokenizer is not None:
+            self._model_info["sha256"] = model_sha256(tokenizer.model)
+            self._model_info["normalization"] = getattr(tokenizer, "normalization", None)
+        if model_path is not None:
+            self._model_info["file"] = Path(model_path).name
+            self._model_info["file_sha256"] = file_sha256(model_path)
+        self._metadata = dict(metadata or {})
+        json.dumps(self._metadata)  # fail now, not after hours of encoding
+        directory = self.path.parent if str(self.path.parent) else Path(".")
+        self._tmp_paths: list[Path] = []
+        self._bin = self._temp(directory, self.path.name)
+        self._idx = self._temp(directory, index_path(self.path).name)
+        self._idx.write(np.zeros(1, dtype="<i8").tobytes())
+        self._closed = False
+
+    def _temp(self, directory: Path, name: str):
+        fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=directory)
+        self._tmp_paths.append(Path(tmp))
+        return os.fdopen(fd, "wb")
+
+    # -- writing ----------------------------------------------------------------------------
+    def write(self, ids: npt.ArrayLike, offsets: npt.ArrayLike | None = None) -> None:
+        """Append documents: ``ids`` is the flat id array of a batch and ``offsets`` its
+        ``n + 1`` document boundaries (exactly what ``Tokenizer.encode_batch(...,
+        return_flat=True)`` returns). Without ``offsets``, ``ids`` is one document."""
+        self._check_open()
+        ids = np.asarray(ids)
+        if ids.ndim != 1:
+            raise InputError(f"ids must be a flat 1-d array, got shape {ids.shape}")
+        if ids.size and not np.issubdtype(ids.dtype, np.integer):
+            raise InputError(f"ids must be integers, got dtype {ids.dtype}")
+        offsets = np.array([0, len(ids)], dtype=np.int64) if offsets is None else np.asarray(offsets, dtype=np.int64)
+        if offsets.ndim != 1 or len(offsets) < 1 or offsets[0] != 0 or offsets[-1] != len(ids):
+            raise InputError(
+                f"offsets must start at 0 and end at len(ids)={len(ids)} (as returned by encode_batch(..., "
+                f"return_flat=True)); got {offsets[:3].tolist()}...{offsets[-1:].tolist()}"
+            )
+        if len(offsets) > 1 and np.any(np.diff(offsets) < 0):
+            raise InputError("offsets must be non-decreasing")
+        if ids.size:
+            lo, hi = int(ids.min()), int(ids.max())
+            if lo < 0 or hi >= self.vocab_size:
+                bad = lo if lo < 0 else hi
+                raise InputError(f"token id {bad} is outside the vocabulary (0..{self.vocab_size - 1})")
+        self._bin.write(ids.astype(self.dtype, copy=False).tobytes())
+        self._idx.write((offsets[1:] + self.n_tokens).astype("<i8").tobytes())
+        self.n_tokens += len(ids)
+        self.n_documents += len(offsets) - 1
+
+    def write_document(self, ids: npt.ArrayLike) -> None:
+        """Append one document's ids."""
+        self.write(np.asarray(ids, dtype=np.int64))
+
+    def write_documents(self, documents) -> None:
+        """Append documents given as id lists (``encode_batch``'s default return value)."""
+        lengths = [len(d) for d in documents]
+        offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
+        np.cumsum(lengths, out=offsets[1:])
+        flat = np.fromiter((i for d in documents for i in d), dtype=np.int64, count=int(offsets[-1]))
+        self.write(flat, offsets)
+
+    # -- finishing --------------------------------------------------------------------------
+    def sidecar(self) -> dict[str, Any]:
+        return {
+            "format": FORMAT,
+            "version": VERSION,
+            "dtype": self.dtype.name,
+            "byteorder": "little",
+            "vocab_size": self.vocab_size,
+            "n_tokens": self.n_tokens,
+            "n_documents": self.n_documents,
+            "index": {"file": index_path(self.path).name, "dtype": "int64", "entries": self.n_documents + 1},
+            "model": self._model_info,
+            "metadata": self._metadata,
+        }
+
+    def close(self) -> Path:
+        """Finish: move the files into place (sidecar last). Returns the ``.bin`` path."""
+        if self._closed:
+            return self.path
+        try:
+            for f in (self._bin, self._idx):
+                f.flush()
+                os.fsync(f.fileno())
+                f.close()
+            bin_tmp, idx_tmp = self._tmp_paths
+            meta_path(self.path).unlink(missing_ok=True)  # never pair an old sidecar with new data
+            os.replace(idx_tmp, index_path(self.path))
+            os.replace(bin_tmp, self.path)
+            atomic_write_text(meta_path(self.path), json.dumps(self.sidecar(), indent=2))
+        except BaseException:
+            self.abort()
+            raise
+        self._closed = True
+        return self.path
+
+    def abort(self) -> None:
+        """Discard everything written (temporary files removed; previous output untouched)."""
+        for f in (self._bin, self._idx):
+            try:
+                f.close()
+            except OSError:
+                pass
+        for tmp in self._tmp_paths:
+            tmp.unlink(missing_ok=True)
+        self._closed = True
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise InputError(f"BinWriter for {self.path} is already closed")
+
+    def __enter__(self) -> BinWriter:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> bool:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+        return False
+
+    def __del__(self) -> None:  # an abandoned writer must not leave temporaries behind
+        if not getattr(self, "_closed", True):
+            self.abort()
+
+
+def read_meta(path: str | os.PathLike) -> dict[str, Any]:
+    """The sidecar of ``path`` (raises ``ModelFormatError`` if missing or not a bytepiece bin)."""
+    side = meta_path(path)
+    try:
+        meta = json.loads(side.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ModelFormatError(
+            f"{side} is missing: {path} is incomplete (writing was interrupted) or not a bytepiece token file"
+        ) from None
+    except ValueError as e:
+        raise ModelFormatError(f"{side} is not valid JSON ({e})") from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise ModelFormatError(f"{side} is not a {FORMAT} sidecar")
+    if meta.get("version", 0) > VERSION:
+        raise ModelFormatError(f"{side} has format version {meta['version']}; upgrade bytepiece to read it")
+    return meta
+
+
+def open_bin(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
+    """``(tokens, offsets)`` of a token file: read-only memmaps (plain empty arrays for an
+    empty corpus); document ``i`` is ``tokens[offsets[i]:offsets[i + 1]]``."""
+    path = Path(path)
+    meta = read_meta(path)
+    dtype = np.dtype(meta["dtype"]).newbyteorder("<")
+    n_tokens, n_docs = int(meta["n_tokens"]), int(meta["n_documents"])
+    idx = path.parent / meta["index"]["file"]
+    for file, expected in ((path, n_tokens * dtype.itemsize), (idx, (n_docs + 1) * 8)):
+        try:
+            size = file.stat().st_size
+        except FileNotFoundError:
+            raise ModelFormatError(f"{file} is missing (listed in {meta_path(path)})") from None
+        if size != expected:
+            raise ModelFormatError(
+                f"{file} has {size} bytes but its sidecar says {expected}: the files do not belong together; re-encode"
+            )
+    tokens = np.memmap(path, dtype=dtype, mode="r") if n_tokens else np.zeros(0, dtype=dtype)
+    offsets = np.memmap(idx, dtype="<i8", mode="r")
+    return tokens, offsets

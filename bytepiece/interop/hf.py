@@ -1,0 +1,158 @@
+"""Hugging Face ``tokenizer.json`` export (``Tokenizer.to_hf``).
+
+The file is plain JSON written here (no ``tokenizers`` needed to write it); load it with
+``tokenizers.Tokenizer.from_file(path)`` or
+``transformers.PreTrainedTokenizerFast(tokenizer_file=path)`` (the ``hf`` extra).
+
+Pipeline: normalizer ``NFC`` (omitted for ``normalization="none"`` tokenizers) -> pre-tokenizer
+``Split("\\n+", merged_with_previous)``, which reproduces bytepiece's chunking after newline runs
+-> model ``Unigram`` with the bytepiece scores (float64, as bytepiece uses them).
+
+- ``style="byte_level"`` (default, exact): the pre-tokenizer sequence ends with HF's standard
+  ``ByteLevel`` (GPT-2 byte-to-character table, no prefix space, no regex) and the decoder is
+  ``ByteLevel``; every bytepiece piece is a token (its bytes mapped to characters), the lattice
+  runs over bytes and ids equal bytepiece ids on every golden text.
+- ``style="byte_fallback"``: readable tokens, the sentencepiece-style layout of :mod:`._vocab`
+  with ``byte_fallback`` on and decoders ``ByteFallback`` + ``Fuse``. Same differences from
+  bytepiece as the sentencepiece export (unusable non-UTF-8 pieces, unknown-character penalty).
+
+Ids 0-2 (``<pad>``, ``<bos>``, ``<eos>``) are registered as special added tokens, so HF maps
+those literal strings in the input to ids 0-2 where bytepiece encodes them as text; set
+``tokenizer.encode_special_tokens = True`` (tokenizers) or ``split_special_tokens=True``
+(transformers) to treat them as text too. No post-processor: like ``bytepiece encode``,
+``encode`` adds no ``<bos>``/``<eos>``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+
+from ..model import FIRST_PIECE_ID, atomic_write_text
+from ._proto import NORMAL
+from ._vocab import Style, byte_level_tokens, bytes_to_unicode, check_style, fallback_entries, special_names
+
+#: Score of tokens the lattice must never prefer (special and byte-fallback tokens are in HF's
+#: piece trie, so their literal text in the input would otherwise match them).
+NEVER_SCORE = -1.0e6
+
+
+def build_hf_json(tokenizer, *, style: Style = "byte_level") -> dict:
+    check_style(style)
+    nfc = getattr(tokenizer, "normalization", "nfc") == "nfc"
+    split = {"type": "Split", "pattern": {"Regex": "\n+"}, "behavior": "MergedWithPrevious", "invert": False}
+    scores = tokenizer.scores
+    if style == "byte_level":
+        tokens = byte_level_tokens(tokenizer.model.pieces, bytes_to_unicode())
+        names = special_names(set(tokens))
+        vocab = [[n, NEVER_SCORE] for n in names]
+        vocab += [[t, float(scores[i + FIRST_PIECE_ID])] for i, t in enumerate(tokens)]
+        model = {"type": "Unigram", "unk_id": None, "vocab": vocab, "byte_fallback": False}
+        pre = {"type": "Sequence", "pretokenizers": [
+            split,
+            {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": False, "use_regex": False},
+        ]}
+        decoder = {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": False, "use_regex": False}
+    else:
+        entries, extras = fallback_entries(tokenizer)
+        names = [e.token for e in entries[:FIRST_PIECE_ID]]
+        # HF has no unused/byte token types: every vocabulary string is in its piece trie, so
+        # only normal pieces keep their score. (HF's unknown-character score is the lowest
+        # score minus 10, here NEVER_SCORE - 10: a character no piece covers is taken alone only
+        # when no longer piece covers it; the sentencepiece export charges lowest score - 10.)
+        vocab = [[e.token, e.score if e.type == NORMAL else NEVER_SCORE] for e in entries + extras[:1]]
+        model = {"type": "Unigram", "unk_id": len(entries), "vocab": vocab, "byte_fallback": True}
+        pre = split
+        decoder = {"type": "Sequence", "decoders": [{"type": "ByteFallback"}, {"type": "Fuse"}]}
+    added = [
+        {"id": i, "content": n, "single_word": False, "lstrip": False, "rstrip": False, "normalized": False, "special": True}
+        for i, n in enumerate(names)
+    ]
+    if style == "byte_fallback":
+        unk_id = model["unk_id"]
+        added.append({"id": unk_id, "content": vocab[unk_id][0], "single_word": False, "lstrip": False,
+                      "rstrip": False, "normalized": False, "special": True})
+    return {
+        "version": "1.0",
+        "truncation": None,
+        "padding": None,
+        "added_tokens": added,
+        "normalizer": {"type": "NFC"} if nfc else None,
+        "pre_tokenizer": pre,
+        "post_processor": None,
+        "decoder": decoder,
+        "model": model,
+    }
+
+
+def export_hf(tokenizer, path: str | os.PathLike, *, style: Style = "byte_level") -> Path:
+    """Write ``tokenizer`` as an HF ``tokenizer.json`` (atomically). ``path`` may be a directory,
+    which receives ``tokenizer.json`` plus ``tokenizer_config.json`` / ``special_tokens_map.json``
+    so that ``transformers.AutoTokenizer.from_pretrained(path)`` works. Returns the json path."""
+    path = Path(path)
+    data = build_hf_json(tokenizer, style=style)
+    names = [t["content"] for t in data["added_tokens"]]
+    if path.is_dir() or (not path.suffix and not path.exists()):
+        path.mkdir(parents=True, exist_ok=True)
+        special = {"pad_token": names[0], "bos_token": names[1], "eos_token": names[2]}
+        if len(names) > 3:
+            special["unk_token"] = names[3]
+        config = {"tokenizer_class": "PreTrainedTokenizerFast", "model_max_length": 1 << 30,
+                  "clean_up_tokenization_spaces": False, "split_special_tokens": True, **special}
+        atomic_write_text(path / "special_tokens_map.json", json.dumps(special, indent=2))
+        atomic_write_text(path / "tokenizer_config.json", json.dumps(config, indent=2))
+        path = path / "tokenizer.json"
+    atomic_write_text(path, dumps(data))
+    return path
+
+
+def dumps(data: dict) -> str:
+    """JSON text of a tokenizer dict whose Unigram scores parse back to the exact float64.
+
+    ``tokenizers`` parses JSON numbers with serde_json's fast path (``significand as f64``, then
+    one multiplication or division by a power of ten), which is off by one ulp for about a
+    quarter of Python's shortest ``repr`` strings; a one-ulp change flips exact Viterbi ties.
+    Each score is therefore written as a decimal that both serde_json and Python read exactly.
+    """
+    vocab = data["model"]["vocab"]
+    shell = {**data, "model": {**data["model"], "vocab": "\0VOCAB\0"}}
+    text = json.dumps(shell, ensure_ascii=False)
+    rows = ",".join(f"[{json.dumps(token, ensure_ascii=False)},{exact_float_text(score)}]" for token, score in vocab)
+    return text.replace(json.dumps("\0VOCAB\0"), f"[{rows}]", 1)
+
+
+def _serde_f64(significand: int, decimals: int) -> float:
+    """What serde_json (without float_roundtrip) makes of ``significand * 10**-decimals``."""
+    return float(significand) / 10.0**decimals
+
+
+def exact_float_text(x: float) -> str:
+    """A decimal string that serde_json and Python both parse to exactly ``x``."""
+    from fractions import Fraction
+
+    x = float(x)
+    text = repr(x)
+    if not math.isfinite(x):
+        raise ValueError(f"score {x} is not finite")
+    if "e" not in text and "inf" not in text:
+        digits = text.lstrip("-").replace(".", "")
+        decimals = len(text.partition(".")[2])
+        if int(digits) < 1 << 64 and _serde_f64(int(digits), decimals) == abs(x):
+            return text
+    ax = abs(x)
+    sign = "-" if x < 0 else ""
+    fallback = None
+    for k in range(22, -1, -1):
+        center = int(Fraction(ax) * 10**k)
+        if center >= 1 << 64:
+            continue
+        for significand in sorted(range(max(center - 4, 0), center + 6), key=lambda v: abs(v - center)):
+            if significand < 1 << 64 and _serde_f64(significand, k) == ax:
+                padded = str(significand).rjust(k + 1, "0")
+                candidate = sign + (f"{padded[:-k]}.{padded[-k:]}" if k else padded)
+                if float(candidate) == x:
+                    return candidate
+                fallback = fallback or candidate
+    return fallback or text

@@ -1,0 +1,289 @@
+"""sentencepiece export (``Tokenizer.to_sentencepiece``) and import (Unigram ``ModelProto`` -> ``Model``).
+
+The file is a Unigram ``ModelProto`` written by :mod:`._proto` (no ``protobuf`` needed); loading
+it with ``sentencepiece.SentencePieceProcessor(model_file=...)`` needs the ``sentencepiece``
+extra. See :mod:`._vocab` for how ids map in the two styles:
+
+- ``style="byte_fallback"`` (default): identity normalization (no dummy prefix, no whitespace
+  removal or escaping, no script/number splitting), byte fallback, ids 0..V-1 equal bytepiece
+  ids. Differences from bytepiece, all inherent to sentencepiece's character lattice: no NFC
+  (normalize text first), pieces that are not valid UTF-8 are unused, and a character with no
+  piece of its own costs sentencepiece's unknown penalty (lowest score - 10) rather than the sum
+  of its byte scores.
+- ``style="byte_level"``: a precompiled normalization map sends each byte 0x80-0xFF to a
+  character of its own (the denormalization map undoes it when decoding), so sentencepiece
+  searches over bytes and every piece is usable: ids equal bytepiece's except where float32
+  scores (sentencepiece stores and adds scores in float32) break a near tie differently. Piece
+  strings are the mapped bytes (GPT-2 style, e.g. ``ä¸Ń`` for 中). Still no NFC.
+
+Every piece carries its exact bytepiece count in extension field 200, so importing an export
+restores the model exactly.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import ModelFormatError
+from ..model import FIRST_PIECE_ID, Model
+from . import _proto as P
+from ._darts import build_charsmap
+from ._vocab import (
+    Entry,
+    Style,
+    byte_level_tokens,
+    byte_token,
+    placeholder,
+    bytes_to_unicode,
+    check_style,
+    fallback_entries,
+    parse_placeholder,
+    special_names,
+)
+
+#: Unknown-character penalty of sentencepiece's Unigram model (``kUnkPenalty``).
+UNK_PENALTY = 10.0
+_BYTE_PIECE = re.compile(r"<0x([0-9A-Fa-f]{2})>")
+_SPACE_SYMBOL = "\u2581"
+
+
+def byte_level_table() -> dict[int, str]:
+    """Character for each byte in the ``byte_level`` sentencepiece export: ASCII bytes stay
+    themselves (the input's ASCII passes through unchanged), bytes 0x80-0xFF take their
+    GPT-2 table character (all two-byte UTF-8, none of them ASCII)."""
+    gpt2 = bytes_to_unicode()
+    return {b: (chr(b) if b < 0x80 else gpt2[b]) for b in range(256)}
+
+
+def build_proto(tokenizer, *, style: Style = "byte_fallback") -> P.ModelProto:
+    check_style(style)
+    if style == "byte_fallback":
+        entries, extras = fallback_entries(tokenizer, with_counts=True)
+        normalizer = {"name": "identity", "precompiled_charsmap": b""}
+        denormalizer = None
+        byte_fallback = True
+    else:
+        table = byte_level_table()
+        tokens = byte_level_tokens(tokenizer.model.pieces, table)
+        names = special_names(set(tokens))
+        entries = [Entry(n, 0.0, P.CONTROL) for n in names]
+        scores, counts = tokenizer.scores, tokenizer.model.counts
+        for i, (piece, token) in enumerate(zip(tokenizer.model.pieces, tokens)):
+            score, count = float(scores[i + FIRST_PIECE_ID]), int(counts[i])
+            if piece == b"\0":  # NUL cannot be in a piece: reached through byte fallback instead
+                entries.append(Entry(byte_token(0), score, P.BYTE, count))
+            elif 0 in piece:
+                entries.append(Entry(placeholder(piece), score, P.UNUSED, count))
+            else:
+                entries.append(Entry(token, score, P.NORMAL, count))
+        taken = {e.token for e in entries}
+        extras = [Entry("<unk>" if "<unk>" not in taken else "<unk|1>", 0.0, P.UNKNOWN)]
+        extras += [Entry(byte_token(b), 0.0, P.BYTE) for b in range(1, 256)]
+        forward = {bytes([b]): table[b].encode("utf-8") for b in range(0x80, 0x100)}
+        backward = {v: k for k, v in forward.items()}
+        normalizer = {"name": "bytepiece_byte_level", "precompiled_charsmap": build_charsmap(forward)}
+        denormalizer = {"name": "bytepiece_byte_level_inverse", "precompiled_charsmap": build_charsmap(backward),
+                        "add_dummy_prefix": False, "remove_extra_whitespaces": False, "escape_whitespaces": False}
+        byte_fallback = True
+    normalizer.update(add_dummy_prefix=False, remove_extra_whitespaces=False, escape_whitespaces=False)
+    all_entries = entries + extras
+    pieces = [P.Piece(e.token, e.score, e.type, e.count) for e in all_entries]
+    unk_id = next(i for i, e in enumerate(all_entries) if e.type == P.UNKNOWN)
+    trainer = {
+        "model_type": P.UNIGRAM,
+        "vocab_size": len(pieces),
+        "byte_fallback": byte_fallback,
+        "split_by_unicode_script": False,
+        "split_by_whitespace": False,
+        "split_by_number": False,
+        "split_digits": False,
+        "allow_whitespace_only_pieces": True,
+        "max_sentencepiece_length": max(tokenizer.max_piece_length, 1),
+        "unk_id": unk_id,
+        "bos_id": 1,
+        "eos_id": 2,
+        "pad_id": 0,
+        "unk_piece": all_entries[unk_id].token,
+        "pad_piece": entries[0].token,
+        "bos_piece": entries[1].token,
+        "eos_piece": entries[2].token,
+    }
+    return P.ModelProto(pieces, trainer, normalizer, denormalizer)
+
+
+def export_sentencepiece(tokenizer, path: str | os.PathLike, *, style: Style = "byte_fallback") -> Path:
+    """Write ``tokenizer`` as a sentencepiece Unigram model file (atomically); returns the path."""
+    data = build_proto(tokenizer, style=style).serialize()
+    return _atomic_write_bytes(Path(path), data)
+
+
+def import_sentencepiece(path: str | os.PathLike | bytes) -> Model:
+    """Read a sentencepiece Unigram model (a file path or the serialized bytes) as a bytepiece ``Model``.
+
+    Pieces: normal and user-defined pieces become their UTF-8 bytes (``▁`` becomes a space when
+    the model escapes whitespace), ``<0xNN>`` byte pieces single bytes, bytepiece placeholders
+    ``<bytes:HEX>`` their bytes; control, unknown and other unused pieces are dropped. The
+    ``byte_level`` export's mapped characters are mapped back to bytes. Order (and so ids) is
+    kept; a piece seen twice (e.g. ``a`` and ``<0x61>``) keeps its first id and the score of
+    its normal entry.
+
+    Counts: exact when the file carries bytepiece's count extension (a bytepiece export).
+    Otherwise counts are proportional to ``exp(score)`` (the largest is 2**53, so ratios keep
+    float64 precision), which preserves sentencepiece's piece probabilities and hence its
+    Viterbi choices as long as the probabilities sum to one (``metadata["sentencepiece"]
+    ["probability_mass"]`` reports the sum; bytepiece renormalizes). A single byte that has no
+    normal piece (sentencepiece reaches it only through byte fallback at a cost of
+    ``min_score - 10`` per character) gets probability ``exp((min_score - 10) / 3)``, so a
+    three-byte character costs what sentencepiece charges for an unknown character.
+
+    What is not converted: sentencepiece's normalizer (NFKC, dummy prefix ``▁``, whitespace
+    collapsing) is not applied by bytepiece, which uses its own (NFC, newline chunking).
+    """
+    if isinstance(path, (bytes, bytearray)):
+        data, name = bytes(path), "sentencepiece model"
+    else:
+        name = str(path)
+        try:
+            data = Path(path).read_bytes()
+        except FileNotFoundError:
+            raise ModelFormatError(f"sentencepiece model {name} does not exist") from None
+        except IsADirectoryError:
+            raise ModelFormatError(f"{name} is a directory, not a sentencepiece model") from None
+    proto = P.ModelProto.parse(data, name)
+    model_type = proto.trainer_spec.get("model_type", P.UNIGRAM)
+    if model_type != P.UNIGRAM:
+        kind = P.MODEL_TYPE_NAMES.get(model_type, str(model_type))
+        raise ModelFormatError(
+            f"{name} is a sentencepiece {kind.upper()} model; only Unigram models can be imported "
+            "(their pieces have probabilities; BPE merges do not)"
+        )
+    normalizer = {**P.NORMALIZER_DEFAULTS, **proto.normalizer_spec}
+    escaped = normalizer["escape_whitespaces"]
+    reverse = None
+    if str(normalizer.get("name", "")).startswith("bytepiece_byte_level"):
+        reverse = {ch: b for b, ch in byte_level_table().items()}
+
+    order: list[bytes] = []
+    score_of: dict[bytes, float] = {}
+    count_of: dict[bytes, int] = {}
+    normal_seen: set[bytes] = set()
+    exact = True
+    for p in proto.pieces:
+        raw = _piece_bytes(p, escaped, reverse)
+        if raw is None:
+            continue
+        is_normal = p.type in (P.NORMAL, P.USER_DEFINED) or (p.type == P.UNUSED and raw is not None)
+        if raw not in score_of:
+            order.append(raw)
+            score_of[raw] = p.score
+            if p.count is not None:
+                count_of[raw] = p.count
+            else:
+                exact = False
+        elif is_normal and raw not in normal_seen:
+            score_of[raw] = p.score
+            if p.count is not None:
+                count_of[raw] = p.count
+        if is_normal:
+            normal_seen.add(raw)
+    if not order:
+        raise ModelFormatError(f"{name} has no pieces that can be imported")
+
+    normal_scores = [p.score for p in proto.pieces if p.type == P.NORMAL]
+    min_score = min(normal_scores) if normal_scores else 0.0
+    fallback_score = (min_score - UNK_PENALTY) / 3.0
+    missing = [bytes([b]) for b in range(256) if bytes([b]) not in score_of]
+    for raw in missing:
+        order.append(raw)
+        score_of[raw] = fallback_score
+        exact = False
+    # Bytes reached only through byte fallback score like an unknown character's share.
+    for raw in order:
+        if len(raw) == 1 and raw not in normal_seen and raw not in count_of:
+            score_of[raw] = fallback_score
+
+    info: dict = {"source": os.path.basename(name) if not isinstance(path, (bytes, bytearray)) else None,
+                  "pieces_in_file": len(proto.pieces), "imported_pieces": len(order),
+                  "added_single_bytes": len(missing)}
+    if exact and len(count_of) == len(order):
+        counts = np.array([count_of[p] for p in order], dtype=np.int64)
+        info["counts"] = "exact (bytepiece count extension)"
+    else:
+        s = np.array([score_of[p] for p in order], dtype=np.float64)
+        top = s.max()
+        counts = np.maximum(1, np.rint(np.exp(s - top) * 2.0**53)).astype(np.int64)
+        info["counts"] = "exp(score) scaled so the largest is 2**53"
+        info["probability_mass"] = float(np.exp(s).sum())
+    _check_bytes(order, name)
+    return Model(order, counts, {"sentencepiece": info})
+
+
+def sentencepiece_id_map(source: str | os.PathLike | bytes, model: Model) -> np.ndarray:
+    """For each sentencepiece id of ``source``, the bytepiece id of the same piece in ``model``
+    (typically ``import_sentencepiece(source)``): control pieces map to 0/1/2 (pad/bos/eos),
+    the unknown piece and dropped pieces to -1. For a bytepiece export this is the identity
+    on ids ``0..V-1``."""
+    data = bytes(source) if isinstance(source, (bytes, bytearray)) else Path(source).read_bytes()
+    proto = P.ModelProto.parse(data, "sentencepiece model")
+    normalizer = {**P.NORMALIZER_DEFAULTS, **proto.normalizer_spec}
+    reverse = None
+    if str(normalizer.get("name", "")).startswith("bytepiece_byte_level"):
+        reverse = {ch: b for b, ch in byte_level_table().items()}
+    trainer = {**P.TRAINER_DEFAULTS, **proto.trainer_spec}
+    specials = {trainer["pad_id"]: 0, trainer["bos_id"]: 1, trainer["eos_id"]: 2}
+    index = {p: i + FIRST_PIECE_ID for i, p in enumerate(model.pieces)}
+    out = np.full(len(proto.pieces), -1, dtype=np.int64)
+    for sp_id, piece in enumerate(proto.pieces):
+        if piece.type == P.CONTROL:
+            out[sp_id] = specials.get(sp_id, -1)
+            continue
+        raw = _piece_bytes(piece, normalizer["escape_whitespaces"], reverse)
+        if raw is not None:
+            out[sp_id] = index.get(raw, -1)
+    return out
+
+
+def _piece_bytes(p: P.Piece, escaped: bool, reverse: dict[str, int] | None) -> bytes | None:
+    if p.type in (P.CONTROL, P.UNKNOWN):
+        return None
+    if p.type == P.BYTE:
+        m = _BYTE_PIECE.fullmatch(p.piece)
+        if m is None:
+            raise ModelFormatError(f"byte piece {p.piece!r} is not of the form <0xNN>")
+        return bytes([int(m.group(1), 16)])
+    if p.type == P.UNUSED:
+        return parse_placeholder(p.piece)
+    if not p.piece:
+        return None
+    if reverse is not None:
+        try:
+            return bytes(reverse[ch] if ch in reverse else ord(ch) for ch in p.piece)
+        except ValueError:
+            return p.piece.encode("utf-8")
+    text = p.piece.replace(_SPACE_SYMBOL, " ") if escaped else p.piece
+    return text.encode("utf-8")
+
+
+def _check_bytes(order: list[bytes], name: str) -> None:
+    if len(set(order)) != len(order):  # pragma: no cover - guarded by the dict above
+        raise ModelFormatError(f"{name}: duplicate pieces after conversion")
+
+
+def _atomic_write_bytes(path: Path, data: bytes) -> Path:
+    import tempfile
+
+    directory = path.parent if str(path.parent) else Path(".")
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
