@@ -12,6 +12,7 @@ import base64
 import binascii
 import json
 import os
+import sys
 import tempfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -123,6 +124,17 @@ def load_model(source: ModelSource) -> Model:
     return Model(pieces, counts, metadata)
 
 
+if sys.version_info >= (3, 11):
+
+    def _b64decode(key: str) -> bytes:
+        return binascii.a2b_base64(key, strict_mode=True)
+
+else:  # pragma: no cover - Python 3.10
+
+    def _b64decode(key: str) -> bytes:
+        return base64.b64decode(key, validate=True)
+
+
 def _parse_json(data: bytes | str, name: str) -> Any:
     try:
         return json.loads(data)
@@ -142,7 +154,7 @@ def _decode_entries(raw: Any, name: str) -> tuple[list[bytes], npt.NDArray[np.in
             meta[str(key)] = value
             continue
         try:
-            piece = base64.b64decode(key, validate=True)
+            piece = _b64decode(key)
         except (binascii.Error, ValueError, TypeError):
             raise ModelFormatError(f"{name}: key {key!r} is not valid base64") from None
         if not piece:

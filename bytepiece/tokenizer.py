@@ -75,7 +75,6 @@ class Tokenizer:
         self.scores[FIRST_PIECE_ID:] = np.log(counts) - np.log(int(self.model.counts.sum()))
         self._cell_scores = self._encoder.cell_values(self.scores, -np.inf)
         self._id_to_bytes: list[bytes] = [b""] * FIRST_PIECE_ID + list(pieces)
-        self._piece_to_id = {p: i for i, p in enumerate(self._id_to_bytes) if i >= FIRST_PIECE_ID}
         self._sampling_cache: OrderedDict[float, tuple[int, npt.NDArray[np.float64]]] = OrderedDict()
 
     # -- construction helpers -------------------------------------------------------------
@@ -102,6 +101,10 @@ class Tokenizer:
     def _trie(self) -> Trie:
         """The trie of the pieces as written (for prefix queries); built on first use."""
         return build_trie(self.model.pieces, np.arange(FIRST_PIECE_ID, self.vocab_size, dtype=np.int32))
+
+    @functools.cached_property
+    def _piece_to_id(self) -> dict[bytes, int]:
+        return {p: i for i, p in enumerate(self.model.pieces, FIRST_PIECE_ID)}
 
     def id_to_piece(self, id: int) -> bytes | str:
         """The piece's bytes, or the special token's name for ids 0-2."""

@@ -41,7 +41,7 @@ def build_trie(pieces: list[bytes], ids: npt.NDArray[np.int32] | None = None) ->
         ids = np.arange(len(pieces), dtype=np.int32)
     order = sorted(range(len(pieces)), key=pieces.__getitem__)
     sorted_pieces = [pieces[i] for i in order]
-    lengths = np.fromiter((len(p) for p in sorted_pieces), dtype=np.int64, count=len(pieces))
+    lengths = np.fromiter(map(len, sorted_pieces), dtype=np.int64, count=len(pieces))
     offsets = np.zeros(len(pieces) + 1, dtype=np.int64)
     np.cumsum(lengths, out=offsets[1:])
     buf = np.frombuffer(b"".join(sorted_pieces), dtype=np.uint8)
@@ -90,20 +90,37 @@ def _build_pointer_trie(buf, offsets, ids):
 
 
 @njit(cache=True, nogil=True)
+def _next_free(skip, i):
+    """Smallest free cell >= i. ``skip[j]`` is j for a free cell, otherwise a cell to jump to
+    (union-find "next free" with path halving), so scans never step over runs of used cells."""
+    while skip[i] != i:
+        skip[i] = skip[skip[i]]
+        i = skip[i]
+    return i
+
+
+@njit(cache=True, nogil=True)
+def _grown(a, n, fill):
+    out = np.full(n, fill, a.dtype)
+    out[: a.shape[0]] = a
+    return out
+
+
+@njit(cache=True, nogil=True)
 def _build_double_array(buf, offsets, ids):
     first_child, next_sibling, label, piece = _build_pointer_trie(buf, offsets, ids)
     n_nodes = first_child.shape[0]
-    cap = 2 * n_nodes + 512
-    cells = np.zeros((cap, 4), np.int32)
-    cells[:, CHECK] = -1
-    cells[:, PIECE] = -1
-    used = np.zeros(cap, np.bool_)
-    used[ROOT] = True
+    # Bases are placed at the first fit, so the array stays nearly dense (for real vocabularies
+    # n_nodes cells plus the 256 a base may reach past the last); it grows if holes say otherwise.
+    cap = n_nodes + 2 * 256 + 1
+    base_of = np.zeros(cap, np.int32)
+    check = np.full(cap, -1, np.int32)
+    piece_of = np.full(cap, -1, np.int32)
+    skip = np.arange(cap + 1).astype(np.int64)  # skip[cap] == cap is a sentinel "free" cell
+    skip[ROOT] = ROOT + 1
     cell_of = np.zeros(n_nodes, np.int64)  # pointer node -> cell
     queue = np.zeros(n_nodes, np.int64)
     head, tail = 0, 1
-    queue[0] = 0
-    first_free = 1
     labels = np.zeros(256, np.int64)
     top = 1  # one past the highest used cell
     while head < tail:
@@ -117,40 +134,37 @@ def _build_double_array(buf, offsets, ids):
             child = next_sibling[child]
         if k == 0:
             continue
-        while first_free < cap and used[first_free]:
-            first_free += 1
-        # Smallest base whose k target cells are all free; scanning free cells from first_free.
-        p = first_free
+        # Every cell from `top` on is free, so the search below stops at p <= max(top, 256) and
+        # touches cells below p + 256: make sure they exist (holes can push past the estimate).
+        if max(top, 256) + 257 > cap:
+            new_cap = 2 * cap
+            base_of = _grown(base_of, new_cap, 0)
+            check = _grown(check, new_cap, -1)
+            piece_of = _grown(piece_of, new_cap, -1)
+            grown_skip = np.arange(new_cap + 1).astype(np.int64)
+            grown_skip[:cap] = skip[:cap]
+            skip = grown_skip
+            cap = new_cap
+        # Smallest base >= 1 - labels[0] whose k target cells are all free, visiting free cells only.
+        p = _next_free(skip, max(1, labels[0] + 1))
         while True:
-            if p + 256 >= cap:
-                new_cap = 2 * cap
-                grown = np.zeros((new_cap, 4), np.int32)
-                grown[:, CHECK] = -1
-                grown[:, PIECE] = -1
-                grown[:cap] = cells
-                cells = grown
-                grown_used = np.zeros(new_cap, np.bool_)
-                grown_used[:cap] = used
-                used = grown_used
-                cap = new_cap
-            if not used[p] and p - labels[0] >= 1:
-                base = p - labels[0]
-                ok = True
-                for j in range(1, k):
-                    if used[base + labels[j]]:
-                        ok = False
-                        break
-                if ok:
+            base = p - labels[0]
+            ok = True
+            for j in range(1, k):
+                if skip[base + labels[j]] != base + labels[j]:
+                    ok = False
                     break
-            p += 1
+            if ok:
+                break
+            p = _next_free(skip, p + 1)
         parent_cell = cell_of[node]
-        cells[parent_cell, BASE] = base
+        base_of[parent_cell] = base
         child = first_child[node]
         while child >= 0:
             c = base + label[child]
-            used[c] = True
-            cells[c, CHECK] = parent_cell
-            cells[c, PIECE] = piece[child]
+            skip[c] = c + 1
+            check[c] = parent_cell
+            piece_of[c] = piece[child]
             cell_of[child] = c
             if c + 1 > top:
                 top = c + 1
@@ -159,21 +173,11 @@ def _build_double_array(buf, offsets, ids):
             child = next_sibling[child]
     # Room for base + 255 of any cell, so a lookup never needs a bounds check.
     size = top + 256
-    if size > cap:
-        grown = np.zeros((size, 4), np.int32)
-        grown[:, CHECK] = -1
-        grown[:, PIECE] = -1
-        grown[:cap] = cells
-        cells = grown
-    max_base = 0
     for i in range(top):
-        if cells[i, BASE] > max_base:
-            max_base = cells[i, BASE]
-    size = max(size, max_base + 256)
-    if size > cells.shape[0]:
-        grown = np.zeros((size, 4), np.int32)
-        grown[:, CHECK] = -1
-        grown[:, PIECE] = -1
-        grown[: cells.shape[0]] = cells
-        cells = grown
-    return cells[:size].copy()
+        if base_of[i] + 256 > size:
+            size = base_of[i] + 256
+    cells = np.empty((size, 3), np.int32)
+    cells[:, BASE] = base_of[:size]
+    cells[:, CHECK] = check[:size]
+    cells[:, PIECE] = piece_of[:size]
+    return cells
