@@ -91,6 +91,29 @@ def test_hand_computed_bigram():
     assert lm.bits([0, 1, 0, 1, 2, 0]) == pytest.approx(-expected / math.log(2), rel=1e-15)
 
 
+def test_hand_computed_trigram():
+    # The same text at order 3, fixed discounts (0.5, 1, 1.5). Trigrams (raw counts): 010, 101, 012, 120,
+    # each 1. Bigram KN counts are continuation counts (distinct tokens to the left in a trigram):
+    # 10:1 (from 010), 01:1 (from 101; the leading 01 has no left token), 12:1, 20:1.
+    # p(. | 1)   = [0.4375, 0.125, 0.375, 0.0625]     (children 10, 12: total 2, gamma 0.5)
+    # p(. | 0)   = [0.1875, 0.625, 0.125, 0.0625]     (child 01 with count 1: 0.5 + 0.5 * p1)
+    # p(. | 0 1) = max(c - 0.5, 0) / 2 + 0.5 * p(. | 1), children 010, 012
+    #            = [0.25 + 0.21875, 0.0625, 0.25 + 0.1875, 0.03125]
+    # p(. | 1 0) = [0.5 * 0.1875, 0.5 + 0.5 * 0.625, 0.5 * 0.125, 0.5 * 0.0625]   (child 101)
+    lm = NGramLM.train([0, 1, 0, 1, 2, 0], 4, order=3, discounts=(0.5, 1.0, 1.5))
+    np.testing.assert_allclose(lm.next_probs([0, 1]), [0.46875, 0.0625, 0.4375, 0.03125], rtol=1e-15)
+    np.testing.assert_allclose(lm.next_probs([1, 0]), [0.09375, 0.8125, 0.0625, 0.03125], rtol=1e-15)
+    np.testing.assert_allclose(lm.next_probs([1]), [0.4375, 0.125, 0.375, 0.0625], rtol=1e-15)
+    # "2 0" never continues at order 3: the bigram distribution after "0" is used unchanged
+    np.testing.assert_array_equal(lm.next_probs([2, 0]), lm.next_probs([0]))
+    np.testing.assert_allclose(lm.next_probs([0]), [0.1875, 0.625, 0.125, 0.0625], rtol=1e-15)
+    # sequence: p(0) p(1|0) p(0|0 1) p(1|1 0) p(2|0 1) p(0|1 2), the last from context 1 2 -> child 120
+    # p(0 | 1 2) = (1 - 0.5) / 1 + 0.5 * p(0 | 2); p(. | 2) = 0.5 [w=0] + 0.5 p1 -> p(0|2) = 0.6875
+    p_last = 0.5 + 0.5 * 0.6875
+    expected = math.log(0.375 * 0.625 * 0.46875 * 0.8125 * 0.4375 * p_last)
+    assert lm.token_logprobs([0, 1, 0, 1, 2, 0]).sum() == pytest.approx(expected, rel=1e-14)
+
+
 def test_estimated_discounts():
     # bigram counts 2, 1, 1, 1: n1=3 n2=1 n3=0 -> Y = 3/5, D1 = 1 - 2*0.6/3 = 0.6, D2 = 2 (n3 = 0),
     # D3+ has no data (n3 = 0) -> default 1.5

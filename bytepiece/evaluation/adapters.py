@@ -1,0 +1,129 @@
+"""Token counting for foreign tokenizers, for ``bytepiece eval compression``.
+
+Three kinds of model file are recognised:
+
+* a bytepiece model (a JSON object of base64 pieces; the original BytePiece format);
+* a sentencepiece ``ModelProto`` (binary ``.model``; needs the ``sentencepiece`` package);
+* a Hugging Face ``tokenizer.json`` (or a directory holding one; needs ``tokenizers``).
+
+Each adapter counts the tokens of a text. bytepiece and HF tokenizers see the text exactly as
+given (HF line by line, newlines kept, no special tokens). sentencepiece cannot represent a
+newline with its default normalizer, so it sees the lines without their newlines; the per-token
+figures still divide the whole text's bytes and characters, and the adapter says so.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from ..errors import InputError, ModelFormatError
+
+
+@dataclass
+class CountingTokenizer:
+    name: str
+    kind: str  # "bytepiece", "sentencepiece" or "hf"
+    vocab_size: int
+    count: Callable[[str], int]
+    note: str = ""
+
+
+def _looks_like_json(path: Path) -> bool:
+    with open(path, "rb") as f:
+        head = f.read(64).lstrip()
+    return head[:1] == b"{"
+
+
+def load_counting_tokenizer(path: str | os.PathLike, *, normalization: str = "nfc") -> CountingTokenizer:
+    """An adapter for ``path`` (kind detected from the file); clear errors for missing extras."""
+    p = Path(path)
+    if p.is_dir():
+        if (p / "tokenizer.json").is_file():
+            p = p / "tokenizer.json"
+        else:
+            raise InputError(f"{path} is a directory without a tokenizer.json; pass a model file")
+    if not p.is_file():
+        raise InputError(f"{path}: no such file")
+    name = p.parent.name if p.name == "tokenizer.json" else p.name.removesuffix(".model").removesuffix(".json")
+    if _looks_like_json(p):
+        try:
+            with open(p, encoding="utf-8") as f:
+                head = json.load(f)
+        except (UnicodeDecodeError, json.JSONDecodeError) as e:
+            raise ModelFormatError(f"{path} is not valid JSON ({e}); expected a bytepiece model or tokenizer.json") from None
+        if isinstance(head, dict) and "model" in head and isinstance(head.get("model"), dict):
+            return _hf(p, name)
+        return _bytepiece(p, name, normalization)
+    return _sentencepiece(p, name)
+
+
+def _bytepiece(path: Path, name: str, normalization: str) -> CountingTokenizer:
+    from ..tokenizer import Tokenizer
+    from .corpus import chunks
+
+    tok = Tokenizer(path, normalization=normalization)
+
+    def count(text: str) -> int:
+        _, offsets = tok.encode_batch(chunks(tok.normalize(text)), return_flat=True)
+        return int(offsets[-1])
+
+    return CountingTokenizer(name, "bytepiece", tok.vocab_size, count)
+
+
+def _sentencepiece(path: Path, name: str) -> CountingTokenizer:
+    try:
+        import sentencepiece as spm
+    except ImportError:
+        raise InputError(f"{path} looks like a sentencepiece model; reading it needs the sentencepiece package "
+                         "(pip install 'bytepiece-tk[sentencepiece]')") from None
+    try:
+        sp = spm.SentencePieceProcessor(model_file=str(path))
+    except Exception as e:  # sentencepiece raises RuntimeError/OSError with C++ messages
+        raise ModelFormatError(f"{path} is neither a bytepiece JSON model nor a sentencepiece model ({e})") from None
+
+    def count(text: str) -> int:
+        lines = [line for line in text.split("\n") if line]
+        return sum(len(ids) for ids in sp.encode(lines))
+
+    return CountingTokenizer(name, "sentencepiece", sp.get_piece_size(), count,
+                             note="sentencepiece: lines encoded without their newlines")
+
+
+def _hf(path: Path, name: str) -> CountingTokenizer:
+    try:
+        from tokenizers import Tokenizer as HFTokenizer
+    except ImportError:
+        raise InputError(f"{path} is an HF tokenizer.json; reading it needs the tokenizers package "
+                         "(pip install 'bytepiece-tk[hf]')") from None
+    try:
+        tok = HFTokenizer.from_file(str(path))
+    except Exception as e:
+        raise ModelFormatError(f"{path}: tokenizers could not load it ({e})") from None
+
+    def count(text: str) -> int:
+        lines = text.splitlines(keepends=True)
+        return sum(len(e.ids) for e in tok.encode_batch(lines, add_special_tokens=False))
+
+    return CountingTokenizer(name, "hf", tok.get_vocab_size(), count)
+
+
+def compression_rows(tokenizers: list[CountingTokenizer], texts: list[tuple[str, str]]) -> list[dict]:
+    """Per tokenizer: tokens, bytes/token and chars/token of every text and of all together."""
+    out = []
+    for t in tokenizers:
+        files = {}
+        tot_tok = tot_b = tot_c = 0
+        for name, text in texts:
+            n = t.count(text)
+            b, c = len(text.encode("utf-8")), len(text)
+            files[name] = {"tokens": n, "bytes": b, "chars": c, "bytes_per_token": b / max(n, 1),
+                           "chars_per_token": c / max(n, 1)}
+            tot_tok, tot_b, tot_c = tot_tok + n, tot_b + b, tot_c + c
+        out.append({"name": t.name, "kind": t.kind, "vocab_size": t.vocab_size, "note": t.note, "files": files,
+                    "all": {"tokens": tot_tok, "bytes": tot_b, "chars": tot_c,
+                            "bytes_per_token": tot_b / max(tot_tok, 1), "chars_per_token": tot_c / max(tot_tok, 1)}})
+    return out

@@ -1,0 +1,377 @@
+"""The experiment runner behind ``bytepiece eval run`` (DESIGN section 7).
+
+Given training text, held-out text files and a set of tokenizers (model files, or vocabulary
+sizes trained here with :class:`bytepiece.Trainer`), it measures for every tokenizer:
+
+* compression of each held-out text (UTF-8 bytes and characters per token);
+* bits per byte of each held-out text under two token n-gram LMs trained on the training text:
+  one on its deterministic (Viterbi) segmentation, one on ``passes`` sampled segmentations
+  (``alpha_train``). Both score the deterministic tokens of the held-out text;
+* the continuation experiment (:mod:`.continuation`) for {naive, healing} x {det, sampled};
+* the sampling profile (:func:`.metrics.sampling_profile`) for every alpha in ``alphas``.
+
+Held-out texts are carved with :func:`.corpus.heldout_slice` so that no distinctive line of the
+training text occurs in them (checked again after slicing and recorded in the output). Every
+random choice derives from ``seed``: the held-out slices, the cut points (same cuts for every
+tokenizer with the same normalization, so results are paired), the sampled LM training data and
+the sampling profile.
+
+The result is one JSON-ready dict (configuration, corpus descriptions with sha256, per-tokenizer
+numbers, pooled numbers and timings); :mod:`.report` renders it.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import math
+import os
+import platform
+import time
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import InputError
+from .continuation import DEFAULT_CUTS, DEFAULT_TARGET_BYTES, continuation_experiment
+from .corpus import (
+    DEFAULT_HELDOUT_BYTES,
+    DEFAULT_SEGMENTS,
+    MIN_DISTINCTIVE_CHARS,
+    chunks,
+    describe_text,
+    heldout_slice,
+    read_text,
+    sha256_file,
+)
+from .metrics import bits_per_byte, compression, encode_text, piece_lengths, sampling_profile, training_ids
+
+DEFAULT_ALPHAS = (0.01, 0.1, 0.5, 1.0)
+DEFAULT_ALPHA_TRAIN = 0.1
+DEFAULT_ORDER = 4
+LM_NAMES = ("det", "sampled")
+
+Progress = Callable[[str], None]
+
+
+@dataclass
+class EvalConfig:
+    """Everything that defines one evaluation run (stored verbatim in the JSON output)."""
+
+    train: Sequence[str | os.PathLike]
+    heldout: Sequence[str | os.PathLike]
+    models: Sequence[str | os.PathLike] = ()
+    vocab_sizes: Sequence[int] = ()
+    order: int = DEFAULT_ORDER
+    cuts: int = DEFAULT_CUTS
+    alpha_train: float = DEFAULT_ALPHA_TRAIN
+    passes: int = 1
+    alphas: Sequence[float] = DEFAULT_ALPHAS
+    seed: int = 0
+    heal_k: int = 1
+    target_bytes: int = DEFAULT_TARGET_BYTES
+    heldout_bytes: int = DEFAULT_HELDOUT_BYTES
+    heldout_segments: int = DEFAULT_SEGMENTS
+    lm_train_bytes: int | None = None  # cap on the LM training text (None: all of it)
+    workers: int = 2  # trainer threads
+    num_threads: int | None = None  # encoding threads (None: all cores)
+    save_models: str | os.PathLike | None = None  # directory for the trained models
+    trainer_options: dict[str, Any] = field(default_factory=dict)
+
+    def validate(self) -> None:
+        def whole(name: str, value: Any, low: int, high: int | None = None) -> None:
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low or (
+                high is not None and value > high
+            ):
+                rng = f"from {low} to {high}" if high is not None else f">= {low}"
+                raise InputError(f"{name} must be an integer {rng}, got {value!r}")
+
+        if not self.train:
+            raise InputError("no training text given; pass --train FILE")
+        if not self.heldout:
+            raise InputError("no held-out text given; pass --heldout FILE")
+        if not self.models and not self.vocab_sizes:
+            raise InputError("no tokenizer given; pass -m MODEL and/or --vocab-size N")
+        for p in [*self.train, *self.heldout, *self.models]:
+            if not Path(p).is_file():
+                raise InputError(f"{p}: no such file")
+        for s in self.vocab_sizes:
+            whole("vocab size", s, 259)
+        whole("order", self.order, 1, 10)
+        whole("cuts", self.cuts, 0)
+        whole("passes", self.passes, 1)
+        whole("seed", self.seed, 0)
+        whole("heal_k", self.heal_k, 0)
+        whole("target_bytes", self.target_bytes, 1)
+        whole("heldout_bytes", self.heldout_bytes, 1)
+        whole("heldout_segments", self.heldout_segments, 1)
+        whole("workers", self.workers, 1)
+        if self.lm_train_bytes is not None:
+            whole("lm_train_bytes", self.lm_train_bytes, 1)
+        for name, a in [("alpha_train", self.alpha_train), *(("alphas", a) for a in self.alphas)]:
+            if isinstance(a, bool) or not isinstance(a, (int, float)) or not math.isfinite(a) or a < 0:
+                raise InputError(f"{name} must be finite numbers >= 0, got {a!r}")
+        if not self.alphas:
+            raise InputError("alphas must list at least one value")
+
+    def as_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        for key in ("train", "heldout", "models"):
+            d[key] = [str(p) for p in d[key]]
+        d["vocab_sizes"] = [int(s) for s in self.vocab_sizes]
+        d["alphas"] = [float(a) for a in self.alphas]
+        d["save_models"] = str(self.save_models) if self.save_models is not None else None
+        return d
+
+
+@dataclass
+class _Candidate:
+    name: str
+    tokenizer: Any
+    info: dict[str, Any]
+
+
+def _quiet(_: str) -> None:
+    pass
+
+
+def run_evaluation(config: EvalConfig, *, on_progress: Progress | None = None) -> dict[str, Any]:
+    """Run the whole experiment; returns the JSON-ready result (see the module docstring)."""
+    config.validate()
+    say = on_progress or _quiet
+    t_start = time.perf_counter()
+    timings: dict[str, float] = {}
+
+    # -- training text ----------------------------------------------------------------------
+    t0 = time.perf_counter()
+    train_texts = [read_text(p) for p in config.train]
+    train_info = [{"path": str(p), **describe_text(t)} for p, t in zip(config.train, train_texts)]
+    train_lines: set[str] = set()
+    for t in train_texts:
+        train_lines.update(t.split("\n"))
+    timings["read training text"] = time.perf_counter() - t0
+
+    # -- held-out slices --------------------------------------------------------------------
+    t0 = time.perf_counter()
+    heldout = []
+    names = _unique_names(config.heldout)
+    for path, name in zip(config.heldout, names):
+        say(f"held-out slice of {path}")
+        sl = heldout_slice(path, "", target_bytes=config.heldout_bytes, segments=config.heldout_segments,
+                           seed=config.seed, name=name, train_lines=train_lines)
+        desc = sl.describe()
+        desc["distinctive_lines_in_training"] = _overlap(sl.text, train_lines)
+        if desc["distinctive_lines_in_training"]:  # cannot happen with heldout_slice; a guard for edits
+            raise InputError(f"the held-out slice of {path} shares lines with the training text")
+        heldout.append((name, sl.text, desc))
+    timings["held-out slices"] = time.perf_counter() - t0
+
+    # -- tokenizers -------------------------------------------------------------------------
+    candidates = _tokenizers(config, say, timings)
+
+    # -- per tokenizer ----------------------------------------------------------------------
+    results = []
+    for cand in candidates:
+        say(f"{cand.name}: LM training data")
+        results.append(_evaluate_one(cand, config, train_texts, heldout, say))
+
+    out = {
+        "format": "bytepiece-eval/1",
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "config": config.as_dict(),
+        "environment": _environment(),
+        "train": train_info,
+        "heldout": [d for _, _, d in heldout],
+        "tokenizers": results,
+        "timings": {**timings, "total": time.perf_counter() - t_start},
+    }
+    return out
+
+
+# -- tokenizers ---------------------------------------------------------------------------------
+def _tokenizers(config: EvalConfig, say: Progress, timings: dict[str, float]) -> list[_Candidate]:
+    from ..tokenizer import Tokenizer
+
+    out: list[_Candidate] = []
+    if config.vocab_sizes:
+        from ..training import Trainer
+
+        sizes = sorted({int(s) for s in config.vocab_sizes})
+        say(f"training vocabularies {', '.join(map(str, sizes))} on {', '.join(map(str, config.train))}")
+        t0 = time.perf_counter()
+        trainer = Trainer(max_vocab_size=sizes, workers=config.workers, progress=False, **config.trainer_options)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            models = trainer.train([Path(p) for p in config.train])
+        timings["train vocabularies"] = time.perf_counter() - t0
+        paths: list[Path | None] = [None] * len(models)
+        if config.save_models is not None:
+            directory = Path(config.save_models)
+            directory.mkdir(parents=True, exist_ok=True)
+            paths = [directory / f"bnlm-{size}.model" for size in trainer.max_vocab_size]
+            for m, p in zip(models, paths):
+                m.save(p, overwrite=True)
+        by_size = dict(zip(trainer.max_vocab_size, zip(models, paths)))
+        for size in sizes:
+            model, path = by_size[size]
+            tok = Tokenizer(model)
+            notices = [n for n in trainer.notices if f"size {size} " in n]
+            out.append(_Candidate(f"bnlm-{size}", tok, {
+                "source": "trained", "requested_vocab_size": size, "vocab_size": tok.vocab_size,
+                "trainer_options": {**trainer.options(), "workers": config.workers}, "trainer_timings": trainer.timings,
+                "notices": notices, "saved_to": str(path) if path else None}))
+    for path in config.models:
+        say(f"loading {path}")
+        tok = Tokenizer(path)
+        out.append(_Candidate(Path(path).name.removesuffix(".model"), tok, {
+            "source": str(path), "sha256": sha256_file(path), "vocab_size": tok.vocab_size}))
+    seen: dict[str, int] = {}
+    for c in out:  # unique names
+        k = seen.get(c.name, 0)
+        seen[c.name] = k + 1
+        if k:
+            c.name = f"{c.name}#{k + 1}"
+    return out
+
+
+# -- one tokenizer ------------------------------------------------------------------------------
+def _evaluate_one(cand: _Candidate, config: EvalConfig, train_texts: list[str], heldout, say: Progress) -> dict:
+    from ..healing import VocabIndex
+    from ..lm import NGramLM
+
+    tok = cand.tokenizer
+    t_tok = time.perf_counter()
+    timings: dict[str, float] = {}
+    lengths = piece_lengths(tok)
+    min_id = tok.vocab_size - len(tok.pieces())
+
+    t0 = time.perf_counter()
+    parts: list[bytes] = []
+    for text in train_texts:
+        parts.extend(chunks(tok.normalize(text)))
+    if config.lm_train_bytes is not None:
+        sizes = np.cumsum([len(p) for p in parts])
+        parts = parts[: int(np.searchsorted(sizes, config.lm_train_bytes, side="left")) + 1]
+    lm_bytes = int(sum(len(p) for p in parts))
+    timings["normalize training text"] = time.perf_counter() - t0
+
+    lms: dict[str, NGramLM] = {}
+    lm_info: dict[str, dict] = {}
+    for lm_name in LM_NAMES:
+        t0 = time.perf_counter()
+        alpha = -1.0 if lm_name == "det" else float(config.alpha_train)
+        passes = 1 if lm_name == "det" else config.passes
+        say(f"{cand.name}: {lm_name} LM ({'Viterbi' if alpha < 0 else f'alpha={alpha}, {passes} pass(es)'})")
+        ids, offsets = training_ids(tok, parts, alpha=alpha, passes=passes, seed=config.seed,
+                                    num_threads=config.num_threads)
+        t1 = time.perf_counter()
+        lm = NGramLM.train(ids, tok.vocab_size, order=config.order, offsets=offsets, min_id=min_id)
+        lms[lm_name] = lm
+        lm_info[lm_name] = {"segmentation": "viterbi" if alpha < 0 else "sampled", "alpha": None if alpha < 0 else alpha,
+                            "passes": passes, "seed": config.seed if alpha >= 0 else None, "train_bytes": lm_bytes,
+                            "train_tokens": int(len(ids)), "ngrams": [int(x) for x in lm.level_sizes],
+                            "discounts": lm.discounts.tolist(), "tokenize_s": t1 - t0,
+                            "count_s": time.perf_counter() - t1}
+        timings[f"{lm_name} LM"] = time.perf_counter() - t0
+        del ids, offsets
+
+    index = VocabIndex.from_tokenizer(tok)
+    per_file: dict[str, dict] = {}
+    t_cont = t_samp = t_bpb = 0.0
+    for name, text, _desc in heldout:
+        enc = encode_text(tok, text, name, lengths, num_threads=config.num_threads)
+        t0 = time.perf_counter()
+        bpb = {k: bits_per_byte(lm, enc) for k, lm in lms.items()}
+        t_bpb += time.perf_counter() - t0
+        say(f"{cand.name}: continuation on {name} ({config.cuts} cuts)")
+        t0 = time.perf_counter()
+        cont = continuation_experiment(tok, enc, lms, cuts=config.cuts, seed=config.seed, heal_k=config.heal_k,
+                                       target_bytes=config.target_bytes, index=index, num_threads=config.num_threads)
+        t_cont += time.perf_counter() - t0
+        t0 = time.perf_counter()
+        samp = sampling_profile(tok, enc, config.alphas, seed=config.seed, lengths=lengths,
+                                num_threads=config.num_threads)
+        t_samp += time.perf_counter() - t0
+        per_file[name] = {"compression": compression(enc), "bits_per_byte": bpb, "continuation": cont,
+                          "sampling": samp}
+    timings["bits per byte"] = t_bpb
+    timings["continuation"] = t_cont
+    timings["sampling profile"] = t_samp
+    timings["total"] = time.perf_counter() - t_tok
+    return {"name": cand.name, **cand.info, "lm": lm_info, "heldout": per_file, "pooled": _pooled(per_file),
+            "timings": timings}
+
+
+# -- pooling ------------------------------------------------------------------------------------
+def _pooled(per_file: dict[str, dict]) -> dict:
+    """Numbers over all held-out files together (token- and cut-weighted)."""
+    files = list(per_file.values())
+    tokens = sum(f["compression"]["tokens"] for f in files)
+    nbytes = sum(f["compression"]["bytes"] for f in files)
+    chars = sum(f["compression"]["chars"] for f in files)
+    out: dict[str, Any] = {"compression": {"tokens": tokens, "bytes": nbytes, "chars": chars,
+                                           "bytes_per_token": nbytes / max(tokens, 1),
+                                           "chars_per_token": chars / max(tokens, 1)}}
+    out["bits_per_byte"] = {}
+    for lm_name in files[0]["bits_per_byte"] if files else ():
+        bits = sum(f["bits_per_byte"][lm_name]["bits"] for f in files)
+        out["bits_per_byte"][lm_name] = {"bits": bits, "bits_per_byte": bits / max(nbytes, 1),
+                                         "bits_per_token": bits / max(tokens, 1), "tokens": tokens}
+    cuts = sum(f["continuation"]["cuts"] for f in files)
+    mid = sum(f["continuation"]["conditions"][next(iter(f["continuation"]["conditions"]))]["mid_token"]["n"]
+              for f in files if f["continuation"]["conditions"])
+    cont: dict[str, Any] = {"cuts": cuts, "mid_token_fraction": mid / cuts if cuts else None, "conditions": {}}
+    cond_names = list(files[0]["continuation"]["conditions"]) if files else []
+    for cond in cond_names:
+        entry = {}
+        for part in ("all", "boundary", "mid_token"):
+            n = sum(f["continuation"]["conditions"][cond][part]["n"] for f in files)
+            cell: dict[str, Any] = {"n": n}
+            for key in ("next_char", "next_bytes", "matched_bytes"):
+                total = sum((f["continuation"]["conditions"][cond][part][key] or 0.0)
+                            * f["continuation"]["conditions"][cond][part]["n"] for f in files)
+                cell[key] = total / n if n else None
+            entry[part] = cell
+        cont["conditions"][cond] = entry
+    out["continuation"] = cont
+    samp = []
+    if files:
+        for i, row in enumerate(files[0]["sampling"]):
+            n_tok = sum(f["sampling"][i]["tokens"] for f in files)
+            changed = sum(f["sampling"][i]["changed_fraction"] * f["sampling"][i]["tokens"] for f in files)
+            kept = sum(f["sampling"][i]["viterbi_kept_fraction"] * f["compression"]["tokens"] for f in files)
+            samp.append({"alpha": row["alpha"], "tokens": n_tok, "changed_fraction": changed / max(n_tok, 1),
+                         "viterbi_kept_fraction": kept / max(tokens, 1), "bytes_per_token": nbytes / max(n_tok, 1),
+                         "chars_per_token": chars / max(n_tok, 1)})
+    out["sampling"] = samp
+    return out
+
+
+# -- helpers ------------------------------------------------------------------------------------
+def _unique_names(paths: Sequence[str | os.PathLike]) -> list[str]:
+    names = []
+    for p in paths:
+        base = Path(p).stem or "text"
+        name, k = base, 2
+        while name in names:
+            name, k = f"{base}{k}", k + 1
+        names.append(name)
+    return names
+
+
+def _overlap(text: str, train_lines: set[str]) -> int:
+    """Distinctive lines of ``text`` that occur in the training text (0 for a proper slice)."""
+    return sum(1 for line in text.split("\n")
+               if len("".join(line.split())) >= MIN_DISTINCTIVE_CHARS and line in train_lines)
+
+
+def _environment() -> dict[str, Any]:
+    import numba
+
+    from .. import __version__
+
+    return {"bytepiece": __version__, "numpy": np.__version__, "numba": numba.__version__,
+            "python": platform.python_version(), "platform": platform.platform(), "cpus": os.cpu_count()}
