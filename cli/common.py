@@ -13,7 +13,7 @@ from rich.console import Console
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-err_console = Console(stderr=True, highlight=False)
+err_console = Console(stderr=True, highlight=False, soft_wrap=True)  # errors stay one line in logs
 out_console = Console(highlight=False, soft_wrap=True)
 
 
