@@ -13,7 +13,6 @@ import binascii
 import json
 import os
 import sys
-import tempfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +21,7 @@ from typing import IO, Any, Union
 import numpy as np
 import numpy.typing as npt
 
+from .atomic import atomic_write
 from .errors import ModelFormatError
 
 #: ids 0, 1, 2 are reserved; pieces take ids from 3 on.
@@ -63,30 +63,14 @@ class Model:
         """Write the model (and its metadata sidecar, when there is metadata) atomically."""
         path = Path(path)
         text = json.dumps(self.to_json_dict(), ensure_ascii=False, indent=1)
-        atomic_write_text(path, text, overwrite=overwrite)
+        atomic_write(path, text, overwrite=overwrite)
         if self.metadata:
-            atomic_write_text(metadata_path(path), json.dumps(self.metadata, indent=2, sort_keys=True), overwrite=True)
+            atomic_write(metadata_path(path), json.dumps(self.metadata, indent=2, sort_keys=True), overwrite=True)
         return path
 
 
 def metadata_path(model_path: str | os.PathLike) -> Path:
     return Path(str(model_path) + METADATA_SUFFIX)
-
-
-def atomic_write_text(path: Path, text: str, *, overwrite: bool = True) -> None:
-    """Write through a temporary file in the same directory and ``os.replace`` it into place."""
-    path = Path(path)
-    if not overwrite and path.exists():
-        raise FileExistsError(f"{path} already exists; pass overwrite=True (CLI: --force) to replace it")
-    directory = path.parent if str(path.parent) else Path(".")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def load_model(source: ModelSource) -> Model:

@@ -96,7 +96,7 @@ def run(
         _require_matplotlib()
 
     from bytepiece.evaluation.runner import EvalConfig, run_evaluation
-    from bytepiece.model import atomic_write_text
+    from bytepiece.atomic import atomic_write
 
     config = EvalConfig(train=train, heldout=heldout, models=model or [], vocab_sizes=vocab_size or [], order=order,
                         cuts=cuts, alpha_train=alpha_train, passes=passes, alphas=alpha_list, seed=seed, heal_k=heal_k,
@@ -112,14 +112,14 @@ def run(
     if json_out is not None:
         import json
 
-        atomic_write_text(json_out, json.dumps(res, indent=1, ensure_ascii=False) + "\n", overwrite=True)
+        atomic_write(json_out, json.dumps(res, indent=1, ensure_ascii=False) + "\n", overwrite=True)
         err_console.print(f"wrote {json_out}")
     _render(res, markdown, plot)
 
 
 def _render(res: dict, markdown: Path | None, plot: Path | None) -> None:
     from bytepiece.evaluation import report
-    from bytepiece.model import atomic_write_text
+    from bytepiece.atomic import atomic_write
 
     console = _table_console()
     console.print(report.to_rich(report.heldout_table(res)))
@@ -128,7 +128,7 @@ def _render(res: dict, markdown: Path | None, plot: Path | None) -> None:
     for line in report.summary_lines(res):
         console.print(line)
     if markdown is not None:
-        atomic_write_text(markdown, report.markdown_report(res), overwrite=True)
+        atomic_write(markdown, report.markdown_report(res), overwrite=True)
         err_console.print(f"wrote {markdown}")
     if plot is not None:
         report.plot(res, plot)
@@ -218,10 +218,10 @@ def compression(
     if json_out is not None:
         import json
 
-        from bytepiece.model import atomic_write_text
+        from bytepiece.atomic import atomic_write
 
         payload = {"files": [{"name": n, "path": str(f)} for n, f in zip(names, files)], "tokenizers": rows}
-        atomic_write_text(json_out, json.dumps(payload, indent=1) + "\n", overwrite=True)
+        atomic_write(json_out, json.dumps(payload, indent=1) + "\n", overwrite=True)
         err_console.print(f"wrote {json_out}")
 
 
