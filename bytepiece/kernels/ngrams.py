@@ -304,3 +304,37 @@ def score_table(table_keys, table_index, scores):
             out[2 * s] = table_keys[s]
             vals[2 * s + 1] = scores[table_index[s]]
     return out
+
+
+@njit(cache=True, nogil=True)
+def parent_counts(keys, counts, total):
+    """Count of the (k-1)-gram prefix of every n-gram emitted by ``derive_ngrams`` (``total``
+    for 1-grams). The emission is a post-order walk, so in reverse order every gram comes right
+    after its parent's previous siblings' subtrees: its parent is the latest gram seen one level
+    up (pruned grams have no kept descendants, so skipping them loses nothing)."""
+    last = np.zeros(MAX_ORDER + 1, np.int64)
+    last[0] = total
+    out = np.empty(keys.shape[0], np.int64)
+    for i in range(keys.shape[0] - 1, -1, -1):
+        depth = np.int64(keys[i] & np.uint64(0xFF))
+        out[i] = last[depth - 1]
+        last[depth] = counts[i]
+    return out
+
+
+@njit(cache=True, nogil=True)
+def build_score_table(keys, scores, bits):
+    """Interleaved ``[key, score bits]`` slots (linear probing, key 0 = empty) of ``2**bits``
+    slots; the same layout as ``score_table`` without the intermediate index."""
+    cap = np.int64(1) << np.int64(bits)
+    mask = cap - 1
+    shift = np.uint64(64 - bits)
+    out = np.zeros(2 * cap, np.uint64)
+    vals = out.view(np.float64)
+    for i in range(keys.shape[0]):
+        s = _slot(keys[i], shift)
+        while out[2 * s] != EMPTY:
+            s = (s + 1) & mask
+        out[2 * s] = keys[i]
+        vals[2 * s + 1] = scores[i]
+    return out

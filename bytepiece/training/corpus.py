@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import codecs
 import gzip
-import io
 import json
 import os
 import struct
@@ -190,11 +189,16 @@ class TextFiles(Corpus):
     """Plain-text (one text per line) or JSON Lines files, optionally gzip-compressed."""
 
     def __init__(self, paths: PathLike | Iterable[PathLike], *, jsonl_field: str | None = None,
-                 errors: str = "replace", max_chunk_chars: int = MAX_CHUNK_CHARS) -> None:
+                 errors: str = "replace", max_chunk_chars: int = MAX_CHUNK_CHARS,
+                 labels: Iterable[str] | None = None) -> None:
         super().__init__()
         if isinstance(paths, (str, os.PathLike)):
             paths = [paths]
         self.paths = [Path(p) for p in paths]
+        # names used in messages and descriptions (e.g. "<stdin>" for a spooled copy)
+        self.labels = [str(p) for p in self.paths] if labels is None else [str(x) for x in labels]
+        if len(self.labels) != len(self.paths):
+            raise InputError("labels must name every path")
         if errors not in ("replace", "strict"):
             raise InputError(f"errors must be 'replace' or 'strict', got {errors!r}")
         self.errors = errors
@@ -208,22 +212,22 @@ class TextFiles(Corpus):
         self.total_bytes = sum(p.stat().st_size for p in self.paths)
 
     def describe(self) -> str:
-        names = ", ".join(str(p) for p in self.paths[:3]) + (f" (+{len(self.paths) - 3} more)" if len(self.paths) > 3 else "")
+        names = ", ".join(self.labels[:3]) + (f" (+{len(self.paths) - 3} more)" if len(self.paths) > 3 else "")
         return names + (f" [jsonl field {self.jsonl_field!r}]" if self.jsonl_field else "")
 
     def batches(self, batch_bytes: int = DEFAULT_BATCH_BYTES) -> Iterator[Batch]:
-        self.stats = ReadStats(files=[str(p) for p in self.paths])
+        self.stats = ReadStats(files=list(self.labels))
         consumed_before = 0
-        for path in self.paths:
+        for path, label in zip(self.paths, self.labels):
             reader, raw = _open_binary(path)
             try:
                 if self.jsonl_field is not None:
-                    yield from self._jsonl_batches(path, reader, raw, consumed_before, batch_bytes)
+                    yield from self._jsonl_batches(label, reader, raw, consumed_before, batch_bytes)
                 else:
-                    yield from self._line_batches(path, reader, raw, consumed_before, batch_bytes)
+                    yield from self._line_batches(label, reader, raw, consumed_before, batch_bytes)
             except (OSError, EOFError, gzip.BadGzipFile) as e:
                 if isinstance(e, (EOFError, gzip.BadGzipFile)):
-                    raise InputError(f"{path}: corrupt or truncated gzip data ({e})") from None
+                    raise InputError(f"{label}: corrupt or truncated gzip data ({e})") from None
                 raise
             finally:
                 reader.close()

@@ -1,0 +1,319 @@
+"""The BNLM trainer: golden reproduction of the original, determinism across workers, model
+files, bad input, and ``bytepiece train`` through typer's CliRunner."""
+
+from __future__ import annotations
+
+import gzip
+import itertools
+import json
+import random
+import warnings
+
+import pytest
+from typer.testing import CliRunner
+
+from bytepiece import InputError, Tokenizer, TrainingError, load_model
+from bytepiece.training import Trainer
+from bytepiece.training import trainer as trainer_module
+from bytepiece_cli.app import app
+
+ENGLISH = ["the quick brown fox jumps over the lazy dog", "a tokenizer splits text into pieces",
+           "pieces that occur often become tokens", "numbers like 12345 and 678 appear too"]
+CHINESE = ["今天天气很好，我们去公园散步。", "分词器把文本切成片段。", "常用的词语会成为一个词元。"]
+
+
+def _texts(n: int = 600, seed: int = 0) -> list[str]:
+    """Random word sequences (so the byte n-gram LM is not deterministic), one text per line."""
+    rng = random.Random(seed)
+    en = " ".join(ENGLISH).split()
+    zh = [s[i:i + 2] for s in CHINESE for i in range(0, len(s) - 1, 2)]
+    out = []
+    for _ in range(n):
+        words = [rng.choice(zh) if rng.random() < 0.3 else rng.choice(en) for _ in range(rng.randint(3, 15))]
+        out.append(" ".join(words) + "\n")
+    return out
+
+
+def _as_dict(model) -> dict[bytes, int]:
+    return dict(zip(model.pieces, model.counts.tolist()))
+
+
+def _quiet(trainer: Trainer, corpus):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return trainer.train(corpus)
+
+
+# -- faithfulness --------------------------------------------------------------------------------
+
+def test_golden_models_reproduced(shared):
+    """The original 0.6.3 trained on the first 20,000 lines of mixed.txt (../shared/golden/README.md):
+    same pieces and same counts for both sizes of the one run."""
+    with open(shared / "corpora" / "mixed.txt", encoding="utf-8") as f:
+        lines = list(itertools.islice(f, 20000))
+    trainer = Trainer(order=6, max_vocab_size=[8000, 2000], max_piece_length=36, min_count=2,
+                      isolate_digits=False, ensure_unicode=True, progress=False)
+    models = trainer.train(lines)
+    assert [m.metadata["target_vocab_size"] for m in models] == [8000, 2000]
+    for model, size in zip(models, (8000, 2000)):
+        golden = load_model(shared / "golden" / f"train_mixed20k.{size}.model")
+        ours, theirs = _as_dict(model), _as_dict(golden)
+        assert set(ours) == set(theirs), f"{size}: {len(set(ours) ^ set(theirs))} pieces differ"
+        assert ours == theirs
+        assert model.pieces == golden.pieces  # same numbering, so the same ids
+
+
+# -- determinism ---------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("isolate_digits", [False, True])
+def test_workers_do_not_change_the_model(monkeypatch, isolate_digits):
+    monkeypatch.setattr(trainer_module, "JOB_BYTES", 4096)  # many jobs, so threads really share work
+    texts = _texts(800)
+    kwargs = dict(max_vocab_size=[600, 300], min_count=2, isolate_digits=isolate_digits, progress=False,
+                  batch_bytes=8192)
+    one = _quiet(Trainer(workers=1, **kwargs), texts)
+    two = _quiet(Trainer(workers=2, **kwargs), texts)
+    three = _quiet(Trainer(workers=3, **kwargs), texts)
+    for a, b, c in zip(one, two, three):
+        assert _as_dict(a) == _as_dict(b) == _as_dict(c)
+    # the batch size does not matter either
+    big = _quiet(Trainer(workers=1, **{**kwargs, "batch_bytes": 1 << 20}), texts)
+    assert [_as_dict(m) for m in big] == [_as_dict(m) for m in one]
+
+
+def test_file_list_and_generator_give_the_same_model(tmp_path):
+    texts = _texts(300)
+    path = tmp_path / "c.txt"
+    path.write_text("".join(texts), encoding="utf-8")
+    gz = tmp_path / "c.txt.gz"
+    gz.write_bytes(gzip.compress(path.read_bytes()))
+    a = _quiet(Trainer(max_vocab_size=400, progress=False), texts)[0]
+    b = _quiet(Trainer(max_vocab_size=400, progress=False), str(path))[0]
+    c = _quiet(Trainer(max_vocab_size=400, progress=False), (t for t in texts))[0]  # one-shot: spooled
+    d = _quiet(Trainer(max_vocab_size=400, progress=False), [gz])[0]
+    assert _as_dict(a) == _as_dict(b) == _as_dict(c) == _as_dict(d)
+
+
+# -- model files ---------------------------------------------------------------------------------
+
+def test_multi_size_naming_and_loading(tmp_path):
+    trainer = Trainer(max_vocab_size=[300, 500, 400], progress=False)
+    models = _quiet(trainer, _texts(400))
+    assert [m.metadata["target_vocab_size"] for m in models] == [500, 400, 300]
+    written = trainer.save(tmp_path / "out.model")
+    assert [p.name for p in written] == ["out.500.model", "out.400.model", "out.300.model"]
+    assert [p.name for p in trainer.output_paths(tmp_path / "out")] == ["out.500", "out.400", "out.300"]
+    for path, model in zip(written, models):
+        assert path.with_name(path.name + ".meta.json").is_file()
+        loaded = load_model(path)
+        assert loaded.pieces == model.pieces and loaded.counts.tolist() == model.counts.tolist()
+        assert loaded.metadata["training_options"]["order"] == 6
+        assert loaded.vocab_size <= model.metadata["target_vocab_size"]
+        # the original JSON format: {base64 piece: [id, piece, count]}
+        raw = json.loads(path.read_text())
+        assert len(raw) == len(model.pieces)
+
+
+def test_save_is_atomic_and_refuses_to_overwrite(tmp_path):
+    trainer = Trainer(max_vocab_size=300, progress=False)
+    _quiet(trainer, _texts(100))
+    target = tmp_path / "m.model"
+    target.write_text("precious")
+    with pytest.raises(FileExistsError, match="--force"):
+        trainer.save(target)
+    assert target.read_text() == "precious"
+    trainer.save(target, overwrite=True)
+    assert load_model(target).pieces == trainer.models[0].pieces
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.model", "m.model.meta.json"]  # no temp files left
+    with pytest.raises(InputError, match="does not exist"):
+        trainer.save(tmp_path / "missing_dir" / "m.model")
+
+
+def test_trained_model_round_trips_in_tokenizer():
+    from bytepiece_data import SAMPLE_CORPUS, data_file
+
+    texts = data_file(SAMPLE_CORPUS).read_text(encoding="utf-8").splitlines(keepends=True)
+    model = _quiet(Trainer(max_vocab_size=1000, progress=False), texts)[0]
+    tok = Tokenizer(model)
+    assert tok.vocab_size == model.vocab_size
+    multi = [p for p in model.pieces if len(p) > 1]
+    assert multi, "a real vocabulary has multi-byte pieces"
+    for text in texts[:50] + ["unseen text: ÿ ☃ 𝄞 \x00", ""]:
+        ids = tok.encode(text)
+        assert tok.decode(ids) == text
+    # training text compresses: fewer tokens than bytes
+    sample = "".join(texts[:200])
+    assert len(tok.encode(sample)) < len(sample.encode()) / 1.3
+
+
+# -- bad input -----------------------------------------------------------------------------------
+
+def test_empty_corpus_is_a_clear_error(tmp_path):
+    empty = tmp_path / "empty.txt"
+    empty.write_text("")
+    with pytest.raises(TrainingError, match="empty"):
+        Trainer(max_vocab_size=300, progress=False).train(str(empty))
+    with pytest.raises(TrainingError, match="empty"):
+        Trainer(max_vocab_size=300, progress=False).train(["", ""])
+
+
+def test_corpus_smaller_than_vocabulary_gives_a_smaller_model_and_a_notice():
+    trainer = Trainer(max_vocab_size=5000, progress=False)
+    with pytest.warns(UserWarning, match="only supports"):
+        model = trainer.train(["hello world\n", "hello there\n"])[0]
+    assert trainer.notices
+    assert 259 <= model.vocab_size < 5000
+    assert all(bytes([b]) in set(model.pieces) for b in range(256))  # every byte stays encodable
+    tok = Tokenizer(model)
+    assert tok.decode(tok.encode("hello world")) == "hello world"
+
+
+def test_invalid_utf8_is_replaced_and_counted_or_refused(tmp_path):
+    path = tmp_path / "bad.txt"
+    path.write_bytes(b"good line one\nbad \xff\xfe bytes here\n" + b"more good text\n" * 20)
+    trainer = Trainer(max_vocab_size=300, progress=False)
+    with pytest.warns(UserWarning, match="invalid UTF-8"):
+        model = trainer.train(str(path))[0]
+    assert trainer.stats["invalid_utf8"] == 2
+    assert "\ufffd".encode() in b"".join(model.pieces) or model.vocab_size >= 259
+    with pytest.raises(InputError, match=r"bad\.txt: invalid UTF-8 at line 2"):
+        Trainer(max_vocab_size=300, progress=False, errors="strict").train(str(path))
+
+
+def test_very_long_single_line(tmp_path):
+    """A few MB on one line (no newline at all), read in small blocks so it is cut while streaming;
+    the result equals training on the same text held in memory. (A 50 MB line was checked by hand.)"""
+    rng = random.Random(5)
+    words = " ".join(ENGLISH).split() + [s[i:i + 2] for s in CHINESE for i in range(0, len(s) - 1, 2)]
+    text = "".join(rng.choice(words) + " " for _ in range(400000))  # ~2.5 MB, one line
+    assert "\n" not in text and len(text.encode()) > 2_000_000
+    path = tmp_path / "long.txt"
+    path.write_text(text, encoding="utf-8")
+    streamed = _quiet(Trainer(max_vocab_size=400, progress=False, batch_bytes=64 << 10), str(path))[0]
+    in_memory = _quiet(Trainer(max_vocab_size=400, progress=False), [text])[0]
+    assert _as_dict(streamed) == _as_dict(in_memory)
+    # the same line between ordinary lines
+    texts = _texts(300)
+    path.write_text("".join(texts[:150]) + text + "\n" + "".join(texts[150:]), encoding="utf-8")
+    streamed = _quiet(Trainer(max_vocab_size=400, progress=False, batch_bytes=64 << 10), str(path))[0]
+    in_memory = _quiet(Trainer(max_vocab_size=400, progress=False), texts[:150] + [text + "\n"] + texts[150:])[0]
+    assert _as_dict(streamed) == _as_dict(in_memory)
+    assert streamed.vocab_size > 259
+
+
+def test_jsonl_missing_field_names_file_and_line(tmp_path):
+    path = tmp_path / "docs.jsonl"
+    path.write_text('{"text": "first document"}\n{"text": "second"}\n{"body": "oops"}\n', encoding="utf-8")
+    with pytest.raises(InputError, match=r"docs\.jsonl: line 3 has no field 'text'"):
+        Trainer(max_vocab_size=300, progress=False, jsonl_field="text").train(str(path))
+
+
+def test_bad_options():
+    for kwargs in ({"order": 0}, {"order": 8}, {"max_vocab_size": 100}, {"max_vocab_size": []},
+                   {"min_count": 0}, {"workers": 0}, {"max_vocab_size": 1000.5}):
+        with pytest.raises(InputError):
+            Trainer(**kwargs)
+
+
+# -- CLI -----------------------------------------------------------------------------------------
+
+@pytest.fixture()
+def runner(monkeypatch):
+    monkeypatch.setenv("COLUMNS", "200")
+    monkeypatch.setenv("NO_COLOR", "1")
+    return CliRunner()
+
+
+@pytest.fixture()
+def corpus_file(tmp_path):
+    path = tmp_path / "corpus.txt"
+    path.write_text("".join(_texts(400)), encoding="utf-8")
+    return path
+
+
+def _one_line_error(result, message: str) -> None:
+    assert result.exit_code == 1, result.output
+    assert message in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert "Traceback" not in result.output
+
+
+def test_cli_trains_and_prints_summary(runner, corpus_file, tmp_path):
+    out = tmp_path / "m.model"
+    valid = tmp_path / "valid.txt"
+    valid.write_text("".join(_texts(50, seed=9)), encoding="utf-8")
+    result = runner.invoke(app, ["train", str(corpus_file), "-o", str(out), "--vocab-size", "400", "-w", "2",
+                                 "--valid", str(valid)])
+    assert result.exit_code == 0, result.output
+    for label in ("count n-grams", "count pieces", "prune pieces", "peak RSS", "bytes/token"):
+        assert label in result.stdout
+    lib = _quiet(Trainer(max_vocab_size=400, progress=False), str(corpus_file))[0]
+    assert _as_dict(load_model(out)) == _as_dict(lib)
+
+
+def test_cli_refuses_to_overwrite_without_force(runner, corpus_file, tmp_path):
+    out = tmp_path / "m.model"
+    out.write_text("keep me")
+    result = runner.invoke(app, ["train", str(corpus_file), "-o", str(out), "-v", "300"])
+    _one_line_error(result, "--force")
+    assert out.read_text() == "keep me"
+    result = runner.invoke(app, ["train", str(corpus_file), "-o", str(out), "-v", "300", "--force"])
+    assert result.exit_code == 0, result.output
+    assert load_model(out).vocab_size > 259
+
+
+def test_cli_multiple_sizes(runner, corpus_file, tmp_path):
+    result = runner.invoke(app, ["train", str(corpus_file), "-o", str(tmp_path / "m.model"), "-v", "300", "-v", "500"])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "m.500.model").is_file() and (tmp_path / "m.300.model").is_file()
+    assert not (tmp_path / "m.model").exists()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["missing.txt"], "does not exist"),
+    (["{corpus}", "-v", "100"], "max_vocab_size must be an integer >= 259"),
+    (["{corpus}", "--order", "9"], "order must be an integer between 1 and 7"),
+    (["{empty}"], "the corpus is empty"),
+    (["{corpus}", "-o", "{tmp}/no/such/dir/m.model"], "does not exist"),
+    (["{jsonl}", "--jsonl-field", "text"], "line 2 has no field 'text'"),
+    (["{corpus}", "--valid", "{tmp}/nope.txt"], "--valid file"),
+    (["-", "-"], "only once"),
+])
+def test_cli_errors_are_one_line(runner, corpus_file, tmp_path, monkeypatch, args, message):
+    monkeypatch.chdir(tmp_path)
+    empty = tmp_path / "empty.txt"
+    empty.write_text("")
+    jsonl = tmp_path / "d.jsonl"
+    jsonl.write_text('{"text": "a"}\n{"other": "b"}\n')
+    fmt = {"corpus": str(corpus_file), "empty": str(empty), "tmp": str(tmp_path), "jsonl": str(jsonl)}
+    argv = [a.format(**fmt) for a in args]
+    if "-o" not in argv:
+        argv += ["-o", str(tmp_path / "out.model")]
+    result = runner.invoke(app, ["train", *argv])
+    _one_line_error(result, message)
+    assert not (tmp_path / "out.model").exists()
+
+
+def test_cli_default_corpus_is_the_sample(runner, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = runner.invoke(app, ["train", "-v", "500"])
+    assert result.exit_code == 0, result.output
+    assert "sample corpus" in result.stdout
+    model = load_model(tmp_path / "bytepiece.model")
+    assert model.vocab_size == 500 or 480 <= model.vocab_size <= 500
+    tok = Tokenizer(model)
+    assert tok.decode(tok.encode("def train(self):  # 训练")) == "def train(self):  # 训练"
+
+
+def test_cli_gzip_and_stdin(runner, corpus_file, tmp_path):
+    gz = tmp_path / "corpus.txt.gz"
+    gz.write_bytes(gzip.compress(corpus_file.read_bytes()))
+    a, b = tmp_path / "a.model", tmp_path / "b.model"
+    result = runner.invoke(app, ["train", str(gz), "-o", str(a), "-v", "400"])
+    assert result.exit_code == 0, result.output
+    result = runner.invoke(app, ["train", "-", "-o", str(b), "-v", "400"], input=corpus_file.read_bytes())
+    assert result.exit_code == 0, result.output
+    assert "<stdin>" in result.stdout
+    lib = _quiet(Trainer(max_vocab_size=400, progress=False), str(corpus_file))[0]
+    assert _as_dict(load_model(a)) == _as_dict(load_model(b)) == _as_dict(lib)
+    assert not list(tmp_path.glob("bytepiece-stdin-*"))
