@@ -50,3 +50,21 @@ def tiny_tokenizer():
     counts.update({b"ab": 30, b"abc": 12, b"bc": 25, b"abcd": 9, b"cd": 20, b"a": 40, b"\xe4\xb8\xad": 15,
                    b"\xe4\xb8\xad\xe6\x96\x87": 8, b"\n\n": 5, b"  ": 6})
     return Tokenizer.from_counts(counts)
+
+
+@pytest.fixture()
+def tiny_model_file(tmp_path, tiny_tokenizer):
+    """``tiny_tokenizer`` saved as a model file."""
+    path = tmp_path / "tiny.model"
+    tiny_tokenizer.save(path)
+    return path
+
+
+@pytest.fixture()
+def runner(monkeypatch):
+    """typer's CliRunner with a wide, colourless terminal (rich output stays on one line)."""
+    from typer.testing import CliRunner
+
+    monkeypatch.setenv("COLUMNS", "200")
+    monkeypatch.setenv("NO_COLOR", "1")
+    return CliRunner()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from typer.testing import CliRunner
 
 from bytepiece_cli.app import app
 
@@ -12,17 +11,8 @@ TEXT = "abcd 中文\nsecond line  ab\n\nlast"
 
 
 @pytest.fixture()
-def runner(monkeypatch):
-    monkeypatch.setenv("COLUMNS", "200")
-    monkeypatch.setenv("NO_COLOR", "1")
-    return CliRunner()
-
-
-@pytest.fixture()
-def model(tmp_path, tiny_tokenizer):
-    path = tmp_path / "tiny.model"
-    tiny_tokenizer.save(path)
-    return path
+def model(tiny_model_file):
+    return tiny_model_file
 
 
 @pytest.fixture()

@@ -10,7 +10,6 @@ import random
 import warnings
 
 import pytest
-from typer.testing import CliRunner
 
 from bytepiece import InputError, Tokenizer, TrainingError, load_model
 from bytepiece.training import Trainer
@@ -216,13 +215,6 @@ def test_bad_options():
 
 
 # -- CLI -----------------------------------------------------------------------------------------
-
-@pytest.fixture()
-def runner(monkeypatch):
-    monkeypatch.setenv("COLUMNS", "200")
-    monkeypatch.setenv("NO_COLOR", "1")
-    return CliRunner()
-
 
 @pytest.fixture()
 def corpus_file(tmp_path):
