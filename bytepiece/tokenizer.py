@@ -14,6 +14,7 @@ import os
 from collections import OrderedDict
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Literal, Union, overload
 
 import numpy as np
@@ -269,18 +270,26 @@ class Tokenizer:
         """Write the model in the original JSON format (atomic)."""
         self.model.save(path)
 
-    def to_sentencepiece(self, path: str | os.PathLike) -> None:
-        """Export as a sentencepiece Unigram ``ModelProto`` with byte fallback (needs the
-        ``sentencepiece`` extra)."""
+    def to_sentencepiece(self, path: str | os.PathLike, *, style: str = "byte_fallback") -> Path:
+        """Export as a sentencepiece Unigram ``ModelProto``; returns the path written.
+
+        ``style="byte_fallback"`` (readable pieces, ``<0xNN>`` byte tokens for the rest) or
+        ``"byte_level"`` (every piece kept, bytes mapped to characters). Loading the file needs
+        the ``sentencepiece`` extra; README "Interop" lists where the ids can differ."""
         from .interop.sentencepiece import export_sentencepiece
 
-        export_sentencepiece(self, path)
+        return export_sentencepiece(self, path, style=style)  # type: ignore[arg-type]
 
-    def to_hf(self, path: str | os.PathLike) -> None:
-        """Export as an HF ``tokenizer.json`` Unigram model with byte fallback (needs the ``hf`` extra)."""
+    def to_hf(self, path: str | os.PathLike, *, style: str = "byte_level") -> Path:
+        """Export as an HF ``tokenizer.json`` Unigram model; returns the path written.
+
+        The default ``style="byte_level"`` keeps every piece (bytes mapped to characters, as in
+        GPT-2) and gives exactly bytepiece's ids; ``"byte_fallback"`` gives readable tokens with
+        ``<0xNN>`` byte fallback, at the cost of pieces that are not valid UTF-8. Loading needs
+        the ``hf`` extra."""
         from .interop.hf import export_hf
 
-        export_hf(self, path)
+        return export_hf(self, path, style=style)  # type: ignore[arg-type]
 
 
 def _restore(model: Model, normalization: str) -> Tokenizer:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import os
 import sys
 import tempfile
 from collections.abc import Iterator
@@ -16,7 +15,7 @@ from .common import err_console, fail, handle_errors, load_tokenizer, out_consol
 
 BATCH_BYTES = 1 << 20
 BATCH_LINES = 16384
-FORMATS = ("ids", "pieces", "npy")
+FORMATS = ("ids", "pieces", "npy", "bin")
 
 
 class SampleSpec:
@@ -109,15 +108,10 @@ def atomic_output(path: Path | None, binary: bool = False) -> Iterator[IO]:
             raise fail("this output format is binary; give an output file with -o")
         yield sys.stdout
         return
-    directory = path.parent if str(path.parent) else Path(".")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
-    try:
-        with os.fdopen(fd, "wb" if binary else "w", encoding=None if binary else "utf-8", newline=None if binary else "\n") as f:
-            yield f
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    from bytepiece.atomic import atomic_open
+
+    with atomic_open(path, "wb" if binary else "w") as f:
+        yield f
 
 
 def render_pieces(pieces: list[bytes | str]) -> str:
@@ -149,7 +143,7 @@ def encode(
                      help="Sample segmentations with probability ∝ p**alpha instead of Viterbi.", show_default=False),
     ] = None,
     seed: Annotated[Optional[int], typer.Option(help="Seed for --sample (reproducible output).", show_default=False)] = None,
-    fmt: Annotated[str, typer.Option("--format", "-f", help="ids (one line of ids per input line), pieces, or npy (flat id array, needs -o).")] = "ids",
+    fmt: Annotated[str, typer.Option("--format", "-f", help="ids (one line of ids per input line), pieces, npy (flat id array, needs -o), or bin (flat little-endian uint16/uint32 token file + .idx offsets + .json sidecar for LM training, needs -o).")] = "ids",
     output: OutOpt = None,
     add_bos: Annotated[bool, typer.Option("--add-bos", help="Start every document with <bos> (id 1).")] = False,
     add_eos: Annotated[bool, typer.Option("--add-eos", help="End every document with <eos> (id 2).")] = False,
@@ -160,6 +154,8 @@ def encode(
     if fmt not in FORMATS:
         raise fail(f"--format must be one of {', '.join(FORMATS)}, got {fmt!r}")
     files = files or []
+    if fmt == "bin" and output is None:
+        raise fail("--format bin writes a binary token file; give an output file with -o (e.g. -o corpus.bin)")
     for path in files:
         if str(path) != "-" and not path.is_file():
             raise fail(f"cannot read input {path}: {'is a directory' if path.is_dir() else 'no such file'}")
@@ -176,6 +172,9 @@ def encode(
     with progress_bar(files, "encoding") as advance:
         if fmt == "npy":
             _encode_npy(tokenizer, files, output, options, seed, advance)
+            return
+        if fmt == "bin":
+            _encode_bin(tokenizer, files, output, options, seed, advance, model, sample)
             return
         with atomic_output(output) as out:
             for index, (batch, consumed) in enumerate(batches(read_lines(files))):
@@ -220,6 +219,34 @@ def _encode_npy(tokenizer, files, output, options, seed, advance) -> None:
     with atomic_output(offsets_path, binary=True) as out:
         np.save(out, np.asarray(doc_offsets, dtype=np.int64))
     err_console.print(f"wrote {total} tokens of {len(doc_offsets) - 1} documents to {output} (+ {offsets_path.name})")
+
+
+def _encode_bin(tokenizer, files, output, options, seed, advance, model, sample) -> None:
+    """Stream ids into ``output`` (bytepiece bin layout, see ``bytepiece.interop.binfile``):
+    one batch of lines in memory at a time, each encoded by ``encode_batch`` on all cores;
+    the files appear only when everything succeeded."""
+    if output is None:
+        raise fail("--format bin writes a binary token file; give an output file with -o (e.g. -o corpus.bin)")
+    from bytepiece.interop.binfile import BinWriter
+
+    from .common import resolve_model
+
+    metadata = {
+        "inputs": [str(p) for p in files] or ["-"],
+        "add_bos": options["add_bos"],
+        "add_eos": options["add_eos"],
+        "alpha": None if sample is None else sample.alpha,
+        "seed": seed,
+        "documents": "one per input line (without its newline)",
+    }
+    with BinWriter(output, tokenizer, model_path=resolve_model(model), metadata=metadata) as writer:
+        for index, (batch, consumed) in enumerate(batches(read_lines(files))):
+            batch_seed = None if seed is None else seed + index * 1_000_003
+            flat, offsets = tokenizer.encode_batch(batch, seed=batch_seed, return_flat=True, **options)
+            writer.write(flat, offsets)
+            advance(consumed)
+    err_console.print(f"wrote {writer.n_tokens} tokens ({writer.dtype.name}) of {writer.n_documents} documents to "
+                      f"{output} (+ {output.name}.idx, {output.name}.json)", soft_wrap=True)
 
 
 @handle_errors

@@ -21,7 +21,7 @@ EXTRAS = {
     "sentencepiece": "sentencepiece",
     "google.protobuf": "sentencepiece",
     "tokenizers": "hf",
-    "transformers": "hf",
+    "psutil": "bench",
 }
 
 
@@ -34,11 +34,10 @@ def require(module: str, purpose: str) -> ModuleType:
     try:
         return importlib.import_module(module)
     except ImportError:
-        extra = EXTRAS.get(module, "bench")
-        package = module.split(".")[0]
-        raise MissingExtraError(
-            f"{purpose} needs the {package!r} package; install it with: pip install \"bytepiece-tk[{extra}]\""
-        ) from None
+        package = "protobuf" if module.startswith("google.protobuf") else module.split(".")[0]
+        extra = EXTRAS.get(module)
+        how = f'pip install "bytepiece-tk[{extra}]"' if extra else f"pip install {package}"
+        raise MissingExtraError(f"{purpose} needs the {package!r} package; install it with: {how}") from None
 
 
 __all__ = ["MissingExtraError", "require"]

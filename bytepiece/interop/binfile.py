@@ -32,7 +32,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +39,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ..errors import InputError, ModelFormatError
-from ..model import atomic_write_text
+from ..atomic import atomic_write, make_temp
 
 FORMAT = "bytepiece-bin"
 VERSION = 1
@@ -136,8 +135,8 @@ class BinWriter:
         self._closed = False
 
     def _temp(self, directory: Path, name: str):
-        fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=directory)
-        self._tmp_paths.append(Path(tmp))
+        fd, tmp = make_temp(directory / name)
+        self._tmp_paths.append(tmp)
         return os.fdopen(fd, "wb")
 
     # -- writing ----------------------------------------------------------------------------
@@ -209,7 +208,7 @@ class BinWriter:
             meta_path(self.path).unlink(missing_ok=True)  # never pair an old sidecar with new data
             os.replace(idx_tmp, index_path(self.path))
             os.replace(bin_tmp, self.path)
-            atomic_write_text(meta_path(self.path), json.dumps(self.sidecar(), indent=2))
+            atomic_write(meta_path(self.path), json.dumps(self.sidecar(), indent=2))
         except BaseException:
             self.abort()
             raise

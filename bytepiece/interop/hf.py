@@ -30,7 +30,8 @@ import math
 import os
 from pathlib import Path
 
-from ..model import FIRST_PIECE_ID, atomic_write_text
+from ..model import FIRST_PIECE_ID
+from ..atomic import atomic_write
 from ._proto import NORMAL
 from ._vocab import Style, byte_level_tokens, bytes_to_unicode, check_style, fallback_entries, special_names
 
@@ -101,10 +102,10 @@ def export_hf(tokenizer, path: str | os.PathLike, *, style: Style = "byte_level"
             special["unk_token"] = names[3]
         config = {"tokenizer_class": "PreTrainedTokenizerFast", "model_max_length": 1 << 30,
                   "clean_up_tokenization_spaces": False, "split_special_tokens": True, **special}
-        atomic_write_text(path / "special_tokens_map.json", json.dumps(special, indent=2))
-        atomic_write_text(path / "tokenizer_config.json", json.dumps(config, indent=2))
+        atomic_write(path / "special_tokens_map.json", json.dumps(special, indent=2))
+        atomic_write(path / "tokenizer_config.json", json.dumps(config, indent=2))
         path = path / "tokenizer.json"
-    atomic_write_text(path, dumps(data))
+    atomic_write(path, dumps(data))
     return path
 
 

@@ -32,6 +32,7 @@ from ..errors import ModelFormatError
 from ..model import FIRST_PIECE_ID, Model
 from . import _proto as P
 from ._darts import build_charsmap
+from ..atomic import atomic_write
 from ._vocab import (
     Entry,
     Style,
@@ -274,16 +275,4 @@ def _check_bytes(order: list[bytes], name: str) -> None:
 
 
 def _atomic_write_bytes(path: Path, data: bytes) -> Path:
-    import tempfile
-
-    directory = path.parent if str(path.parent) else Path(".")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
-
+    return atomic_write(path, data)

@@ -1,0 +1,1 @@
+"""Benchmarks (``python -m bench`` runs :mod:`bench.run`, the side-by-side comparison)."""
