@@ -139,7 +139,10 @@ def _decode(raw: bytes, errors: str, where: str, line_base: int, stats: ReadStat
 
 
 def _nfc_utf8(text: str, raw: bytes | None = None) -> bytes:
-    """NFC UTF-8 of ``text``; reuses ``raw`` (its UTF-8) when NFC changes nothing."""
+    """NFC UTF-8 of ``text``; reuses ``raw`` (the bytes ``text`` was decoded from) when NFC
+    changes nothing and the decoding replaced nothing (U+FFFD occurs nowhere in ``text``)."""
+    if raw is not None and "\ufffd" in text:
+        raw = None
     if text.isascii():
         return raw if raw is not None else text.encode("ascii")
     normal = unicodedata.normalize("NFC", text)
