@@ -78,6 +78,8 @@ def train(
                                                        show_default=False)] = None,
     valid: Annotated[Optional[Path], typer.Option(help="Held-out text file: report the compression (bytes/token) "
                                                   "of every model on its lines.", show_default=False)] = None,
+    refine: Annotated[bool, typer.Option("--refine", help="Beyond the original: grow and prune each model by unigram "
+                                         "likelihood on the corpus (better compression, a few more passes).")] = False,
     strict_utf8: Annotated[bool, typer.Option("--strict-utf8", help="Stop at invalid UTF-8 instead of replacing it "
                                               "by U+FFFD.")] = False,
     force: Annotated[bool, typer.Option("--force", "-f", help="Overwrite existing model files.")] = False,
@@ -110,7 +112,7 @@ def train(
 
     trainer = Trainer(order=order, max_vocab_size=sizes, max_piece_length=max_piece_length, min_count=min_count,
                       isolate_digits=isolate_digits, ensure_unicode=ensure_unicode, workers=n_workers,
-                      errors="strict" if strict_utf8 else "replace")
+                      errors="strict" if strict_utf8 else "replace", refine=refine)
     paths = trainer.output_paths(output)
     if not force:
         existing = [str(p) for p in paths if p.exists()]
@@ -161,7 +163,7 @@ def _summary(trainer, written: list[Path], on_sample: bool, valid: Optional[Path
     opts = trainer.options()
     table.add_row("options", f"order={opts['order']} min_count={opts['min_count']} "
                   f"max_piece_length={opts['max_piece_length']} isolate_digits={opts['isolate_digits']} "
-                  f"ensure_unicode={opts['ensure_unicode']} workers={trainer.workers}")
+                  f"ensure_unicode={opts['ensure_unicode']} refine={opts['refine']} workers={trainer.workers}")
     table.add_row("n-grams kept", f"{stats.get('ngrams_kept', 0):,}")
     table.add_row("pieces counted", f"{stats.get('pieces_counted', 0):,} ({stats.get('distinct_pieces', 0):,} distinct)")
     for phase, seconds in trainer.timings.items():

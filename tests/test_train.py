@@ -13,7 +13,7 @@ import pytest
 
 from bytepiece import InputError, Tokenizer, TrainingError, load_model
 from bytepiece.training import Trainer
-from bytepiece.training import trainer as trainer_module
+from bytepiece.training import corpus as corpus_module
 from bytepiece_cli.app import app
 
 ENGLISH = ["the quick brown fox jumps over the lazy dog", "a tokenizer splits text into pieces",
@@ -66,7 +66,7 @@ def test_golden_models_reproduced(shared):
 
 @pytest.mark.parametrize("isolate_digits", [False, True])
 def test_workers_do_not_change_the_model(monkeypatch, isolate_digits):
-    monkeypatch.setattr(trainer_module, "JOB_BYTES", 4096)  # many jobs, so threads really share work
+    monkeypatch.setattr(corpus_module, "JOB_BYTES", 4096)  # many jobs, so threads really share work
     texts = _texts(800)
     kwargs = dict(max_vocab_size=[600, 300], min_count=2, isolate_digits=isolate_digits, progress=False,
                   batch_bytes=8192)

@@ -31,8 +31,9 @@ import struct
 import sys
 import tempfile
 import unicodedata
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import IO, Union
 
@@ -497,3 +498,46 @@ def as_corpus(corpus, *, jsonl_field: str | None = None, errors: str = "replace"
     if it is corpus:
         return SpooledTexts(corpus, errors=errors), True
     return Texts(corpus, errors=errors), False
+
+
+# -- jobs: chunked batches for the map-reduce passes -------------------------------------------
+
+JOB_BYTES = 2 << 20
+
+#: (buffer, chunk bounds, first chunk, end chunk): one unit of work of a corpus pass
+Job = tuple[np.ndarray, np.ndarray, int, int]
+
+
+@lru_cache(maxsize=1)
+def digit_table() -> np.ndarray:
+    """1 for every code point that Python's ``re`` matches with ``\\d`` (Unicode category Nd)."""
+    import re
+
+    table = np.zeros(0x110000, dtype=np.uint8)
+    chars = "".join(map(chr, range(0xD800))) + "".join(map(chr, range(0xE000, 0x110000)))
+    for m in re.finditer(r"\d", chars):
+        table[ord(m.group())] = 1
+    return table
+
+
+def chunk_jobs(source: Corpus, batch_bytes: int, isolate_digits: bool,
+               on_batch: Callable[[Batch], None] | None = None) -> Iterator[Job]:
+    """The corpus cut into training chunks (DESIGN 5: ``.{0,10000}\\n{1,100}|.{1,10000}``, digits
+    alone with ``isolate_digits``) and grouped into jobs of about ``JOB_BYTES``, streaming.
+    ``on_batch(batch)`` runs after the last job of each batch (progress reporting)."""
+    from ..kernels.ngrams import chunk_boundaries
+
+    digits = digit_table() if isolate_digits else np.zeros(0, dtype=np.uint8)
+    for batch in source.batches(batch_bytes):
+        buf = np.frombuffer(batch.data, dtype=np.uint8)
+        if len(buf):
+            bounds = chunk_boundaries(buf, batch.text_ends, MAX_CHUNK_CHARS, batch.max_newlines, digits)
+            n_chunks = len(bounds) - 1
+            lo = 0
+            while lo < n_chunks:
+                hi = int(np.searchsorted(bounds, bounds[lo] + JOB_BYTES, side="right")) - 1
+                hi = min(max(hi, lo + 1), n_chunks)
+                yield buf, bounds, lo, hi
+                lo = hi
+        if on_batch is not None:
+            on_batch(batch)
