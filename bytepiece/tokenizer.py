@@ -75,6 +75,7 @@ class Tokenizer:
         self.scores = np.zeros(n, dtype=np.float64)
         self.scores[FIRST_PIECE_ID:] = np.log(counts) - np.log(int(self.model.counts.sum()))
         self._cell_scores = self._encoder.cell_values(self.scores, -np.inf)
+        self._pair = self._encoder.pair_cells()
         self._id_to_bytes: list[bytes] = [b""] * FIRST_PIECE_ID + list(pieces)
         self._sampling_cache: OrderedDict[float, tuple[int, npt.NDArray[np.float64]]] = OrderedDict()
 
@@ -156,9 +157,9 @@ class Tokenizer:
         text = np.frombuffer(data, dtype=np.uint8)
         trie = self._encoder
         if alpha < 0:
-            return K.viterbi_encode(trie.base_check, trie.piece, self._cell_scores, text)
+            return K.viterbi_encode(trie.base_check, self._pair, trie.piece, self._cell_scores, text)
         mode, values = self._sampler(alpha)
-        return K.sample_encode(trie.base_check, trie.piece, values, mode, trie.max_depth, text, _seed_to_int(seed))
+        return K.sample_encode(trie.base_check, self._pair, trie.piece, values, mode, trie.max_depth, text, _seed_to_int(seed))
 
     def encode(
         self,
@@ -231,7 +232,7 @@ class Tokenizer:
         else:
             mode, values = self._sampler(alpha)
         seed64 = _seed_to_int(seed) if alpha >= 0 else 0
-        args = (self._encoder.base_check, self._encoder.piece, values, mode, self._encoder.max_depth, buf, offsets)
+        args = (self._encoder.base_check, self._pair, self._encoder.piece, values, mode, self._encoder.max_depth, buf, offsets)
         threads = _resolve_threads(num_threads)
         blocks = _split_by_bytes(offsets, threads * 4) if threads > 1 else [(0, n_docs)]
         if len(blocks) <= 1:

@@ -47,34 +47,45 @@ def _chunk_end(text, a, n):
 
 
 @njit(cache=True, nogil=True)
-def _viterbi_chunk(bc, scores, text, a, b, best, back, tok):
+def _viterbi_chunk(bc, pair, scores, text, a, b, best, back, tok):
     """``scores[cell]``: log p of the piece ending at the cell, -inf where none ends (so the
-    comparison rejects non-terminal cells without a separate branch; the first step, a single
-    byte, is always a piece, so every position has a finite best)."""
+    comparison rejects non-terminal cells without a separate branch). Every single byte is a
+    piece, so the first step of each walk always succeeds and the second is one lookup in
+    ``pair`` (see ``Trie.pair_cells``); the candidate update is written out at each step."""
     m = b - a
     best[0] = 0.0
+    base0 = bc[0]
     for e in range(1, m + 1):
-        top = -np.inf
-        start = 0
-        cell = 0
-        node = 0
-        for s in range(e - 1, -1, -1):
-            nxt = bc[2 * node] + text[a + s]
-            if bc[2 * nxt + 1] != node:
-                break
-            node = nxt
-            v = best[s] + scores[node]
-            if v >= top:
-                top = v
-                start = s
-                cell = node
+        c = np.int64(text[a + e - 1])
+        node = base0 + c
+        top = best[e - 1] + scores[node]
+        start = e - 1
+        cell = node
+        if e >= 2:
+            node = pair[(c << 8) | np.int64(text[a + e - 2])]
+            if node >= 0:
+                v = best[e - 2] + scores[node]
+                if v >= top:
+                    top = v
+                    start = e - 2
+                    cell = node
+                for s in range(e - 3, -1, -1):
+                    nxt = bc[2 * node] + text[a + s]
+                    if bc[2 * nxt + 1] != node:
+                        break
+                    node = nxt
+                    v = best[s] + scores[node]
+                    if v >= top:
+                        top = v
+                        start = s
+                        cell = node
         best[e] = top
         back[e] = start
         tok[e] = cell
 
 
 @njit(cache=True, nogil=True)
-def _sample_chunk_linear(bc, weights, max_len, text, a, b, acc, back, tok, state):
+def _sample_chunk_linear(bc, pair, weights, max_len, text, a, b, acc, back, tok, state):
     """``weights[cell]``: p ** alpha of the piece ending at the cell, 0 where none ends.
 
     Reservoir with jumps: replacing the kept candidate with probability x / total at every
@@ -87,25 +98,35 @@ def _sample_chunk_linear(bc, weights, max_len, text, a, b, acc, back, tok, state
     m = b - a
     acc[0] = 1.0
     u_next, state = next_uniform(state)
+    base0 = bc[0]
     for e in range(1, m + 1):
-        total = 0.0
-        kept = 0.0
-        u = 1.0
-        start = 0
-        cell = 0
-        node = 0
-        for s in range(e - 1, -1, -1):
-            nxt = bc[2 * node] + text[a + s]
-            if bc[2 * nxt + 1] != node:
-                break
-            node = nxt
-            total += acc[s] * weights[node]
-            if total * u > kept:
-                start = s
-                cell = node
-                kept = total
-                u = u_next
-                u_next, state = next_uniform(state)
+        # the single byte ending at e is always a piece: it opens the reservoir
+        c = np.int64(text[a + e - 1])
+        node = base0 + c
+        total = acc[e - 1] * weights[node]
+        kept = total
+        start = e - 1
+        cell = node
+        u = u_next
+        u_next, state = next_uniform(state)
+        if e >= 2:
+            node = pair[(c << 8) | np.int64(text[a + e - 2])]
+            s = e - 2
+            while node >= 0:
+                total += acc[s] * weights[node]
+                if total * u > kept:
+                    start = s
+                    cell = node
+                    kept = total
+                    u = u_next
+                    u_next, state = next_uniform(state)
+                s -= 1
+                if s < 0:
+                    break
+                nxt = bc[2 * node] + text[a + s]
+                if bc[2 * nxt + 1] != node:
+                    break
+                node = nxt
         back[e] = start
         tok[e] = cell
         if total > _RESCALE_HIGH or total < _RESCALE_LOW:
@@ -118,7 +139,7 @@ def _sample_chunk_linear(bc, weights, max_len, text, a, b, acc, back, tok, state
 
 
 @njit(cache=True, nogil=True)
-def _sample_chunk_log(bc, alpha_scores, text, a, b, acc, back, tok, state):
+def _sample_chunk_log(bc, pair, alpha_scores, text, a, b, acc, back, tok, state):
     """``alpha_scores[cell]``: alpha * log p of the piece ending at the cell, -inf where none ends."""
     m = b - a
     acc[0] = 0.0
@@ -170,24 +191,24 @@ def _backtrack(back, tok, piece, m, out, pos):
 
 
 @njit(cache=True, nogil=True)
-def _encode_span(bc, piece, values, mode, max_len, text, a, n, best, back, tok, out, pos, state):
+def _encode_span(bc, pair, piece, values, mode, max_len, text, a, n, best, back, tok, out, pos, state):
     """Segment text[a:n] chunk by chunk into ``out[pos:]``; return (new pos, rng state).
     ``best``, ``back``, ``tok`` are work arrays of at least the longest chunk + 1."""
     while a < n:
         b = _chunk_end(text, a, n)
         if mode == VITERBI:
-            _viterbi_chunk(bc, values, text, a, b, best, back, tok)
+            _viterbi_chunk(bc, pair, values, text, a, b, best, back, tok)
         elif mode == LINEAR:
-            state = _sample_chunk_linear(bc, values, max_len, text, a, b, best, back, tok, state)
+            state = _sample_chunk_linear(bc, pair, values, max_len, text, a, b, best, back, tok, state)
         else:
-            state = _sample_chunk_log(bc, values, text, a, b, best, back, tok, state)
+            state = _sample_chunk_log(bc, pair, values, text, a, b, best, back, tok, state)
         pos = _backtrack(back, tok, piece, b - a, out, pos)
         a = b
     return pos, state
 
 
 @njit(cache=True, nogil=True)
-def viterbi_encode(bc, piece, scores, text):
+def viterbi_encode(bc, pair, piece, scores, text):
     """Token ids of one UTF-8 text (deterministic); the per-call fast path. ``scores`` is per
     cell (``Trie.cell_values(scores_by_id, -inf)``)."""
     n = text.shape[0]
@@ -195,12 +216,12 @@ def viterbi_encode(bc, piece, scores, text):
     back = np.empty(n + 1, np.int32)
     tok = np.empty(n + 1, np.int32)
     out = np.empty(n, np.int32)
-    pos, _ = _encode_span(bc, piece, scores, VITERBI, 0, text, 0, n, best, back, tok, out, 0, np.uint64(0))
+    pos, _ = _encode_span(bc, pair, piece, scores, VITERBI, 0, text, 0, n, best, back, tok, out, 0, np.uint64(0))
     return out[:pos]
 
 
 @njit(cache=True, nogil=True)
-def sample_encode(bc, piece, values, mode, max_len, text, seed):
+def sample_encode(bc, pair, piece, values, mode, max_len, text, seed):
     """Token ids of one UTF-8 text, sampled; ``values`` are per-cell weights (LINEAR) or
     alpha*scores (LOG)."""
     n = text.shape[0]
@@ -208,12 +229,12 @@ def sample_encode(bc, piece, values, mode, max_len, text, seed):
     back = np.empty(n + 1, np.int32)
     tok = np.empty(n + 1, np.int32)
     out = np.empty(n, np.int32)
-    pos, _ = _encode_span(bc, piece, values, mode, max_len, text, 0, n, acc, back, tok, out, 0, seed_state(seed, 0))
+    pos, _ = _encode_span(bc, pair, piece, values, mode, max_len, text, 0, n, acc, back, tok, out, 0, seed_state(seed, 0))
     return out[:pos]
 
 
 @njit(cache=True, nogil=True)
-def encode_documents(bc, piece, values, mode, max_len, buf, offsets, lo, hi, seed, out, counts):
+def encode_documents(bc, pair, piece, values, mode, max_len, buf, offsets, lo, hi, seed, out, counts):
     """Encode documents lo..hi-1 of ``buf`` (split by ``offsets``); document i writes its ids at
     ``out[offsets[i]:]`` (it has at most as many tokens as bytes) and its count in ``counts[i]``.
     Each document draws from its own generator seeded by (seed, i), so results do not depend on
@@ -227,7 +248,7 @@ def encode_documents(bc, piece, values, mode, max_len, buf, offsets, lo, hi, see
     for i in range(lo, hi):
         a, n = offsets[i], offsets[i + 1]
         state = seed_state(seed, i)
-        pos, _ = _encode_span(bc, piece, values, mode, max_len, buf, a, n, best, back, tok, out, a, state)
+        pos, _ = _encode_span(bc, pair, piece, values, mode, max_len, buf, a, n, best, back, tok, out, a, state)
         counts[i] = pos - a
 
 

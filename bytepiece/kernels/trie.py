@@ -27,6 +27,18 @@ class Trie(NamedTuple):
     piece: npt.NDArray[np.int32]  # (n_cells,) piece id ending at the cell, or -1
     max_depth: int
 
+    def pair_cells(self) -> npt.NDArray[np.int32]:
+        """``out[(c1 << 8) | c2]``: the cell reached from the root by bytes c1 then c2, or -1.
+
+        One load from a 256 KB table replaces the first two dependent steps of a walk (the
+        hottest ones: every walk takes them). Meant for tries in which every single byte is a
+        key, so the first step never fails."""
+        bc = self.base_check.astype(np.int64)
+        first = bc[0] + np.arange(256)
+        second = bc[2 * first][:, None] + np.arange(256)[None, :]
+        exists = bc[2 * second + 1] == first[:, None]
+        return np.where(exists, second, -1).astype(np.int32).reshape(-1)
+
     def cell_values(self, values_by_id: npt.NDArray[np.float64], missing: float) -> npt.NDArray[np.float64]:
         """Per-cell copy of a per-id array (``missing`` where no piece ends), as the kernels take it."""
         out = np.full(len(self.piece), missing, dtype=np.float64)
