@@ -207,8 +207,15 @@ class Tokenizer:
         an int64 array of ``len(texts) + 1`` offsets (document i is ``ids[off[i]:off[i+1]]``).
         Sampling with a given seed gives the same result for any thread count.
         """
-        buf, offsets = self._join(texts)
-        flat, token_offsets = self._encode_joined(buf, offsets, add_bos, add_eos, alpha, seed, num_threads)
+        if isinstance(texts, (str, bytes)):
+            raise InputError("encode_batch expects an iterable of texts; use encode() for a single text")
+        threads = _resolve_threads(num_threads)
+        if threads > 1:
+            flat, token_offsets = self._encode_overlapped(list(texts), add_bos, add_eos, alpha, seed, threads)
+        else:
+            buf, offsets = self._join(texts)
+            out, counts = self._encode_block(buf, offsets, alpha, _seed_to_int(seed) if alpha >= 0 else 0, 0)
+            flat, token_offsets = K.gather_documents(out, offsets, counts, BOS_ID if add_bos else -1, EOS_ID if add_eos else -1)
         if return_flat:
             return flat, token_offsets
         ids = flat.tolist()
@@ -216,33 +223,57 @@ class Tokenizer:
         return [ids[bounds[i] : bounds[i + 1]] for i in range(len(bounds) - 1)]
 
     def _join(self, texts: Iterable[Text]) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.int64]]:
-        if isinstance(texts, (str, bytes)):
-            raise InputError("encode_batch expects an iterable of texts; use encode() for a single text")
         datas = [self.normalize(t) for t in texts]
         offsets = np.zeros(len(datas) + 1, dtype=np.int64)
         np.cumsum([len(d) for d in datas], out=offsets[1:])
         return np.frombuffer(b"".join(datas), dtype=np.uint8), offsets
 
-    def _encode_joined(self, buf, offsets, add_bos, add_eos, alpha, seed, num_threads):
-        n_docs = len(offsets) - 1
-        out = np.empty(max(len(buf), 1), dtype=np.int32)
-        counts = np.zeros(n_docs, dtype=np.int64)
+    def _encode_texts(self, texts, alpha, seed64, doc_base, bos, eos):
+        """One block of ``encode_batch`` on a worker thread: (flat ids, token offsets)."""
+        buf, offsets = self._join(texts)
+        out, counts = self._encode_block(buf, offsets, alpha, seed64, doc_base)
+        return K.gather_documents(out, offsets, counts, bos, eos)
+
+    def _encode_block(self, buf, offsets, alpha, seed64, doc_base):
+        """Kernel call for one joined block: (ids per document at their byte offsets, counts)."""
         if alpha < 0:
             mode, values = K.VITERBI, self._cell_scores
         else:
             mode, values = self._sampler(alpha)
+        n_docs = len(offsets) - 1
+        out = np.empty(max(len(buf), 1), dtype=np.int32)
+        counts = np.zeros(n_docs, dtype=np.int64)
+        trie = self._encoder
+        K.encode_documents(trie.base_check, self._pair, trie.piece, values, mode, trie.max_depth, buf, offsets,
+                           0, n_docs, seed64, out, counts, doc_base)
+        return out, counts
+
+    def _encode_overlapped(self, texts, add_bos, add_eos, alpha, seed, threads):
+        """Several threads: each job normalizes and joins its own block of texts, then encodes it.
+        Normalizing is Python (it holds the GIL) and encoding is not (the kernels release it), so
+        one thread's normalizing overlaps another's encoding instead of running before all of it."""
         seed64 = _seed_to_int(seed) if alpha >= 0 else 0
-        args = (self._encoder.base_check, self._pair, self._encoder.piece, values, mode, self._encoder.max_depth, buf, offsets)
-        threads = _resolve_threads(num_threads)
-        blocks = _split_by_bytes(offsets, threads * 4) if threads > 1 else [(0, n_docs)]
-        if len(blocks) <= 1:
-            K.encode_documents(*args, 0, n_docs, seed64, out, counts)
-        else:
-            pool = _executor(threads)
-            futures = [pool.submit(K.encode_documents, *args, lo, hi, seed64, out, counts) for lo, hi in blocks]
-            for f in futures:
-                f.result()
-        return K.gather_documents(out, offsets, counts, BOS_ID if add_bos else -1, EOS_ID if add_eos else -1)
+        if alpha >= 0:
+            self._sampler(alpha)  # build the sampling table once, before the threads need it
+        # About 8 blocks per thread of equal characters: a free thread takes the next block, so
+        # the threads finish together even though bytes per character vary.
+        chars = np.cumsum(np.fromiter(map(len, texts), dtype=np.int64, count=len(texts)))
+        n_blocks = min(len(texts), 8 * threads)
+        cuts = np.unique(np.searchsorted(chars, np.linspace(0, chars[-1] if len(chars) else 0, n_blocks + 1)[1:-1]))
+        bounds = [0, *[int(c) + 1 for c in cuts if c + 1 < len(texts)], len(texts)]
+        bos, eos = BOS_ID if add_bos else -1, EOS_ID if add_eos else -1
+        pool = _executor(threads)
+        jobs = [pool.submit(self._encode_texts, texts[lo:hi], alpha, seed64, lo, bos, eos)
+                for lo, hi in zip(bounds[:-1], bounds[1:]) if hi > lo]
+        flats, token_offsets, shift = [], [np.zeros(1, np.int64)], 0
+        for job in jobs:
+            flat, offs = job.result()
+            flats.append(flat)
+            token_offsets.append(offs[1:] + shift)
+            shift += len(flat)
+        if not flats:
+            return np.zeros(0, np.int32), np.zeros(1, np.int64)
+        return np.concatenate(flats), np.concatenate(token_offsets)
 
     # -- decoding ---------------------------------------------------------------------------
     def decode_bytes(self, ids: Iterable[int] | npt.NDArray[np.integer]) -> bytes:
@@ -313,15 +344,3 @@ def _executor(threads: int) -> ThreadPoolExecutor:
     if pool is None:
         pool = _executors[threads] = ThreadPoolExecutor(threads, thread_name_prefix="bytepiece")
     return pool
-
-
-def _split_by_bytes(offsets: npt.NDArray[np.int64], n_blocks: int) -> list[tuple[int, int]]:
-    """Contiguous document ranges holding about equal numbers of bytes."""
-    n_docs = len(offsets) - 1
-    if n_docs == 0:
-        return []
-    targets = np.linspace(0, offsets[-1], n_blocks + 1)[1:-1]
-    cuts = np.unique(np.concatenate([[0], np.searchsorted(offsets, targets, side="right"), [n_docs]]))
-    cuts = np.clip(cuts, 0, n_docs)
-    return [(int(a), int(b)) for a, b in zip(cuts[:-1], cuts[1:]) if b > a]
-

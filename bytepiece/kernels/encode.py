@@ -234,11 +234,11 @@ def sample_encode(bc, pair, piece, values, mode, max_len, text, seed):
 
 
 @njit(cache=True, nogil=True)
-def encode_documents(bc, pair, piece, values, mode, max_len, buf, offsets, lo, hi, seed, out, counts):
+def encode_documents(bc, pair, piece, values, mode, max_len, buf, offsets, lo, hi, seed, out, counts, doc_base):
     """Encode documents lo..hi-1 of ``buf`` (split by ``offsets``); document i writes its ids at
     ``out[offsets[i]:]`` (it has at most as many tokens as bytes) and its count in ``counts[i]``.
-    Each document draws from its own generator seeded by (seed, i), so results do not depend on
-    how documents are spread over threads."""
+    Each document draws from its own generator seeded by (seed, doc_base + i), so results do not
+    depend on how documents are spread over threads or blocks."""
     longest = 0
     for i in range(lo, hi):
         longest = max(longest, offsets[i + 1] - offsets[i])
@@ -247,7 +247,7 @@ def encode_documents(bc, pair, piece, values, mode, max_len, buf, offsets, lo, h
     tok = np.empty(longest + 1, np.int32)
     for i in range(lo, hi):
         a, n = offsets[i], offsets[i + 1]
-        state = seed_state(seed, i)
+        state = seed_state(seed, doc_base + i)
         pos, _ = _encode_span(bc, pair, piece, values, mode, max_len, buf, a, n, best, back, tok, out, a, state)
         counts[i] = pos - a
 
