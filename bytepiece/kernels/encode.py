@@ -107,11 +107,15 @@ def _sample_chunk_linear(bc, pair, weights, max_len, text, a, b, acc, back, tok,
         kept = total
         start = e - 1
         cell = node
-        u = u_next
-        u_next, state = next_uniform(state)
         if e >= 2:
             node = pair[(c << 8) | np.int64(text[a + e - 2])]
             s = e - 2
+            if node >= 0:
+                # A second candidate: from here the reservoir needs a uniform. (Whether one is
+                # drawn depends only on the text, never on earlier draws, so skipping the draw
+                # where a byte is the only candidate keeps every draw independent.)
+                u = u_next
+                u_next, state = next_uniform(state)
             while node >= 0:
                 total += acc[s] * weights[node]
                 if total * u > kept:
