@@ -74,6 +74,8 @@ def run(
     lm_train_bytes: Annotated[Optional[int], typer.Option(help="Use at most this many bytes of the training text for "
                                                            "the LMs (default: all).", show_default=False)] = None,
     workers: Annotated[int, typer.Option(help="Trainer threads.")] = 2,
+    refine: Annotated[bool, typer.Option("--refine", help="Train the --vocab-size tokenizers with the trainer's "
+                                         "--refine stage (large sizes need it: the faithful BNLM stops growing).")] = False,
     save_models: Annotated[Optional[Path], typer.Option(help="Directory to save the trained tokenizers in.",
                                                          show_default=False)] = None,
     json_out: Annotated[Optional[Path], typer.Option("--json", help="Write every number and the configuration here.",
@@ -101,7 +103,7 @@ def run(
     config = EvalConfig(train=train, heldout=heldout, models=model or [], vocab_sizes=vocab_size or [], order=order,
                         cuts=cuts, alpha_train=alpha_train, passes=passes, alphas=alpha_list, seed=seed, heal_k=heal_k,
                         heldout_bytes=heldout_bytes, lm_train_bytes=lm_train_bytes, workers=workers,
-                        save_models=save_models)
+                        save_models=save_models, trainer_options={"refine": True} if refine else {})
     config.validate()
     t0 = time.perf_counter()
 

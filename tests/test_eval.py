@@ -296,6 +296,15 @@ def test_cli_run(cli, corpus, tmp_path):
     assert "| small |" in md.read_text(encoding="utf-8")
 
 
+def test_cli_run_refined(cli, corpus, tmp_path):
+    out = tmp_path / "r.json"
+    res = cli("eval", "run", "--train", corpus / "train.txt", "-H", corpus / "alpha.txt", "--cuts", 20,
+              "--alphas", "0.5", "--heldout-bytes", 3000, "--json", out, "-v", 300, "--refine")
+    assert res.exit_code == 0, res.output
+    (entry,) = json.loads(out.read_text(encoding="utf-8"))["tokenizers"]
+    assert entry["name"] == "refined-300" and entry["trainer_options"]["refine"] is True
+
+
 def test_cli_errors(cli, corpus, tmp_path):
     train, held = corpus / "train.txt", corpus / "alpha.txt"
     assert "no such file" in _one_line_error(cli("eval", "run", "--train", tmp_path / "nope.txt", "-H", held, "-v", 300))

@@ -207,11 +207,12 @@ def _tokenizers(config: EvalConfig, say: Progress, timings: dict[str, float]) ->
             warnings.simplefilter("ignore")
             models = trainer.train([Path(p) for p in config.train])
         timings["train vocabularies"] = time.perf_counter() - t0
+        prefix = "refined" if trainer.refine else "bnlm"
         paths: list[Path | None] = [None] * len(models)
         if config.save_models is not None:
             directory = Path(config.save_models)
             directory.mkdir(parents=True, exist_ok=True)
-            paths = [directory / f"bnlm-{size}.model" for size in trainer.max_vocab_size]
+            paths = [directory / f"{prefix}-{size}.model" for size in trainer.max_vocab_size]
             for m, p in zip(models, paths):
                 m.save(p, overwrite=True)
         by_size = dict(zip(trainer.max_vocab_size, zip(models, paths)))
@@ -219,7 +220,7 @@ def _tokenizers(config: EvalConfig, say: Progress, timings: dict[str, float]) ->
             model, path = by_size[size]
             tok = Tokenizer(model)
             notices = [n for n in trainer.notices if f"size {size} " in n]
-            out.append(_Candidate(f"bnlm-{size}", tok, {
+            out.append(_Candidate(f"{prefix}-{size}", tok, {
                 "source": "trained", "requested_vocab_size": size, "vocab_size": tok.vocab_size,
                 "trainer_options": {**trainer.options(), "workers": config.workers}, "trainer_timings": trainer.timings,
                 "notices": notices, "saved_to": str(path) if path else None}))
