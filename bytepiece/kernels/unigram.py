@@ -20,6 +20,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from .segment import best_segmentation
+
 
 @njit(cache=True, nogil=True)
 def _longest_chunk(bounds, lo, hi):
@@ -83,31 +85,6 @@ def expected_counts(bc, piece, prob, buf, bounds, lo, hi, counts):
 
 
 @njit(cache=True, nogil=True)
-def _best_segmentation(bc, piece, logp, text, a, n, skip_whole, best, back, tok):
-    """Viterbi over ``text[a:a+n]`` (pushing forward from each start): ``best[e]``, ``back[e]``
-    (start) and ``tok[e]`` (piece id) for e in 1..n. Ties keep the longest last piece, as the
-    tokenizer does. ``skip_whole`` leaves out the candidate spanning all n bytes."""
-    best[0] = 0.0
-    for e in range(1, n + 1):
-        best[e] = -np.inf
-    for s in range(n):
-        bs = best[s]
-        node = 0
-        for e in range(s + 1, n + 1):
-            nxt = bc[2 * node] + text[a + e - 1]
-            if bc[2 * nxt + 1] != node:
-                break
-            node = nxt
-            if skip_whole and s == 0 and e == n:
-                continue
-            v = bs + logp[node]
-            if v > best[e]:
-                best[e] = v
-                back[e] = s
-                tok[e] = piece[node]
-
-
-@njit(cache=True, nogil=True)
 def viterbi_counts(bc, piece, logp, buf, bounds, lo, hi, counts):
     """Add the Viterbi (best segmentation) count of every piece in chunks ``lo..hi-1`` to
     ``counts`` (float64, by id); return the total log probability of the best segmentations.
@@ -123,7 +100,7 @@ def viterbi_counts(bc, piece, logp, buf, bounds, lo, hi, counts):
         n = bounds[k + 1] - a
         if n == 0:
             continue
-        _best_segmentation(bc, piece, logp, buf, a, n, False, best, back, tok)
+        best_segmentation(bc, piece, logp, buf, a, n, False, best, back, tok)
         total += best[n]
         e = n
         while e > 0:
@@ -161,7 +138,7 @@ def removal_loss(bc, piece, logp, counts, arena, starts, lengths):
             loss[i] = 0.0
             continue
         a = starts[i]
-        _best_segmentation(bc, piece, logp, arena, a, n, True, best, back, tok)  # without the piece itself
+        best_segmentation(bc, piece, logp, arena, a, n, True, best, back, tok)  # without the piece itself
         # The alternative's pieces each gain c occurrences; the total gains c * (parts - 1).
         parts = 0
         e = n
@@ -193,7 +170,7 @@ def viterbi_pairs(bc, piece, logp, buf, bounds, lo, hi, n_ids):
         n = bounds[k + 1] - a
         if n == 0:
             continue
-        _best_segmentation(bc, piece, logp, buf, a, n, False, best, back, tok)
+        best_segmentation(bc, piece, logp, buf, a, n, False, best, back, tok)
         e = n
         right = -1
         while e > 0:

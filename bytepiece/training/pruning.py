@@ -3,8 +3,8 @@
 Pieces live in a byte ``arena`` with ``starts``/``lengths``/``counts`` arrays. Every piece that
 can still end up in a vocabulary (all single bytes, and pieces no longer than
 ``max_piece_length`` counted at least ``min_count`` times) is a *candidate*; candidates get one
-trie, built once, and each "tokenizer of the kept pieces" is that trie with ``-inf`` scores for
-the candidates not kept. Scores are ``np.log(count) - np.log(total)`` computed by numpy exactly
+double-array trie, built once, and each "tokenizer of the kept pieces" is that trie with ``-inf``
+scores for the candidates not kept. Scores are ``np.log(count) - np.log(total)`` computed by numpy exactly
 as the original computes them, so Viterbi ties resolve the same way.
 """
 
@@ -16,14 +16,8 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import numpy.typing as npt
 
-from ..kernels import prune as K
-
-
-def _table_bits(n_edges: int) -> int:
-    bits = 10
-    while (1 << bits) < 2 * n_edges + 16:
-        bits += 1
-    return bits
+from ..kernels.segment import resegment
+from ..kernels.trie import build_trie
 
 
 class PieceSet:
@@ -41,10 +35,8 @@ class PieceSet:
         self.cand = np.flatnonzero(candidate).astype(np.int64)
         dropped = np.flatnonzero(~candidate).astype(np.int64)
         n = len(self.cand)
-        edges = int(lengths[self.cand].sum())
-        self.bits = _table_bits(edges)
-        self.root, self.table, _ = K.build_piece_trie(
-            arena, starts[self.cand], lengths[self.cand], np.arange(n, dtype=np.int64), self.bits)
+        self.trie = build_trie([arena[s:s + k].tobytes() for s, k in zip(starts[self.cand].tolist(), lengths[self.cand].tolist())],
+                               np.arange(n, dtype=np.int32))
         self.counts = counts[self.cand].astype(np.int64)
         self.present = np.ones(n, dtype=np.bool_)
         # Step 5a: dropped pieces give their counts to their parts under the kept pieces.
@@ -61,16 +53,16 @@ class PieceSet:
     def _resegment(self, which: npt.NDArray[np.int64], weights: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
         """Counts each candidate gets when pieces ``which`` (arena indices) with ``weights`` are
         segmented by the tokenizer of the present candidates."""
-        scores = self._scores()
         n = len(self.cand)
-        args = (self.root, self.table, self.bits, scores, self.arena, self.starts, self.lengths)
+        logp = self.trie.cell_values(self._scores(), -np.inf)
+        args = (self.trie.base_check, self.trie.piece, logp, self.arena, self.starts, self.lengths)
         if self._pool is None or len(which) < 20000:
             counter = np.zeros(n, dtype=np.int64)
-            K.resegment(*args, which, weights, counter)
+            resegment(*args, which, weights, counter)
         else:
             parts = np.array_split(np.arange(len(which)), self.workers)
             counters = [np.zeros(n, dtype=np.int64) for _ in parts]
-            futures = [self._pool.submit(K.resegment, *args, which[p], weights[p], c) for p, c in zip(parts, counters)]
+            futures = [self._pool.submit(resegment, *args, which[p], weights[p], c) for p, c in zip(parts, counters)]
             for f in futures:
                 f.result()
             counter = counters[0]
