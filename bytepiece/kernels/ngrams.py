@@ -192,6 +192,21 @@ def _prefix_bits(depth):
     return ~np.uint64(0) << np.uint64(64 - 8 * depth)
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _close_prefixes(stack, cur, depth, keep, min_count, out_keys, out_counts, emit, m):
+    """Emit the open prefixes of ``cur`` longer than ``keep`` bytes, longest first (length >= 2
+    only when counted >= min_count); returns the new number emitted."""
+    while depth > keep:
+        c = stack[depth]
+        if depth == 1 or c >= min_count:
+            if emit:
+                out_keys[m] = (cur & _prefix_bits(depth)) | np.uint64(depth)
+                out_counts[m] = c
+            m += 1
+        depth -= 1
+    return m
+
+
 @njit(cache=True, nogil=True)
 def _walk_ngrams(keys, counts, order, min_count, out_keys, out_counts, emit):
     """Emit (post-order) the n-grams of length 1..order with their counts; length >= 2 only when
@@ -210,14 +225,7 @@ def _walk_ngrams(keys, counts, order, min_count, out_keys, out_counts, emit):
             if (key >> shift) & np.uint64(0xFF) != (cur >> shift) & np.uint64(0xFF):
                 break
             common += 1
-        while depth > common:
-            c = stack[depth]
-            if depth == 1 or c >= min_count:
-                if emit:
-                    out_keys[m] = (cur & _prefix_bits(depth)) | np.uint64(depth)
-                    out_counts[m] = c
-                m += 1
-            depth -= 1
+        m = _close_prefixes(stack, cur, depth, common, min_count, out_keys, out_counts, emit, m)
         for d in range(common + 1, length + 1):
             stack[d] = 0
         cur = key & _prefix_bits(length)
@@ -225,15 +233,7 @@ def _walk_ngrams(keys, counts, order, min_count, out_keys, out_counts, emit):
         cnt = counts[e]
         for d in range(1, length + 1):
             stack[d] += cnt
-    while depth > 0:
-        c = stack[depth]
-        if depth == 1 or c >= min_count:
-            if emit:
-                out_keys[m] = (cur & _prefix_bits(depth)) | np.uint64(depth)
-                out_counts[m] = c
-            m += 1
-        depth -= 1
-    return m
+    return _close_prefixes(stack, cur, depth, 0, min_count, out_keys, out_counts, emit, m)
 
 
 @njit(cache=True, nogil=True)
