@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import json
 import os
 import sys
@@ -67,6 +68,15 @@ class Model:
         if self.metadata:
             atomic_write(metadata_path(path), json.dumps(self.metadata, indent=2, sort_keys=True), overwrite=True)
         return path
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """sha256 of a file's bytes (models and corpora are identified by it in sidecars and reports)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()
 
 
 def metadata_path(model_path: str | os.PathLike) -> Path:

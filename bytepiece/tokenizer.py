@@ -213,9 +213,8 @@ class Tokenizer:
         if threads > 1:
             flat, token_offsets = self._encode_overlapped(list(texts), add_bos, add_eos, alpha, seed, threads)
         else:
-            buf, offsets = self._join(texts)
-            out, counts = self._encode_block(buf, offsets, alpha, _seed_to_int(seed) if alpha >= 0 else 0, 0)
-            flat, token_offsets = K.gather_documents(out, offsets, counts, BOS_ID if add_bos else -1, EOS_ID if add_eos else -1)
+            flat, token_offsets = self._encode_texts(texts, alpha, _seed_to_int(seed) if alpha >= 0 else 0, 0,
+                                                     BOS_ID if add_bos else -1, EOS_ID if add_eos else -1)
         if return_flat:
             return flat, token_offsets
         ids = flat.tolist()

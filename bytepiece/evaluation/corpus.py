@@ -54,14 +54,6 @@ def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def sha256_file(path: str | os.PathLike) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def describe_text(text: str, path: str | os.PathLike | None = None) -> dict:
     data = text.encode("utf-8")
     out = {"bytes": len(data), "chars": len(text), "lines": text.count("\n") + (0 if text.endswith("\n") or not text else 1),

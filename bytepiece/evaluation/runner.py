@@ -36,6 +36,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import InputError
+from ..model import file_sha256
 from .continuation import DEFAULT_CUTS, DEFAULT_TARGET_BYTES, continuation_experiment
 from .corpus import (
     DEFAULT_HELDOUT_BYTES,
@@ -45,7 +46,6 @@ from .corpus import (
     describe_text,
     heldout_slice,
     read_text,
-    sha256_file,
 )
 from .metrics import bits_per_byte, compression, encode_text, piece_lengths, sampling_profile, training_ids
 
@@ -228,7 +228,7 @@ def _tokenizers(config: EvalConfig, say: Progress, timings: dict[str, float]) ->
         say(f"loading {path}")
         tok = Tokenizer(path)
         out.append(_Candidate(Path(path).name.removesuffix(".model"), tok, {
-            "source": str(path), "sha256": sha256_file(path), "vocab_size": tok.vocab_size}))
+            "source": str(path), "sha256": file_sha256(path), "vocab_size": tok.vocab_size}))
     seen: dict[str, int] = {}
     for c in out:  # unique names
         k = seen.get(c.name, 0)

@@ -38,8 +38,9 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from ..errors import InputError, ModelFormatError
 from ..atomic import atomic_write, make_temp
+from ..errors import InputError, ModelFormatError
+from ..model import file_sha256
 
 FORMAT = "bytepiece-bin"
 VERSION = 1
@@ -74,14 +75,6 @@ def model_sha256(model) -> str:
         h.update(len(piece).to_bytes(4, "little"))
         h.update(piece)
         h.update(int(count).to_bytes(8, "little", signed=True))
-    return h.hexdigest()
-
-
-def file_sha256(path: str | os.PathLike) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            h.update(chunk)
     return h.hexdigest()
 
 

@@ -28,21 +28,21 @@ from pathlib import Path
 
 import numpy as np
 
+from ..atomic import atomic_write
 from ..errors import ModelFormatError
 from ..model import FIRST_PIECE_ID, Model
 from . import _proto as P
 from ._darts import build_charsmap
-from ..atomic import atomic_write
 from ._vocab import (
     Entry,
     Style,
     byte_level_tokens,
     byte_token,
-    placeholder,
     bytes_to_unicode,
     check_style,
     fallback_entries,
     parse_placeholder,
+    placeholder,
     special_names,
 )
 
@@ -119,7 +119,7 @@ def build_proto(tokenizer, *, style: Style = "byte_fallback") -> P.ModelProto:
 def export_sentencepiece(tokenizer, path: str | os.PathLike, *, style: Style = "byte_fallback") -> Path:
     """Write ``tokenizer`` as a sentencepiece Unigram model file (atomically); returns the path."""
     data = build_proto(tokenizer, style=style).serialize()
-    return _atomic_write_bytes(Path(path), data)
+    return atomic_write(path, data)
 
 
 def import_sentencepiece(path: str | os.PathLike | bytes) -> Model:
@@ -272,7 +272,3 @@ def _piece_bytes(p: P.Piece, escaped: bool, reverse: dict[str, int] | None) -> b
 def _check_bytes(order: list[bytes], name: str) -> None:
     if len(set(order)) != len(order):  # pragma: no cover - guarded by the dict above
         raise ModelFormatError(f"{name}: duplicate pieces after conversion")
-
-
-def _atomic_write_bytes(path: Path, data: bytes) -> Path:
-    return atomic_write(path, data)
