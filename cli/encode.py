@@ -191,24 +191,32 @@ def encode(
                 advance(consumed)
 
 
+def _encoded_batches(tokenizer, files, options, seed, advance):
+    """(flat ids, token offsets) of each batch of input lines, on all cores; batch i is sampled
+    with seed ``seed + i * 1_000_003`` so a run is reproducible whatever the batch sizes."""
+    for index, (batch, consumed) in enumerate(batches(read_lines(files))):
+        batch_seed = None if seed is None else seed + index * 1_000_003
+        yield tokenizer.encode_batch(batch, seed=batch_seed, return_flat=True, **options)
+        advance(consumed)
+
+
 def _encode_npy(tokenizer, files, output, options, seed, advance) -> None:
     """Stream ids into a temporary raw file, then write ``.npy`` (ids) and ``.offsets.npy``."""
     import numpy as np
 
     if output is None:
         raise fail("--format npy writes binary arrays; give an output file with -o")
-    dtype = np.uint16 if tokenizer.vocab_size <= 1 << 16 else np.uint32
+    from bytepiece.interop.binfile import token_dtype
+
+    dtype = token_dtype(tokenizer.vocab_size)
     doc_offsets = [0]
     total = 0
     directory = output.parent if str(output.parent) else Path(".")
     with tempfile.TemporaryFile(dir=directory) as raw:
-        for index, (batch, consumed) in enumerate(batches(read_lines(files))):
-            batch_seed = None if seed is None else seed + index * 1_000_003
-            flat, offsets = tokenizer.encode_batch(batch, seed=batch_seed, return_flat=True, **options)
+        for flat, offsets in _encoded_batches(tokenizer, files, options, seed, advance):
             raw.write(flat.astype(dtype).tobytes())
             doc_offsets.extend((offsets[1:] + total).tolist())
             total += len(flat)
-            advance(consumed)
         raw.seek(0)
         with atomic_output(output, binary=True) as out:
             header = {"descr": np.lib.format.dtype_to_descr(np.dtype(dtype)), "fortran_order": False, "shape": (total,)}
@@ -240,11 +248,8 @@ def _encode_bin(tokenizer, files, output, options, seed, advance, model, sample)
         "documents": "one per input line (without its newline)",
     }
     with BinWriter(output, tokenizer, model_path=resolve_model(model), metadata=metadata) as writer:
-        for index, (batch, consumed) in enumerate(batches(read_lines(files))):
-            batch_seed = None if seed is None else seed + index * 1_000_003
-            flat, offsets = tokenizer.encode_batch(batch, seed=batch_seed, return_flat=True, **options)
+        for flat, offsets in _encoded_batches(tokenizer, files, options, seed, advance):
             writer.write(flat, offsets)
-            advance(consumed)
     err_console.print(f"wrote {writer.n_tokens} tokens ({writer.dtype.name}) of {writer.n_documents} documents to "
                       f"{output} (+ {output.name}.idx, {output.name}.json)", soft_wrap=True)
 
