@@ -13,13 +13,13 @@ import math
 import os
 from collections import OrderedDict
 from collections.abc import Iterable
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Literal, Union, overload
 
 import numpy as np
 import numpy.typing as npt
 
+from .engine.pool import thread_pool
 from .errors import InputError
 from .kernels import encode as K
 from .kernels.trie import Trie, build_trie
@@ -261,7 +261,7 @@ class Tokenizer:
         cuts = np.unique(np.searchsorted(chars, np.linspace(0, chars[-1] if len(chars) else 0, n_blocks + 1)[1:-1]))
         bounds = [0, *[int(c) + 1 for c in cuts if c + 1 < len(texts)], len(texts)]
         bos, eos = BOS_ID if add_bos else -1, EOS_ID if add_eos else -1
-        pool = _executor(threads)
+        pool = thread_pool(threads)
         jobs = [pool.submit(self._encode_texts, texts[lo:hi], alpha, seed64, lo, bos, eos)
                 for lo, hi in zip(bounds[:-1], bounds[1:]) if hi > lo]
         flats, token_offsets, shift = [], [np.zeros(1, np.int64)], 0
@@ -334,12 +334,3 @@ def _resolve_threads(num_threads: int | None) -> int:
         raise InputError(f"num_threads must be a positive integer or None (all cores), got {num_threads!r}")
     return num_threads
 
-
-_executors: dict[int, ThreadPoolExecutor] = {}
-
-
-def _executor(threads: int) -> ThreadPoolExecutor:
-    pool = _executors.get(threads)
-    if pool is None:
-        pool = _executors[threads] = ThreadPoolExecutor(threads, thread_name_prefix="bytepiece")
-    return pool
