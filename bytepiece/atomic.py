@@ -61,3 +61,24 @@ def atomic_write(path: str | os.PathLike, data: bytes | str, *, overwrite: bool 
     with atomic_open(path, "wb", overwrite=overwrite) as f:
         f.write(data.encode("utf-8") if isinstance(data, str) else data)
     return Path(path)
+
+
+def check_writable(paths: list[Path] | list[str], *, overwrite: bool = False) -> None:
+    """Fail now, before any work, if the outputs ``paths`` could not be written: an existing file
+    without ``overwrite``, a directory in the way, a missing or unwritable directory."""
+    from .errors import InputError
+
+    existing = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            raise InputError(f"output {p} is a directory; pass a file name")
+        if p.exists():
+            existing.append(str(p))
+        parent = p.parent if str(p.parent) else Path(".")
+        if not parent.is_dir():
+            raise InputError(f"output directory {parent} does not exist")
+        if not os.access(parent, os.W_OK | os.X_OK):
+            raise InputError(f"output directory {parent} is not writable")
+    if existing and not overwrite:
+        raise FileExistsError(f"{', '.join(existing)} already exist{'s' if len(existing) == 1 else ''}; "
+                              "pass --force (overwrite=True) to replace")

@@ -1,18 +1,31 @@
-"""Text to bytes the way the original BytePiece sees it: NFC, UTF-8, chunks split after newlines.
+"""Normalization and chunking: text to bytes the way the original BytePiece sees it.
 
-Encoding does the chunking inside the kernel (a chunk ends after a run of ``\\n`` bytes), so
-this module only has to produce NFC UTF-8. Training caps chunk and newline-run lengths, which
-the regexes below implement exactly as the original does.
+Text is NFC-normalized and UTF-8 encoded, then cut into *chunks* that are segmented
+independently. This module is the one home of both rules: the regexes below are the
+specification (the original's), ``bytepiece.kernels.chunking`` implements them on UTF-8 bytes
+for the hot paths (encoding cuts inside the encode kernels; training calls ``training_jobs``),
+and a property test checks that the two agree.
+
+- encoding: ``.*\\n+|.+`` on the NFC text, uncapped;
+- training: ``.{0,10000}\\n{1,100}|.{1,10000}`` (``\\d|[^\\n\\d]{0,10000}\\n{1,100}|[^\\n\\d]{1,10000}``
+  when digits are isolated); a plain-text line is a text of its own, so there newline runs are
+  capped at one per chunk.
 """
 
 from __future__ import annotations
 
 import re
 import unicodedata
-from functools import lru_cache
 from collections.abc import Iterator
+from functools import lru_cache
+from typing import TYPE_CHECKING
+
+import numpy as np
 
 from .errors import InputError
+
+if TYPE_CHECKING:
+    from .corpus import DocBatch
 
 NFC = "nfc"
 RAW = "none"
@@ -64,3 +77,55 @@ def training_chunks(
     text = unicodedata.normalize("NFC", text)
     for match in _training_regex(max_chars, isolate_digits).finditer(text):
         yield match.group().encode("utf-8", "surrogatepass")
+
+
+_ENCODING_CHUNK = re.compile(r".*\n+|.+")
+
+
+def chunks(text: str) -> list[str]:
+    """The chunks encoding segments independently (after NFC): every run of newlines ends one."""
+    return _ENCODING_CHUNK.findall(text)
+
+
+# -- training chunks on bytes (the kernels) ------------------------------------------------------
+
+#: bytes of chunks grouped into one job of a training pass
+JOB_BYTES = 2 << 20
+
+#: (buffer, chunk bounds, first chunk, end chunk): one unit of work of a training pass
+Job = tuple[np.ndarray, np.ndarray, int, int]
+
+
+@lru_cache(maxsize=1)
+def digit_table() -> np.ndarray:
+    """1 for every code point that Python's ``re`` matches with ``\\d`` (Unicode category Nd)."""
+    table = np.zeros(0x110000, dtype=np.uint8)
+    chars = "".join(map(chr, range(0xD800))) + "".join(map(chr, range(0xE000, 0x110000)))
+    for m in re.finditer(r"\d", chars):
+        table[ord(m.group())] = 1
+    return table
+
+
+def chunk_bounds(buf: np.ndarray, text_ends: np.ndarray, *, max_newlines: int = TRAINING_MAX_NEWLINES,
+                 isolate_digits: bool = False) -> np.ndarray:
+    """Training chunk boundaries ``[0, e1, ..., len]`` of the texts ``buf[text_ends[i-1]:text_ends[i]]``."""
+    from .kernels.chunking import chunk_boundaries
+
+    digits = digit_table() if isolate_digits else np.zeros(0, dtype=np.uint8)
+    return chunk_boundaries(buf, text_ends, TRAINING_MAX_CHUNK_CHARS, max_newlines, digits)
+
+
+def training_jobs(batch: DocBatch, *, isolate_digits: bool = False, job_bytes: int | None = None) -> Iterator[Job]:
+    """A batch of training texts cut into chunks and grouped into jobs of about ``job_bytes``."""
+    buf = np.frombuffer(batch.data, dtype=np.uint8)
+    if not len(buf):
+        return
+    bounds = chunk_bounds(buf, batch.offsets[1:], max_newlines=batch.max_newlines, isolate_digits=isolate_digits)
+    n_chunks = len(bounds) - 1
+    step = JOB_BYTES if job_bytes is None else job_bytes
+    lo = 0
+    while lo < n_chunks:
+        hi = int(np.searchsorted(bounds, bounds[lo] + step, side="right")) - 1
+        hi = min(max(hi, lo + 1), n_chunks)
+        yield buf, bounds, lo, hi
+        lo = hi

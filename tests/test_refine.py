@@ -19,7 +19,6 @@ from bytepiece.kernels.unigram import (
 )
 from bytepiece.model import Model
 from bytepiece.training import Texts
-from bytepiece.training import corpus as corpus_module
 from bytepiece.training.refine import refine_vocabulary
 
 # -- helpers -----------------------------------------------------------------------------------
@@ -176,9 +175,8 @@ def test_removal_loss_formula():
 
 # -- refine_vocabulary -------------------------------------------------------------------------
 
-def test_refined_vocabulary_is_valid_and_deterministic(synthetic, monkeypatch):
+def test_refined_vocabulary_is_valid_and_deterministic(synthetic):
     train, _, seed = synthetic
-    monkeypatch.setattr(corpus_module, "JOB_BYTES", 4096)  # many jobs, so threads really share the work
     size = 500
     stats: dict = {}
     a = refine_vocabulary(Texts(train), seed, size, max_piece_length=12, stats=stats)
@@ -190,10 +188,11 @@ def test_refined_vocabulary_is_valid_and_deterministic(synthetic, monkeypatch):
     assert not [p for p in a if len(p) > 1 and 0x80 <= p[0] < 0xC0]
     Model.from_counts(a)  # a valid model
     assert stats["passes"] >= 2 and stats["bytes"] == sum(len(t.encode()) for t in train)
-    b = refine_vocabulary(Texts(train), seed, size, max_piece_length=12, workers=3)
-    assert a == b
-    c = refine_vocabulary(Texts(train), seed, size, max_piece_length=12, workers=2, cache_bytes=0, batch_bytes=8192)
-    assert a == c  # streaming every pass, different batches: same chunks, same result
+    b = refine_vocabulary(Texts(train), seed, size, max_piece_length=12, workers=3, shard_bytes=4096)
+    assert a == b  # many shards on three threads: same result
+    c = refine_vocabulary(Texts(train), seed, size, max_piece_length=12, workers=2, batch_bytes=8192,
+                          shard_bytes=8192, max_memory=1 << 16)
+    assert a == c  # different batches, pair counts spilled and selected partition by partition: same result
 
 
 def test_refinement_improves_on_the_seed(synthetic):

@@ -13,7 +13,6 @@ import pytest
 
 from bytepiece import InputError, Tokenizer, TrainingError, load_model
 from bytepiece.training import Trainer
-from bytepiece.training import corpus as corpus_module
 from bytepiece_cli.app import app
 
 ENGLISH = ["the quick brown fox jumps over the lazy dog", "a tokenizer splits text into pieces",
@@ -65,11 +64,11 @@ def test_golden_models_reproduced(shared):
 # -- determinism ---------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("isolate_digits", [False, True])
-def test_workers_do_not_change_the_model(monkeypatch, isolate_digits):
-    monkeypatch.setattr(corpus_module, "JOB_BYTES", 4096)  # many jobs, so threads really share work
+def test_workers_do_not_change_the_model(isolate_digits):
     texts = _texts(800)
+    # many small shards, so threads really share the work
     kwargs = dict(max_vocab_size=[600, 300], min_count=2, isolate_digits=isolate_digits, progress=False,
-                  batch_bytes=8192)
+                  batch_bytes=8192, shard_bytes=4096)
     one = _quiet(Trainer(workers=1, **kwargs), texts)
     two = _quiet(Trainer(workers=2, **kwargs), texts)
     three = _quiet(Trainer(workers=3, **kwargs), texts)

@@ -1,5 +1,13 @@
-"""The parallel engine: every corpus pass (training, corpus encoding) and ``encode_batch`` run on it."""
+"""The parallel engine: every corpus pass (training, corpus encoding) and ``encode_batch`` run on it.
 
+:func:`make_engine` picks a backend from a ``cluster`` option: local threads (the default, no
+extra dependency) or a Dask cluster; both run the same task functions and the caller reduces
+their results in corpus order. :mod:`.memory` holds the memory budget and RSS measurements,
+:mod:`.spill` the sorted runs that are kept under that budget by spilling to disk.
+"""
+
+from .base import Engine, make_engine
+from .memory import RssMonitor, default_budget, format_size, parse_size
 from .pool import thread_pool
 
-__all__ = ["thread_pool"]
+__all__ = ["Engine", "RssMonitor", "default_budget", "format_size", "make_engine", "parse_size", "thread_pool"]

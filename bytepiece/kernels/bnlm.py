@@ -9,40 +9,52 @@ float64 values and the same choices as the original's numpy code: a candidate is
 reaches points back to state 0 (``argmax`` of an all ``-inf`` column), and the final state is
 the lowest-numbered best one.
 
-Emissions come from the n-gram score table built by ``ngrams.score_table`` (interleaved
-``[key, score bits]`` slots, linear probing). The n-grams kept are closed under taking
-substrings, so the walk from a start position stops at the first missing length.
+Emissions come from the n-gram model of the first pass: dense tables for 1-grams (256) and
+2-grams (65,536, -inf where pruned) and the score table of longer n-grams (``ngrams.lookup``).
+The n-grams kept are closed under taking prefixes, so the walk from a start position stops at the
+first missing length.
 
-Pieces are counted in an open-addressing table keyed by their bytes: ``slots`` hold entry
-indices, entries keep a 64-bit hash, the piece's offset and length in a byte ``arena`` and its
-count. The table grows inside the kernel, so callers pass the arrays in and keep what comes back.
+Pieces are counted in an open-addressing table keyed by their bytes (:class:`PieceTable`):
+``slots`` hold entry indices, entries keep a 64-bit hash (``runs.hash_bytes``, the same hash that
+orders piece runs), the piece's offset and length in a byte ``arena`` and its count. The table
+grows inside the kernel, so callers pass the arrays in and keep what comes back.
 """
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
+import numpy.typing as npt
 from numba import njit
+
+from .ngrams import lookup
+from .runs import hash_bytes
 
 NEG_INF = -np.inf
 _FIB = np.uint64(0x9E3779B97F4A7C15)
-_FNV_OFFSET = np.uint64(0xCBF29CE484222325)
-_FNV_PRIME = np.uint64(0x100000001B3)
 
 
-@njit(cache=True, nogil=True, inline="always")
-def _lookup(table, vals, mask, shift, key):
-    s = np.int64((key * _FIB) >> shift)
-    while True:
-        k = table[2 * s]
-        if k == key:
-            return vals[2 * s + 1]
-        if k == np.uint64(0):
-            return NEG_INF
-        s = (s + 1) & mask
+class PieceTable(NamedTuple):
+    """The growable piece-count table of one task (see the module docstring)."""
+
+    slots: npt.NDArray[np.int32]
+    hashes: npt.NDArray[np.uint64]
+    starts: npt.NDArray[np.int64]
+    lengths: npt.NDArray[np.int32]
+    counts: npt.NDArray[np.int64]
+    arena: npt.NDArray[np.uint8]
+    meta: npt.NDArray[np.int64]  # [entries, arena bytes used, pieces seen]
+
+    @classmethod
+    def new(cls, capacity: int = 1 << 16) -> PieceTable:
+        return cls(np.full(capacity, -1, np.int32), np.empty(capacity // 2, np.uint64), np.empty(capacity // 2, np.int64),
+                   np.empty(capacity // 2, np.int32), np.empty(capacity // 2, np.int64), np.empty(1 << 20, np.uint8),
+                   np.zeros(3, np.int64))
 
 
 @njit(cache=True, nogil=True)
-def _emissions(buf, a, b, order, ensure_unicode, table, vals, mask, shift, emit):
+def _emissions(buf, a, b, order, ensure_unicode, ones, twos, table, vals, cap, emit):
     """``emit[i, j]``: score of the (j+1)-gram ending at chunk byte ``i`` (or -inf)."""
     m = b - a
     for i in range(m):
@@ -50,10 +62,18 @@ def _emissions(buf, a, b, order, ensure_unicode, table, vals, mask, shift, emit)
             emit[i, j] = NEG_INF
     for s in range(m):
         top = min(order, m - s)
-        key = np.uint64(0)
-        for k in range(1, top + 1):
+        b0 = np.int64(buf[a + s])
+        emit[s, 0] = ones[b0]
+        if top < 2:
+            continue
+        v = twos[(b0 << 8) | np.int64(buf[a + s + 1])]
+        if v == NEG_INF:
+            continue
+        emit[s + 1, 1] = v
+        key = (np.uint64(b0) << np.uint64(56)) | (np.uint64(buf[a + s + 1]) << np.uint64(48))
+        for k in range(3, top + 1):
             key |= np.uint64(buf[a + s + k - 1]) << np.uint64(64 - 8 * k)
-            v = _lookup(table, vals, mask, shift, key | np.uint64(k))
+            v = lookup(table, vals, cap, key | np.uint64(k))
             if v == NEG_INF:
                 break
             emit[s + k - 1, k - 1] = v
@@ -119,15 +139,6 @@ def _viterbi_states(emit, m, order, routes, prev, cur, states):
 
 
 @njit(cache=True, nogil=True)
-def _hash_bytes(buf, a, b):
-    h = _FNV_OFFSET
-    for i in range(a, b):
-        h = (h ^ np.uint64(buf[i])) * _FNV_PRIME
-    h ^= h >> np.uint64(29)
-    return h
-
-
-@njit(cache=True, nogil=True)
 def _grow_slots(slots, hashes, n):
     cap = slots.shape[0] * 2
     bits = 0
@@ -157,7 +168,7 @@ def _insert(buf, a, b, weight, slots, hashes, starts, lengths, counts, arena, me
     while (np.int64(1) << bits) < cap:
         bits += 1
     mask = cap - 1
-    h = _hash_bytes(buf, a, b)
+    h = hash_bytes(buf, a, b)
     s = np.int64((h * _FIB) >> np.uint64(64 - bits))
     length = b - a
     while True:
@@ -204,14 +215,11 @@ def _insert(buf, a, b, weight, slots, hashes, starts, lengths, counts, arena, me
 
 
 @njit(cache=True, nogil=True)
-def count_pieces(buf, bounds, lo, hi, order, ensure_unicode, table, vals, bits,
+def count_pieces(buf, bounds, lo, hi, order, ensure_unicode, ones, twos, table, cap,
                  slots, hashes, starts, lengths, counts, arena, meta):
-    """Segment chunks ``lo..hi-1`` with the BNLM Viterbi and count their pieces in the table.
-
-    ``meta`` is ``[n_entries, arena_used, n_pieces_seen]``; returns the table arrays (grown when
-    needed)."""
-    mask = (np.int64(1) << np.int64(bits)) - 1
-    shift = np.uint64(64 - bits)
+    """Segment chunks ``lo..hi-1`` with the BNLM Viterbi and count their pieces in the table
+    (the arrays of a :class:`PieceTable`); returns the table arrays (grown when needed)."""
+    vals = table.view(np.float64)
     longest = 1
     for c in range(lo, hi):
         longest = max(longest, bounds[c + 1] - bounds[c])
@@ -226,7 +234,7 @@ def count_pieces(buf, bounds, lo, hi, order, ensure_unicode, table, vals, bits,
         m = b - a
         if m == 0:
             continue
-        _emissions(buf, a, b, order, ensure_unicode, table, vals, mask, shift, emit)
+        _emissions(buf, a, b, order, ensure_unicode, ones, twos, table, vals, cap, emit)
         _viterbi_states(emit, m, order, routes, prev, cur, states)
         start = 0
         for i in range(1, m + 1):
@@ -236,41 +244,4 @@ def count_pieces(buf, bounds, lo, hi, order, ensure_unicode, table, vals, bits,
                 seen += 1
                 start = i
     meta[2] += seen
-    return slots, hashes, starts, lengths, counts, arena
-
-
-@njit(cache=True, nogil=True)
-def segment_boundaries(buf, a, b, order, ensure_unicode, table, vals, bits):
-    """Piece start offsets (relative to ``a``) of one chunk, plus its length: for tests and tools."""
-    mask = (np.int64(1) << np.int64(bits)) - 1
-    shift = np.uint64(64 - bits)
-    m = b - a
-    out = np.empty(m + 1, np.int64)
-    if m == 0:
-        out[0] = 0
-        return out[:1]
-    emit = np.empty((m, order), np.float64)
-    routes = np.zeros((m, order), np.int8)
-    states = np.zeros(m, np.int8)
-    prev = np.empty(order, np.float64)
-    cur = np.empty(order, np.float64)
-    _emissions(buf, a, b, order, ensure_unicode, table, vals, mask, shift, emit)
-    _viterbi_states(emit, m, order, routes, prev, cur, states)
-    k = 0
-    for i in range(m):
-        if i == 0 or states[i] == 0:
-            out[k] = i
-            k += 1
-    out[k] = m
-    return out[: k + 1].copy()
-
-
-@njit(cache=True, nogil=True)
-def merge_tables(slots, hashes, starts, lengths, counts, arena, meta,
-                 o_hashes, o_starts, o_lengths, o_counts, o_arena, o_n):
-    """Add the first ``o_n`` entries of another piece table into this one."""
-    for e in range(o_n):
-        st = o_starts[e]
-        slots, hashes, starts, lengths, counts, arena = _insert(
-            o_arena, st, st + o_lengths[e], o_counts[e], slots, hashes, starts, lengths, counts, arena, meta)
     return slots, hashes, starts, lengths, counts, arena

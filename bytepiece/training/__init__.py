@@ -1,6 +1,8 @@
-"""Training BytePiece models: the BNLM trainer and its corpus readers."""
+"""Training: the BNLM trainer (faithful to the original BytePiece) and the optional refinement."""
 
-from .corpus import Corpus, SpooledTexts, TextFiles, Texts, spool_stdin
+from ..corpus import Files, Texts
 from .trainer import Trainer
 
-__all__ = ["Corpus", "SpooledTexts", "TextFiles", "Texts", "Trainer", "spool_stdin"]
+TextFiles = Files  # the name of earlier releases
+
+__all__ = ["Files", "TextFiles", "Texts", "Trainer"]

@@ -1,118 +1,133 @@
-"""Piece pruning (DESIGN section 5, steps 5 and 6) over numpy arrays.
+"""Piece pruning (DESIGN section 5, steps 5 and 6) over numpy arrays, on the engine.
 
-Pieces live in a byte ``arena`` with ``starts``/``lengths``/``counts`` arrays. Every piece that
-can still end up in a vocabulary (all single bytes, and pieces no longer than
-``max_piece_length`` counted at least ``min_count`` times) is a *candidate*; candidates get one
-double-array trie, built once, and each "tokenizer of the kept pieces" is that trie with ``-inf``
-scores for the candidates not kept. Scores are ``np.log(count) - np.log(total)`` computed by numpy exactly
-as the original computes them, so Viterbi ties resolve the same way.
+The *candidates* are every piece that can still end up in a vocabulary: all single bytes, and
+the pieces no longer than ``max_piece_length`` counted at least ``min_count`` times. They get one
+double-array trie, built once; each "tokenizer of the kept pieces" is that trie with ``-inf``
+scores for the candidates not kept. Scores are ``np.log(count) - np.log(total)`` computed by
+numpy exactly as the original computes them, so Viterbi ties resolve the same way.
+
+Re-segmentation (of the dropped pieces, and of the kept pieces in every redundancy round) is a
+map over batches of pieces on the engine; each task returns a count vector over the candidates
+and the vectors are added up, so results do not depend on the plan.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterable
 
 import numpy as np
 import numpy.typing as npt
 
+from ..engine import Engine
+from ..engine.spill import PieceRun
 from ..kernels.segment import resegment
-from ..kernels.trie import build_trie
+from ..kernels.trie import Trie, build_trie
+from ..progress import Progress
+
+#: piece bytes per re-segmentation task
+TASK_BYTES = 8 << 20
+
+
+def resegment_pieces(batch: PieceRun, trie: Trie, logp: npt.NDArray[np.float64], n: int) -> npt.NDArray[np.int64]:
+    """Task: counts each candidate gets when the pieces of ``batch`` (with their counts) are
+    segmented by the tokenizer whose per-cell log probabilities are ``logp``."""
+    counter = np.zeros(n, dtype=np.int64)
+    lengths = np.diff(batch.offsets)
+    resegment(trie.base_check, trie.piece, logp, batch.arena, batch.offsets[:-1], lengths,
+              np.arange(batch.size, dtype=np.int64), batch.counts, counter)
+    return counter
 
 
 class PieceSet:
     """Candidates of the pruning steps, their trie and their current counts."""
 
-    def __init__(self, arena: npt.NDArray[np.uint8], starts: npt.NDArray[np.int64],
-                 lengths: npt.NDArray[np.int64], counts: npt.NDArray[np.int64], *,
-                 max_piece_length: int, min_count: int, workers: int = 1,
-                 on_progress: Callable[[int], None] | None = None) -> None:
-        self.arena, self.starts, self.lengths = arena, starts, lengths
-        self.workers = max(1, int(workers))
-        self.on_progress = on_progress
-        self._pool = ThreadPoolExecutor(self.workers) if self.workers > 1 else None
-        candidate = (lengths == 1) | ((lengths <= max_piece_length) & (counts >= min_count))
-        self.cand = np.flatnonzero(candidate).astype(np.int64)
-        dropped = np.flatnonzero(~candidate).astype(np.int64)
-        n = len(self.cand)
-        self.trie = build_trie([arena[s:s + k].tobytes() for s, k in zip(starts[self.cand].tolist(), lengths[self.cand].tolist())],
-                               np.arange(n, dtype=np.int32))
-        self.counts = counts[self.cand].astype(np.int64)
+    def __init__(self, candidates: PieceRun, *, engine: Engine, progress: Progress | None = None) -> None:
+        self.engine = engine
+        self.progress = progress or Progress(False)
+        self.offsets = candidates.offsets
+        self.arena = candidates.arena
+        self.lengths = np.diff(candidates.offsets)
+        n = candidates.size
+        self.pieces = [candidates.arena[a:b].tobytes() for a, b in zip(candidates.offsets[:-1].tolist(),
+                                                                          candidates.offsets[1:].tolist())]
+        self.trie = build_trie(self.pieces, np.arange(n, dtype=np.int32))
+        self.counts = candidates.counts.astype(np.int64).copy()
         self.present = np.ones(n, dtype=np.bool_)
-        # Step 5a: dropped pieces give their counts to their parts under the kept pieces.
-        if len(dropped):
-            self.counts += self._resegment(dropped, counts[dropped])
+        self._shared_trie = engine.share(self.trie)
+
+    @property
+    def n(self) -> int:
+        return len(self.pieces)
 
     # -- the primitive ------------------------------------------------------------------------
-    def _scores(self) -> npt.NDArray[np.float64]:
-        scores = np.full(len(self.cand), -np.inf)
+    def _logp(self) -> npt.NDArray[np.float64]:
+        scores = np.full(self.n, -np.inf)
         kept = self.counts[self.present]
         scores[self.present] = np.log(kept) - np.log(int(kept.sum()))
-        return scores
+        return self.trie.cell_values(scores, -np.inf)
 
-    def _resegment(self, which: npt.NDArray[np.int64], weights: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
-        """Counts each candidate gets when pieces ``which`` (arena indices) with ``weights`` are
-        segmented by the tokenizer of the present candidates."""
-        n = len(self.cand)
-        logp = self.trie.cell_values(self._scores(), -np.inf)
-        args = (self.trie.base_check, self.trie.piece, logp, self.arena, self.starts, self.lengths)
-        if self._pool is None or len(which) < 20000:
-            counter = np.zeros(n, dtype=np.int64)
-            resegment(*args, which, weights, counter)
-        else:
-            parts = np.array_split(np.arange(len(which)), self.workers)
-            counters = [np.zeros(n, dtype=np.int64) for _ in parts]
-            futures = [self._pool.submit(resegment, *args, which[p], weights[p], c) for p, c in zip(parts, counters)]
-            for f in futures:
-                f.result()
-            counter = counters[0]
-            for c in counters[1:]:
-                counter += c
-        if self.on_progress is not None:
-            self.on_progress(len(which))
+    def _resegment(self, batches: Iterable[PieceRun], description: str, total: int | None) -> npt.NDArray[np.int64]:
+        counter = np.zeros(self.n, dtype=np.int64)
+        logp = self.engine.share(self._logp())
+        with self.progress.phase(description, total, unit="pieces") as advance:
+            for batch, part in self.engine.map(resegment_pieces, batches, self._shared_trie, logp, self.n):
+                counter += part
+                advance(batch.size)
         return counter
 
+    def _candidate_batches(self, idx: npt.NDArray[np.int64], counts: npt.NDArray[np.int64]) -> Iterable[PieceRun]:
+        """The candidates ``idx`` (weighted by ``counts``) as piece runs of about TASK_BYTES."""
+        from ..kernels.runs import gather_pieces
+
+        lengths = self.lengths[idx]
+        ends = np.cumsum(lengths)
+        start = 0
+        while start < len(idx):
+            stop = int(np.searchsorted(ends, (ends[start - 1] if start else 0) + TASK_BYTES, side="right"))
+            stop = min(max(stop, start + 1), len(idx))
+            which = idx[start:stop]
+            yield PieceRun(*gather_pieces(which, np.zeros(self.n, np.uint64), counts, self.offsets[:-1],
+                                          self.lengths, self.arena))
+            start = stop
+
     # -- steps --------------------------------------------------------------------------------
+    def absorb(self, dropped: Iterable[PieceRun], total: int | None = None) -> None:
+        """Step 5a: dropped pieces give their counts to their parts under the candidates."""
+        self.counts += self._resegment(dropped, "split dropped", total)
+
     def prune_redundant(self) -> int:
         """Re-segment every present piece by the present set until the set stops shrinking;
         returns the number of rounds."""
         rounds = 0
         while True:
             rounds += 1
-            size = int(self.present.sum())
+            size = self.size
             idx = np.flatnonzero(self.present)
-            counter = self._resegment(self.cand[idx], self.counts[idx])
-            self.counts = counter
-            self.present = counter > 0
-            if int(self.present.sum()) == size:
+            self.counts = self._resegment(self._candidate_batches(idx, self.counts), f"prune round {rounds}", len(idx))
+            self.present = self.counts > 0
+            if self.size == size:
                 return rounds
 
     def shrink_to(self, n_pieces: int, rank: npt.NDArray[np.int64]) -> None:
         """Keep the single bytes and the most frequent multi-byte pieces (count desc, length desc,
         bytes asc) up to ``n_pieces``; the others are re-segmented by the kept ones."""
         idx = np.flatnonzero(self.present)
-        lengths = self.lengths[self.cand[idx]]
+        lengths = self.lengths[idx]
         order = np.lexsort((rank[idx], -lengths, -self.counts[idx], lengths > 1))
         keep, drop = idx[order[:n_pieces]], idx[order[n_pieces:]]
-        self.present = np.zeros(len(self.cand), dtype=np.bool_)
+        self.present = np.zeros(self.n, dtype=np.bool_)
         self.present[keep] = True
-        weights = self.counts[drop].copy()
+        weights = self.counts.copy()
         self.counts = np.where(self.present, self.counts, 0)
-        self.counts += self._resegment(self.cand[drop], weights)
+        self.counts += self._resegment(self._candidate_batches(drop, weights), "split dropped", len(drop))
 
     @property
     def size(self) -> int:
         return int(self.present.sum())
 
-    def current(self) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
-        """(arena indices, counts) of the present pieces."""
+    def result(self) -> dict[bytes, int]:
         idx = np.flatnonzero(self.present)
-        return self.cand[idx], self.counts[idx].copy()
-
-    def close(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown()
-            self._pool = None
+        return {self.pieces[i]: int(c) for i, c in zip(idx.tolist(), self.counts[idx].tolist())}
 
 
 def lexicographic_rank(pieces: list[bytes]) -> npt.NDArray[np.int64]:

@@ -18,87 +18,32 @@ the tokenizer decodes with, a unigram LM over pieces:
 3. at the target size, ``final_iterations`` Viterbi passes give the integer counts of the model
    (the counts its scores come from); pieces the Viterbi never uses get count 1.
 
-Passes are map-reduce over jobs of a few MB on ``workers`` threads (the kernels release the
-GIL); per-job results are combined in corpus order, so the result does not depend on
-``workers``. The corpus is read once and kept in memory as chunked UTF-8 while it fits in
-``cache_bytes``; beyond that every pass reads it again (streaming).
+Every pass is a map over the corpus shards on the engine (the same tasks as training: local
+threads or a Dask cluster), each task returning count vectors or sorted runs of pair keys that
+are combined in corpus order, so the result does not depend on the plan. Pair counts are reduced
+under the memory budget like the trainer's counts (spilled and read back partition by partition
+when they outgrow it).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator, Mapping
-from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, NamedTuple
 
 import numpy as np
+import numpy.typing as npt
 
+from ..corpus import DEFAULT_BATCH_BYTES, Shard, open_corpus, plan_shards, read_shard
+from ..engine import Engine, default_budget, make_engine, parse_size
+from ..engine.spill import KeyRun, RunStore, SpillDir
 from ..errors import InputError, TrainingError
 from ..model import FIRST_PIECE_ID
-from .corpus import DEFAULT_BATCH_BYTES, Corpus, Job, as_corpus, chunk_jobs
-
-DEFAULT_CACHE_BYTES = 1 << 30
-
-
-
-class _Jobs:
-    """The corpus as (buffer, chunk bounds, lo, hi) jobs, cached in memory while it fits."""
-
-    def __init__(self, source: Corpus, *, isolate_digits: bool, batch_bytes: int, cache_bytes: int) -> None:
-        self.source = source
-        self.batch_bytes = batch_bytes
-        self.cache_bytes = cache_bytes
-        self.isolate_digits = isolate_digits
-        self.cached: list[Job] | None = None
-        self.total_bytes = 0
-
-    def _read(self) -> Iterator[Job]:
-        return chunk_jobs(self.source, self.batch_bytes, self.isolate_digits)
-
-    def __iter__(self) -> Iterator[Job]:
-        if self.cached is not None:
-            yield from self.cached
-            return
-        cache: list[Job] | None = []
-        held = 0
-        total = 0
-        last_buf = None
-        for job in self._read():
-            if job[0] is not last_buf:
-                last_buf = job[0]
-                held += len(last_buf)
-            total += int(job[1][job[3]] - job[1][job[2]])
-            if cache is not None:
-                if held <= self.cache_bytes:
-                    cache.append(job)
-                else:
-                    cache = None
-            yield job
-        self.total_bytes = total
-        self.cached = cache
-
-
-def _map_jobs(jobs: _Jobs, workers: int, work: Callable[[Job], Any], reduce: Callable[[Any], None],
-              progress: Callable[[int], None] | None) -> None:
-    """``reduce(work(job))`` for every job, reduced in corpus order (results independent of workers)."""
-    def done(job: Job, result: Any) -> None:
-        reduce(result)
-        if progress is not None:
-            progress(int(job[1][job[3]] - job[1][job[2]]))
-
-    if workers <= 1:
-        for job in jobs:
-            done(job, work(job))
-        return
-    window: list = []
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        for job in jobs:
-            window.append((job, pool.submit(work, job)))
-            if len(window) >= 2 * workers:
-                j, f = window.pop(0)
-                done(j, f.result())
-        for j, f in window:
-            done(j, f.result())
+from ..normalize import training_jobs
+from ..progress import Progress
+from .memory_plan import MemoryPlan
+from .passes import PassOptions
 
 
 class _Vocab:
@@ -122,79 +67,147 @@ class _Vocab:
             return np.log(c) - np.log(c.sum())
 
 
-def _expectation(vocab: _Vocab, jobs: _Jobs, workers: int, hard: bool,
-                 progress: Callable[[int], None] | None) -> tuple[np.ndarray, float]:
+class Lattice(NamedTuple):
+    """What a refinement task needs of the vocabulary: its forward trie and per-cell values."""
+
+    base_check: npt.NDArray[np.int32]
+    piece: npt.NDArray[np.int32]
+    values: npt.NDArray[np.float64]
+    n: int
+
+
+def expectation_task(shard: Shard, lattice: Lattice, hard: bool, options: PassOptions) -> tuple[np.ndarray, float, int]:
+    """Counts of every piece in the shard (Viterbi counts, or expected counts), the log
+    likelihood and the bytes read."""
     from ..kernels.unigram import expected_counts, viterbi_counts
 
-    logp = vocab.log_probs()
-    bc, piece = vocab.trie.base_check, vocab.trie.piece
-    if hard:
-        values = vocab.trie.cell_values(logp, -np.inf)
-        kernel = viterbi_counts
-    else:
-        values = vocab.trie.cell_values(np.exp(logp), 0.0)
-        kernel = expected_counts
-    n = len(vocab.pieces)
-    total = np.zeros(n, dtype=np.float64)
-    loglik = [0.0]
-
-    def work(job: Job):
-        buf, bounds, lo, hi = job
-        counts = np.zeros(n, dtype=np.float64)
-        ll = kernel(bc, piece, values, buf, bounds, lo, hi, counts)
-        return counts, ll
-
-    def reduce(result) -> None:
-        counts, ll = result
-        np.add(total, counts, out=total)
-        loglik[0] += ll
-
-    _map_jobs(jobs, workers, work, reduce, progress)
-    return total, loglik[0]
+    kernel = viterbi_counts if hard else expected_counts
+    counts = np.zeros(lattice.n, dtype=np.float64)
+    loglik = 0.0
+    n_bytes = 0
+    for batch in read_shard(shard, purpose="train", errors=options.errors, batch_bytes=options.batch_bytes):
+        n_bytes += len(batch.data)
+        for buf, bounds, lo, hi in training_jobs(batch, isolate_digits=options.isolate_digits, job_bytes=options.job_bytes):
+            loglik += kernel(lattice.base_check, lattice.piece, lattice.values, buf, bounds, lo, hi, counts)
+    return counts, loglik, n_bytes
 
 
-def _grow(vocab: _Vocab, jobs: _Jobs, workers: int, n_new: int, max_piece_length: int, ensure_unicode: bool,
-          progress: Callable[[int], None] | None) -> _Vocab:
+def pairs_task(shard: Shard, lattice: Lattice, options: PassOptions) -> tuple[KeyRun, int]:
+    """Sorted, counted keys ``left * n + right`` of adjacent pieces in the shard's best segmentations."""
+    from ..kernels.runs import run_lengths
+    from ..kernels.unigram import viterbi_pairs
+    from .passes import _merge_stack
+
+    stack: list[KeyRun] = []
+    n_bytes = 0
+    for batch in read_shard(shard, purpose="train", errors=options.errors, batch_bytes=options.batch_bytes):
+        n_bytes += len(batch.data)
+        for buf, bounds, lo, hi in training_jobs(batch, isolate_digits=options.isolate_digits, job_bytes=options.job_bytes):
+            keys = viterbi_pairs(lattice.base_check, lattice.piece, lattice.values, buf, bounds, lo, hi, lattice.n)
+            keys = keys.view(np.uint64)
+            keys.sort()
+            _merge_stack(stack, KeyRun(*run_lengths(keys)))
+    run = KeyRun.empty()
+    while stack:
+        run = stack.pop().merge(run) if run.size else stack.pop()
+    return run, n_bytes
+
+
+class _Passes:
+    """The corpus passes of one refinement, on an engine."""
+
+    def __init__(self, engine: Engine, shards: list[Shard], options: PassOptions, plan: MemoryPlan, spill: SpillDir,
+                 progress: Callable[[int], None] | None) -> None:
+        self.engine, self.shards, self.options, self.plan, self.spill = engine, shards, options, plan, spill
+        self.progress = progress
+        self.passes = 0
+        self.total_bytes = 0
+
+    def _advance(self, shard: Shard) -> None:
+        if self.progress is not None:
+            self.progress(shard.size)
+
+    def expectation(self, vocab: _Vocab, hard: bool) -> tuple[np.ndarray, float]:
+        self.passes += 1
+        logp = vocab.log_probs()
+        values = vocab.trie.cell_values(logp, -np.inf) if hard else vocab.trie.cell_values(np.exp(logp), 0.0)
+        lattice = self.engine.share(Lattice(vocab.trie.base_check, vocab.trie.piece, values, len(vocab.pieces)))
+        total = np.zeros(len(vocab.pieces), dtype=np.float64)
+        loglik = 0.0
+        n_bytes = 0
+        for shard, (counts, ll, size) in self.engine.map(expectation_task, self.shards, lattice, hard, self.options,
+                                                         window=self.plan.window):
+            total += counts
+            loglik += ll
+            n_bytes += size
+            self._advance(shard)
+        self.total_bytes = n_bytes
+        return total, loglik
+
+    def pairs(self, vocab: _Vocab) -> RunStore:
+        self.passes += 1
+        values = vocab.trie.cell_values(vocab.log_probs(), -np.inf)
+        lattice = self.engine.share(Lattice(vocab.trie.base_check, vocab.trie.piece, values, len(vocab.pieces)))
+        store = RunStore(self.plan.pass1_reducer_limit(), self.spill)
+        total = 0
+        for shard, (run, n_bytes) in self.engine.map(pairs_task, self.shards, lattice, self.options, window=self.plan.window):
+            store.add(run)
+            total += n_bytes
+            self._advance(shard)
+        self.total_bytes = total
+        return store
+
+
+def _grow(vocab: _Vocab, passes: _Passes, n_new: int, max_piece_length: int, ensure_unicode: bool) -> _Vocab:
     """Add the ``n_new`` most frequent pairs of adjacent pieces in the best segmentations of the
     corpus (at most ``max_piece_length`` bytes, seen at least twice, not already pieces; with
-    ``ensure_unicode`` not starting with a UTF-8 continuation byte), with
-    their pair counts as starting counts."""
-    from ..kernels.unigram import viterbi_pairs
-
+    ``ensure_unicode`` not starting with a UTF-8 continuation byte), with their pair counts as
+    starting counts. Pairs are ranked by count (then key) over all partitions of the pair counts:
+    each partition contributes its best ``limit`` pairs, and if the selection reaches past what a
+    partition contributed, it is made again with a larger limit, so it is exact for any plan."""
+    store = passes.pairs(vocab)
     n = len(vocab.pieces)
-    values = vocab.trie.cell_values(vocab.log_probs(), -np.inf)
-    bc, piece = vocab.trie.base_check, vocab.trie.piece
-    parts: list[np.ndarray] = []
-
-    def work(job: Job) -> np.ndarray:
-        buf, bounds, lo, hi = job
-        keys = viterbi_pairs(bc, piece, values, buf, bounds, lo, hi, n)
-        keys.sort()
-        return keys
-
-    _map_jobs(jobs, workers, work, parts.append, progress)
-    if not parts:
-        return vocab
-    keys, counts = np.unique(np.concatenate(parts), return_counts=True)
-    del parts
-    left, right = keys // n, keys % n
-    fits = (counts >= 2) & (vocab.lengths[left] + vocab.lengths[right] <= max_piece_length)
-    if ensure_unicode:  # no piece of several bytes may start with a UTF-8 continuation byte
-        first = vocab.arena[vocab.starts[left]]
-        fits &= (first < 0x80) | (first >= 0xC0)
-    keys, counts, left, right = keys[fits], counts[fits], left[fits], right[fits]
-    order = np.lexsort((keys, -counts))  # most frequent first; ties by key (deterministic)
-    present = set(vocab.pieces)
-    new: dict[bytes, float] = {}
-    pieces = vocab.pieces
-    for i in order.tolist():
-        if len(new) >= n_new:
+    limit = 2 * (n_new + n) + 16
+    while True:
+        keys_parts, counts_parts, floors = [], [], []
+        for lo, hi in store.partitions(passes.plan.partition_bytes(store.limit)):
+            run = store.load(lo, hi, KeyRun)
+            keys, counts = run.keys.view(np.int64), run.counts
+            left, right = keys // n, keys % n
+            fits = (counts >= 2) & (vocab.lengths[left] + vocab.lengths[right] <= max_piece_length)
+            if ensure_unicode:  # no piece of several bytes may start with a UTF-8 continuation byte
+                first = vocab.arena[vocab.starts[left]]
+                fits &= (first < 0x80) | (first >= 0xC0)
+            keys, counts = keys[fits], counts[fits]
+            order = np.lexsort((keys, -counts))
+            if len(order) > limit:
+                cut = order[limit - 1]
+                floors.append((int(counts[cut]), int(keys[cut])))  # the last pair this partition gave
+                order = order[:limit]
+            keys_parts.append(keys[order])
+            counts_parts.append(counts[order])
+        keys = np.concatenate(keys_parts) if keys_parts else np.zeros(0, np.int64)
+        counts = np.concatenate(counts_parts) if counts_parts else np.zeros(0, np.int64)
+        order = np.lexsort((keys, -counts))  # most frequent first; ties by key (deterministic)
+        present = set(vocab.pieces)
+        new: dict[bytes, float] = {}
+        last = None
+        for i in order.tolist():
+            if len(new) >= n_new:
+                break
+            last = (int(counts[i]), int(keys[i]))
+            p = vocab.pieces[int(keys[i] // n)] + vocab.pieces[int(keys[i] % n)]
+            if p in present:
+                continue
+            new[p] = new.get(p, 0.0) + float(counts[i])
+        # Exact only if every truncated partition's last contribution ranks after the last pair
+        # used (or the selection stopped early because no pair was left at all).
+        exhausted = len(new) < n_new
+        if not any(exhausted or last is None or (-f[0], f[1]) < (-last[0], last[1]) for f in floors):
             break
-        p = pieces[int(left[i])] + pieces[int(right[i])]
-        if p in present:
-            continue
-        new[p] = new.get(p, 0.0) + float(counts[i])
-    merged = dict(zip(pieces, vocab.counts.tolist()))
+        limit *= 4
+    store.close()
+    merged = dict(zip(vocab.pieces, vocab.counts.tolist()))
     merged.update(new)
     ordered = sorted(merged, key=lambda q: (len(q), q))
     return _Vocab(ordered, np.array([merged[q] for q in ordered], dtype=np.float64))
@@ -223,94 +236,136 @@ def _check_seed(seed_counts: Mapping[bytes, Any], max_piece_length: int, ensure_
     return out
 
 
+@dataclass(frozen=True)
+class RefineOptions:
+    """The refinement algorithm's knobs (see :func:`refine_vocabulary`)."""
+
+    max_piece_length: int = 36
+    ensure_unicode: bool = True
+    shrink: float = 0.75
+    em_iterations: int = 1
+    final_iterations: int = 1
+    min_expected: float = 0.5
+    hard: bool = True
+    grow: int | None = None
+    grow_rounds: int = 6
+
+    def check(self) -> None:
+        if not 0.0 < self.shrink < 1.0:
+            raise InputError(f"shrink must be between 0 and 1 (the fraction of pieces kept per round), got {self.shrink!r}")
+        if self.em_iterations < 1 or self.final_iterations < 1:
+            raise InputError("em_iterations and final_iterations must be >= 1")
+        if self.max_piece_length < 1:
+            raise InputError(f"max_piece_length must be >= 1, got {self.max_piece_length!r}")
+        if (self.grow is not None and self.grow < 0) or self.grow_rounds < 0:
+            raise InputError("grow and grow_rounds must be >= 0")
+
+
 def refine_vocabulary(
     corpus: Any,
     seed_counts: Mapping[bytes, Any],
     size: int,
     *,
-    workers: int = 1,
-    max_piece_length: int = 36,
-    ensure_unicode: bool = True,
+    workers: int | None = 1,
+    cluster: Any = None,
+    max_memory: str | int | None = None,
+    tmp_dir: str | None = None,
     isolate_digits: bool = False,
-    shrink: float = 0.75,
-    em_iterations: int = 1,
-    final_iterations: int = 1,
-    min_expected: float = 0.5,
-    hard: bool = True,
-    grow: int | None = None,
-    grow_rounds: int = 6,
     batch_bytes: int = DEFAULT_BATCH_BYTES,
-    cache_bytes: int = DEFAULT_CACHE_BYTES,
+    shard_bytes: int | None = None,
     progress: Callable[[int], None] | None = None,
     stats: dict | None = None,
+    **algorithm: Any,
 ) -> dict[bytes, int]:
     """Refine a candidate vocabulary into at most ``size - 3`` pieces (the model's vocabulary
     size counts the three special ids) by growing it with frequent adjacent pairs and pruning
     it by unigram likelihood loss on ``corpus`` (see the module docstring).
 
-    ``corpus``: a :class:`~bytepiece.training.corpus.Corpus` or anything ``Trainer.train``
-    accepts (paths, texts); it is chunked exactly as the trainer chunks it (pass the trainer's
-    ``isolate_digits``). ``seed_counts``: candidate pieces with counts used as the starting
-    probabilities (for example the faithful BNLM model of the same size:
-    ``dict(zip(model.pieces, model.counts))``; a larger BNLM seed measured no better).
-    ``grow`` defaults to ``size // 4`` new candidates per round; ``grow=0`` only prunes.
-    Returns positive integer counts for every kept piece, all 256 single bytes included, ready
-    for :meth:`bytepiece.Model.from_counts`. ``progress(n)`` is called with the bytes of each
-    processed job (every pass reads the whole corpus); ``stats``, if given, receives the
-    number of passes, rounds, the final log likelihood and the pieces per round.
+    ``corpus``: anything ``Trainer.train`` accepts (paths, texts); it is chunked exactly as the
+    trainer chunks it (pass the trainer's ``isolate_digits``). ``seed_counts``: candidate pieces
+    with counts used as the starting probabilities (for example the faithful BNLM model of the
+    same size: ``dict(zip(model.pieces, model.counts))``; a larger BNLM seed measured no
+    better). ``algorithm`` takes the fields of :class:`RefineOptions`: ``max_piece_length``,
+    ``ensure_unicode``, ``shrink``, ``em_iterations``, ``final_iterations``, ``min_expected``,
+    ``hard``, ``grow`` (default ``size // 4`` new candidates per round; ``grow=0`` only prunes)
+    and ``grow_rounds``. ``workers``/``cluster``/``max_memory``/``tmp_dir`` choose the engine
+    and budget as for :class:`~bytepiece.Trainer`. Returns positive integer counts for every
+    kept piece, all 256 single bytes included, ready for :meth:`bytepiece.Model.from_counts`.
+    ``progress(n)`` is called with the input bytes of each processed shard (every pass reads
+    the whole corpus); ``stats``, if given, receives the number of passes, rounds, the final
+    log likelihood and the pieces per round.
     """
+    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, (int, np.integer)) or workers < 1):
+        raise InputError(f"workers must be an integer >= 1, got {workers!r}")
+    unknown = set(algorithm) - set(RefineOptions.__dataclass_fields__)
+    if unknown:
+        raise InputError(f"unknown refinement option(s): {', '.join(sorted(unknown))}")
+    refine_options = RefineOptions(**algorithm)
+    refine_options.check()
+    _check_size(size)
+    _check_seed(seed_counts, refine_options.max_piece_length, refine_options.ensure_unicode)
+    budget = default_budget() if max_memory is None else parse_size(max_memory, name="max_memory")
+    with open_corpus(corpus, tmp_dir=tmp_dir) as inputs, SpillDir(tmp_dir) as spill, \
+            make_engine(cluster, workers=workers) as engine:
+        plan = MemoryPlan.make(budget, engine.workers, shard_bytes)
+        shards = plan_shards(inputs.sources, plan.shard_bytes)
+        options = PassOptions(6, 2, isolate_digits, refine_options.ensure_unicode, batch_bytes=batch_bytes)
+        return refine_on_engine(engine, shards, seed_counts, size, options=options, plan=plan, spill=spill,
+                                progress=progress, stats=stats, refine=refine_options)
+
+
+def _check_size(size: Any) -> None:
     if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 256 + FIRST_PIECE_ID:
         raise InputError(f"size must be an integer >= {256 + FIRST_PIECE_ID} (256 bytes + 3 special ids), got {size!r}")
-    if isinstance(workers, bool) or not isinstance(workers, (int, np.integer)) or workers < 1:
-        raise InputError(f"workers must be an integer >= 1, got {workers!r}")
-    if not 0.0 < shrink < 1.0:
-        raise InputError(f"shrink must be between 0 and 1 (the fraction of pieces kept per round), got {shrink!r}")
-    if em_iterations < 1 or final_iterations < 1:
-        raise InputError("em_iterations and final_iterations must be >= 1")
-    if max_piece_length < 1:
-        raise InputError(f"max_piece_length must be >= 1, got {max_piece_length!r}")
+
+
+def refine_on_engine(engine: Engine, shards: list[Shard], seed_counts: Mapping[bytes, Any], size: int, *,
+                     options: PassOptions, plan: MemoryPlan, spill: SpillDir | None = None,
+                     progress: Callable[[int], None] | Progress | None = None, stats: dict | None = None,
+                     refine: RefineOptions | None = None, max_piece_length: int | None = None) -> dict[bytes, int]:
+    """:func:`refine_vocabulary` on shards of a corpus already planned (the trainer calls this)."""
+    opts = refine or RefineOptions(max_piece_length=max_piece_length or 36, ensure_unicode=options.ensure_unicode)
+    _check_size(size)
     target = int(size) - FIRST_PIECE_ID
-    seed = _check_seed(seed_counts, max_piece_length, ensure_unicode)
-    source, temporary = as_corpus(corpus) if not isinstance(corpus, Corpus) else (corpus, False)
-    info: dict[str, Any] = {"rounds": [], "passes": 0}
+    seed = _check_seed(seed_counts, opts.max_piece_length, opts.ensure_unicode)
+    if isinstance(progress, Progress):
+        with progress.phase(f"refine {size}", None) as advance:
+            return refine_on_engine(engine, shards, seed, size, options=options, plan=plan, spill=spill,
+                                    progress=advance, stats=stats, refine=opts)
+    own_spill = spill is None
+    spill = spill or SpillDir()
+    info: dict[str, Any] = {"rounds": []}
     try:
-        jobs = _Jobs(source, isolate_digits=isolate_digits, batch_bytes=batch_bytes, cache_bytes=cache_bytes)
+        passes = _Passes(engine, shards, options, plan, spill, progress)
         ordered = sorted(seed, key=lambda p: (len(p), p))
         vocab = _Vocab(ordered, np.array([seed[p] for p in ordered], dtype=np.float64))
-
-        def estep(v: _Vocab, hard_step: bool) -> tuple[np.ndarray, float]:
-            info["passes"] += 1
-            return _expectation(v, jobs, workers, hard_step, progress)
-
-        n_grow = size // 4 if grow is None else int(grow)
-        if n_grow < 0 or grow_rounds < 0:
-            raise InputError("grow and grow_rounds must be >= 0")
-        grows_left = grow_rounds if n_grow > 0 else 0
+        n_grow = size // 4 if opts.grow is None else int(opts.grow)
+        grows_left = opts.grow_rounds if n_grow > 0 else 0
         while True:
             if grows_left:
                 grows_left -= 1
-                info["passes"] += 1
-                vocab = _grow(vocab, jobs, workers, n_grow, max_piece_length, ensure_unicode, progress)
+                vocab = _grow(vocab, passes, n_grow, opts.max_piece_length, opts.ensure_unicode)
                 info["rounds"].append({"grown": len(vocab.pieces)})
-            for _ in range(em_iterations):
-                counts, loglik = estep(vocab, hard)
+            for _ in range(opts.em_iterations):
+                counts, loglik = passes.expectation(vocab, opts.hard)
                 if loglik == 0.0 and not counts.any():
                     raise TrainingError("the corpus is empty: nothing to refine the vocabulary on")
-                keep = (vocab.lengths == 1) | (counts >= min_expected)
-                counts = np.where(vocab.lengths == 1, np.maximum(counts, min_expected), counts)
+                keep = (vocab.lengths == 1) | (counts >= opts.min_expected)
+                counts = np.where(vocab.lengths == 1, np.maximum(counts, opts.min_expected), counts)
                 vocab = _reduced(vocab, keep, counts)
             info["rounds"].append({"pieces": len(vocab.pieces), "loglik": loglik})
             if len(vocab.pieces) <= target and not grows_left:
                 break
-            vocab = _prune(vocab, max(target, int(len(vocab.pieces) * shrink)))
-        for _ in range(final_iterations):
-            counts, loglik = estep(vocab, True)
+            vocab = _prune(vocab, max(target, int(len(vocab.pieces) * opts.shrink)))
+        for _ in range(opts.final_iterations):
+            counts, loglik = passes.expectation(vocab, True)
             vocab = _Vocab(vocab.pieces, np.maximum(counts, 1.0))
         info["loglik"] = loglik
-        info["bytes"] = jobs.total_bytes
+        info["passes"] = passes.passes
+        info["bytes"] = passes.total_bytes
     finally:
-        if temporary:
-            source.close()
+        if own_spill:
+            spill.close()
     if stats is not None:
         stats.update(info)
     return {p: int(c) for p, c in zip(vocab.pieces, vocab.counts.tolist())}

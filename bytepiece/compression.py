@@ -1,0 +1,70 @@
+"""Compression of text by a tokenizer: UTF-8 bytes and characters per token.
+
+The one place bytes/token is computed; the trainer's summary, ``bytepiece inspect``-style tools
+and the evaluation harness call it.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Compression:
+    bytes: int
+    chars: int
+    tokens: int
+
+    @property
+    def bytes_per_token(self) -> float:
+        return self.bytes / self.tokens if self.tokens else float("nan")
+
+    @property
+    def chars_per_token(self) -> float:
+        return self.chars / self.tokens if self.tokens else float("nan")
+
+    def __add__(self, other: Compression) -> Compression:
+        return Compression(self.bytes + other.bytes, self.chars + other.chars, self.tokens + other.tokens)
+
+
+def _tokenizer(model: Any):
+    from .tokenizer import Tokenizer
+
+    return model if isinstance(model, Tokenizer) else Tokenizer(model)
+
+
+def text_compression(model: Any, texts: Iterable[str]) -> Compression:
+    """Compression of ``texts`` (each encoded as one document) by ``model`` (a Tokenizer or
+    anything ``Tokenizer`` loads). Bytes and characters are counted after normalization, as the
+    tokenizer sees them."""
+    tok = _tokenizer(model)
+    total = Compression(0, 0, 0)
+    batch: list[str] = []
+
+    def flush() -> Compression:
+        data = [tok.normalize(t) for t in batch]
+        ids, _ = tok.encode_batch(data, return_flat=True)
+        n_bytes = sum(map(len, data))
+        n_chars = sum(len(d.decode("utf-8", "replace")) for d in data)
+        return Compression(n_bytes, n_chars, len(ids))
+
+    size = 0
+    for text in texts:
+        batch.append(text)
+        size += len(text)
+        if size >= 1 << 22:
+            total = total + flush()
+            batch, size = [], 0
+    if batch:
+        total = total + flush()
+    return total
+
+
+def file_compression(model: Any, path: str | os.PathLike) -> Compression:
+    """Compression of a text file's lines (one document per line, newlines included)."""
+    with open(path, "rb") as f:
+        lines = (line.decode("utf-8", "replace") for line in f)
+        return text_compression(model, lines)

@@ -1,0 +1,112 @@
+"""What a user may hand to ``Trainer.train`` or ``encode_corpus``, turned into sources to shard.
+
+- a path (``str`` or ``os.PathLike``), or a list/tuple of ``os.PathLike`` (or of paths given as
+  :class:`Files`): files in any supported format; ``"-"`` is standard input (spooled to a
+  temporary file, since every pass reads the corpus again);
+- :class:`Texts` or any other re-iterable of ``str`` (or UTF-8 ``bytes``), including one-shot
+  iterators: each item is one document; they are written once to a temporary JSON Lines file so
+  that every pass (and every worker of a local cluster) can read them.
+
+Temporary files are removed by :meth:`CorpusInputs.close` (on success, error and Ctrl-C alike).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import InputError
+from .sources import PathLike, Source, describe_sources, spool_stdin, spool_texts
+
+
+class Files:
+    """Corpus files with how to read them (``labels`` name them in messages)."""
+
+    def __init__(self, paths: PathLike | Iterable[PathLike], *, jsonl_field: str | None = None,
+                 parquet_column: str | None = None, labels: Iterable[str] | None = None) -> None:
+        self.paths = [paths] if isinstance(paths, (str, os.PathLike)) else list(paths)
+        self.jsonl_field = jsonl_field
+        self.parquet_column = parquet_column
+        self.labels = None if labels is None else list(labels)
+
+
+class Texts:
+    """In-memory documents (``str``, or ``bytes`` holding UTF-8), each one text of the corpus."""
+
+    def __init__(self, texts: Iterable) -> None:
+        if isinstance(texts, (str, bytes)):
+            raise InputError("pass a list of texts, or a path as pathlib.Path / str to use a file")
+        self.texts = texts
+
+
+@dataclass
+class CorpusInputs:
+    sources: list[Source]
+    temporaries: list[Path] = field(default_factory=list)
+    description: str = ""
+    spooled_invalid_utf8: int = 0
+
+    def close(self) -> None:
+        for path in self.temporaries:
+            path.unlink(missing_ok=True)
+        self.temporaries = []
+
+    def __enter__(self) -> CorpusInputs:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def open_corpus(corpus: Any, *, jsonl_field: str | None = None, parquet_column: str | None = None,
+                errors: str = "replace", tmp_dir: str | os.PathLike | None = None) -> CorpusInputs:
+    """Sources for ``corpus`` (see the module docstring); close the result when done."""
+    directory = None if tmp_dir is None else os.fspath(tmp_dir)
+    if isinstance(corpus, (str, os.PathLike)):
+        corpus = Files([corpus], jsonl_field=jsonl_field, parquet_column=parquet_column)
+    elif isinstance(corpus, (list, tuple)) and corpus and all(isinstance(p, os.PathLike) for p in corpus):
+        corpus = Files(corpus, jsonl_field=jsonl_field, parquet_column=parquet_column)
+    if isinstance(corpus, Files):
+        inputs = CorpusInputs([])
+        try:
+            paths: list[PathLike] = []
+            labels = corpus.labels or [os.fspath(p) for p in corpus.paths]
+            if sum(1 for p in corpus.paths if os.fspath(p) == "-") > 1:
+                raise InputError("'-' (standard input) may be given only once")
+            for p in corpus.paths:
+                if os.fspath(p) == "-":
+                    spooled = spool_stdin(directory=directory)
+                    inputs.temporaries.append(spooled)
+                    if spooled.stat().st_size == 0:
+                        raise InputError("standard input is empty; nothing to read")
+                    paths.append(spooled)
+                else:
+                    paths.append(p)
+            labels = ["<stdin>" if os.fspath(p) == "-" else label for p, label in zip(corpus.paths, labels)]
+            inputs.sources = describe_sources(paths, jsonl_field=corpus.jsonl_field or jsonl_field,
+                                              parquet_column=corpus.parquet_column or parquet_column, labels=labels)
+            shown = ", ".join(labels[:3]) + (f" (+{len(labels) - 3} more)" if len(labels) > 3 else "")
+            inputs.description = shown
+        except BaseException:
+            inputs.close()
+            raise
+        return inputs
+    if isinstance(corpus, Texts):
+        corpus = corpus.texts
+    if isinstance(corpus, (bytes, bytearray)):
+        raise InputError("a corpus of bytes is ambiguous; pass a list of texts or a file path")
+    try:
+        iter(corpus)
+    except TypeError:
+        raise InputError(f"cannot read a corpus from a {type(corpus).__name__}; pass a file path, a list of paths "
+                         "or an iterable of str") from None
+    path, count, invalid = spool_texts(corpus, directory, errors=errors)
+    try:
+        sources = describe_sources([path], labels=[f"{count} texts"])
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
+    return CorpusInputs(sources, [path], f"{count} texts", invalid)

@@ -1,0 +1,319 @@
+"""Reading a shard: its documents as batches of UTF-8 bytes with document offsets.
+
+Two purposes read the same inputs slightly differently, as the two algorithms require:
+
+- ``"train"``: a plain-text line is a text *with* its ``\\n`` (the original trainer's view of
+  ``open(path)``); consecutive lines travel as one block whose newline runs are capped at one
+  per chunk (``DocBatch.max_newlines == 1``), which chunks exactly as line-by-line texts would.
+  A line longer than a batch is emitted in pieces cut at 10000-character chunk boundaries where
+  NFC cannot join the two sides, so no line ever has to be held whole.
+- ``"encode"``: a plain-text line is a document *without* its ``\\n``; documents are never cut.
+
+JSON Lines and Parquet documents are the same for both: the field's string, newlines kept.
+``positions`` give each document's place in its input (byte offset of its line in the
+decompressed stream, or row number for Parquet): together with the input's index they name a
+document independently of how the corpus was sharded (sampling seeds use them).
+"""
+
+from __future__ import annotations
+
+import json
+import unicodedata
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+
+from ..errors import InputError
+from .shards import Shard, open_parquet
+from .sources import Source, open_raw, open_stream
+from .utf8 import check_errors, decode, nfc_utf8, plain_utf8, safe_cut
+
+DEFAULT_BATCH_BYTES = 4 << 20
+MAX_CHUNK_CHARS = 10000
+MAX_NEWLINES = 100
+Purpose = Literal["train", "encode"]
+
+
+@dataclass
+class DocBatch:
+    """Documents ``data[offsets[i]:offsets[i + 1]]`` (UTF-8, NFC unless reading raw)."""
+
+    data: bytes
+    offsets: np.ndarray  # int64, n + 1
+    positions: np.ndarray  # int64, n: where each document starts in its input
+    source_index: int
+    consumed: int  # input bytes consumed since the previous batch (progress)
+    texts: int  # input texts (lines, records) completed in this batch
+    invalid_utf8: int = 0
+    max_newlines: int = MAX_NEWLINES  # newline runs per chunk (training's chunking cap)
+
+    @property
+    def n_documents(self) -> int:
+        return len(self.offsets) - 1
+
+
+def read_shard(shard: Shard, *, purpose: Purpose = "train", errors: str = "replace", normalize: bool = True,
+               batch_bytes: int = DEFAULT_BATCH_BYTES) -> Iterator[DocBatch]:
+    """The documents of ``shard`` in input order, in batches of about ``batch_bytes``."""
+    check_errors(errors)
+    source = shard.source
+    try:
+        if source.format == "parquet":
+            yield from _parquet_batches(shard, errors, normalize, batch_bytes)
+            return
+        reader = _LineReader(shard, purpose, errors, normalize, batch_bytes)
+        yield from reader.batches()
+    except InputError:
+        raise
+    except Exception as e:
+        if source.compression != "none" and _is_decompression_error(e):
+            raise InputError(f"{source.label}: corrupt or truncated {source.compression} data ({e})") from None
+        if isinstance(e, OSError):
+            raise InputError(f"cannot read {source.label}: {e.strerror or e}") from None
+        raise
+
+
+def _is_decompression_error(e: Exception) -> bool:
+    import zlib
+
+    return isinstance(e, (EOFError, OSError, ValueError, zlib.error)) or type(e).__name__ == "ZstdError"
+
+
+class _LineReader:
+    """Text and JSON Lines: whole lines of the shard's byte range, block by block."""
+
+    def __init__(self, shard: Shard, purpose: Purpose, errors: str, normalize: bool, batch_bytes: int) -> None:
+        self.shard, self.source = shard, shard.source
+        self.purpose, self.errors, self.normalize = purpose, errors, normalize
+        self.batch_bytes = batch_bytes
+        self.lines_before = 0  # lines of the shard already read (for error messages within the shard)
+
+    def _where(self) -> str:
+        """How messages name the input; line numbers count from the shard's first line."""
+        if self.shard.start == 0 or not self.source.splittable:
+            return self.source.label
+        return f"{self.source.label} (part from byte {self.shard.start})"
+
+    def _to_utf8(self, text: str, raw: bytes | None) -> bytes:
+        return nfc_utf8(text, raw) if self.normalize else plain_utf8(text)
+
+    def batches(self) -> Iterator[DocBatch]:
+        if self.source.format == "jsonl":
+            yield from self._jsonl()
+        elif self.purpose == "train":
+            yield from self._text_train()
+        else:
+            yield from self._text_encode()
+
+    # -- whole lines of the byte range ------------------------------------------------------
+    def _blocks(self) -> Iterator[tuple[bytes, int, int, bool]]:
+        """(lines, their start offset, input bytes consumed, complete) for the lines the shard
+        owns. ``complete`` is False for a piece of a line longer than a block (only when reading
+        plain text for training; otherwise such a line is read until its end)."""
+        shard, source = self.shard, self.source
+        reader, raw = open_stream(source)
+        split_long = self.purpose == "train" and source.format == "text"
+        try:
+            pos = 0
+            end = shard.end if source.splittable else -1
+            if source.splittable and shard.start > 0:
+                raw.seek(shard.start - 1)
+                if raw.read(1) != b"\n":
+                    raw.readline()  # the line cut at our start belongs to the previous shard
+                pos = raw.tell()
+            last_tell = shard.start if source.splittable else 0
+            budget = shard.size  # progress never counts past the shard's own bytes
+            pending = b""
+            while True:
+                if end >= 0 and pos >= end:
+                    break
+                block = reader.read(self.batch_bytes)
+                data = pending + block if pending else block
+                pending = b""
+                tell = raw.tell()
+                consumed = min(max(tell - last_tell, 0), budget)
+                last_tell, budget = tell, budget - consumed
+                if not block:
+                    if data:
+                        yield data, pos, consumed, True
+                    break
+                if end >= 0:
+                    k = data.find(b"\n", max(0, end - pos - 1))
+                    if k >= 0:  # the last line we own ends here
+                        yield data[: k + 1], pos, consumed, True
+                        break
+                k = data.rfind(b"\n")
+                if k >= 0:
+                    yield data[: k + 1], pos, consumed, True
+                    pos += k + 1
+                    pending = data[k + 1:]
+                elif split_long and len(data) >= self.batch_bytes:
+                    q = safe_cut(data, 0)
+                    if q > 0:
+                        yield data[:q], pos, consumed, False
+                        pos += q
+                        pending = data[q:]
+                    else:
+                        pending = data
+                else:
+                    pending = data
+                    if consumed:
+                        yield b"", pos, consumed, False
+        finally:
+            reader.close()
+            if raw is not reader:
+                raw.close()
+
+    # -- plain text ---------------------------------------------------------------------------
+    def _text_train(self) -> Iterator[DocBatch]:
+        carry = ""  # NFC text of an unfinished long line after its last complete chunk
+        for data, _pos, consumed, complete in self._blocks():
+            if not data:
+                yield _one(b"", self.source.index, consumed, 0, 0, 1, empty=True)
+                continue
+            text, invalid = decode(data, self.errors, self._where(), self.lines_before)
+            n_lines = data.count(b"\n")
+            if not complete:
+                # A piece of a line longer than a block: emit its whole 10000-character chunks.
+                text = carry + text
+                if not text.isascii() and self.normalize:
+                    text = unicodedata.normalize("NFC", text)
+                cut = (len(text) // MAX_CHUNK_CHARS) * MAX_CHUNK_CHARS
+                carry = text[cut:]
+                out = self._to_utf8(text[:cut], None) if cut else b""
+                yield _one(out, self.source.index, consumed, 0, invalid, MAX_NEWLINES)
+                continue
+            if carry:
+                out = self._to_utf8(carry + text, None)
+                carry = ""
+            else:
+                out = self._to_utf8(text, data)
+            if data and not data.endswith(b"\n"):
+                n_lines += 1
+            self.lines_before += data.count(b"\n")
+            yield _one(out, self.source.index, consumed, n_lines, invalid, 1)
+
+    def _text_encode(self) -> Iterator[DocBatch]:
+        for data, pos, consumed, _ in self._blocks():
+            if not data:
+                yield _one(b"", self.source.index, consumed, 0, 0, MAX_NEWLINES, empty=True)
+                continue
+            text, invalid = decode(data, self.errors, self._where(), self.lines_before)
+            lines = data.split(b"\n")
+            if data.endswith(b"\n"):
+                lines.pop()
+            starts = np.zeros(len(lines), np.int64)
+            np.cumsum([len(line) + 1 for line in lines[:-1]], out=starts[1:])
+            starts += pos
+            self.lines_before += len(lines)
+            if invalid or not data.isascii():
+                parts = text.split("\n")
+                if text.endswith("\n"):
+                    parts.pop()
+                encoded = [self._to_utf8(t, None) for t in parts]
+            else:
+                encoded = lines
+            yield _batch(encoded, starts, self.source.index, consumed, len(lines), invalid)
+
+    # -- JSON Lines ----------------------------------------------------------------------------
+    def _jsonl(self) -> Iterator[DocBatch]:
+        field = self.source.field
+        for data, pos, consumed, _ in self._blocks():
+            if not data:
+                yield _one(b"", self.source.index, consumed, 0, 0, MAX_NEWLINES, empty=True)
+                continue
+            docs: list[bytes] = []
+            starts: list[int] = []
+            invalid = 0
+            offset = pos
+            for raw_line in data.split(b"\n"):
+                line_start = offset
+                offset += len(raw_line) + 1
+                self.lines_before += 1
+                if not raw_line.strip():
+                    continue
+                line_text, bad = decode(raw_line, self.errors, self._where(), self.lines_before - 1)
+                invalid += bad
+                value = _json_field(line_text, field, self._where(), self.lines_before)
+                docs.append(self._to_utf8(value, None))
+                starts.append(line_start)
+            if data.endswith(b"\n"):
+                self.lines_before -= 1  # split() produced an empty last item for the final newline
+            yield _batch(docs, np.asarray(starts, np.int64), self.source.index, consumed, len(docs), invalid)
+
+
+def _json_field(line: str, field: str, label: str, lineno: int) -> str:
+    where = f"{label}: line {lineno}"
+    try:
+        obj = json.loads(line)
+    except RecursionError:
+        raise InputError(f"{where} is nested too deeply to be a JSON Lines record") from None
+    except ValueError as e:
+        raise InputError(f"{where} is not valid JSON ({e})") from None
+    if not isinstance(obj, dict):
+        raise InputError(f"{where} is a JSON {type(obj).__name__}, expected an object with field {field!r}")
+    if field not in obj:
+        names = ", ".join(map(str, list(obj)[:8])) or "none"
+        raise InputError(f"{where} has no field {field!r} (fields: {names}); pick the right --jsonl-field or fix the line")
+    value = obj[field]
+    if not isinstance(value, str):
+        raise InputError(f"{where}: field {field!r} holds a {type(value).__name__}, expected a string")
+    return value
+
+
+def _one(data: bytes, source_index: int, consumed: int, texts: int, invalid: int, max_newlines: int,
+         empty: bool = False) -> DocBatch:
+    n = 0 if empty or not data else 1
+    offsets = np.array([0, len(data)] if n else [0], np.int64)
+    return DocBatch(data, offsets, np.zeros(n, np.int64), source_index, consumed, texts, invalid, max_newlines)
+
+
+def _batch(docs: list[bytes], starts: np.ndarray, source_index: int, consumed: int, texts: int,
+           invalid: int) -> DocBatch:
+    offsets = np.zeros(len(docs) + 1, np.int64)
+    if docs:
+        np.cumsum(np.fromiter(map(len, docs), np.int64, len(docs)), out=offsets[1:])
+    return DocBatch(b"".join(docs), offsets, starts, source_index, consumed, texts, invalid, MAX_NEWLINES)
+
+
+def _parquet_batches(shard: Shard, errors: str, normalize: bool, batch_bytes: int) -> Iterator[DocBatch]:
+    source: Source = shard.source
+    pf = open_parquet(source)
+    meta = pf.metadata
+    row = sum(meta.row_group(rg).num_rows for rg in range(shard.start))
+    for rg in range(shard.start, shard.end):
+        group = meta.row_group(rg)
+        size = sum(group.column(c).total_compressed_size for c in range(group.num_columns))
+        try:
+            column = pf.read_row_group(rg, columns=[source.field]).column(0)
+        except KeyError:
+            raise InputError(f"{source.label}: no column {source.field!r}; pick the text column with --parquet-column") from None
+        values = column.to_pylist()
+        docs: list[bytes] = []
+        invalid = 0
+        for i, value in enumerate(values):
+            if isinstance(value, bytes):
+                value, bad = decode(value, errors, f"{source.label}: row {row + i} (row group {rg})")
+                invalid += bad
+            elif not isinstance(value, str):
+                what = "null" if value is None else type(value).__name__
+                raise InputError(f"{source.label}: row {row + i} (row group {rg}): column {source.field!r} holds "
+                                 f"{what}, expected a string")
+            docs.append(nfc_utf8(value) if normalize else plain_utf8(value))
+        starts = np.arange(row, row + len(values), dtype=np.int64)
+        row += len(values)
+        yield _batch(docs, starts, source.index, size, len(docs), invalid)
+
+
+def read_documents(shard: Shard, **kwargs) -> Iterator[bytes]:
+    """Every document of ``shard`` as bytes (tests and small tools; passes use ``read_shard``)."""
+    for batch in read_shard(shard, **kwargs):
+        for i in range(batch.n_documents):
+            yield batch.data[batch.offsets[i]:batch.offsets[i + 1]]
+
+
+def open_text(path: str) -> bytes:  # pragma: no cover - convenience for tools
+    with open_raw(path) as f:
+        return f.read()

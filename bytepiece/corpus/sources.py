@@ -1,0 +1,258 @@
+"""Input files of a corpus: what each one is, and how to open it as a stream of bytes.
+
+A :class:`Source` is decided once per input, from its name and first bytes, so plain text,
+JSON Lines and Parquet files (gzip or zstd compressed) can be mixed in one command:
+
+- the format comes from the extension under any compression suffix: ``.jsonl``, ``.ndjson``
+  and ``.json`` are JSON Lines, ``.parquet``/``.pq`` Parquet, anything else plain text (one
+  document per line); a file with no telling extension is read as JSON Lines when a
+  ``jsonl_field`` was given explicitly;
+- compression comes from the magic bytes, never from the name (a gzip file named ``.txt`` is
+  still decompressed, and a ``.gz`` name on plain text does no harm);
+- input that is neither text nor a supported container (xz, bzip2, zip, executables, files
+  that are mostly NUL bytes) is refused with a message, never tokenized as garbage.
+
+Paths with a URL scheme (``s3://``, ``gs://``, ``http://``, ...) are opened with fsspec when
+it is installed and supports the scheme, so Dask workers can read inputs they share.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import sys
+import tempfile
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Literal, Union
+
+from ..errors import InputError
+
+PathLike = Union[str, os.PathLike]
+Format = Literal["text", "jsonl", "parquet"]
+Compression = Literal["none", "gzip", "zstd"]
+
+DEFAULT_FIELD = "text"
+JSONL_SUFFIXES = (".jsonl", ".ndjson", ".json")
+PARQUET_SUFFIXES = (".parquet", ".pq")
+TEXT_SUFFIXES = (".txt", ".text", ".md", ".rst", ".csv", ".tsv", ".py", ".c", ".h", ".log")
+COMPRESSION_SUFFIXES = (".gz", ".gzip", ".zst", ".zstd")
+
+_GZIP_MAGIC = b"\x1f\x8b"
+_ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+_PARQUET_MAGIC = b"PAR1"
+_UNSUPPORTED = (
+    (b"\xfd7zXZ\x00", "xz-compressed; decompress it first (xz -d)"),
+    (b"BZh", "bzip2-compressed; decompress it first (bunzip2)"),
+    (b"PK\x03\x04", "a zip archive; extract the text files from it"),
+    (b"\x7fELF", "an executable (ELF), not text"),
+    (b"%PDF-", "a PDF document; extract its text first"),
+    (b"\x89PNG", "a PNG image, not text"),
+)
+_SNIFF_BYTES = 1 << 16
+_MAX_NUL_SHARE = 0.05
+
+
+@dataclass(frozen=True)
+class Source:
+    """One input: where it is (``path``: a file path or URL), what it holds and how it is packed."""
+
+    path: str
+    format: Format
+    compression: Compression
+    field: str  # JSON Lines field or Parquet column holding the text
+    size: int  # bytes on disk (compressed size for compressed files)
+    label: str  # the name shown to users ("<stdin>" for a spooled standard input)
+    index: int = 0  # position among the corpus inputs (document streams are numbered per input)
+
+    @property
+    def splittable(self) -> bool:
+        """Whether workers can read byte ranges of it (uncompressed text or JSON Lines)."""
+        return self.compression == "none" and self.format != "parquet"
+
+
+def is_url(path: str) -> bool:
+    head, sep, _ = path.partition("://")
+    return bool(sep) and head.isidentifier() and len(head) > 1
+
+
+def open_raw(path: str) -> IO[bytes]:
+    """The file's bytes as a seekable binary stream (local path or fsspec URL)."""
+    if is_url(path):
+        try:
+            import fsspec
+        except ImportError:
+            raise InputError(f"{path}: reading URLs needs fsspec; pip install fsspec (plus the filesystem's package)") from None
+        try:
+            return fsspec.open(path, "rb").open()
+        except (ImportError, ValueError) as e:
+            raise InputError(f"{path}: this fsspec cannot open it ({e})") from None
+    return open(path, "rb")
+
+
+def open_stream(source: Source) -> tuple[IO[bytes], IO[bytes]]:
+    """(decompressed reader, raw file): the raw file's position measures progress."""
+    raw = open_raw(source.path)
+    try:
+        if source.compression == "gzip":
+            return gzip.GzipFile(fileobj=raw, mode="rb"), raw
+        if source.compression == "zstd":
+            try:
+                import zstandard
+            except ImportError:
+                raise InputError(f"{source.label} is zstd-compressed; reading it needs the zstd extra: "
+                                 'pip install "bytepiece-tk[zstd]"') from None
+            return zstandard.ZstdDecompressor().stream_reader(raw, read_across_frames=True), raw
+    except BaseException:
+        raw.close()
+        raise
+    return raw, raw
+
+
+def _file_size(path: str) -> int:
+    if is_url(path):
+        import fsspec
+
+        fs, inner = fsspec.core.url_to_fs(path)
+        return int(fs.size(inner))
+    return os.stat(path).st_size
+
+
+def _strip_compression_suffix(name: str) -> str:
+    low = name.lower()
+    for suffix in COMPRESSION_SUFFIXES:
+        if low.endswith(suffix):
+            return name[: -len(suffix)]
+    return name
+
+
+def _format_of(name: str, jsonl_field_given: bool) -> Format:
+    base = _strip_compression_suffix(name).lower()
+    if base.endswith(JSONL_SUFFIXES):
+        return "jsonl"
+    if base.endswith(PARQUET_SUFFIXES):
+        return "parquet"
+    if base.endswith(TEXT_SUFFIXES) or not jsonl_field_given:
+        return "text"
+    return "jsonl"
+
+
+def _check_not_binary(head: bytes, label: str) -> None:
+    for magic, what in _UNSUPPORTED:
+        if head.startswith(magic):
+            raise InputError(f"{label} is {what}")
+    if head and head.count(0) > _MAX_NUL_SHARE * len(head):
+        raise InputError(f"{label} looks binary ({head.count(0):,} NUL bytes in its first {len(head):,}); "
+                         "pass text, JSON Lines or Parquet files")
+
+
+def describe_source(path: PathLike, *, index: int = 0, jsonl_field: str | None = None,
+                    parquet_column: str | None = None, label: str | None = None) -> Source:
+    """Inspect one input (exists, readable, not binary) and decide how to read it."""
+    path = os.fspath(path)
+    label = label or path
+    if not is_url(path):
+        p = Path(path)
+        if not p.exists():
+            raise InputError(f"corpus file {label} does not exist")
+        if p.is_dir():
+            raise InputError(f"corpus path {label} is a directory; pass the files in it")
+        if not p.is_file():
+            raise InputError(f"corpus path {label} is not a regular file (a pipe or device cannot be read twice); "
+                             "pass '-' to read standard input, or save it to a file first")
+    try:
+        with open_raw(path) as f:
+            head = f.read(_SNIFF_BYTES)
+    except PermissionError as e:
+        raise InputError(f"cannot read {label}: {e.strerror}") from None
+    except OSError as e:
+        raise InputError(f"cannot read {label}: {e.strerror or e}") from None
+    if head.startswith(_GZIP_MAGIC):
+        compression: Compression = "gzip"
+    elif head.startswith(_ZSTD_MAGIC):
+        compression = "zstd"
+    else:
+        compression = "none"
+    fmt = "parquet" if head.startswith(_PARQUET_MAGIC) else _format_of(path, jsonl_field is not None)
+    if compression == "none" and fmt != "parquet":
+        _check_not_binary(head, label)
+    if fmt == "parquet" and compression != "none":
+        raise InputError(f"{label}: a compressed Parquet file; Parquet compresses internally, decompress the file first")
+    field = (parquet_column if fmt == "parquet" else jsonl_field) or DEFAULT_FIELD
+    source = Source(path, fmt, compression, field, _file_size(path), label, index)
+    if compression != "none":
+        _check_decompressed_head(source)
+    return source
+
+
+def _check_decompressed_head(source: Source) -> None:
+    reader, raw = open_stream(source)
+    try:
+        head = reader.read(_SNIFF_BYTES)
+    except (OSError, EOFError, ValueError) as e:
+        raise InputError(f"{source.label}: corrupt {source.compression} data ({e})") from None
+    except Exception as e:  # zlib.error, zstd.ZstdError
+        raise InputError(f"{source.label}: corrupt {source.compression} data ({e})") from None
+    finally:
+        reader.close()
+        raw.close()
+    _check_not_binary(head, source.label)
+
+
+def describe_sources(paths: Iterable[PathLike], *, jsonl_field: str | None = None,
+                     parquet_column: str | None = None, labels: Iterable[str] | None = None) -> list[Source]:
+    paths = list(paths)
+    names = list(labels) if labels is not None else [None] * len(paths)
+    if len(names) != len(paths):
+        raise InputError("labels must name every path")
+    if not paths:
+        raise InputError("no corpus files given")
+    return [describe_source(p, index=i, jsonl_field=jsonl_field, parquet_column=parquet_column, label=name)
+            for i, (p, name) in enumerate(zip(paths, names))]
+
+
+# -- inputs that are not files: spooled so that several passes (and several workers) can read them
+
+def spool_stdin(stream: IO[bytes] | None = None, directory: str | None = None) -> Path:
+    """Copy standard input (or ``stream``) to a temporary file and return its path; the caller
+    deletes it. Compressed input stays compressed (the reader recognises it)."""
+    stream = stream if stream is not None else sys.stdin.buffer
+    fd, name = tempfile.mkstemp(prefix="bytepiece-stdin-", suffix=".txt", dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            while block := stream.read(1 << 20):
+                f.write(block)
+    except BaseException:
+        Path(name).unlink(missing_ok=True)
+        raise
+    return Path(name)
+
+
+def spool_texts(texts: Iterable, directory: str | None = None, *, errors: str = "replace") -> tuple[Path, int, int]:
+    """Write texts (``str``, or ``bytes`` holding UTF-8) to a temporary JSON Lines file (field
+    ``text``); returns (path, number of texts, invalid UTF-8 sequences replaced in bytes texts)."""
+    from .utf8 import decode
+
+    fd, name = tempfile.mkstemp(prefix="bytepiece-texts-", suffix=".jsonl", dir=directory)
+    n = invalid = 0
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
+            for i, text in enumerate(texts):
+                if isinstance(text, (bytes, bytearray, memoryview)):
+                    text, bad = decode(bytes(text), errors, f"text {i}")
+                    invalid += bad
+                elif not isinstance(text, str):
+                    raise InputError(f"text {i} is a {type(text).__name__}; a corpus yields str (or UTF-8 bytes)")
+                try:
+                    f.write(json.dumps({DEFAULT_FIELD: text}, ensure_ascii=False))
+                except UnicodeEncodeError:
+                    raise InputError(f"text {i} contains a lone surrogate, which has no UTF-8 encoding; "
+                                     "fix the text (e.g. decode its source with errors='replace')") from None
+                f.write("\n")
+                n += 1
+    except BaseException:
+        Path(name).unlink(missing_ok=True)
+        raise
+    return Path(name), n, invalid

@@ -1,0 +1,86 @@
+"""The engine interface: an ordered map over shards whose results the caller reduces in order.
+
+Every corpus pass has the same shape: a *task function* turns one shard description (file +
+byte range) into a partial result made of numpy arrays (sorted packed keys and counts, piece
+tables, token arrays), and the caller folds the partial results in corpus order, so the outcome
+never depends on how many workers ran or where. Task functions are plain module-level functions
+so that every backend can run them: the local backend calls them on threads (the numba kernels
+release the GIL), the Dask backend ships them to worker processes. Large read-only inputs that
+every task needs (the n-gram table of the second training pass, a tokenizer) go through
+:meth:`Engine.share` once per worker instead of once per task.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any, TypeVar
+
+from ..errors import InputError
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+class Engine:
+    """Base class of the backends; use :func:`make_engine`."""
+
+    backend: str = "base"
+    workers: int = 1
+
+    def map(self, fn: Callable[..., R], items: Iterable[T], *args: Any, window: int | None = None) -> Iterator[tuple[T, R]]:
+        """``(item, fn(item, *args))`` for every item, in item order, with at most ``window``
+        tasks submitted ahead of the one being yielded (bounding the memory of finished but
+        not yet reduced results)."""
+        raise NotImplementedError
+
+    def share(self, value: Any) -> Any:
+        """A handle for ``value`` to pass to task functions in place of the value itself."""
+        return value
+
+    def phase_peaks(self) -> dict[str, int]:
+        """Peak RSS of every worker process since the previous call (bytes), where measurable."""
+        return {}
+
+    def describe(self) -> dict[str, Any]:
+        return {"backend": self.backend, "workers": self.workers}
+
+    def close(self) -> None:
+        """Release what the engine started (a LocalCluster it created, ...)."""
+
+    def __enter__(self) -> Engine:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+ClusterSpec = Any  # None | "local" | "local:N" | "tcp://host:port" | distributed.Client
+
+
+def make_engine(cluster: ClusterSpec = None, *, workers: int | None = None) -> Engine:
+    """The engine for a ``cluster`` option value.
+
+    - ``None`` or ``"threads"``: local threads (``workers`` of them; default all cores);
+    - ``"local:N"``: a Dask ``LocalCluster`` of N worker processes, started now and shut down by
+      :meth:`Engine.close`;
+    - a scheduler address (``"tcp://host:8786"``, ``"host:8786"``): connect to a running Dask
+      cluster (inputs must be readable by every worker);
+    - a ``distributed.Client``: use it as it is (not closed afterwards).
+    """
+    if isinstance(cluster, Engine):
+        return cluster
+    if cluster is None or (isinstance(cluster, str) and cluster.strip().lower() in ("", "threads", "local-threads")):
+        from .local import LocalEngine
+
+        return LocalEngine(workers)
+    from .dask import DaskEngine
+
+    if isinstance(cluster, str):
+        spec = cluster.strip()
+        if spec.lower().startswith("local:") or spec.lower() == "local":
+            count = spec.partition(":")[2] or str(workers or 2)
+            if not count.isdigit() or int(count) < 1:
+                raise InputError(f"--cluster local:N needs a positive number of worker processes, got {cluster!r}")
+            return DaskEngine.local_cluster(int(count))
+        return DaskEngine.connect(spec)
+    return DaskEngine.from_client(cluster)

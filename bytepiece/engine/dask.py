@@ -1,0 +1,121 @@
+"""The distributed backend: the same task functions on a Dask cluster (``pip install "bytepiece-tk[dask]"``).
+
+Tasks receive shard descriptions and read their own input, so inputs must be readable by every
+worker (a shared file system, or URLs fsspec can open); partial results come back to the caller
+as numpy arrays and are reduced there in corpus order, exactly as with the local backend, which
+is why the result does not depend on the backend. Dask retries a task whose worker died; when a
+task cannot be completed the run stops with one error and writes nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+from ..errors import InputError, TrainingError
+from .base import Engine, R, T
+from .memory import worker_phase_peak
+
+CONNECT_TIMEOUT_S = 30
+
+
+def _distributed():
+    try:
+        import distributed
+    except ImportError:
+        raise InputError('the Dask backend needs the dask extra: pip install "bytepiece-tk[dask]"') from None
+    return distributed
+
+
+class DaskEngine(Engine):
+    backend = "dask"
+
+    def __init__(self, client: Any, *, owns: bool, cluster: Any = None, address: str | None = None) -> None:
+        self.client = client
+        self._owns = owns
+        self._cluster = cluster
+        self.address = address or getattr(client.scheduler, "address", None)
+        nthreads = client.nthreads()
+        self.n_processes = len(nthreads)
+        self.workers = max(1, sum(nthreads.values()))
+
+    @classmethod
+    def local_cluster(cls, n_workers: int) -> DaskEngine:
+        distributed = _distributed()
+        cluster = distributed.LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True,
+                                           dashboard_address=None, silence_logs=logging.ERROR)
+        try:
+            client = distributed.Client(cluster)
+        except BaseException:
+            cluster.close()
+            raise
+        return cls(client, owns=True, cluster=cluster, address=f"local:{n_workers}")
+
+    @classmethod
+    def connect(cls, address: str) -> DaskEngine:
+        distributed = _distributed()
+        try:
+            client = distributed.Client(address, timeout=f"{CONNECT_TIMEOUT_S}s", set_as_default=False)
+        except (OSError, TimeoutError, ValueError) as e:
+            reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+            raise InputError(f"cannot reach the Dask scheduler at {address} within {CONNECT_TIMEOUT_S} s ({reason}); "
+                             "check the address and that the scheduler is running") from None
+        if not client.nthreads():
+            client.close()
+            raise InputError(f"the Dask cluster at {address} has no workers")
+        return cls(client, owns=True, address=address)
+
+    @classmethod
+    def from_client(cls, client: Any) -> DaskEngine:
+        distributed = _distributed()
+        if not isinstance(client, distributed.Client):
+            raise InputError(f"cluster must be None, 'local:N', a scheduler address or a distributed.Client, got {client!r}")
+        return cls(client, owns=False)
+
+    def map(self, fn: Callable[..., R], items: Iterable[T], *args: Any, window: int | None = None) -> Iterator[tuple[T, R]]:
+        distributed = _distributed()
+        window = max(1, window or 2 * self.workers)
+        pending: deque = deque()
+        try:
+            for item in items:
+                pending.append((item, self.client.submit(fn, item, *args, pure=False, retries=2)))
+                if len(pending) >= window:
+                    yield self._result(*pending.popleft(), distributed)
+            while pending:
+                yield self._result(*pending.popleft(), distributed)
+        finally:
+            if pending:
+                self.client.cancel([f for _, f in pending])
+
+    @staticmethod
+    def _result(item: Any, future: Any, distributed: Any) -> tuple[Any, Any]:
+        try:
+            return item, future.result()
+        except distributed.KilledWorker as e:
+            raise TrainingError(f"a Dask worker died while processing {getattr(item, 'source', item)!r} and the "
+                                f"retries failed too ({e}); nothing was written") from None
+        finally:
+            future.release()
+
+    def share(self, value: Any) -> Any:
+        return self.client.scatter(value, broadcast=True, hash=False)
+
+    def phase_peaks(self) -> dict[str, int]:
+        try:
+            return {str(k): int(v) for k, v in self.client.run(worker_phase_peak).items()}
+        except Exception:  # a worker that just died: no figure rather than a failed run
+            return {}
+
+    def describe(self) -> dict[str, Any]:
+        return {"backend": self.backend, "workers": self.workers, "processes": self.n_processes,
+                "scheduler": self.address}
+
+    def close(self) -> None:
+        if self._owns:
+            try:
+                self.client.close()
+            finally:
+                if self._cluster is not None:
+                    self._cluster.close()

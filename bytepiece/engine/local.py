@@ -1,0 +1,59 @@
+"""The embedded backend: tasks on this process's threads (no extra dependency).
+
+The numba kernels release the GIL, so threads give real parallelism for the heavy part of every
+task; the reading and decoding around it overlaps with other tasks' kernels.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future
+from typing import Any
+
+from ..errors import InputError
+from .base import Engine, R, T
+from .pool import thread_pool
+
+
+def default_workers() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+
+
+class LocalEngine(Engine):
+    backend = "local"
+
+    def __init__(self, workers: int | None = None) -> None:
+        if workers is None:
+            workers = default_workers()
+        if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+            raise InputError(f"workers must be a positive integer, got {workers!r}")
+        self.workers = workers
+
+    def map(self, fn: Callable[..., R], items: Iterable[T], *args: Any, window: int | None = None) -> Iterator[tuple[T, R]]:
+        if self.workers == 1:
+            for item in items:
+                yield item, fn(item, *args)
+            return
+        window = max(1, window or 2 * self.workers)
+        pool = thread_pool(self.workers)
+        pending: deque[tuple[T, Future]] = deque()
+        source = iter(items)
+        try:
+            for item in source:
+                pending.append((item, pool.submit(fn, item, *args)))
+                if len(pending) >= window:
+                    first, future = pending.popleft()
+                    yield first, future.result()
+            while pending:
+                first, future = pending.popleft()
+                yield first, future.result()
+        finally:
+            # An error, Ctrl-C or an abandoned generator: queued tasks never start; running ones
+            # finish on their own (threads cannot be interrupted) and their results are dropped.
+            for _, future in pending:
+                future.cancel()

@@ -1,0 +1,134 @@
+"""Memory as a budget: parsing sizes, the default budget, and measuring resident memory per phase.
+
+The default budget is half of the memory available when the run starts, so a run with default
+options leaves room for everything else on the machine and never dies of OOM. Peak resident
+memory is sampled by a background thread (``/proc/self/statm``, every few milliseconds) so that
+each phase reports its own peak, not the process's peak so far.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import resource
+import sys
+import threading
+import time
+
+from ..errors import InputError
+
+_UNITS = {"": 1, "B": 1, "K": 1 << 10, "KB": 1 << 10, "KIB": 1 << 10, "M": 1 << 20, "MB": 1 << 20, "MIB": 1 << 20,
+          "G": 1 << 30, "GB": 1 << 30, "GIB": 1 << 30, "T": 1 << 40, "TB": 1 << 40, "TIB": 1 << 40}
+_SIZE_RE = re.compile(r"^\s*([0-9]+(?:\.[0-9]*)?)\s*([A-Za-z]*)\s*$")
+
+
+def parse_size(value: str | int | float, *, name: str = "size") -> int:
+    """Bytes of ``"1G"``, ``"512MB"``, ``"1.5GiB"`` or a plain number (powers of 1024)."""
+    if isinstance(value, bool):
+        raise InputError(f"{name} must be a size such as 1G or 512M, got {value!r}")
+    if isinstance(value, (int, float)):
+        if value <= 0 or value != value:
+            raise InputError(f"{name} must be positive, got {value!r}")
+        return int(value)
+    match = _SIZE_RE.match(str(value))
+    unit = match.group(2).upper() if match else None
+    if not match or unit not in _UNITS:
+        raise InputError(f"{name} must be a size such as 1G, 512M or 2GB, got {value!r}")
+    size = int(float(match.group(1)) * _UNITS[unit])
+    if size <= 0:
+        raise InputError(f"{name} must be positive, got {value!r}")
+    return size
+
+
+def format_size(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if abs(n) < 1024 or unit == "GB":
+            return f"{n:,.0f} {unit}" if unit == "B" else f"{n:,.1f} {unit}"
+        n /= 1024
+    return f"{n:,.1f} TB"  # pragma: no cover
+
+
+def available_memory() -> int:
+    """Memory available to new allocations now (``MemAvailable``; the cgroup limit when lower)."""
+    avail = None
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    avail = int(line.split()[1]) * 1024
+                    break
+    except OSError:
+        pass
+    if avail is None:
+        try:
+            avail = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES")
+        except (ValueError, OSError, AttributeError):
+            avail = 4 << 30
+    for path in ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"):
+        try:
+            with open(path) as f:
+                text = f.read().strip()
+            if text.isdigit():
+                avail = min(avail, int(text))
+        except OSError:
+            continue
+    return avail
+
+
+def default_budget() -> int:
+    return max(256 << 20, available_memory() // 2)
+
+
+def current_rss() -> int:
+    """Resident memory of this process now, in bytes."""
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return peak_rss()
+
+
+def peak_rss() -> int:
+    """Peak resident memory of this process so far, in bytes."""
+    ru = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return ru if sys.platform == "darwin" else ru * 1024
+
+
+class RssMonitor:
+    """Samples this process's RSS in a daemon thread; ``phase_peak()`` returns the peak since the
+    previous call (the peak of the phase that just ended)."""
+
+    def __init__(self, interval: float = 0.005) -> None:
+        self.interval = interval
+        self._peak = current_rss()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="bytepiece-rss", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            rss = current_rss()
+            if rss > self._peak:
+                self._peak = rss
+
+    def phase_peak(self) -> int:
+        peak = max(self._peak, current_rss())
+        self._peak = current_rss()
+        return peak
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=1)
+
+
+# Worker side of the Dask backend: one monitor per worker process, started on demand.
+_worker_monitor: RssMonitor | None = None
+
+
+def worker_phase_peak() -> int:
+    """The peak RSS of this (worker) process since the previous call."""
+    global _worker_monitor
+    if _worker_monitor is None:
+        _worker_monitor = RssMonitor()
+        time.sleep(0)
+    return _worker_monitor.phase_peak()

@@ -1,0 +1,188 @@
+"""Sorted runs of counts: the partial results that training tasks return and the reducer merges.
+
+Two kinds of run, both sorted so that merging is linear and the reduction is deterministic:
+
+- *key runs*: strictly increasing ``uint64`` keys (packed n-grams, packed piece pairs) with
+  ``int64`` counts;
+- *piece runs*: byte strings of any length, ordered by (64-bit hash, bytes), each with a count:
+  ``hashes[i]``, ``counts[i]``, and bytes ``arena[offsets[i]:offsets[i + 1]]``. Ordering by hash
+  first makes a range of hash values a *hash partition* of the pieces, so a reducer can process
+  the pieces partition by partition; comparing bytes on equal hashes keeps colliding pieces apart.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+_FNV_OFFSET = np.uint64(0xCBF29CE484222325)
+_FNV_PRIME = np.uint64(0x100000001B3)
+
+
+@njit(cache=True, nogil=True)
+def run_lengths(sorted_keys):
+    """Distinct keys of a sorted array and how often each occurs."""
+    n = sorted_keys.shape[0]
+    m = 0
+    for i in range(n):
+        if i == 0 or sorted_keys[i] != sorted_keys[i - 1]:
+            m += 1
+    keys = np.empty(m, np.uint64)
+    counts = np.zeros(m, np.int64)
+    j = -1
+    for i in range(n):
+        if i == 0 or sorted_keys[i] != sorted_keys[i - 1]:
+            j += 1
+            keys[j] = sorted_keys[i]
+        counts[j] += 1
+    return keys, counts
+
+
+@njit(cache=True, nogil=True)
+def merge_counts(k1, c1, k2, c2):
+    """Union of two sorted (key, count) runs, adding the counts of equal keys (sized exactly:
+    a first pass counts the union, so a merge never holds more than its inputs and output)."""
+    n1, n2 = k1.shape[0], k2.shape[0]
+    i = j = m = 0
+    while i < n1 and j < n2:
+        if k1[i] < k2[j]:
+            i += 1
+        elif k2[j] < k1[i]:
+            j += 1
+        else:
+            i += 1
+            j += 1
+        m += 1
+    m += (n1 - i) + (n2 - j)
+    keys = np.empty(m, np.uint64)
+    counts = np.empty(m, np.int64)
+    i = j = m = 0
+    while i < n1 and j < n2:
+        if k1[i] < k2[j]:
+            keys[m] = k1[i]
+            counts[m] = c1[i]
+            i += 1
+        elif k2[j] < k1[i]:
+            keys[m] = k2[j]
+            counts[m] = c2[j]
+            j += 1
+        else:
+            keys[m] = k1[i]
+            counts[m] = c1[i] + c2[j]
+            i += 1
+            j += 1
+        m += 1
+    while i < n1:
+        keys[m] = k1[i]
+        counts[m] = c1[i]
+        i += 1
+        m += 1
+    while j < n2:
+        keys[m] = k2[j]
+        counts[m] = c2[j]
+        j += 1
+        m += 1
+    return keys, counts
+
+
+@njit(cache=True, nogil=True, inline="always")
+def hash_bytes(buf, a, b):
+    """64-bit FNV-1a of ``buf[a:b]`` with a final mix (the key of piece partitions)."""
+    h = _FNV_OFFSET
+    for i in range(a, b):
+        h = (h ^ np.uint64(buf[i])) * _FNV_PRIME
+    h ^= h >> np.uint64(29)
+    h *= np.uint64(0xBF58476D1CE4E5B9)
+    h ^= h >> np.uint64(32)
+    return h
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _compare(h1, a1, s1, e1, h2, a2, s2, e2):
+    """-1, 0 or 1: order of piece (h1, a1[s1:e1]) against (h2, a2[s2:e2])."""
+    if h1 != h2:
+        return -1 if h1 < h2 else 1
+    n1, n2 = e1 - s1, e2 - s2
+    for k in range(min(n1, n2)):
+        x, y = a1[s1 + k], a2[s2 + k]
+        if x != y:
+            return -1 if x < y else 1
+    if n1 != n2:
+        return -1 if n1 < n2 else 1
+    return 0
+
+
+@njit(cache=True, nogil=True)
+def gather_pieces(order, hashes, counts, starts, lengths, arena):
+    """A piece run from table entries taken in ``order`` (already sorted by hash, then bytes)."""
+    n = order.shape[0]
+    total = 0
+    for i in range(n):
+        total += lengths[order[i]]
+    out_h = np.empty(n, np.uint64)
+    out_c = np.empty(n, np.int64)
+    out_o = np.zeros(n + 1, np.int64)
+    out_a = np.empty(total, np.uint8)
+    p = 0
+    for i in range(n):
+        e = order[i]
+        out_h[i] = hashes[e]
+        out_c[i] = counts[e]
+        s = starts[e]
+        for k in range(lengths[e]):
+            out_a[p + k] = arena[s + k]
+        p += lengths[e]
+        out_o[i + 1] = p
+    return out_h, out_c, out_o, out_a
+
+
+@njit(cache=True, nogil=True)
+def _merge_pieces(h1, c1, o1, a1, h2, c2, o2, a2, out_h, out_c, out_o, out_a, emit):
+    n1, n2 = h1.shape[0], h2.shape[0]
+    i = j = m = 0
+    p = 0
+    while i < n1 or j < n2:
+        if i >= n1:
+            order = 1
+        elif j >= n2:
+            order = -1
+        else:
+            order = _compare(h1[i], a1, o1[i], o1[i + 1], h2[j], a2, o2[j], o2[j + 1])
+        if order <= 0:
+            if emit:
+                out_h[m] = h1[i]
+                out_c[m] = c1[i] + (c2[j] if order == 0 else 0)
+                for k in range(o1[i], o1[i + 1]):
+                    out_a[p + k - o1[i]] = a1[k]
+            p += o1[i + 1] - o1[i]
+            if order == 0:
+                j += 1
+            i += 1
+        else:
+            if emit:
+                out_h[m] = h2[j]
+                out_c[m] = c2[j]
+                for k in range(o2[j], o2[j + 1]):
+                    out_a[p + k - o2[j]] = a2[k]
+            p += o2[j + 1] - o2[j]
+            j += 1
+        m += 1
+        if emit:
+            out_o[m] = p
+    return m, p
+
+
+@njit(cache=True, nogil=True)
+def merge_pieces(h1, c1, o1, a1, h2, c2, o2, a2):
+    """Union of two piece runs, adding the counts of equal pieces (sized exactly)."""
+    e_h = np.empty(0, np.uint64)
+    e_c = np.empty(0, np.int64)
+    e_o = np.empty(0, np.int64)
+    e_a = np.empty(0, np.uint8)
+    m, p = _merge_pieces(h1, c1, o1, a1, h2, c2, o2, a2, e_h, e_c, e_o, e_a, False)
+    out_h = np.empty(m, np.uint64)
+    out_c = np.empty(m, np.int64)
+    out_o = np.zeros(m + 1, np.int64)
+    out_a = np.empty(p, np.uint8)
+    _merge_pieces(h1, c1, o1, a1, h2, c2, o2, a2, out_h, out_c, out_o, out_a, True)
+    return out_h, out_c, out_o, out_a

@@ -1,0 +1,75 @@
+"""Progress on long work, one style everywhere (rich): a bar per phase with totals and ETA.
+
+Library calls show bars only when asked (or when stderr is a terminal); the CLI passes its own
+stderr console. Phases with a known total (bytes of a corpus, pieces to re-segment) get a bar,
+elapsed time and ETA; phases without one get a spinner with elapsed time.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from collections.abc import Callable, Iterator
+from typing import Any
+
+Advance = Callable[[int], None]
+
+
+def _noop(_: int) -> None:
+    pass
+
+
+def stderr_is_terminal() -> bool:
+    try:
+        return sys.stderr.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+class Progress:
+    """Factory of per-phase bars; ``enabled=None`` means "when stderr is a terminal"."""
+
+    def __init__(self, enabled: bool | None = None, console: Any = None) -> None:
+        self.enabled = stderr_is_terminal() if enabled is None else bool(enabled)
+        self.console = console
+
+    def _console(self):
+        if self.console is None:
+            from rich.console import Console
+
+            self.console = Console(stderr=True, highlight=False)
+        return self.console
+
+    @contextlib.contextmanager
+    def phase(self, description: str, total: int | None = None, *, unit: str = "bytes") -> Iterator[Advance]:
+        """A bar for one phase; yields ``advance(n)``. ``unit`` is ``"bytes"`` or a noun (items)."""
+        if not self.enabled:
+            yield _noop
+            return
+        from rich.progress import (BarColumn, DownloadColumn, MofNCompleteColumn, Progress as RichProgress,
+                                   SpinnerColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn,
+                                   TransferSpeedColumn)
+
+        columns: list[Any] = [TextColumn("{task.description:<16}")]
+        if total is None:
+            columns += [SpinnerColumn(), TimeElapsedColumn()]
+        elif unit == "bytes":
+            columns += [BarColumn(bar_width=24), DownloadColumn(), TransferSpeedColumn(), TimeElapsedColumn(),
+                        TextColumn("eta"), TimeRemainingColumn()]
+        else:
+            columns += [BarColumn(bar_width=24), MofNCompleteColumn(), TextColumn(unit), TimeElapsedColumn(),
+                        TextColumn("eta"), TimeRemainingColumn()]
+        with RichProgress(*columns, console=self._console(), transient=False, refresh_per_second=5) as bar:
+            task = bar.add_task(description, total=total)
+            yield lambda n: bar.advance(task, n)
+            if total is not None:
+                bar.update(task, completed=total)
+
+    @contextlib.contextmanager
+    def status(self, message: str) -> Iterator[None]:
+        """A transient spinner line (e.g. "compiling kernels (first run only)")."""
+        if not self.enabled:
+            yield
+            return
+        with self._console().status(message):
+            yield

@@ -1,0 +1,208 @@
+"""The two counting passes of training, reduced under the memory budget.
+
+Pass 1 maps shards to sorted maximal-gram runs (plus 1-/2-gram counts), reduces them into a
+:class:`~bytepiece.engine.spill.RunStore`, then derives the kept n-grams partition by partition
+(partitions never separate keys that share their first three bytes, so every n-gram of length
+>= 3 is counted whole in one partition) into the :class:`NgramModel` that pass 2 needs whole.
+Pass 2 maps shards to piece runs with that model, reduces them the same way, and splits the
+pieces partition by partition into the pruning candidates (kept in memory: all single bytes and
+the pieces short and frequent enough) and the dropped pieces (kept in memory, or on disk when the
+counts were spilled), whose counts pruning re-distributes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ..corpus import Shard
+from ..engine import Engine
+from ..engine.spill import KeyRun, PieceRun, RunStore, SpillDir, _OnDisk
+from ..errors import TrainingError
+from ..progress import Progress
+from .memory_plan import MemoryPlan
+from .passes import NO_READS, NgramModel, PassOptions, ReadCounts, count_shard_grams, count_shard_pieces
+
+#: load factor of the n-gram score table (open addressing, linear probing)
+TABLE_LOAD = 0.6
+
+
+@dataclass
+class PassReport:
+    """What a pass did, for the summary and ``MODEL.meta.json``."""
+
+    spilled_bytes: int = 0
+    partitions: int = 1
+    worker_peaks: dict[str, int] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _sum_shard_bytes(shards: list[Shard]) -> int:
+    return sum(s.size for s in shards)
+
+
+def count_ngrams(engine: Engine, shards: list[Shard], options: PassOptions, plan: MemoryPlan, spill: SpillDir,
+                 progress: Progress) -> tuple[NgramCounts, ReadCounts, PassReport]:
+    """Pass 1 (DESIGN 5, step 1): every shard's maximal grams, reduced under the budget."""
+    store = RunStore(plan.pass1_reducer_limit(), spill)
+    ones = np.zeros(256, np.int64)
+    twos = np.zeros(1 << 16, np.int64)
+    read = NO_READS
+    with progress.phase("count n-grams", _sum_shard_bytes(shards)) as advance:
+        for shard, result in engine.map(count_shard_grams, shards, options, window=plan.window):
+            store.add(result.run)
+            ones += result.ones
+            twos += result.twos
+            read = read + result.read
+            advance(shard.size)
+    report = PassReport(spilled_bytes=store.spilled_bytes, worker_peaks=engine.phase_peaks())
+    return NgramCounts(store, ones, twos), read, report
+
+
+@dataclass
+class NgramCounts:
+    store: RunStore  # maximal grams
+    ones: np.ndarray  # 1-gram counts
+    twos: np.ndarray  # 2-gram counts
+
+
+def ngram_model(counts: NgramCounts, options: PassOptions, plan: MemoryPlan, progress: Progress) -> tuple[NgramModel, PassReport]:
+    """DESIGN 5, step 2: keep the n-grams counted at least ``min_count`` times and turn their
+    counts into conditional log probabilities (the same float64 operations as the original)."""
+    from ..kernels.ngrams import PREFIX3_MASK, count_long, derive_long, insert_scores
+
+    store, ones, twos = counts.store, counts.ones.copy(), counts.twos
+    total = int(ones.sum())
+    if total == 0:
+        raise TrainingError("the corpus is empty (no text in it); nothing to learn a vocabulary from")
+    # Every single byte is a 1-gram: the missing ones get count 1 (and one position each).
+    missing = ones == 0
+    ones[missing] = 1
+    total += int(missing.sum())
+    with np.errstate(divide="ignore"):
+        score1 = np.log(ones) - np.log(total)
+        kept2 = twos >= options.min_count
+        score2 = np.full(1 << 16, -np.inf)
+        first = np.arange(1 << 16) >> 8
+        score2[kept2] = np.log(twos[kept2]) - np.log(ones[first[kept2]])
+    with progress.phase("prune n-grams", None):
+        if not store.spilled:
+            store.memory = [store.single(KeyRun)]
+        parts = store.partitions(plan.partition_bytes(store.limit), PREFIX3_MASK)
+        n_long = 0
+        for lo, hi in parts:
+            run = store.load(lo, hi, KeyRun)
+            n_long += int(count_long(run.keys, run.counts, options.order, options.min_count))
+        cap = max(16, int(n_long / TABLE_LOAD) + 1)
+        table = np.zeros(2 * cap, np.uint64)
+        for lo, hi in parts:
+            run = store.load(lo, hi, KeyRun)
+            keys, kept_counts, parents = derive_long(run.keys, run.counts, options.order, options.min_count, twos)
+            del run
+            insert_scores(table, cap, keys, np.log(kept_counts) - np.log(parents))
+    store.close()
+    model = NgramModel(score1, score2, table, cap, 256 + int(kept2.sum()) + n_long)
+    return model, PassReport(partitions=len(parts), extra={"positions": total})
+
+
+@dataclass
+class PieceCounts:
+    """Pass 2's result split for pruning: candidates (in memory) and dropped pieces (in memory
+    or spilled), both as piece runs in (hash, bytes) order."""
+
+    candidates: PieceRun
+    dropped: list[PieceRun | _OnDisk]
+    distinct: int
+    seen: int
+
+    def dropped_batches(self, max_bytes: int) -> Iterator[PieceRun]:
+        """The dropped pieces in runs of about ``max_bytes`` of piece bytes."""
+        for part in self.dropped:
+            run = part.load(0, part.length) if isinstance(part, _OnDisk) else part
+            start = 0
+            while start < run.size:
+                end = int(np.searchsorted(run.offsets, run.offsets[start] + max_bytes, side="right")) - 1
+                end = min(max(end, start + 1), run.size)
+                yield run.slice(start, end)
+                start = end
+
+    @property
+    def dropped_count(self) -> int:
+        return sum(p.length if isinstance(p, _OnDisk) else p.size for p in self.dropped)
+
+
+def _select(run: PieceRun, which: np.ndarray) -> PieceRun:
+    from ..kernels.runs import gather_pieces
+
+    lengths = np.diff(run.offsets)
+    return PieceRun(*gather_pieces(which.astype(np.int64), run.hashes, run.counts, run.offsets[:-1], lengths, run.arena))
+
+
+def count_pieces(engine: Engine, shards: list[Shard], model: NgramModel, options: PassOptions, plan: MemoryPlan,
+                 spill: SpillDir, progress: Progress, *, max_piece_length: int) -> tuple[PieceCounts, PassReport]:
+    """Pass 2 (DESIGN 5, steps 3-4) and the candidate/dropped split of step 5."""
+    limit = plan.pass2_reducer_limit(model.nbytes)
+    store = RunStore(limit, spill)
+    seen = 0
+    shared = engine.share(model)
+    with progress.phase("count pieces", _sum_shard_bytes(shards)) as advance:
+        for shard, result in engine.map(count_shard_pieces, shards, shared, options, window=plan.window):
+            store.add(result.run)
+            seen += result.seen
+            advance(shard.size)
+    del shared
+    report = PassReport(spilled_bytes=store.spilled_bytes, worker_peaks=engine.phase_peaks())
+    candidates: list[PieceRun] = []
+    dropped: list[PieceRun | _OnDisk] = []
+    distinct = 0
+    parts = store.partitions(plan.partition_bytes(limit))
+    report.partitions = len(parts)
+    for lo, hi in parts:
+        run = store.load(lo, hi, PieceRun)
+        distinct += run.size
+        lengths = np.diff(run.offsets)
+        keep = (lengths == 1) | ((lengths <= max_piece_length) & (run.counts >= options.min_count))
+        candidates.append(_select(run, np.flatnonzero(keep)))
+        rest = _select(run, np.flatnonzero(~keep))
+        del run
+        if rest.size:
+            dropped.append(_OnDisk(rest, spill) if store.spilled else rest)
+    store.close()
+    merged = _concat(candidates)
+    return PieceCounts(merged, dropped, distinct, seen), report
+
+
+def with_all_bytes(candidates: PieceRun) -> PieceRun:
+    """The candidates plus every single byte they lack, with count 1 (DESIGN 5, step 5: every
+    byte is a piece, so any text can be segmented)."""
+    lengths = np.diff(candidates.offsets)
+    present = np.zeros(256, dtype=np.bool_)
+    present[candidates.arena[candidates.offsets[:-1][lengths == 1]]] = True
+    missing = np.flatnonzero(~present).astype(np.uint8)
+    if not len(missing):
+        return candidates
+    extra = PieceRun(np.zeros(len(missing), np.uint64), np.ones(len(missing), np.int64),
+                     np.arange(len(missing) + 1, dtype=np.int64), missing)
+    return _concat([candidates, extra])
+
+
+def _concat(runs: list[PieceRun]) -> PieceRun:
+    """Runs of consecutive partitions (already in global order) joined end to end."""
+    runs = [r for r in runs if r.size]
+    if not runs:
+        return PieceRun.empty()
+    if len(runs) == 1:
+        return runs[0]
+    offsets = [np.zeros(1, np.int64)]
+    base = 0
+    for r in runs:
+        offsets.append(r.offsets[1:] + base)
+        base += int(r.offsets[-1])
+    return PieceRun(np.concatenate([r.hashes for r in runs]), np.concatenate([r.counts for r in runs]),
+                    np.concatenate(offsets), np.concatenate([r.arena for r in runs]))
+
+
+ProgressFn = Callable[[int], None]

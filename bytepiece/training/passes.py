@@ -1,0 +1,148 @@
+"""The corpus passes of training as engine tasks, and what they share.
+
+Each pass is a module-level *task function* (so every engine backend can run it) from a shard to
+a partial result of numpy arrays, plus the options it needs in a small frozen dataclass (cheap to
+send to a worker). The trainer reduces the results in corpus order.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import numpy as np
+import numpy.typing as npt
+
+from ..corpus import DEFAULT_BATCH_BYTES, Shard, read_shard
+from ..engine.spill import KeyRun, PieceRun
+from ..normalize import training_jobs
+
+
+@dataclass(frozen=True)
+class PassOptions:
+    order: int
+    min_count: int
+    isolate_digits: bool
+    ensure_unicode: bool
+    errors: str = "replace"
+    batch_bytes: int = DEFAULT_BATCH_BYTES
+    job_bytes: int | None = None
+
+
+class ReadCounts(NamedTuple):
+    """What reading a shard saw (the reducer adds these up)."""
+
+    texts: int
+    bytes: int
+    invalid_utf8: int
+
+    def __add__(self, other: tuple) -> ReadCounts:  # type: ignore[override]
+        return ReadCounts(self.texts + other[0], self.bytes + other[1], self.invalid_utf8 + other[2])
+
+
+NO_READS = ReadCounts(0, 0, 0)
+
+
+class ShardGrams(NamedTuple):
+    """Pass 1 result of one shard: its maximal grams, its 1-/2-gram counts and what was read."""
+
+    run: KeyRun
+    ones: npt.NDArray[np.int64]
+    twos: npt.NDArray[np.int64]
+    read: ReadCounts
+
+
+class NgramModel(NamedTuple):
+    """The byte n-gram LM that pass 2 segments with: conditional log probabilities of the kept
+    1-grams (``ones``), 2-grams (``twos``, -inf where pruned) and longer n-grams (``table``, an
+    open-addressing table of ``cap`` slots, see :mod:`bytepiece.kernels.ngrams`)."""
+
+    ones: npt.NDArray[np.float64]
+    twos: npt.NDArray[np.float64]
+    table: npt.NDArray[np.uint64]
+    cap: int
+    kept: int  # n-grams kept, all lengths
+
+    @property
+    def nbytes(self) -> int:
+        return self.ones.nbytes + self.twos.nbytes + self.table.nbytes
+
+
+def _merge_stack(stack: list[KeyRun], run: KeyRun) -> None:
+    """Binary-counter merging: runs of similar size merge, so each count merges O(log n) times."""
+    stack.append(run)
+    while len(stack) >= 2 and 2 * stack[-1].size >= stack[-2].size:
+        b = stack.pop()
+        a = stack.pop()
+        stack.append(a.merge(b))
+
+
+def count_shard_grams(shard: Shard, options: PassOptions) -> ShardGrams:
+    """Pass 1 task: the sorted, counted maximal grams of every chunk position of ``shard``."""
+    from ..kernels.ngrams import gram_keys, prefix_counts
+    from ..kernels.runs import run_lengths
+
+    stack: list[KeyRun] = []
+    texts = n_bytes = invalid = 0
+    for batch in read_shard(shard, purpose="train", errors=options.errors, batch_bytes=options.batch_bytes):
+        texts += batch.texts
+        n_bytes += len(batch.data)
+        invalid += batch.invalid_utf8
+        for buf, bounds, lo, hi in training_jobs(batch, isolate_digits=options.isolate_digits, job_bytes=options.job_bytes):
+            keys = gram_keys(buf, bounds, lo, hi, options.order)
+            keys.sort()
+            _merge_stack(stack, KeyRun(*run_lengths(keys)))
+            del keys
+    run = KeyRun.empty()
+    while stack:
+        run = stack.pop().merge(run) if run.size else stack.pop()
+    ones = np.zeros(256, np.int64)
+    twos = np.zeros(1 << 16, np.int64)
+    prefix_counts(run.keys, run.counts, ones, twos)
+    return ShardGrams(run, ones, twos, ReadCounts(texts, n_bytes, invalid))
+
+
+class ShardPieces(NamedTuple):
+    """Pass 2 result of one shard: its pieces with their counts, ordered by (hash, bytes)."""
+
+    run: PieceRun
+    seen: int  # pieces counted (with repetition)
+
+
+def count_shard_pieces(shard: Shard, model: NgramModel, options: PassOptions) -> ShardPieces:
+    """Pass 2 task: segment ``shard`` with the BNLM and count the pieces."""
+    from ..kernels.bnlm import PieceTable, count_pieces
+
+    table = PieceTable.new()
+    arrays = tuple(table)
+    meta = table.meta
+    for batch in read_shard(shard, purpose="train", errors=options.errors, batch_bytes=options.batch_bytes):
+        for buf, bounds, lo, hi in training_jobs(batch, isolate_digits=options.isolate_digits, job_bytes=options.job_bytes):
+            arrays = count_pieces(buf, bounds, lo, hi, options.order, options.ensure_unicode, model.ones, model.twos,
+                                  model.table, model.cap, *arrays[:6], meta)
+    _, hashes, starts, lengths, counts, arena = arrays[:6]
+    n = int(meta[0])
+    return ShardPieces(piece_run(hashes[:n], counts[:n], starts[:n], lengths[:n], arena), int(meta[2]))
+
+
+def piece_run(hashes: np.ndarray, counts: np.ndarray, starts: np.ndarray, lengths: np.ndarray,
+              arena: np.ndarray) -> PieceRun:
+    """Table entries as a run ordered by (hash, bytes)."""
+    from ..kernels.runs import gather_pieces
+
+    order = np.argsort(hashes, kind="stable")
+    sorted_h = hashes[order]
+    ties = np.flatnonzero(sorted_h[1:] == sorted_h[:-1])
+    if len(ties):  # equal 64-bit hashes of different pieces: order those by their bytes
+        order = order.copy()
+        i = 0
+        while i < len(ties):
+            lo = int(ties[i])
+            hi = lo + 1
+            while i < len(ties) and int(ties[i]) == hi - 1:
+                hi += 1
+                i += 1
+            group = order[lo:hi + 0]
+            key = [arena[starts[e]:starts[e] + lengths[e]].tobytes() for e in group.tolist()]
+            order[lo:hi] = group[np.array(sorted(range(len(key)), key=key.__getitem__), dtype=np.int64)]
+    return PieceRun(*gather_pieces(order, hashes, counts, starts, lengths.astype(np.int64), arena))
