@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Mapping
+from typing import Literal
 
 CHUNK = re.compile(rb"[^\n]*\n+|[^\n]+")
 
@@ -25,8 +26,13 @@ def piece_scores(counts: Mapping[bytes, int]) -> dict[bytes, float]:
     return {p: float(np.log(c) - log_total) for p, c in counts.items()}
 
 
-def viterbi(scores: Mapping[bytes, float], data: bytes) -> list[bytes]:
-    """Original semantics: per end position, candidates longest first, strict improvement wins."""
+def viterbi(scores: Mapping[bytes, float], data: bytes, *, ties: Literal["longer", "shorter"] = "longer") -> list[bytes]:
+    """Original semantics: per end position, candidates longest first, strict improvement wins.
+    ``ties="shorter"`` breaks exact ties the other way (the last, shorter candidate wins), so a
+    golden set can show that it depends on the tie rule at all."""
+    if ties not in ("longer", "shorter"):
+        raise ValueError(f"ties must be 'longer' or 'shorter', got {ties!r}")
+    shorter_wins = ties == "shorter"
     out: list[bytes] = []
     longest = max(map(len, scores))
     for chunk in chunks(data):
@@ -38,7 +44,7 @@ def viterbi(scores: Mapping[bytes, float], data: bytes) -> list[bytes]:
                 piece = chunk[s:e]
                 if piece in scores:
                     value = best[s] + scores[piece]
-                    if value > best[e]:
+                    if value > best[e] or (shorter_wins and value == best[e]):
                         best[e], start[e] = value, s
         pieces = []
         e = n

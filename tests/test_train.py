@@ -297,15 +297,32 @@ def test_cli_default_corpus_is_the_sample(runner, tmp_path, monkeypatch):
     assert tok.decode(tok.encode("def train(self):  # 训练")) == "def train(self):  # 训练"
 
 
-def test_cli_gzip_and_stdin(runner, corpus_file, tmp_path):
+def test_cli_gzip_and_stdin(runner, corpus_file, tmp_path, monkeypatch):
+    import tempfile
+
+    from bytepiece import training
+
     gz = tmp_path / "corpus.txt.gz"
     gz.write_bytes(gzip.compress(corpus_file.read_bytes()))
     a, b = tmp_path / "a.model", tmp_path / "b.model"
     result = runner.invoke(app, ["train", str(gz), "-o", str(a), "-v", "400"])
     assert result.exit_code == 0, result.output
+    # stdin is spooled under the system temp dir: point that at a directory of this test and
+    # record where the spool file went, so a leaked one is looked for where it is really written.
+    spool_dir = tmp_path / "system-tmp"
+    spool_dir.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(spool_dir))
+    spooled = []
+
+    def recording_spool_stdin(*args, _real=training.spool_stdin, **kwargs):
+        spooled.append(_real(*args, **kwargs))
+        return spooled[-1]
+
+    monkeypatch.setattr(training, "spool_stdin", recording_spool_stdin)
     result = runner.invoke(app, ["train", "-", "-o", str(b), "-v", "400"], input=corpus_file.read_bytes())
     assert result.exit_code == 0, result.output
     assert "<stdin>" in result.stdout
     lib = _quiet(Trainer(max_vocab_size=400, progress=False), str(corpus_file))[0]
     assert _as_dict(load_model(a)) == _as_dict(load_model(b)) == _as_dict(lib)
-    assert not list(tmp_path.glob("bytepiece-stdin-*"))
+    assert [p.parent for p in spooled] == [spool_dir], spooled
+    assert not list(spool_dir.glob("bytepiece-stdin-*"))
