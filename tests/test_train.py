@@ -300,7 +300,7 @@ def test_cli_default_corpus_is_the_sample(runner, tmp_path, monkeypatch):
 def test_cli_gzip_and_stdin(runner, corpus_file, tmp_path, monkeypatch):
     import tempfile
 
-    from bytepiece import training
+    from bytepiece.corpus import inputs as corpus_inputs
 
     gz = tmp_path / "corpus.txt.gz"
     gz.write_bytes(gzip.compress(corpus_file.read_bytes()))
@@ -314,11 +314,11 @@ def test_cli_gzip_and_stdin(runner, corpus_file, tmp_path, monkeypatch):
     monkeypatch.setattr(tempfile, "tempdir", str(spool_dir))
     spooled = []
 
-    def recording_spool_stdin(*args, _real=training.spool_stdin, **kwargs):
+    def recording_spool_stdin(*args, _real=corpus_inputs.spool_stdin, **kwargs):
         spooled.append(_real(*args, **kwargs))
         return spooled[-1]
 
-    monkeypatch.setattr(training, "spool_stdin", recording_spool_stdin)
+    monkeypatch.setattr(corpus_inputs, "spool_stdin", recording_spool_stdin)
     result = runner.invoke(app, ["train", "-", "-o", str(b), "-v", "400"], input=corpus_file.read_bytes())
     assert result.exit_code == 0, result.output
     assert "<stdin>" in result.stdout
