@@ -83,6 +83,8 @@ def train(
     strict_utf8: Annotated[bool, typer.Option("--strict-utf8", help="Stop at invalid UTF-8 instead of replacing it "
                                               "by U+FFFD.")] = False,
     force: Annotated[bool, typer.Option("--force", "-f", help="Overwrite existing model files.")] = False,
+    special_token: Annotated[Optional[list[str]], typer.Option("--special-token", help="Reserve a special token (an id "
+                             "after the pieces, saved with the model); repeatable.", show_default=False)] = None,
 ) -> None:
     """Train a model with the BytePiece byte n-gram algorithm (BNLM) and save it in the original JSON format."""
     corpus = list(corpus or [])
@@ -105,6 +107,9 @@ def train(
             raise fail(f"corpus path {p} is a directory; pass the text files in it")
     if valid is not None and not valid.is_file():
         raise fail(f"--valid file {valid} does not exist" if not valid.exists() else f"--valid {valid} is not a file")
+    from bytepiece.model import check_special_tokens
+
+    special_tokens = check_special_tokens(special_token or ())  # fail before training, not after
     sizes = vocab_size or [SAMPLE_VOCAB_SIZE if on_sample else DEFAULT_VOCAB_SIZE]
     n_workers = default_workers() if workers is None else workers
 
@@ -142,7 +147,7 @@ def train(
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # notices are printed below
             trainer.train(source)
-        written = trainer.save(output, overwrite=force)
+        written = trainer.save(output, overwrite=force, special_tokens=special_tokens)
 
     for notice in trainer.notices:
         err_console.print(f"[yellow]note:[/] {notice}", markup=True, highlight=False, soft_wrap=True)
