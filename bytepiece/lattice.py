@@ -69,6 +69,13 @@ class Lattice:
                                 np.empty(cap, np.float64), np.empty(cap, np.int64), np.empty(cap, np.int64))
         return ps, pr, cl, cprev, crank, csc, count
 
+    def viterbi(self, data: npt.NDArray[np.uint8]) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int32], float]:
+        """(back pointers, piece ids, total log probability) of the best segmentation."""
+        back = np.empty(len(data) + 1, np.int64)
+        tok = np.empty(len(data) + 1, np.int32)
+        total = K.viterbi(self.bc, self.scores, self.piece, data, back, tok)
+        return back, tok, total
+
     def nbest(self, text: Text, n: int) -> list[Scored]:
         if not (isinstance(n, (int, np.integer)) and not isinstance(n, bool) and n >= 1):
             raise InputError(f"n must be a positive integer (how many segmentations), got {n!r}")
@@ -77,6 +84,9 @@ class Lattice:
         L = len(data)
         if L == 0:
             return [([], 0.0)]
+        if n == 1:
+            back, tok, total = self.viterbi(data)
+            return [(K.viterbi_path(back, tok, L).tolist(), total)]
         ps, pr, cl, cprev, crank, csc, count = self.viterbi_lattice(data, n)
         out = np.empty(count * L, np.int32)
         bounds = np.empty(count + 1, np.int64)

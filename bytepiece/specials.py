@@ -40,12 +40,14 @@ class SpecialTokens:
         self.first_id = model.vocab_size
         self.ids: dict[str, int] = {t: self.first_id + k for k, t in enumerate(self.tokens)}
         self._automata: dict[tuple[frozenset[str], bool], Any] = {}
+        self._firsts: dict[tuple[frozenset[str], bool], tuple] = {}
+        self._all = frozenset(self.tokens)
 
     def resolve(self, allowed: AllowedSpecial) -> frozenset[str]:
         """The set of tokens ``allowed_special`` names ("all", or an iterable of known tokens)."""
         if isinstance(allowed, str):
             if allowed == "all":
-                return frozenset(self.tokens)
+                return self._all
             raise InputError(f"allowed_special must be 'all' or a set of special tokens, got the string {allowed!r}; "
                              f"write {{{allowed!r}}} for that one token")
         chosen = frozenset(allowed)
@@ -70,10 +72,24 @@ class SpecialTokens:
             self._automata[key] = automaton
         return automaton
 
+    def may_occur(self, text: Text, allowed: frozenset[str]) -> bool:
+        """False when no allowed token can occur in ``text`` because none of their first
+        characters does: a scan in C per distinct first character, much cheaper than the
+        automaton on text without special tokens (the common case)."""
+        binary = not isinstance(text, str)
+        firsts = self._firsts.get((allowed, binary))
+        if firsts is None:
+            firsts = tuple({t.encode("utf-8")[:1] if binary else t[0] for t in allowed})
+            self._firsts[(allowed, binary)] = firsts
+        for first in firsts:
+            if first in text:
+                return True
+        return False
+
     def find(self, text: Text, allowed: frozenset[str]) -> list[tuple[int, int, int]]:
         """Leftmost-longest, non-overlapping ``(start, end, id)`` of allowed tokens in ``text``
         (character positions for str, byte positions for bytes)."""
-        if not allowed:
+        if not allowed or not self.may_occur(text, allowed):
             return []
         binary = not isinstance(text, str)
         if binary:
@@ -114,7 +130,11 @@ def encode(tok: Tokenizer, text: Text, allowed: AllowedSpecial, *, add_bos: bool
            seed: Seed) -> list[int]:
     """``Tokenizer.encode`` with special tokens matched: text without any is encoded by the
     ordinary path (same ids, same samples); otherwise the text pieces are encoded as one batch."""
-    parts = tok._special.split(text, tok._special.resolve(allowed))
+    special = tok._special
+    chosen = special.resolve(allowed)
+    if not special.may_occur(text, chosen):
+        return tok.encode(text, add_bos=add_bos, add_eos=add_eos, alpha=alpha, seed=seed)
+    parts = special.split(text, chosen)
     if len(parts) == 1 and not isinstance(parts[0], int):
         return tok.encode(text, add_bos=add_bos, add_eos=add_eos, alpha=alpha, seed=seed)
     flat, offsets = _encode_parts(tok, [parts], alpha, seed, 1)
@@ -133,7 +153,16 @@ def encode_batch(tok: Tokenizer, texts: Iterable[Text], allowed: AllowedSpecial,
         raise InputError("encode_batch expects an iterable of texts; use encode() for a single text")
     special = tok._special
     chosen = special.resolve(allowed)
-    docs = [special.split(t, chosen) for t in texts]
+    texts = list(texts)
+    may_occur = special.may_occur
+    if not any(may_occur(t, chosen) for t in texts):
+        # no special token anywhere: the ordinary path, with its own bos/eos handling
+        return tok.encode_batch(texts, add_bos=add_bos, add_eos=add_eos, alpha=alpha, seed=seed,
+                                num_threads=num_threads, return_flat=return_flat)
+    docs = [special.split(t, chosen) if may_occur(t, chosen) else [t] for t in texts]
+    if all(len(parts) == 1 and not isinstance(parts[0], int) for parts in docs):
+        return tok.encode_batch(texts, add_bos=add_bos, add_eos=add_eos, alpha=alpha, seed=seed,
+                                num_threads=num_threads, return_flat=return_flat)
     flat, offsets = _encode_parts(tok, docs, alpha, seed, num_threads)
     if add_bos or add_eos:
         counts = np.diff(offsets)

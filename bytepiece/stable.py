@@ -59,8 +59,7 @@ def stable_cut(tok: Tokenizer, data: bytes, k: int, valid) -> tuple[list[int], i
     arr = np.frombuffer(data, dtype=np.uint8)
     if len(arr) == 0:
         return [], 0
-    ps, pr, cl, *_ = lattice.viterbi_lattice(arr, 1)
-    back = ps[:, 0]
+    back, piece_ids, _ = lattice.viterbi(arr)
     # the last chunk boundary decided within the fixed bytes: '\n' then a byte that is not
     a = 0
     for x in range(k - 1, 0, -1):
@@ -81,7 +80,7 @@ def stable_cut(tok: Tokenizer, data: bytes, k: int, valid) -> tuple[list[int], i
     ids: list[int] = []
     e = p
     while e > 0:
-        ids.append(int(cl[e, 0]))
+        ids.append(int(piece_ids[e]))
         e = int(back[e])
     ids.reverse()
     return ids, p

@@ -130,6 +130,58 @@ def kbest_lattice(bc, scores, piece, text, n, sc, ps, pr, cl, cnt, csc, cprev, c
 
 
 @njit(cache=True, nogil=True)
+def viterbi(bc, scores, piece, text, back, tok):
+    """The best segmentation alone (``kbest_lattice`` with n = 1, without its lists): ``back[e]``
+    start and ``tok[e]`` piece id of the last piece of the best path to e (chunk by chunk, ties
+    to the longer last piece as in ``encode``). Returns the path's total log probability."""
+    L = text.shape[0]
+    best = np.empty(L + 1, np.float64)
+    total = 0.0
+    a = 0
+    while a < L:
+        b = chunk_end(text, a, L)
+        best[a] = 0.0  # the chunk restarts from 0 (the previous chunk's total is already added)
+        for e in range(a + 1, b + 1):
+            top = -np.inf
+            start = e - 1
+            cell = 0
+            node = 0
+            for s in range(e - 1, a - 1, -1):
+                nxt = bc[2 * node] + text[s]
+                if bc[2 * nxt + 1] != node:
+                    break
+                node = nxt
+                v = best[s] + scores[node]
+                if v >= top:
+                    top = v
+                    start = s
+                    cell = node
+            best[e] = top
+            back[e] = start
+            tok[e] = piece[cell]
+        total += best[b]
+        a = b
+    return total
+
+
+@njit(cache=True, nogil=True)
+def viterbi_path(back, tok, L):
+    """Piece ids of the path ending at L, in order."""
+    k = 0
+    e = L
+    while e > 0:
+        k += 1
+        e = back[e]
+    out = np.empty(k, np.int32)
+    e = L
+    while e > 0:
+        k -= 1
+        out[k] = tok[e]
+        e = back[e]
+    return out
+
+
+@njit(cache=True, nogil=True)
 def kbest_paths(ps, pr, cl, cprev, crank, L, count, out, bounds):
     """Piece ids of the ``count`` best segmentations, path r in ``out[bounds[r]:bounds[r+1]]``
     (``out`` holds at least ``count * L`` ids); returns the total written."""
