@@ -155,34 +155,37 @@ def encode_batch(tok: Tokenizer, texts: Iterable[Text], allowed: AllowedSpecial,
     chosen = special.resolve(allowed)
     texts = list(texts)
     may_occur = special.may_occur
-    if not any(may_occur(t, chosen) for t in texts):
-        # no special token anywhere: the ordinary path, with its own bos/eos handling
-        return tok.encode_batch(texts, add_bos=add_bos, add_eos=add_eos, alpha=alpha, seed=seed,
-                                num_threads=num_threads, return_flat=return_flat)
-    docs = [special.split(t, chosen) if may_occur(t, chosen) else [t] for t in texts]
+    docs: list[Parts] = [special.split(t, chosen) if may_occur(t, chosen) else [t] for t in texts]
     if all(len(parts) == 1 and not isinstance(parts[0], int) for parts in docs):
-        return tok.encode_batch(texts, add_bos=add_bos, add_eos=add_eos, alpha=alpha, seed=seed,
-                                num_threads=num_threads, return_flat=return_flat)
-    flat, offsets = _encode_parts(tok, docs, alpha, seed, num_threads)
+        # no special token anywhere: the ordinary path, with its own bos/eos handling
+        flat, offsets = tok.encode_batch(texts, add_bos=add_bos, add_eos=add_eos, alpha=alpha, seed=seed,
+                                         num_threads=num_threads, return_flat=True)
+    else:
+        flat, offsets = _with_bos_eos(*_encode_parts(tok, docs, alpha, seed, num_threads), add_bos, add_eos)
+    if return_flat:
+        return flat, offsets
+    ids = flat.tolist()
+    bounds = offsets.tolist()
+    return [ids[bounds[i] : bounds[i + 1]] for i in range(len(bounds) - 1)]
+
+
+def _with_bos_eos(flat: npt.NDArray[np.int32], offsets: npt.NDArray[np.int64], add_bos: bool,
+                  add_eos: bool) -> tuple[npt.NDArray[np.int32], npt.NDArray[np.int64]]:
     if add_bos or add_eos:
         counts = np.diff(offsets)
         extra = int(add_bos) + int(add_eos)
         new_offsets = np.zeros_like(offsets)
         np.cumsum(counts + extra, out=new_offsets[1:])
         out = np.empty(int(new_offsets[-1]), np.int32)
-        for i in range(len(docs)):
+        for i in range(len(counts)):
             lo = int(new_offsets[i])
             if add_bos:
                 out[lo] = BOS_ID
             out[lo + int(add_bos) : lo + int(add_bos) + int(counts[i])] = flat[offsets[i] : offsets[i + 1]]
             if add_eos:
                 out[int(new_offsets[i + 1]) - 1] = EOS_ID
-        flat, offsets = out, new_offsets
-    if return_flat:
-        return flat, offsets
-    ids = flat.tolist()
-    bounds = offsets.tolist()
-    return [ids[bounds[i] : bounds[i + 1]] for i in range(len(bounds) - 1)]
+        return out, new_offsets
+    return flat, offsets
 
 
 def _encode_parts(tok: Tokenizer, docs: list[Parts], alpha: float, seed: Seed,

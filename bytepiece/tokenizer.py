@@ -393,7 +393,7 @@ class Tokenizer:
 
         return DecodeStream(self, errors=errors)
 
-    def encode_stable(self, text: Text) -> tuple[list[int], str]:
+    def encode_stable(self, text: Text) -> tuple[list[int], Text]:
         """``(ids, tail)``: the longest prefix of ``encode(text)`` that no continuation of the
         text can change, and the rest of the text; see ``bytepiece.stable``."""
         from .stable import encode_stable
