@@ -45,6 +45,8 @@ class SpecialTokens:
 
     def resolve(self, allowed: AllowedSpecial) -> frozenset[str]:
         """The set of tokens ``allowed_special`` names ("all", or an iterable of known tokens)."""
+        if allowed == "all":
+            return self._all
         if isinstance(allowed, str):
             if allowed == "all":
                 return self._all
@@ -76,7 +78,7 @@ class SpecialTokens:
         """False when no allowed token can occur in ``text`` because none of their first
         characters does: a scan in C per distinct first character, much cheaper than the
         automaton on text without special tokens (the common case)."""
-        binary = not isinstance(text, str)
+        binary = type(text) is not str
         firsts = self._firsts.get((allowed, binary))
         if firsts is None:
             firsts = tuple({t.encode("utf-8")[:1] if binary else t[0] for t in allowed})
@@ -133,10 +135,10 @@ def encode(tok: Tokenizer, text: Text, allowed: AllowedSpecial, *, add_bos: bool
     special = tok._special
     chosen = special.resolve(allowed)
     if not special.may_occur(text, chosen):
-        return tok.encode(text, add_bos=add_bos, add_eos=add_eos, alpha=alpha, seed=seed)
+        return tok.encode(text, add_bos, add_eos, alpha, seed)
     parts = special.split(text, chosen)
     if len(parts) == 1 and not isinstance(parts[0], int):
-        return tok.encode(text, add_bos=add_bos, add_eos=add_eos, alpha=alpha, seed=seed)
+        return tok.encode(text, add_bos, add_eos, alpha, seed)
     flat, offsets = _encode_parts(tok, [parts], alpha, seed, 1)
     ids = flat.tolist()
     if add_bos:
