@@ -2,6 +2,7 @@
 
 from .errors import BytePieceError, InputError, ModelFormatError, TrainingError
 from .model import Model, load_model
+from .streaming import DecodeStream
 from .tokenizer import Tokenizer
 
 __version__ = "0.1.0"
@@ -17,6 +18,7 @@ def __getattr__(name: str):
 
 __all__ = [
     "BytePieceError",
+    "DecodeStream",
     "InputError",
     "Model",
     "ModelFormatError",

@@ -4,6 +4,8 @@ The format is the original BytePiece's, so models move freely between the two pr
 original loader base64-decodes every key, so anything extra inside the file would break it;
 bytepiece therefore keeps its own metadata (training options, ...) in a sidecar file
 ``MODEL.meta.json`` and, when reading, ignores keys that cannot be base64 (they start with ``_``).
+The one exception is a model's special tokens, which must travel with it: they are written under
+``_special_tokens`` only when there are some (such a file no longer loads in the original).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import json
 import os
 import sys
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import IO, Any, Union
 
@@ -23,7 +25,7 @@ import numpy as np
 import numpy.typing as npt
 
 from .atomic import atomic_write
-from .errors import ModelFormatError
+from .errors import InputError, ModelFormatError
 
 #: ids 0, 1, 2 are reserved; pieces take ids from 3 on.
 SPECIAL_TOKENS = ("<pad>", "<bos>", "<eos>")
@@ -31,20 +33,38 @@ PAD_ID, BOS_ID, EOS_ID = 0, 1, 2
 FIRST_PIECE_ID = len(SPECIAL_TOKENS)
 METADATA_SUFFIX = ".meta.json"
 
+#: file key of the user special tokens (``[[id, text], ...]``); base64 never contains ``_``, so
+#: the key cannot collide with a piece. Written only when a model has special tokens, so other
+#: files stay byte-for-byte what the original BytePiece writes and reads.
+SPECIAL_TOKENS_KEY = "_special_tokens"
+
 ModelSource = Union[str, os.PathLike, IO, Mapping, "Model"]
 
 
 @dataclass(frozen=True)
 class Model:
-    """Pieces indexed by ``id - 3`` and their counts: the whole content of a model file."""
+    """Pieces indexed by ``id - 3`` and their counts: the whole content of a model file.
+
+    ``special_tokens`` (strings such as ``<|im_start|>``) take the ids after the pieces, from
+    ``vocab_size`` on: ``vocab_size`` counts the reserved ids and the pieces, the ids the
+    segmentation kernels deal with; ``Tokenizer.vocab_size`` counts the special tokens too.
+    """
 
     pieces: list[bytes]
     counts: npt.NDArray[np.int64]
     metadata: dict[str, Any] = field(default_factory=dict)
+    special_tokens: tuple[str, ...] = ()
 
     @property
     def vocab_size(self) -> int:
         return len(self.pieces) + FIRST_PIECE_ID
+
+    def with_special_tokens(self, tokens: Iterable[str]) -> Model:
+        """This model with ``tokens`` appended to its special tokens (ones it already has are
+        kept where they are, so adding is idempotent)."""
+        added = check_special_tokens(tokens)
+        merged = self.special_tokens + tuple(t for t in added if t not in self.special_tokens)
+        return replace(self, special_tokens=merged)
 
     @classmethod
     def from_counts(cls, counts: Mapping[bytes, int], metadata: Mapping | None = None) -> Model:
@@ -55,10 +75,13 @@ class Model:
         return model
 
     def to_json_dict(self) -> dict[str, list]:
-        return {
+        out: dict[str, list] = {
             base64.b64encode(piece).decode("ascii"): [i + FIRST_PIECE_ID, piece.decode("utf-8", "ignore"), int(c)]
             for i, (piece, c) in enumerate(zip(self.pieces, self.counts))
         }
+        if self.special_tokens:
+            out[SPECIAL_TOKENS_KEY] = [[self.vocab_size + k, t] for k, t in enumerate(self.special_tokens)]
+        return out
 
     def save(self, path: str | os.PathLike, *, overwrite: bool = True) -> Path:
         """Write the model (and its metadata sidecar, when there is metadata) atomically."""
@@ -114,8 +137,53 @@ def load_model(source: ModelSource) -> Model:
     else:
         raise TypeError(f"cannot load a model from {type(source).__name__}; pass a path, a file object or a dict")
     pieces, counts, inline_meta = _decode_entries(raw, str(name))
+    specials = _decode_special_tokens(inline_meta.pop(SPECIAL_TOKENS_KEY, None), len(pieces) + FIRST_PIECE_ID, str(name))
     metadata = {**inline_meta, **metadata}
-    return Model(pieces, counts, metadata)
+    return Model(pieces, counts, metadata, specials)
+
+
+def check_special_tokens(tokens: Iterable[str]) -> tuple[str, ...]:
+    """Validate user special tokens: non-empty strings, not the reserved names; a repeat of an
+    earlier one is dropped (adding a token twice is harmless)."""
+    if isinstance(tokens, (str, bytes)):
+        raise InputError(f"special tokens must be a list of strings, got the single value {tokens!r}; wrap it in a list")
+    out: list[str] = []
+    for t in tokens:
+        if not isinstance(t, str):
+            raise InputError(f"special token {t!r} is not a str; give special tokens as text, e.g. '<|im_start|>'")
+        if not t:
+            raise InputError("a special token cannot be the empty string")
+        if t in SPECIAL_TOKENS:
+            raise InputError(f"{t!r} is reserved (id {SPECIAL_TOKENS.index(t)}); use add_bos/add_eos or the id itself")
+        try:
+            t.encode("utf-8")
+        except UnicodeEncodeError:
+            raise InputError(f"special token {t!r} contains a lone surrogate and has no UTF-8 form") from None
+        if t not in out:
+            out.append(t)
+    return tuple(out)
+
+
+def _decode_special_tokens(raw: Any, first_id: int, name: str) -> tuple[str, ...]:
+    if raw is None:
+        return ()
+    if not isinstance(raw, list):
+        raise ModelFormatError(f"{name}: {SPECIAL_TOKENS_KEY} must be a list of [id, text], got {type(raw).__name__}")
+    tokens: list[str] = []
+    for k, entry in enumerate(raw):
+        if not (isinstance(entry, list) and len(entry) == 2 and isinstance(entry[1], str)):
+            raise ModelFormatError(f"{name}: {SPECIAL_TOKENS_KEY} entry {entry!r} must be [id, text]")
+        if entry[0] != first_id + k:
+            raise ModelFormatError(f"{name}: special token {entry[1]!r} has id {entry[0]!r}; special token ids must "
+                                   f"follow the pieces contiguously from {first_id}")
+        tokens.append(entry[1])
+    try:
+        checked = check_special_tokens(tokens)
+    except InputError as e:
+        raise ModelFormatError(f"{name}: {e}") from e
+    if len(checked) != len(tokens):
+        raise ModelFormatError(f"{name}: a special token appears twice in {SPECIAL_TOKENS_KEY}")
+    return checked
 
 
 if sys.version_info >= (3, 11):

@@ -20,6 +20,7 @@ import numpy as np
 import numpy.typing as npt
 
 from .engine.pool import thread_pool
+from . import specials as _specials
 from .errors import InputError
 from .kernels import encode as K
 from .kernels.trie import Trie, build_trie
@@ -60,7 +61,8 @@ class Tokenizer:
     bos_id = BOS_ID
     eos_id = EOS_ID
 
-    def __init__(self, model: ModelSource, *, normalization: Literal["nfc", "none"] = NFC) -> None:
+    def __init__(self, model: ModelSource, *, normalization: Literal["nfc", "none"] = NFC,
+                 special_tokens: Iterable[str] = ()) -> None:
         if normalization not in NORMALIZATIONS:
             raise InputError(f"normalization must be one of {NORMALIZATIONS}, got {normalization!r}")
         self.model: Model = load_model(model)
@@ -78,6 +80,7 @@ class Tokenizer:
         self._pair = self._encoder.pair_cells()
         self._id_to_bytes: list[bytes] = [b""] * FIRST_PIECE_ID + list(pieces)
         self._sampling_cache: OrderedDict[float, tuple[int, npt.NDArray[np.float64]]] = OrderedDict()
+        self.add_special_tokens(special_tokens)
 
     # -- construction helpers -------------------------------------------------------------
     @classmethod
@@ -93,7 +96,8 @@ class Tokenizer:
     # -- vocabulary -------------------------------------------------------------------------
     @property
     def vocab_size(self) -> int:
-        return self.model.vocab_size
+        """Number of ids: reserved, pieces and special tokens."""
+        return self.model.vocab_size + len(self.model.special_tokens)
 
     @property
     def max_piece_length(self) -> int:
@@ -102,21 +106,25 @@ class Tokenizer:
     @functools.cached_property
     def _trie(self) -> Trie:
         """The trie of the pieces as written (for prefix queries); built on first use."""
-        return build_trie(self.model.pieces, np.arange(FIRST_PIECE_ID, self.vocab_size, dtype=np.int32))
+        return build_trie(self.model.pieces, np.arange(FIRST_PIECE_ID, self.model.vocab_size, dtype=np.int32))
 
     @functools.cached_property
     def _piece_to_id(self) -> dict[bytes, int]:
         return {p: i for i, p in enumerate(self.model.pieces, FIRST_PIECE_ID)}
 
     def id_to_piece(self, id: int) -> bytes | str:
-        """The piece's bytes, or the special token's name for ids 0-2."""
+        """The piece's bytes, or the special token's name (str) for ids 0-2 and special tokens."""
         self._check_id(id)
+        if id >= self.model.vocab_size:
+            return self.model.special_tokens[id - self.model.vocab_size]
         return SPECIAL_TOKENS[id] if id < FIRST_PIECE_ID else self._id_to_bytes[id]
 
     def piece_to_id(self, piece: bytes | str) -> int:
         if isinstance(piece, str):
             if piece in SPECIAL_TOKENS:
                 return SPECIAL_TOKENS.index(piece)
+            if piece in self._special.ids:  # a str names a special token before a piece
+                return self._special.ids[piece]
             piece = piece.encode("utf-8")
         try:
             return self._piece_to_id[piece]
@@ -168,9 +176,14 @@ class Tokenizer:
         add_eos: bool = False,
         alpha: float = -1.0,
         seed: Seed = None,
+        *,
+        allowed_special: _specials.AllowedSpecial = (),
     ) -> list[int]:
         """Token ids of ``text``. ``alpha >= 0`` samples a segmentation with probability
-        proportional to ``prod p(piece) ** alpha`` (0: uniform); ``seed`` makes it reproducible."""
+        proportional to ``prod p(piece) ** alpha`` (0: uniform); ``seed`` makes it reproducible.
+        ``allowed_special`` ("all" or a set) names the special tokens to match in the text."""
+        if allowed_special:
+            return _specials.encode(self, text, allowed_special, add_bos=add_bos, add_eos=add_eos, alpha=alpha, seed=seed)
         ids = self._encode_array(self.normalize(text), alpha, seed).tolist()
         if add_bos:
             ids.insert(0, BOS_ID)
@@ -200,6 +213,7 @@ class Tokenizer:
         seed: Seed = None,
         num_threads: int | None = None,
         return_flat: bool = False,
+        allowed_special: _specials.AllowedSpecial = (),
     ):
         """Encode many texts on ``num_threads`` threads (default: all cores).
 
@@ -207,6 +221,9 @@ class Tokenizer:
         an int64 array of ``len(texts) + 1`` offsets (document i is ``ids[off[i]:off[i+1]]``).
         Sampling with a given seed gives the same result for any thread count.
         """
+        if allowed_special:
+            return _specials.encode_batch(self, texts, allowed_special, add_bos=add_bos, add_eos=add_eos, alpha=alpha,
+                                          seed=seed, num_threads=num_threads, return_flat=return_flat)
         if isinstance(texts, (str, bytes)):
             raise InputError("encode_batch expects an iterable of texts; use encode() for a single text")
         threads = _resolve_threads(num_threads)
@@ -321,6 +338,67 @@ class Tokenizer:
         from .interop.hf import export_hf
 
         return export_hf(self, path, style=style)  # type: ignore[arg-type]
+
+
+    # -- special tokens, offsets, lattice, streaming (issue 11) ---------------------------------
+    def add_special_tokens(self, tokens: Iterable[str]) -> int:
+        """Give each of ``tokens`` an id after the last one (tokens already known keep theirs);
+        returns how many were new. ``encode(..., allowed_special=...)`` matches them in text."""
+        before = len(self.model.special_tokens)
+        self.model = self.model.with_special_tokens(tokens)
+        self._id_to_bytes[self.model.vocab_size :] = [t.encode("utf-8") for t in self.model.special_tokens]
+        self._special = _specials.SpecialTokens(self.model)
+        return len(self.model.special_tokens) - before
+
+    @property
+    def special_tokens(self) -> tuple[str, ...]:
+        """The special tokens in id order (ids ``model.vocab_size`` on)."""
+        return self.model.special_tokens
+
+    def encode_with_offsets(self, text: Text, *, unit: Literal["char", "byte"] = "char",
+                            allowed_special: _specials.AllowedSpecial = ()) -> tuple[list[int], list[tuple[int, int]]]:
+        """``(ids, offsets)``: ``offsets[i]`` is the ``(start, end)`` span of token i in the input
+        (before normalization), in characters or in bytes of its UTF-8; see ``bytepiece.offsets``."""
+        from .offsets import encode_with_offsets
+
+        return encode_with_offsets(self, text, unit=unit, allowed_special=allowed_special)
+
+    @functools.cached_property
+    def _lattice(self):
+        from .lattice import Lattice
+
+        return Lattice(self)
+
+    def nbest(self, text: Text, n: int) -> list[tuple[list[int], float]]:
+        """The ``n`` most probable segmentations, best first, as ``(ids, log probability)``;
+        the first is ``encode(text)``. Fewer when the text has fewer segmentations."""
+        return self._lattice.nbest(text, n)
+
+    def score(self, text: Text, ids: Iterable[int] | npt.NDArray[np.integer]) -> float:
+        """Log probability of the segmentation ``ids`` of ``text`` (ids must spell the text)."""
+        return self._lattice.score(text, ids)
+
+    def sample(self, text: Text, n: int, *, alpha: float = 1.0, seed: Seed = None) -> list[tuple[list[int], float]]:
+        """``n`` independent exact samples from ``p(S) ** alpha`` over segmentations, each with
+        its log probability (as ``score``)."""
+        return self._lattice.sample(text, n, alpha, seed)
+
+    def entropy(self, text: Text, *, alpha: float = 1.0) -> float:
+        """Entropy in nats of the distribution ``p(S) ** alpha`` (normalized) over segmentations."""
+        return self._lattice.entropy(text, alpha)
+
+    def decode_stream(self, *, errors: str = "replace"):
+        """An incremental decoder: ``step(id)`` returns the text completed by that id."""
+        from .streaming import DecodeStream
+
+        return DecodeStream(self, errors=errors)
+
+    def encode_stable(self, text: Text) -> tuple[list[int], Text]:
+        """``(ids, tail)``: the longest prefix of ``encode(text)`` that no continuation of the
+        text can change, and the rest of the text; see ``bytepiece.stable``."""
+        from .stable import encode_stable
+
+        return encode_stable(self, text)
 
 
 def _restore(model: Model, normalization: str) -> Tokenizer:

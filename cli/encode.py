@@ -149,6 +149,10 @@ def encode(
     add_eos: Annotated[bool, typer.Option("--add-eos", help="End every document with <eos> (id 2).")] = False,
     threads: Annotated[Optional[int], typer.Option(min=1, help="Threads (default: all cores).", show_default=False)] = None,
     raw: Annotated[bool, typer.Option("--raw", help="Skip NFC normalization (byte-exact round trip).")] = False,
+    special_token: Annotated[Optional[list[str]], typer.Option("--special-token", help="Add a special token (an id after "
+                             "the model's); repeatable. Matched in the text only with --allow-special.", show_default=False)] = None,
+    allow_special: Annotated[bool, typer.Option("--allow-special", help="Match the special tokens (the model's and "
+                             "--special-token ones) in the text and emit their ids.")] = False,
 ) -> None:
     """Encode text into token ids, [bold]one input line per output line[/], streaming."""
     if fmt not in FORMATS:
@@ -160,6 +164,7 @@ def encode(
         if str(path) != "-" and not path.is_file():
             raise fail(f"cannot read input {path}: {'is a directory' if path.is_dir() else 'no such file'}")
     tokenizer = load_tokenizer(model, normalization="none" if raw else "nfc")
+    tokenizer.add_special_tokens(special_token or ())
     alpha = sample.alpha if sample else -1.0
     if seed is None and sample is not None:
         seed = sample.seed
@@ -167,7 +172,8 @@ def encode(
         import random
 
         seed = random.SystemRandom().getrandbits(63)
-    options = dict(alpha=alpha, add_bos=add_bos, add_eos=add_eos, num_threads=threads)
+    options = dict(alpha=alpha, add_bos=add_bos, add_eos=add_eos, num_threads=threads,
+                   allowed_special="all" if allow_special else ())
 
     with progress_bar(files, "encoding") as advance:
         if fmt == "npy":

@@ -29,6 +29,9 @@ def export(
                                                    "sentencepiece / hf extra) and compare ids with bytepiece on the lines of "
                                                    "this text file ('-' for a few built-in sample texts).",
                                                    show_default=False)] = None,
+    special_token: Annotated[Optional[list[str]], typer.Option("--special-token", help="Add a special token to the export "
+                             "(after the model's own; HF added special token / sentencepiece user-defined symbol); "
+                             "repeatable.", show_default=False)] = None,
 ) -> None:
     """Export a model as a sentencepiece [bold]ModelProto[/] or an HF [bold]tokenizer.json[/] (Unigram)."""
     target = to.lower().replace("-", "").replace("_", "")
@@ -46,7 +49,7 @@ def export(
 
     from bytepiece import Tokenizer
 
-    tokenizer = Tokenizer(model, normalization="none" if raw else "nfc")
+    tokenizer = Tokenizer(model, normalization="none" if raw else "nfc", special_tokens=special_token or ())
     if target == "sentencepiece":
         from bytepiece.interop.sentencepiece import build_proto, export_sentencepiece
 

@@ -53,6 +53,9 @@ def train(
                                                     "character.", rich_help_panel=_ALGO)] = False,
     refine: Annotated[bool, typer.Option("--refine", help="Beyond the original: grow and prune by unigram "
                                          "likelihood (better compression, more passes).", rich_help_panel=_ALGO)] = False,
+    special_token: Annotated[Optional[list[str]], typer.Option("--special-token", metavar="TEXT", help="Reserve a "
+                             "special token (an id after the pieces, saved with the model); repeatable.",
+                             show_default=False, rich_help_panel=_ALGO)] = None,
     workers: Annotated[Optional[int], typer.Option("--workers", "-w", metavar="N", min=1, help="Local worker "
                                                    "threads (default: all CPUs).", show_default=False,
                                                    rich_help_panel=_RUN)] = None,
@@ -88,6 +91,9 @@ def train(
         raise fail(f"--valid file {valid} does not exist" if not valid.exists() else f"--valid {valid} is not a file")
     if max_memory is not None:
         parse_size(max_memory, name="--max-memory")
+    from bytepiece.model import check_special_tokens
+
+    special_tokens = check_special_tokens(special_token or ())  # fail before training, not after
     sizes = vocab_size or [SAMPLE_VOCAB_SIZE if on_sample else DEFAULT_VOCAB_SIZE]
     trainer = Trainer(order=order, max_vocab_size=sizes, max_piece_length=max_piece_length, min_count=min_count,
                       isolate_digits=isolate_digits, ensure_unicode=not no_ensure_unicode, workers=workers,
@@ -99,7 +105,7 @@ def train(
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # notices are printed below
         trainer.train(files)
-    written = trainer.save(output, overwrite=force)
+    written = trainer.save(output, overwrite=force, special_tokens=special_tokens)
     for notice in trainer.notices:
         err_console.print(f"[yellow]note:[/] {notice}", markup=True, highlight=False, soft_wrap=True)
     _summary(trainer, written, on_sample, valid)

@@ -75,3 +75,60 @@ def exact_distribution(scores: Mapping[bytes, float], data: bytes, alpha: float)
     weights = [math.exp(w - top) for w in logw]
     total = sum(weights)
     return {seg: w / total for seg, w in zip(segs, weights)}
+
+
+def chunked_segmentations(vocab: set[bytes] | Mapping[bytes, float], data: bytes) -> list[list[tuple[bytes, ...]]]:
+    """Every segmentation of each chunk of ``data`` (a text's segmentations are one per chunk)."""
+    return [segmentations(vocab, chunk) for chunk in chunks(data)]
+
+
+def all_segmentations(scores: Mapping[bytes, float], data: bytes) -> list[tuple[tuple[bytes, ...], float]]:
+    """Every segmentation of ``data`` with its log probability, summed the way the library sums
+    (within a chunk left to right from 0.0, then the chunk totals left to right)."""
+    import itertools
+
+    per_chunk = chunked_segmentations(scores, data)
+    out = []
+    for combo in itertools.product(*per_chunk):
+        total = 0.0
+        for seg in combo:
+            chunk_total = 0.0
+            for piece in seg:
+                chunk_total += scores[piece]
+            total += chunk_total
+        out.append((tuple(p for seg in combo for p in seg), total))
+    return out
+
+
+def entropy(scores: Mapping[bytes, float], data: bytes, alpha: float) -> float:
+    """Entropy (nats) of P(S) proportional to p(S) ** alpha over all segmentations, by enumeration."""
+    logw = [alpha * total for _, total in all_segmentations(scores, data)]
+    top = max(logw)
+    weights = [math.exp(w - top) for w in logw]
+    z = sum(weights)
+    return -sum(w / z * math.log(w / z) for w in weights if w > 0)
+
+
+def exact_text_distribution(scores: Mapping[bytes, float], data: bytes, alpha: float) -> dict[tuple[bytes, ...], float]:
+    """``exact_distribution`` over a whole text (several chunks)."""
+    segs = all_segmentations(scores, data)
+    logw = [alpha * total for _, total in segs]
+    top = max(logw)
+    weights = [math.exp(w - top) for w in logw]
+    z = sum(weights)
+    return {seg: w / z for (seg, _), w in zip(segs, weights)}
+
+
+def leftmost_longest(text, tokens) -> list[tuple[int, int, str]]:
+    """Non-overlapping occurrences of ``tokens`` in ``text``, scanning left to right and taking
+    at each position the longest token that starts there."""
+    out = []
+    i = 0
+    while i < len(text):
+        best = max((t for t in tokens if text.startswith(t, i)), key=len, default=None)
+        if best is None:
+            i += 1
+        else:
+            out.append((i, i + len(best), best))
+            i += len(best)
+    return out

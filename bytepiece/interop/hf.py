@@ -20,7 +20,9 @@ Ids 0-2 (``<pad>``, ``<bos>``, ``<eos>``) are registered as special added tokens
 those literal strings in the input to ids 0-2 where bytepiece encodes them as text; set
 ``tokenizer.encode_special_tokens = True`` (tokenizers) or ``split_special_tokens=True``
 (transformers) to treat them as text too. No post-processor: like ``bytepiece encode``,
-``encode`` adds no ``<bos>``/``<eos>``.
+``encode`` adds no ``<bos>``/``<eos>``. A tokenizer's own special tokens (``<|im_start|>``, ...)
+follow the pieces with their bytepiece ids, as special added tokens too: HF matches them in the
+text as bytepiece does with ``allowed_special="all"``. :func:`import_hf` reads an export back.
 """
 
 from __future__ import annotations
@@ -28,9 +30,10 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 from pathlib import Path
 
-from ..model import FIRST_PIECE_ID
+from ..model import FIRST_PIECE_ID, Model
 from ..atomic import atomic_write
 from ._proto import NORMAL
 from ._vocab import Style, byte_level_tokens, bytes_to_unicode, check_style, fallback_entries, special_names
@@ -45,11 +48,14 @@ def build_hf_json(tokenizer, *, style: Style = "byte_level") -> dict:
     nfc = getattr(tokenizer, "normalization", "nfc") == "nfc"
     split = {"type": "Split", "pattern": {"Regex": "\n+"}, "behavior": "MergedWithPrevious", "invert": False}
     scores = tokenizer.scores
+    # user special tokens: ids after the pieces, added tokens HF matches in the raw text
+    specials = list(getattr(tokenizer, "special_tokens", ()))
     if style == "byte_level":
         tokens = byte_level_tokens(tokenizer.model.pieces, bytes_to_unicode())
         names = special_names(set(tokens))
         vocab = [[n, NEVER_SCORE] for n in names]
         vocab += [[t, float(scores[i + FIRST_PIECE_ID])] for i, t in enumerate(tokens)]
+        vocab += [[t, NEVER_SCORE] for t in specials]
         model = {"type": "Unigram", "unk_id": None, "vocab": vocab, "byte_fallback": False}
         pre = {"type": "Sequence", "pretokenizers": [
             split,
@@ -63,14 +69,18 @@ def build_hf_json(tokenizer, *, style: Style = "byte_level") -> dict:
         # only normal pieces keep their score. (HF's unknown-character score is the lowest
         # score minus 10, here NEVER_SCORE - 10: a character no piece covers is taken alone only
         # when no longer piece covers it; the sentencepiece export charges lowest score - 10.)
-        vocab = [[e.token, e.score if e.type == NORMAL else NEVER_SCORE] for e in entries + extras[:1]]
-        model = {"type": "Unigram", "unk_id": len(entries), "vocab": vocab, "byte_fallback": True}
+        vocab = [[e.token, e.score if e.type == NORMAL else NEVER_SCORE] for e in entries]
+        vocab += [[t, NEVER_SCORE] for t in specials] + [[extras[0].token, NEVER_SCORE]]
+        model = {"type": "Unigram", "unk_id": len(vocab) - 1, "vocab": vocab, "byte_fallback": True}
         pre = split
         decoder = {"type": "Sequence", "decoders": [{"type": "ByteFallback"}, {"type": "Fuse"}]}
     added = [
         {"id": i, "content": n, "single_word": False, "lstrip": False, "rstrip": False, "normalized": False, "special": True}
         for i, n in enumerate(names)
     ]
+    first_special = tokenizer.model.vocab_size
+    added += [{"id": first_special + k, "content": t, "single_word": False, "lstrip": False, "rstrip": False,
+               "normalized": False, "special": True} for k, t in enumerate(specials)]
     if style == "byte_fallback":
         unk_id = model["unk_id"]
         added.append({"id": unk_id, "content": vocab[unk_id][0], "single_word": False, "lstrip": False,
@@ -157,3 +167,60 @@ def exact_float_text(x: float) -> str:
                     return candidate
                 fallback = fallback or candidate
     return fallback or text
+
+
+def import_hf(path: str | os.PathLike) -> Model:
+    """Read an HF ``tokenizer.json`` written by :func:`export_hf` (either style) back as a
+    ``Model``: pieces in id order, added special tokens after them as the model's special
+    tokens. HF files keep scores, not counts, so counts are ``exp(score)`` scaled so that the
+    largest is 2**53 (the same piece probabilities up to float rounding)."""
+    import numpy as np
+
+    from ..errors import ModelFormatError
+    from ..model import SPECIAL_TOKENS, _validate_pieces
+    from ._vocab import parse_placeholder
+
+    name = str(path)
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+        vocab = data["model"]["vocab"]
+        kind = data["model"]["type"]
+    except FileNotFoundError:
+        raise ModelFormatError(f"{name} does not exist") from None
+    except (ValueError, KeyError, TypeError) as e:
+        raise ModelFormatError(f"{name} is not an HF tokenizer.json with a model vocabulary ({e})") from None
+    if kind != "Unigram":
+        raise ModelFormatError(f"{name} holds a {kind} model; only Unigram tokenizer.json files can be imported")
+    added = {t["id"]: t["content"] for t in data.get("added_tokens", []) if t.get("special")}
+    byte_level = "ByteLevel" in json.dumps(data.get("pre_tokenizer"))
+    reverse = {ch: b for b, ch in bytes_to_unicode().items()}
+    pieces: list[bytes] = []
+    scores: list[float] = []
+    specials: list[str] = []
+    seen: set[bytes] = set()
+    for i, (token, score) in enumerate(vocab):
+        if i < FIRST_PIECE_ID:
+            continue
+        if i in added:
+            if added[i] not in SPECIAL_TOKENS and not token.startswith("<unk"):
+                specials.append(added[i])
+            continue
+        raw = parse_placeholder(token)
+        if raw is None and byte_level:
+            raw = bytes(reverse[ch] for ch in token)
+        elif raw is None:
+            byte = re.fullmatch(r"<0x([0-9A-Fa-f]{2})>", token)
+            raw = bytes([int(byte.group(1), 16)]) if byte else token.encode("utf-8")
+        if raw in seen:
+            continue
+        seen.add(raw)
+        pieces.append(raw)
+        scores.append(float(score))
+    s = np.array(scores, dtype=np.float64)
+    counts = np.maximum(1, np.rint(np.exp(s - s.max()) * 2.0**53)).astype(np.int64)
+    try:
+        _validate_pieces(pieces, counts, name)
+    except ModelFormatError as e:
+        raise ModelFormatError(f"{e} (was the file written by bytepiece's export_hf?)") from e
+    model = Model(pieces, counts, {"hf": {"source": os.path.basename(name)}})
+    return model.with_special_tokens(specials)

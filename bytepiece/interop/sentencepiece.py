@@ -17,7 +17,9 @@ extra. See :mod:`._vocab` for how ids map in the two styles:
   strings are the mapped bytes (GPT-2 style, e.g. ``ä¸Ń`` for 中). Still no NFC.
 
 Every piece carries its exact bytepiece count in extension field 200, so importing an export
-restores the model exactly.
+restores the model exactly. A tokenizer's special tokens follow the pieces as user-defined
+symbols (same ids); sentencepiece always matches those in the input, like bytepiece with
+``allowed_special="all"``, and importing turns user-defined symbols into special tokens.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from ..atomic import atomic_write
-from ..errors import ModelFormatError
+from ..errors import InputError, ModelFormatError
 from ..model import FIRST_PIECE_ID, Model
 from . import _proto as P
 from ._darts import build_charsmap
@@ -91,7 +93,14 @@ def build_proto(tokenizer, *, style: Style = "byte_fallback") -> P.ModelProto:
                         "add_dummy_prefix": False, "remove_extra_whitespaces": False, "escape_whitespaces": False}
         byte_fallback = True
     normalizer.update(add_dummy_prefix=False, remove_extra_whitespaces=False, escape_whitespaces=False)
-    all_entries = entries + extras
+    # special tokens keep their bytepiece ids (right after the pieces) as user-defined symbols,
+    # which sentencepiece matches in the raw text before normalizing
+    specials = [Entry(t, 0.0, P.USER_DEFINED) for t in getattr(tokenizer, "special_tokens", ())]
+    clash = sorted({e.token for e in specials} & {e.token for e in entries + extras})
+    if clash:
+        raise InputError(f"special token(s) {', '.join(map(repr, clash))} also spell a vocabulary entry; a sentencepiece "
+                         "model cannot hold one string twice (export to HF keeps both, or rename the special token)")
+    all_entries = entries + specials + extras
     pieces = [P.Piece(e.token, e.score, e.type, e.count) for e in all_entries]
     unk_id = next(i for i, e in enumerate(all_entries) if e.type == P.UNKNOWN)
     trainer = {
@@ -169,11 +178,15 @@ def import_sentencepiece(path: str | os.PathLike | bytes) -> Model:
         reverse = {ch: b for b, ch in byte_level_table().items()}
 
     order: list[bytes] = []
+    specials: list[str] = []
     score_of: dict[bytes, float] = {}
     count_of: dict[bytes, int] = {}
     normal_seen: set[bytes] = set()
     exact = True
     for p in proto.pieces:
+        if p.type == P.USER_DEFINED and p.piece:
+            specials.append(p.piece)  # matched as a whole in text: a special token
+            continue
         raw = _piece_bytes(p, escaped, reverse)
         if raw is None:
             continue
@@ -220,7 +233,12 @@ def import_sentencepiece(path: str | os.PathLike | bytes) -> Model:
         info["counts"] = "exp(score) scaled so the largest is 2**53"
         info["probability_mass"] = float(np.exp(s).sum())
     _check_bytes(order, name)
-    return Model(order, counts, {"sentencepiece": info})
+    if specials:
+        info["special_tokens"] = len(specials)
+    try:
+        return Model(order, counts, {"sentencepiece": info}).with_special_tokens(specials)
+    except InputError as e:
+        raise ModelFormatError(f"{name}: user-defined symbol cannot be a special token: {e}") from e
 
 
 def sentencepiece_id_map(source: str | os.PathLike | bytes, model: Model) -> np.ndarray:
@@ -237,10 +255,14 @@ def sentencepiece_id_map(source: str | os.PathLike | bytes, model: Model) -> np.
     trainer = {**P.TRAINER_DEFAULTS, **proto.trainer_spec}
     specials = {trainer["pad_id"]: 0, trainer["bos_id"]: 1, trainer["eos_id"]: 2}
     index = {p: i + FIRST_PIECE_ID for i, p in enumerate(model.pieces)}
+    special_index = {t: model.vocab_size + k for k, t in enumerate(model.special_tokens)}
     out = np.full(len(proto.pieces), -1, dtype=np.int64)
     for sp_id, piece in enumerate(proto.pieces):
         if piece.type == P.CONTROL:
             out[sp_id] = specials.get(sp_id, -1)
+            continue
+        if piece.type == P.USER_DEFINED and piece.piece in special_index:
+            out[sp_id] = special_index[piece.piece]
             continue
         raw = _piece_bytes(piece, normalizer["escape_whitespaces"], reverse)
         if raw is not None:

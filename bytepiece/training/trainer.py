@@ -187,10 +187,11 @@ class Trainer:
             return [path.with_name(f"{path.stem}.{size}{path.suffix}") for size in self.max_vocab_size]
         return [path.with_name(f"{path.name}.{size}") for size in self.max_vocab_size]
 
-    def save(self, path: str | os.PathLike, overwrite: bool = False) -> list[Path]:
+    def save(self, path: str | os.PathLike, overwrite: bool = False, *, special_tokens: Iterable[str] = ()) -> list[Path]:
         """Write the trained models (original JSON format; options and timings in the
         ``.meta.json`` sidecar) atomically; refuses to replace existing files unless
-        ``overwrite``. Returns the paths written."""
+        ``overwrite``. ``special_tokens`` are reserved in every model (ids after the pieces).
+        Returns the paths written."""
         if not self.models:
             raise TrainingError("nothing to save: call train() first")
         paths = self.output_paths(path)
@@ -201,7 +202,7 @@ class Trainer:
         for model, p in zip(self.models, paths):
             if p.parent and not p.parent.exists():
                 raise InputError(f"output directory {p.parent} does not exist")
-            model.save(p, overwrite=overwrite)
+            model.with_special_tokens(special_tokens).save(p, overwrite=overwrite)
         return paths
 
     # -- the run --------------------------------------------------------------------------------

@@ -1,0 +1,198 @@
+"""Token offsets into the input text, through NFC normalization.
+
+NFC only ever rewrites a run of characters that starts at a *stable starter* (a character with
+canonical combining class 0 that cannot compose with what precedes it) and ends before the next
+one, so the text is cut into such runs ("segments") and each is normalized on its own: the
+normalized text is the concatenation, and every normalized character maps back to the whole
+input segment it came from. Almost every segment is a single character (identity mapping); a
+decomposed "e" + U+0301 is one segment of two input characters that becomes one character.
+
+A token's span runs from the input segment of its first byte to the input segment of its last
+byte. Tokens that split a character (or a segment) therefore share it: the spans of consecutive
+tokens either meet or overlap on exactly such a character, never leave a gap.
+"""
+
+from __future__ import annotations
+
+import functools
+import unicodedata
+from typing import TYPE_CHECKING, Literal
+
+import numpy as np
+import numpy.typing as npt
+
+from .errors import InputError
+from .normalize import NFC
+
+if TYPE_CHECKING:
+    from .specials import AllowedSpecial
+    from .tokenizer import Text, Tokenizer
+
+Span = tuple[int, int]
+_HANGUL_V = range(0x1161, 0x1176)
+_HANGUL_T = range(0x11A8, 0x11C3)
+_HANGUL_L = range(0x1100, 0x1113)
+_HANGUL_S = range(0xAC00, 0xAC00 + 11172)
+
+
+@functools.lru_cache(maxsize=1)
+def composition_sets() -> tuple[frozenset[int], frozenset[int]]:
+    """(first, second): code points that are the first / second half of a canonical composition
+    NFC performs (from this Python's Unicode database; decompositions all lie below U+30000)."""
+    first: set[int] = set()
+    second: set[int] = set()
+    decomposition = unicodedata.decomposition
+    for cp in range(0x30000):
+        d = decomposition(chr(cp))
+        if d and d[0] != "<":
+            parts = d.split()
+            if len(parts) == 2 and unicodedata.normalize("NFC", chr(cp)) == chr(cp):
+                first.add(int(parts[0], 16))
+                second.add(int(parts[1], 16))
+    return frozenset(first), frozenset(second)
+
+
+@functools.lru_cache(maxsize=4096)
+def is_stable_starter(ch: str) -> bool:
+    """Whether NFC never combines ``ch`` (or the start of its decomposition) with anything before it."""
+    _, second = composition_sets()
+    head = unicodedata.normalize("NFD", ch)[0]
+    for c in (ch, head):
+        cp = ord(c)
+        if unicodedata.combining(c) or cp in second or cp in _HANGUL_V or cp in _HANGUL_T:
+            return False
+    return True
+
+
+@functools.lru_cache(maxsize=4096)
+def may_compose_with_next(ch: str) -> bool:
+    """Whether NFC could change (the normalized form of) ``ch`` when something is appended after
+    it: it composes with a following character, or it is or normalizes to something a following
+    combining mark can be reordered with."""
+    first, _ = composition_sets()
+    normalized = unicodedata.normalize("NFC", ch)
+    if len(normalized) != 1:
+        return True
+    cp = ord(normalized)
+    if cp in _HANGUL_L or (cp in _HANGUL_S and (cp - 0xAC00) % 28 == 0):
+        return True
+    return cp in first or not is_stable_starter(normalized)
+
+
+def segment_starts(text: str) -> list[int]:
+    """Indices where a new NFC segment starts (always includes 0 for non-empty text)."""
+    return [i for i, ch in enumerate(text) if i == 0 or ch.isascii() or is_stable_starter(ch)]
+
+
+class Alignment:
+    """Normalized text and, for each of its characters, the input span it comes from."""
+
+    def __init__(self, text: str, normalization: str) -> None:
+        self.text = text
+        if normalization != NFC or text.isascii() or unicodedata.is_normalized("NFC", text):
+            self.normalized = text
+            idx = np.arange(len(text), dtype=np.int64)
+            self.start, self.end = idx, idx + 1
+            return
+        starts = segment_starts(text) + [len(text)]
+        parts, span_start, span_end = [], [], []
+        for a, b in zip(starts[:-1], starts[1:]):
+            piece = unicodedata.normalize("NFC", text[a:b])
+            parts.append(piece)
+            span_start.extend([a] * len(piece))
+            span_end.extend([b] * len(piece))
+        self.normalized = "".join(parts)
+        self.start = np.array(span_start, dtype=np.int64)
+        self.end = np.array(span_end, dtype=np.int64)
+
+
+def utf8_lengths(text: str) -> npt.NDArray[np.int64]:
+    """UTF-8 byte length of each character of ``text``."""
+    cps = np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
+    return 1 + (cps >= 0x80).astype(np.int64) + (cps >= 0x800) + (cps >= 0x10000)
+
+
+def byte_to_char(data: bytes) -> npt.NDArray[np.int64]:
+    """For each byte of UTF-8 ``data``, the index of the character it belongs to."""
+    arr = np.frombuffer(data, dtype=np.uint8)
+    return np.cumsum((arr & 0xC0) != 0x80) - 1
+
+
+def token_byte_spans(tok: Tokenizer, ids: list[int]) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    lengths = np.fromiter((len(tok._id_to_bytes[i]) for i in ids), dtype=np.int64, count=len(ids))
+    ends = np.cumsum(lengths)
+    return ends - lengths, ends
+
+
+def _text_offsets(tok: Tokenizer, text: str, unit: str) -> tuple[list[int], npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    """ids and (start, end) arrays, in characters of ``text`` (unit "char") or in bytes of its UTF-8."""
+    align = Alignment(text, tok.normalization)
+    data = align.normalized.encode("utf-8")
+    ids = tok.encode(align.normalized)  # NFC text stays as it is when encode normalizes it again
+    if not ids:
+        return ids, np.zeros(0, np.int64), np.zeros(0, np.int64)
+    b_start, b_end = token_byte_spans(tok, ids)
+    char_of = byte_to_char(data)
+    start = align.start[char_of[b_start]]
+    end = align.end[char_of[b_end - 1]]
+    if unit == "byte":
+        cum = np.zeros(len(text) + 1, np.int64)
+        np.cumsum(utf8_lengths(text), out=cum[1:])
+        start, end = cum[start], cum[end]
+    return ids, start, end
+
+
+def _bytes_offsets(tok: Tokenizer, data: bytes, unit: str) -> tuple[list[int], npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        # not valid UTF-8: encoded as given (no normalization applies), so bytes map to themselves
+        ids = tok.encode(data)
+        start, end = token_byte_spans(tok, ids)
+        return ids, start, end
+    return _text_offsets(tok, text, unit)
+
+
+def encode_with_offsets(tok: Tokenizer, text: Text, *, unit: Literal["char", "byte"] = "char",
+                        allowed_special: AllowedSpecial = ()) -> tuple[list[int], list[Span]]:
+    """``(ids, offsets)`` with ``ids == tok.encode(text, allowed_special=...)`` and each offset the
+    ``(start, end)`` of the token in ``text``: character indices, or with ``unit="byte"`` indices
+    into the UTF-8 of ``text`` (for ``bytes`` input, into the bytes themselves).
+
+    A token covering part of a character (or of a character NFC composed from several) spans the
+    whole of it; joining ``text[max(start, previous_end):end]`` over the tokens gives back the
+    text, and so does the plain join whenever no token splits a character.
+    """
+    if unit not in ("char", "byte"):
+        raise InputError(f"unit must be 'char' or 'byte', got {unit!r}")
+    if not isinstance(text, (str, bytes, bytearray, memoryview)):
+        raise InputError(f"expected str or bytes, got {type(text).__name__}")
+    if not isinstance(text, str):
+        text = bytes(text)
+        if unit == "char":
+            try:
+                text = text.decode("utf-8")
+            except UnicodeDecodeError:
+                raise InputError("the bytes are not valid UTF-8, so they have no character offsets; use unit='byte'") from None
+    special = tok._special
+    parts = special.find(text, special.resolve(allowed_special)) if allowed_special else []
+    ids: list[int] = []
+    spans: list[Span] = []
+    pos = 0
+    # a special token's span is where it was matched; in bytes for unit="byte" on str input
+    byte_cum = None
+    if unit == "byte" and isinstance(text, str) and parts:
+        byte_cum = np.zeros(len(text) + 1, np.int64)
+        np.cumsum(utf8_lengths(text), out=byte_cum[1:])
+    for start, end, token_id in [*parts, (len(text), len(text), -1)]:
+        if start > pos:
+            piece = text[pos:start]
+            seg_ids, s, e = _bytes_offsets(tok, piece, unit) if isinstance(piece, bytes) else _text_offsets(tok, piece, unit)
+            shift = pos if byte_cum is None else int(byte_cum[pos])
+            ids.extend(seg_ids)
+            spans.extend(zip((s + shift).tolist(), (e + shift).tolist()))
+        if token_id >= 0:
+            ids.append(token_id)
+            spans.append((start, end) if byte_cum is None else (int(byte_cum[start]), int(byte_cum[end])))
+        pos = end
+    return ids, spans
