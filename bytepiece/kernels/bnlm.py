@@ -139,11 +139,9 @@ def _viterbi_states(emit, m, order, routes, prev, cur, states):
 
 
 @njit(cache=True, nogil=True)
-def _grow_slots(slots, hashes, n):
-    cap = slots.shape[0] * 2
-    bits = 0
-    while (np.int64(1) << bits) < cap:
-        bits += 1
+def _rehash(hashes, n, cap):
+    """Slots of a table of ``cap`` (a power of two) slots for entries 0..n-1."""
+    bits = _log2(cap)
     shift = np.uint64(64 - bits)
     mask = cap - 1
     out = np.full(cap, -1, np.int32)
@@ -155,21 +153,50 @@ def _grow_slots(slots, hashes, n):
     return out
 
 
-@njit(cache=True, nogil=True)
-def _insert(buf, a, b, weight, slots, hashes, starts, lengths, counts, arena, meta):
-    """Add ``weight`` to the count of piece ``buf[a:b]``; returns the (possibly grown) arrays."""
-    n = meta[0]
-    used = meta[1]
-    cap = slots.shape[0]
-    if 2 * (n + 1) > cap:
-        slots = _grow_slots(slots, hashes, n)
-        cap = slots.shape[0]
+@njit(cache=True, nogil=True, inline="always")
+def _log2(cap):
     bits = 0
     while (np.int64(1) << bits) < cap:
         bits += 1
-    mask = cap - 1
+    return bits
+
+
+@njit(cache=True, nogil=True)
+def _grow(slots, hashes, starts, lengths, counts, arena, meta, room):
+    """The table arrays with room for ``room`` more entries and arena bytes (rarely called:
+    growing doubles, so the copies cost O(1) per entry overall)."""
+    n = meta[0]
+    used = meta[1]
+    if 2 * (n + room) > slots.shape[0]:
+        cap = slots.shape[0]
+        while 2 * (n + room) > cap:
+            cap *= 2
+        slots = _rehash(hashes, n, cap)
+    if n + room > hashes.shape[0]:
+        new = max(16, 2 * hashes.shape[0], n + room)
+        g_h = np.empty(new, np.uint64)
+        g_h[:n] = hashes[:n]
+        g_s = np.empty(new, np.int64)
+        g_s[:n] = starts[:n]
+        g_l = np.empty(new, np.int32)
+        g_l[:n] = lengths[:n]
+        g_c = np.empty(new, np.int64)
+        g_c[:n] = counts[:n]
+        hashes, starts, lengths, counts = g_h, g_s, g_l, g_c
+    if used + room > arena.shape[0]:
+        new = max(2 * arena.shape[0], used + room + 1024)
+        g_a = np.empty(new, np.uint8)
+        g_a[:used] = arena[:used]
+        arena = g_a
+    return slots, hashes, starts, lengths, counts, arena
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _add(buf, a, b, weight, slots, shift, mask, hashes, starts, lengths, counts, arena, meta):
+    """Add ``weight`` to the count of piece ``buf[a:b]``. The caller guarantees room for one more
+    entry and ``b - a`` more arena bytes (see ``_grow``), so nothing is reallocated here."""
     h = hash_bytes(buf, a, b)
-    s = np.int64((h * _FIB) >> np.uint64(64 - bits))
+    s = np.int64((h * _FIB) >> shift)
     length = b - a
     while True:
         e = slots[s]
@@ -184,24 +211,10 @@ def _insert(buf, a, b, weight, slots, hashes, starts, lengths, counts, arena, me
                     break
             if same:
                 counts[e] += weight
-                return slots, hashes, starts, lengths, counts, arena
+                return
         s = (s + 1) & mask
-    if n >= hashes.shape[0]:
-        new = max(16, 2 * n)
-        g_h = np.empty(new, np.uint64)
-        g_h[:n] = hashes[:n]
-        g_s = np.empty(new, np.int64)
-        g_s[:n] = starts[:n]
-        g_l = np.empty(new, np.int32)
-        g_l[:n] = lengths[:n]
-        g_c = np.empty(new, np.int64)
-        g_c[:n] = counts[:n]
-        hashes, starts, lengths, counts = g_h, g_s, g_l, g_c
-    if used + length > arena.shape[0]:
-        new = max(2 * arena.shape[0], used + length + 1024)
-        g_a = np.empty(new, np.uint8)
-        g_a[:used] = arena[:used]
-        arena = g_a
+    n = meta[0]
+    used = meta[1]
     for i in range(length):
         arena[used + i] = buf[a + i]
     slots[s] = n
@@ -211,7 +224,6 @@ def _insert(buf, a, b, weight, slots, hashes, starts, lengths, counts, arena, me
     counts[n] = weight
     meta[0] = n + 1
     meta[1] = used + length
-    return slots, hashes, starts, lengths, counts, arena
 
 
 @njit(cache=True, nogil=True)
@@ -229,18 +241,24 @@ def count_pieces(buf, bounds, lo, hi, order, ensure_unicode, ones, twos, table, 
     prev = np.empty(order, np.float64)
     cur = np.empty(order, np.float64)
     seen = 0
+    shift = np.uint64(64 - _log2(slots.shape[0]))
+    mask = slots.shape[0] - 1
     for c in range(lo, hi):
         a, b = bounds[c], bounds[c + 1]
         m = b - a
         if m == 0:
             continue
+        # A chunk of m bytes adds at most m pieces and m arena bytes: make room once per chunk.
+        if 2 * (meta[0] + m) > slots.shape[0] or meta[0] + m > hashes.shape[0] or meta[1] + m > arena.shape[0]:
+            slots, hashes, starts, lengths, counts, arena = _grow(slots, hashes, starts, lengths, counts, arena, meta, m)
+            shift = np.uint64(64 - _log2(slots.shape[0]))
+            mask = slots.shape[0] - 1
         _emissions(buf, a, b, order, ensure_unicode, ones, twos, table, vals, cap, emit)
         _viterbi_states(emit, m, order, routes, prev, cur, states)
         start = 0
         for i in range(1, m + 1):
             if i == m or states[i] == 0:
-                slots, hashes, starts, lengths, counts, arena = _insert(
-                    buf, a + start, a + i, 1, slots, hashes, starts, lengths, counts, arena, meta)
+                _add(buf, a + start, a + i, 1, slots, shift, mask, hashes, starts, lengths, counts, arena, meta)
                 seen += 1
                 start = i
     meta[2] += seen
