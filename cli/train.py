@@ -108,6 +108,8 @@ def train(
     sizes = vocab_size or [SAMPLE_VOCAB_SIZE if on_sample else DEFAULT_VOCAB_SIZE]
     n_workers = default_workers() if workers is None else workers
 
+    from bytepiece.atomic import check_writable, is_stream
+    from bytepiece.model import metadata_path
     from bytepiece.training import TextFiles, Trainer, spool_stdin
 
     trainer = Trainer(order=order, max_vocab_size=sizes, max_piece_length=max_piece_length, min_count=min_count,
@@ -115,15 +117,12 @@ def train(
                       errors="strict" if strict_utf8 else "replace", refine=refine)
     paths = trainer.output_paths(output)
     if not force:
-        existing = [str(p) for p in paths if p.exists()]
+        existing = [str(p) for p in paths if p.is_file() and not is_stream(p)]
         if existing:
             raise fail(f"{', '.join(existing)} already exist{'s' if len(existing) == 1 else ''}; pass --force to overwrite")
-    for p in paths:
-        if p.is_dir():
-            raise fail(f"output {p} is a directory; pass a file name with -o")
-        parent = p.parent if str(p.parent) else Path(".")
-        if not parent.is_dir():
-            raise fail(f"output directory {parent} does not exist")
+    # Before the first pass: a missing or read-only directory must not cost a training run.
+    check_writable(paths, overwrite=force)
+    check_writable([metadata_path(p) for p in paths if not is_stream(p)], overwrite=True)
 
     with contextlib.ExitStack() as stack:
         files: list[Path] = []

@@ -30,6 +30,7 @@ from typing import Any, Union
 
 import numpy as np
 
+from ..atomic import OutputSet
 from ..errors import InputError, TrainingError
 from ..model import FIRST_PIECE_ID, Model
 from .corpus import DEFAULT_BATCH_BYTES, Corpus, Job, as_corpus, chunk_jobs
@@ -251,10 +252,10 @@ class Trainer:
             existing = [str(p) for p in paths if p.exists()]
             if existing:
                 raise FileExistsError(f"{', '.join(existing)} already exist(s); pass overwrite=True (CLI: --force) to replace")
-        for model, p in zip(self.models, paths):
-            if p.parent and not p.parent.exists():
-                raise InputError(f"output directory {p.parent} does not exist")
-            model.save(p, overwrite=overwrite)
+        # One set: every model and sidecar appears, or (error, kill) the previous files stay.
+        with OutputSet(overwrite=overwrite) as out:
+            for model, p in zip(self.models, paths):
+                model.stage(out, p)
         return paths
 
     # -- helpers ------------------------------------------------------------------------------
