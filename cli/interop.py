@@ -12,6 +12,8 @@ from .common import err_console, fail, handle_errors, out_console
 TARGETS = ("sentencepiece", "hf")
 STYLES = ("byte_fallback", "byte_level")
 DEFAULT_STYLE = {"sentencepiece": "byte_fallback", "hf": "byte_level"}
+#: The most text --verify reads (its lines are held in memory).
+VERIFY_BYTES = 256 << 20
 
 
 @handle_errors
@@ -90,8 +92,12 @@ def export(
         if str(verify) == "-":
             texts = SAMPLE_TEXTS
         else:
-            with open(verify, encoding="utf-8", errors="replace") as f:
-                texts = [line.rstrip("\n") for line in f]
+            from bytepiece._read import read_limited
+            from bytepiece.errors import InputError
+
+            data = read_limited(verify, limit=VERIFY_BYTES, what="--verify text", error=InputError)
+            text = data.decode("utf-8", errors="replace").replace("\r\n", "\n").replace("\r", "\n")
+            texts = text.removesuffix("\n").split("\n") if text else []
         result = agreement(tokenizer, written, target, texts)
         table.add_row("verified", f"{result.exact:,} of {result.texts:,} texts encode to the same ids ({result.rate:.2%})")
     out_console.print(table)

@@ -292,11 +292,15 @@ def test_deeply_nested_model_and_sidecars(runner, tmp_path):
     assert load_model(good).metadata == {}
 
 
-@pytest.mark.parametrize("args, message", [(["encode", "-m", "/dev/zero"], "character device"),
-                                           (["inspect", "/dev/zero"], "character device"),
-                                           (["decode", "-m", "{model}", "/dev/zero"], "longer than")])
-def test_endless_device_as_model_or_input(model, args, message):
-    done = _cli(*[a.format(model=model) for a in args], stdin="ab\n")
+@pytest.mark.parametrize("args, message", [
+    (["encode", "-m", "/dev/zero"], "character device"),
+    (["inspect", "/dev/zero"], "character device"),
+    (["decode", "-m", "{model}", "/dev/zero"], "longer than"),
+    (["export", "{model}", "--to", "hf", "-o", "{tmp}/t.json", "--verify", "/dev/zero"], "character device"),
+    (["import", "/dev/zero", "-o", "{tmp}/m.model"], "character device"),
+])
+def test_endless_device_as_model_or_input(model, tmp_path, args, message):
+    done = _cli(*[a.format(model=model, tmp=tmp_path) for a in args], stdin="ab\n")
     assert done.returncode == 1, done.stderr[-2000:]
     assert message in done.stderr and "Traceback" not in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1

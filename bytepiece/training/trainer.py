@@ -30,7 +30,7 @@ from typing import Any, Union
 
 import numpy as np
 
-from ..atomic import OutputSet
+from ..atomic import OutputSet, check_writable
 from ..errors import InputError, TrainingError
 from ..model import FIRST_PIECE_ID, Model
 from .corpus import DEFAULT_BATCH_BYTES, Corpus, Job, as_corpus, chunk_jobs
@@ -248,10 +248,7 @@ class Trainer:
         if not self.models:
             raise TrainingError("nothing to save: call train() first")
         paths = self.output_paths(path)
-        if not overwrite:
-            existing = [str(p) for p in paths if p.exists()]
-            if existing:
-                raise FileExistsError(f"{', '.join(existing)} already exist(s); pass overwrite=True (CLI: --force) to replace")
+        check_writable(paths, overwrite=overwrite)
         # One set: every model and sidecar appears, or (error, kill) the previous files stay.
         with OutputSet(overwrite=overwrite) as out:
             for model, p in zip(self.models, paths):
