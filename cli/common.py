@@ -10,6 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
+import click
 import typer
 from rich.console import Console
 
@@ -38,7 +39,7 @@ def handle_errors(func: F) -> F:
             with warnings.catch_warnings():
                 warnings.showwarning = _show_warning
                 return func(*args, **kwargs)
-        except typer.Exit:
+        except (typer.Exit, click.exceptions.ClickException, click.exceptions.Abort):
             raise
         except (BytePieceError, FileExistsError) as e:
             raise fail(_escape(str(e))) from None

@@ -3,30 +3,29 @@
 from __future__ import annotations
 
 import contextlib
-import re
 import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Annotated, Optional
+from typing import IO, Annotated, Optional
 
 import typer
 
+from .checks import (
+    FLOAT,
+    MAX_ID_LINE_BYTES,
+    MAX_LINE_BYTES,
+    check_inputs,
+    check_outputs,
+    limited_lines,
+    parse_seed,
+    usage_error,
+)
 from .common import err_console, fail, handle_errors, load_tokenizer, out_console
-
-if TYPE_CHECKING:
-    from bytepiece.errors import InputError
 
 BATCH_BYTES = 1 << 20
 BATCH_LINES = 16384
 FORMATS = ("ids", "pieces", "npy", "bin")
-
-
-#: Longest input line read into memory (encode: a document; decode: a line of ids).
-MAX_LINE_BYTES = 1 << 30
-MAX_ID_LINE_BYTES = 256 << 20
-_FLOAT = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
-_INT = re.compile(r"-?[0-9]+")
 
 
 class SampleSpec:
@@ -37,20 +36,6 @@ class SampleSpec:
 
     def __repr__(self) -> str:
         return f"alpha={self.alpha}" + (f",seed={self.seed}" if self.seed is not None else "")
-
-
-def _usage(message: str) -> InputError:
-    from bytepiece.errors import InputError
-
-    return InputError(message)
-
-
-def parse_seed(raw: str, option: str = "--seed") -> int:
-    """A decimal integer, strictly (``int()`` would also take ``1_0``, ``+5`` and non-ASCII digits)."""
-    text = raw.strip()
-    if not (text.isascii() and _INT.fullmatch(text)):
-        raise _usage(f"{option}: {raw!r} is not an integer")
-    return int(text)
 
 
 def parse_sample(value: str | SampleSpec | None) -> SampleSpec | None:
@@ -65,18 +50,18 @@ def parse_sample(value: str | SampleSpec | None) -> SampleSpec | None:
             key, raw = "alpha", key
         key = key.strip().lower()
         if key not in ("alpha", "seed"):
-            raise _usage(f"--sample: unknown key {key!r} in {value!r}; {expected}")
+            raise usage_error(f"--sample: unknown key {key!r} in {value!r}; {expected}")
         if key in given:
-            raise _usage(f"--sample: {key} is given twice in {value!r}; {expected}")
+            raise usage_error(f"--sample: {key} is given twice in {value!r}; {expected}")
         given[key] = raw.strip()
     if "alpha" not in given:
-        raise _usage(f"--sample: {value!r} gives no alpha; {expected}")
+        raise usage_error(f"--sample: {value!r} gives no alpha; {expected}")
     raw_alpha = given["alpha"]
-    if not (raw_alpha.isascii() and _FLOAT.fullmatch(raw_alpha)):
-        raise _usage(f"--sample: alpha={raw_alpha!r} is not a number; {expected}")
+    if not (raw_alpha.isascii() and FLOAT.fullmatch(raw_alpha)):
+        raise usage_error(f"--sample: alpha={raw_alpha!r} is not a number; {expected}")
     alpha = float(raw_alpha)
     if not 0 <= alpha < float("inf"):
-        raise _usage(f"--sample: alpha must be a finite number >= 0 for sampling, got {raw_alpha}")
+        raise usage_error(f"--sample: alpha must be a finite number >= 0 for sampling, got {raw_alpha}")
     seed = parse_seed(given["seed"], "--sample seed") if "seed" in given else None
     return SampleSpec(alpha, seed)
 
@@ -85,9 +70,9 @@ def _sample_and_seed(sample: str | None, seed: str | None) -> tuple[SampleSpec |
     spec = parse_sample(sample)
     if seed is not None:
         if spec is None:
-            raise _usage("--seed only applies to sampling; add --sample alpha=A (or drop --seed)")
+            raise usage_error("--seed only applies to sampling; add --sample alpha=A (or drop --seed)")
         if spec.seed is not None:
-            raise _usage("the seed is given twice (--sample ...,seed=N and --seed); keep one")
+            raise usage_error("the seed is given twice (--sample ...,seed=N and --seed); keep one")
         spec.seed = parse_seed(seed)
     return spec, None if spec is None else spec.seed
 
@@ -96,44 +81,14 @@ def read_lines(paths: list[Path], max_line: int = MAX_LINE_BYTES) -> Iterator[tu
     """Lines (without their ``\\n``) of each input, or of stdin, with the bytes consumed; a line
     longer than ``max_line`` is an error (``/dev/zero`` or a binary file must not eat memory)."""
     if not paths:
-        yield from _lines(sys.stdin.buffer, "stdin", max_line)
+        yield from limited_lines(sys.stdin.buffer, "stdin", max_line)
         return
     for path in paths:
         if str(path) == "-":
-            yield from _lines(sys.stdin.buffer, "stdin", max_line)
+            yield from limited_lines(sys.stdin.buffer, "stdin", max_line)
             continue
         with open(path, "rb") as f:
-            yield from _lines(f, str(path), max_line)
-
-
-def _lines(f, name: str, max_line: int) -> Iterator[tuple[bytes, int]]:
-    number = 0
-    while line := f.readline(max_line + 1):
-        number += 1
-        if len(line) > max_line and not (len(line) == max_line + 1 and line.endswith(b"\n")):
-            raise _usage(f"line {number} of {name} is longer than {max_line >> 20} MiB; is this a text file "
-                         "with one document per line?")
-        yield line.rstrip(b"\n"), len(line)
-
-
-def check_inputs(paths: list[Path]) -> None:
-    for path in paths:
-        if str(path) == "-":
-            continue
-        if not path.exists():
-            raise fail(f"cannot read input {path}: no such file")
-        if path.is_dir():
-            raise fail(f"cannot read input {path}: is a directory")
-
-
-def check_outputs(paths: list[Path], force: bool) -> None:
-    """Before any work: existing files need --force; missing or read-only directories fail now."""
-    from bytepiece.atomic import check_writable, is_stream
-
-    existing = [str(p) for p in paths if p.is_file() and not is_stream(p)]
-    if existing and not force:
-        raise fail(f"{', '.join(existing)} already exist{'s' if len(existing) == 1 else ''}; pass --force to overwrite")
-    check_writable(paths, overwrite=force)
+            yield from limited_lines(f, str(path), max_line)
 
 
 def batches(lines: Iterator[tuple[bytes, int]]) -> Iterator[tuple[list[bytes], int]]:
