@@ -156,7 +156,12 @@ class OutputSet:
         if self._state != "open":
             raise InputError(f"this output set is already {self._state}")
         stream = not removing and is_stream(path)
-        target = Path(path) if stream else resolve(path)  # a descriptor path is reopened as named
+        if stream:
+            target = Path(path)  # opened as named: a descriptor path reopens that descriptor
+        elif removing:
+            target = resolve(Path(path).parent) / Path(path).name  # a symlink is removed, not its target
+        else:
+            target = resolve(path)
         if any(m.target == target for m in self._members):
             raise InputError(f"{path} is staged twice in one output set")
         if not stream and target.parent not in self._cleaned:
@@ -167,7 +172,8 @@ class OutputSet:
                          os.fspath(path))
         st = None if stream else _stat(target, path)
         if removing:
-            if st is not None and not stat.S_ISREG(st.st_mode):
+            st = os.lstat(target) if os.path.lexists(target) else None
+            if st is not None and not (stat.S_ISREG(st.st_mode) or stat.S_ISLNK(st.st_mode)):
                 raise InputError(f"{path} is a {_kind(st.st_mode)}, not a file that can be removed")
         elif st is not None:
             if not stat.S_ISREG(st.st_mode):

@@ -57,6 +57,13 @@ def test_remove_member_and_overwrite_rules(tmp_path):
         out.remove(sidecar)
     assert a.read_text() == "new" and not sidecar.exists()
     assert _hidden(tmp_path) == []
+    elsewhere = tmp_path / "elsewhere.json"
+    elsewhere.write_text("{}")
+    sidecar.symlink_to(elsewhere.name)
+    with atomic.OutputSet() as out:
+        out.write(a, "newer")
+        out.remove(sidecar)  # a symlinked sidecar: the link goes, the file it pointed to stays
+    assert not os.path.lexists(sidecar) and elsewhere.read_text() == "{}"
 
 
 def test_symlink_is_followed_and_kept(tmp_path):
