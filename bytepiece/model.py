@@ -14,7 +14,9 @@ import base64
 import binascii
 import hashlib
 import json
+import math
 import os
+import reprlib
 import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
@@ -24,7 +26,8 @@ from typing import IO, Any, Union
 import numpy as np
 import numpy.typing as npt
 
-from .atomic import atomic_write
+from . import atomic
+from ._read import read_limited
 from .errors import InputError, ModelFormatError
 
 #: ids 0, 1, 2 are reserved; pieces take ids from 3 on.
@@ -32,6 +35,11 @@ SPECIAL_TOKENS = ("<pad>", "<bos>", "<eos>")
 PAD_ID, BOS_ID, EOS_ID = 0, 1, 2
 FIRST_PIECE_ID = len(SPECIAL_TOKENS)
 METADATA_SUFFIX = ".meta.json"
+#: Counts are int64 and so is their total (scores are log(count) - log(total)).
+MAX_TOTAL_COUNT = (1 << 63) - 1
+#: The largest model file read (the published 160k model is 12 MB).
+MAX_MODEL_BYTES = 512 << 20
+MAX_METADATA_BYTES = 16 << 20
 
 #: file key of the user special tokens (``[[id, text], ...]``); base64 never contains ``_``, so
 #: the key cannot collide with a piece. Written only when a model has special tokens, so other
@@ -70,7 +78,7 @@ class Model:
     def from_counts(cls, counts: Mapping[bytes, int], metadata: Mapping | None = None) -> Model:
         """Number pieces as the original does: sorted by (byte length, bytes), ids from 3."""
         ordered = sorted(counts, key=lambda p: (len(p), p))
-        model = cls(ordered, np.array([counts[p] for p in ordered], dtype=np.int64), dict(metadata or {}))
+        model = cls(ordered, checked_counts(ordered, [counts[p] for p in ordered]), dict(metadata or {}))
         _validate_pieces(model.pieces, model.counts)
         return model
 
@@ -84,13 +92,22 @@ class Model:
         return out
 
     def save(self, path: str | os.PathLike, *, overwrite: bool = True) -> Path:
-        """Write the model (and its metadata sidecar, when there is metadata) atomically."""
-        path = Path(path)
+        """Write the model and its metadata sidecar as one atomic set (see :mod:`bytepiece.atomic`)."""
+        with atomic.OutputSet(overwrite=overwrite) as out:
+            self.stage(out, path)
+        return Path(path)
+
+    def stage(self, out: atomic.OutputSet, path: str | os.PathLike) -> None:
+        """Add the model file and its sidecar to ``out``, so that several models commit together.
+        A model without metadata removes a stale sidecar; a device or FIFO gets no sidecar."""
         text = json.dumps(self.to_json_dict(), ensure_ascii=False, indent=1)
-        atomic_write(path, text, overwrite=overwrite)
+        out.write(path, text)
+        if atomic.is_stream(path):
+            return
         if self.metadata:
-            atomic_write(metadata_path(path), json.dumps(self.metadata, indent=2, sort_keys=True), overwrite=True)
-        return path
+            out.write(metadata_path(path), json.dumps(self.metadata, indent=2, sort_keys=True), overwrite=True)
+        else:
+            out.remove(metadata_path(path))
 
 
 def file_sha256(path: str | os.PathLike) -> str:
@@ -109,6 +126,7 @@ def metadata_path(model_path: str | os.PathLike) -> Path:
 def load_model(source: ModelSource) -> Model:
     """Read a model from a path, an open file, a parsed dict or a ``Model``; validate it."""
     if isinstance(source, Model):
+        _validate_pieces(source.pieces, checked_counts(source.pieces, source.counts), "model")
         return source
     metadata: dict[str, Any] = {}
     if isinstance(source, Mapping):
@@ -117,23 +135,17 @@ def load_model(source: ModelSource) -> Model:
         path = Path(source)
         name = str(path)
         try:
-            with open(path, "rb") as f:
-                raw = _parse_json(f.read(), name)
-        except FileNotFoundError:
-            raise ModelFormatError(f"model file {name} does not exist") from None
-        except IsADirectoryError:
-            raise ModelFormatError(f"model path {name} is a directory, not a model file") from None
-        except PermissionError as e:
-            raise ModelFormatError(f"cannot read model file {name}: {e.strerror}") from None
-        meta_file = metadata_path(path)
-        if meta_file.is_file():
-            try:
-                metadata = json.loads(meta_file.read_text(encoding="utf-8"))
-            except (OSError, ValueError):
-                metadata = {}
+            atomic.recover(path)  # finish an interrupted save of this model before reading it
+        except (OSError, InputError) as e:
+            raise ModelFormatError(f"{name}: an interrupted save is pending and cannot be completed ({e})") from None
+        raw = _parse_json(read_limited(path, limit=MAX_MODEL_BYTES, what="model file", error=ModelFormatError), name)
+        metadata = _read_metadata(metadata_path(path))
     elif hasattr(source, "read"):
-        name = getattr(source, "name", "model file object")
-        raw = _parse_json(source.read(), str(name))
+        name = str(getattr(source, "name", "model file object"))
+        data = source.read(MAX_MODEL_BYTES + 1)
+        if len(data) > MAX_MODEL_BYTES:
+            raise ModelFormatError(f"{name} is larger than a model file can be ({MAX_MODEL_BYTES >> 20} MiB)")
+        raw = _parse_json(data, name)
     else:
         raise TypeError(f"cannot load a model from {type(source).__name__}; pass a path, a file object or a dict")
     pieces, counts, inline_meta = _decode_entries(raw, str(name))
@@ -186,6 +198,17 @@ def _decode_special_tokens(raw: Any, first_id: int, name: str) -> tuple[str, ...
     return checked
 
 
+def _read_metadata(path: Path) -> dict[str, Any]:
+    """The sidecar's metadata; informational only, so an unreadable one is ignored."""
+    try:
+        if not path.is_file():  # no FIFO or device: nothing may block or stream here
+            return {}
+        meta = json.loads(read_limited(path, limit=MAX_METADATA_BYTES, what="metadata file", error=ValueError))
+    except (OSError, ValueError, RecursionError):
+        return {}
+    return meta if isinstance(meta, dict) else {}
+
+
 if sys.version_info >= (3, 11):
 
     def _b64decode(key: str) -> bytes:
@@ -202,6 +225,8 @@ def _parse_json(data: bytes | str, name: str) -> Any:
         return json.loads(data)
     except (UnicodeDecodeError, ValueError) as e:
         raise ModelFormatError(f"{name} is not a JSON model file ({e}); pass a bytepiece/BytePiece .model file") from None
+    except RecursionError:
+        raise ModelFormatError(f"{name} is not a model file: its JSON is nested too deeply") from None
 
 
 def _decode_entries(raw: Any, name: str) -> tuple[list[bytes], npt.NDArray[np.int64], dict]:
@@ -209,7 +234,7 @@ def _decode_entries(raw: Any, name: str) -> tuple[list[bytes], npt.NDArray[np.in
         raise ModelFormatError(f"{name}: a model is a JSON object mapping base64 pieces to [id, text, count], got {type(raw).__name__}")
     n = sum(1 for k in raw if not str(k).startswith("_"))
     pieces: list[bytes | None] = [None] * n
-    counts = np.zeros(n, dtype=np.int64)
+    values: list[Any] = [None] * n
     meta: dict[str, Any] = {}
     for key, value in raw.items():
         if str(key).startswith("_"):
@@ -218,17 +243,15 @@ def _decode_entries(raw: Any, name: str) -> tuple[list[bytes], npt.NDArray[np.in
         try:
             piece = _b64decode(key)
         except (binascii.Error, ValueError, TypeError):
-            raise ModelFormatError(f"{name}: key {key!r} is not valid base64") from None
+            raise ModelFormatError(f"{name}: key {_short(key)} is not valid base64") from None
         if not piece:
             raise ModelFormatError(f"{name}: key {key!r} decodes to an empty piece")
         if not (isinstance(value, (list, tuple)) and len(value) == 3):
-            raise ModelFormatError(f"{name}: entry {key!r} must be [id, text, count], got {value!r}")
+            raise ModelFormatError(f"{name}: entry {key!r} must be [id, text, count], got {_short(value)}")
         pid, _, count = value
-        if not isinstance(pid, int) or isinstance(pid, bool):
-            raise ModelFormatError(f"{name}: entry {key!r} has a non-integer id {pid!r}")
-        if not isinstance(count, (int, float)) or isinstance(count, bool) or not count > 0:
-            raise ModelFormatError(f"{name}: piece {piece!r} has count {count!r}; counts must be positive")
-        index = pid - FIRST_PIECE_ID
+        if type(pid) is not int and not isinstance(pid, np.integer):  # bool is not an id either
+            raise ModelFormatError(f"{name}: entry {key!r} has a non-integer id {_short(pid)}")
+        index = int(pid) - FIRST_PIECE_ID
         if not 0 <= index < n:
             raise ModelFormatError(
                 f"{name}: ids must be contiguous from {FIRST_PIECE_ID} to {n + FIRST_PIECE_ID - 1}, found id {pid} (piece {piece!r})"
@@ -236,13 +259,86 @@ def _decode_entries(raw: Any, name: str) -> tuple[list[bytes], npt.NDArray[np.in
         if pieces[index] is not None:
             raise ModelFormatError(f"{name}: id {pid} is used twice ({pieces[index]!r} and {piece!r})")
         pieces[index] = piece
-        counts[index] = count
+        values[index] = count
     # n slots filled without a duplicate id means every id 3..n+2 is present.
+    counts = checked_counts(pieces, values, name)  # type: ignore[arg-type]
     _validate_pieces(pieces, counts, name)  # type: ignore[arg-type]
     return pieces, counts, meta  # type: ignore[return-value]
 
 
+_REPR = reprlib.Repr()
+_REPR.maxlevel, _REPR.maxstring, _REPR.maxother, _REPR.maxlong = 3, 60, 60, 40
+
+
+def _short(value: Any) -> str:
+    """A bounded repr for messages: deep nesting or huge values must not become the error."""
+    return _REPR.repr(value)
+
+
+def _as_count(value: Any) -> int | None:
+    """The count ``value`` stands for, or None unless it is a positive integer that fits int64
+    (a float is accepted only when it is a whole number: JSON writers sometimes emit ``5.0``)."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, np.integer)):
+        count = int(value)
+    elif isinstance(value, (float, np.floating)) and math.isfinite(value) and float(value).is_integer():
+        count = int(value)
+    else:
+        return None
+    return count if 0 < count <= MAX_TOTAL_COUNT else None
+
+
+def checked_counts(pieces: list[bytes], values: Any, name: str = "model") -> npt.NDArray[np.int64]:
+    """``values`` as int64 counts, after checking that each is a positive integer and that their
+    total fits int64 exactly (past it every score would be NaN and encoding garbage)."""
+    if isinstance(values, np.ndarray) and values.dtype.kind in "iu" and values.ndim == 1:
+        arr = values
+        bad = np.flatnonzero(arr <= 0) if arr.dtype.kind == "i" else np.flatnonzero(arr == 0)
+        big = np.flatnonzero(arr > MAX_TOTAL_COUNT) if arr.dtype.kind == "u" else bad[:0]
+        if len(bad) or len(big):
+            i = int(min(bad[:1].tolist() + big[:1].tolist()))
+            raise _count_error(name, pieces, i, arr[i])
+        if len(arr) and int(arr.max()) > MAX_TOTAL_COUNT // len(arr):
+            _check_total(pieces, arr.tolist(), name)
+        return arr.astype(np.int64, copy=False)
+    values = list(values)
+    if set(map(type, values)) <= {int}:  # the usual case, checked at C speed
+        try:
+            return checked_counts(pieces, np.array(values, dtype=np.int64), name)
+        except OverflowError:
+            pass  # a count past int64: the loop below names it
+    ints = []
+    for i, value in enumerate(values):
+        count = _as_count(value)
+        if count is None:
+            raise _count_error(name, pieces, i, value)
+        ints.append(count)
+    _check_total(pieces, ints, name)
+    return np.array(ints, dtype=np.int64)
+
+
+def _count_error(name: str, pieces: list, i: int, value: Any) -> ModelFormatError:
+    piece = pieces[i] if i < len(pieces) else None
+    return ModelFormatError(f"{name}: piece {piece!r} (id {i + FIRST_PIECE_ID}) has count {_short(value)}; "
+                            f"counts must be positive integers below 2**63")
+
+
+def _check_total(pieces: list, ints: list[int], name: str) -> None:
+    total = 0
+    for i, count in enumerate(ints):
+        total += count
+        if total > MAX_TOTAL_COUNT:
+            raise ModelFormatError(
+                f"{name}: the counts add up to more than 2**63 - 1 (passed at piece {pieces[i]!r}, id "
+                f"{i + FIRST_PIECE_ID}); scale them down so that their total fits a 64-bit integer")
+
+
 def _validate_pieces(pieces: list[bytes], counts: np.ndarray, name: str = "model") -> None:
+    if len(pieces) != len(counts):
+        raise ModelFormatError(f"{name}: {len(pieces)} pieces but {len(counts)} counts")
+    if not all(isinstance(p, bytes) and p for p in pieces):
+        raise ModelFormatError(f"{name}: every piece must be a non-empty bytes object")
     if len(set(pieces)) != len(pieces):
         seen: set[bytes] = set()
         dup = next(p for p in pieces if p in seen or seen.add(p))  # type: ignore[func-returns-value]

@@ -76,6 +76,10 @@ def may_compose_with_next(ch: str) -> bool:
     cp = ord(normalized)
     if cp in _HANGUL_L or (cp in _HANGUL_S and (cp - 0xAC00) % 28 == 0):
         return True
+    # A precomposed character ending in a combining mark (é = e + U+0301) is re-ordered and
+    # re-composed when a mark of lower combining class follows (é + U+0323 becomes ệ-like forms).
+    if any(unicodedata.combining(c) for c in unicodedata.normalize("NFD", normalized)):
+        return True
     return cp in first or not is_stable_starter(normalized)
 
 

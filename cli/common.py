@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import functools
+import os
 import sys
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
+import click
 import typer
 from rich.console import Console
 
@@ -24,25 +27,54 @@ def fail(message: str, code: int = 1) -> typer.Exit:
 
 
 def handle_errors(func: F) -> F:
-    """Turn library and OS errors into a one-line message and exit status 1, never a traceback."""
+    """Turn every error into a one-line message and exit status 1, never a traceback (set
+    ``BYTEPIECE_DEBUG=1`` to see the traceback of an unexpected error). Warnings become one
+    ``note:`` line each."""
 
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
         from bytepiece.errors import BytePieceError
 
         try:
-            return func(*args, **kwargs)
-        except typer.Exit:
+            with warnings.catch_warnings():
+                warnings.showwarning = _show_warning
+                return func(*args, **kwargs)
+        except (typer.Exit, click.exceptions.ClickException, click.exceptions.Abort):
             raise
         except (BytePieceError, FileExistsError) as e:
             raise fail(_escape(str(e))) from None
+        except BrokenPipeError:
+            _silence_stdout()  # the reader went away (| head): no message, no "Exception ignored"
+            raise typer.Exit(1) from None
         except OSError as e:
             where = f" ({e.filename})" if getattr(e, "filename", None) else ""
             raise fail(_escape(f"{e.strerror or e}{where}")) from None
         except KeyboardInterrupt:
             raise fail("interrupted", 130) from None
+        except MemoryError:
+            raise fail("out of memory; use smaller inputs or batches") from None
+        except RecursionError:
+            raise fail("input nested too deeply to process") from None
+        except Exception as e:
+            if os.environ.get("BYTEPIECE_DEBUG"):
+                raise
+            raise fail(_escape(f"unexpected {type(e).__name__}: {e} (this is a bug; rerun with BYTEPIECE_DEBUG=1 "
+                               "for the traceback and report it)")) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    text = " ".join(str(message).split())
+    err_console.print(f"[yellow]note:[/] {_escape(text)}", markup=True, highlight=False, soft_wrap=True)
+
+
+def _silence_stdout() -> None:
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):
+        pass
 
 
 def _escape(text: str) -> str:

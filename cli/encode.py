@@ -11,6 +11,16 @@ from typing import IO, Annotated, Optional
 
 import typer
 
+from .checks import (
+    FLOAT,
+    MAX_ID_LINE_BYTES,
+    MAX_LINE_BYTES,
+    check_inputs,
+    check_outputs,
+    limited_lines,
+    parse_seed,
+    usage_error,
+)
 from .common import err_console, fail, handle_errors, load_tokenizer, out_console
 
 BATCH_BYTES = 1 << 20
@@ -29,45 +39,56 @@ class SampleSpec:
 
 
 def parse_sample(value: str | SampleSpec | None) -> SampleSpec | None:
+    """``alpha=A[,seed=N]`` (or a bare ``A``); each key at most once, numbers in plain decimal."""
     if value is None or isinstance(value, SampleSpec):
         return value
-    alpha: float | None = None
-    seed: int | None = None
+    expected = "expected alpha=FLOAT[,seed=INT], e.g. --sample alpha=0.1,seed=3"
+    given: dict[str, str] = {}
     for part in str(value).split(","):
         key, sep, raw = part.strip().partition("=")
         if not sep:
             key, raw = "alpha", key
         key = key.strip().lower()
-        try:
-            if key == "alpha":
-                alpha = float(raw)
-            elif key == "seed":
-                seed = int(raw)
-            else:
-                raise typer.BadParameter(f"unknown key {key!r} in {value!r}; expected alpha=FLOAT[,seed=INT]")
-        except ValueError:
-            raise typer.BadParameter(f"{key}={raw!r} is not a valid {'number' if key == 'alpha' else 'integer'}; "
-                                     "expected e.g. alpha=0.1 or alpha=0.1,seed=3") from None
-    if alpha is None:
-        raise typer.BadParameter(f"{value!r} gives no alpha; expected e.g. alpha=0.1")
-    if not (alpha >= 0 and alpha < float("inf")):
-        raise typer.BadParameter(f"alpha must be a finite number >= 0 for sampling, got {alpha}")
+        if key not in ("alpha", "seed"):
+            raise usage_error(f"--sample: unknown key {key!r} in {value!r}; {expected}")
+        if key in given:
+            raise usage_error(f"--sample: {key} is given twice in {value!r}; {expected}")
+        given[key] = raw.strip()
+    if "alpha" not in given:
+        raise usage_error(f"--sample: {value!r} gives no alpha; {expected}")
+    raw_alpha = given["alpha"]
+    if not (raw_alpha.isascii() and FLOAT.fullmatch(raw_alpha)):
+        raise usage_error(f"--sample: alpha={raw_alpha!r} is not a number; {expected}")
+    alpha = float(raw_alpha)
+    if not 0 <= alpha < float("inf"):
+        raise usage_error(f"--sample: alpha must be a finite number >= 0 for sampling, got {raw_alpha}")
+    seed = parse_seed(given["seed"], "--sample seed") if "seed" in given else None
     return SampleSpec(alpha, seed)
 
 
-def read_lines(paths: list[Path]) -> Iterator[tuple[bytes, int]]:
-    """Lines (without their ``\\n``) of each input, or of stdin, with the bytes consumed."""
+def _sample_and_seed(sample: str | None, seed: str | None) -> tuple[SampleSpec | None, int | None]:
+    spec = parse_sample(sample)
+    if seed is not None:
+        if spec is None:
+            raise usage_error("--seed only applies to sampling; add --sample alpha=A (or drop --seed)")
+        if spec.seed is not None:
+            raise usage_error("the seed is given twice (--sample ...,seed=N and --seed); keep one")
+        spec.seed = parse_seed(seed)
+    return spec, None if spec is None else spec.seed
+
+
+def read_lines(paths: list[Path], max_line: int = MAX_LINE_BYTES) -> Iterator[tuple[bytes, int]]:
+    """Lines (without their ``\\n``) of each input, or of stdin, with the bytes consumed; a line
+    longer than ``max_line`` is an error (``/dev/zero`` or a binary file must not eat memory)."""
     if not paths:
-        for line in sys.stdin.buffer:
-            yield line.rstrip(b"\n"), len(line)
+        yield from limited_lines(sys.stdin.buffer, "stdin", max_line)
         return
     for path in paths:
         if str(path) == "-":
-            yield from read_lines([])
+            yield from limited_lines(sys.stdin.buffer, "stdin", max_line)
             continue
         with open(path, "rb") as f:
-            for line in f:
-                yield line.rstrip(b"\n"), len(line)
+            yield from limited_lines(f, str(path), max_line)
 
 
 def batches(lines: Iterator[tuple[bytes, int]]) -> Iterator[tuple[list[bytes], int]]:
@@ -101,8 +122,9 @@ def progress_bar(paths: list[Path], description: str):
 
 
 @contextlib.contextmanager
-def atomic_output(path: Path | None, binary: bool = False) -> Iterator[IO]:
-    """stdout, or a temporary file beside ``path`` that replaces it only on success."""
+def atomic_output(path: Path | None, binary: bool = False, overwrite: bool = True) -> Iterator[IO]:
+    """stdout, or a temporary file beside ``path`` that replaces it only on success (a device
+    or FIFO is written directly)."""
     if path is None:
         if binary:
             raise fail("this output format is binary; give an output file with -o")
@@ -110,7 +132,7 @@ def atomic_output(path: Path | None, binary: bool = False) -> Iterator[IO]:
         return
     from bytepiece.atomic import atomic_open
 
-    with atomic_open(path, "wb" if binary else "w") as f:
+    with atomic_open(path, "wb" if binary else "w", overwrite=overwrite) as f:
         yield f
 
 
@@ -131,6 +153,7 @@ def render_pieces(pieces: list[bytes | str]) -> str:
 Files = Annotated[Optional[list[Path]], typer.Argument(help="Input files (one document per line); stdin when none or '-'.", show_default=False)]
 ModelOpt = Annotated[Optional[Path], typer.Option("--model", "-m", help="Model file (default: the model shipped with bytepiece).", show_default=False)]
 OutOpt = Annotated[Optional[Path], typer.Option("--output", "-o", help="Output file (written atomically); stdout when omitted.", show_default=False)]
+ForceOpt = Annotated[bool, typer.Option("--force", help="Overwrite an existing output file.")]
 
 
 @handle_errors
@@ -138,13 +161,14 @@ def encode(
     files: Files = None,
     model: ModelOpt = None,
     sample: Annotated[
-        Optional[SampleSpec],
-        typer.Option("--sample", parser=parse_sample, metavar="alpha=A[,seed=N]",
+        Optional[str],
+        typer.Option("--sample", metavar="alpha=A[,seed=N]",
                      help="Sample segmentations with probability ∝ p**alpha instead of Viterbi.", show_default=False),
     ] = None,
-    seed: Annotated[Optional[int], typer.Option(help="Seed for --sample (reproducible output).", show_default=False)] = None,
+    seed: Annotated[Optional[str], typer.Option(metavar="INT", help="Seed for --sample (reproducible output).", show_default=False)] = None,
     fmt: Annotated[str, typer.Option("--format", "-f", help="ids (one line of ids per input line), pieces, npy (flat id array, needs -o), or bin (flat little-endian uint16/uint32 token file + .idx offsets + .json sidecar for LM training, needs -o).")] = "ids",
     output: OutOpt = None,
+    force: ForceOpt = False,
     add_bos: Annotated[bool, typer.Option("--add-bos", help="Start every document with <bos> (id 1).")] = False,
     add_eos: Annotated[bool, typer.Option("--add-eos", help="End every document with <eos> (id 2).")] = False,
     threads: Annotated[Optional[int], typer.Option(min=1, help="Threads (default: all cores).", show_default=False)] = None,
@@ -157,44 +181,60 @@ def encode(
     """Encode text into token ids, [bold]one input line per output line[/], streaming."""
     if fmt not in FORMATS:
         raise fail(f"--format must be one of {', '.join(FORMATS)}, got {fmt!r}")
+    spec, seed_value = _sample_and_seed(sample, seed)
     files = files or []
-    if fmt == "bin" and output is None:
-        raise fail("--format bin writes a binary token file; give an output file with -o (e.g. -o corpus.bin)")
-    for path in files:
-        if str(path) != "-" and not path.is_file():
-            raise fail(f"cannot read input {path}: {'is a directory' if path.is_dir() else 'no such file'}")
+    if fmt in ("npy", "bin") and output is None:
+        raise fail(f"--format {fmt} writes binary files; give an output file with -o (e.g. -o corpus.{fmt})")
+    check_inputs(files)
+    if output is not None:
+        from bytepiece.atomic import is_stream
+
+        if fmt in ("npy", "bin") and is_stream(output):
+            raise fail(f"--format {fmt} writes files beside {output}; give a regular file path with -o")
+        check_outputs(_output_set(output, fmt), force)
     tokenizer = load_tokenizer(model, normalization="none" if raw else "nfc")
     tokenizer.add_special_tokens(special_token or ())
-    alpha = sample.alpha if sample else -1.0
-    if seed is None and sample is not None:
-        seed = sample.seed
-    if sample is not None and seed is None:
+    alpha = spec.alpha if spec else -1.0
+    if spec is not None and seed_value is None:
         import random
 
-        seed = random.SystemRandom().getrandbits(63)
+        seed_value = random.SystemRandom().getrandbits(63)
     options = dict(alpha=alpha, add_bos=add_bos, add_eos=add_eos, num_threads=threads,
                    allowed_special="all" if allow_special else ())
 
     with progress_bar(files, "encoding") as advance:
         if fmt == "npy":
-            _encode_npy(tokenizer, files, output, options, seed, advance)
+            _encode_npy(tokenizer, files, output, options, seed_value, advance, force)
             return
         if fmt == "bin":
-            _encode_bin(tokenizer, files, output, options, seed, advance, model, sample)
+            _encode_bin(tokenizer, files, output, options, seed_value, advance, model, spec, force)
             return
-        with atomic_output(output) as out:
-            for index, (batch, consumed) in enumerate(batches(read_lines(files))):
-                batch_seed = None if seed is None else seed + index * 1_000_003
-                flat, offsets = tokenizer.encode_batch(batch, seed=batch_seed, return_flat=True, **options)
+        with atomic_output(output, overwrite=force) as out:
+            for flat, offsets in _encoded_batches(tokenizer, files, options, seed_value, advance):
                 ids = flat.tolist()
                 bounds = offsets.tolist()
+                n = len(bounds) - 1
                 if fmt == "ids":
-                    lines = [" ".join(map(str, ids[bounds[i] : bounds[i + 1]])) for i in range(len(batch))]
+                    lines = [" ".join(map(str, ids[bounds[i] : bounds[i + 1]])) for i in range(n)]
                 else:
                     piece = tokenizer.id_to_piece
-                    lines = [render_pieces([piece(i) for i in ids[bounds[j] : bounds[j + 1]]]) for j in range(len(batch))]
+                    lines = [render_pieces([piece(i) for i in ids[bounds[j] : bounds[j + 1]]]) for j in range(n)]
                 out.write("\n".join(lines) + "\n")
-                advance(consumed)
+
+
+def _output_set(output: Path, fmt: str) -> list[Path]:
+    """Every file a format writes for ``-o output``."""
+    if fmt == "npy":
+        return [output, _offsets_path(output)]
+    if fmt == "bin":
+        from bytepiece.interop.binfile import index_path, meta_path
+
+        return [output, index_path(output), meta_path(output)]
+    return [output]
+
+
+def _offsets_path(output: Path) -> Path:
+    return output.with_name(output.name.removesuffix(".npy") + ".offsets.npy")
 
 
 def _encoded_batches(tokenizer, files, options, seed, advance):
@@ -206,41 +246,41 @@ def _encoded_batches(tokenizer, files, options, seed, advance):
         advance(consumed)
 
 
-def _encode_npy(tokenizer, files, output, options, seed, advance) -> None:
-    """Stream ids into a temporary raw file, then write ``.npy`` (ids) and ``.offsets.npy``."""
+def _encode_npy(tokenizer, files, output, options, seed, advance, force) -> None:
+    """Stream ids into a temporary raw file, then write ``.npy`` (ids) and ``.offsets.npy``
+    as one atomic set."""
     import numpy as np
 
-    if output is None:
-        raise fail("--format npy writes binary arrays; give an output file with -o")
+    from bytepiece.atomic import OutputSet
     from bytepiece.interop.binfile import token_dtype
 
     dtype = token_dtype(tokenizer.vocab_size)
     doc_offsets = [0]
     total = 0
     directory = output.parent if str(output.parent) else Path(".")
+    offsets_path = _offsets_path(output)
     with tempfile.TemporaryFile(dir=directory) as raw:
         for flat, offsets in _encoded_batches(tokenizer, files, options, seed, advance):
             raw.write(flat.astype(dtype).tobytes())
             doc_offsets.extend((offsets[1:] + total).tolist())
             total += len(flat)
         raw.seek(0)
-        with atomic_output(output, binary=True) as out:
-            header = {"descr": np.lib.format.dtype_to_descr(np.dtype(dtype)), "fortran_order": False, "shape": (total,)}
-            np.lib.format.write_array_header_1_0(out, header)
-            while chunk := raw.read(1 << 22):
-                out.write(chunk)
-    offsets_path = output.with_name(output.name.removesuffix(".npy") + ".offsets.npy")
-    with atomic_output(offsets_path, binary=True) as out:
-        np.save(out, np.asarray(doc_offsets, dtype=np.int64))
+        with OutputSet(overwrite=force) as outputs:
+            with outputs.open(output, "wb") as out:
+                header = {"descr": np.lib.format.dtype_to_descr(np.dtype(dtype)), "fortran_order": False,
+                          "shape": (total,)}
+                np.lib.format.write_array_header_1_0(out, header)
+                while chunk := raw.read(1 << 22):
+                    out.write(chunk)
+            with outputs.open(offsets_path, "wb") as out:
+                np.save(out, np.asarray(doc_offsets, dtype=np.int64))
     err_console.print(f"wrote {total} tokens of {len(doc_offsets) - 1} documents to {output} (+ {offsets_path.name})")
 
 
-def _encode_bin(tokenizer, files, output, options, seed, advance, model, sample) -> None:
+def _encode_bin(tokenizer, files, output, options, seed, advance, model, sample, force) -> None:
     """Stream ids into ``output`` (bytepiece bin layout, see ``bytepiece.interop.binfile``):
     one batch of lines in memory at a time, each encoded by ``encode_batch`` on all cores;
     the files appear only when everything succeeded."""
-    if output is None:
-        raise fail("--format bin writes a binary token file; give an output file with -o (e.g. -o corpus.bin)")
     from bytepiece.interop.binfile import BinWriter
 
     from .common import resolve_model
@@ -253,7 +293,7 @@ def _encode_bin(tokenizer, files, output, options, seed, advance, model, sample)
         "seed": seed,
         "documents": "one per input line (without its newline)",
     }
-    with BinWriter(output, tokenizer, model_path=resolve_model(model), metadata=metadata) as writer:
+    with BinWriter(output, tokenizer, model_path=resolve_model(model), metadata=metadata, overwrite=force) as writer:
         for flat, offsets in _encoded_batches(tokenizer, files, options, seed, advance):
             writer.write(flat, offsets)
     err_console.print(f"wrote {writer.n_tokens} tokens ({writer.dtype.name}) of {writer.n_documents} documents to "
@@ -265,21 +305,35 @@ def decode(
     files: Annotated[Optional[list[Path]], typer.Argument(help="Files of whitespace-separated ids, one document per line; stdin when none.", show_default=False)] = None,
     model: ModelOpt = None,
     output: OutOpt = None,
+    force: ForceOpt = False,
 ) -> None:
     """Decode lines of token ids back into text."""
     files = files or []
+    check_inputs(files)
+    if output is not None:
+        check_outputs([output], force)
     tokenizer = load_tokenizer(model)
-    with atomic_output(output) as out:
-        for number, (line, _) in enumerate(read_lines(files), start=1):
+    with atomic_output(output, overwrite=force) as out:
+        for number, (line, _) in enumerate(read_lines(files, MAX_ID_LINE_BYTES), start=1):
+            tokens = line.split()
+            # ASCII digits only: int() would also take "1_0", "+5", "-3" and other scripts' digits.
+            if not all(tok.isdigit() for tok in tokens):
+                bad = next(tok for tok in tokens if not tok.isdigit())
+                raise fail(f"line {number}: {_escape(bad[:40])} is not a token id (ids are non-negative decimal "
+                           "integers separated by spaces)")
             try:
-                ids = [int(tok) for tok in line.split()]
-            except ValueError:
-                raise fail(f"line {number}: {line[:40]!r} is not a list of integer ids") from None
-            try:
-                text = tokenizer.decode(ids)
+                text = tokenizer.decode([int(tok) for tok in tokens])
             except Exception as e:
-                raise fail(f"line {number}: {e}") from None
+                raise fail(f"line {number}: {_escape(str(e))}") from None
             out.write(text + "\n")
+
+
+def _escape(text: str | bytes) -> str:
+    from rich.markup import escape
+
+    if isinstance(text, bytes):
+        text = repr(text.decode("utf-8", "backslashreplace"))
+    return escape(text)
 
 
 @handle_errors

@@ -12,6 +12,8 @@ from .common import err_console, fail, handle_errors, out_console
 TARGETS = ("sentencepiece", "hf")
 STYLES = ("byte_fallback", "byte_level")
 DEFAULT_STYLE = {"sentencepiece": "byte_fallback", "hf": "byte_level"}
+#: The most text --verify reads (its lines are held in memory).
+VERIFY_BYTES = 256 << 20
 
 
 @handle_errors
@@ -42,10 +44,19 @@ def export(
     style = (style or DEFAULT_STYLE[target]).replace("-", "_")
     if style not in STYLES:
         raise fail(f"--style must be one of {', '.join(STYLES)}, got {style!r}")
-    if output.exists() and not force and not (target == "hf" and output.is_dir()):
-        raise fail(f"{output} already exists; pass --force to overwrite it")
-    if target == "hf" and output.is_dir() and (output / "tokenizer.json").exists() and not force:
-        raise fail(f"{output / 'tokenizer.json'} already exists; pass --force to overwrite it")
+    from bytepiece.atomic import check_writable, is_stream
+    from bytepiece.interop.hf import DIRECTORY_FILES, is_directory_target
+
+    if target == "hf" and is_directory_target(output):
+        outputs = [output / name for name in DIRECTORY_FILES] if output.is_dir() else []
+    else:
+        outputs = [output]
+    if not force:
+        existing = [str(p) for p in outputs if p.is_file() and not is_stream(p)]
+        if existing:
+            raise fail(f"{', '.join(existing)} already exist{'s' if len(existing) == 1 else ''}; "
+                       "pass --force to overwrite")
+    check_writable(outputs, overwrite=force)
 
     from bytepiece import Tokenizer
 
@@ -53,7 +64,7 @@ def export(
     if target == "sentencepiece":
         from bytepiece.interop.sentencepiece import build_proto, export_sentencepiece
 
-        written = export_sentencepiece(tokenizer, output, style=style)
+        written = export_sentencepiece(tokenizer, output, style=style, overwrite=force)
         proto = build_proto(tokenizer, style=style)
         total = len(proto.pieces)
         unusable = sum(1 for p in proto.pieces[: tokenizer.vocab_size] if p.type == 5)
@@ -61,7 +72,7 @@ def export(
     else:
         from bytepiece.interop.hf import build_hf_json, export_hf
 
-        written = export_hf(tokenizer, output, style=style)
+        written = export_hf(tokenizer, output, style=style, overwrite=force)
         data = build_hf_json(tokenizer, style=style)
         total = len(data["model"]["vocab"])
         unusable = sum(1 for t, _ in data["model"]["vocab"][: tokenizer.vocab_size] if t.startswith("<bytes:"))
@@ -84,8 +95,12 @@ def export(
         if str(verify) == "-":
             texts = SAMPLE_TEXTS
         else:
-            with open(verify, encoding="utf-8", errors="replace") as f:
-                texts = [line.rstrip("\n") for line in f]
+            from bytepiece._read import read_limited
+            from bytepiece.errors import InputError
+
+            data = read_limited(verify, limit=VERIFY_BYTES, what="--verify text", error=InputError)
+            text = data.decode("utf-8", errors="replace").replace("\r\n", "\n").replace("\r", "\n")
+            texts = text.removesuffix("\n").split("\n") if text else []
         result = agreement(tokenizer, written, target, texts)
         table.add_row("verified", f"{result.exact:,} of {result.texts:,} texts encode to the same ids ({result.rate:.2%})")
     out_console.print(table)
@@ -98,14 +113,17 @@ def import_model(
     force: Annotated[bool, typer.Option("--force", "-f", help="Overwrite an existing output.")] = False,
 ) -> None:
     """Convert a sentencepiece [bold]Unigram[/] model into a bytepiece model (scores become counts)."""
-    if not spm_model.is_file():
+    if not spm_model.exists() or spm_model.is_dir():
         raise fail(f"cannot read {spm_model}: {'is a directory' if spm_model.is_dir() else 'no such file'}")
-    if output.exists() and not force:
+    from bytepiece.atomic import check_writable, is_stream
+
+    if output.is_file() and not is_stream(output) and not force:
         raise fail(f"{output} already exists; pass --force to overwrite it")
+    check_writable([output], overwrite=force)
     from bytepiece.interop.sentencepiece import import_sentencepiece
 
     model = import_sentencepiece(spm_model)
-    model.save(output, overwrite=True)
+    model.save(output, overwrite=force)
     info = model.metadata.get("sentencepiece", {})
     from rich.table import Table
 

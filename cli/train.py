@@ -70,8 +70,9 @@ def train(
                                                     rich_help_panel=_RUN)] = None,
 ) -> None:
     """Train a model with the BytePiece byte n-gram algorithm and save it in the original JSON format."""
-    from bytepiece.atomic import check_writable
+    from bytepiece.atomic import check_writable, is_stream
     from bytepiece.corpus import Files
+    from bytepiece.model import metadata_path
     from bytepiece.engine import parse_size
     from bytepiece.training import Trainer
 
@@ -99,7 +100,10 @@ def train(
                       isolate_digits=isolate_digits, ensure_unicode=not no_ensure_unicode, workers=workers,
                       cluster=cluster, max_memory=max_memory, tmp_dir=tmp_dir, progress=err_console.is_terminal,
                       errors="strict" if strict_utf8 else "replace", refine=refine)
-    check_writable(trainer.output_paths(output), overwrite=force)
+    paths = trainer.output_paths(output)
+    # Before the first pass: a missing or read-only directory must not cost a training run.
+    check_writable(paths, overwrite=force)
+    check_writable([metadata_path(p) for p in paths if not is_stream(p)], overwrite=True)
     files = Files(inputs, jsonl_field=jsonl_field, parquet_column=parquet_column,
                   labels=["<stdin>" if str(p) == "-" else str(p) for p in inputs])
     with warnings.catch_warnings():

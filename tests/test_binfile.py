@@ -210,7 +210,7 @@ def test_cli_bin_failure_leaves_previous_output(runner, model, tmp_path, monkeyp
     before = {p.name: p.read_bytes() for p in tmp_path.iterdir() if p.name.startswith("corpus")}
 
     monkeypatch.setattr(cli_encode, "batches", lambda lines, real=cli_encode.batches: _broken(real, lines))
-    result = runner.invoke(app, ["encode", "-m", str(model), "-f", "bin", "-o", str(out)], input="cd\n" * 50)
+    result = runner.invoke(app, ["encode", "-m", str(model), "-f", "bin", "-o", str(out), "--force"], input="cd\n" * 50)
     assert result.exit_code == 1 and "Input/output error" in result.stderr
     assert {p.name: p.read_bytes() for p in tmp_path.iterdir() if p.name.startswith("corpus")} == before
     assert _leftovers(tmp_path) == []

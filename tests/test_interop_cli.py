@@ -70,7 +70,7 @@ def test_export_force_overwrites(runner, model, tmp_path):
         (["export", "{model}", "--to", "fairseq", "-o", "{out}"], "--to must be one of"),
         (["export", "{model}", "--to", "hf", "--style", "wordpiece", "-o", "{out}"], "--style must be one of"),
         (["export", "{model}", "--to", "hf", "-o", "{existing}"], "already exists"),
-        (["export", "{model}", "--to", "hf", "-o", "{nodir}/x/t.json"], "No such file"),
+        (["export", "{model}", "--to", "hf", "-o", "{nodir}/x/t.json"], "does not exist"),
         (["import", "{missing}", "-o", "{out}"], "no such file"),
         (["import", "{tmp}", "-o", "{out}"], "is a directory"),
         (["import", "{corrupt}", "-o", "{out}"], "sentencepiece"),

@@ -15,16 +15,17 @@ Layout of ``corpus.bin`` (the name is free):
     ``n_tokens``, ``n_documents``, ``index`` (file name, dtype, entries), ``model`` (content
     sha256 of the model's pieces and counts, see :func:`model_sha256`; the model file's sha256
     too when the writer was given its path; normalization), plus any caller ``metadata``
-    (e.g. ``add_eos``). It is written last: a ``.bin`` without its ``.json`` is incomplete.
+    (e.g. ``add_eos``). A ``.bin`` without its ``.json`` is incomplete.
 
 Streaming and atomicity: :class:`BinWriter` appends each batch to temporary files in the
 target directory and keeps only counters in memory (memory use is one batch, whatever the
-corpus size). ``close()`` renames the temporaries into place (``.idx``, then ``.bin``, then the
-sidecar); an exception inside the ``with`` block, or ``abort()``, removes them and leaves any
-previous output untouched.
+corpus size). ``close()`` commits the three files as one :class:`bytepiece.atomic.OutputSet`
+(an error or a kill at any point leaves the old set or the new one, never a mix); an exception
+inside the ``with`` block, or ``abort()``, removes them and leaves any previous output untouched.
 
 Reading: ``tokens, offsets = open_bin("corpus.bin")`` (two read-only memmaps, checked against
-the sidecar).
+the sidecar, whose index must be a file beside the token file); ``verify=True`` also checks
+every offset and id.
 """
 
 from __future__ import annotations
@@ -32,13 +33,15 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import stat
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
-from ..atomic import atomic_write, make_temp
+from .. import atomic
+from .._read import read_limited
 from ..errors import InputError, ModelFormatError
 from ..model import file_sha256
 
@@ -105,10 +108,11 @@ class BinWriter:
             raise InputError("BinWriter needs a tokenizer or a vocab_size (to choose uint16 or uint32)")
         self.vocab_size = int(tokenizer.vocab_size if tokenizer is not None else vocab_size)
         self.dtype = token_dtype(self.vocab_size)
-        if not overwrite and (self.path.exists() or meta_path(self.path).exists()):
-            raise FileExistsError(f"{self.path} already exists; pass overwrite=True (CLI: --force) to replace it")
         if self.path.is_dir():
             raise InputError(f"{self.path} is a directory; give a file name such as {self.path / 'corpus.bin'}")
+        if atomic.is_stream(self.path):
+            raise InputError(f"{self.path} is a device or FIFO; a token file needs a regular file path "
+                             f"(its {INDEX_SUFFIX} and {META_SUFFIX} files go beside it)")
         self.n_tokens = 0
         self.n_documents = 0
         self._model_info: dict[str, Any] = {}
@@ -117,20 +121,18 @@ class BinWriter:
             self._model_info["normalization"] = getattr(tokenizer, "normalization", None)
         if model_path is not None:
             self._model_info["file"] = Path(model_path).name
-            self._model_info["file_sha256"] = file_sha256(model_path)
+            if Path(model_path).is_file():  # a FIFO model was consumed when it was loaded
+                self._model_info["file_sha256"] = file_sha256(model_path)
         self._metadata = dict(metadata or {})
         json.dumps(self._metadata)  # fail now, not after hours of encoding
-        directory = self.path.parent if str(self.path.parent) else Path(".")
-        self._tmp_paths: list[Path] = []
-        self._bin = self._temp(directory, self.path.name)
-        self._idx = self._temp(directory, index_path(self.path).name)
+        # The three files are one atomic set: a kill at any moment leaves the old set or the new.
+        self._closed = True
+        atomic.check_writable([self.path, index_path(self.path), meta_path(self.path)], overwrite=overwrite)
+        self._out = atomic.OutputSet(overwrite=overwrite)
+        self._bin = self._out.open(self.path, "wb")
+        self._idx = self._out.open(index_path(self.path), "wb")
         self._idx.write(np.zeros(1, dtype="<i8").tobytes())
         self._closed = False
-
-    def _temp(self, directory: Path, name: str):
-        fd, tmp = make_temp(directory / name)
-        self._tmp_paths.append(tmp)
-        return os.fdopen(fd, "wb")
 
     # -- writing ----------------------------------------------------------------------------
     def write(self, ids: npt.ArrayLike, offsets: npt.ArrayLike | None = None) -> None:
@@ -189,35 +191,24 @@ class BinWriter:
         }
 
     def close(self) -> Path:
-        """Finish: move the files into place (sidecar last). Returns the ``.bin`` path."""
+        """Finish: commit the three files as one set. Returns the ``.bin`` path."""
         if self._closed:
             return self.path
-        try:
-            for f in (self._bin, self._idx):
-                f.flush()
-                os.fsync(f.fileno())
-                f.close()
-            bin_tmp, idx_tmp = self._tmp_paths
-            meta_path(self.path).unlink(missing_ok=True)  # never pair an old sidecar with new data
-            os.replace(idx_tmp, index_path(self.path))
-            os.replace(bin_tmp, self.path)
-            atomic_write(meta_path(self.path), json.dumps(self.sidecar(), indent=2))
-        except BaseException:
-            self.abort()
-            raise
         self._closed = True
+        try:
+            self._out.write(meta_path(self.path), json.dumps(self.sidecar(), indent=2))
+            self._out.commit()
+        except BaseException:
+            self._out.abort()
+            raise
         return self.path
 
     def abort(self) -> None:
         """Discard everything written (temporary files removed; previous output untouched)."""
-        for f in (self._bin, self._idx):
-            try:
-                f.close()
-            except OSError:
-                pass
-        for tmp in self._tmp_paths:
-            tmp.unlink(missing_ok=True)
         self._closed = True
+        out = getattr(self, "_out", None)
+        if out is not None:
+            out.abort()
 
     def _check_open(self) -> None:
         if self._closed:
@@ -238,41 +229,120 @@ class BinWriter:
             self.abort()
 
 
+MAX_SIDECAR_BYTES = 64 << 20
+_VERIFY_CHUNK = 1 << 22
+
+
 def read_meta(path: str | os.PathLike) -> dict[str, Any]:
-    """The sidecar of ``path`` (raises ``ModelFormatError`` if missing or not a bytepiece bin)."""
+    """The validated sidecar of ``path`` (``ModelFormatError`` if missing, malformed, or naming
+    an index outside the token file's directory)."""
     side = meta_path(path)
-    try:
-        meta = json.loads(side.read_text(encoding="utf-8"))
-    except FileNotFoundError:
+    if not os.path.lexists(side):
         raise ModelFormatError(
             f"{side} is missing: {path} is incomplete (writing was interrupted) or not a bytepiece token file"
-        ) from None
+        )
+    data = read_limited(side, limit=MAX_SIDECAR_BYTES, what="token file sidecar", error=ModelFormatError)
+    try:
+        meta = json.loads(data)
     except ValueError as e:
         raise ModelFormatError(f"{side} is not valid JSON ({e})") from None
+    except RecursionError:
+        raise ModelFormatError(f"{side} is not a {FORMAT} sidecar (JSON nested too deeply)") from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise ModelFormatError(f"{side} is not a {FORMAT} sidecar")
-    if meta.get("version", 0) > VERSION:
-        raise ModelFormatError(f"{side} has format version {meta['version']}; upgrade bytepiece to read it")
+    version = meta.get("version", 0)
+    if not _is_int(version) or version < 1:
+        raise ModelFormatError(f"{side}: version must be a positive integer, got {version!r}")
+    if version > VERSION:
+        raise ModelFormatError(f"{side} has format version {version}; upgrade bytepiece to read it")
+    _check_fields(meta, side)
     return meta
 
 
-def open_bin(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _check_fields(meta: dict[str, Any], side: Path) -> None:
+    def bad(field: str, want: str) -> ModelFormatError:
+        return ModelFormatError(f"{side}: {field} must be {want}, got {meta.get(field)!r}; the sidecar is damaged, "
+                                "re-encode the corpus")
+
+    if meta.get("dtype") not in ("uint16", "uint32"):
+        raise bad("dtype", "'uint16' or 'uint32'")
+    if meta.get("byteorder", "little") != "little":
+        raise bad("byteorder", "'little'")
+    limit = 1 << (16 if meta["dtype"] == "uint16" else 32)
+    if not (_is_int(meta.get("vocab_size")) and 1 <= meta["vocab_size"] <= limit):
+        raise bad("vocab_size", f"an integer from 1 to {limit} for {meta['dtype']} ids")
+    for field in ("n_tokens", "n_documents"):
+        if not (_is_int(meta.get(field)) and 0 <= meta[field] < 1 << 62):
+            raise bad(field, "a non-negative integer")
+    index = meta.get("index")
+    if not isinstance(index, dict):
+        raise bad("index", "an object with the index file name")
+    name = index.get("file")
+    if not (isinstance(name, str) and name not in ("", ".", "..") and "/" not in name and "\\" not in name
+            and "\0" not in name and os.path.basename(name) == name):
+        raise ModelFormatError(f"{side}: index file {name!r} must be a plain file name beside the token file "
+                               "(no directories, no absolute path)")
+    if index.get("dtype", "int64") != "int64":
+        raise ModelFormatError(f"{side}: index dtype must be 'int64', got {index.get('dtype')!r}")
+    entries = index.get("entries", meta["n_documents"] + 1)
+    if entries != meta["n_documents"] + 1 or isinstance(entries, bool):
+        raise ModelFormatError(f"{side}: index entries {entries!r} do not match n_documents + 1 = "
+                               f"{meta['n_documents'] + 1}")
+
+
+def open_bin(path: str | os.PathLike, *, verify: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """``(tokens, offsets)`` of a token file: read-only memmaps (plain empty arrays for an
-    empty corpus); document ``i`` is ``tokens[offsets[i]:offsets[i + 1]]``."""
+    empty corpus); document ``i`` is ``tokens[offsets[i]:offsets[i + 1]]``.
+
+    Sizes, the first and last offset and the sidecar's fields are always checked. ``verify=True``
+    also reads every offset (non-decreasing) and every id (below ``vocab_size``), which is what
+    a file from an unknown source needs before it drives indexing in a training loop."""
     path = Path(path)
+    try:
+        atomic.recover(path)  # finish an interrupted commit of the set before reading it
+    except (OSError, InputError) as e:
+        raise ModelFormatError(f"{path}: an interrupted write is pending and cannot be completed ({e})") from None
     meta = read_meta(path)
     dtype = np.dtype(meta["dtype"]).newbyteorder("<")
-    n_tokens, n_docs = int(meta["n_tokens"]), int(meta["n_documents"])
+    n_tokens, n_docs = meta["n_tokens"], meta["n_documents"]
     idx = path.parent / meta["index"]["file"]
     for file, expected in ((path, n_tokens * dtype.itemsize), (idx, (n_docs + 1) * 8)):
         try:
-            size = file.stat().st_size
+            st = file.stat()
         except FileNotFoundError:
             raise ModelFormatError(f"{file} is missing (listed in {meta_path(path)})") from None
-        if size != expected:
+        if not stat.S_ISREG(st.st_mode):
+            raise ModelFormatError(f"{file} is not a regular file")
+        if st.st_size != expected:
             raise ModelFormatError(
-                f"{file} has {size} bytes but its sidecar says {expected}: the files do not belong together; re-encode"
+                f"{file} has {st.st_size} bytes but its sidecar says {expected}: the files do not belong together; "
+                "re-encode"
             )
     tokens = np.memmap(path, dtype=dtype, mode="r") if n_tokens else np.zeros(0, dtype=dtype)
     offsets = np.memmap(idx, dtype="<i8", mode="r")
+    if offsets[0] != 0 or offsets[-1] != n_tokens:
+        raise ModelFormatError(f"{idx}: offsets must run from 0 to n_tokens = {n_tokens}, found {int(offsets[0])} .. "
+                               f"{int(offsets[-1])}; the index is damaged, re-encode")
+    if verify:
+        _verify(tokens, offsets, meta["vocab_size"], path, idx)
     return tokens, offsets
+
+
+def _verify(tokens: np.ndarray, offsets: np.ndarray, vocab_size: int, path: Path, idx: Path) -> None:
+    """Chunked, so a file larger than memory is checked in constant memory."""
+    for lo in range(0, len(offsets) - 1, _VERIFY_CHUNK):
+        step = np.diff(np.asarray(offsets[lo : lo + _VERIFY_CHUNK + 1]))
+        if step.size and step.min() < 0:
+            i = lo + int(np.argmax(step < 0))
+            raise ModelFormatError(f"{idx}: offsets decrease at document {i} ({int(offsets[i])} -> "
+                                   f"{int(offsets[i + 1])}); the index is damaged, re-encode")
+    for lo in range(0, len(tokens), _VERIFY_CHUNK):
+        chunk = np.asarray(tokens[lo : lo + _VERIFY_CHUNK])
+        if chunk.size and int(chunk.max()) >= vocab_size:
+            i = lo + int(np.argmax(chunk >= vocab_size))
+            raise ModelFormatError(f"{path}: token {i} has id {int(tokens[i])}, outside the vocabulary "
+                                   f"(0..{vocab_size - 1}); the file is damaged or from another model")

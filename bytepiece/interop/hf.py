@@ -33,8 +33,8 @@ import os
 import re
 from pathlib import Path
 
+from .. import atomic
 from ..model import FIRST_PIECE_ID, Model
-from ..atomic import atomic_write
 from ._proto import NORMAL
 from ._vocab import Style, byte_level_tokens, bytes_to_unicode, check_style, fallback_entries, special_names
 
@@ -98,24 +98,38 @@ def build_hf_json(tokenizer, *, style: Style = "byte_level") -> dict:
     }
 
 
-def export_hf(tokenizer, path: str | os.PathLike, *, style: Style = "byte_level") -> Path:
+#: What a directory export writes (``transformers.AutoTokenizer.from_pretrained(directory)``).
+DIRECTORY_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json")
+
+
+def is_directory_target(path: str | os.PathLike) -> bool:
+    """An existing directory, or a new path without an extension, receives the directory layout."""
+    path = Path(path)
+    return path.is_dir() or (not path.suffix and not os.path.lexists(path))
+
+
+def export_hf(tokenizer, path: str | os.PathLike, *, style: Style = "byte_level", overwrite: bool = True) -> Path:
     """Write ``tokenizer`` as an HF ``tokenizer.json`` (atomically). ``path`` may be a directory,
     which receives ``tokenizer.json`` plus ``tokenizer_config.json`` / ``special_tokens_map.json``
-    so that ``transformers.AutoTokenizer.from_pretrained(path)`` works. Returns the json path."""
+    so that ``transformers.AutoTokenizer.from_pretrained(path)`` works; the three files are one
+    atomic set and, without ``overwrite``, none of them may exist yet. Returns the json path."""
     path = Path(path)
     data = build_hf_json(tokenizer, style=style)
     names = [t["content"] for t in data["added_tokens"]]
-    if path.is_dir() or (not path.suffix and not path.exists()):
-        path.mkdir(parents=True, exist_ok=True)
-        special = {"pad_token": names[0], "bos_token": names[1], "eos_token": names[2]}
-        if len(names) > 3:
-            special["unk_token"] = names[3]
-        config = {"tokenizer_class": "PreTrainedTokenizerFast", "model_max_length": 1 << 30,
-                  "clean_up_tokenization_spaces": False, "split_special_tokens": True, **special}
-        atomic_write(path / "special_tokens_map.json", json.dumps(special, indent=2))
-        atomic_write(path / "tokenizer_config.json", json.dumps(config, indent=2))
-        path = path / "tokenizer.json"
-    atomic_write(path, dumps(data))
+    with atomic.OutputSet(overwrite=overwrite) as out:
+        if is_directory_target(path):
+            path.mkdir(parents=True, exist_ok=True)
+            special = {"pad_token": names[0], "bos_token": names[1], "eos_token": names[2]}
+            if len(names) > 3:
+                special["unk_token"] = names[3]
+            config = {"tokenizer_class": "PreTrainedTokenizerFast", "model_max_length": 1 << 30,
+                      "clean_up_tokenization_spaces": False, "split_special_tokens": True, **special}
+            directory, path = path, path / DIRECTORY_FILES[0]
+            out.write(path, dumps(data))
+            out.write(directory / DIRECTORY_FILES[1], json.dumps(config, indent=2))
+            out.write(directory / DIRECTORY_FILES[2], json.dumps(special, indent=2))
+        else:
+            out.write(path, dumps(data))
     return path
 
 

@@ -24,15 +24,17 @@ symbols (same ids); sentencepiece always matches those in the input, like bytepi
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from pathlib import Path
 
 import numpy as np
 
-from ..atomic import atomic_write
+from .. import atomic
+from .._read import read_limited
 from ..errors import InputError, ModelFormatError
-from ..model import FIRST_PIECE_ID, Model
+from ..model import FIRST_PIECE_ID, MAX_MODEL_BYTES, Model, _validate_pieces, checked_counts
 from . import _proto as P
 from ._darts import build_charsmap
 from ._vocab import (
@@ -125,10 +127,16 @@ def build_proto(tokenizer, *, style: Style = "byte_fallback") -> P.ModelProto:
     return P.ModelProto(pieces, trainer, normalizer, denormalizer)
 
 
-def export_sentencepiece(tokenizer, path: str | os.PathLike, *, style: Style = "byte_fallback") -> Path:
+def export_sentencepiece(tokenizer, path: str | os.PathLike, *, style: Style = "byte_fallback",
+                         overwrite: bool = True) -> Path:
     """Write ``tokenizer`` as a sentencepiece Unigram model file (atomically); returns the path."""
     data = build_proto(tokenizer, style=style).serialize()
-    return atomic_write(path, data)
+    return atomic.atomic_write(path, data, overwrite=overwrite)
+
+
+def _read_proto(path: str | os.PathLike) -> bytes:
+    atomic.recover(path)  # a bytepiece export interrupted mid-commit is finished first
+    return read_limited(path, limit=MAX_MODEL_BYTES, what="sentencepiece model", error=ModelFormatError)
 
 
 def import_sentencepiece(path: str | os.PathLike | bytes) -> Model:
@@ -157,12 +165,7 @@ def import_sentencepiece(path: str | os.PathLike | bytes) -> Model:
         data, name = bytes(path), "sentencepiece model"
     else:
         name = str(path)
-        try:
-            data = Path(path).read_bytes()
-        except FileNotFoundError:
-            raise ModelFormatError(f"sentencepiece model {name} does not exist") from None
-        except IsADirectoryError:
-            raise ModelFormatError(f"{name} is a directory, not a sentencepiece model") from None
+        data = _read_proto(path)
     proto = P.ModelProto.parse(data, name)
     model_type = proto.trainer_spec.get("model_type", P.UNIGRAM)
     if model_type != P.UNIGRAM:
@@ -207,7 +210,11 @@ def import_sentencepiece(path: str | os.PathLike | bytes) -> Model:
     if not order:
         raise ModelFormatError(f"{name} has no pieces that can be imported")
 
-    normal_scores = [p.score for p in proto.pieces if p.type == P.NORMAL]
+    for raw in order:  # NaN or infinite scores would make NaN counts and a model nobody can load
+        if not math.isfinite(score_of[raw]):
+            raise ModelFormatError(f"{name}: piece {raw!r} has score {score_of[raw]}; scores must be finite "
+                                   "log probabilities, so this model cannot be imported")
+    normal_scores = [p.score for p in proto.pieces if p.type == P.NORMAL and math.isfinite(p.score)]
     min_score = min(normal_scores) if normal_scores else 0.0
     fallback_score = (min_score - UNK_PENALTY) / 3.0
     missing = [bytes([b]) for b in range(256) if bytes([b]) not in score_of]
@@ -224,7 +231,7 @@ def import_sentencepiece(path: str | os.PathLike | bytes) -> Model:
                   "pieces_in_file": len(proto.pieces), "imported_pieces": len(order),
                   "added_single_bytes": len(missing)}
     if exact and len(count_of) == len(order):
-        counts = np.array([count_of[p] for p in order], dtype=np.int64)
+        counts = checked_counts(order, [count_of[p] for p in order], name)
         info["counts"] = "exact (bytepiece count extension)"
     else:
         s = np.array([score_of[p] for p in order], dtype=np.float64)
@@ -233,6 +240,7 @@ def import_sentencepiece(path: str | os.PathLike | bytes) -> Model:
         info["counts"] = "exp(score) scaled so the largest is 2**53"
         info["probability_mass"] = float(np.exp(s).sum())
     _check_bytes(order, name)
+    _validate_pieces(order, counts, name)
     if specials:
         info["special_tokens"] = len(specials)
     try:
@@ -246,7 +254,7 @@ def sentencepiece_id_map(source: str | os.PathLike | bytes, model: Model) -> np.
     (typically ``import_sentencepiece(source)``): control pieces map to 0/1/2 (pad/bos/eos),
     the unknown piece and dropped pieces to -1. For a bytepiece export this is the identity
     on ids ``0..V-1``."""
-    data = bytes(source) if isinstance(source, (bytes, bytearray)) else Path(source).read_bytes()
+    data = bytes(source) if isinstance(source, (bytes, bytearray)) else _read_proto(source)
     proto = P.ModelProto.parse(data, "sentencepiece model")
     normalizer = {**P.NORMALIZER_DEFAULTS, **proto.normalizer_spec}
     reverse = None

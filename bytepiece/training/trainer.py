@@ -24,6 +24,7 @@ from typing import Any, Union
 
 import numpy as np
 
+from ..atomic import OutputSet, check_writable
 from ..corpus import DEFAULT_BATCH_BYTES, open_corpus, plan_shards
 from ..engine import RssMonitor, default_budget, make_engine, parse_size
 from ..engine.spill import SpillDir
@@ -195,14 +196,11 @@ class Trainer:
         if not self.models:
             raise TrainingError("nothing to save: call train() first")
         paths = self.output_paths(path)
-        if not overwrite:
-            existing = [str(p) for p in paths if p.exists()]
-            if existing:
-                raise FileExistsError(f"{', '.join(existing)} already exist(s); pass overwrite=True (CLI: --force) to replace")
-        for model, p in zip(self.models, paths):
-            if p.parent and not p.parent.exists():
-                raise InputError(f"output directory {p.parent} does not exist")
-            model.with_special_tokens(special_tokens).save(p, overwrite=overwrite)
+        check_writable(paths, overwrite=overwrite)
+        # One set: every model and sidecar appears, or (error, kill) the previous files stay.
+        with OutputSet(overwrite=overwrite) as out:
+            for model, p in zip(self.models, paths):
+                model.with_special_tokens(special_tokens).stage(out, p)
         return paths
 
     # -- the run --------------------------------------------------------------------------------

@@ -1,0 +1,71 @@
+"""Strict option values and checks done before any work: inputs that exist, outputs that can
+be written (existing files only with --force), numbers in plain decimal, bounded input lines.
+
+Errors are ``InputError`` (or a ready ``typer.Exit``), which ``handle_errors`` prints as one line
+with exit status 1, usage errors included."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, TYPE_CHECKING
+
+from .common import fail
+
+if TYPE_CHECKING:
+    from bytepiece.errors import InputError
+
+#: Longest input line read into memory (encode: a document; decode: a line of ids).
+MAX_LINE_BYTES = 1 << 30
+MAX_ID_LINE_BYTES = 256 << 20
+FLOAT = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+INT = re.compile(r"-?[0-9]+")
+
+
+def usage_error(message: str) -> InputError:
+    from bytepiece.errors import InputError
+
+    return InputError(message)
+
+
+def parse_seed(raw: str, option: str = "--seed") -> int:
+    """A decimal integer, strictly (``int()`` would also take ``1_0``, ``+5`` and non-ASCII digits)."""
+    text = raw.strip()
+    if not (text.isascii() and INT.fullmatch(text)):
+        raise usage_error(f"{option}: {raw!r} is not an integer")
+    return int(text)
+
+
+def limited_lines(f: IO[bytes], name: str, max_line: int) -> Iterator[tuple[bytes, int]]:
+    """Lines without their newline, and the bytes each consumed; a line past ``max_line`` is an
+    error (``/dev/zero`` or a binary file given by mistake must not exhaust memory)."""
+    number = 0
+    while line := f.readline(max_line + 1):
+        number += 1
+        if len(line) > max_line and not (len(line) == max_line + 1 and line.endswith(b"\n")):
+            raise usage_error(f"line {number} of {name} is longer than {max_line >> 20} MiB; is this a text "
+                              "file with one document per line?")
+        yield line.rstrip(b"\n"), len(line)
+
+
+def check_inputs(paths: list[Path]) -> None:
+    for path in paths:
+        if str(path) == "-":
+            continue
+        if not path.exists():
+            raise fail(f"cannot read input {path}: no such file")
+        if path.is_dir():
+            raise fail(f"cannot read input {path}: is a directory")
+
+
+def check_outputs(paths: list[Path], force: bool) -> None:
+    """Before any work: existing files need --force; missing or read-only directories fail now."""
+    from bytepiece.atomic import check_writable, is_stream
+
+    existing = [str(p) for p in paths if p.is_file() and not is_stream(p)]
+    if existing and not force:
+        raise fail(f"{', '.join(existing)} already exist{'s' if len(existing) == 1 else ''}; pass --force to overwrite")
+    check_writable(paths, overwrite=force)
+
+
