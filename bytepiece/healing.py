@@ -96,6 +96,20 @@ class VocabIndex:
         lo, hi = self.extension_range(prefix)
         return self._sorted_ids[lo:hi]
 
+    def id_of(self, piece: bytes) -> int:
+        """Id of the token whose bytes are ``piece``, or -1."""
+        return self._to_id.get(piece, -1)
+
+    def has_longer(self, prefix: bytes) -> bool:
+        """Whether some token's bytes start with ``prefix`` and go on beyond it: the cut after
+        ``prefix`` could fall inside that token."""
+        lo, hi = self.extension_range(prefix)
+        return hi - lo > 1 or (hi - lo == 1 and len(self._sorted[lo]) > len(prefix))
+
+    def sorted_pieces(self) -> list[bytes]:
+        """The non-empty pieces in lexicographic order (``sorted_ids`` gives their ids)."""
+        return list(self._sorted)
+
     def proper_prefixes(self, prefix: bytes) -> list[int]:
         """Ids of the tokens that are a proper (shorter, non-empty) prefix of ``prefix``, shortest first."""
         to_id = self._to_id
