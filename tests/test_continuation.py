@@ -304,3 +304,42 @@ def test_complete_strategies(tok, kn):
         type(hard)("soft", hard.continuation, False)
     with pytest.raises(InputError, match="unknown strategy"):
         complete(tok, kn, prompt, strategy="nope")
+
+
+# -- a transformers model through the adapter -------------------------------------------------------
+def test_hf_adapter_needs_torch(monkeypatch):
+    import sys
+
+    from bytepiece.lm_adapters import HFCausalLM
+
+    monkeypatch.setitem(sys.modules, "torch", None)
+    with pytest.raises(InputError, match=r"bytepiece-tk\[lm\]"):
+        HFCausalLM(object(), vocab_size=10)
+
+
+def test_hf_causal_lm_matches_brute_force(tok, pieces):
+    torch = pytest.importorskip("torch")
+    transformers = pytest.importorskip("transformers")
+    from bytepiece.lm_adapters import HFCausalLM
+
+    torch.manual_seed(0)
+    config = transformers.GPT2Config(vocab_size=tok.vocab_size + 4, n_positions=64, n_embd=16, n_layer=1, n_head=2)
+    model = transformers.GPT2LMHeadModel(config)
+    lm = HFCausalLM(model, vocab_size=tok.vocab_size, bos_id=1)
+    batch = lm.next_token_logprobs_batch([[5], [5, 6, 7], []])
+    for row, ctx in zip(batch, [[5], [5, 6, 7], []]):
+        np.testing.assert_allclose(row, lm.next_token_logprobs(ctx), atol=1e-6)
+        assert np.exp(row).sum() == pytest.approx(1.0)
+    blm = ByteLevelLM(tok, lm)
+
+    cache: dict = {}
+
+    def prob(ctx, t):
+        key = tuple(ctx)
+        if key not in cache:
+            cache[key] = np.exp(lm.next_token_logprobs(ctx))
+        return float(cache[key][t])
+
+    for r in (b"", b"ab", b"abc"):
+        M = brute_next(prob, pieces, [7], r)
+        np.testing.assert_allclose(blm.cursor([7], r).probs(), M / M.sum(), rtol=1e-6, atol=1e-12)

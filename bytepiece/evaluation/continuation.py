@@ -52,6 +52,13 @@ def char_length(lead: int) -> int:
     return 1
 
 
+def cuts_digest(cuts: npt.NDArray[np.int64]) -> str:
+    """A short fingerprint of a set of cut positions: equal digests mean paired results."""
+    import hashlib
+
+    return hashlib.sha256(np.ascontiguousarray(cuts, dtype="<i8").tobytes()).hexdigest()[:16]
+
+
 def cut_seed(seed: int, name: str) -> np.random.SeedSequence:
     """The cut points of a text depend on the experiment seed and the text's name only."""
     return np.random.SeedSequence([seed, zlib.crc32(name.encode("utf-8"))])
@@ -212,7 +219,7 @@ def continuation_experiment(tokenizer: Tokenizer, enc: EncodedText, lms: dict[st
     index = index or VocabIndex.from_tokenizer(tokenizer)
     positions = choose_cuts(enc.data, cuts, cut_seed(seed, enc.name), min_after=target_bytes)
     prompts = build_prompts(tokenizer, enc, positions, num_threads=num_threads)
-    result = {"cuts": int(len(positions)), "mid_token_fraction": float((~prompts.is_boundary).mean()) if len(positions) else None,
+    result = {"cuts": int(len(positions)), "cuts_sha256": cuts_digest(positions), "mid_token_fraction": float((~prompts.is_boundary).mean()) if len(positions) else None,
               "conditions": {}}
     t0 = time.perf_counter()
     stable = stable_points(tokenizer, prompts.last, index=index) if "exact" in strategies else None
