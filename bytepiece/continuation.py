@@ -44,7 +44,6 @@ from __future__ import annotations
 
 import heapq
 import math
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, Union
@@ -55,13 +54,13 @@ import numpy.typing as npt
 from .errors import InputError
 from .healing import VocabIndex
 from .kernels import bytedp as D
+from .stable_prefix import StableSplit, stable_points, stable_split
 
 __all__ = ["ByteCursor", "ByteLevelLM", "StableSplit", "TokenLM", "stable_points", "stable_split"]
 
 BACKTRACK_BYTES = 64  # how far a cursor can go back (truncate) without replaying its bytes
 DEFAULT_MAX_STATES = 1 << 16
 _FIRST_STATES = 64
-_CHUNK = re.compile(rb"[^\n]*\n+|[^\n]+")
 
 Seed = Union[int, np.random.Generator, None]
 
@@ -76,73 +75,6 @@ class TokenLM(Protocol):
     vocab_size: int
 
     def next_token_logprobs(self, context_ids: Sequence[int]) -> npt.NDArray[np.floating]: ...
-
-
-# -- the stable prefix ------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class StableSplit:
-    """A prompt as a token prefix no continuation can change, plus the bytes after it."""
-
-    ids: list[int]
-    tail: bytes
-
-
-def stable_points(tokenizer: Any, chunks: Sequence[bytes], *, index: VocabIndex | None = None,
-                  num_threads: int | None = 1) -> list[tuple[int, list[int]]]:
-    """For each chunk (the last, still open chunk of a prompt): ``(p, ids)`` where ``ids`` are the
-    tokens of ``chunk[:p]`` and the first tokens of the chunk's encoding whatever follows it.
-
-    Rule: Viterbi's back-pointer at a byte position depends only on the bytes before it. A
-    continuation either starts a token exactly at the end of the chunk, or extends a token that
-    starts at some q where ``chunk[q:]`` is a proper prefix of a longer piece; the tokens before
-    that point are then the Viterbi path of ``chunk[:q]``. Token boundaries shared by the paths
-    from every such q and from the end are boundaries of every continuation's encoding; ``p``
-    is the last of them. (Conservative: chunk rules, e.g. that a newline run must end before a
-    new chunk starts, could only make more of the prompt stable.)
-    """
-    index = index or VocabIndex.from_tokenizer(tokenizer)
-    L = index.max_piece_length
-    jobs: list[bytes] = []
-    plan: list[list[int]] = []
-    for c in chunks:
-        n = len(c)
-        qs = [n] + [q for q in range(max(0, n - L + 1), n) if index.has_longer(c[q:])]
-        plan.append(qs)
-        jobs.extend(c[:q] for q in qs)
-    encoded = tokenizer.encode_batch(jobs, num_threads=num_threads) if jobs else []
-    out: list[tuple[int, list[int]]] = []
-    i = 0
-    for c, qs in zip(chunks, plan):
-        own = encoded[i]
-        common: set[int] | None = None
-        for q, ids in zip(qs, encoded[i : i + len(qs)]):
-            if tokenizer.decode_bytes(ids) != c[:q]:  # normalization changed the prefix: trust nothing
-                common = {0}
-                break
-            ends = set(np.cumsum([0] + [len(tokenizer.id_to_piece(t)) for t in ids]).tolist())
-            common = ends if common is None else common & ends
-        i += len(qs)
-        p = max(common) if common else 0
-        ntok = 0
-        pos = 0
-        while pos < p:
-            pos += len(tokenizer.id_to_piece(own[ntok]))
-            ntok += 1
-        out.append((p, own[:ntok]))
-    return out
-
-
-def stable_split(tokenizer: Any, prompt: str | bytes, *, index: VocabIndex | None = None) -> StableSplit:
-    """The stable prefix of ``prompt``'s encoding and the (normalized) bytes after it: every
-    chunk but the last is final; inside the last, see :func:`stable_points`."""
-    data = tokenizer.normalize(prompt)
-    parts = _CHUNK.findall(data)
-    if not parts:
-        return StableSplit([], b"")
-    last = parts[-1]
-    head = data[: len(data) - len(last)]
-    ((p, ids),) = stable_points(tokenizer, [last], index=index)
-    return StableSplit((tokenizer.encode(head) if head else []) + list(ids), last[p:])
 
 
 # -- the byte-level model ---------------------------------------------------------------------------
@@ -224,7 +156,7 @@ class ByteLevelLM:
 
     def prompt_cursor(self, prompt: str | bytes) -> ByteCursor:
         """Exact cursor after ``prompt``: its stable prefix as context, the rest as bytes."""
-        split = stable_split(self.tokenizer, prompt, index=self.index)
+        split = stable_split(self.tokenizer, prompt, index=self.index, vocab=self.vocab)
         return self.cursor(split.ids, split.tail)
 
     def next_byte_probs(self, prompt: str | bytes) -> npt.NDArray[np.float64]:

@@ -12,11 +12,12 @@ import zlib
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from bytepiece import Tokenizer
 from bytepiece import continuation as C
+from bytepiece import stable_prefix as SP
 from bytepiece.continuation import ByteLevelLM, stable_split
 from bytepiece.errors import InputError
 from bytepiece.healing import VocabIndex, generate, heal
@@ -62,6 +63,19 @@ def brute_mass(prob, pieces: dict[bytes, int], context: list[int], x: bytes, nl:
 
 def brute_next(prob, pieces, context, r: bytes, nl: int = 0, bias: float = math.inf) -> np.ndarray:
     return np.array([brute_mass(prob, pieces, context, r + bytes([b]), nl, bias) for b in range(256)])
+
+
+def memo(prob):
+    """The same probabilities, each (context, token) asked of the LM once."""
+    seen: dict = {}
+
+    def cached(ctx, t):
+        key = (tuple(ctx), t)
+        if key not in seen:
+            seen[key] = prob(ctx, t)
+        return seen[key]
+
+    return cached
 
 
 class HashLM:
@@ -117,14 +131,16 @@ def test_exact_matches_brute_force(tok, pieces, kn):
 
 @given(data=st.data())
 def test_exact_matches_brute_force_random(tok, pieces, data):
-    ids = tok.encode(TRAIN, alpha=0.5, seed=2)
-    lm = _lm_cache.setdefault("o3", NGramLM.train(ids, tok.vocab_size, order=3, min_id=3))
+    if "o3" not in _lm_cache:
+        lm = NGramLM.train(tok.encode(TRAIN, alpha=0.5, seed=2), tok.vocab_size, order=3, min_id=3)
+        _lm_cache["o3"], _lm_cache["o3prob"] = lm, memo(lm.prob)
+    lm = _lm_cache["o3"]
     alphabet = st.sampled_from([b"a", b"b", b"c", b"d", b"ab", b" ", b"\xe4\xb8\xad", b"\xe4", b"x"])
     r = b"".join(data.draw(st.lists(alphabet, max_size=3)))[:5]
     ctx = data.draw(st.lists(st.sampled_from(sorted(pieces.values())), max_size=4))
     nl = data.draw(st.integers(0, len(r)))
     bias = data.draw(st.sampled_from([math.inf, 0.0, 2.5]))
-    M = brute_next(lm.prob, pieces, ctx, r, nl, bias)
+    M = brute_next(_lm_cache["o3prob"], pieces, ctx, r, nl, bias)
     cur = ByteLevelLM(tok, lm).cursor(ctx, r, constrained=nl, bias=None if bias == math.inf else bias)
     np.testing.assert_allclose(cur.probs(), M / M.sum(), rtol=1e-9, atol=1e-15)
     assert cur.log_mass() == pytest.approx(math.log(M.sum()), abs=1e-9)
@@ -135,10 +151,11 @@ _lm_cache: dict = {}
 
 def test_healing_and_soft_processes_match_brute_force(tok, pieces, kn):
     blm = ByteLevelLM(tok, kn)
+    prob = memo(kn.prob)
     ctx = tok.encode("cd ")
     for r, nl in [(b"ab", 2), (b"abc", 3), (b"abc", 1), (b"\xe4\xb8", 2), (b"a b", 3)]:
         for bias in (math.inf, 1.5):
-            M = brute_next(kn.prob, pieces, ctx, r, nl, bias)
+            M = brute_next(prob, pieces, ctx, r, nl, bias)
             cur = blm.cursor(ctx, r, constrained=nl, bias=None if bias == math.inf else bias)
             np.testing.assert_allclose(cur.probs(), M / M.sum(), rtol=1e-9, atol=1e-15)
             assert cur.log_mass() == pytest.approx(math.log(M.sum()), abs=1e-9)
@@ -258,9 +275,20 @@ def texts(draw):
 
 
 def _check_stable(tokenizer, prompt, continuations):
-    split = stable_split(tokenizer, prompt)
+    from bytepiece.stable_prefix import _by_encoding
+
+    if id(tokenizer) not in _lm_cache:
+        index = VocabIndex.from_tokenizer(tokenizer)
+        _lm_cache[id(tokenizer)] = index, C.sorted_vocab(index)
+    index, vocab = _lm_cache[id(tokenizer)]
+    split = stable_split(tokenizer, prompt, index=index, vocab=vocab)
     data = tokenizer.normalize(prompt)
     assert tokenizer.decode_bytes(split.ids) + split.tail == data
+    # the one-pass kernel and the rule applied by encoding every candidate prefix agree
+    last = ([b""] + SP._CHUNK.findall(data))[-1] if data else b""
+    if last:
+        assert len(data) - len(split.tail) - (len(data) - len(last)) == _by_encoding(
+            tokenizer, index, last, tokenizer.encode(last))
     for cont in continuations:
         assert tokenizer.encode(prompt + cont)[: len(split.ids)] == split.ids, (prompt, cont)
 
@@ -270,19 +298,20 @@ def test_stable_prefix_never_changes_tiny(tok, prompt, conts):
     _check_stable(tok, prompt, conts)
 
 
-@settings(max_examples=40)
 @given(prompt=texts(), conts=st.lists(texts(), min_size=1, max_size=3))
 def test_stable_prefix_never_changes_default_model(prompt, conts):
     from bytepiece_data import DEFAULT_MODEL, data_file
 
-    t = _lm_cache.setdefault("default", Tokenizer(data_file(DEFAULT_MODEL)))
+    if "default" not in _lm_cache:
+        _lm_cache["default"] = Tokenizer(data_file(DEFAULT_MODEL))
+    t = _lm_cache["default"]
     _check_stable(t, prompt, conts)
 
 
 def test_stable_prefix_examples(tok):
     s = stable_split(tok, "xx abcd ab")
     assert s.tail == b"ab" and tok.decode_bytes(s.ids) == b"xx abcd "
-    assert stable_split(tok, "") == C.StableSplit([], b"")
+    assert stable_split(tok, "") == SP.StableSplit([], b"")
     # a finished chunk is stable; the open last chunk may be extended by another newline
     s = stable_split(tok, "ab\n\nab")
     assert tok.decode_bytes(s.ids).startswith(b"ab\n\n")
