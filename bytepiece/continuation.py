@@ -46,7 +46,7 @@ import heapq
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol, Union
+from typing import TYPE_CHECKING, Any, Protocol, Union, cast
 
 import numpy as np
 import numpy.typing as npt
@@ -55,6 +55,9 @@ from .errors import InputError
 from .healing import VocabIndex
 from .kernels import bytedp as D
 from .stable_prefix import StableSplit, stable_points, stable_split
+
+if TYPE_CHECKING:
+    from .continuation_generic import GenericCursor
 
 __all__ = ["ByteCursor", "ByteLevelLM", "StableSplit", "TokenLM", "stable_points", "stable_split"]
 
@@ -132,7 +135,7 @@ class ByteLevelLM:
         self._kn = kn_view(lm, self.vocab) if isinstance(lm, NGramLM) else None
 
     def cursor(self, context: Sequence[int] = (), data: bytes = b"", *, constrained: int = 0,
-               bias: float | None = None) -> ByteCursor:
+               bias: float | None = None) -> Cursor:
         """A cursor on the bytes ``data`` after the tokens ``context``.
 
         ``constrained = 0``: probabilities are conditional on ``data`` (the exact distribution).
@@ -154,7 +157,7 @@ class ByteLevelLM:
 
         return GenericCursor(self, ctx, data, constrained, math.inf if bias is None else float(bias))
 
-    def prompt_cursor(self, prompt: str | bytes) -> ByteCursor:
+    def prompt_cursor(self, prompt: str | bytes) -> Cursor:
         """Exact cursor after ``prompt``: its stable prefix as context, the rest as bytes."""
         split = stable_split(self.tokenizer, prompt, index=self.index, vocab=self.vocab)
         return self.cursor(split.ids, split.tail)
@@ -219,7 +222,7 @@ class ByteCursor:
 
     def __init__(self, owner: ByteLevelLM, context: list[int], data: bytes, constrained: int, log_bias: float) -> None:
         self._V = owner.vocab
-        self._T = owner._kn
+        self._T = cast(D.KNView, owner._kn)  # ByteLevelLM makes this cursor only for a Kneser-Ney LM
         self._max_states = owner.max_states
         keep = max(self._T.order - 1, 0)
         self._context = np.array(context[len(context) - keep:] if keep else [], dtype=np.int32)
@@ -337,3 +340,6 @@ class ByteCursor:
             del self._data[n:]
         else:
             self._rebuild(bytes(self._data[:n]))
+
+
+Cursor = Union[ByteCursor, "GenericCursor"]

@@ -56,7 +56,8 @@ def backoff_of(strategy: str) -> int | str:
 
 
 class _PieceSource(Protocol):
-    vocab_size: int
+    @property
+    def vocab_size(self) -> int: ...
 
     def pieces(self) -> list[bytes]: ...
 
@@ -189,7 +190,8 @@ class HealedPrompt:
 
 
 class _Tokenizer(Protocol):
-    vocab_size: int
+    @property
+    def vocab_size(self) -> int: ...
 
     def encode(self, text: str | bytes) -> list[int]: ...
     def decode_bytes(self, ids) -> bytes: ...

@@ -26,6 +26,7 @@ import time
 import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -170,6 +171,7 @@ def run_strategy(strategy: str, lm: NGramLM, byte_lm: ByteLevelLM, prompts: Prom
             return lm.next_logprobs(ctx, out=buf)
     if strategy == "exact" and stable is None:
         stable = stable_points(tokenizer, prompts.last, index=index)
+    points = stable or []
     k = 0 if strategy == "exact" else backoff_of(strategy)
     back = index.max_piece_length + 1 if k == "cover" else int(k)
     for i in range(n):
@@ -177,7 +179,7 @@ def run_strategy(strategy: str, lm: NGramLM, byte_lm: ByteLevelLM, prompts: Prom
         truth = data[b : b + target_bytes]
         char = truth[: char_length(truth[0])]
         if strategy == "exact":
-            p, sids = stable[i]
+            p, sids = points[i]
             ctx = prompts.before_last(i, keep) + sids
             cur = byte_lm.cursor(ctx[len(ctx) - keep :] if keep else [], prompts.last[i][p:])
             n0 = len(cur)
@@ -219,7 +221,7 @@ def continuation_experiment(tokenizer: Tokenizer, enc: EncodedText, lms: dict[st
     index = index or VocabIndex.from_tokenizer(tokenizer)
     positions = choose_cuts(enc.data, cuts, cut_seed(seed, enc.name), min_after=target_bytes)
     prompts = build_prompts(tokenizer, enc, positions, num_threads=num_threads)
-    result = {"cuts": int(len(positions)), "cuts_sha256": cuts_digest(positions), "mid_token_fraction": float((~prompts.is_boundary).mean()) if len(positions) else None,
+    result: dict[str, Any] = {"cuts": int(len(positions)), "cuts_sha256": cuts_digest(positions), "mid_token_fraction": float((~prompts.is_boundary).mean()) if len(positions) else None,
               "conditions": {}}
     t0 = time.perf_counter()
     stable = stable_points(tokenizer, prompts.last, index=index) if "exact" in strategies else None

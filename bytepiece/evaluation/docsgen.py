@@ -51,7 +51,7 @@ def command_line(res: dict) -> str:
     return "\n".join([*lines, line])
 
 
-def results_section(res: dict) -> str:
+def results_section(res: dict, plot_name: str | None = None) -> str:
     env = res.get("environment", {})
     total = res.get("timings", {}).get("total")
     head = [
@@ -64,20 +64,24 @@ def results_section(res: dict) -> str:
         "```",
         "",
     ]
+    if plot_name:
+        head += [f"![Compression, mid-token cuts, next-character match and log-loss per strategy against "
+                 f"vocabulary size]({plot_name})", ""]
     tables = [report.to_markdown(t) for t in [*report.fit(report.heldout_table(res, public=True)),
                                                    *report.all_tables(res)]]
     return "\n".join(head) + "\n" + "\n".join(tables)
 
 
-def update_docs(page: str | Path, res: dict) -> None:
-    """Replace the text between :data:`START` and :data:`END` of ``page`` with the results."""
+def update_docs(page: str | Path, res: dict, plot_name: str | None = None) -> None:
+    """Replace the text between :data:`START` and :data:`END` of ``page`` with the results
+    (``plot_name``: an image beside the page to show with them)."""
     path = Path(page)
     text = path.read_text(encoding="utf-8")
     if text.count(START) != 1 or text.count(END) != 1 or text.index(START) > text.index(END):
         raise InputError(f"{path} must contain the two marker lines once each, in this order:\n{START}\n{END}")
     before, rest = text.split(START, 1)
     _, after = rest.split(END, 1)
-    atomic_write(path, before + START + "\n\n" + results_section(res) + "\n" + END + after, overwrite=True)
+    atomic_write(path, before + START + "\n\n" + results_section(res, plot_name) + "\n" + END + after, overwrite=True)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -85,13 +89,20 @@ def main(argv: list[str] | None = None) -> int:
                                      description="Print or write the results section of a bytepiece eval run.")
     parser.add_argument("results", help="JSON written by bytepiece eval run --json")
     parser.add_argument("--docs", help="rewrite the results section of this markdown page (between its markers)")
+    parser.add_argument("--plot", help="also draw the plot to this PNG (beside the page) and show it there")
     args = parser.parse_args(argv)
     try:
         res = json.loads(Path(args.results).read_text(encoding="utf-8"))
         if not isinstance(res, dict) or res.get("format") != "bytepiece-eval/1":
             raise InputError(f"{args.results} is not the JSON of bytepiece eval run --json")
+        if args.plot:
+            report.plot(res, args.plot)
         if args.docs:
-            update_docs(args.docs, res)
+            name = None
+            if args.plot:
+                plot, page = Path(args.plot).resolve(), Path(args.docs).resolve()
+                name = plot.name if plot.parent == page.parent else str(plot)
+            update_docs(args.docs, res, name)
         else:
             sys.stdout.write(results_section(res))
     except (OSError, ValueError, InputError) as e:

@@ -341,12 +341,13 @@ def plot(res: dict, path) -> None:
                     ax.plot(xs, [float("nan") if y is None else y for y in ys], style, color=colors[k % len(colors)],
                             label=f"{s}, {lm} LM")
         ax.set_title(title)
-        ax.legend(fontsize=7, ncol=2)
+    handles, labels = axes[1, 0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=6, fontsize=8)
     for ax in axes.flat:
         ax.set_xscale("log")
         ax.set_xlabel("vocabulary size")
         ax.grid(alpha=0.3)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.07, 1, 1))
     fig.savefig(path, dpi=110)
     plt.close(fig)
 
