@@ -54,6 +54,7 @@ import numpy.typing as npt
 from .errors import InputError
 from .healing import VocabIndex
 from .kernels import bytedp as D
+from .kernels.byterange import big_tables
 from .stable_prefix import StableSplit, stable_points, stable_split
 
 if TYPE_CHECKING:
@@ -63,6 +64,7 @@ __all__ = ["ByteCursor", "ByteLevelLM", "StableSplit", "TokenLM", "stable_points
 
 BACKTRACK_BYTES = 64  # how far a cursor can go back (truncate) without replaying its bytes
 DEFAULT_MAX_STATES = 1 << 16
+BIG_CONTEXT = 64  # contexts with this many counted continuations get pre-summed tables (kn_view)
 _FIRST_STATES = 64
 
 Seed = Union[int, np.random.Generator, None]
@@ -102,7 +104,9 @@ def kn_view(lm: Any, vocab: D.SortedVocab) -> D.KNView:
     p1c = np.zeros(len(p1r) + 1, dtype=np.float64)
     np.cumsum(p1r, out=p1c[1:])
     p1_first = np.bincount(vocab.sb[vocab.so[:-1]], weights=p1r, minlength=256).astype(np.float64)
-    return D.KNView(int(lm.order), p1, words, child_start, counts, denom, gamma, disc, p1c, p1_first)
+    big = big_tables(child_start, words, counts, disc, vocab.id_rank, vocab.sb, vocab.so, len(child_start) - 1,
+                     BIG_CONTEXT)
+    return D.KNView(int(lm.order), p1, words, child_start, counts, denom, gamma, disc, p1c, p1_first, *big)
 
 
 class ByteLevelLM:

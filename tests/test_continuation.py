@@ -163,6 +163,26 @@ def test_healing_and_soft_processes_match_brute_force(tok, pieces, kn):
         assert blm.cursor(ctx, r[:nl], constrained=nl).log_mass() == pytest.approx(0.0, abs=1e-12)
 
 
+def test_presummed_contexts_match_brute_force(tok, pieces, kn, monkeypatch):
+    # every context pre-summed (the path large vocabularies take for frequent contexts) or none
+    ctx = tok.encode("abcd ")
+    prob = memo(kn.prob)
+    results = []
+    for threshold in (1, 10**9):
+        monkeypatch.setattr(C, "BIG_CONTEXT", threshold)
+        blm = ByteLevelLM(tok, kn)
+        assert (blm._kn.big_row >= 0).any() == (threshold == 1 and kn.order > 1)
+        out = []
+        for r, nl in [(b"", 0), (b"ab", 0), (b"abc", 0), (b"cd a", 0), (b"abc", 3), (b"ab", 1)]:
+            cur = blm.cursor(ctx, r, constrained=nl)
+            M = brute_next(prob, pieces, ctx, r, nl)
+            np.testing.assert_allclose(cur.probs(), M / M.sum(), rtol=1e-9, atol=1e-15)
+            out.append(cur.probs())
+        results.append(out)
+    for a, b in zip(*results):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-17)
+
+
 def test_generic_lm_matches_brute_force(tok, pieces):
     lm = HashLM(tok.vocab_size)
     blm = ByteLevelLM(tok, lm)
