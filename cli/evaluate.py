@@ -148,7 +148,8 @@ def _render(res: dict, markdown: Path | None, plot: Path | None) -> None:
     from bytepiece.atomic import atomic_write
 
     console = _table_console()
-    console.print(report.to_rich(report.heldout_table(res)))
+    for table in report.fit(report.heldout_table(res)):
+        console.print(report.to_rich(table))
     for table in report.all_tables(res):
         console.print(report.to_rich(table))
     for line in report.summary_lines(res):

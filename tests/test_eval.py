@@ -505,10 +505,27 @@ def test_plot(result, tmp_path):
 
 
 def test_cli_report(cli, result, tmp_path):
+    from bytepiece.evaluation import report
+
     path = tmp_path / "r.json"
     path.write_text(json.dumps(result), encoding="utf-8")
     res = cli("eval", "report", path, "--markdown", tmp_path / "r.md")
     assert res.exit_code == 0, res.output
     assert "bnlm-700" in res.output and "| bnlm-700 |" in (tmp_path / "r.md").read_text(encoding="utf-8")
+    # results written before the strategies existed (four conditions, no log-loss, no timing) still render
+    import copy
+
+    old = copy.deepcopy(result)
+    for t in old["tokenizers"]:
+        for cont in [t["pooled"]["continuation"], *(f["continuation"] for f in t["heldout"].values())]:
+            cont["conditions"] = {k: v for k, v in cont["conditions"].items() if k in report.CONDITION_LABELS}
+            for v in cont["conditions"].values():
+                v.pop("seconds_per_cut", None)
+                for part in ("all", "boundary", "mid_token"):
+                    v[part].pop("logloss_bits", None)
+    path.write_text(json.dumps(old), encoding="utf-8")
+    res = cli("eval", "report", path)
+    assert res.exit_code == 0, res.output
+    assert "healing-d1" not in res.output and "Next-character exact match" in res.output
     (tmp_path / "x.json").write_text("[1]", encoding="utf-8")
     assert "not the JSON" in _one_line_error(cli("eval", "report", tmp_path / "x.json"))
