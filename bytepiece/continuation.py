@@ -84,6 +84,7 @@ class TokenLM(Protocol):
 
 # -- the byte-level model ---------------------------------------------------------------------------
 def sorted_vocab(index: VocabIndex) -> D.SortedVocab:
+    """The pieces in byte order as flat arrays: "tokens starting with these bytes" becomes a rank range."""
     pieces = index.sorted_pieces()
     if len(set(pieces)) != len(pieces):
         raise InputError("the vocabulary has two ids with the same bytes; the byte-level model needs unique pieces")
@@ -99,6 +100,7 @@ def sorted_vocab(index: VocabIndex) -> D.SortedVocab:
 
 
 def kn_view(lm: Any, vocab: D.SortedVocab) -> D.KNView:
+    """The Kneser-Ney tables plus the sums that make range queries cheap in this vocabulary's order."""
     p1, words, child_start, counts, denom, gamma, disc = lm.tables()
     p1r = p1[vocab.rank_id]
     p1c = np.zeros(len(p1r) + 1, dtype=np.float64)
@@ -116,8 +118,10 @@ class ByteLevelLM:
     ``next_token_logprobs(context_ids)`` over the tokenizer's ids (generic recursion; an LM that
     looks at the whole history makes the number of states grow with the number of tilings of the
     tail, and ``max_states`` caps it, keeping the most probable states: the result is then
-    approximate and the cursor's ``exact`` attribute says so). Tokens without bytes (special
-    tokens) are left out: probabilities are conditional on none of them being generated.
+    approximate and the cursor's ``exact`` attribute says so). With the Kneser-Ney model the
+    states stay exact: a position that needs more than ``max_states`` raises instead. Tokens
+    without bytes (special tokens) are left out: probabilities are conditional on none of them
+    being generated.
     """
 
     def __init__(self, tokenizer: Any, lm: TokenLM, *, index: VocabIndex | None = None,
