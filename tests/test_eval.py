@@ -366,6 +366,12 @@ def test_docs_section_is_regenerated(result, tmp_path):
         assert report.to_markdown(t) in text
     docsgen.main([str(tmp_path / "r.json"), "--docs", str(page)])  # idempotent
     assert page.read_text(encoding="utf-8") == text
+    # a named section next to it is rewritten on its own
+    start, end = docsgen.markers("other")
+    page.write_text(text + f"\n{start}\n{end}\n", encoding="utf-8")
+    assert docsgen.main([str(tmp_path / "r.json"), "--docs", str(page), "--section", "other"]) == 0
+    both = page.read_text(encoding="utf-8")
+    assert both.startswith(text) and both.count("| bnlm-300 | exact |") == 2 * text.count("| bnlm-300 | exact |")
     page.write_text("no markers\n", encoding="utf-8")
     assert docsgen.main([str(tmp_path / "r.json"), "--docs", str(page)]) == 1
 

@@ -293,12 +293,19 @@ def to_markdown(table: TableData) -> str:
     def esc(s: str) -> str:
         return s.replace("|", "\\|")
 
-    lines = [f"**{esc(table.title)}**", "", "| " + " | ".join(esc(h) for h in table.headers) + " |",
+    lines = [_wrap(f"**{esc(table.title)}**"), "", "| " + " | ".join(esc(h) for h in table.headers) + " |",
              "| " + " | ".join("---" if i < table.keys else "---:" for i in range(len(table.headers))) + " |"]
     lines += ["| " + " | ".join(esc(c) for c in row) + " |" for row in table.rows]
     if table.caption:
-        lines += ["", f"_{table.caption}_"]
+        lines += ["", _wrap(f"_{table.caption}_")]
     return "\n".join(lines) + "\n"
+
+
+def _wrap(text: str) -> str:
+    """Prose lines of the markdown kept to the page width (a paragraph renders the same)."""
+    import textwrap
+
+    return textwrap.fill(text, width=WIDTH + 16, break_long_words=False, break_on_hyphens=False)
 
 
 def markdown_report(res: dict, *, public: bool = False) -> str:
