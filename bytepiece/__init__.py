@@ -14,9 +14,20 @@ def __getattr__(name: str):
         from .training import Trainer
 
         return Trainer
+    # The byte-level continuation (exact next-byte distribution, healing strategies) loads its
+    # kernels only when asked for.
+    if name in ("ByteLevelLM", "stable_split"):
+        from . import continuation
+
+        return getattr(continuation, name)
+    if name == "complete":
+        from .strategies import complete
+
+        return complete
     raise AttributeError(f"module 'bytepiece' has no attribute {name!r}")
 
 __all__ = [
+    "ByteLevelLM",
     "BytePieceError",
     "DecodeStream",
     "InputError",
@@ -26,5 +37,7 @@ __all__ = [
     "Trainer",
     "TrainingError",
     "__version__",
+    "complete",
     "load_model",
+    "stable_split",
 ]

@@ -15,6 +15,14 @@ hash lookups. Both work for any vocabulary size and any tokenizer that can list 
 :func:`generate` is a greedy / sampling loop over a callable ``next_logprobs(ids) -> array``,
 so the same healing applies to any LM: the n-gram model of the harness, a neural model, or a
 remote API that returns scores.
+
+Named strategies (:data:`STRATEGIES`, accepted by :func:`heal`; :func:`bytepiece.strategies.complete`
+runs any of them end to end): ``naive`` (no back-off), ``healing`` (back off one token, hard
+constraint), ``healing-d1`` (back off while one vocabulary token can still cover every removed
+byte), ``healing-3`` (back off three tokens; the constraint then spans several steps), ``soft``
+(back off one token but only add ``bias`` nats to the tokens that agree with it: the others stay
+possible and, if chosen, rewrite the end of the prompt) and ``exact`` (no back-off at all: the
+byte-level distribution of :mod:`bytepiece.continuation`).
 """
 
 from __future__ import annotations
@@ -22,18 +30,34 @@ from __future__ import annotations
 import bisect
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Literal, Protocol, Union
+from typing import Protocol, Union
 
 import numpy as np
 import numpy.typing as npt
 
 from .errors import InputError
 
-__all__ = ["VocabIndex", "HealedPrompt", "Generation", "heal", "generate", "allowed_tokens"]
+__all__ = ["STRATEGIES", "DEFAULT_SOFT_BIAS", "VocabIndex", "HealedPrompt", "Generation", "heal", "generate",
+           "allowed_tokens", "backoff_of"]
+
+STRATEGIES = ("naive", "healing", "healing-d1", "healing-3", "soft", "exact")
+DEFAULT_SOFT_BIAS = 3.0  # nats added to the agreeing tokens by the "soft" strategy (x20 in probability)
+_BACKOFF: dict[str, int | str] = {"naive": 0, "healing": 1, "healing-d1": "cover", "healing-3": 3, "soft": 1}
+
+
+def backoff_of(strategy: str) -> int | str:
+    """Tokens a strategy backs off: a count, or ``"cover"`` (see :func:`heal`)."""
+    if strategy == "exact":
+        raise InputError("the exact strategy backs off no tokens; use bytepiece.continuation.ByteLevelLM")
+    try:
+        return _BACKOFF[strategy]
+    except KeyError:
+        raise InputError(f"unknown strategy {strategy!r}; choose from {', '.join(STRATEGIES)}") from None
 
 
 class _PieceSource(Protocol):
-    vocab_size: int
+    @property
+    def vocab_size(self) -> int: ...
 
     def pieces(self) -> list[bytes]: ...
 
@@ -96,6 +120,20 @@ class VocabIndex:
         lo, hi = self.extension_range(prefix)
         return self._sorted_ids[lo:hi]
 
+    def id_of(self, piece: bytes) -> int:
+        """Id of the token whose bytes are ``piece``, or -1."""
+        return self._to_id.get(piece, -1)
+
+    def has_longer(self, prefix: bytes) -> bool:
+        """Whether some token's bytes start with ``prefix`` and go on beyond it: the cut after
+        ``prefix`` could fall inside that token."""
+        lo, hi = self.extension_range(prefix)
+        return hi - lo > 1 or (hi - lo == 1 and len(self._sorted[lo]) > len(prefix))
+
+    def sorted_pieces(self) -> list[bytes]:
+        """The non-empty pieces in lexicographic order (``sorted_ids`` gives their ids)."""
+        return list(self._sorted)
+
     def proper_prefixes(self, prefix: bytes) -> list[int]:
         """Ids of the tokens that are a proper (shorter, non-empty) prefix of ``prefix``, shortest first."""
         to_id = self._to_id
@@ -152,7 +190,8 @@ class HealedPrompt:
 
 
 class _Tokenizer(Protocol):
-    vocab_size: int
+    @property
+    def vocab_size(self) -> int: ...
 
     def encode(self, text: str | bytes) -> list[int]: ...
     def decode_bytes(self, ids) -> bytes: ...
@@ -162,7 +201,7 @@ class _Tokenizer(Protocol):
 def heal(
     tokenizer: _Tokenizer,
     prompt: str | bytes | Sequence[int],
-    k: int | Literal["cover"] = 1,
+    k: int | str = 1,
     *,
     index: VocabIndex | None = None,
 ) -> HealedPrompt:
@@ -170,7 +209,10 @@ def heal(
 
     ``k="cover"`` backs off as long as some single vocabulary token starts with all the removed
     bytes (at least one token), so the first generated token can still cover the whole tail.
+    ``k`` may also name a strategy of :data:`STRATEGIES` (its back-off, see :func:`backoff_of`).
     """
+    if isinstance(k, str) and k != "cover":
+        k = backoff_of(k)
     ids = list(prompt) if not isinstance(prompt, (str, bytes)) else tokenizer.encode(prompt)
     if k == "cover":
         index = index or VocabIndex.from_tokenizer(tokenizer)
@@ -198,6 +240,7 @@ class Generation:
     data: bytes = b""
     prefix: bytes = b""
     prefix_met: bool = True
+    diverged: bool = False  # soft constraint only: a token that disagrees with the prefix was chosen
 
     @property
     def continuation(self) -> bytes:
@@ -222,6 +265,7 @@ def generate(
     temperature: float = 0.0,
     seed: Seed = None,
     stop_ids: Sequence[int] = (),
+    bias: float | None = None,
 ) -> Generation:
     """Generate after ``ids``, forcing the output to start with ``prefix``.
 
@@ -233,9 +277,16 @@ def generate(
 
     Stops after ``max_new_tokens`` tokens, when ``max_new_bytes`` bytes beyond the prefix exist,
     or after a token in ``stop_ids``.
+
+    ``bias`` (nats) turns the hard constraint into a soft one: while part of ``prefix`` is
+    pending, the agreeing ids get ``bias`` added to their score and every other id stays
+    possible (scores must then be log-probabilities). Choosing one of the others rewrites the
+    end of the prompt: generation stops there with ``diverged`` set and no continuation.
     """
     if temperature < 0 or not np.isfinite(temperature):
         raise InputError(f"temperature must be >= 0 (0 = greedy), got {temperature!r}")
+    if bias is not None and not np.isfinite(bias):
+        raise InputError(f"bias must be a finite number of nats or None (hard constraint), got {bias!r}")
     rng = np.random.default_rng(seed) if temperature > 0 else None
     stop = set(int(i) for i in stop_ids)
     context = list(ids)
@@ -247,7 +298,17 @@ def generate(
         scores = np.asarray(next_logprobs(context))
         if scores.shape != (index.vocab_size,):
             raise InputError(f"next_logprobs returned shape {scores.shape}, expected ({index.vocab_size},)")
-        if pending:
+        if pending and bias is not None:
+            cand = index.allowed(pending)
+            biased = np.array(scores, dtype=np.float64)
+            biased[cand] += bias
+            token = _pick(biased, None, temperature, rng)
+            if index.advance(pending, token) is None:
+                out.ids.append(token)
+                out.diverged = True
+                parts.append(index.piece(token))
+                break
+        elif pending:
             cand = index.allowed(pending)
             token = _pick(scores[cand], cand, temperature, rng)
         else:

@@ -144,6 +144,27 @@ class NGramLM:
 
     __call__ = next_logprobs
 
+    def next_token_logprobs(self, context_ids: Sequence[int] | npt.NDArray[np.integer]) -> npt.NDArray[np.float64]:
+        """The token-LM interface of :class:`bytepiece.continuation.ByteLevelLM` (same as ``next_logprobs``)."""
+        return self.next_logprobs(context_ids)
+
+    def next_token_logprobs_batch(self, contexts: Sequence[Sequence[int]]) -> npt.NDArray[np.float64]:
+        """``next_token_logprobs`` of several contexts, one row each."""
+        out = np.empty((len(contexts), self.vocab_size), dtype=np.float64)
+        for i, ctx in enumerate(contexts):
+            K.next_logprobs(self._context(ctx), self.order, *self._t.args(), out[i])
+        return out
+
+    @property
+    def context_size(self) -> int:
+        """Tokens of context the model looks at: histories agreeing on them predict the same."""
+        return self.order - 1
+
+    def tables(self) -> tuple:
+        """The arrays the kernels read (p1, words, child_start, counts, denom, gamma, disc); see
+        :mod:`bytepiece.kernels.kn`. Read-only by contract: they are shared, not copied."""
+        return self._t.args()
+
     def prob(self, context: Sequence[int] | npt.NDArray[np.integer], token: int) -> float:
         """Probability of ``token`` after ``context``."""
         return float(self.probs_of(context, [token])[0])

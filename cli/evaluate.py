@@ -11,6 +11,10 @@ import typer
 
 from .common import err_console, fail, handle_errors, out_console
 
+# Plain names (no numba, no numpy import at CLI start-up): kept equal to bytepiece.healing's by a test.
+STRATEGIES = ("naive", "healing", "healing-d1", "healing-3", "soft", "exact")
+DEFAULT_SOFT_BIAS = 3.0
+
 eval_app = typer.Typer(
     name="eval",
     no_args_is_help=True,
@@ -33,6 +37,19 @@ def parse_floats(value: str, name: str) -> list[float]:
         out.append(x)
     if not out:
         raise fail(f"{name} is empty")
+    return out
+
+
+def parse_strategies(value: str) -> list[str]:
+    """``"naive,exact"`` -> names, with a one-line error naming an unknown or repeated one."""
+    out = []
+    for item in value.split(","):
+        item = item.strip()
+        if item not in STRATEGIES:
+            raise fail(f"--strategies: unknown strategy {item!r} (choose from {', '.join(STRATEGIES)})")
+        if item in out:
+            raise fail(f"--strategies: {item!r} is listed twice")
+        out.append(item)
     return out
 
 
@@ -69,7 +86,10 @@ def run(
     passes: Annotated[int, typer.Option(help="Sampled passes over the training text for the sampled LM.")] = 1,
     alphas: Annotated[str, typer.Option(help="Comma-separated alphas for the sampling profile.")] = "0.01,0.1,0.5,1",
     seed: Annotated[int, typer.Option(help="Seed of every random choice (slices, cuts, sampling).")] = 0,
-    heal_k: Annotated[int, typer.Option(help="Tokens backed off by token healing.")] = 1,
+    strategies: Annotated[str, typer.Option(help="Comma-separated continuation strategies, from: "
+                                            "naive, healing, healing-d1, healing-3, soft, exact.")] = ",".join(STRATEGIES),
+    soft_bias: Annotated[float, typer.Option(help="Nats the soft strategy adds to the tokens that agree with the "
+                                             "backed-off bytes.")] = DEFAULT_SOFT_BIAS,
     heldout_bytes: Annotated[int, typer.Option(help="Size of each held-out slice in bytes.")] = 300_000,
     lm_train_bytes: Annotated[Optional[int], typer.Option(help="Use at most this many bytes of the training text for "
                                                            "the LMs (default: all).", show_default=False)] = None,
@@ -85,8 +105,11 @@ def run(
     plot: Annotated[Optional[Path], typer.Option("--plot", help="Save a PNG plot (needs matplotlib).",
                                                  show_default=False)] = None,
 ) -> None:
-    """Run the whole experiment: compression, bits/byte, continuation (naive vs healing, det vs sampled LM), sampling."""
+    """Run the whole experiment: compression, bits/byte, continuation (every strategy, det vs sampled LM), sampling."""
     alpha_list = parse_floats(alphas, "--alphas")
+    strategy_list = parse_strategies(strategies)
+    if not math.isfinite(soft_bias):
+        raise fail(f"--soft-bias must be a finite number, got {soft_bias}")
     if not math.isfinite(alpha_train) or alpha_train < 0:
         raise fail(f"--alpha-train must be a finite number >= 0, got {alpha_train}")
     if not model and not vocab_size:
@@ -101,7 +124,8 @@ def run(
     from bytepiece.atomic import atomic_write
 
     config = EvalConfig(train=train, heldout=heldout, models=model or [], vocab_sizes=vocab_size or [], order=order,
-                        cuts=cuts, alpha_train=alpha_train, passes=passes, alphas=alpha_list, seed=seed, heal_k=heal_k,
+                        cuts=cuts, alpha_train=alpha_train, passes=passes, alphas=alpha_list, seed=seed,
+                        strategies=strategy_list, soft_bias=soft_bias,
                         heldout_bytes=heldout_bytes, lm_train_bytes=lm_train_bytes, workers=workers,
                         save_models=save_models, trainer_options={"refine": True} if refine else {})
     config.validate()
@@ -124,7 +148,8 @@ def _render(res: dict, markdown: Path | None, plot: Path | None) -> None:
     from bytepiece.atomic import atomic_write
 
     console = _table_console()
-    console.print(report.to_rich(report.heldout_table(res)))
+    for table in report.fit(report.heldout_table(res)):
+        console.print(report.to_rich(table))
     for table in report.all_tables(res):
         console.print(report.to_rich(table))
     for line in report.summary_lines(res):

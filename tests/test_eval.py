@@ -19,6 +19,7 @@ from bytepiece.evaluation import continuation as C
 from bytepiece.evaluation import metrics as M
 from bytepiece.evaluation.corpus import MIN_DISTINCTIVE_CHARS, heldout_slice
 from bytepiece.evaluation.runner import EvalConfig, _pooled, run_evaluation
+from bytepiece.healing import STRATEGIES
 from bytepiece.lm import NGramLM
 
 SYLLABLES = ["ka", "to", "ri", "mon", "sel", "a", "e", "tha", "ing", "str", "qu", "ov"]
@@ -88,11 +89,16 @@ def test_prompts_match_brute_force(tiny_tokenizer):
     enc = M.encode_text(tok, text, "t")
     assert enc.ids.tolist() == tok.encode(text)  # chunked encoding = whole-text encoding
     cuts = C.choose_cuts(enc.data, 60, 3, min_after=1)
-    prompts = C.build_prompts(tok, enc, cuts, tail=4)
+    prompts = C.build_prompts(tok, enc, cuts)
     full_bounds = set(np.cumsum([len(p) for p in tok.tokenize(text)]).tolist())
-    for b, boundary, tail in zip(cuts.tolist(), prompts.is_boundary.tolist(), prompts.tails):
-        assert tail == tok.encode(enc.data[:b])[-4:]
+    for i, (b, boundary) in enumerate(zip(cuts.tolist(), prompts.is_boundary.tolist())):
+        own = tok.encode(enc.data[:b])
+        for n in (0, 1, 4, 40):
+            assert prompts.tail(i, n) == (own[max(0, len(own) - n) :] if n else [])
         assert boundary == (b in full_bounds)
+        # the prompt's last chunk is open: the encoding before it is final, its own tokens follow
+        assert prompts.ids[: prompts.before[i]].tolist() + prompts.own[i] == own
+        assert enc.data[:b].endswith(prompts.last[i]) and prompts.last[i]
 
 
 def test_sampling_profile_against_spans(tiny_tokenizer):
@@ -166,7 +172,7 @@ def test_pooled_is_weighted():
 def result(corpus, small_tokenizer):
     config = EvalConfig(train=[corpus / "train.txt"], heldout=[corpus / "alpha.txt", corpus / "beta.txt"],
                         models=[corpus / "small.model"], vocab_sizes=[300, 700], cuts=150, alphas=[0.1, 1.0],
-                        heldout_bytes=6000, seed=3, workers=1)
+                        heldout_bytes=6000, seed=3, workers=1, save_models=corpus / "saved")
     return run_evaluation(config)
 
 
@@ -201,17 +207,25 @@ def test_runner_result(result):
             cont = f["continuation"]
             assert cont["cuts"] == 150
             _check_fraction(cont["mid_token_fraction"])
-            assert set(cont["conditions"]) == {"naive/det", "healing/det", "naive/sampled", "healing/sampled"}
+            assert set(cont["conditions"]) == {f"{s}/{lm}" for s in STRATEGIES for lm in ("det", "sampled")}
             n_mid = round(cont["mid_token_fraction"] * cont["cuts"])
             for cond in cont["conditions"].values():
                 assert cond["boundary"]["n"] + cond["mid_token"]["n"] == cond["all"]["n"] == cont["cuts"]
                 assert cond["mid_token"]["n"] == n_mid
+                assert cond["seconds_per_cut"] > 0
+                for key in ("next_char", "next_bytes", "matched_bytes", "logloss_bits"):
+                    # "all" is the cut-weighted mean of its two parts
+                    parts = [(cond[p]["n"], cond[p][key]) for p in ("boundary", "mid_token") if cond[p]["n"]]
+                    assert cond["all"][key] == pytest.approx(sum(n * v for n, v in parts) / cont["cuts"])
                 for part in ("all", "boundary", "mid_token"):
                     if cond[part]["n"]:
-                        _check_fraction(cond[part]["next_char"])
-                        _check_fraction(cond[part]["next_bytes"])
-                        assert cond[part]["next_bytes"] <= cond[part]["next_char"]
-                        assert 0 <= cond[part]["matched_bytes"] <= 8
+                        c = cond[part]
+                        assert 0 <= c["next_bytes"] <= c["next_char"] <= 1
+                        # each cut whose first character matches contributes at least one matched
+                        # byte, and each full match exactly 8
+                        assert c["next_char"] <= c["matched_bytes"] + 1e-12
+                        assert 8 * c["next_bytes"] <= c["matched_bytes"] <= 8
+                        assert c["logloss_bits"] > 0 and math.isfinite(c["logloss_bits"])
             assert [s["alpha"] for s in f["sampling"]] == [0.1, 1.0]
             for s in f["sampling"]:
                 _check_fraction(s["changed_fraction"])
@@ -222,23 +236,85 @@ def test_runner_result(result):
         _check_fraction(pooled["continuation"]["mid_token_fraction"])
 
 
+def _without_times(entry):
+    if isinstance(entry, dict):
+        return {k: _without_times(v) for k, v in entry.items() if k != "seconds_per_cut"}
+    return entry
+
+
 def test_runner_cuts_are_paired_and_seeded(result, corpus):
-    # bnlm-300 and bnlm-700 see the same cuts (same normalization): the same positions, so their
-    # boundary/mid split differs only by tokenization. Re-running one tokenizer gives the same numbers.
+    # Every tokenizer (same normalization) is scored on the same cut positions: the ones
+    # choose_cuts draws from the slice's bytes, the seed and the file name. Recompute them and the
+    # boundary/mid split of each tokenizer from its own whole-text encoding.
+    from bytepiece import Tokenizer as Tok
+
+    slices = {h["name"]: heldout_slice(corpus / f"{h['name']}.txt", (corpus / "train.txt").read_text(encoding="utf-8"),
+                                       target_bytes=6000, seed=3, name=h["name"]).text for h in result["heldout"]}
+    for name, text in slices.items():
+        data = text.encode("utf-8")
+        cuts = C.choose_cuts(data, 150, C.cut_seed(3, name), min_after=8)
+        digests = {t["heldout"][name]["continuation"]["cuts_sha256"] for t in result["tokenizers"]}
+        assert digests == {C.cuts_digest(cuts)}
+        for t in result["tokenizers"]:
+            tok = Tok(t["saved_to"]) if t.get("saved_to") else Tok(t["source"])
+            ends = set(np.cumsum([len(p) for p in tok.tokenize(text)]).tolist())
+            mid = sum(1 for b in cuts.tolist() if b not in ends)
+            assert t["heldout"][name]["continuation"]["mid_token_fraction"] == pytest.approx(mid / len(cuts))
+    # the same configuration gives the same numbers (timings aside)
     config = EvalConfig(train=[corpus / "train.txt"], heldout=[corpus / "alpha.txt", corpus / "beta.txt"],
-                        models=[corpus / "small.model"], cuts=150, alphas=[0.1, 1.0], heldout_bytes=6000, seed=3)
+                        models=[corpus / "small.model"], cuts=150, alphas=[0.1, 1.0], heldout_bytes=6000, seed=3,
+                        strategies=["naive", "exact"])
     again = run_evaluation(config)
     a = next(t for t in result["tokenizers"] if t["name"] == "small")
     b = again["tokenizers"][0]
-    assert a["heldout"] == b["heldout"]
+    for name in slices:
+        ca, cb = a["heldout"][name]["continuation"], b["heldout"][name]["continuation"]
+        assert set(cb["conditions"]) == {"naive/det", "naive/sampled", "exact/det", "exact/sampled"}
+        for cond in cb["conditions"]:
+            assert _without_times(cb["conditions"][cond]) == _without_times(ca["conditions"][cond])
     assert again["heldout"] == result["heldout"]
+
+
+def test_harness_scores_equal_library_calls(small_tokenizer, corpus):
+    # Per cut, the harness's greedy continuation and log-loss equal what the public API computes
+    # from the prompt text alone (strategies.complete, ByteLevelLM, heal + a cursor).
+    from bytepiece.continuation import ByteLevelLM
+    from bytepiece.healing import backoff_of, heal
+    from bytepiece.strategies import complete
+
+    tok = small_tokenizer
+    text = (corpus / "beta.txt").read_text(encoding="utf-8")[:4000]
+    lm = NGramLM.train(tok.encode((corpus / "train.txt").read_text(encoding="utf-8")), tok.vocab_size, order=3,
+                       min_id=3)
+    enc = M.encode_text(tok, text, "beta")
+    cuts = C.choose_cuts(enc.data, 25, 5, min_after=8)
+    prompts = C.build_prompts(tok, enc, cuts)
+    blm = ByteLevelLM(tok, lm)
+    for strategy in STRATEGIES:
+        scores = C.run_strategy(strategy, lm, blm, prompts, enc.data, target_bytes=8)
+        for i, b in enumerate(cuts.tolist()):
+            prompt, truth = enc.data[:b], enc.data[b : b + 8]
+            char = truth[: C.char_length(truth[0])]
+            out = complete(tok, lm, prompt, strategy=strategy, max_new_bytes=8, byte_lm=blm).continuation
+            assert scores["next_char"][i] == (out[: len(char)] == char)
+            assert scores["next_bytes"][i] == (out[:8] == truth)
+            if strategy == "exact":
+                lp = blm.logprob(prompt, char)
+            else:
+                h = heal(tok, prompt, backoff_of(strategy), index=blm.index)
+                cur = blm.cursor(h.kept_ids, h.prefix, constrained=len(h.prefix),
+                                 bias=3.0 if strategy == "soft" else None)
+                lp = cur.log_mass() + cur.score(char)
+            assert scores["logloss_bits"][i] == pytest.approx(-lp / math.log(2), rel=1e-9, abs=1e-9)
 
 
 def test_runner_validation(corpus):
     base = dict(train=[corpus / "train.txt"], heldout=[corpus / "alpha.txt"], vocab_sizes=[300])
     for bad, match in [({"train": [corpus / "missing.txt"]}, "no such file"), ({"vocab_sizes": [], "models": []},
                        "no tokenizer"), ({"alphas": [0.1, -1.0]}, "alphas"), ({"alpha_train": float("nan")}, "alpha_train"),
-                       ({"cuts": -1}, "cuts"), ({"vocab_sizes": [100]}, "vocab size"), ({"order": 0}, "order")]:
+                       ({"cuts": -1}, "cuts"), ({"vocab_sizes": [100]}, "vocab size"), ({"order": 0}, "order"),
+                       ({"strategies": ["naive", "magic"]}, "unknown strategy"), ({"strategies": []}, "strategies"),
+                       ({"strategies": ["exact", "exact"]}, "twice"), ({"soft_bias": float("inf")}, "soft_bias")]:
         with pytest.raises(InputError, match=match):
             run_evaluation(EvalConfig(**{**base, **bad}))
     with pytest.raises(InputError, match="every line"):
@@ -248,15 +324,56 @@ def test_runner_validation(corpus):
 def test_report_tables(result):
     from bytepiece.evaluation import report
 
-    tables = report.all_tables(result)
-    assert [t.title.split(",")[0].split(" (")[0] for t in tables][:3] == ["Compression of the held-out texts",
-                                                                         "Bits per byte of the held-out texts",
-                                                                         "Continuation"]
+    tables = report.all_tables(result, width=None)
+    titles = [t.title.split(",")[0].split(" (")[0] for t in tables]
+    assert titles[:7] == ["Compression of the held-out texts", "Bits per byte of the held-out texts",
+                          "Continuation cuts and the share that falls inside a token", "Milliseconds per cut and LM",
+                          "Next-character exact match", "Next 8 bytes exact match",
+                          "Log-loss of the true next character"]
     for t in tables:
         assert all(len(row) == len(t.headers) for row in t.rows)
+    # the accuracy table holds the JSON's numbers, one row per tokenizer and strategy
+    acc = tables[4]
+    assert len(acc.rows) == len(result["tokenizers"]) * len(STRATEGIES)
+    row = next(r for r in acc.rows if r[:2] == ["bnlm-300", "exact"])
+    cell = result["tokenizers"][0]["pooled"]["continuation"]["conditions"]["exact/sampled"]["mid_token"]["next_char"]
+    assert row[acc.headers.index("s:mid")] == f"{100 * cell:.1f}"
+    # every part of every table fits 80 columns, key columns repeated; no column is lost
+    for t in tables:
+        parts = report.fit(t)
+        for part in parts:
+            assert report.markdown_width(part.headers, part.rows) <= 80 or len(part.headers) == t.keys + 1
+            assert part.headers[: t.keys] == t.headers[: t.keys]
+        assert sum(len(p.headers) - t.keys for p in parts) == len(t.headers) - t.keys
     md = report.markdown_report(result)
-    assert md.count("| bnlm-300 |") >= 5 and "healing, sampled LM" in md
+    assert max(len(line) for line in md.splitlines() if line.startswith("|")) <= 80
+    assert md.count("| bnlm-300 | exact |") == 3
     assert len(report.summary_lines(result)) == 1 + len(result["tokenizers"])
+
+
+def test_docs_section_is_regenerated(result, tmp_path):
+    from bytepiece.evaluation import docsgen, report
+
+    page = tmp_path / "page.md"
+    page.write_text(f"# Title\n\nintro\n\n{docsgen.START}\nold numbers\n{docsgen.END}\n\nafter\n", encoding="utf-8")
+    (tmp_path / "r.json").write_text(json.dumps(result), encoding="utf-8")
+    assert docsgen.main([str(tmp_path / "r.json"), "--docs", str(page)]) == 0
+    text = page.read_text(encoding="utf-8")
+    assert text.startswith("# Title\n\nintro\n\n") and text.endswith("\n\nafter\n") and "old numbers" not in text
+    assert "bytepiece eval run --train train.txt --heldout alpha.txt" in text
+    assert "/" not in text.split(docsgen.START)[1].split("```text")[1].split("```")[0]  # base names only
+    for t in report.all_tables(result):
+        assert report.to_markdown(t) in text
+    docsgen.main([str(tmp_path / "r.json"), "--docs", str(page)])  # idempotent
+    assert page.read_text(encoding="utf-8") == text
+    # a named section next to it is rewritten on its own
+    start, end = docsgen.markers("other")
+    page.write_text(text + f"\n{start}\n{end}\n", encoding="utf-8")
+    assert docsgen.main([str(tmp_path / "r.json"), "--docs", str(page), "--section", "other"]) == 0
+    both = page.read_text(encoding="utf-8")
+    assert both.startswith(text) and both.count("| bnlm-300 | exact |") == 2 * text.count("| bnlm-300 | exact |")
+    page.write_text("no markers\n", encoding="utf-8")
+    assert docsgen.main([str(tmp_path / "r.json"), "--docs", str(page)]) == 1
 
 
 # -- CLI ----------------------------------------------------------------------------------------
@@ -292,8 +409,24 @@ def test_cli_run(cli, corpus, tmp_path):
     assert [t["name"] for t in data["tokenizers"]] == ["bnlm-300", "small"]
     assert data["config"]["cuts"] == 50 and data["config"]["alphas"] == [0.5]
     assert (tmp_path / "models" / "bnlm-300.model").is_file()
-    assert "Continuation" in res.output and "healing, det LM" in res.output
+    assert "Next-character exact match" in res.output and "healing-d1" in res.output
     assert "| small |" in md.read_text(encoding="utf-8")
+
+
+def test_cli_strategy_subset(cli, corpus, tmp_path):
+    from bytepiece import healing
+    from bytepiece_cli import evaluate
+
+    assert evaluate.STRATEGIES == healing.STRATEGIES and evaluate.DEFAULT_SOFT_BIAS == healing.DEFAULT_SOFT_BIAS
+    out = tmp_path / "r.json"
+    res = cli("eval", "run", "--train", corpus / "train.txt", "-H", corpus / "alpha.txt", "-m", corpus / "small.model",
+              "--cuts", 30, "--alphas", "0.5", "--heldout-bytes", 3000, "--json", out, "--strategies", "exact,soft",
+              "--soft-bias", "1.5")
+    assert res.exit_code == 0, res.output
+    data = json.loads(out.read_text(encoding="utf-8"))
+    assert data["config"]["strategies"] == ["exact", "soft"] and data["config"]["soft_bias"] == 1.5
+    conds = data["tokenizers"][0]["heldout"]["alpha"]["continuation"]["conditions"]
+    assert set(conds) == {"exact/det", "exact/sampled", "soft/det", "soft/sampled"}
 
 
 def test_cli_run_refined(cli, corpus, tmp_path):
@@ -312,6 +445,10 @@ def test_cli_errors(cli, corpus, tmp_path):
     assert "--alphas" in _one_line_error(cli("eval", "run", "--train", train, "-H", held, "-v", 300, "--alphas", "0.1,x"))
     assert "--alphas" in _one_line_error(cli("eval", "run", "--train", train, "-H", held, "-v", 300, "--alphas", "0.1,-2"))
     assert "no tokenizer" in _one_line_error(cli("eval", "run", "--train", train, "-H", held))
+    assert "unknown strategy 'magic'" in _one_line_error(cli("eval", "run", "--train", train, "-H", held, "-v", 300,
+                                                             "--strategies", "naive,magic"))
+    assert "twice" in _one_line_error(cli("eval", "run", "--train", train, "-H", held, "-v", 300,
+                                          "--strategies", "exact,exact"))
     assert "vocab size" in _one_line_error(cli("eval", "run", "--train", train, "-H", held, "-v", 10))
     assert "every line" in _one_line_error(cli("eval", "run", "--train", train, "-H", train, "-v", 300, "--cuts", 5))
     assert "no such file" in _one_line_error(cli("eval", "compression", "-m", tmp_path / "x.model", held))
@@ -374,10 +511,27 @@ def test_plot(result, tmp_path):
 
 
 def test_cli_report(cli, result, tmp_path):
+    from bytepiece.evaluation import report
+
     path = tmp_path / "r.json"
     path.write_text(json.dumps(result), encoding="utf-8")
     res = cli("eval", "report", path, "--markdown", tmp_path / "r.md")
     assert res.exit_code == 0, res.output
     assert "bnlm-700" in res.output and "| bnlm-700 |" in (tmp_path / "r.md").read_text(encoding="utf-8")
+    # results written before the strategies existed (four conditions, no log-loss, no timing) still render
+    import copy
+
+    old = copy.deepcopy(result)
+    for t in old["tokenizers"]:
+        for cont in [t["pooled"]["continuation"], *(f["continuation"] for f in t["heldout"].values())]:
+            cont["conditions"] = {k: v for k, v in cont["conditions"].items() if k in report.CONDITION_LABELS}
+            for v in cont["conditions"].values():
+                v.pop("seconds_per_cut", None)
+                for part in ("all", "boundary", "mid_token"):
+                    v[part].pop("logloss_bits", None)
+    path.write_text(json.dumps(old), encoding="utf-8")
+    res = cli("eval", "report", path)
+    assert res.exit_code == 0, res.output
+    assert "healing-d1" not in res.output and "Next-character exact match" in res.output
     (tmp_path / "x.json").write_text("[1]", encoding="utf-8")
     assert "not the JSON" in _one_line_error(cli("eval", "report", tmp_path / "x.json"))

@@ -165,3 +165,42 @@ def test_generate_validation(tiny_tokenizer):
     g = generate(lambda ctx: -np.arange(tiny_tokenizer.vocab_size, dtype=float), index, [], b"abcd" * 3,
                  max_new_tokens=1)
     assert not g.prefix_met and g.continuation == b""
+
+
+def test_strategy_names(tiny_tokenizer):
+    from bytepiece.healing import STRATEGIES, backoff_of
+
+    tok = tiny_tokenizer
+    for prompt in ["xxabc", "ab 中文 abcd", "zab"]:
+        assert heal(tok, prompt, "naive") == heal(tok, prompt, 0)
+        assert heal(tok, prompt, "healing") == heal(tok, prompt, 1) == heal(tok, prompt, "soft")
+        assert heal(tok, prompt, "healing-3") == heal(tok, prompt, 3)
+        assert heal(tok, prompt, "healing-d1") == heal(tok, prompt, "cover")
+    assert [s for s in STRATEGIES if s != "exact"] == ["naive", "healing", "healing-d1", "healing-3", "soft"]
+    with pytest.raises(InputError, match="exact"):
+        backoff_of("exact")
+    with pytest.raises(InputError, match="unknown strategy"):
+        heal(tok, "ab", "healing-7")
+
+
+def test_soft_bias(tiny_tokenizer):
+    tok = tiny_tokenizer
+    index = VocabIndex.from_tokenizer(tok)
+    lm = _lm_for(tok, "abcd " * 50 + "xy " * 80)
+    healed = heal(tok, "abcd ab", 1, index=index)
+    hard = generate(lm, index, healed.kept_ids, healed.prefix, max_new_bytes=4)
+    # a bias larger than any log-probability gap is the hard constraint
+    soft = generate(lm, index, healed.kept_ids, healed.prefix, max_new_bytes=4, bias=200.0)
+    assert soft.ids == hard.ids and not soft.diverged
+    # without a bias the first token is the LM's unconstrained favourite: after "xy " that is more
+    # "xy", which disagrees with "ab": the prompt's end is rewritten and nothing is continued
+    healed = heal(tok, "xy ab", 1, index=index)
+    free = generate(lm, index, healed.kept_ids, healed.prefix, max_new_bytes=4, bias=0.0)
+    top = int(np.argmax(lm.next_logprobs(healed.kept_ids)))
+    assert free.ids == [top] and index.advance(healed.prefix, top) is None
+    assert free.diverged and free.continuation == b"" and not free.prefix_met
+    # a moderate bias keeps the agreeing tokens in front
+    kept = generate(lm, index, healed.kept_ids, healed.prefix, max_new_bytes=4, bias=30.0)
+    assert not kept.diverged and kept.prefix_met
+    with pytest.raises(InputError, match="bias"):
+        generate(lm, index, [], b"a", bias=float("inf"))

@@ -7,23 +7,32 @@ tokenized as the tokenizer would tokenize that text on its own (the finished chu
 tokens; the chunk the cut falls in is re-encoded up to the cut). A cut is *mid-token* when it
 is not a token boundary of the full text's tokenization.
 
-Conditions: the prompt as is (``naive``) or with its last ``k`` tokens backed off and their
-bytes required as the start of the continuation (``healing``), each with the LM trained on
-deterministic and on sampled segmentations. Decoding is greedy until ``target_bytes`` bytes
-beyond the prompt exist. Scores: the first character (its UTF-8 bytes) and the first
-``target_bytes`` bytes match the text exactly; ``matched_bytes``: length of the common prefix.
+Conditions: every strategy of :data:`bytepiece.healing.STRATEGIES` (``naive``, the healing
+variants, ``soft``, ``exact``) with the LM trained on deterministic and on sampled segmentations,
+all on the same cuts. Decoding is greedy until ``target_bytes`` bytes beyond the prompt exist
+(token strategies: greedy tokens; ``exact``: the most probable byte, one at a time). Scores: the
+first character (its UTF-8 bytes) and the first ``target_bytes`` bytes match the text exactly;
+``matched_bytes``: length of the common prefix; ``logloss_bits``: ``-log2`` of the probability
+the strategy's generation process gives the true next character (sampling at temperature 1:
+the byte-level dynamic program of :mod:`bytepiece.continuation` run with the strategy's context,
+required prefix and constraint; ``exact`` conditions on the prompt's bytes). A ``soft``
+generation that rewrites the prompt's end continues nothing, so it scores as a miss.
 """
 
 from __future__ import annotations
 
+import math
+import time
 import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
-from ..healing import VocabIndex, generate
+from ..continuation import ByteLevelLM, stable_points
+from ..healing import DEFAULT_SOFT_BIAS, STRATEGIES, VocabIndex, backoff_of, generate, heal
 from ..lm import NGramLM
 from ..tokenizer import Tokenizer
 from .metrics import EncodedText
@@ -42,6 +51,13 @@ def char_length(lead: int) -> int:
     if lead >= 0xC0:
         return 2
     return 1
+
+
+def cuts_digest(cuts: npt.NDArray[np.int64]) -> str:
+    """A short fingerprint of a set of cut positions: equal digests mean paired results."""
+    import hashlib
+
+    return hashlib.sha256(np.ascontiguousarray(cuts, dtype="<i8").tobytes()).hexdigest()[:16]
 
 
 def cut_seed(seed: int, name: str) -> np.random.SeedSequence:
@@ -63,66 +79,129 @@ def choose_cuts(data: bytes, n: int, seed: int | np.random.SeedSequence, *, min_
 
 @dataclass
 class Prompts:
+    """Each cut's prompt as the tokenizer sees it on its own: the tokens of every chunk before the
+    prompt's last chunk (``ids[:before[i]]`` of the full text) and the tokens ``own[i]`` of that
+    last, still open chunk (its bytes: ``last[i]``)."""
+
     cuts: npt.NDArray[np.int64]
     is_boundary: npt.NDArray[np.bool_]
-    tails: list[list[int]]  # the last ``tail`` prompt ids of each cut
+    before: list[int]
+    own: list[list[int]]
+    last: list[bytes]
+    ids: npt.NDArray[np.int32]
+
+    def tail(self, i: int, n: int) -> list[int]:
+        """The last ``n`` token ids of prompt ``i``."""
+        own = self.own[i]
+        need = n - len(own)
+        b = self.before[i]
+        prev = self.ids[max(0, b - need) : b].tolist() if need > 0 else []
+        seq = prev + own
+        return seq[len(seq) - n :] if 0 < n < len(seq) else (seq if n > 0 else [])
+
+    def before_last(self, i: int, n: int) -> list[int]:
+        """The last ``n`` ids before prompt ``i``'s last chunk."""
+        b = self.before[i]
+        return self.ids[max(0, b - n) : b].tolist() if n > 0 else []
+
+    def tails(self, n: int) -> list[list[int]]:
+        return [self.tail(i, n) for i in range(len(self.cuts))]
 
 
-def build_prompts(tokenizer: Tokenizer, enc: EncodedText, cuts: npt.NDArray[np.int64], tail: int,
+def build_prompts(tokenizer: Tokenizer, enc: EncodedText, cuts: npt.NDArray[np.int64],
                   num_threads: int | None = None) -> Prompts:
     chunk_of = np.searchsorted(enc.chunk_starts, cuts, side="right") - 1
-    partials = [enc.data[enc.chunk_starts[c] : b] for c, b in zip(chunk_of.tolist(), cuts.tolist())]
-    p_ids, p_off = tokenizer.encode_batch(partials, return_flat=True, num_threads=num_threads)
-    ids = enc.ids
-    tails = []
-    p_ids_l = p_ids.tolist()
-    p_off_l = p_off.tolist()
-    for i, c in enumerate(chunk_of.tolist()):
-        before = int(enc.chunk_token_offsets[c])
-        own = p_ids_l[p_off_l[i] : p_off_l[i + 1]]
-        need = tail - len(own)
-        prev = ids[max(0, before - need) : before].tolist() if need > 0 else []
-        tails.append((prev + own)[-tail:])
+    # A cut right after a newline run leaves the previous chunk as the prompt's last one (open:
+    # another newline would extend it).
+    at_start = enc.chunk_starts[chunk_of] == cuts
+    last_chunk = np.where(at_start, chunk_of - 1, chunk_of)
+    partials = [enc.data[enc.chunk_starts[c] : b] for c, b, s in zip(chunk_of.tolist(), cuts.tolist(), at_start.tolist())
+                if not s]
+    p_ids = tokenizer.encode_batch(partials, num_threads=num_threads) if partials else []
+    own, last, k = [], [], 0
+    offs = enc.chunk_token_offsets
+    for c, s in zip(last_chunk.tolist(), at_start.tolist()):
+        if s:
+            own.append(enc.ids[offs[c] : offs[c + 1]].tolist())
+            last.append(enc.chunks[c])
+        else:
+            own.append(p_ids[k])
+            last.append(partials[k])
+            k += 1
     bounds = enc.token_ends
     pos = np.searchsorted(bounds, cuts)
     is_boundary = (pos < len(bounds)) & (bounds[np.minimum(pos, len(bounds) - 1)] == cuts)
-    return Prompts(cuts, is_boundary, tails)
+    before = [int(offs[c]) for c in last_chunk.tolist()]
+    return Prompts(cuts, is_boundary, before, own, last, enc.ids)
 
 
-CONDITIONS = ("naive", "healing")
+CONDITIONS = STRATEGIES
+LN2 = math.log(2.0)
 
 
-def run_condition(lm_next: Callable[[list[int]], np.ndarray], index: VocabIndex, prompts: Prompts, data: bytes, *,
-                  order: int, heal_k: int, target_bytes: int = DEFAULT_TARGET_BYTES) -> dict[str, npt.NDArray]:
-    """Greedy continuations of every prompt; per-cut arrays of the three scores."""
+def _score(out: bytes, truth: bytes) -> tuple[bool, bool, int]:
+    n = len(truth)
+    L = char_length(truth[0])
+    m = 0
+    top = min(len(out), n)
+    while m < top and out[m] == truth[m]:
+        m += 1
+    return out[:L] == truth[:L], out[:n] == truth, m
+
+
+def run_strategy(strategy: str, lm: NGramLM, byte_lm: ByteLevelLM, prompts: Prompts, data: bytes, *,
+                 target_bytes: int = DEFAULT_TARGET_BYTES, soft_bias: float = DEFAULT_SOFT_BIAS,
+                 stable: list[tuple[int, list[int]]] | None = None) -> dict[str, npt.NDArray]:
+    """Greedy continuation and log-loss of the true next character for every cut, one strategy."""
     n = len(prompts.cuts)
     match_char = np.zeros(n, dtype=bool)
     match_bytes = np.zeros(n, dtype=bool)
     matched = np.zeros(n, dtype=np.int64)
-    ctx_len = order - 1
+    logloss = np.zeros(n, dtype=np.float64)
+    keep = lm.order - 1
+    index = byte_lm.index
+    tokenizer = byte_lm.tokenizer
+    bias = soft_bias if strategy == "soft" else None
+    buf = np.empty(lm.vocab_size, dtype=np.float64)
+    if bias is None:
+        def lm_next(ctx):
+            return lm.next_probs(ctx, out=buf)
+    else:
+        def lm_next(ctx):
+            return lm.next_logprobs(ctx, out=buf)
+    if strategy == "exact" and stable is None:
+        stable = stable_points(tokenizer, prompts.last, index=index)
+    points = stable or []
+    k = 0 if strategy == "exact" else backoff_of(strategy)
+    back = index.max_piece_length + 1 if k == "cover" else int(k)
     for i in range(n):
-        tail = prompts.tails[i]
-        if heal_k > 0 and tail:
-            k = min(heal_k, len(tail))
-            kept = tail[: len(tail) - k]
-            prefix = b"".join(index.piece(t) for t in tail[len(tail) - k :])
-        else:
-            kept, prefix = tail, b""
-        context = kept[max(0, len(kept) - ctx_len) :] if ctx_len > 0 else []
-        g = generate(lm_next, index, context, prefix, max_new_bytes=target_bytes,
-                     max_new_tokens=target_bytes + len(prefix))
-        out = g.continuation
         b = int(prompts.cuts[i])
         truth = data[b : b + target_bytes]
-        L = char_length(truth[0])
-        match_char[i] = out[:L] == truth[:L]
-        match_bytes[i] = out[:target_bytes] == truth
-        m = 0
-        top = min(len(out), len(truth))
-        while m < top and out[m] == truth[m]:
-            m += 1
-        matched[i] = m
-    return {"next_char": match_char, "next_bytes": match_bytes, "matched_bytes": matched}
+        char = truth[: char_length(truth[0])]
+        if strategy == "exact":
+            p, sids = points[i]
+            ctx = prompts.before_last(i, keep) + sids
+            cur = byte_lm.cursor(ctx[len(ctx) - keep :] if keep else [], prompts.last[i][p:])
+            n0 = len(cur)
+            logloss[i] = -cur.score(char) / LN2
+            cur.truncate(n0)
+            out = cur.greedy(target_bytes)
+        else:
+            ids = prompts.tail(i, keep + back)
+            if back:
+                healed = heal(tokenizer, ids, k, index=index)
+                kept, prefix = healed.kept_ids, healed.prefix
+            else:
+                kept, prefix = ids, b""
+            context = kept[len(kept) - keep :] if keep else []
+            g = generate(lm_next, index, context, prefix, max_new_bytes=target_bytes,
+                         max_new_tokens=target_bytes + len(prefix), bias=bias)
+            out = g.continuation
+            cur = byte_lm.cursor(context, prefix, constrained=len(prefix), bias=bias)
+            lp = cur.log_mass() if prefix else 0.0
+            logloss[i] = -(lp + cur.score(char)) / LN2
+        match_char[i], match_bytes[i], matched[i] = _score(out, truth)
+    return {"next_char": match_char, "next_bytes": match_bytes, "matched_bytes": matched, "logloss_bits": logloss}
 
 
 def summarize(scores: dict[str, npt.NDArray], is_boundary: npt.NDArray[np.bool_]) -> dict:
@@ -134,24 +213,27 @@ def summarize(scores: dict[str, npt.NDArray], is_boundary: npt.NDArray[np.bool_]
 
 
 def continuation_experiment(tokenizer: Tokenizer, enc: EncodedText, lms: dict[str, NGramLM], *, cuts: int,
-                            seed: int, heal_k: int = 1, target_bytes: int = DEFAULT_TARGET_BYTES,
-                            index: VocabIndex | None = None, num_threads: int | None = None,
-                            conditions: Sequence[str] = CONDITIONS) -> dict:
-    """All conditions on one text: ``{"cuts", "mid_token_fraction", "conditions": {"naive/LM": ...}}``."""
+                            seed: int, target_bytes: int = DEFAULT_TARGET_BYTES, index: VocabIndex | None = None,
+                            num_threads: int | None = None, strategies: Sequence[str] = STRATEGIES,
+                            soft_bias: float = DEFAULT_SOFT_BIAS) -> dict:
+    """Every strategy with every LM on one text: ``{"cuts", "mid_token_fraction", "conditions":
+    {"<strategy>/<lm>": {"all" | "boundary" | "mid_token": scores, "seconds_per_cut": ...}}}``."""
     index = index or VocabIndex.from_tokenizer(tokenizer)
-    order = max(lm.order for lm in lms.values()) if lms else 1
     positions = choose_cuts(enc.data, cuts, cut_seed(seed, enc.name), min_after=target_bytes)
-    prompts = build_prompts(tokenizer, enc, positions, tail=order - 1 + heal_k, num_threads=num_threads)
-    result = {"cuts": int(len(positions)), "mid_token_fraction": float((~prompts.is_boundary).mean()) if len(positions) else None,
+    prompts = build_prompts(tokenizer, enc, positions, num_threads=num_threads)
+    result: dict[str, Any] = {"cuts": int(len(positions)), "cuts_sha256": cuts_digest(positions), "mid_token_fraction": float((~prompts.is_boundary).mean()) if len(positions) else None,
               "conditions": {}}
+    t0 = time.perf_counter()
+    stable = stable_points(tokenizer, prompts.last, index=index) if "exact" in strategies else None
+    t_stable = time.perf_counter() - t0  # part of the exact strategy's cost, for each LM
     for lm_name, lm in lms.items():
-        buf = np.empty(lm.vocab_size, dtype=np.float64)
-
-        def lm_next(ctx, lm=lm, buf=buf):
-            return lm.next_probs(ctx, out=buf)
-
-        for cond in conditions:
-            k = heal_k if cond == "healing" else 0
-            scores = run_condition(lm_next, index, prompts, enc.data, order=lm.order, heal_k=k, target_bytes=target_bytes)
-            result["conditions"][f"{cond}/{lm_name}"] = summarize(scores, prompts.is_boundary)
+        byte_lm = ByteLevelLM(tokenizer, lm, index=index)
+        for strategy in strategies:
+            t0 = time.perf_counter()
+            scores = run_strategy(strategy, lm, byte_lm, prompts, enc.data, target_bytes=target_bytes,
+                                  soft_bias=soft_bias, stable=stable)
+            seconds = time.perf_counter() - t0 + (t_stable if strategy == "exact" else 0.0)
+            entry = summarize(scores, prompts.is_boundary)
+            entry["seconds_per_cut"] = seconds / max(len(positions), 1)
+            result["conditions"][f"{strategy}/{lm_name}"] = entry
     return result

@@ -1,14 +1,28 @@
 """Rendering evaluation results: rich tables, markdown tables and an optional plot.
 
 Every table is first built as plain data (:class:`TableData`: title, headers, rows of strings),
-so the terminal and the markdown show exactly the same numbers.
+so the terminal and the markdown show exactly the same numbers, and :func:`fit` splits a wide
+table into parts that each fit 80 columns (the key columns repeat in every part).
+
+``python -m bytepiece.evaluation.report RESULTS.json --docs docs/evaluation.md`` rewrites the
+results section of a documentation page from the JSON of ``bytepiece eval run`` (see
+:mod:`.docsgen`).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from pathlib import PurePath
+
 from ..errors import InputError
 
+WIDTH = 80
+LMS = ("det", "sampled")
+LM_SHORT = {"det": "d", "sampled": "s"}
+PARTS = (("all", "all"), ("boundary", "bnd"), ("mid_token", "mid"))
+STRATEGY_ORDER = ("naive", "healing", "healing-d1", "healing-3", "soft", "exact")
+
+# The four conditions of the first harness; kept so older code and JSON read the same labels.
 CONDITION_LABELS = {
     "naive/det": "naive, det LM",
     "healing/det": "healing, det LM",
@@ -24,6 +38,7 @@ class TableData:
     rows: list[list[str]]
     caption: str = ""
     groups: list[int] = field(default_factory=list)  # row indices after which a separator goes
+    keys: int = 1  # leading columns that identify a row (repeated when the table is split)
 
 
 def _pct(x: float | None) -> str:
@@ -34,6 +49,62 @@ def _f(x: float | None, digits: int = 2) -> str:
     return "-" if x is None else f"{x:.{digits}f}"
 
 
+def _name(path: str, public: bool) -> str:
+    return PurePath(path).name if public else path
+
+
+def strategies_of(res: dict) -> list[str]:
+    """Strategies present in a result, in the harness's order (older JSON: naive, healing)."""
+    found = {c.split("/")[0] for t in res["tokenizers"] for c in t["pooled"]["continuation"]["conditions"]}
+    return [s for s in STRATEGY_ORDER if s in found] + sorted(found - set(STRATEGY_ORDER))
+
+
+def markdown_width(headers: list[str], rows: list[list[str]]) -> int:
+    """Characters of the longest line of the markdown table (``| a | b |``)."""
+    return max(sum(len(c) for c in row) + 3 * len(row) + 1 for row in [headers, *rows])
+
+
+def fit(table: TableData, width: int = WIDTH) -> list[TableData]:
+    """Split ``table`` by columns into parts whose markdown lines fit ``width`` characters."""
+    keys = list(range(table.keys))
+    rest = list(range(table.keys, len(table.headers)))
+    parts: list[list[int]] = []
+    current: list[int] = []
+    for col in rest:
+        trial = keys + current + [col]
+        if current and markdown_width([table.headers[i] for i in trial], [[r[i] for i in trial] for r in table.rows]) > width:
+            parts.append(current)
+            current = []
+        current.append(col)
+    if current or not parts:
+        parts.append(current)
+    if len(parts) == 1:
+        return [table]
+    parts = _balanced(table, keys, rest, len(parts), width) or parts
+    out = []
+    for n, cols in enumerate(parts, 1):
+        idx = keys + cols
+        out.append(replace(table, title=f"{table.title} ({n}/{len(parts)})", headers=[table.headers[i] for i in idx],
+                           rows=[[r[i] for i in idx] for r in table.rows],
+                           caption=table.caption if n == len(parts) else ""))
+    return out
+
+
+def _balanced(table: TableData, keys: list[int], rest: list[int], k: int, width: int) -> list[list[int]] | None:
+    """``rest`` in ``k`` contiguous groups of nearly equal size, if each still fits."""
+    sizes = [len(rest) // k + (1 if i < len(rest) % k else 0) for i in range(k)]
+    parts, at = [], 0
+    for s in sizes:
+        cols = rest[at : at + s]
+        at += s
+        idx = keys + cols
+        if markdown_width([table.headers[i] for i in idx], [[r[i] for i in idx] for r in table.rows]) > width:
+            return None
+        parts.append(cols)
+    return parts
+
+
+# -- tables -----------------------------------------------------------------------------------------
 def compression_table(res: dict) -> TableData:
     files = [h["name"] for h in res["heldout"]]
     headers = ["tokenizer", "vocab"] + [f"{f} B/tok" for f in files] + [f"{f} ch/tok" for f in files] + ["all B/tok"]
@@ -51,67 +122,128 @@ def compression_table(res: dict) -> TableData:
 def bpb_table(res: dict) -> TableData:
     files = [h["name"] for h in res["heldout"]]
     order = res["config"]["order"]
-    headers = ["tokenizer", "LM tokens det", "LM tokens samp"] + [f"{f} det" for f in files] + \
-              [f"{f} samp" for f in files] + ["all det", "all samp"]
+    headers = ["tokenizer"] + [f"{f} det" for f in files] + [f"{f} samp" for f in files] + ["all det", "all samp"]
     rows = []
     for t in res["tokenizers"]:
-        row = [t["name"], f"{t['lm']['det']['train_tokens']:,}", f"{t['lm']['sampled']['train_tokens']:,}"]
-        for lm in ("det", "sampled"):
+        row = [t["name"]]
+        for lm in LMS:
             row += [_f(t["heldout"][f]["bits_per_byte"][lm]["bits_per_byte"], 3) for f in files]
-        row += [_f(t["pooled"]["bits_per_byte"][lm]["bits_per_byte"], 3) for lm in ("det", "sampled")]
+        row += [_f(t["pooled"]["bits_per_byte"][lm]["bits_per_byte"], 3) for lm in LMS]
         rows.append(row)
     cfg = res["config"]
+    tokens = ", ".join(f"{t['name']} {t['lm']['det']['train_tokens']:,} / {t['lm']['sampled']['train_tokens']:,}"
+                       for t in res["tokenizers"])
     return TableData(f"Bits per byte of the held-out texts, token {order}-gram KN LM (lower is better)", headers, rows,
                      caption=f"det: LM trained on the Viterbi segmentation; samp: on {cfg['passes']} sampled "
-                             f"segmentation pass(es), alpha={cfg['alpha_train']}; both score the Viterbi tokens")
+                             f"segmentation pass(es), alpha={cfg['alpha_train']}; both score the Viterbi tokens. "
+                             f"LM training tokens (det / samp): {tokens}")
 
 
-def continuation_table(res: dict, file: str | None = None) -> TableData:
-    """Rows tokenizer x condition; ``file=None`` pools all held-out files."""
-    cfg = res["config"]
-    nb = cfg["target_bytes"]
-    headers = ["tokenizer", "condition", "cuts", "mid-token %", "char@all", "char@boundary", "char@mid",
-               f"{nb}B@all", f"{nb}B@boundary", f"{nb}B@mid", "matched B"]
+_METRICS = {
+    "next_char": ("Next-character exact match (%, greedy; higher is better)", _pct),
+    "next_bytes": ("Next {nb} bytes exact match (%, greedy; higher is better)", _pct),
+    "logloss_bits": ("Log-loss of the true next character (bits; lower is better)", _f),
+    "matched_bytes": ("Bytes matched before the first error (mean; higher is better)", _f),
+}
+
+
+def strategy_table(res: dict, metric: str, file: str | None = None) -> TableData:
+    """Rows tokenizer x strategy; columns LM x cut type. ``file=None`` pools the held-out files."""
+    title, fmt = _METRICS[metric]
+    title = title.format(nb=res["config"]["target_bytes"])
+    headers = ["tokenizer", "strategy"] + [f"{LM_SHORT[lm]}:{short}" for lm in LMS for _, short in PARTS]
     rows, groups = [], []
     for t in res["tokenizers"]:
         c = t["pooled"]["continuation"] if file is None else t["heldout"][file]["continuation"]
-        for cond, label in CONDITION_LABELS.items():
-            if cond not in c["conditions"]:
-                continue
-            s = c["conditions"][cond]
-            rows.append([t["name"], label, str(c["cuts"]), _pct(c["mid_token_fraction"]), _pct(s["all"]["next_char"]),
-                         _pct(s["boundary"]["next_char"]), _pct(s["mid_token"]["next_char"]),
-                         _pct(s["all"]["next_bytes"]), _pct(s["boundary"]["next_bytes"]),
-                         _pct(s["mid_token"]["next_bytes"]), _f(s["all"]["matched_bytes"])])
+        for s in strategies_of(res):
+            row = [t["name"], s]
+            for lm in LMS:
+                cell = c["conditions"].get(f"{s}/{lm}")
+                row += [fmt(cell[part].get(metric)) if cell else "-" for part, _ in PARTS]
+            rows.append(row)
         groups.append(len(rows) - 1)
     where = "all held-out files" if file is None else file
-    return TableData(f"Continuation, {where}: greedy exact match of the next character / next {nb} bytes (%)",
-                     headers, rows, groups=groups[:-1],
-                     caption=f"healing backs off {cfg['heal_k']} token(s); matched B = mean common prefix of the "
-                             "greedy continuation and the text, in bytes (all cuts)")
+    return TableData(f"{title}, {where}", headers, rows, groups=groups[:-1], keys=2,
+                     caption="d: LM trained on Viterbi tokens, s: on sampled segmentations; all / bnd / mid: every "
+                             "cut, cuts on a token boundary, cuts inside a token")
 
 
-def continuation_files_table(res: dict) -> TableData:
-    """Per file and tokenizer: mid-token share and next-char accuracy (boundary / mid) per condition."""
+def cuts_table(res: dict) -> TableData:
+    """How many cuts, and how many of them fall inside a token."""
     files = [h["name"] for h in res["heldout"]]
-    headers = ["tokenizer", "file", "mid-token %"] + [f"{lab} (b / m)" for lab in CONDITION_LABELS.values()]
+    headers = ["tokenizer", "cuts"] + [f"{f} mid %" for f in files] + ["all mid %"]
+    rows = []
+    for t in res["tokenizers"]:
+        c = t["pooled"]["continuation"]
+        rows.append([t["name"], f"{c['cuts']:,}"] + [_pct(t["heldout"][f]["continuation"]["mid_token_fraction"])
+                                                    for f in files] + [_pct(c["mid_token_fraction"])])
+    return TableData("Continuation cuts and the share that falls inside a token (%)", headers, rows)
+
+
+def time_table(res: dict) -> TableData:
+    """Milliseconds per cut of each strategy (rows) for each tokenizer (columns)."""
+    toks = res["tokenizers"]
+    headers = ["strategy"] + [t["name"] for t in toks]
+    rows = []
+    for s in strategies_of(res):
+        row = [s]
+        for t in toks:
+            c = t["pooled"]["continuation"]["conditions"]
+            secs = [c.get(f"{s}/{lm}", {}).get("seconds_per_cut") for lm in LMS]
+            row.append("-" if None in secs else f"{1000 * sum(secs) / len(secs):.2f}")
+        rows.append(row)
+    return TableData("Milliseconds per cut and LM, by strategy", headers, rows,
+                     caption="greedy continuation plus the log-loss of the next character, one thread, mean of the "
+                             "det and sampled LMs")
+
+
+def files_table(res: dict, lm: str) -> TableData:
+    """Per file and tokenizer: next-character accuracy at boundary / mid-token cuts per strategy."""
+    files = [h["name"] for h in res["heldout"]]
+    strategies = strategies_of(res)
+    headers = ["tokenizer", "file", "mid %"] + strategies
     rows, groups = [], []
     for t in res["tokenizers"]:
         for f in files:
             c = t["heldout"][f]["continuation"]
             row = [t["name"], f, _pct(c["mid_token_fraction"])]
-            for cond in CONDITION_LABELS:
-                s = c["conditions"].get(cond)
-                row.append("-" if s is None else f"{_pct(s['boundary']['next_char'])} / {_pct(s['mid_token']['next_char'])}")
+            for s in strategies:
+                cell = c["conditions"].get(f"{s}/{lm}")
+                row.append("-" if cell is None else
+                           f"{_pct(cell['boundary']['next_char'])}/{_pct(cell['mid_token']['next_char'])}")
             rows.append(row)
         groups.append(len(rows) - 1)
-    return TableData("Next-character accuracy per held-out file (%; boundary cuts / mid-token cuts)", headers, rows,
-                     groups=groups[:-1])
+    return TableData(f"Next-character match per held-out file, {lm} LM (%, boundary/mid-token cuts)", headers, rows,
+                     groups=groups[:-1], keys=2)
+
+
+def exact_gap_table(res: dict) -> TableData:
+    """Exact minus each other strategy on the same cuts: where a heuristic beats the reference."""
+    strategies = [s for s in strategies_of(res) if s != "exact"]
+    headers = ["tokenizer", "LM", "cuts"] + strategies
+    rows = []
+    for t in res["tokenizers"]:
+        c = t["pooled"]["continuation"]["conditions"]
+        for lm in LMS:
+            ex = c.get(f"exact/{lm}")
+            if ex is None:
+                continue
+            for part, short in PARTS[1:]:
+                row = [t["name"], lm, short]
+                for s in strategies:
+                    other = c.get(f"{s}/{lm}")
+                    if other is None or ex[part]["next_char"] is None:
+                        row.append("-")
+                    else:
+                        row.append(f"{100 * (ex[part]['next_char'] - other[part]['next_char']):+.1f}")
+                rows.append(row)
+    return TableData("Exact minus each strategy, next-character match (percentage points; negative: the strategy "
+                     "beats exact)", headers, rows, keys=3)
 
 
 def sampling_table(res: dict) -> TableData:
     alphas = res["config"]["alphas"]
-    headers = ["tokenizer", "Viterbi B/tok"] + [f"a={a:g} changed %" for a in alphas] + [f"a={a:g} B/tok" for a in alphas]
+    headers = ["tokenizer", "Viterbi B/tok"] + [f"a={a:g} chg %" for a in alphas] + [f"a={a:g} B/tok" for a in alphas]
     rows = []
     for t in res["tokenizers"]:
         p = t["pooled"]
@@ -119,33 +251,38 @@ def sampling_table(res: dict) -> TableData:
         row += [_pct(s["changed_fraction"]) for s in p["sampling"]]
         row += [_f(s["bytes_per_token"]) for s in p["sampling"]]
         rows.append(row)
-    return TableData("Sampling profile, all held-out files: tokens not in the Viterbi segmentation, compression",
+    return TableData("Sampling profile, all held-out files: tokens not in the Viterbi segmentation (chg), compression",
                      headers, rows)
 
 
-def all_tables(res: dict, *, per_file: bool = True) -> list[TableData]:
-    out = [compression_table(res), bpb_table(res), continuation_table(res)]
-    if per_file and len(res["heldout"]) > 1:
-        out.append(continuation_files_table(res))
-    out.append(sampling_table(res))
-    return out
-
-
-def heldout_table(res: dict) -> TableData:
-    headers = ["file", "source", "bytes", "chars", "lines", "source lines seen in training", "sha256"]
-    rows = [[h["name"], h["source"], f"{h['bytes']:,}", f"{h['chars']:,}", f"{h['lines']:,}",
-             f"{h['source_lines_seen_in_training']:,} / {h['source_lines']:,}", h["sha256"][:16]]
+def heldout_table(res: dict, *, public: bool = False) -> TableData:
+    headers = ["file", "source", "bytes", "chars", "lines", "source lines in training", "sha256"]
+    rows = [[h["name"], _name(h["source"], public), f"{h['bytes']:,}", f"{h['chars']:,}", f"{h['lines']:,}",
+             f"{h['source_lines_seen_in_training']:,} / {h['source_lines']:,}", h["sha256"][:12]]
             for h in res["heldout"]]
     return TableData("Held-out slices (no distinctive training line in any of them)", headers, rows)
 
 
-# -- rendering ----------------------------------------------------------------------------------
+def all_tables(res: dict, *, per_file: bool = True, width: int | None = WIDTH) -> list[TableData]:
+    out = [compression_table(res), bpb_table(res), cuts_table(res), time_table(res)]
+    out += [strategy_table(res, m) for m in ("next_char", "next_bytes", "logloss_bits")]
+    if any("exact/" in c for t in res["tokenizers"] for c in t["pooled"]["continuation"]["conditions"]):
+        out.append(exact_gap_table(res))
+    if per_file and len(res["heldout"]) > 1:
+        out += [files_table(res, lm) for lm in LMS]
+    out.append(sampling_table(res))
+    if width is None:
+        return out
+    return [part for t in out for part in fit(t, width)]
+
+
+# -- rendering --------------------------------------------------------------------------------------
 def to_rich(table: TableData):
     from rich.table import Table
 
     t = Table(title=table.title, caption=table.caption or None, title_justify="left", caption_justify="left")
     for i, h in enumerate(table.headers):
-        t.add_column(h, justify="left" if i < 2 else "right", no_wrap=i < 2)
+        t.add_column(h, justify="left" if i < table.keys else "right", no_wrap=i < table.keys)
     marks = set(table.groups)
     for i, row in enumerate(table.rows):
         t.add_row(*row, end_section=i in marks)
@@ -156,21 +293,29 @@ def to_markdown(table: TableData) -> str:
     def esc(s: str) -> str:
         return s.replace("|", "\\|")
 
-    lines = [f"**{esc(table.title)}**", "", "| " + " | ".join(esc(h) for h in table.headers) + " |",
-             "| " + " | ".join("---" if i < 2 else "---:" for i in range(len(table.headers))) + " |"]
+    lines = [_wrap(f"**{esc(table.title)}**"), "", "| " + " | ".join(esc(h) for h in table.headers) + " |",
+             "| " + " | ".join("---" if i < table.keys else "---:" for i in range(len(table.headers))) + " |"]
     lines += ["| " + " | ".join(esc(c) for c in row) + " |" for row in table.rows]
     if table.caption:
-        lines += ["", f"_{table.caption}_"]
+        lines += ["", _wrap(f"_{table.caption}_")]
     return "\n".join(lines) + "\n"
 
 
-def markdown_report(res: dict) -> str:
-    return "\n".join(to_markdown(t) for t in [heldout_table(res), *all_tables(res)])
+def _wrap(text: str) -> str:
+    """Prose lines of the markdown kept to the page width (a paragraph renders the same)."""
+    import textwrap
+
+    return textwrap.fill(text, width=WIDTH + 16, break_long_words=False, break_on_hyphens=False)
 
 
-# -- plot ---------------------------------------------------------------------------------------
+def markdown_report(res: dict, *, public: bool = False) -> str:
+    return "\n".join(to_markdown(t) for t in [*fit(heldout_table(res, public=public)), *all_tables(res)])
+
+
+# -- plot -------------------------------------------------------------------------------------------
 def plot(res: dict, path) -> None:
-    """Compression and next-character accuracy against vocabulary size (needs matplotlib)."""
+    """Compression, mid-token share, next-character match and log-loss per strategy against
+    vocabulary size (needs matplotlib)."""
     try:
         import matplotlib
 
@@ -181,33 +326,36 @@ def plot(res: dict, path) -> None:
                          "(or pip install matplotlib)") from None
     toks = sorted(res["tokenizers"], key=lambda t: t["vocab_size"])
     xs = [t["vocab_size"] for t in toks]
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4.5))
-    ax = axes[0]
+    fig, axes = plt.subplots(2, 2, figsize=(12, 9))
+    ax = axes[0, 0]
     for h in res["heldout"]:
         ax.plot(xs, [t["heldout"][h["name"]]["compression"]["bytes_per_token"] for t in toks], "o-", label=h["name"])
     ax.set_title("compression")
     ax.set_ylabel("UTF-8 bytes per token")
-    ax = axes[1]
+    ax.legend()
+    ax = axes[0, 1]
     ax.plot(xs, [t["pooled"]["continuation"]["mid_token_fraction"] for t in toks], "o-", color="k")
     ax.set_title("cuts that fall inside a token")
     ax.set_ylabel("fraction of cuts")
-    ax = axes[2]
-    styles = {"naive/det": "o-", "healing/det": "s-", "naive/sampled": "o--", "healing/sampled": "s--"}
-    for cond, label in CONDITION_LABELS.items():
-        ys = [t["pooled"]["continuation"]["conditions"].get(cond, {}).get("mid_token", {}).get("next_char") for t in toks]
-        ax.plot(xs, ys, styles[cond], label=f"{label} (mid-token)")
-    ys = [t["pooled"]["continuation"]["conditions"]["naive/det"]["boundary"]["next_char"] for t in toks]
-    ax.plot(xs, ys, "^:", color="gray", label="naive, det LM (boundary)")
-    ax.set_title("next-character exact match")
-    ax.set_ylabel("accuracy")
-    for ax in axes:
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for ax, metric, title in ((axes[1, 0], "next_char", "next-character exact match, all cuts"),
+                              (axes[1, 1], "logloss_bits", "log-loss of the next character (bits)")):
+        for k, s in enumerate(strategies_of(res)):
+            for lm, style in (("det", "o-"), ("sampled", "s--")):
+                ys = [t["pooled"]["continuation"]["conditions"].get(f"{s}/{lm}", {}).get("all", {}).get(metric)
+                      for t in toks]
+                if any(y is not None for y in ys):
+                    ax.plot(xs, [float("nan") if y is None else y for y in ys], style, color=colors[k % len(colors)],
+                            label=f"{s}, {lm} LM")
+        ax.set_title(title)
+    handles, labels = axes[1, 0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=6, fontsize=8)
+    for ax in axes.flat:
         ax.set_xscale("log")
         ax.set_xlabel("vocabulary size")
         ax.grid(alpha=0.3)
-    axes[0].legend()
-    axes[2].legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    fig.tight_layout(rect=(0, 0.07, 1, 1))
+    fig.savefig(path, dpi=110)
     plt.close(fig)
 
 
@@ -216,12 +364,17 @@ def summary_lines(res: dict) -> list[str]:
     out = [f"total time {res['timings']['total']:.1f} s"]
     for t in res["tokenizers"]:
         c = t["pooled"]["continuation"]
-        parts = [f"{cond} {_pct(c['conditions'][cond]['all']['next_char'])}"
-                 for cond in CONDITION_LABELS if cond in c["conditions"]]
+        parts = [f"{cond} {_pct(v['all']['next_char'])}" for cond, v in c["conditions"].items()]
         out.append(f"{t['name']} (vocab {t['vocab_size']:,}, {_pct(c['mid_token_fraction'])}% mid-token cuts): "
                    "next-char accuracy % " + ", ".join(parts))
     return out
 
 
-__all__ = ["TableData", "all_tables", "heldout_table", "markdown_report", "plot", "to_markdown", "to_rich",
-           "summary_lines"]
+__all__ = ["CONDITION_LABELS", "TableData", "all_tables", "fit", "heldout_table", "markdown_report", "plot",
+           "strategies_of", "strategy_table", "summary_lines", "to_markdown", "to_rich"]
+
+
+if __name__ == "__main__":
+    from .docsgen import main
+
+    raise SystemExit(main())

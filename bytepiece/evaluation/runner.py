@@ -7,7 +7,8 @@ sizes trained here with :class:`bytepiece.Trainer`), it measures for every token
 * bits per byte of each held-out text under two token n-gram LMs trained on the training text:
   one on its deterministic (Viterbi) segmentation, one on ``passes`` sampled segmentations
   (``alpha_train``). Both score the deterministic tokens of the held-out text;
-* the continuation experiment (:mod:`.continuation`) for {naive, healing} x {det, sampled};
+* the continuation experiment (:mod:`.continuation`) for every strategy in ``strategies``
+  (default: all of :data:`bytepiece.healing.STRATEGIES`) x {det, sampled}, on the same cuts;
 * the sampling profile (:func:`.metrics.sampling_profile`) for every alpha in ``alphas``.
 
 Held-out texts are carved with :func:`.corpus.heldout_slice` so that no distinctive line of the
@@ -37,6 +38,7 @@ import numpy as np
 
 from ..errors import InputError
 from ..model import file_sha256
+from ..healing import DEFAULT_SOFT_BIAS, STRATEGIES
 from .continuation import DEFAULT_CUTS, DEFAULT_TARGET_BYTES, continuation_experiment
 from .corpus import (
     DEFAULT_HELDOUT_BYTES,
@@ -71,7 +73,8 @@ class EvalConfig:
     passes: int = 1
     alphas: Sequence[float] = DEFAULT_ALPHAS
     seed: int = 0
-    heal_k: int = 1
+    strategies: Sequence[str] = STRATEGIES
+    soft_bias: float = DEFAULT_SOFT_BIAS  # nats added to the agreeing tokens by the "soft" strategy
     target_bytes: int = DEFAULT_TARGET_BYTES
     heldout_bytes: int = DEFAULT_HELDOUT_BYTES
     heldout_segments: int = DEFAULT_SEGMENTS
@@ -104,7 +107,15 @@ class EvalConfig:
         whole("cuts", self.cuts, 0)
         whole("passes", self.passes, 1)
         whole("seed", self.seed, 0)
-        whole("heal_k", self.heal_k, 0)
+        if not self.strategies:
+            raise InputError(f"strategies must list at least one of {', '.join(STRATEGIES)}")
+        for s in self.strategies:
+            if s not in STRATEGIES:
+                raise InputError(f"unknown strategy {s!r}; choose from {', '.join(STRATEGIES)}")
+        if len(set(self.strategies)) != len(self.strategies):
+            raise InputError(f"strategies lists a strategy twice: {', '.join(self.strategies)}")
+        if isinstance(self.soft_bias, bool) or not isinstance(self.soft_bias, (int, float)) or not math.isfinite(self.soft_bias):
+            raise InputError(f"soft_bias must be a finite number of nats, got {self.soft_bias!r}")
         whole("target_bytes", self.target_bytes, 1)
         whole("heldout_bytes", self.heldout_bytes, 1)
         whole("heldout_segments", self.heldout_segments, 1)
@@ -123,6 +134,8 @@ class EvalConfig:
             d[key] = [str(p) for p in d[key]]
         d["vocab_sizes"] = [int(s) for s in self.vocab_sizes]
         d["alphas"] = [float(a) for a in self.alphas]
+        d["strategies"] = [str(s) for s in self.strategies]
+        d["soft_bias"] = float(self.soft_bias)
         d["save_models"] = str(self.save_models) if self.save_models is not None else None
         return d
 
@@ -289,8 +302,9 @@ def _evaluate_one(cand: _Candidate, config: EvalConfig, train_texts: list[str], 
         t_bpb += time.perf_counter() - t0
         say(f"{cand.name}: continuation on {name} ({config.cuts} cuts)")
         t0 = time.perf_counter()
-        cont = continuation_experiment(tok, enc, lms, cuts=config.cuts, seed=config.seed, heal_k=config.heal_k,
-                                       target_bytes=config.target_bytes, index=index, num_threads=config.num_threads)
+        cont = continuation_experiment(tok, enc, lms, cuts=config.cuts, seed=config.seed,
+                                       target_bytes=config.target_bytes, index=index, num_threads=config.num_threads,
+                                       strategies=config.strategies, soft_bias=config.soft_bias)
         t_cont += time.perf_counter() - t0
         t0 = time.perf_counter()
         samp = sampling_profile(tok, enc, config.alphas, seed=config.seed, lengths=lengths,
@@ -331,11 +345,16 @@ def _pooled(per_file: dict[str, dict]) -> dict:
         for part in ("all", "boundary", "mid_token"):
             n = sum(f["continuation"]["conditions"][cond][part]["n"] for f in files)
             cell: dict[str, Any] = {"n": n}
-            for key in ("next_char", "next_bytes", "matched_bytes"):
+            for key in ("next_char", "next_bytes", "matched_bytes", "logloss_bits"):
+                if any(key not in f["continuation"]["conditions"][cond][part] for f in files):
+                    continue  # results written before the key existed
                 total = sum((f["continuation"]["conditions"][cond][part][key] or 0.0)
                             * f["continuation"]["conditions"][cond][part]["n"] for f in files)
                 cell[key] = total / n if n else None
             entry[part] = cell
+        if all("seconds_per_cut" in f["continuation"]["conditions"][cond] for f in files):
+            secs = sum(f["continuation"]["conditions"][cond]["seconds_per_cut"] * f["continuation"]["cuts"] for f in files)
+            entry["seconds_per_cut"] = secs / cuts if cuts else None
         cont["conditions"][cond] = entry
     out["continuation"] = cont
     samp = []
