@@ -19,8 +19,8 @@ predecessor with probability ``candidate / total`` (reservoir style), which draw
 segmentation with probability proportional to ``prod p(piece) ** alpha`` exactly (forward
 filtering with the backward-sampling choice made during the forward pass).
 ``LINEAR`` works with weights ``p ** alpha`` in the linear domain and rescales the window behind
-e when a total leaves [1e-100, 1e100]; ``LOG`` uses log-sum-exp for alphas so large that
-``p ** alpha`` would underflow.
+e when a total leaves [1e-100, 1e100]; ``LOG`` sums relative to the best candidate, in units of
+log p, for alphas so large that ``p ** alpha`` would underflow (any finite alpha works there).
 """
 
 from __future__ import annotations
@@ -143,36 +143,63 @@ def _sample_chunk_linear(bc, pair, weights, max_len, text, a, b, acc, back, tok,
 
 
 @njit(cache=True, nogil=True)
-def _sample_chunk_log(bc, pair, alpha_scores, text, a, b, acc, back, tok, state):
-    """``alpha_scores[cell]``: alpha * log p of the piece ending at the cell, -inf where none ends."""
+def _sample_chunk_log(bc, pair, scores, alpha, text, a, b, acc, back, tok, state):
+    """The sampler for alphas so large that ``p ** alpha`` underflows (or ``alpha * log p``
+    overflows). ``scores[cell]`` is log p (-inf where no piece ends), as for Viterbi.
+
+    ``acc[e]`` is ``log(Z[e]) / alpha``: the log-sum-exp of path weights divided by alpha, so it
+    stays on the scale of a path's log probability (about the Viterbi score) for any finite
+    alpha and any text length, where ``log Z`` itself would overflow for alpha near 1e308. At
+    each end position the candidates are summed relative to the largest one seen so far
+    (``top``): ``total = sum exp(alpha * (v - top))`` lies in [1, candidates], so nothing
+    overflows, a candidate far below the best contributes exactly 0, and exact ties still share
+    the probability (two equal candidates: 1/2 each). The reservoir is the linear sampler's,
+    with ``kept`` rescaled together with ``total`` when ``top`` moves."""
     m = b - a
     acc[0] = 0.0
+    u_next, state = next_uniform(state)
+    base0 = bc[0]
     for e in range(1, m + 1):
-        total = -np.inf
-        start = 0
-        cell = 0
-        node = 0
-        for s in range(e - 1, -1, -1):
-            nxt = bc[2 * node] + text[a + s]
-            if bc[2 * nxt + 1] != node:
-                break
-            node = nxt
-            if alpha_scores[node] == -np.inf:
-                continue
-            w = acc[s] + alpha_scores[node]
-            if total == -np.inf:
-                total = w
-            elif total > w:
-                total = total + np.log1p(np.exp(w - total))
-            else:
-                total = w + np.log1p(np.exp(total - w))
-            u, state = next_uniform(state)
-            if u < np.exp(w - total):
-                start = s
-                cell = node
+        c = np.int64(text[a + e - 1])
+        node = base0 + c
+        top = acc[e - 1] + scores[node]
+        total = 1.0
+        kept = 1.0
+        start = e - 1
+        cell = node
+        if e >= 2:
+            node = pair[(c << 8) | np.int64(text[a + e - 2])]
+            s = e - 2
+            if node >= 0:
+                u = u_next
+                u_next, state = next_uniform(state)
+            while node >= 0:
+                score = scores[node]
+                if score > -np.inf:
+                    v = acc[s] + score
+                    if v > top:
+                        shrink = np.exp(alpha * (top - v))
+                        total = total * shrink + 1.0
+                        kept *= shrink
+                        top = v
+                    else:
+                        total += np.exp(alpha * (v - top))
+                    if total * u > kept:
+                        start = s
+                        cell = node
+                        kept = total
+                        u = u_next
+                        u_next, state = next_uniform(state)
+                s -= 1
+                if s < 0:
+                    break
+                nxt = bc[2 * node] + text[a + s]
+                if bc[2 * nxt + 1] != node:
+                    break
+                node = nxt
         back[e] = start
         tok[e] = cell
-        acc[e] = total
+        acc[e] = top + np.log(total) / alpha
     return state
 
 
@@ -195,9 +222,10 @@ def _backtrack(back, tok, piece, m, out, pos):
 
 
 @njit(cache=True, nogil=True)
-def _encode_span(bc, pair, piece, values, mode, max_len, text, a, n, best, back, tok, out, pos, state):
+def _encode_span(bc, pair, piece, values, mode, max_len, alpha, text, a, n, best, back, tok, out, pos, state):
     """Segment text[a:n] chunk by chunk into ``out[pos:]``; return (new pos, rng state).
-    ``best``, ``back``, ``tok`` are work arrays of at least the longest chunk + 1."""
+    ``best``, ``back``, ``tok`` are work arrays of at least the longest chunk + 1; ``alpha`` is
+    only read by the LOG sampler (the LINEAR one has it folded into ``values``)."""
     while a < n:
         b = _chunk_end(text, a, n)
         if mode == VITERBI:
@@ -205,7 +233,7 @@ def _encode_span(bc, pair, piece, values, mode, max_len, text, a, n, best, back,
         elif mode == LINEAR:
             state = _sample_chunk_linear(bc, pair, values, max_len, text, a, b, best, back, tok, state)
         else:
-            state = _sample_chunk_log(bc, pair, values, text, a, b, best, back, tok, state)
+            state = _sample_chunk_log(bc, pair, values, alpha, text, a, b, best, back, tok, state)
         pos = _backtrack(back, tok, piece, b - a, out, pos)
         a = b
     return pos, state
@@ -220,25 +248,25 @@ def viterbi_encode(bc, pair, piece, scores, text):
     back = np.empty(n + 1, np.int32)
     tok = np.empty(n + 1, np.int32)
     out = np.empty(n, np.int32)
-    pos, _ = _encode_span(bc, pair, piece, scores, VITERBI, 0, text, 0, n, best, back, tok, out, 0, np.uint64(0))
+    pos, _ = _encode_span(bc, pair, piece, scores, VITERBI, 0, 0.0, text, 0, n, best, back, tok, out, 0, np.uint64(0))
     return out[:pos]
 
 
 @njit(cache=True, nogil=True)
-def sample_encode(bc, pair, piece, values, mode, max_len, text, seed):
-    """Token ids of one UTF-8 text, sampled; ``values`` are per-cell weights (LINEAR) or
-    alpha*scores (LOG)."""
+def sample_encode(bc, pair, piece, values, mode, max_len, alpha, text, seed):
+    """Token ids of one UTF-8 text, sampled; ``values`` are per-cell weights p**alpha (LINEAR)
+    or log p (LOG)."""
     n = text.shape[0]
     acc = np.empty(n + 1, np.float64)
     back = np.empty(n + 1, np.int32)
     tok = np.empty(n + 1, np.int32)
     out = np.empty(n, np.int32)
-    pos, _ = _encode_span(bc, pair, piece, values, mode, max_len, text, 0, n, acc, back, tok, out, 0, seed_state(seed, 0))
+    pos, _ = _encode_span(bc, pair, piece, values, mode, max_len, alpha, text, 0, n, acc, back, tok, out, 0, seed_state(seed, 0))
     return out[:pos]
 
 
 @njit(cache=True, nogil=True)
-def encode_documents(bc, pair, piece, values, mode, max_len, buf, offsets, lo, hi, seed, out, counts, doc_base):
+def encode_documents(bc, pair, piece, values, mode, max_len, alpha, buf, offsets, lo, hi, seed, out, counts, doc_base):
     """Encode documents lo..hi-1 of ``buf`` (split by ``offsets``); document i writes its ids at
     ``out[offsets[i]:]`` (it has at most as many tokens as bytes) and its count in ``counts[i]``.
     Each document draws from its own generator seeded by (seed, doc_base + i), so results do not
@@ -252,7 +280,7 @@ def encode_documents(bc, pair, piece, values, mode, max_len, buf, offsets, lo, h
     for i in range(lo, hi):
         a, n = offsets[i], offsets[i + 1]
         state = seed_state(seed, doc_base + i)
-        pos, _ = _encode_span(bc, pair, piece, values, mode, max_len, buf, a, n, best, back, tok, out, a, state)
+        pos, _ = _encode_span(bc, pair, piece, values, mode, max_len, alpha, buf, a, n, best, back, tok, out, a, state)
         counts[i] = pos - a
 
 
