@@ -154,11 +154,8 @@ def load_cached(path: Path, model_sha256: str) -> tuple[EncoderArrays, dict[str,
     missing, stale or damaged in any way."""
     try:
         raw = np.load(path, mmap_mode="r", allow_pickle=False)
-    except (OSError, ValueError, EOFError):
-        return None
-    try:
         return _decode(raw, model_sha256)
-    except (ValueError, KeyError, TypeError, IndexError, OverflowError):
+    except Exception:  # noqa: BLE001 - whatever is wrong with an entry, it is only a missed shortcut
         return None
 
 
