@@ -1,0 +1,149 @@
+"""Cold start: wall time of a one-line encode in a fresh process, against peers in the same run.
+
+    python bench/bench_coldstart.py [--python PLAIN_ENV_PYTHON] [--model M] [--runs 15] [--json out.json]
+
+Ours is measured in a plain ``pip install .`` environment (no test extras: nothing that the
+package does not need is importable there), made in a temporary directory unless
+``--python`` names one. The numba cache and the model-array cache are warm (one untimed run of
+every command first); each round runs every command once, in turn, so load on a shared machine
+hits all of them alike; medians are reported. Peers: the original BytePiece 0.6.3
+(``$BYTEPIECE_ORIGINAL_PYTHON``, default /work/orig/bin/python) and sentencepiece with the same
+vocabulary exported, each as the equivalent ``python -c``; and, for scale, bare interpreters
+importing numpy and numba.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("BYTEPIECE_SHARED", REPO.parent / "shared"))
+DEFAULT_MODEL = SHARED / "models" / "bytepiece_80k.model"
+LINE = "hello world, 你好世界\n"
+
+
+def plain_env(directory: Path) -> Path:
+    """A fresh venv with this checkout installed as a user would (``pip install .``)."""
+    subprocess.run([sys.executable, "-m", "venv", str(directory)], check=True, timeout=600)
+    python = directory / "bin" / "python"
+    subprocess.run([str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check", str(REPO)],
+                   check=True, timeout=1800, cwd=tempfile.gettempdir())
+    return python
+
+
+def original_python() -> str | None:
+    candidate = os.environ.get("BYTEPIECE_ORIGINAL_PYTHON", "/work/orig/bin/python")
+    return candidate if Path(candidate).exists() else None
+
+
+def commands(python: Path, model: Path, spm_model: Path | None) -> dict[str, list[str]]:
+    bindir = python.parent
+    jobs = {
+        "bytepiece CLI": [str(bindir / "bytepiece"), "encode", "-m", str(model)],
+        "bytepiece python -c": [str(python), "-c", "import sys\nfrom bytepiece import Tokenizer\n"
+                                f"t = Tokenizer({str(model)!r})\nfor l in sys.stdin: print(*t.encode(l.rstrip('\\n')))"],
+        "python: import numpy": [str(python), "-c", "import numpy"],
+        "python: import numba": [str(python), "-c", "import numba"],
+        "python: nothing": [str(python), "-c", "pass"],
+    }
+    orig = original_python()
+    if orig:
+        jobs["original 0.6.3 python -c"] = [
+            orig, "-I", "-c", "import sys\nfrom bytepiece import Tokenizer\n"
+            f"t = Tokenizer({str(model)!r})\nfor l in sys.stdin: print(*t.encode(l.rstrip('\\n')))"]
+    if spm_model is not None:
+        jobs["sentencepiece python -c"] = [
+            sys.executable, "-c", "import sys, sentencepiece as s\n"
+            f"sp = s.SentencePieceProcessor(model_file={str(spm_model)!r})\n"
+            "for l in sys.stdin: print(*sp.encode(l.rstrip('\\n')))"]
+    return jobs
+
+
+def run_once(argv: list[str], env: dict[str, str]) -> tuple[float, str]:
+    start = time.perf_counter()
+    done = subprocess.run(argv, input=LINE, capture_output=True, text=True, env=env, cwd=tempfile.gettempdir(),
+                          timeout=300)
+    elapsed = time.perf_counter() - start
+    if done.returncode != 0:
+        raise RuntimeError(f"{argv[0]} failed: {done.stderr.strip()[-400:]}")
+    return elapsed, done.stdout.strip()
+
+
+def measure(python: Path, model: Path, runs: int, spm_model: Path | None) -> dict:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("BYTEPIECE_", "PYTHON"))}
+    jobs = commands(python, model, spm_model)
+    outputs = {name: run_once(argv, env)[1] for name, argv in jobs.items()}  # warm every cache
+    times: dict[str, list[float]] = {name: [] for name in jobs}
+    for _ in range(runs):
+        for name, argv in jobs.items():
+            times[name].append(run_once(argv, env)[0])
+    result = {name: {"median_s": statistics.median(t), "runs_s": t} for name, t in times.items()}
+    result["outputs"] = outputs
+    return result
+
+
+def report(result: dict) -> list[dict]:
+    cold = result["cold_start"]
+    ours = cold["bytepiece CLI"]["median_s"]
+    rows = [{"metric": "CLI one line (median)", "value_s": ours, "target": "<= 0.5 s", "met": ours <= 0.5}]
+    orig = cold.get("original 0.6.3 python -c")
+    if orig:
+        ratio = ours / orig["median_s"]
+        rows.append({"metric": "CLI one line / original python -c", "value": ratio, "target": "<= 2.5x", "met": ratio <= 2.5})
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--python", type=Path, help="python of an existing plain environment with bytepiece installed")
+    parser.add_argument("--model", type=Path, default=DEFAULT_MODEL)
+    parser.add_argument("--runs", type=int, default=15)
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args(argv)
+    if not args.model.is_file():
+        print(f"missing {args.model}: set BYTEPIECE_SHARED or pass --model", file=sys.stderr)
+        return 1
+    with tempfile.TemporaryDirectory(prefix="bench-cold-") as tmp:
+        python = args.python or plain_env(Path(tmp) / "venv")
+        spm_model = None
+        try:
+            import sentencepiece  # noqa: F401
+
+            from bytepiece import Tokenizer
+
+            spm_model = Tokenizer(args.model).to_sentencepiece(Path(tmp) / "spm.model")
+        except ImportError:
+            pass
+        result = {
+            "date": datetime.date.today().isoformat(),
+            "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, {platform.system()} {platform.release()}",
+            "python": platform.python_version(), "model": str(args.model), "line": LINE.strip(),
+            "command": "python bench/bench_coldstart.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+            "load_average_at_start": os.getloadavg(),
+            "cold_start": measure(python, args.model, args.runs, spm_model),
+            "load_average_at_end": os.getloadavg(),
+        }
+    result["rows"] = report(result)
+    for name, value in result["cold_start"].items():
+        if name != "outputs":
+            print(f"{name:28s} {value['median_s']:.3f} s")
+    for row in result["rows"]:
+        shown = f"{row['value_s']:.3f} s" if "value_s" in row else f"{row['value']:.2f}x"
+        print(f"{row['metric']}: {shown} (target {row['target']}: {'met' if row['met'] else 'MISSED'})")
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
