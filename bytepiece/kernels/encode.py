@@ -14,10 +14,10 @@ per candidate; only the trie walk itself is a chain of dependent loads (measured
 Ties: the original keeps, at each end position, the first of equal candidates in its
 longest-first order; seeing them shortest first, ``>=`` keeps the last one, which is the same.
 
-Sampling keeps a running total of path weights per end position and replaces the chosen
-predecessor with probability ``candidate / total`` (reservoir style), which draws each
-segmentation with probability proportional to ``prod p(piece) ** alpha`` exactly (forward
-filtering with the backward-sampling choice made during the forward pass).
+Sampling keeps a running total of path weights per end position and picks the predecessor with
+probability ``candidate / total``, which draws each segmentation with probability proportional
+to ``prod p(piece) ** alpha`` exactly (forward filtering with the backward-sampling choice made
+during the forward pass).
 ``LINEAR`` works with weights ``p ** alpha`` in the linear domain and rescales the window behind
 e when a total leaves [1e-100, 1e100]; ``LOG`` sums relative to the best candidate, in units of
 log p, for alphas so large that ``p ** alpha`` would underflow (any finite alpha works there).
@@ -85,52 +85,54 @@ def _viterbi_chunk(bc, pair, scores, text, a, b, best, back, tok):
 
 
 @njit(cache=True, nogil=True)
-def _sample_chunk_linear(bc, pair, weights, max_len, text, a, b, acc, back, tok, state):
+def _sample_chunk_linear(bc, pair, weights, max_len, text, a, b, acc, back, tok, state, sums, cells):
     """``weights[cell]``: p ** alpha of the piece ending at the cell, 0 where none ends.
 
-    Reservoir with jumps: replacing the kept candidate with probability x / total at every
-    candidate means that, after a replacement at running total W, no further replacement happens
-    before the total reaches W' with probability W / W'. So one uniform u per replacement decides
-    the next one (the first total with ``total * u > W``), and a position with k candidates draws
-    O(log k) random numbers instead of k, while the distribution stays exact. The next uniform is
-    drawn one replacement ahead, off the comparison's dependency chain.
-    """
+    The walk records, for its j-th candidate (j = 0: the single byte, 1: two bytes, ...), the
+    running total of path weights ``sums[j]`` and the cell ``cells[j]``; candidate j is then
+    chosen with probability ``(sums[j] - sums[j-1]) / total`` as the first j whose running total
+    exceeds ``u * total``, found by counting the totals at or below it (a count has no branch
+    to mispredict; the totals only grow, so it is that first index). One uniform per position
+    with a second candidate: the reservoir this replaces drew one per replacement and lost a
+    third of the speed to the generator and to unpredictable replacement branches. Whether a
+    uniform is drawn depends only on the text, never on earlier draws, so every draw stays
+    independent. ``sums`` and ``cells`` hold at least ``max_len`` entries."""
     m = b - a
     acc[0] = 1.0
-    u_next, state = next_uniform(state)
     base0 = bc[0]
     for e in range(1, m + 1):
-        # the single byte ending at e is always a piece: it opens the reservoir
         c = np.int64(text[a + e - 1])
         node = base0 + c
         total = acc[e - 1] * weights[node]
-        kept = total
         start = e - 1
         cell = node
         if e >= 2:
             node = pair[(c << 8) | np.int64(text[a + e - 2])]
-            s = e - 2
             if node >= 0:
-                # A second candidate: from here the reservoir needs a uniform. (Whether one is
-                # drawn depends only on the text, never on earlier draws, so skipping the draw
-                # where a byte is the only candidate keeps every draw independent.)
-                u = u_next
-                u_next, state = next_uniform(state)
-            while node >= 0:
-                total += acc[s] * weights[node]
-                if total * u > kept:
-                    start = s
-                    cell = node
-                    kept = total
-                    u = u_next
-                    u_next, state = next_uniform(state)
-                s -= 1
-                if s < 0:
-                    break
-                nxt = bc[2 * node] + text[a + s]
-                if bc[2 * nxt + 1] != node:
-                    break
-                node = nxt
+                sums[0] = total
+                cells[0] = cell
+                k = 1
+                s = e - 2
+                while True:
+                    total += acc[s] * weights[node]
+                    sums[k] = total
+                    cells[k] = node
+                    k += 1
+                    s -= 1
+                    if s < 0:
+                        break
+                    nxt = bc[2 * node] + text[a + s]
+                    if bc[2 * nxt + 1] != node:
+                        break
+                    node = nxt
+                u, state = next_uniform(state)
+                target = u * total
+                # At most k - 1: a product rounded up to ``total`` still picks the last one.
+                j = 0
+                for i in range(k - 1):
+                    j += 1 if sums[i] <= target else 0
+                start = e - 1 - j
+                cell = cells[j]
         back[e] = start
         tok[e] = cell
         if total > _RESCALE_HIGH or total < _RESCALE_LOW:
@@ -222,16 +224,18 @@ def _backtrack(back, tok, piece, m, out, pos):
 
 
 @njit(cache=True, nogil=True)
-def _encode_span(bc, pair, piece, values, mode, max_len, alpha, text, a, n, best, back, tok, out, pos, state):
+def _encode_span(bc, pair, piece, values, mode, max_len, alpha, text, a, n, best, back, tok, sums, cells, out, pos,
+                 state):
     """Segment text[a:n] chunk by chunk into ``out[pos:]``; return (new pos, rng state).
-    ``best``, ``back``, ``tok`` are work arrays of at least the longest chunk + 1; ``alpha`` is
-    only read by the LOG sampler (the LINEAR one has it folded into ``values``)."""
+    ``best``, ``back``, ``tok`` are work arrays of at least the longest chunk + 1, ``sums`` and
+    ``cells`` of at least ``max_len``; ``alpha`` is only read by the LOG sampler (the LINEAR one
+    has it folded into ``values``)."""
     while a < n:
         b = _chunk_end(text, a, n)
         if mode == VITERBI:
             _viterbi_chunk(bc, pair, values, text, a, b, best, back, tok)
         elif mode == LINEAR:
-            state = _sample_chunk_linear(bc, pair, values, max_len, text, a, b, best, back, tok, state)
+            state = _sample_chunk_linear(bc, pair, values, max_len, text, a, b, best, back, tok, state, sums, cells)
         else:
             state = _sample_chunk_log(bc, pair, values, alpha, text, a, b, best, back, tok, state)
         pos = _backtrack(back, tok, piece, b - a, out, pos)
@@ -248,7 +252,10 @@ def viterbi_encode(bc, pair, piece, scores, text):
     back = np.empty(n + 1, np.int32)
     tok = np.empty(n + 1, np.int32)
     out = np.empty(n, np.int32)
-    pos, _ = _encode_span(bc, pair, piece, scores, VITERBI, 0, 0.0, text, 0, n, best, back, tok, out, 0, np.uint64(0))
+    sums = np.empty(1, np.float64)
+    cells = np.empty(1, np.int64)
+    pos, _ = _encode_span(bc, pair, piece, scores, VITERBI, 0, 0.0, text, 0, n, best, back, tok, sums, cells, out, 0,
+                          np.uint64(0))
     return out[:pos]
 
 
@@ -261,7 +268,10 @@ def sample_encode(bc, pair, piece, values, mode, max_len, alpha, text, seed):
     back = np.empty(n + 1, np.int32)
     tok = np.empty(n + 1, np.int32)
     out = np.empty(n, np.int32)
-    pos, _ = _encode_span(bc, pair, piece, values, mode, max_len, alpha, text, 0, n, acc, back, tok, out, 0, seed_state(seed, 0))
+    sums = np.empty(max_len + 1, np.float64)
+    cells = np.empty(max_len + 1, np.int64)
+    pos, _ = _encode_span(bc, pair, piece, values, mode, max_len, alpha, text, 0, n, acc, back, tok, sums, cells, out, 0,
+                          seed_state(seed, 0))
     return out[:pos]
 
 
@@ -277,10 +287,13 @@ def encode_documents(bc, pair, piece, values, mode, max_len, alpha, buf, offsets
     best = np.empty(longest + 1, np.float64)
     back = np.empty(longest + 1, np.int32)
     tok = np.empty(longest + 1, np.int32)
+    sums = np.empty(max_len + 1, np.float64)
+    cells = np.empty(max_len + 1, np.int64)
     for i in range(lo, hi):
         a, n = offsets[i], offsets[i + 1]
         state = seed_state(seed, doc_base + i)
-        pos, _ = _encode_span(bc, pair, piece, values, mode, max_len, alpha, buf, a, n, best, back, tok, out, a, state)
+        pos, _ = _encode_span(bc, pair, piece, values, mode, max_len, alpha, buf, a, n, best, back, tok, sums, cells, out,
+                              a, state)
         counts[i] = pos - a
 
 
