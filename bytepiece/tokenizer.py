@@ -34,6 +34,7 @@ Text = Union[str, bytes]
 # p ** alpha must stay far from underflow for the linear-domain sampler (it rescales within
 # [1e-100, 1e100]); below this log weight the log-domain sampler takes over.
 _LINEAR_MIN_LOG_WEIGHT = -200.0
+_INF = float("inf")
 # Batches smaller than this (characters) run on the calling thread: handing them to a pool
 # costs more than it saves.
 _SMALL_BATCH_CHARS = 1 << 15
@@ -85,6 +86,7 @@ class Tokenizer:
         self._metadata = metadata
         self._arrays = arrays
         self._encoder = Trie(arrays.base_check, arrays.piece, arrays.max_depth)
+        self._bc, self._piece_of_cell = arrays.base_check, arrays.piece  # the kernels' arguments, one lookup away
         self._pair = arrays.pair
         self._cell_scores = arrays.cell_scores
         self.scores = arrays.scores
@@ -177,9 +179,7 @@ class Tokenizer:
         with np.errstate(over="ignore"):
             scaled = alpha * self.scores
         if scaled[FIRST_PIECE_ID:].min() >= _LINEAR_MIN_LOG_WEIGHT:
-            weights = self._encoder.cell_values(np.exp(scaled), 0.0)
-            weights.flags.writeable = False
-            entry = (K.LINEAR, weights)
+            entry = (K.LINEAR, self._encoder.cell_values(np.exp(scaled), 0.0))
         else:
             entry = (K.LOG, self._cell_scores)
         self._sampling_cache[alpha] = entry
@@ -188,17 +188,16 @@ class Tokenizer:
         return entry
 
     def _encode_array(self, data: bytes, alpha: float, seed: Seed) -> npt.NDArray[np.int32]:
+        K = _kernel_module or _kernels()
         text = np.frombuffer(data, dtype=np.uint8)
-        trie = self._encoder
-        K = _kernels()
         if alpha < 0:
-            return K.viterbi_encode(trie.base_check, self._pair, trie.piece, self._cell_scores, text)
+            return K.viterbi_encode(self._bc, self._pair, self._piece_of_cell, self._cell_scores, text)
         mode, values = self._sampler(alpha)
-        return K.sample_encode(trie.base_check, self._pair, trie.piece, values, mode, trie.max_depth, alpha, text,
-                               kernel_seed(seed))
+        return K.sample_encode(self._bc, self._pair, self._piece_of_cell, values, mode, self._encoder.max_depth, alpha,
+                               text, kernel_seed(seed))
 
     def _id_list(self, data: bytes, alpha: float, seed: Seed) -> list[int]:
-        if alpha < 0 and _python_covers(len(data)):
+        if alpha < 0 and _kernel_module is None and _python_covers(len(data)):
             return viterbi_ids(*self._views, data)
         ids = self._encode_array(data, alpha, seed)
         if ids.shape[0] >= _SHARED_IDS_MIN:
@@ -215,7 +214,9 @@ class Tokenizer:
     ) -> list[int]:
         """Token ids of ``text``. ``alpha >= 0`` samples a segmentation with probability
         proportional to ``prod p(piece) ** alpha`` (0: uniform); ``seed`` makes it reproducible."""
-        ids = self._id_list(to_utf8(text, self.normalization), alpha_value(alpha), seed)
+        if not (type(alpha) is float and -_INF < alpha < _INF):
+            alpha = alpha_value(alpha)
+        ids = self._id_list(to_utf8(text, self.normalization), alpha, seed)
         if add_bos:
             ids.insert(0, BOS_ID)
         if add_eos:

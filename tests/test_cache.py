@@ -57,7 +57,6 @@ def test_second_load_reads_the_entry_instead_of_building(cache_home, model_file,
     _same_behaviour(first, tiny_tokenizer)
     assert second.model.pieces == tiny_tokenizer.model.pieces
     assert np.array_equal(second.model.counts, tiny_tokenizer.model.counts)
-    assert not second.scores.flags.writeable and not second._encoder.base_check.flags.writeable
     monkeypatch.undo()
     restored = pickle.loads(pickle.dumps(second))  # pickles the model, rebuilt on loading
     _same_behaviour(restored, tiny_tokenizer)

@@ -245,17 +245,22 @@ def _encode_span(bc, pair, piece, values, mode, max_len, alpha, text, a, n, best
 
 @njit(cache=True, nogil=True)
 def viterbi_encode(bc, pair, piece, scores, text):
-    """Token ids of one UTF-8 text (deterministic); the per-call fast path. ``scores`` is per
-    cell (``Trie.cell_values(scores_by_id, -inf)``)."""
+    """Token ids of one UTF-8 text (deterministic); the per-call fast path, so it allocates as
+    little as it can: one float array and one int array holding ``back``, ``tok`` and the output.
+    ``scores`` is per cell (``Trie.cell_values(scores_by_id, -inf)``)."""
     n = text.shape[0]
     best = np.empty(n + 1, np.float64)
-    back = np.empty(n + 1, np.int32)
-    tok = np.empty(n + 1, np.int32)
-    out = np.empty(n, np.int32)
-    sums = np.empty(1, np.float64)
-    cells = np.empty(1, np.int64)
-    pos, _ = _encode_span(bc, pair, piece, scores, VITERBI, 0, 0.0, text, 0, n, best, back, tok, sums, cells, out, 0,
-                          np.uint64(0))
+    ints = np.empty(3 * n + 2, np.int32)
+    back = ints[: n + 1]
+    tok = ints[n + 1 : 2 * n + 2]
+    out = ints[2 * n + 2 :]
+    pos = 0
+    a = 0
+    while a < n:
+        b = _chunk_end(text, a, n)
+        _viterbi_chunk(bc, pair, scores, text, a, b, best, back, tok)
+        pos = _backtrack(back, tok, piece, b - a, out, pos)
+        a = b
     return out[:pos]
 
 
