@@ -284,10 +284,16 @@ class Tokenizer:
         """One block of ``encode_batch`` (on a worker thread, or the only one): (flat ids,
         token offsets)."""
         data, offsets = join_texts(texts, self.normalization, doc_base)
-        if alpha < 0 and _python_covers(len(data)):
+        if alpha < 0 and _kernel_module is None and _python_covers(len(data)):
             return self._python_block(data, offsets, bos, eos)
-        out, counts = self._encode_block(np.frombuffer(data, dtype=np.uint8), offsets, alpha, seed64, doc_base)
-        return _kernels().gather_documents(out, offsets, counts, bos, eos)
+        K = _kernel_module or _kernels()
+        if alpha < 0:
+            mode, values = K.VITERBI, self._cell_scores
+        else:
+            mode, values = self._sampler(alpha)
+        return K.encode_documents(self._bc, self._pair, self._piece_of_cell, values, mode, self._encoder.max_depth,
+                                  max(alpha, 0.0), np.frombuffer(data, dtype=np.uint8), offsets, seed64, doc_base, bos,
+                                  eos)
 
     def _python_block(self, data, offsets, bos, eos):
         views = self._views
@@ -302,21 +308,6 @@ class Tokenizer:
                 flat.append(eos)
             token_offsets.append(len(flat))
         return np.array(flat, dtype=np.int32), np.array(token_offsets, dtype=np.int64)
-
-    def _encode_block(self, buf, offsets, alpha, seed64, doc_base):
-        """Kernel call for one joined block: (ids per document at their byte offsets, counts)."""
-        K = _kernels()
-        if alpha < 0:
-            mode, values = K.VITERBI, self._cell_scores
-        else:
-            mode, values = self._sampler(alpha)
-        n_docs = len(offsets) - 1
-        out = np.empty(max(len(buf), 1), dtype=np.int32)
-        counts = np.zeros(n_docs, dtype=np.int64)
-        trie = self._encoder
-        K.encode_documents(trie.base_check, self._pair, trie.piece, values, mode, trie.max_depth, max(alpha, 0.0),
-                           buf, offsets, 0, n_docs, seed64, out, counts, doc_base)
-        return out, counts
 
     def _encode_overlapped(self, texts, lengths, alpha, seed64, bos, eos, threads):
         """Several threads: each job normalizes and joins its own block of texts, then encodes it.

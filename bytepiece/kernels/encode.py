@@ -281,44 +281,39 @@ def sample_encode(bc, pair, piece, values, mode, max_len, alpha, text, seed):
 
 
 @njit(cache=True, nogil=True)
-def encode_documents(bc, pair, piece, values, mode, max_len, alpha, buf, offsets, lo, hi, seed, out, counts, doc_base):
-    """Encode documents lo..hi-1 of ``buf`` (split by ``offsets``); document i writes its ids at
-    ``out[offsets[i]:]`` (it has at most as many tokens as bytes) and its count in ``counts[i]``.
-    Each document draws from its own generator seeded by (seed, doc_base + i), so results do not
-    depend on how documents are spread over threads or blocks."""
+def encode_documents(bc, pair, piece, values, mode, max_len, alpha, buf, offsets, seed, doc_base, bos, eos):
+    """Encode the documents of ``buf`` (document i is ``buf[offsets[i]:offsets[i + 1]]``) into
+    one packed array: (ids, token offsets), document i being ``ids[off[i]:off[i + 1]]``, with
+    the ``bos`` / ``eos`` ids around each (-1: none). Documents are segmented in order, each
+    writing right after the previous one (never more ids than bytes, so it cannot overtake the
+    next document's bytes), so no second pass packs them. Each document draws from its own
+    generator seeded by (seed, doc_base + i): results do not depend on how documents are spread
+    over threads or blocks."""
+    n_docs = offsets.shape[0] - 1
+    extra = (1 if bos >= 0 else 0) + (1 if eos >= 0 else 0)
     longest = 0
-    for i in range(lo, hi):
+    for i in range(n_docs):
         longest = max(longest, offsets[i + 1] - offsets[i])
     best = np.empty(longest + 1, np.float64)
     back = np.empty(longest + 1, np.int32)
     tok = np.empty(longest + 1, np.int32)
     sums = np.empty(max_len + 1, np.float64)
     cells = np.empty(max_len + 1, np.int64)
-    for i in range(lo, hi):
-        a, n = offsets[i], offsets[i + 1]
-        state = seed_state(seed, doc_base + i)
-        pos, _ = _encode_span(bc, pair, piece, values, mode, max_len, alpha, buf, a, n, best, back, tok, sums, cells, out,
-                              a, state)
-        counts[i] = pos - a
-
-
-@njit(cache=True, nogil=True)
-def gather_documents(out, offsets, counts, bos, eos):
-    """Pack per-document results into one flat array plus token offsets, adding bos/eos ids (-1: none)."""
-    n_docs = counts.shape[0]
-    extra = (1 if bos >= 0 else 0) + (1 if eos >= 0 else 0)
-    token_offsets = np.zeros(n_docs + 1, np.int64)
+    out = np.empty(buf.shape[0] + extra * n_docs, np.int32)
+    token_offsets = np.empty(n_docs + 1, np.int64)
+    token_offsets[0] = 0
+    pos = 0
     for i in range(n_docs):
-        token_offsets[i + 1] = token_offsets[i] + counts[i] + extra
-    flat = np.empty(token_offsets[n_docs], np.int32)
-    for i in range(n_docs):
-        p = token_offsets[i]
         if bos >= 0:
-            flat[p] = bos
-            p += 1
-        src = offsets[i]
-        for k in range(counts[i]):
-            flat[p + k] = out[src + k]
+            out[pos] = bos
+            pos += 1
+        state = seed_state(seed, doc_base + i)
+        pos, _ = _encode_span(bc, pair, piece, values, mode, max_len, alpha, buf, offsets[i], offsets[i + 1], best, back,
+                              tok, sums, cells, out, pos, state)
         if eos >= 0:
-            flat[p + counts[i]] = eos
-    return flat, token_offsets
+            out[pos] = eos
+            pos += 1
+        token_offsets[i + 1] = pos
+    if 2 * pos < out.shape[0]:
+        return out[:pos].copy(), token_offsets  # do not keep a buffer several times the ids alive
+    return out[:pos], token_offsets
