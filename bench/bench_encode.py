@@ -83,6 +83,7 @@ def measure(model: Path, mb: float, rounds: int, spm_dir: Path) -> dict:
     from bytepiece import Tokenizer
 
     tokenizer = Tokenizer(model)
+    tokenizer.warmup()
     processor = None
     try:
         import sentencepiece

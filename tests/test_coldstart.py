@@ -124,3 +124,12 @@ def test_cli_one_line_does_not_import_numba(cold_env, tiny_model_file, tiny_toke
     done = _run(code, cold_env, stdin="abcd 中文 ab\nabc\n")
     assert done.stdout.splitlines() == [" ".join(map(str, tiny_tokenizer.encode(t))) for t in ("abcd 中文 ab", "abc")]
     assert done.stderr.strip().splitlines()[-1] == "False"
+
+
+def test_warmup_loads_the_kernels_for_every_later_call(monkeypatch, tiny_tokenizer):
+    monkeypatch.setattr(tokenizer_module, "_kernel_module", None)
+    monkeypatch.setattr(tokenizer_module, "_python_budget", PYTHON_BUDGET_BYTES)
+    tiny_tokenizer.warmup()
+    assert tokenizer_module._kernel_module is not None
+    tiny_tokenizer.encode("abcd")
+    assert tokenizer_module._python_budget == PYTHON_BUDGET_BYTES, "nothing went to the Python path"
