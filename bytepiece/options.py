@@ -19,7 +19,7 @@ from .errors import InputError
 Seed = Union[int, np.random.Generator, None]
 
 _INF = math.inf
-_INT64_MIN, _INT64_MAX = -(1 << 63), (1 << 63) - 1
+_UINT64_MAX = (1 << 64) - 1
 _SEED_PERSON = b"bytepiece.seed"
 
 
@@ -42,8 +42,9 @@ def alpha_value(alpha: Any) -> float:
     )
 
 
-def kernel_seed(seed: Seed) -> int:
-    """The kernels' 64-bit seed (as a signed int64) for ``seed``.
+def kernel_seed(seed: Seed) -> np.uint64:
+    """The kernels' 64-bit seed for ``seed`` (a numpy uint64, so numba always sees one type and
+    the kernels also run as plain Python).
 
     Integers of any size and sign are hashed (blake2b of their two's complement bytes), so
     nearby or wide seeds give unrelated streams and distinct seeds distinct ones (up to 64-bit
@@ -52,18 +53,18 @@ def kernel_seed(seed: Seed) -> int:
     if type(seed) is int:
         return _hash_int(seed)
     if seed is None:
-        return int.from_bytes(os.urandom(8), "little", signed=True)
+        return np.uint64(int.from_bytes(os.urandom(8), "little"))
     if isinstance(seed, np.random.Generator):
-        return int(seed.integers(_INT64_MIN, _INT64_MAX, endpoint=True, dtype=np.int64))
+        return seed.integers(0, _UINT64_MAX, endpoint=True, dtype=np.uint64)
     if isinstance(seed, (int, np.integer)) and not isinstance(seed, (bool, np.bool_)):
         return _hash_int(int(seed))
     raise InputError(f"seed must be an int, a numpy.random.Generator or None, got {seed!r} of type {type(seed).__name__}")
 
 
-def _hash_int(value: int) -> int:
+def _hash_int(value: int) -> np.uint64:
     data = value.to_bytes((value.bit_length() + 8) // 8, "little", signed=True)
     digest = hashlib.blake2b(data, digest_size=8, person=_SEED_PERSON).digest()
-    return int.from_bytes(digest, "little", signed=True)
+    return np.uint64(int.from_bytes(digest, "little"))
 
 
 def resolve_threads(num_threads: int | None) -> int:

@@ -35,6 +35,7 @@ Text = Union[str, bytes]
 # [1e-100, 1e100]); below this log weight the log-domain sampler takes over.
 _LINEAR_MIN_LOG_WEIGHT = -200.0
 _INF = float("inf")
+_NO_SEED = np.uint64(0)  # what deterministic calls pass for the seed
 # Batches smaller than this (characters) run on the calling thread: handing them to a pool
 # costs more than it saves.
 _SMALL_BATCH_CHARS = 1 << 15
@@ -177,8 +178,8 @@ class Tokenizer:
         for alpha in (-1.0, 0.5):
             mode, values = (K.VITERBI, self._cell_scores) if alpha < 0 else self._sampler(alpha)
             K.encode_documents(self._bc, self._pair, self._piece_of_cell, values, mode, self._encoder.max_depth,
-                               max(alpha, 0.0), np.frombuffer(text, dtype=np.uint8), np.array([0, len(text)]), 0, 0,
-                               -1, -1)
+                               max(alpha, 0.0), np.frombuffer(text, dtype=np.uint8), np.array([0, len(text)]), _NO_SEED,
+                               0, -1, -1)
 
     def normalize(self, text: Text) -> bytes:
         """The UTF-8 bytes the model segments (after NFC unless normalization='none')."""
@@ -276,7 +277,7 @@ class Tokenizer:
         threads = resolve_threads(num_threads)
         if not isinstance(texts, list):
             texts = list(texts)
-        seed64 = kernel_seed(seed) if alpha >= 0 else 0
+        seed64 = kernel_seed(seed) if alpha >= 0 else _NO_SEED
         bos, eos = BOS_ID if add_bos else -1, EOS_ID if add_eos else -1
         lengths = None
         if threads > 1 and len(texts) > 1:
