@@ -6,7 +6,8 @@ Ours is measured in a plain ``pip install .`` environment (no test extras: nothi
 package does not need is importable there), made in a temporary directory unless
 ``--python`` names one. The numba cache and the model-array cache are warm (one untimed run of
 every command first); each round runs every command once, in turn, so load on a shared machine
-hits all of them alike; medians are reported. Peers: the original BytePiece 0.6.3
+hits all of them alike; medians are reported. ``--sample`` is timed as well: sampling always
+runs in the numba kernels, so it shows what a start costs when numba has to be loaded. Peers: the original BytePiece 0.6.3
 (``$BYTEPIECE_ORIGINAL_PYTHON``, default /work/orig/bin/python) and sentencepiece with the same
 vocabulary exported, each as the equivalent ``python -c``; and, for scale, bare interpreters
 importing numpy and numba.
@@ -19,6 +20,7 @@ import datetime
 import json
 import os
 import platform
+import shutil
 import statistics
 import subprocess
 import sys
@@ -33,10 +35,14 @@ LINE = "hello world, 你好世界\n"
 
 
 def plain_env(directory: Path) -> Path:
-    """A fresh venv with this checkout installed as a user would (``pip install .``)."""
-    subprocess.run([sys.executable, "-m", "venv", str(directory)], check=True, timeout=600)
-    python = directory / "bin" / "python"
-    subprocess.run([str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check", str(REPO)],
+    """A fresh venv with this checkout installed as a user would (``pip install .``), built from
+    a copy so that the build leaves nothing behind in the checkout."""
+    source = directory / "source"
+    shutil.copytree(REPO, source, ignore=shutil.ignore_patterns(".git", ".venv", "build", "*.egg-info", "__pycache__",
+                                                                ".pytest_cache", ".hypothesis"))
+    subprocess.run([sys.executable, "-m", "venv", str(directory / "venv")], check=True, timeout=600)
+    python = directory / "venv" / "bin" / "python"
+    subprocess.run([str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check", str(source)],
                    check=True, timeout=1800, cwd=tempfile.gettempdir())
     return python
 
@@ -50,6 +56,8 @@ def commands(python: Path, model: Path, spm_model: Path | None) -> dict[str, lis
     bindir = python.parent
     jobs = {
         "bytepiece CLI": [str(bindir / "bytepiece"), "encode", "-m", str(model)],
+        # sampling always runs in the numba kernels: what a start costs when they are needed
+        "bytepiece CLI --sample": [str(bindir / "bytepiece"), "encode", "-m", str(model), "--sample", "alpha=0.1,seed=1"],
         "bytepiece python -c": [str(python), "-c", "import sys\nfrom bytepiece import Tokenizer\n"
                                 f"t = Tokenizer({str(model)!r})\nfor l in sys.stdin: print(*t.encode(l.rstrip('\\n')))"],
         "python: import numpy": [str(python), "-c", "import numpy"],
@@ -114,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"missing {args.model}: set BYTEPIECE_SHARED or pass --model", file=sys.stderr)
         return 1
     with tempfile.TemporaryDirectory(prefix="bench-cold-") as tmp:
-        python = args.python or plain_env(Path(tmp) / "venv")
+        python = args.python or plain_env(Path(tmp))
         spm_model = None
         try:
             import sentencepiece  # noqa: F401

@@ -36,6 +36,7 @@ RATIO_ROWS = [
 ]
 COLD_ROWS = [
     ("bytepiece CLI", "`echo ... | bytepiece encode -m MODEL`"),
+    ("bytepiece CLI --sample", "the same with `--sample alpha=0.1,seed=1` (loads numba)"),
     ("bytepiece python -c", "bytepiece, the same in `python -c`"),
     ("original 0.6.3 python -c", "original BytePiece 0.6.3, `python -c`"),
     ("sentencepiece python -c", "sentencepiece, `python -c`"),
