@@ -95,7 +95,7 @@ def measure(python: Path, model: Path, runs: int, spm_model: Path | None) -> dic
     for _ in range(runs):
         for name, argv in jobs.items():
             times[name].append(run_once(argv, env)[0])
-    result = {name: {"median_s": statistics.median(t), "runs_s": t} for name, t in times.items()}
+    result: dict = {name: {"median_s": statistics.median(t), "runs_s": t} for name, t in times.items()}
     result["outputs"] = outputs
     return result
 
@@ -132,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
             spm_model = Tokenizer(args.model).to_sentencepiece(Path(tmp) / "spm.model")
         except ImportError:
             pass
-        result = {
+        result: dict = {
             "date": datetime.date.today().isoformat(),
             "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, {platform.system()} {platform.release()}",
             "python": platform.python_version(), "model": str(args.model), "line": LINE.strip(),

@@ -10,7 +10,8 @@ An entry is one ``.npy`` file of bytes: a JSON header (format, library version, 
 array table, crc32 of the array bytes) followed by the arrays, each 64-byte aligned. An entry is
 used only if every check passes (header fields, names, dtypes and shapes, the crc32, and index
 bounds, so a damaged file can never make a kernel read outside an array); anything else is
-rebuilt from the model and rewritten atomically. A cache directory that cannot be created or
+rebuilt from the model and rewritten atomically (entries are replaced, never rewritten in place,
+so a mapping stays valid while a process uses it). A cache directory that cannot be created or
 written is skipped without a message: the cache only ever saves time.
 
 ``$BYTEPIECE_CACHE_DIR`` overrides the location (empty: no cache); otherwise it is
