@@ -6,7 +6,9 @@ Ours is measured in a plain ``pip install .`` environment (no test extras: nothi
 package does not need is importable there), made in a temporary directory unless
 ``--python`` names one. The numba cache and the model-array cache are warm (one untimed run of
 every command first); each round runs every command once, in turn, so load on a shared machine
-hits all of them alike; medians are reported. ``--sample`` is timed as well: sampling always
+hits all of them alike; medians are reported, of wall time and of the child's CPU time (user +
+system): a start is CPU-bound, so on a machine busy with other work its CPU time is what its wall
+time would be on an idle core. ``--sample`` is timed as well: sampling always
 runs in the numba kernels, so it shows what a start costs when numba has to be loaded. Peers: the original BytePiece 0.6.3
 (``$BYTEPIECE_ORIGINAL_PYTHON``, default /work/orig/bin/python) and sentencepiece with the same
 vocabulary exported, each as the equivalent ``python -c``; and, for scale, bare interpreters
@@ -20,6 +22,7 @@ import datetime
 import json
 import os
 import platform
+import resource
 import shutil
 import statistics
 import subprocess
@@ -77,38 +80,60 @@ def commands(python: Path, model: Path, spm_model: Path | None) -> dict[str, lis
     return jobs
 
 
-def run_once(argv: list[str], env: dict[str, str]) -> tuple[float, str]:
+def run_once(argv: list[str], env: dict[str, str]) -> tuple[float, float, str]:
+    """(wall seconds, CPU seconds of the child, its output)."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     done = subprocess.run(argv, input=LINE, capture_output=True, text=True, env=env, cwd=tempfile.gettempdir(),
                           timeout=300)
     elapsed = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if done.returncode != 0:
         raise RuntimeError(f"{argv[0]} failed: {done.stderr.strip()[-400:]}")
-    return elapsed, done.stdout.strip()
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return elapsed, cpu, done.stdout.strip()
 
 
 def measure(python: Path, model: Path, runs: int, spm_model: Path | None) -> dict:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("BYTEPIECE_", "PYTHON"))}
     jobs = commands(python, model, spm_model)
-    outputs = {name: run_once(argv, env)[1] for name, argv in jobs.items()}  # warm every cache
+    outputs = {name: run_once(argv, env)[2] for name, argv in jobs.items()}  # warm every cache
     times: dict[str, list[float]] = {name: [] for name in jobs}
+    cpu: dict[str, list[float]] = {name: [] for name in jobs}
     for _ in range(runs):
         for name, argv in jobs.items():
-            times[name].append(run_once(argv, env)[0])
-    result: dict = {name: {"median_s": statistics.median(t), "runs_s": t} for name, t in times.items()}
+            wall, used, _ = run_once(argv, env)
+            times[name].append(wall)
+            cpu[name].append(used)
+    result: dict = {name: {"median_s": statistics.median(t), "runs_s": t, "median_cpu_s": statistics.median(cpu[name]),
+                           "cpu_s": cpu[name]} for name, t in times.items()}
     result["outputs"] = outputs
     return result
 
 
 def report(result: dict) -> list[dict]:
     cold = result["cold_start"]
-    ours = cold["bytepiece CLI"]["median_s"]
-    rows = [{"metric": "CLI one line (median)", "value_s": ours, "target": "<= 0.5 s", "met": ours <= 0.5}]
+    ours, ours_cpu = cold["bytepiece CLI"]["median_s"], cold["bytepiece CLI"]["median_cpu_s"]
+    rows = [{"metric": "CLI one line, wall (median)", "value_s": ours, "target": "<= 0.5 s", "met": ours <= 0.5},
+            {"metric": "CLI one line, CPU (median; the wall time on an idle core)", "value_s": ours_cpu,
+             "target": "<= 0.5 s", "met": ours_cpu <= 0.5}]
     orig = cold.get("original 0.6.3 python -c")
     if orig:
         ratio = ours / orig["median_s"]
-        rows.append({"metric": "CLI one line / original python -c", "value": ratio, "target": "<= 2.5x", "met": ratio <= 2.5})
+        rows.append({"metric": "CLI one line / original python -c (wall)", "value": ratio, "target": "<= 2.5x",
+                     "met": ratio <= 2.5})
     return rows
+
+
+def machine() -> str:
+    """CPU model, cores and OS, for the record of a run."""
+    name = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            name = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), name)
+    except OSError:
+        pass
+    return f"{name}, {os.cpu_count()} cores, {platform.system()} {platform.release()}"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -134,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
             pass
         result: dict = {
             "date": datetime.date.today().isoformat(),
-            "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, {platform.system()} {platform.release()}",
+            "machine": machine(),
             "python": platform.python_version(), "model": str(args.model), "line": LINE.strip(),
             "command": "python bench/bench_coldstart.py " + " ".join(argv if argv is not None else sys.argv[1:]),
             "load_average_at_start": os.getloadavg(),
@@ -144,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:
     result["rows"] = report(result)
     for name, value in result["cold_start"].items():
         if name != "outputs":
-            print(f"{name:28s} {value['median_s']:.3f} s")
+            print(f"{name:28s} {value['median_s']:.3f} s wall, {value['median_cpu_s']:.3f} s CPU")
     for row in result["rows"]:
         shown = f"{row['value_s']:.3f} s" if "value_s" in row else f"{row['value']:.2f}x"
         print(f"{row['metric']}: {shown} (target {row['target']}: {'met' if row['met'] else 'MISSED'})")

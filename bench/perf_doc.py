@@ -35,7 +35,7 @@ RATIO_ROWS = [
     ("2 threads / 1 thread (flat)", "2 threads / 1 thread (wall clock)"),
 ]
 COLD_ROWS = [
-    ("bytepiece CLI", "`echo ... | bytepiece encode -m MODEL`"),
+    ("bytepiece CLI", "`bytepiece encode -m MODEL`, the line on stdin"),
     ("bytepiece CLI --sample", "the same with `--sample alpha=0.1,seed=1` (loads numba)"),
     ("bytepiece python -c", "bytepiece, the same in `python -c`"),
     ("original 0.6.3 python -c", "original BytePiece 0.6.3, `python -c`"),
@@ -68,12 +68,24 @@ def encode_section(result: dict) -> list[str]:
     for key, label in ENCODE_ROWS:
         if key in first["MBps"]:
             out.append(f"| {label} | " + " | ".join(f"{result['corpora'][c]['MBps'][key]:.1f}" for c in corpora) + " |")
+    busy = max(result["load_average_at_start"][0], result["load_average_at_end"][0]) > _cores(result["machine"])
     out += ["", "Median over rounds of the per-round ratio:", "",
             "| ratio | " + " | ".join(corpora) + " |", "| --- |" + " ---: |" * len(corpora)]
     for key, label in RATIO_ROWS:
         if key in first["ratios"]:
             out.append(f"| {label} | " + " | ".join(f"{result['corpora'][c]['ratios'][key]:.2f}x" for c in corpora) + " |")
+    if busy:
+        out += ["", "The load average exceeded the number of cores during this run: other processes held cores "
+                "too, so the two-thread figures show the share of the machine the benchmark got rather than how "
+                "encoding scales."]
     return out
+
+
+def _cores(machine: str) -> int:
+    for part in machine.split(","):
+        if part.strip().endswith("cores"):
+            return int(part.split()[0])
+    return 1
 
 
 def coldstart_section(result: dict) -> list[str]:
@@ -85,15 +97,17 @@ def coldstart_section(result: dict) -> list[str]:
         f"Measured {result['date']} on {result['machine']}, Python {result['python']}: one line "
         f"(`{result['line']}`) encoded by a fresh process with the `{Path(result['model']).name}` model, in a plain "
         "`pip install .` environment whose numba and model caches are warm; median of "
-        f"{runs} rounds that run every command once, in turn. Load average {_load(result['load_average_at_start'])} "
-        f"at the start, {_load(result['load_average_at_end'])} at the end. Command: `{result['command']}`.",
+        f"{runs} rounds that run every command once, in turn, of the wall time and of the process's CPU time "
+        "(what the wall time is on an idle core). Load average "
+        f"{_load(result['load_average_at_start'])} at the start, {_load(result['load_average_at_end'])} at the end. "
+        f"Command: `{result['command']}`.",
         "",
-        "| one line in a new process | median s |",
-        "| --- | ---: |",
+        "| one line in a new process | wall s | CPU s |",
+        "| --- | ---: | ---: |",
     ]
     for key, label in COLD_ROWS:
         if key in cold:
-            out.append(f"| {label} | {cold[key]['median_s']:.3f} |")
+            out.append(f"| {label} | {cold[key]['median_s']:.3f} | {cold[key]['median_cpu_s']:.3f} |")
     return out
 
 

@@ -6,10 +6,11 @@ is segmented independently, with its scores restarting from 0 exactly as the ori
 
 The kernels *pull*: for each end position e they walk the trie of reversed pieces backwards over
 ``text[e-1], text[e-2], ...``, which yields every piece ending at e (shortest first) together
-with the already final value of its start. The best score (or the running total of path weights)
-stays in registers, so a candidate costs one load from the walk and an add-compare, with no store
-per candidate; only the trie walk itself is a chain of dependent loads (measured 35 MB/s against
-25 MB/s for pushing candidates forward from each start).
+with the already final value of its start. The best score stays in registers, so a Viterbi
+candidate costs one load from the walk and an add-compare, with no store; only the trie walk
+itself is a chain of dependent loads (measured 35 MB/s against 25 MB/s for pushing candidates
+forward from each start). The sampler also writes each candidate's running total to a small
+array that stays in L1 (see ``_sample_chunk_linear``).
 
 Ties: the original keeps, at each end position, the first of equal candidates in its
 longest-first order; seeing them shortest first, ``>=`` keeps the last one, which is the same.
