@@ -1,154 +1,202 @@
-"""Encode throughput: bytepiece against the original BytePiece 0.6.3, measured in the same run.
+"""Encode throughput against sentencepiece on the same vocabulary, measured in one run.
 
-    python bench/bench_encode.py [--model M] [--corpus C] [--mb 2] [--json out.json]
+    python bench/bench_encode.py [--model M] [--mb 2] [--rounds 15] [--json out.json]
 
-Lines of the corpus are the documents. Ours: per-line ``encode`` (one thread) and
-``encode_batch`` (one thread, all cores), deterministic and alpha=0.1. The original runs in its
-own interpreter (``$BYTEPIECE_ORIGINAL_PYTHON``, default /tmp/orig/bin/python; it needs a
-byte-mode pyahocorasick: ``AHOCORASICK_BYTES=1 pip install --no-binary pyahocorasick
-pyahocorasick bytepiece==0.6.3``) on the same lines; it is reported as skipped when absent.
+For each dev corpus (zh, en, code; one line = one document, the first ``--mb`` MB) every round
+times, in turn: ``encode_batch`` returning lists and returning the flat array (one thread),
+sampling with alpha=0.1 (flat, one thread), the flat array on two threads, and
+sentencepiece's ``encode(lines, num_threads=1)`` on the model exported with
+``to_sentencepiece`` (byte_fallback). All run in this process, so load from other processes on
+a shared machine falls on every variant of a round alike; ratios are computed per round and
+their medians reported, MB/s from the fastest round. The kernels are compiled and warmed before
+any clock starts, and each timed call follows an untimed call of the same variant: what is
+measured is the steady state of encoding one batch after another, not the cost of reloading
+caches that the other variants of the round (sentencepiece's model, the sampling weights) evicted.
+
+Each run records wall time and the process's CPU time. One-thread comparisons use CPU time:
+on a machine shared with other busy processes, wall time also counts the time the scheduler
+gave the core to someone else, which has nothing to do with either tokenizer. Two threads are
+compared by wall time (that is what they save), and their CPU time shows the cost of
+parallelism: ``1 thread CPU / 2 threads CPU`` near 1 means the two threads do no extra work, so
+on two otherwise idle cores the wall-clock speedup approaches 2x.
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
 import os
-import subprocess
+import platform
+import statistics
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-SHARED = Path(os.environ.get("BYTEPIECE_SHARED", Path(__file__).resolve().parents[2] / "shared"))
+REPO = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("BYTEPIECE_SHARED", REPO.parent / "shared"))
 DEFAULT_MODEL = SHARED / "models" / "bytepiece_80k.model"
-DEFAULT_CORPUS = SHARED / "corpora" / "mixed.txt"
+CORPORA = ("zh", "en", "code")
+ALPHA = 0.1
 
-_ORIGINAL_SCRIPT = r"""
-import json, sys, time
-from bytepiece import Tokenizer
-model, corpus, n_bytes = sys.argv[1], sys.argv[2], int(sys.argv[3])
-tokenizer = Tokenizer(model)
-lines, size = [], 0
-with open(corpus, encoding="utf-8") as f:
-    for line in f:
-        line = line.rstrip("\n")
-        lines.append(line)
-        size += len(line.encode())
-        if size >= n_bytes:
-            break
-tokenizer.encode(lines[0])
-out = {"bytes": size, "lines": len(lines)}
-for alpha in (-1, 0.1):
-    start = time.perf_counter()
-    for line in lines:
-        tokenizer.encode(line, alpha=alpha)
-    out[str(alpha)] = size / (time.perf_counter() - start) / 1e6
-print(json.dumps(out))
-"""
+TARGETS = {  # ratio name -> minimum
+    "lists / sentencepiece": 2.0,
+    "flat / sentencepiece": 2.0,
+    "sampling / deterministic (flat)": 0.8,
+    "2 threads / 1 thread (flat)": 1.8,
+}
 
 
-def original_python() -> str | None:
-    candidate = os.environ.get("BYTEPIECE_ORIGINAL_PYTHON", "/tmp/orig/bin/python")
-    return candidate if Path(candidate).exists() else None
-
-
-def read_lines(corpus: Path, n_bytes: int) -> tuple[list[str], int]:
+def read_lines(path: Path, n_bytes: int) -> tuple[list[str], int]:
     lines, size = [], 0
-    with open(corpus, encoding="utf-8") as f:
+    with open(path, encoding="utf-8") as f:
         for line in f:
             line = line.rstrip("\n")
             lines.append(line)
-            size += len(line.encode())
+            size += len(line.encode("utf-8"))
             if size >= n_bytes:
                 break
     return lines, size
 
 
-def best_of(fn, repeat: int = 3) -> float:
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter_ns()
-        fn()
-        times.append(time.perf_counter_ns() - start)
-    return min(times) / 1e9
+def variants(tokenizer, processor, lines: list[str]) -> dict:
+    one = {"num_threads": 1}
+    out = {
+        "lists": lambda: tokenizer.encode_batch(lines, **one),
+        "flat": lambda: tokenizer.encode_batch(lines, return_flat=True, **one),
+        "sampling flat": lambda: tokenizer.encode_batch(lines, return_flat=True, alpha=ALPHA, seed=1, **one),
+        "flat 2 threads": lambda: tokenizer.encode_batch(lines, return_flat=True, num_threads=2),
+    }
+    if processor is not None:
+        out["sentencepiece"] = lambda: processor.encode(lines, num_threads=1)
+    return out
 
 
-def measure_ours(model: Path, lines: list[str], size: int, repeat: int = 3) -> dict[str, float]:
+def timed(fn) -> tuple[float, float]:
+    """(wall seconds, CPU seconds of this process) of one call, freeing the result included."""
+    wall, cpu = time.perf_counter_ns(), time.process_time_ns()
+    result = fn()
+    del result
+    return (time.perf_counter_ns() - wall) / 1e9, (time.process_time_ns() - cpu) / 1e9
+
+
+def measure(model: Path, mb: float, rounds: int, spm_dir: Path) -> dict:
     from bytepiece import Tokenizer
 
     tokenizer = Tokenizer(model)
-    cores = os.cpu_count() or 1
-    results: dict[str, float] = {}
-    for alpha in (-1.0, 0.1):
-        tag = "det" if alpha < 0 else "alpha0.1"
-        tokenizer.encode(lines[0], alpha=alpha, seed=0)  # warm up (compile / load cache)
-        tokenizer.encode_batch(lines[:8], alpha=alpha, seed=0)
-        results[f"{tag}/encode per line, 1 thread"] = size / best_of(lambda: [tokenizer.encode(t, alpha=alpha, seed=1) for t in lines], repeat) / 1e6
-        results[f"{tag}/encode_batch, 1 thread"] = size / best_of(lambda: tokenizer.encode_batch(lines, alpha=alpha, seed=1, num_threads=1, return_flat=True), repeat) / 1e6
-        results[f"{tag}/encode_batch, {cores} threads"] = size / best_of(lambda: tokenizer.encode_batch(lines, alpha=alpha, seed=1, num_threads=cores, return_flat=True), repeat) / 1e6
+    tokenizer.warmup()
+    processor = None
+    try:
+        import sentencepiece
+
+        spm_model = tokenizer.to_sentencepiece(spm_dir / "spm.model", style="byte_fallback")
+        processor = sentencepiece.SentencePieceProcessor(model_file=str(spm_model))
+    except ImportError:
+        print("sentencepiece is not installed: peer skipped (pip install sentencepiece)", file=sys.stderr)
+    results = {}
+    for name in CORPORA:
+        lines, size = read_lines(SHARED / "corpora" / f"{name}.txt", int(mb * 1e6))
+        runs = variants(tokenizer, processor, lines)
+        for fn in runs.values():  # compile, load, warm caches
+            fn()
+        wall: dict[str, list[float]] = {k: [] for k in runs}
+        cpu: dict[str, list[float]] = {k: [] for k in runs}
+        for _ in range(rounds):
+            for key, fn in runs.items():
+                fn()  # the variant's own arrays back in cache, as when it encodes a stream of batches
+                w, c = timed(fn)
+                wall[key].append(w)
+                cpu[key].append(c)
+        results[name] = summarize(wall, cpu, size, len(lines))
+        shown = ", ".join(f"{k} {v:.1f}" for k, v in results[name]["MBps"].items())
+        print(f"{name}: {shown} MB/s", flush=True)
     return results
 
 
-def measure_original(model: Path, corpus: Path, n_bytes: int) -> dict[str, float] | None:
-    python = original_python()
-    if python is None:
-        return None
-    # -I and a neutral cwd: the original's ``bytepiece`` must not resolve to this checkout.
-    done = subprocess.run([python, "-I", "-c", _ORIGINAL_SCRIPT, str(model.resolve()), str(corpus.resolve()), str(n_bytes)],
-                          capture_output=True, text=True, cwd=tempfile.gettempdir())
-    if done.returncode != 0:
-        print(f"original bytepiece failed: {done.stderr.strip()[-300:]}", file=sys.stderr)
-        return None
-    return json.loads(done.stdout)
+def summarize(wall: dict[str, list[float]], cpu: dict[str, list[float]], size: int, n_lines: int) -> dict:
+    rounds = len(next(iter(wall.values())))
+
+    def ratio(times: dict[str, list[float]], a: str, b: str) -> float | None:
+        """Median over rounds of time(b) / time(a): how many times faster a is."""
+        if a not in times or b not in times:
+            return None
+        return statistics.median(times[b][i] / times[a][i] for i in range(rounds))
+
+    ratios = {
+        "lists / sentencepiece": ratio(cpu, "lists", "sentencepiece"),
+        "flat / sentencepiece": ratio(cpu, "flat", "sentencepiece"),
+        "sampling / deterministic (flat)": ratio(cpu, "sampling flat", "flat"),
+        "2 threads / 1 thread (flat)": ratio(wall, "flat 2 threads", "flat"),
+        "1 thread CPU / 2 threads CPU (flat)": ratio(cpu, "flat", "flat 2 threads"),
+    }
+    one_thread = {k: v for k, v in cpu.items() if k != "flat 2 threads"}
+    return {
+        "bytes": size, "lines": n_lines, "rounds": rounds,
+        # one thread: per CPU second; two threads: per wall second
+        "MBps": {**{k: size / min(v) / 1e6 for k, v in one_thread.items()},
+                 "flat 2 threads": size / min(wall["flat 2 threads"]) / 1e6},
+        "wall_MBps": {k: size / min(v) / 1e6 for k, v in wall.items()},
+        "ratios": {k: v for k, v in ratios.items() if v is not None},
+        "wall_seconds": wall, "cpu_seconds": cpu,
+    }
 
 
-def run(model: Path = DEFAULT_MODEL, corpus: Path = DEFAULT_CORPUS, mb: float = 2.0, repeat: int = 3) -> dict:
-    n_bytes = int(mb * 1e6)
-    lines, size = read_lines(corpus, n_bytes)
-    ours = measure_ours(model, lines, size, repeat)
-    original = measure_original(model, corpus, n_bytes)
-    return {"model": str(model), "corpus": str(corpus), "bytes": size, "lines": len(lines), "threads": os.cpu_count(),
-            "ours_MBps": ours, "original_MBps": original}
+def print_report(result: dict) -> None:
+    names = list(result["corpora"])
+    width = 38
+    print(f"\n{'':{width}}" + "".join(f"{n:>10}" for n in names) + "    target")
+    for key in next(iter(result["corpora"].values()))["MBps"]:
+        print(f"{key + ' MB/s':{width}}" + "".join(f"{result['corpora'][n]['MBps'][key]:10.1f}" for n in names))
+    for key in next(iter(result["corpora"].values()))["ratios"]:
+        values = [result["corpora"][n]["ratios"].get(key) for n in names]
+        cells = "".join(f"{v:9.2f}x" if v is not None else f"{'-':>10}" for v in values)
+        minimum = TARGETS.get(key)
+        met = all(v is not None and v >= minimum for v in values) if minimum else None
+        verdict = "" if minimum is None else f">= {minimum:g}x {'met' if met else 'MISSED'}"
+        print(f"{key:{width}}{cells}    {verdict}")
+    print("(MB/s: one thread per CPU second, two threads per wall second; load average "
+          f"{result['load_average_at_start'][0]:.1f} at start, {result['load_average_at_end'][0]:.1f} at end)")
 
 
-def print_table(result: dict) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
-    original = result["original_MBps"]
-    table = Table(title=f"encode throughput, {Path(result['model']).name}, {result['bytes'] / 1e6:.1f} MB of "
-                        f"{Path(result['corpus']).name} ({result['lines']} lines)")
-    table.add_column("bytepiece")
-    table.add_column("MB/s", justify="right")
-    table.add_column("original per line MB/s", justify="right")
-    table.add_column("ratio", justify="right")
-    det = result["ours_MBps"]["det/encode per line, 1 thread"]
-    for name, value in result["ours_MBps"].items():
-        ref = original.get("-1" if name.startswith("det") else "0.1") if original else None
-        table.add_row(name, f"{value:.1f}", f"{ref:.2f}" if ref else "skipped", f"{value / ref:.1f}x" if ref else "-")
-    Console().print(table)
-    sampled = result["ours_MBps"]["alpha0.1/encode per line, 1 thread"]
-    batch_det = result["ours_MBps"]["det/encode_batch, 1 thread"]
-    batch_sampled = result["ours_MBps"]["alpha0.1/encode_batch, 1 thread"]
-    Console().print(f"sampling / deterministic (one thread): per line {sampled / det:.2f}x, batch {batch_sampled / batch_det:.2f}x")
+def machine() -> str:
+    """CPU model, cores and OS, for the record of a run."""
+    name = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            name = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), name)
+    except OSError:
+        pass
+    return f"{name}, {os.cpu_count()} cores, {platform.system()} {platform.release()}"
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", type=Path, default=DEFAULT_MODEL)
-    parser.add_argument("--corpus", type=Path, default=DEFAULT_CORPUS)
-    parser.add_argument("--mb", type=float, default=2.0, help="megabytes of corpus lines to encode")
-    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--mb", type=float, default=2.0, help="MB of each corpus (default 2)")
+    parser.add_argument("--rounds", type=int, default=15)
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
-    if not args.model.exists() or not args.corpus.exists():
-        sys.exit(f"missing {args.model} or {args.corpus}: set BYTEPIECE_SHARED or pass --model/--corpus")
-    result = run(args.model, args.corpus, args.mb, args.repeat)
-    print_table(result)
+    if not args.model.is_file() or not (SHARED / "corpora").is_dir():
+        print(f"missing {args.model} or {SHARED / 'corpora'}: set BYTEPIECE_SHARED or pass --model", file=sys.stderr)
+        return 1
+    started = os.getloadavg()
+    with tempfile.TemporaryDirectory(prefix="bench-encode-") as tmp:
+        corpora = measure(args.model, args.mb, args.rounds, Path(tmp))
+    result = {
+        "date": datetime.date.today().isoformat(),
+        "machine": machine(),
+        "python": platform.python_version(), "model": str(args.model), "alpha": ALPHA,
+        "command": "python bench/bench_encode.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "load_average_at_start": started, "load_average_at_end": os.getloadavg(),
+        "targets": TARGETS, "corpora": corpora,
+    }
+    print_report(result)
     if args.json:
-        args.json.write_text(json.dumps(result, indent=2))
+        args.json.write_text(json.dumps(result, indent=2) + "\n")
+        print(f"wrote {args.json}")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -20,9 +20,13 @@ and every library's first call made before any clock starts; best of ``--repeat`
 - training time and peak RSS versus the original and sentencepiece Unigram: delegated to
   ``bench/bench_train.py`` (first ``--train-mb`` MB of mixed.txt, vocab ``--train-vocab``, one
   worker); skipped with ``--skip-train`` or when that script is missing.
-- CLI cold start with a warm numba cache: wall time of ``echo hello | bytepiece encode -m MODEL``
-  (one warm-up run, then the median of 5), next to the same one-line job in a fresh
-  interpreter for each peer.
+- CLI cold start with a warm numba cache and model cache: wall time of ``echo hello | bytepiece
+  encode -m MODEL`` (one warm-up run, then the median of 5), next to the same one-line job in a
+  fresh interpreter for each peer. The targets hold for a plain ``pip install .`` environment
+  (``--plain-python ENV/bin/python``; otherwise this environment's script, whose test extras
+  can only make it slower); ``bench/bench_coldstart.py`` makes such an environment itself and
+  interleaves the runs.
+- encode_batch returning lists (one thread) against sentencepiece, whose ``encode`` returns lists.
 
 Ratios are ours / theirs for throughput and theirs / ours for time, so > 1 means bytepiece is
 faster. Missing peers are reported as "skipped". The machine may be shared: timings are noisy,
@@ -82,12 +86,14 @@ def worker_ours(model: str, corpus: str, repeat: int, cores: int) -> dict:
 
     lines, size = _read(corpus)
     tok = Tokenizer(model)
+    tok.warmup()
     mb = size / 1e6
     out = {}
     for alpha, tag in ((-1.0, "det"), (ALPHA, "sample")):
         tok.encode(lines[0], alpha=alpha, seed=0)
         tok.encode_batch(lines[:64], alpha=alpha, seed=0, num_threads=cores)
         out[f"{tag}/per_line_1"] = mb / _best(lambda: [tok.encode(t, alpha=alpha, seed=1) for t in lines], repeat)
+        out[f"{tag}/lists_1"] = mb / _best(lambda: tok.encode_batch(lines, alpha=alpha, seed=1, num_threads=1), repeat)
         for n in sorted({1, 2, cores}):
             if n > cores:
                 continue
@@ -173,8 +179,8 @@ print(json.dumps(out))
 # -- parent --------------------------------------------------------------------------------------------
 
 def original_python() -> str | None:
-    candidate = os.environ.get("BYTEPIECE_ORIGINAL_PYTHON", "/tmp/orig/bin/python")
-    return candidate if Path(candidate).exists() else None
+    candidates = [os.environ.get("BYTEPIECE_ORIGINAL_PYTHON"), "/work/orig/bin/python", "/tmp/orig/bin/python"]
+    return next((c for c in candidates if c and Path(c).exists()), None)
 
 
 def have(module: str) -> bool:
@@ -210,9 +216,14 @@ def prefix_lines(corpus: Path, mb: float, directory: Path) -> Path:
     return out
 
 
-def cold_start(model: Path, spm_model: Path | None, hf_model: Path | None, runs: int = 5) -> dict:
-    """Median wall time (s) of encoding one line in a fresh process, after one warm-up run."""
+def cold_start(model: Path, spm_model: Path | None, hf_model: Path | None, runs: int = 5,
+               plain_python: Path | None = None) -> dict:
+    """Median wall time (s) of encoding one line in a fresh process, after one warm-up run.
+    ``plain_python``: the interpreter of a plain ``pip install .`` environment, whose
+    ``bytepiece`` script is measured (bench/bench_coldstart.py makes one and interleaves runs)."""
     candidates = [Path(sys.executable).parent / "bytepiece", shutil.which("bytepiece")]
+    if plain_python is not None:
+        candidates.insert(0, plain_python.parent / "bytepiece")
     script = next((str(c) for c in candidates if c and Path(c).exists()), None)
     jobs: dict[str, tuple[list[str], str | None] | str] = {}
     jobs["bytepiece"] = ([script, "encode", "-m", str(model)], None) if script else "skipped (no bytepiece script)"
@@ -332,7 +343,7 @@ def measure(args) -> dict:
         print("  cold start ...", flush=True)
         result["cold_start"] = cold_start(
             args.model, exports["sentencepiece/byte_fallback"] if have("sentencepiece") else None,
-            exports["hf/byte_level"] if have("tokenizers") else None)
+            exports["hf/byte_level"] if have("tokenizers") else None, plain_python=args.plain_python)
     if args.skip_train:
         result["train"] = "skipped (--skip-train)"
     else:
@@ -389,6 +400,9 @@ def rows(result: dict) -> list[dict]:
                 add(f"{label}, 1 thread", one, f"hf tokenizers {style}", _get(enc, f"hf {style}", "det/batch_1"), "MB/s")
                 add(f"{label}, {cores} cores", allc, f"hf tokenizers {style}", _get(enc, f"hf {style}", f"det/batch_{cores}"),
                     "MB/s")
+        if tag == "det":
+            add(f"{label}, lists, 1 thread", o(f"{tag}/lists_1"), "sentencepiece byte_fallback (lists)",
+                _get(enc, "sentencepiece byte_fallback", f"{tag}/batch_1"), "MB/s", 2.0)
         add(f"{label}, per-line encode() loop", o(f"{tag}/per_line_1"), "original 0.6.3 (per line)",
             _get(enc, "original 0.6.3", f"{tag}/per_line_1"), "MB/s")
     add("sampling / deterministic, 1 thread", o("sample/batch_1"), "bytepiece deterministic", o("det/batch_1"), "MB/s", 0.8)
@@ -398,7 +412,7 @@ def rows(result: dict) -> list[dict]:
     ours_cold = _get(cold, "bytepiece", "median_s")
     for peer in ("original 0.6.3", "sentencepiece", "hf tokenizers"):
         add("CLI cold start, one line", ours_cold, f"{peer} (python -c)", _get(cold, peer, "median_s"), "s",
-            higher_is_better=False)
+            1 / 2.5 if peer == "original 0.6.3" else None, higher_is_better=False)
     train = result.get("train")
     if isinstance(train, dict):
         by = {r["trainer"]: r for r in train.get("results", []) if r.get("status") == "ok"}
@@ -431,7 +445,8 @@ def print_report(result: dict) -> str:
     cold = _get(result, "cold_start", "bytepiece", "median_s")
     if cold is not None:
         console.print(f"bytepiece CLI cold start (echo hello | bytepiece encode -m MODEL, median of 5): {cold:.3f} s "
-                      f"(target < 1 s: {'ok' if cold < 1 else 'MISSED'})")
+                      f"(target <= 0.5 s: {'ok' if cold <= 0.5 else 'MISSED'}; a plain pip-install env is "
+                      f"measured by bench/bench_coldstart.py)")
     skipped = [k for k, v in result["encode_MBps"].items() if isinstance(v, str)]
     if skipped:
         console.print("skipped/failed: " + "; ".join(f"{k}: {result['encode_MBps'][k]}" for k in skipped))
@@ -462,6 +477,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--train-mb", type=float, default=3.0, help="MB of the corpus to train on (default 3)")
     parser.add_argument("--train-vocab", type=int, default=8000)
     parser.add_argument("--skip", default="", help="comma-separated peers to skip: original,sentencepiece,hf")
+    parser.add_argument("--plain-python", type=Path, default=None,
+                        help="python of a plain `pip install .` env whose bytepiece script the cold start times")
     parser.add_argument("--json", type=Path, default=None, help="write the results here (default: bench_results.json "
                         "in the current directory)")
     parser.add_argument("--markdown", type=Path, default=None, help="also write the ratio table as markdown")

@@ -144,13 +144,13 @@ class Lattice:
         return logz, total_z, total_e
 
     def sample(self, text: Text, n: int, alpha: float, seed: Seed) -> list[Scored]:
-        from .tokenizer import _seed_to_int
+        from .options import kernel_seed
 
         if not (isinstance(n, (int, np.integer)) and not isinstance(n, bool) and n >= 0):
             raise InputError(f"n must be a non-negative integer (how many samples), got {n!r}")
         n = int(n)
         values = self.scaled(self._alpha(alpha))
-        seed64 = _seed_to_int(seed)
+        seed64 = kernel_seed(seed)
         data = self.data(text)
         L = len(data)
         if L == 0:

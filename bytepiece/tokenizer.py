@@ -1,52 +1,70 @@
 """``Tokenizer``: a thin Python layer over the numba kernels.
 
-Everything per text that is not the segmentation itself (NFC, UTF-8, list conversion) stays
-in C-implemented builtins, so a per-line ``encode`` costs one kernel call plus a few
-microseconds; ``encode_batch`` amortises even that and spreads documents over threads (the
-kernels release the GIL).
+Everything per text that is not the segmentation itself (NFC, UTF-8, list building) stays in
+C-implemented builtins, so a per-line ``encode`` costs one kernel call plus a few microseconds;
+``encode_batch`` amortises even that and spreads documents over threads (the kernels release
+the GIL). A tokenizer loaded from a model file takes its arrays from the cache in
+``bytepiece.cache``, and numba itself is imported only when a process has encoded more than a
+few kilobytes (``bytepiece.coldstart``), so a one-line command starts in a fraction of a second.
 """
 
 from __future__ import annotations
 
 import functools
-import math
 import os
 from collections import OrderedDict
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Literal, Union, overload
+from typing import Any, Literal, Union, overload
 
 import numpy as np
 import numpy.typing as npt
 
-from .engine.pool import thread_pool
+from . import cache
 from . import specials as _specials
+from .batching import id_lists, join_texts, shared_ids
+from .coldstart import PYTHON_BUDGET_BYTES, viterbi_ids
+from .engine.pool import thread_pool
 from .errors import InputError
-from .kernels import encode as K
 from .kernels.trie import Trie, build_trie
-from .model import BOS_ID, EOS_ID, FIRST_PIECE_ID, PAD_ID, SPECIAL_TOKENS, Model, ModelSource, load_model
+from .model import BOS_ID, EOS_ID, FIRST_PIECE_ID, PAD_ID, SPECIAL_TOKENS, Model, ModelSource
 from .normalize import NFC, NORMALIZATIONS, to_utf8
+from .options import Seed, alpha_value, bad_batch_item, kernel_seed, resolve_threads
 
-Seed = Union[int, np.random.Generator, None]
 Text = Union[str, bytes]
 
 # p ** alpha must stay far from underflow for the linear-domain sampler (it rescales within
 # [1e-100, 1e100]); below this log weight the log-domain sampler takes over.
 _LINEAR_MIN_LOG_WEIGHT = -200.0
-_SEED_MASK = (1 << 63) - 1  # kernels take the seed as a non-negative int64
+_INF = float("inf")
+_NO_SEED = np.uint64(0)  # what deterministic calls pass for the seed
+# Batches smaller than this (characters) run on the calling thread: handing them to a pool
+# costs more than it saves.
+_SMALL_BATCH_CHARS = 1 << 15
+# Arrays at least this long become lists through the shared id objects (``batching.shared_ids``).
+_SHARED_IDS_MIN = 48
+
+_kernel_module: Any = None
+_python_budget = PYTHON_BUDGET_BYTES
 
 
-def _seed_to_int(seed: Seed) -> int:
-    """A 63-bit seed for the kernels (a plain int converts without allocating numpy scalars)."""
-    if type(seed) is int:
-        return seed & _SEED_MASK
-    if seed is None:
-        return int.from_bytes(os.urandom(8), "little") & _SEED_MASK
-    if isinstance(seed, np.random.Generator):
-        return int(seed.integers(0, 1 << 63, dtype=np.int64))
-    if isinstance(seed, (int, np.integer)) and not isinstance(seed, bool):
-        return int(seed) & _SEED_MASK
-    raise InputError(f"seed must be an int, a numpy Generator or None, got {seed!r}")
+def _kernels() -> Any:
+    """``bytepiece.kernels.encode``, imported (with numba) on first use."""
+    global _kernel_module
+    if _kernel_module is None:
+        from .kernels import encode
+
+        _kernel_module = encode
+    return _kernel_module
+
+
+def _python_covers(n_bytes: int) -> bool:
+    """Whether these bytes go to the plain-Python Viterbi (and come off its budget)."""
+    global _python_budget
+    if _kernel_module is not None or n_bytes > _python_budget:
+        return False
+    _python_budget -= n_bytes
+    return True
 
 
 class Tokenizer:
@@ -61,26 +79,28 @@ class Tokenizer:
     bos_id = BOS_ID
     eos_id = EOS_ID
 
-    def __init__(self, model: ModelSource, *, normalization: Literal["nfc", "none"] = NFC,
+    def __init__(self, model: ModelSource, *, normalization: Literal["nfc", "none"] = "nfc",
                  special_tokens: Iterable[str] = ()) -> None:
         if normalization not in NORMALIZATIONS:
             raise InputError(f"normalization must be one of {NORMALIZATIONS}, got {normalization!r}")
-        self.model: Model = load_model(model)
         self.normalization = normalization
-        pieces = self.model.pieces
-        n = self.model.vocab_size
-        # The kernels walk pieces backwards from each end position (see kernels/encode.py).
-        self._encoder = build_trie([p[::-1] for p in pieces], np.arange(FIRST_PIECE_ID, n, dtype=np.int32))
-        counts = self.model.counts.astype(np.float64)
-        # Same float64 operations as the original (np.log per count minus np.log of the total),
-        # so Viterbi ties resolve identically.
-        self.scores = np.zeros(n, dtype=np.float64)
-        self.scores[FIRST_PIECE_ID:] = np.log(counts) - np.log(int(self.model.counts.sum()))
-        self._cell_scores = self._encoder.cell_values(self.scores, -np.inf)
-        self._pair = self._encoder.pair_cells()
-        self._id_to_bytes: list[bytes] = [b""] * FIRST_PIECE_ID + list(pieces)
+        arrays, loaded, metadata = cache.load_arrays(model)
+        if loaded is not None:
+            self.model = loaded
+        self._metadata = metadata
+        self._arrays = arrays
+        self._encoder = Trie(arrays.base_check, arrays.piece, arrays.max_depth)
+        self._bc, self._piece_of_cell = arrays.base_check, arrays.piece  # the kernels' arguments, one lookup away
+        self._pair = arrays.pair
+        self._cell_scores = arrays.cell_scores
+        self.scores = arrays.scores
         self._sampling_cache: OrderedDict[float, tuple[int, npt.NDArray[np.float64]]] = OrderedDict()
-        self.add_special_tokens(special_tokens)
+        self._special_tokens: tuple[str, ...] = (loaded.special_tokens if loaded is not None
+                                                 else cache.special_tokens(metadata, arrays.vocab_size))
+        if self._special_tokens:
+            self._id_to_bytes[self._arrays.vocab_size:] = [t.encode("utf-8") for t in self._special_tokens]
+        if special_tokens:
+            self.add_special_tokens(special_tokens)
 
     # -- construction helpers -------------------------------------------------------------
     @classmethod
@@ -93,11 +113,21 @@ class Tokenizer:
     def __repr__(self) -> str:
         return f"Tokenizer(vocab_size={self.vocab_size}, normalization={self.normalization!r})"
 
+    @functools.cached_property
+    def model(self) -> Model:
+        """The model (pieces, counts, metadata); built from the cached arrays on first use."""
+        return Model(self._piece_list, np.array(self._arrays.counts), dict(self._metadata), self._special_tokens)
+
+    @functools.cached_property
+    def _piece_list(self) -> list[bytes]:
+        loaded = self.__dict__.get("model")
+        return loaded.pieces if loaded is not None else self._arrays.pieces()
+
     # -- vocabulary -------------------------------------------------------------------------
     @property
     def vocab_size(self) -> int:
         """Number of ids: reserved, pieces and special tokens."""
-        return self.model.vocab_size + len(self.model.special_tokens)
+        return self._arrays.vocab_size + len(self._special_tokens)
 
     @property
     def max_piece_length(self) -> int:
@@ -106,24 +136,35 @@ class Tokenizer:
     @functools.cached_property
     def _trie(self) -> Trie:
         """The trie of the pieces as written (for prefix queries); built on first use."""
-        return build_trie(self.model.pieces, np.arange(FIRST_PIECE_ID, self.model.vocab_size, dtype=np.int32))
+        return build_trie(self._piece_list, np.arange(FIRST_PIECE_ID, self._arrays.vocab_size, dtype=np.int32))
 
     @functools.cached_property
     def _piece_to_id(self) -> dict[bytes, int]:
-        return {p: i for i, p in enumerate(self.model.pieces, FIRST_PIECE_ID)}
+        return {p: i for i, p in enumerate(self._piece_list, FIRST_PIECE_ID)}
+
+    @functools.cached_property
+    def _id_to_bytes(self) -> list[bytes]:
+        return [b""] * FIRST_PIECE_ID + self._piece_list
+
+    @functools.cached_property
+    def _views(self) -> tuple[memoryview, memoryview, memoryview, memoryview]:
+        """The arrays as memoryviews, whose items index as plain ints and floats (for
+        ``coldstart``; numpy scalars would be several times slower there)."""
+        a = self._arrays
+        return a.base_check.data, a.pair.data, a.piece.data, a.cell_scores.data
 
     def id_to_piece(self, id: int) -> bytes | str:
         """The piece's bytes, or the special token's name (str) for ids 0-2 and special tokens."""
         self._check_id(id)
-        if id >= self.model.vocab_size:
-            return self.model.special_tokens[id - self.model.vocab_size]
+        if id >= self._arrays.vocab_size:
+            return self._special_tokens[id - self._arrays.vocab_size]
         return SPECIAL_TOKENS[id] if id < FIRST_PIECE_ID else self._id_to_bytes[id]
 
     def piece_to_id(self, piece: bytes | str) -> int:
         if isinstance(piece, str):
             if piece in SPECIAL_TOKENS:
                 return SPECIAL_TOKENS.index(piece)
-            if piece in self._special.ids:  # a str names a special token before a piece
+            if self._special_tokens and piece in self._special.ids:  # a str names a special token first
                 return self._special.ids[piece]
             piece = piece.encode("utf-8")
         try:
@@ -133,41 +174,64 @@ class Tokenizer:
 
     def pieces(self) -> list[bytes]:
         """All pieces in id order (index i holds id i + 3)."""
-        return list(self.model.pieces)
+        return list(self._piece_list)
 
     def _check_id(self, id: int) -> None:
         if not (isinstance(id, (int, np.integer)) and 0 <= id < self.vocab_size):
             raise InputError(f"id {id!r} is outside this vocabulary (0..{self.vocab_size - 1})")
 
     # -- encoding ---------------------------------------------------------------------------
+    def warmup(self) -> None:
+        """Load the numba kernels now (0.3-0.6 s, once per process) instead of on the first
+        input that is too large for the plain-Python start (``bytepiece.coldstart``), so that
+        every later call runs at full speed; benchmarks call it before timing."""
+        K = _kernels()
+        text = b"warm up\n\n"
+        self._encode_array(text, -1.0, None)
+        self._encode_array(text, 0.5, 0)
+        for alpha in (-1.0, 0.5):
+            mode, values = (K.VITERBI, self._cell_scores) if alpha < 0 else self._sampler(alpha)
+            K.encode_documents(self._bc, self._pair, self._piece_of_cell, values, mode, self._encoder.max_depth,
+                               max(alpha, 0.0), np.frombuffer(text, dtype=np.uint8), np.array([0, len(text)]), _NO_SEED,
+                               0, -1, -1)
+
     def normalize(self, text: Text) -> bytes:
         """The UTF-8 bytes the model segments (after NFC unless normalization='none')."""
         return to_utf8(text, self.normalization)
 
     def _sampler(self, alpha: float) -> tuple[int, npt.NDArray[np.float64]]:
-        """Kernel mode and per-cell values for ``alpha`` (weights p**alpha, or alpha*log p)."""
+        """Kernel mode and per-cell values for ``alpha`` (weights p**alpha, or log p)."""
         cached = self._sampling_cache.get(alpha)
         if cached is not None:
             return cached
-        if not (isinstance(alpha, (int, float)) and math.isfinite(alpha)):
-            raise InputError(f"alpha must be a finite number (negative for deterministic), got {alpha!r}")
-        scaled = alpha * self.scores
+        K = _kernels()
+        with np.errstate(over="ignore"):
+            scaled = alpha * self.scores
         if scaled[FIRST_PIECE_ID:].min() >= _LINEAR_MIN_LOG_WEIGHT:
             entry = (K.LINEAR, self._encoder.cell_values(np.exp(scaled), 0.0))
         else:
-            entry = (K.LOG, self._encoder.cell_values(scaled, -np.inf))
+            entry = (K.LOG, self._cell_scores)
         self._sampling_cache[alpha] = entry
         if len(self._sampling_cache) > 16:
             self._sampling_cache.popitem(last=False)
         return entry
 
     def _encode_array(self, data: bytes, alpha: float, seed: Seed) -> npt.NDArray[np.int32]:
+        K = _kernel_module or _kernels()
         text = np.frombuffer(data, dtype=np.uint8)
-        trie = self._encoder
         if alpha < 0:
-            return K.viterbi_encode(trie.base_check, self._pair, trie.piece, self._cell_scores, text)
+            return K.viterbi_encode(self._bc, self._pair, self._piece_of_cell, self._cell_scores, text)
         mode, values = self._sampler(alpha)
-        return K.sample_encode(trie.base_check, self._pair, trie.piece, values, mode, trie.max_depth, text, _seed_to_int(seed))
+        return K.sample_encode(self._bc, self._pair, self._piece_of_cell, values, mode, self._encoder.max_depth, alpha,
+                               text, kernel_seed(seed))
+
+    def _id_list(self, data: bytes, alpha: float, seed: Seed) -> list[int]:
+        if alpha < 0 and _kernel_module is None and _python_covers(len(data)):
+            return viterbi_ids(*self._views, data)
+        ids = self._encode_array(data, alpha, seed)
+        if ids.shape[0] >= _SHARED_IDS_MIN:
+            return shared_ids(self.vocab_size).take(ids).tolist()
+        return ids.tolist()
 
     def encode(
         self,
@@ -184,7 +248,9 @@ class Tokenizer:
         ``allowed_special`` ("all" or a set) names the special tokens to match in the text."""
         if allowed_special:
             return _specials.encode(self, text, allowed_special, add_bos=add_bos, add_eos=add_eos, alpha=alpha, seed=seed)
-        ids = self._encode_array(self.normalize(text), alpha, seed).tolist()
+        if not (type(alpha) is float and -_INF < alpha < _INF):
+            alpha = alpha_value(alpha)
+        ids = self._id_list(to_utf8(text, self.normalization), alpha, seed)
         if add_bos:
             ids.insert(0, BOS_ID)
         if add_eos:
@@ -194,13 +260,17 @@ class Tokenizer:
     def tokenize(self, text: Text, alpha: float = -1.0, seed: Seed = None) -> list[bytes]:
         """The pieces (as bytes) that ``encode`` would return ids for."""
         table = self._id_to_bytes
-        return [table[i] for i in self._encode_array(self.normalize(text), alpha, seed).tolist()]
+        return [table[i] for i in self._id_list(to_utf8(text, self.normalization), alpha_value(alpha), seed)]
 
     @overload
-    def encode_batch(self, texts: Iterable[Text], *, return_flat: Literal[False] = ..., **kw) -> list[list[int]]: ...
+    def encode_batch(
+        self, texts: Iterable[Text], *, add_bos: bool = ..., add_eos: bool = ..., alpha: float = ..., seed: Seed = ...,
+        num_threads: int | None = ..., return_flat: Literal[False] = ...,
+    ) -> list[list[int]]: ...
     @overload
     def encode_batch(
-        self, texts: Iterable[Text], *, return_flat: Literal[True], **kw
+        self, texts: Iterable[Text], *, add_bos: bool = ..., add_eos: bool = ..., alpha: float = ..., seed: Seed = ...,
+        num_threads: int | None = ..., return_flat: Literal[True],
     ) -> tuple[npt.NDArray[np.int32], npt.NDArray[np.int64]]: ...
 
     def encode_batch(
@@ -224,60 +294,75 @@ class Tokenizer:
         if allowed_special:
             return _specials.encode_batch(self, texts, allowed_special, add_bos=add_bos, add_eos=add_eos, alpha=alpha,
                                           seed=seed, num_threads=num_threads, return_flat=return_flat)
-        if isinstance(texts, (str, bytes)):
+        if isinstance(texts, (str, bytes, bytearray, memoryview)):
             raise InputError("encode_batch expects an iterable of texts; use encode() for a single text")
-        threads = _resolve_threads(num_threads)
-        if threads > 1:
-            flat, token_offsets = self._encode_overlapped(list(texts), add_bos, add_eos, alpha, seed, threads)
+        alpha = alpha_value(alpha)
+        threads = resolve_threads(num_threads)
+        if not isinstance(texts, list):
+            texts = list(texts)
+        seed64 = kernel_seed(seed) if alpha >= 0 else _NO_SEED
+        bos, eos = BOS_ID if add_bos else -1, EOS_ID if add_eos else -1
+        lengths = None
+        if threads > 1 and len(texts) > 1:
+            try:
+                lengths = np.fromiter(map(len, texts), dtype=np.int64, count=len(texts))
+            except TypeError:
+                raise bad_batch_item(texts) from None
+            if lengths.sum() < _SMALL_BATCH_CHARS:
+                lengths = None
+        if lengths is not None:
+            flat, token_offsets = self._encode_overlapped(texts, lengths, alpha, seed64, bos, eos, threads)
         else:
-            flat, token_offsets = self._encode_texts(texts, alpha, _seed_to_int(seed) if alpha >= 0 else 0, 0,
-                                                     BOS_ID if add_bos else -1, EOS_ID if add_eos else -1)
+            flat, token_offsets = self._encode_texts(texts, alpha, seed64, 0, bos, eos)
         if return_flat:
             return flat, token_offsets
-        ids = flat.tolist()
-        bounds = token_offsets.tolist()
-        return [ids[bounds[i] : bounds[i + 1]] for i in range(len(bounds) - 1)]
-
-    def _join(self, texts: Iterable[Text]) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.int64]]:
-        datas = [self.normalize(t) for t in texts]
-        offsets = np.zeros(len(datas) + 1, dtype=np.int64)
-        np.cumsum([len(d) for d in datas], out=offsets[1:])
-        return np.frombuffer(b"".join(datas), dtype=np.uint8), offsets
+        return id_lists(flat, token_offsets, self.vocab_size)
 
     def _encode_texts(self, texts, alpha, seed64, doc_base, bos, eos):
-        """One block of ``encode_batch`` on a worker thread: (flat ids, token offsets)."""
-        buf, offsets = self._join(texts)
-        out, counts = self._encode_block(buf, offsets, alpha, seed64, doc_base)
-        return K.gather_documents(out, offsets, counts, bos, eos)
-
-    def _encode_block(self, buf, offsets, alpha, seed64, doc_base):
-        """Kernel call for one joined block: (ids per document at their byte offsets, counts)."""
+        """One block of ``encode_batch`` (on a worker thread, or the only one): (flat ids,
+        token offsets)."""
+        data, offsets = join_texts(texts, self.normalization, doc_base)
+        if alpha < 0 and _kernel_module is None and _python_covers(len(data)):
+            return self._python_block(data, offsets, bos, eos)
+        K = _kernel_module or _kernels()
         if alpha < 0:
             mode, values = K.VITERBI, self._cell_scores
         else:
             mode, values = self._sampler(alpha)
-        n_docs = len(offsets) - 1
-        out = np.empty(max(len(buf), 1), dtype=np.int32)
-        counts = np.zeros(n_docs, dtype=np.int64)
-        trie = self._encoder
-        K.encode_documents(trie.base_check, self._pair, trie.piece, values, mode, trie.max_depth, buf, offsets,
-                           0, n_docs, seed64, out, counts, doc_base)
-        return out, counts
+        return K.encode_documents(self._bc, self._pair, self._piece_of_cell, values, mode, self._encoder.max_depth,
+                                  max(alpha, 0.0), np.frombuffer(data, dtype=np.uint8), offsets, seed64, doc_base, bos,
+                                  eos)
 
-    def _encode_overlapped(self, texts, add_bos, add_eos, alpha, seed, threads):
+    def _python_block(self, data, offsets, bos, eos):
+        views = self._views
+        flat: list[int] = []
+        token_offsets = [0]
+        bounds = offsets.tolist()
+        for a, b in zip(bounds, bounds[1:]):
+            if bos >= 0:
+                flat.append(bos)
+            flat.extend(viterbi_ids(*views, data[a:b]))
+            if eos >= 0:
+                flat.append(eos)
+            token_offsets.append(len(flat))
+        return np.array(flat, dtype=np.int32), np.array(token_offsets, dtype=np.int64)
+
+    def _encode_overlapped(self, texts, lengths, alpha, seed64, bos, eos, threads):
         """Several threads: each job normalizes and joins its own block of texts, then encodes it.
         Normalizing is Python (it holds the GIL) and encoding is not (the kernels release it), so
         one thread's normalizing overlaps another's encoding instead of running before all of it."""
-        seed64 = _seed_to_int(seed) if alpha >= 0 else 0
+        from .engine.pool import thread_pool
+
         if alpha >= 0:
             self._sampler(alpha)  # build the sampling table once, before the threads need it
+        else:
+            _kernels()
         # About 8 blocks per thread of equal characters: a free thread takes the next block, so
         # the threads finish together even though bytes per character vary.
-        chars = np.cumsum(np.fromiter(map(len, texts), dtype=np.int64, count=len(texts)))
+        chars = np.cumsum(lengths)
         n_blocks = min(len(texts), 8 * threads)
-        cuts = np.unique(np.searchsorted(chars, np.linspace(0, chars[-1] if len(chars) else 0, n_blocks + 1)[1:-1]))
+        cuts = np.unique(np.searchsorted(chars, np.linspace(0, chars[-1], n_blocks + 1)[1:-1]))
         bounds = [0, *[int(c) + 1 for c in cuts if c + 1 < len(texts)], len(texts)]
-        bos, eos = BOS_ID if add_bos else -1, EOS_ID if add_eos else -1
         pool = thread_pool(threads)
         jobs = [pool.submit(self._encode_texts, texts[lo:hi], alpha, seed64, lo, bos, eos)
                 for lo, hi in zip(bounds[:-1], bounds[1:]) if hi > lo]
@@ -287,8 +372,6 @@ class Tokenizer:
             flats.append(flat)
             token_offsets.append(offs[1:] + shift)
             shift += len(flat)
-        if not flats:
-            return np.zeros(0, np.int32), np.zeros(1, np.int64)
         return np.concatenate(flats), np.concatenate(token_offsets)
 
     # -- decoding ---------------------------------------------------------------------------
@@ -344,16 +427,22 @@ class Tokenizer:
     def add_special_tokens(self, tokens: Iterable[str]) -> int:
         """Give each of ``tokens`` an id after the last one (tokens already known keep theirs);
         returns how many were new. ``encode(..., allowed_special=...)`` matches them in text."""
-        before = len(self.model.special_tokens)
+        before = len(self._special_tokens)
         self.model = self.model.with_special_tokens(tokens)
-        self._id_to_bytes[self.model.vocab_size :] = [t.encode("utf-8") for t in self.model.special_tokens]
-        self._special = _specials.SpecialTokens(self.model)
-        return len(self.model.special_tokens) - before
+        self._special_tokens = self.model.special_tokens
+        self._id_to_bytes[self._arrays.vocab_size:] = [t.encode("utf-8") for t in self._special_tokens]
+        self.__dict__.pop("_special", None)
+        return len(self._special_tokens) - before
+
+    @functools.cached_property
+    def _special(self) -> _specials.SpecialTokens:
+        """Ids and matching automata of the special tokens (rebuilt when tokens are added)."""
+        return _specials.SpecialTokens(self.model)
 
     @property
     def special_tokens(self) -> tuple[str, ...]:
         """The special tokens in id order (ids ``model.vocab_size`` on)."""
-        return self.model.special_tokens
+        return self._special_tokens
 
     def encode_with_offsets(self, text: Text, *, unit: Literal["char", "byte"] = "char",
                             allowed_special: _specials.AllowedSpecial = ()) -> tuple[list[int], list[tuple[int, int]]]:
@@ -403,12 +492,3 @@ class Tokenizer:
 
 def _restore(model: Model, normalization: str) -> Tokenizer:
     return Tokenizer(model, normalization=normalization)  # type: ignore[arg-type]
-
-
-def _resolve_threads(num_threads: int | None) -> int:
-    if num_threads is None:
-        return os.cpu_count() or 1
-    if not isinstance(num_threads, int) or num_threads < 1:
-        raise InputError(f"num_threads must be a positive integer or None (all cores), got {num_threads!r}")
-    return num_threads
-

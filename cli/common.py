@@ -12,12 +12,38 @@ from typing import Any, TypeVar
 
 import click
 import typer
-from rich.console import Console
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-err_console = Console(stderr=True, highlight=False, soft_wrap=True)  # errors stay one line in logs
-out_console = Console(highlight=False, soft_wrap=True)
+
+class _LazyConsole:
+    """A rich ``Console`` made on first use. Importing rich costs about as much as everything
+    else ``echo text | bytepiece encode`` does, and that path prints through ``sys.stdout``."""
+
+    def __init__(self, **options: Any) -> None:
+        self._options = options
+        self._console: Any = None
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._real(), name)
+
+    def __enter__(self) -> Any:  # rich's Live renders inside ``with console:``
+        return self._real().__enter__()
+
+    def __exit__(self, *exc: Any) -> Any:
+        return self._real().__exit__(*exc)
+
+    def _real(self) -> Any:
+        console = self._console
+        if console is None:
+            from rich.console import Console
+
+            console = self._console = Console(**self._options)
+        return console
+
+
+err_console: Any = _LazyConsole(stderr=True, highlight=False, soft_wrap=True)  # errors stay one line in logs
+out_console: Any = _LazyConsole(highlight=False, soft_wrap=True)
 
 
 def fail(message: str, code: int = 1) -> typer.Exit:
@@ -115,7 +141,7 @@ class status:
         self._status = None
 
     def __enter__(self):
-        if err_console.is_terminal:
+        if _stderr_is_terminal() and err_console.is_terminal:
             self._status = err_console.status(self.message)
             self._status.__enter__()
         return self
@@ -123,6 +149,13 @@ class status:
     def __exit__(self, *exc):
         if self._status is not None:
             self._status.__exit__(*exc)
+        return False
+
+
+def _stderr_is_terminal() -> bool:
+    try:
+        return sys.stderr.isatty()
+    except (AttributeError, ValueError):
         return False
 
 

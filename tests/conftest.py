@@ -17,6 +17,14 @@ settings.register_profile("default", max_examples=int(os.environ.get("HYPOTHESIS
 settings.load_profile("default")
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _private_model_cache(tmp_path_factory):
+    """Model-array cache entries go to a directory of this run, never to ~/.cache."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("BYTEPIECE_CACHE_DIR", str(tmp_path_factory.mktemp("model-cache")))
+        yield
+
+
 @pytest.fixture(scope="session")
 def shared() -> Path:
     if not (SHARED / "golden").is_dir():

@@ -80,3 +80,33 @@ def test_empty_inputs(tiny_tokenizer):
     assert len(flat) == 0 and offsets.tolist() == [0]
     assert tiny_tokenizer.encode_batch(["", "ab", ""]) == [[], tiny_tokenizer.encode("ab"), []]
     assert tiny_tokenizer.decode([]) == ""
+
+
+# Items that normalize differently alone than joined with a neighbour: a combining mark after a
+# base letter, Hangul jamo, a character whose NFC is another one, invalid UTF-8 split over items.
+batch_items = st.one_of(
+    st.text(max_size=8),
+    st.sampled_from(["e", "\u0301", "\u1100", "\u1161", "\u212b", "abc", "中文", "", "\n", "x\u0301\u0323"]),
+)
+
+
+@given(st.lists(batch_items, max_size=10))
+def test_batch_of_str_equals_single_calls(tiny_tokenizer, texts):
+    expected = [tiny_tokenizer.encode(t) for t in texts]
+    assert tiny_tokenizer.encode_batch(texts, num_threads=1) == expected
+    raw = Tokenizer(tiny_tokenizer.model, normalization="none")
+    assert raw.encode_batch(texts, num_threads=1) == [raw.encode(t) for t in texts]
+
+
+@given(st.lists(st.one_of(batch_items.map(str.encode), st.sampled_from([b"\xe4", b"\xb8\xad", b"\xff", b"ab\xc3"])),
+                max_size=10))
+def test_batch_of_bytes_equals_single_calls(tiny_tokenizer, texts):
+    assert tiny_tokenizer.encode_batch(texts, num_threads=1) == [tiny_tokenizer.encode(t) for t in texts]
+    raw = Tokenizer(tiny_tokenizer.model, normalization="none")
+    assert raw.encode_batch(texts, num_threads=1) == [raw.encode(t) for t in texts]
+
+
+@given(st.lists(st.one_of(batch_items, batch_items.map(str.encode), batch_items.map(lambda t: bytearray(t.encode()))),
+                max_size=8))
+def test_mixed_batch_equals_single_calls(tiny_tokenizer, texts):
+    assert tiny_tokenizer.encode_batch(texts, num_threads=1) == [tiny_tokenizer.encode(t) for t in texts]

@@ -8,6 +8,8 @@ rate a correct sampler would have over random seeds, and a biased sampler (e.g. 
 
 from __future__ import annotations
 
+import math
+import sys
 from collections import Counter
 
 import numpy as np
@@ -15,7 +17,7 @@ import pytest
 from scipy import stats
 
 from bytepiece import Tokenizer
-from reference import exact_distribution, piece_scores, viterbi
+from reference import exact_distribution, piece_scores, segmentations, viterbi
 
 N_SAMPLES = 20_000
 SIGNIFICANCE = 1e-3
@@ -135,3 +137,62 @@ def test_seed_accepts_numpy_generator(tokenizer):
 def test_unseeded_sampling_varies(tokenizer):
     draws = {tuple(tokenizer.encode("abcab" * 4, alpha=0.0)) for _ in range(30)}
     assert len(draws) > 1
+
+
+HUGE_ALPHAS = [1e6, 1e100, 1e303, 1e308, sys.float_info.max]
+
+
+def _best_is_unique(scores, text: bytes) -> bool:
+    totals = sorted((sum(scores[p] for p in seg) for seg in segmentations(scores, text)), reverse=True)
+    return len(totals) == 1 or totals[0] > totals[1]
+
+
+@pytest.mark.parametrize("alpha", HUGE_ALPHAS)
+def test_huge_alpha_samples_the_viterbi_segmentation(tokenizer, scores, alpha):
+    """alpha * log p overflows to -inf here: every id must still be a real piece (it used to
+    be -1), and the sample is the Viterbi segmentation (the unique most probable one)."""
+    for text in STRINGS + [b"bcdaab", b"cdaaab"]:
+        assert _best_is_unique(scores, text)
+        ids = tokenizer.encode(text, alpha=alpha, seed=1)
+        assert min(ids) >= 3
+        assert tokenizer.tokenize(text, alpha=alpha, seed=1) == viterbi(scores, text)
+        flat, _ = tokenizer.encode_batch([text] * 3, alpha=alpha, seed=2, return_flat=True)
+        assert flat.tolist() == tokenizer.encode(text) * 3
+
+
+@pytest.mark.parametrize("alpha", [1e303, 1e308])
+def test_huge_alpha_on_a_400kb_line(tokenizer, alpha):
+    """Path weights summed along a long line overflowed even where single pieces did not."""
+    text = "abcab abcd 中文 aab\t" * 20_000
+    assert len(text.encode()) > 400_000
+    assert tokenizer.encode(text, alpha=alpha, seed=4) == tokenizer.encode(text)
+    assert tokenizer.encode_batch([text, "x"], alpha=alpha, seed=4) == [tokenizer.encode(text), tokenizer.encode("x")]
+
+
+@pytest.mark.parametrize("alpha", [1e303, 1e308])
+def test_huge_alpha_on_a_long_real_line(load_shared_tokenizer, shared, alpha):
+    """Real text has exact ties ('**' + '***' against '***' + '**'), which sampling may break
+    either way: the sample must reach the Viterbi score, not necessarily its tie choices."""
+    tokenizer = load_shared_tokenizer("bytepiece_80k")
+    text = (shared / "corpora" / "mixed.txt").read_bytes()[:400_000].replace(b"\n", b" ")
+    text = text.decode("utf-8", "ignore")
+    ids = tokenizer.encode(text, alpha=alpha, seed=9)
+    assert min(ids) >= 3
+    assert tokenizer.decode(ids) == text
+    best = tokenizer.encode(text)
+    assert math.isclose(tokenizer.scores[ids].sum(), tokenizer.scores[best].sum(), rel_tol=1e-12)
+
+
+def test_huge_alpha_splits_exact_ties_evenly():
+    """'a'+'ab' and 'aa'+'b' have exactly equal probability and beat every other
+    segmentation of 'aab': the limit of large alpha draws each of the two half of the time."""
+    counts = {bytes([b]): 1 for b in range(256)}
+    counts.update({b"a": 2, b"b": 2, b"aa": 10, b"ab": 10})
+    tokenizer = Tokenizer.from_counts(counts)
+    n = 4000
+    flat, offsets = tokenizer.encode_batch(["aab"] * n, alpha=1e300, seed=11, return_flat=True)
+    pieces = [tokenizer.id_to_piece(i) for i in flat.tolist()]
+    bounds = offsets.tolist()
+    observed = Counter(tuple(pieces[bounds[i] : bounds[i + 1]]) for i in range(n))
+    assert set(observed) == {(b"a", b"ab"), (b"aa", b"b")}
+    assert stats.binomtest(observed[(b"a", b"ab")], n, 0.5).pvalue > SIGNIFICANCE

@@ -1,6 +1,5 @@
-"""numba kernels: plain functions over numpy arrays, compiled lazily on first call and cached."""
+"""numba kernels: plain functions over numpy arrays, compiled lazily on first call and cached.
 
-from ._cache import install as _install_cache_fallback
-
-# Before any kernel module defines a cache=True function (see _cache: read-only installs).
-_install_cache_fallback()
+Kernel modules take ``njit`` from :mod:`._jit` (which sets up caching first); importing this
+package alone does not import numba.
+"""

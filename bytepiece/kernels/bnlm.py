@@ -26,7 +26,7 @@ from typing import NamedTuple
 
 import numpy as np
 import numpy.typing as npt
-from numba import njit
+from ._jit import njit
 
 from .ngrams import lookup
 from .runs import hash_bytes

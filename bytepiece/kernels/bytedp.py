@@ -27,7 +27,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import numpy as np
-from numba import njit
+from ._jit import njit
 
 from .byterange import KNView, SortedVocab, _p, _setup, ext_buckets, narrow, range_mass  # noqa: F401
 from .kn import find_contexts

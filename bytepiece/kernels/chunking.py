@@ -10,7 +10,7 @@ after every run of newlines, uncapped (``chunk_end``).
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+from ._jit import njit
 
 NEWLINE = 10
 

@@ -33,7 +33,7 @@ numpy in :mod:`bytepiece.lm`; this module holds the loops numpy cannot express.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+from ._jit import njit
 
 ROOT = 0
 

@@ -24,7 +24,7 @@ next power of two.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+from ._jit import njit
 
 EMPTY = np.uint64(0)  # no valid key is 0: the low byte holds the length, which is >= 1
 MAX_ORDER = 7

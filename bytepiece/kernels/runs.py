@@ -13,7 +13,7 @@ Two kinds of run, both sorted so that merging is linear and the reduction is det
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+from ._jit import njit
 
 _FNV_OFFSET = np.uint64(0xCBF29CE484222325)
 _FNV_PRIME = np.uint64(0x100000001B3)

@@ -12,7 +12,7 @@ pieces acts as a tokenizer of its own).
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+from ._jit import njit
 
 
 @njit(cache=True, nogil=True)

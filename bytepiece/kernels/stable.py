@@ -10,7 +10,7 @@ and follow it from there, so the stable point is the lowest of their meeting poi
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+from ._jit import njit
 
 from .byterange import narrow
 

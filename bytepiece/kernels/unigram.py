@@ -18,7 +18,7 @@ prefixes of pieces (at most ``max_piece_length`` bytes) and every single byte is
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+from ._jit import njit
 
 from .segment import best_segmentation
 

@@ -1,0 +1,135 @@
+"""The start of a process: plain-Python Viterbi until numba pays off, and no numba import for a
+one-line job once the model's arrays are cached."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import bytepiece.tokenizer as tokenizer_module
+from bytepiece import Tokenizer
+from bytepiece.coldstart import PYTHON_BUDGET_BYTES, viterbi_ids
+from reference import piece_scores, viterbi
+
+ALPHABET = b"ab\n\xe4 "
+pieces = st.dictionaries(
+    st.binary(min_size=2, max_size=7).map(lambda b: bytes(ALPHABET[x % len(ALPHABET)] for x in b)),
+    st.integers(1, 60),
+    max_size=30,
+)
+texts = st.binary(max_size=80).map(lambda b: bytes(ALPHABET[x % len(ALPHABET)] for x in b))
+
+
+def _vocab(extra: dict[bytes, int]) -> dict[bytes, int]:
+    counts = {bytes([b]): 1 + b % 5 for b in range(256)}
+    counts.update(extra)
+    return counts
+
+
+@given(pieces, texts)
+def test_python_viterbi_equals_kernel_and_reference(extra, text):
+    counts = _vocab(extra)
+    tokenizer = Tokenizer.from_counts(counts, normalization="none")
+    python = viterbi_ids(*tokenizer._views, text)
+    kernel = tokenizer._encode_array(text, -1.0, None).tolist()
+    assert python == kernel
+    assert [tokenizer.id_to_piece(i) for i in python] == viterbi(piece_scores(counts), text)
+
+
+def test_python_viterbi_on_real_text(load_shared_tokenizer, shared):
+    tokenizer = load_shared_tokenizer("bytepiece_80k")
+    for name in ("zh", "en", "code"):
+        data = (shared / "corpora" / f"{name}.txt").read_bytes()[:20_000]
+        data = data.decode("utf-8", "ignore").encode()
+        assert viterbi_ids(*tokenizer._views, data) == tokenizer._encode_array(data, -1.0, None).tolist()
+
+
+def test_budget_then_kernels(monkeypatch, tiny_tokenizer):
+    """Small inputs go to Python while the budget lasts; the first input that does not fit
+    loads the kernels, which are then used for everything."""
+    monkeypatch.setattr(tokenizer_module, "_kernel_module", None)
+    monkeypatch.setattr(tokenizer_module, "_python_budget", PYTHON_BUDGET_BYTES)
+    text = "abcd 中文 ab\n\n" * 50
+    expected = tiny_tokenizer._encode_array(tiny_tokenizer.normalize(text), -1.0, None).tolist()
+    monkeypatch.setattr(tokenizer_module, "_kernel_module", None)
+    assert tiny_tokenizer.encode(text) == expected
+    assert tiny_tokenizer.encode_batch([text, "", text], add_bos=True) == [[1, *expected], [1], [1, *expected]]
+    flat, offsets = tiny_tokenizer.encode_batch([text, text], return_flat=True, add_eos=True)
+    assert flat.dtype == np.int32 and offsets.dtype == np.int64 and offsets.tolist() == [0, len(expected) + 1, 2 * len(expected) + 2]
+    assert tokenizer_module._kernel_module is None
+    assert tokenizer_module._python_budget < PYTHON_BUDGET_BYTES
+    big = text * (PYTHON_BUDGET_BYTES // len(text.encode()) + 1)
+    assert tiny_tokenizer.decode(tiny_tokenizer.encode(big)) == big
+    assert tokenizer_module._kernel_module is not None
+
+
+def test_sampling_never_takes_the_python_path(monkeypatch, tiny_tokenizer):
+    monkeypatch.setattr(tokenizer_module, "_kernel_module", None)
+    tiny_tokenizer.encode("ab", alpha=0.5, seed=1)
+    assert tokenizer_module._kernel_module is not None
+
+
+def _run(code: str, env: dict, stdin: str = "") -> subprocess.CompletedProcess:
+    done = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], input=stdin, capture_output=True, text=True,
+                          env=env, timeout=300)
+    assert done.returncode == 0, done.stderr
+    return done
+
+
+@pytest.fixture()
+def cold_env(tmp_path, tiny_model_file):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BYTEPIECE_")}
+    env["BYTEPIECE_CACHE_DIR"] = str(tmp_path / "cache")
+    # a first process fills the cache
+    _run(f"from bytepiece import Tokenizer; Tokenizer({str(tiny_model_file)!r})", env)
+    return env
+
+
+@pytest.mark.slow
+def test_one_line_does_not_import_numba(cold_env, tiny_model_file, tiny_tokenizer):
+    code = f"""
+        import json, sys
+        from bytepiece import Tokenizer
+        t = Tokenizer({str(tiny_model_file)!r})
+        out = [t.encode("abcd 中文 ab"), t.encode_batch(["ab", "cd"]), t.decode(t.encode("x y")), "numba" in sys.modules]
+        print(json.dumps(out))
+    """
+    ids, batch, text, numba_loaded = json.loads(_run(code, cold_env).stdout)
+    assert ids == tiny_tokenizer.encode("abcd 中文 ab")
+    assert batch == tiny_tokenizer.encode_batch(["ab", "cd"])
+    assert text == "x y"
+    assert numba_loaded is False
+
+
+@pytest.mark.slow
+def test_cli_one_line_does_not_import_numba(cold_env, tiny_model_file, tiny_tokenizer):
+    code = f"""
+        import sys
+        from bytepiece_cli.app import main
+        sys.argv = ["bytepiece", "encode", "-m", {str(tiny_model_file)!r}]
+        try:
+            main()
+        except SystemExit as e:
+            assert not e.code, e.code
+        print("numba" in sys.modules, file=sys.stderr)
+    """
+    done = _run(code, cold_env, stdin="abcd 中文 ab\nabc\n")
+    assert done.stdout.splitlines() == [" ".join(map(str, tiny_tokenizer.encode(t))) for t in ("abcd 中文 ab", "abc")]
+    assert done.stderr.strip().splitlines()[-1] == "False"
+
+
+def test_warmup_loads_the_kernels_for_every_later_call(monkeypatch, tiny_tokenizer):
+    monkeypatch.setattr(tokenizer_module, "_kernel_module", None)
+    monkeypatch.setattr(tokenizer_module, "_python_budget", PYTHON_BUDGET_BYTES)
+    tiny_tokenizer.warmup()
+    assert tokenizer_module._kernel_module is not None
+    tiny_tokenizer.encode("abcd")
+    assert tokenizer_module._python_budget == PYTHON_BUDGET_BYTES, "nothing went to the Python path"
