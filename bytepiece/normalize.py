@@ -90,7 +90,7 @@ def chunks(text: str) -> list[str]:
 # -- training chunks on bytes (the kernels) ------------------------------------------------------
 
 #: bytes of chunks grouped into one job of a training pass
-JOB_BYTES = 2 << 20
+JOB_BYTES = 1 << 20
 
 #: (buffer, chunk bounds, first chunk, end chunk): one unit of work of a training pass
 Job = tuple[np.ndarray, np.ndarray, int, int]

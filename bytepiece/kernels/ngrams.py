@@ -33,10 +33,18 @@ PREFIX3_MASK = ~((1 << 40) - 1) & ((1 << 64) - 1)  # the first three bytes of a 
 
 
 @njit(cache=True, nogil=True)
-def gram_keys(buf, bounds, lo, hi, order):
-    """Packed maximal-gram keys of every position of chunks ``lo..hi-1`` (in position order)."""
-    a0 = bounds[lo]
-    out = np.empty(bounds[hi] - a0, np.uint64)
+def count_grams(buf, bounds, lo, hi, order, bits):
+    """Count the maximal grams of chunks ``lo..hi-1`` in an open-addressing table of ``2**bits``
+    slots (key 0 = empty) that doubles when half full; returns (keys, counts, bits) of the final
+    table. Counting first and sorting only the distinct keys (see ``table_counts``) costs about
+    half of sorting every position's key: text repeats, so a job has far fewer distinct grams
+    than positions."""
+    cap = np.int64(1) << bits
+    mask = cap - 1
+    shift = np.uint64(64 - bits)
+    keys = np.zeros(cap, np.uint64)
+    counts = np.zeros(cap, np.int64)
+    n = 0
     for c in range(lo, hi):
         a, b = bounds[c], bounds[c + 1]
         for p in range(a, b):
@@ -44,7 +52,49 @@ def gram_keys(buf, bounds, lo, hi, order):
             key = np.uint64(0)
             for i in range(m):
                 key |= np.uint64(buf[p + i]) << np.uint64(56 - 8 * i)
-            out[p - a0] = key | np.uint64(m)
+            key |= np.uint64(m)
+            s = np.int64((key * _FIB) >> shift)
+            while True:
+                k = keys[s]
+                if k == key:
+                    counts[s] += 1
+                    break
+                if k == EMPTY:
+                    keys[s] = key
+                    counts[s] = 1
+                    n += 1
+                    break
+                s = (s + 1) & mask
+            if 2 * n > cap:
+                bits += 1
+                grown_cap = np.int64(1) << bits
+                grown_mask = grown_cap - 1
+                shift = np.uint64(64 - bits)
+                grown_keys = np.zeros(grown_cap, np.uint64)
+                grown_counts = np.zeros(grown_cap, np.int64)
+                for t in range(cap):
+                    if keys[t] != EMPTY:
+                        s = np.int64((keys[t] * _FIB) >> shift)
+                        while grown_keys[s] != EMPTY:
+                            s = (s + 1) & grown_mask
+                        grown_keys[s] = keys[t]
+                        grown_counts[s] = counts[t]
+                keys, counts, cap, mask = grown_keys, grown_counts, grown_cap, grown_mask
+    return keys, counts, bits
+
+
+@njit(cache=True, nogil=True)
+def table_counts(table_keys, table_counts_, bits, sorted_keys):
+    """The counts of ``sorted_keys`` (all present) in a table made by ``count_grams``."""
+    mask = (np.int64(1) << bits) - 1
+    shift = np.uint64(64 - bits)
+    out = np.empty(sorted_keys.shape[0], np.int64)
+    for i in range(sorted_keys.shape[0]):
+        key = sorted_keys[i]
+        s = np.int64((key * _FIB) >> shift)
+        while table_keys[s] != key:
+            s = (s + 1) & mask
+        out[i] = table_counts_[s]
     return out
 
 

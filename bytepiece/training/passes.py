@@ -26,7 +26,7 @@ class PassOptions:
     ensure_unicode: bool
     errors: str = "replace"
     batch_bytes: int = DEFAULT_BATCH_BYTES
-    job_bytes: int | None = None
+    job_bytes: int | None = None  # default: normalize.JOB_BYTES
 
 
 class ReadCounts(NamedTuple):
@@ -79,8 +79,7 @@ def _merge_stack(stack: list[KeyRun], run: KeyRun) -> None:
 
 def count_shard_grams(shard: Shard, options: PassOptions) -> ShardGrams:
     """Pass 1 task: the sorted, counted maximal grams of every chunk position of ``shard``."""
-    from ..kernels.ngrams import gram_keys, prefix_counts
-    from ..kernels.runs import run_lengths
+    from ..kernels.ngrams import count_grams, prefix_counts, table_counts
 
     stack: list[KeyRun] = []
     texts = n_bytes = invalid = 0
@@ -89,10 +88,13 @@ def count_shard_grams(shard: Shard, options: PassOptions) -> ShardGrams:
         n_bytes += len(batch.data)
         invalid += batch.invalid_utf8
         for buf, bounds, lo, hi in training_jobs(batch, isolate_digits=options.isolate_digits, job_bytes=options.job_bytes):
-            keys = gram_keys(buf, bounds, lo, hi, options.order)
+            positions = int(bounds[hi] - bounds[lo])
+            table_keys, table_cnts, bits = count_grams(buf, bounds, lo, hi, options.order,
+                                                       max(10, (positions // 4).bit_length()))
+            keys = table_keys[table_keys != 0]
             keys.sort()
-            _merge_stack(stack, KeyRun(*run_lengths(keys)))
-            del keys
+            _merge_stack(stack, KeyRun(keys, table_counts(table_keys, table_cnts, bits, keys)))
+            del table_keys, table_cnts
     run = KeyRun.empty()
     while stack:
         run = stack.pop().merge(run) if run.size else stack.pop()
