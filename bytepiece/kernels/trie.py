@@ -62,5 +62,5 @@ def build_trie(pieces: list[bytes], ids: npt.NDArray[np.int32] | None = None) ->
     np.cumsum(lengths, out=offsets[1:])
     buf = np.frombuffer(b"".join(sorted_pieces), dtype=np.uint8)
     sorted_ids = np.ascontiguousarray(np.asarray(ids, dtype=np.int32)[np.array(order, dtype=np.int64)])
-    cells = build_double_array(buf, offsets, sorted_ids)
-    return Trie(np.ascontiguousarray(cells[:, :2]).reshape(-1), np.ascontiguousarray(cells[:, PIECE]), int(lengths.max()) if len(lengths) else 0)
+    base_check, piece = build_double_array(buf, offsets, sorted_ids)
+    return Trie(base_check, piece, int(lengths.max()) if len(lengths) else 0)
