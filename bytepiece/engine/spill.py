@@ -96,6 +96,10 @@ class PieceRun(NamedTuple):
 Run = Union[KeyRun, PieceRun]
 
 
+def _write_array(f, array: np.ndarray) -> None:
+    array.tofile(f)
+
+
 class SpillDir:
     """A temporary directory for spilled runs: created on first use, removed by ``close()``."""
 
@@ -117,7 +121,7 @@ class SpillDir:
         path = self.new_path(stem)
         try:
             with open(path, "wb") as f:
-                array.tofile(f)
+                _write_array(f, array)
         except OSError as e:
             if e.errno in (errno.ENOSPC, errno.EDQUOT):
                 where = self.path.parent if self.path is not None else "the temporary directory"

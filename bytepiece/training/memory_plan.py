@@ -16,6 +16,7 @@ from ..engine.memory import format_size
 from ..errors import TrainingError
 
 MIN_SHARD_BYTES = 1 << 20
+SHARDS_PER_WORKER = 4
 #: working memory of a pass-1 task per input byte of its shard (keys, sort, merged runs)
 PASS1_TASK_PER_BYTE = 6
 #: size of a pass-1 result per input byte (distinct maximal grams, 16 bytes each)
@@ -35,10 +36,16 @@ class MemoryPlan:
     window: int  # tasks submitted ahead of the one being reduced
 
     @classmethod
-    def make(cls, budget: int, workers: int, shard_bytes: int | None = None) -> MemoryPlan:
+    def make(cls, budget: int, workers: int, shard_bytes: int | None = None, input_bytes: int | None = None) -> MemoryPlan:
+        """The plan for ``workers`` tasks at once under ``budget``; shards are as large as the
+        budget allows (fewer, larger sorted runs) but small enough that every worker gets
+        several (``SHARDS_PER_WORKER``) of a corpus of ``input_bytes``, so none idles at the end."""
         if shard_bytes is None:
             per_task = budget // (4 * max(1, workers) * (PASS1_TASK_PER_BYTE + PASS1_RESULT_PER_BYTE))
-            shard_bytes = max(MIN_SHARD_BYTES, min(DEFAULT_SHARD_BYTES, per_task))
+            shard_bytes = min(DEFAULT_SHARD_BYTES, per_task)
+            if input_bytes:
+                shard_bytes = min(shard_bytes, -(-input_bytes // (SHARDS_PER_WORKER * max(1, workers))))
+            shard_bytes = max(MIN_SHARD_BYTES, shard_bytes)
         return cls(budget, workers, shard_bytes, workers + 1)
 
     def in_flight(self, task_per_byte: int, result_per_byte: int) -> int:
@@ -59,7 +66,7 @@ class MemoryPlan:
 
     def partition_bytes(self, limit: int) -> int:
         """Size of the partitions a reducer loads back (two of them may be in flight)."""
-        return max(1 << 20, limit // 4)
+        return max(1 << 14, limit // 4)
 
     def describe(self) -> dict:
         return {"budget_bytes": self.budget, "shard_bytes": self.shard_bytes, "tasks_in_flight": self.window}

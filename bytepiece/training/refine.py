@@ -307,7 +307,7 @@ def refine_vocabulary(
     budget = default_budget() if max_memory is None else parse_size(max_memory, name="max_memory")
     with open_corpus(corpus, tmp_dir=tmp_dir) as inputs, SpillDir(tmp_dir) as spill, \
             make_engine(cluster, workers=workers) as engine:
-        plan = MemoryPlan.make(budget, engine.workers, shard_bytes)
+        plan = MemoryPlan.make(budget, engine.workers, shard_bytes, sum(src.size for src in inputs.sources))
         shards = plan_shards(inputs.sources, plan.shard_bytes)
         options = PassOptions(6, 2, isolate_digits, refine_options.ensure_unicode, batch_bytes=batch_bytes)
         return refine_on_engine(engine, shards, seed_counts, size, options=options, plan=plan, spill=spill,

@@ -1,0 +1,276 @@
+"""The engine: ordered maps on threads and on Dask, memory budgets and the spilled runs behind them,
+and the kernels that count and merge runs, each against a plain-Python reference."""
+
+from __future__ import annotations
+
+import collections
+import os
+import random
+import threading
+import time
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from bytepiece.engine import make_engine, parse_size
+from bytepiece.engine.local import LocalEngine
+from bytepiece.engine.spill import KeyRun, PieceRun, RunStore, SpillDir
+from bytepiece.errors import InputError, TrainingError
+
+
+def _slow_square(x: int, delay: float) -> int:
+    time.sleep(delay * ((x * 7919) % 5))  # finishes out of order
+    return x * x
+
+
+def test_local_map_keeps_order_and_bounds_the_window():
+    engine = LocalEngine(3)
+    running = []
+    lock = threading.Lock()
+    peak = [0]
+
+    def task(x):
+        with lock:
+            running.append(x)
+            peak[0] = max(peak[0], len(running))
+        out = _slow_square(x, 0.002)
+        with lock:
+            running.remove(x)
+        return out
+
+    got = [(i, r) for i, r in engine.map(task, range(40), window=4)]
+    assert got == [(i, i * i) for i in range(40)]
+    assert peak[0] <= 4
+
+
+def test_local_map_stops_on_error_and_cancels_the_rest():
+    started = []
+
+    def task(x):
+        started.append(x)
+        if x == 3:
+            raise ValueError("boom at 3")
+        time.sleep(0.01)
+        return x
+
+    with pytest.raises(ValueError, match="boom at 3"):
+        list(LocalEngine(2).map(task, range(100), window=4))
+    time.sleep(0.1)
+    assert len(started) < 20  # queued tasks were cancelled, not run
+
+
+def test_bad_worker_counts_and_cluster_values():
+    with pytest.raises(InputError, match="workers"):
+        LocalEngine(0)
+    with pytest.raises(InputError, match="local:N"):
+        make_engine("local:zero")
+
+
+@pytest.mark.parametrize("value, expected", [("1G", 1 << 30), ("512M", 512 << 20), ("1.5GiB", int(1.5 * (1 << 30))),
+                                             ("2048", 2048), (1 << 20, 1 << 20), ("64kb", 64 << 10)])
+def test_parse_size(value, expected):
+    assert parse_size(value) == expected
+
+
+@pytest.mark.parametrize("value", ["", "1X", "-1G", "G", "1.2.3M", True, 0])
+def test_parse_size_rejects(value):
+    with pytest.raises(InputError):
+        parse_size(value)
+
+
+def test_missing_dask_is_one_line_naming_the_extra(monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "distributed", None)
+    with pytest.raises(InputError, match=r'pip install "bytepiece-tk\[dask\]"'):
+        make_engine("local:2")
+
+
+@pytest.mark.slow
+def test_unreachable_scheduler_is_a_quick_clear_error(monkeypatch):
+    pytest.importorskip("distributed")
+    from bytepiece.engine import dask as dask_engine
+
+    monkeypatch.setattr(dask_engine, "CONNECT_TIMEOUT_S", 2)
+    t0 = time.perf_counter()
+    with pytest.raises(InputError, match=r"cannot reach the Dask scheduler at tcp://127\.0\.0\.1:9 within 2 s"):
+        make_engine("tcp://127.0.0.1:9")
+    assert time.perf_counter() - t0 < 30
+
+
+# -- sorted runs and spilling ------------------------------------------------------------------
+
+def _key_runs(rng: np.random.Generator, n_runs: int) -> list[np.ndarray]:
+    # keys with shared prefixes and every length byte, as maximal grams have
+    return [np.sort(rng.integers(1, 400, size=rng.integers(1, 500)).astype(np.uint64) << np.uint64(40)
+                    | rng.integers(1, 7, size=1).astype(np.uint64)) for _ in range(n_runs)]
+
+
+@pytest.mark.parametrize("limit", [1 << 30, 4096, 1])
+def test_run_store_merges_exactly_whatever_it_spills(tmp_path, limit):
+    from bytepiece.kernels.runs import run_lengths
+
+    rng = np.random.default_rng(limit)
+    raw = _key_runs(rng, 25)
+    with SpillDir(tmp_path) as spill:
+        store = RunStore(limit, spill)
+        for keys in raw:
+            store.add(KeyRun(*run_lengths(keys)))
+        assert store.spilled == (limit < 1 << 30)
+        parts = store.partitions(2000, align_mask=~((1 << 40) - 1) & ((1 << 64) - 1))
+        loaded = [store.load(lo, hi, KeyRun) for lo, hi in parts]
+        # partitions are contiguous key ranges that never split a 3-byte prefix
+        for (lo, hi), run in zip(parts, loaded):
+            assert all(k >= lo and (hi is None or k < hi) for k in run.keys.tolist())
+        keys = np.concatenate([r.keys for r in loaded])
+        counts = np.concatenate([r.counts for r in loaded])
+    expected = collections.Counter(np.concatenate(raw).tolist())
+    assert keys.tolist() == sorted(expected)
+    assert counts.tolist() == [expected[k] for k in sorted(expected)]
+    assert not any(tmp_path.iterdir())  # the spill directory is gone
+
+
+def _piece_run(pieces: dict[bytes, int]) -> PieceRun:
+    from bytepiece.training.passes import piece_run
+
+    items = list(pieces.items())
+    arena = np.frombuffer(b"".join(p for p, _ in items), np.uint8)
+    lengths = np.array([len(p) for p, _ in items], np.int64)
+    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
+    hashes = np.array([_py_hash(p) for p, _ in items], np.uint64)
+    return piece_run(hashes, np.array([c for _, c in items], np.int64), starts, lengths, arena)
+
+
+def _py_hash(piece: bytes) -> int:
+    from bytepiece.kernels.runs import hash_bytes
+
+    return int(hash_bytes(np.frombuffer(piece, np.uint8), 0, len(piece)))
+
+
+@given(st.lists(st.dictionaries(st.binary(min_size=1, max_size=6), st.integers(1, 5), max_size=30), max_size=6),
+       st.sampled_from([1 << 30, 200, 1]))
+def test_piece_runs_merge_and_spill_exactly(tmp_path_factory, batches, limit):
+    with SpillDir(tmp_path_factory.mktemp("spill")) as spill:
+        store = RunStore(limit, spill)
+        for b in batches:
+            store.add(_piece_run(b))
+        got: dict[bytes, int] = {}
+        for part in store.iter_partitions(64, PieceRun):
+            order = list(zip(part.hashes.tolist(), [part.piece(i) for i in range(part.size)]))
+            assert order == sorted(order)  # (hash, bytes) order within and across partitions
+            for i in range(part.size):
+                assert part.piece(i) not in got
+                got[part.piece(i)] = int(part.counts[i])
+    expected: collections.Counter = collections.Counter()
+    for b in batches:
+        expected.update(b)
+    assert got == dict(expected)
+
+
+def test_colliding_hashes_stay_distinct_pieces():
+    """Two different pieces with one 64-bit hash (forced here) are ordered by their bytes and
+    counted apart, never merged."""
+    from bytepiece.training.passes import piece_run
+
+    pieces = [b"zz", b"ab", b"abc", b"ab"]
+    arena = np.frombuffer(b"".join(pieces), np.uint8)
+    lengths = np.array([2, 2, 3, 2], np.int64)
+    starts = np.array([0, 2, 4, 7], np.int64)
+    run = piece_run(np.array([7, 7, 7, 3], np.uint64), np.array([1, 2, 3, 4], np.int64), starts, lengths, arena)
+    assert [run.piece(i) for i in range(run.size)] == [b"ab", b"ab", b"abc", b"zz"]
+    other = piece_run(np.array([7], np.uint64), np.array([10], np.int64), np.array([0], np.int64),
+                      np.array([3], np.int64), np.frombuffer(b"abc", np.uint8))
+    merged = run.merge(other)
+    assert [(merged.piece(i), int(merged.counts[i])) for i in range(merged.size)][-2:] == [(b"abc", 13), (b"zz", 1)]
+
+
+def test_disk_full_while_spilling_is_one_clear_error(tmp_path, monkeypatch):
+    import errno
+
+    from bytepiece.engine import spill as spill_module
+    from bytepiece.kernels.runs import run_lengths
+
+    def full(f, array):
+        f.write(b"x" * 10)
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(spill_module, "_write_array", full)
+    with pytest.raises(TrainingError, match="no space left.*--tmp-dir"):
+        with SpillDir(tmp_path) as spill:
+            store = RunStore(1, spill)
+            store.add(KeyRun(*run_lengths(np.arange(1, 100, dtype=np.uint64))))
+    assert not any(tmp_path.iterdir())
+
+
+# -- counting kernels against references ------------------------------------------------------
+
+def _reference_maximal_grams(chunks: list[bytes], order: int) -> collections.Counter:
+    out: collections.Counter = collections.Counter()
+    for c in chunks:
+        for p in range(len(c)):
+            out[c[p:p + order]] += 1
+    return out
+
+
+def _pack(gram: bytes) -> int:
+    key = 0
+    for i, b in enumerate(gram):
+        key |= b << (56 - 8 * i)
+    return key | len(gram)
+
+
+@given(st.lists(st.binary(min_size=1, max_size=40).map(lambda b: b.replace(b"\n", b"a")), min_size=1, max_size=30),
+       st.integers(1, 7), st.integers(10, 14))
+def test_count_grams_matches_a_counter(chunks, order, bits):
+    from bytepiece.kernels.ngrams import count_grams, table_counts
+
+    buf = np.frombuffer(b"".join(chunks), np.uint8)
+    bounds = np.concatenate([[0], np.cumsum([len(c) for c in chunks])]).astype(np.int64)
+    table_keys, table_cnts, final_bits = count_grams(buf, bounds, 0, len(chunks), order, bits)
+    keys = np.sort(table_keys[table_keys != 0])
+    counts = table_counts(table_keys, table_cnts, final_bits, keys)
+    expected = _reference_maximal_grams(chunks, order)
+    assert dict(zip(keys.tolist(), counts.tolist())) == {_pack(g): c for g, c in expected.items()}
+
+
+@given(st.lists(st.binary(min_size=1, max_size=30), min_size=1, max_size=20), st.integers(3, 7), st.integers(1, 3))
+def test_derive_long_matches_a_reference(chunks, order, min_count):
+    """Kept n-grams of length 3..order with their parents' counts, derived from maximal grams."""
+    from bytepiece.kernels.ngrams import derive_long, prefix_counts
+
+    maximal = _reference_maximal_grams(chunks, order)
+    keys = np.array(sorted(_pack(g) for g in maximal), np.uint64)
+    counts = np.array([maximal[g] for g in sorted(maximal, key=_pack)], np.int64)
+    ones = np.zeros(256, np.int64)
+    twos = np.zeros(1 << 16, np.int64)
+    prefix_counts(keys, counts, ones, twos)
+    grams: collections.Counter = collections.Counter()
+    for c in chunks:
+        for p in range(len(c)):
+            for k in range(1, min(order, len(c) - p) + 1):
+                grams[c[p:p + k]] += 1
+    assert ones.tolist() == [grams.get(bytes([b]), 0) for b in range(256)]
+    assert {i: int(v) for i, v in enumerate(twos) if v} == {(g[0] << 8) | g[1]: c for g, c in grams.items() if len(g) == 2}
+    got_keys, got_counts, parents = derive_long(keys, counts, order, min_count, twos)
+    got = {int(k): (int(c), int(p)) for k, c, p in zip(got_keys, got_counts, parents)}
+    want = {_pack(g): (c, grams[g[:-1]]) for g, c in grams.items() if len(g) >= 3 and c >= min_count}
+    assert got == want
+
+
+def test_hash_random_words_spread_over_partitions(tmp_path):
+    """Piece partitions are hash ranges: similar pieces land in different partitions, so no
+    partition holds a skewed share of a real vocabulary."""
+    rng = random.Random(0)
+    words = {("w%05d" % rng.randrange(10 ** 5)).encode(): 1 for _ in range(5000)}
+    with SpillDir(tmp_path) as spill:
+        store = RunStore(1 << 30, spill)
+        store.add(_piece_run(words))
+        sizes = [part.size for part in store.iter_partitions(8 * 1024, PieceRun)]
+    assert len(sizes) >= 4 and max(sizes) < 3 * sum(sizes) / len(sizes)
+
+
+@pytest.mark.skipif(os.cpu_count() is None, reason="no cpu count")
+def test_local_engine_default_uses_the_available_cpus():
+    assert LocalEngine().workers >= 1
