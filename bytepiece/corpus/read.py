@@ -126,8 +126,9 @@ class _LineReader:
             last_tell = shard.start if source.splittable else 0
             budget = shard.size  # progress never counts past the shard's own bytes
             pending = b""
+            mid_line = False  # pos is inside a long line whose start we own (we read it to its end)
             while True:
-                if end >= 0 and pos >= end:
+                if end >= 0 and pos >= end and not mid_line:
                     break
                 block = reader.read(self.batch_bytes)
                 data = pending + block if pending else block
@@ -149,12 +150,14 @@ class _LineReader:
                     yield data[: k + 1], pos, consumed, True
                     pos += k + 1
                     pending = data[k + 1:]
+                    mid_line = False
                 elif split_long and len(data) >= self.batch_bytes:
                     q = safe_cut(data, 0)
                     if q > 0:
                         yield data[:q], pos, consumed, False
                         pos += q
                         pending = data[q:]
+                        mid_line = True
                     else:
                         pending = data
                 else:
