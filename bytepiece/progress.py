@@ -41,8 +41,10 @@ class Progress:
         return self.console
 
     @contextlib.contextmanager
-    def phase(self, description: str, total: int | None = None, *, unit: str = "bytes") -> Iterator[Advance]:
-        """A bar for one phase; yields ``advance(n)``. ``unit`` is ``"bytes"`` or a noun (items)."""
+    def phase(self, description: str, total: int | None = None, *, unit: str = "bytes",
+              transient: bool = False) -> Iterator[Advance]:
+        """A bar for one phase; yields ``advance(n)``. ``unit`` is ``"bytes"`` or a noun (items);
+        a ``transient`` bar (a step inside a phase) disappears when it is done."""
         if not self.enabled:
             yield _noop
             return
@@ -59,7 +61,7 @@ class Progress:
         else:
             columns += [BarColumn(bar_width=24), MofNCompleteColumn(), TextColumn(unit), TimeElapsedColumn(),
                         TextColumn("eta"), TimeRemainingColumn()]
-        with RichProgress(*columns, console=self._console(), transient=False, refresh_per_second=5) as bar:
+        with RichProgress(*columns, console=self._console(), transient=transient, refresh_per_second=5) as bar:
             task = bar.add_task(description, total=total)
             yield lambda n: bar.advance(task, n)
             if total is not None:

@@ -69,7 +69,7 @@ class PieceSet:
     def _resegment(self, batches: Iterable[PieceRun], description: str, total: int | None) -> npt.NDArray[np.int64]:
         counter = np.zeros(self.n, dtype=np.int64)
         logp = self.engine.share(self._logp())
-        with self.progress.phase(description, total, unit="pieces") as advance:
+        with self.progress.phase(description, total, unit="pieces", transient=True) as advance:
             for batch, part in self.engine.map(resegment_pieces, batches, self._shared_trie, logp, self.n):
                 counter += part
                 advance(batch.size)

@@ -27,8 +27,9 @@ when they outgrow it).
 
 from __future__ import annotations
 
+import contextlib
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -117,43 +118,55 @@ class _Passes:
     """The corpus passes of one refinement, on an engine."""
 
     def __init__(self, engine: Engine, shards: list[Shard], options: PassOptions, plan: MemoryPlan, spill: SpillDir,
-                 progress: Callable[[int], None] | None) -> None:
+                 progress: Callable[[int], None] | Progress | None, label: str) -> None:
         self.engine, self.shards, self.options, self.plan, self.spill = engine, shards, options, plan, spill
         self.progress = progress
+        self.label = label
         self.passes = 0
         self.total_bytes = 0
 
-    def _advance(self, shard: Shard) -> None:
-        if self.progress is not None:
-            self.progress(shard.size)
+    @contextlib.contextmanager
+    def _bar(self, what: str) -> Iterator[Callable[[Shard], None]]:
+        """Per pass, a bar in input bytes with its total and ETA (or the caller's callback)."""
+        self.passes += 1
+        if isinstance(self.progress, Progress):
+            with self.progress.phase(f"{self.label} {self.passes} {what}", sum(s.size for s in self.shards),
+                                     transient=True) as advance:
+                yield lambda shard: advance(shard.size)
+        elif self.progress is not None:
+            callback = self.progress
+            yield lambda shard: callback(shard.size)
+        else:
+            yield lambda shard: None
 
     def expectation(self, vocab: _Vocab, hard: bool) -> tuple[np.ndarray, float]:
-        self.passes += 1
         logp = vocab.log_probs()
         values = vocab.trie.cell_values(logp, -np.inf) if hard else vocab.trie.cell_values(np.exp(logp), 0.0)
         lattice = self.engine.share(Lattice(vocab.trie.base_check, vocab.trie.piece, values, len(vocab.pieces)))
         total = np.zeros(len(vocab.pieces), dtype=np.float64)
         loglik = 0.0
         n_bytes = 0
-        for shard, (counts, ll, size) in self.engine.map(expectation_task, self.shards, lattice, hard, self.options,
-                                                         window=self.plan.window):
-            total += counts
-            loglik += ll
-            n_bytes += size
-            self._advance(shard)
+        with self._bar("count") as advance:
+            for shard, (counts, ll, size) in self.engine.map(expectation_task, self.shards, lattice, hard, self.options,
+                                                             window=self.plan.window):
+                total += counts
+                loglik += ll
+                n_bytes += size
+                advance(shard)
         self.total_bytes = n_bytes
         return total, loglik
 
     def pairs(self, vocab: _Vocab) -> RunStore:
-        self.passes += 1
         values = vocab.trie.cell_values(vocab.log_probs(), -np.inf)
         lattice = self.engine.share(Lattice(vocab.trie.base_check, vocab.trie.piece, values, len(vocab.pieces)))
         store = RunStore(self.plan.pass1_reducer_limit(), self.spill)
         total = 0
-        for shard, (run, n_bytes) in self.engine.map(pairs_task, self.shards, lattice, self.options, window=self.plan.window):
-            store.add(run)
-            total += n_bytes
-            self._advance(shard)
+        with self._bar("grow") as advance:
+            for shard, (run, n_bytes) in self.engine.map(pairs_task, self.shards, lattice, self.options,
+                                                         window=self.plan.window):
+                store.add(run)
+                total += n_bytes
+                advance(shard)
         self.total_bytes = total
         return store
 
@@ -328,15 +341,11 @@ def refine_on_engine(engine: Engine, shards: list[Shard], seed_counts: Mapping[b
     _check_size(size)
     target = int(size) - FIRST_PIECE_ID
     seed = _check_seed(seed_counts, opts.max_piece_length, opts.ensure_unicode)
-    if isinstance(progress, Progress):
-        with progress.phase(f"refine {size}", None) as advance:
-            return refine_on_engine(engine, shards, seed, size, options=options, plan=plan, spill=spill,
-                                    progress=advance, stats=stats, refine=opts)
     own_spill = spill is None
     spill = spill or SpillDir()
     info: dict[str, Any] = {"rounds": []}
     try:
-        passes = _Passes(engine, shards, options, plan, spill, progress)
+        passes = _Passes(engine, shards, options, plan, spill, progress, f"refine {size} pass")
         ordered = sorted(seed, key=lambda p: (len(p), p))
         vocab = _Vocab(ordered, np.array([seed[p] for p in ordered], dtype=np.float64))
         n_grow = size // 4 if opts.grow is None else int(opts.grow)
