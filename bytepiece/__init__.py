@@ -13,16 +13,23 @@ def __getattr__(name: str):
         from .training import Trainer
 
         return Trainer
+    if name in ("encode_corpus", "TokenDataset", "EncodeSummary"):
+        from . import tokens
+
+        return getattr(tokens, name)
     raise AttributeError(f"module 'bytepiece' has no attribute {name!r}")
 
 __all__ = [
     "BytePieceError",
+    "EncodeSummary",
     "InputError",
     "Model",
     "ModelFormatError",
+    "TokenDataset",
     "Tokenizer",
     "Trainer",
     "TrainingError",
     "__version__",
+    "encode_corpus",
     "load_model",
 ]

@@ -1,0 +1,135 @@
+"""Encoding a batch of corpus documents, and reading ahead while a batch is encoded.
+
+The reader yields :class:`~bytepiece.corpus.DocBatch` es that are already NFC UTF-8 with document
+offsets, so a batch goes straight to the kernel, without the per-text Python work of
+``Tokenizer.encode_batch``. Each document draws its random numbers (when sampling) from a stream
+named by its input and its position there (:func:`document_streams`), never by its place in a
+batch, so a sampled corpus is the same for any batch size, shard size, thread count or cluster.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Iterator
+from typing import NamedTuple, TypeVar
+
+import numpy as np
+import numpy.typing as npt
+
+from ..corpus import DocBatch
+from ..engine.pool import thread_pool
+from ..kernels import encode as K
+
+#: inputs up to 2**40 bytes (or rows) each keep every (input, position) stream distinct
+POSITION_BITS = 40
+#: kernel blocks per thread and batch: a free thread takes the next block, so threads finish together
+BLOCKS_PER_THREAD = 4
+#: below this many bytes a batch is encoded on the calling thread (splitting costs more than it saves)
+MIN_SPLIT_BYTES = 64 << 10
+
+T = TypeVar("T")
+
+
+class KernelTables(NamedTuple):
+    """What the encode kernels need from a tokenizer for one ``alpha`` (arrays shared, not copied)."""
+
+    base_check: npt.NDArray[np.int32]
+    pair: npt.NDArray[np.int32]
+    piece: npt.NDArray[np.int32]
+    values: npt.NDArray[np.float64]
+    mode: int
+    max_len: int
+
+
+def kernel_tables(tokenizer, alpha: float) -> KernelTables:
+    """The trie and per-cell values of ``tokenizer`` for Viterbi (``alpha < 0``) or sampling."""
+    trie = tokenizer._encoder
+    if alpha < 0:
+        mode, values = K.VITERBI, tokenizer._cell_scores
+    else:
+        mode, values = tokenizer._sampler(alpha)
+    return KernelTables(trie.base_check, tokenizer._pair, trie.piece, values, mode, trie.max_depth)
+
+
+def document_streams(batch: DocBatch) -> npt.NDArray[np.uint64]:
+    """Random stream of each document: ``input index * 2**40 + position`` (byte offset of the
+    document in its decompressed input, or its Parquet row)."""
+    base = np.uint64((batch.source_index << POSITION_BITS) & 0xFFFFFFFFFFFFFFFF)
+    return batch.positions.astype(np.uint64) + base
+
+
+def encode_doc_batch(tables: KernelTables, batch: DocBatch, *, seed: int, bos: int, eos: int,
+                     threads: int = 1) -> tuple[npt.NDArray[np.int32], npt.NDArray[np.int64]]:
+    """(flat ids, ``n + 1`` token offsets) of the batch's documents, with ``bos``/``eos`` ids
+    (-1: none). With ``threads > 1`` the documents are split into blocks of about equal bytes
+    that run on this process's kernel pool (the kernels release the GIL)."""
+    buf = np.frombuffer(batch.data, dtype=np.uint8)
+    offsets = batch.offsets
+    n_docs = len(offsets) - 1
+    out = np.empty(max(len(buf), 1), dtype=np.int32)
+    counts = np.zeros(n_docs, dtype=np.int64)
+    streams = document_streams(batch)
+    t = tables
+    args = (t.base_check, t.pair, t.piece, t.values, t.mode, t.max_len, buf, offsets)
+    if threads > 1 and n_docs > 1 and len(buf) >= MIN_SPLIT_BYTES:
+        n_blocks = min(n_docs, threads * BLOCKS_PER_THREAD)
+        cuts = np.searchsorted(offsets, np.linspace(0, offsets[-1], n_blocks + 1)[1:-1], side="right")
+        bounds = np.unique(np.concatenate(([0], cuts, [n_docs])))
+        pool = thread_pool(threads, purpose="bytepiece-kernels")
+        jobs = [pool.submit(K.encode_streams, *args, int(lo), int(hi), seed, streams, out, counts)
+                for lo, hi in zip(bounds[:-1], bounds[1:]) if hi > lo]
+        for job in jobs:
+            job.result()
+    elif n_docs:
+        K.encode_streams(*args, 0, n_docs, seed, streams, out, counts)
+    return K.gather_documents(out, offsets, counts, bos, eos)
+
+
+_DONE = object()
+
+
+def read_ahead(items: Iterator[T], depth: int = 2) -> Iterator[T]:
+    """``items``, produced by a background thread up to ``depth`` ahead, so that reading and
+    parsing (Python, holding the GIL) overlap with encoding (kernels, not holding it). Errors
+    of the producer are raised here; closing the generator stops the producer."""
+    slots: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            for item in items:
+                while not stop.is_set():
+                    try:
+                        slots.put((item, None), timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            slots.put((_DONE, None))
+        except BaseException as e:  # handed to the consumer, raised there
+            slots.put((_DONE, e))
+        finally:
+            close = getattr(items, "close", None)
+            if close is not None:
+                close()
+
+    thread = threading.Thread(target=produce, name="bytepiece-read-ahead", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item, error = slots.get()
+            if item is _DONE:
+                if error is not None:
+                    raise error
+                return
+            yield item
+    finally:
+        stop.set()
+        while thread.is_alive():  # unblock a producer waiting for a free slot
+            try:
+                slots.get(timeout=0.05)
+            except queue.Empty:
+                pass
+        thread.join()
