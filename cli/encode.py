@@ -13,8 +13,6 @@ import typer
 
 from .common import err_console, fail, handle_errors, load_tokenizer, out_console
 
-BATCH_BYTES = 1 << 20
-BATCH_LINES = 16384
 FORMATS = ("ids", "pieces", "npy", "bin")
 
 
@@ -70,36 +68,6 @@ def read_lines(paths: list[Path]) -> Iterator[tuple[bytes, int]]:
                 yield line.rstrip(b"\n"), len(line)
 
 
-def batches(lines: Iterator[tuple[bytes, int]]) -> Iterator[tuple[list[bytes], int]]:
-    batch: list[bytes] = []
-    size = consumed = 0
-    for line, n in lines:
-        batch.append(line)
-        size += len(line)
-        consumed += n
-        if size >= BATCH_BYTES or len(batch) >= BATCH_LINES:
-            yield batch, consumed
-            batch, size, consumed = [], 0, 0
-    if batch:
-        yield batch, consumed
-
-
-@contextlib.contextmanager
-def progress_bar(paths: list[Path], description: str):
-    """A byte-based progress bar on stderr for file inputs, or a no-op (stdin, not a terminal)."""
-    real = [p for p in paths if str(p) != "-"]
-    if not real or not err_console.is_terminal:
-        yield lambda n: None
-        return
-    from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn, TransferSpeedColumn
-
-    total = sum(p.stat().st_size for p in real)
-    columns = (description, BarColumn(), DownloadColumn(), TransferSpeedColumn(), TimeRemainingColumn())
-    with Progress(*columns, console=err_console, transient=True) as progress:
-        task = progress.add_task(description, total=total)
-        yield lambda n: progress.advance(task, n)
-
-
 @contextlib.contextmanager
 def atomic_output(path: Path | None, binary: bool = False) -> Iterator[IO]:
     """stdout, or a temporary file beside ``path`` that replaces it only on success."""
@@ -128,9 +96,13 @@ def render_pieces(pieces: list[bytes | str]) -> str:
     return " ".join(out)
 
 
-Files = Annotated[Optional[list[Path]], typer.Argument(help="Input files (one document per line); stdin when none or '-'.", show_default=False)]
+Files = Annotated[Optional[list[Path]], typer.Argument(
+    help="Inputs: text (one document per line), JSON Lines (.jsonl/.ndjson: one document per record) or Parquet, "
+         "gzip/zstd allowed; stdin when none or '-'.", show_default=False)]
 ModelOpt = Annotated[Optional[Path], typer.Option("--model", "-m", help="Model file (default: the model shipped with bytepiece).", show_default=False)]
 OutOpt = Annotated[Optional[Path], typer.Option("--output", "-o", help="Output file (written atomically); stdout when omitted.", show_default=False)]
+_INPUT = "Input"
+_RUN = "Where and how to run"
 
 
 @handle_errors
@@ -143,64 +115,75 @@ def encode(
                      help="Sample segmentations with probability ∝ p**alpha instead of Viterbi.", show_default=False),
     ] = None,
     seed: Annotated[Optional[int], typer.Option(help="Seed for --sample (reproducible output).", show_default=False)] = None,
-    fmt: Annotated[str, typer.Option("--format", "-f", help="ids (one line of ids per input line), pieces, npy (flat id array, needs -o), or bin (flat little-endian uint16/uint32 token file + .idx offsets + .json sidecar for LM training, needs -o).")] = "ids",
+    fmt: Annotated[str, typer.Option("--format", "-f", help="ids (one line of ids per document), pieces, npy (flat id array, needs -o), or bin: token files for LM training (-o out/corpus writes shards out/corpus-00000.bin, ... and out/corpus.manifest.json; -o corpus.bin writes one file).")] = "ids",
     output: OutOpt = None,
     add_bos: Annotated[bool, typer.Option("--add-bos", help="Start every document with <bos> (id 1).")] = False,
     add_eos: Annotated[bool, typer.Option("--add-eos", help="End every document with <eos> (id 2).")] = False,
     threads: Annotated[Optional[int], typer.Option(min=1, help="Threads (default: all cores).", show_default=False)] = None,
     raw: Annotated[bool, typer.Option("--raw", help="Skip NFC normalization (byte-exact round trip).")] = False,
+    jsonl_field: Annotated[Optional[str], typer.Option(metavar="NAME", help="Field of JSON Lines inputs holding the text (default: text); inputs without a telling extension are then read as JSON Lines.", show_default=False, rich_help_panel=_INPUT)] = None,
+    parquet_column: Annotated[Optional[str], typer.Option(metavar="NAME", help="Column of Parquet inputs holding the text (default: text).", show_default=False, rich_help_panel=_INPUT)] = None,
+    strict_utf8: Annotated[bool, typer.Option("--strict-utf8", help="Stop at invalid UTF-8 instead of replacing it by U+FFFD.", rich_help_panel=_INPUT)] = False,
+    shard_size: Annotated[Optional[str], typer.Option(metavar="SIZE", help="Bytes of tokens per shard with --format bin -o PREFIX, e.g. 256M (default: 1G).", show_default=False, rich_help_panel=_RUN)] = None,
+    cluster: Annotated[Optional[str], typer.Option(metavar="ADDR", help="Dask cluster for --format bin: a scheduler address (tcp://host:8786) or local:N for N worker processes; workers must see the inputs and the output directory.", show_default=False, rich_help_panel=_RUN)] = None,
+    force: Annotated[bool, typer.Option("--force", help="Replace an existing corpus of the same name (--format bin -o PREFIX).")] = False,
 ) -> None:
-    """Encode text into token ids, [bold]one input line per output line[/], streaming."""
+    """Encode documents (text lines, JSON Lines records, Parquet rows) into token ids or token shards."""
     if fmt not in FORMATS:
         raise fail(f"--format must be one of {', '.join(FORMATS)}, got {fmt!r}")
     files = files or []
     if fmt == "bin" and output is None:
-        raise fail("--format bin writes a binary token file; give an output file with -o (e.g. -o corpus.bin)")
+        raise fail("--format bin writes binary token files; give an output with -o (e.g. -o out/corpus for shards)")
     for path in files:
         if str(path) != "-" and not path.is_file():
             raise fail(f"cannot read input {path}: {'is a directory' if path.is_dir() else 'no such file'}")
-    tokenizer = load_tokenizer(model, normalization="none" if raw else "nfc")
-    alpha = sample.alpha if sample else -1.0
+    if shard_size is not None and not (fmt == "bin" and output is not None and output.suffix != ".bin"):
+        raise fail("--shard-size applies to sharded output: use --format bin with -o PREFIX (a name without .bin)")
+    if cluster is not None and fmt != "bin":
+        raise fail("--cluster runs --format bin only (workers write the token files); add --format bin -o PREFIX")
     if seed is None and sample is not None:
         seed = sample.seed
     if sample is not None and seed is None:
         import random
 
         seed = random.SystemRandom().getrandbits(63)
-    options = dict(alpha=alpha, add_bos=add_bos, add_eos=add_eos, num_threads=threads)
+    from bytepiece.corpus import Files as CorpusFiles
 
-    with progress_bar(files, "encoding") as advance:
+    paths = files or [Path("-")]
+    inputs = CorpusFiles(paths, jsonl_field=jsonl_field, parquet_column=parquet_column,
+                         labels=["<stdin>" if str(p) == "-" else str(p) for p in paths])
+    options = dict(jsonl_field=jsonl_field, parquet_column=parquet_column, add_bos=add_bos, add_eos=add_eos,
+                   alpha=sample.alpha if sample else None, seed=seed, errors="strict" if strict_utf8 else "replace")
+    if fmt == "bin":
+        _encode_bin(inputs, model, output, options, raw=raw, shard_size=shard_size, cluster=cluster,
+                    threads=threads, force=force)
+        return
+    from bytepiece.progress import Progress
+    from bytepiece.tokens import encode_stream
+
+    tokenizer = load_tokenizer(model, normalization="none" if raw else "nfc")
+    total = sum(p.stat().st_size for p in files if str(p) != "-") or None
+    progress = Progress(err_console.is_terminal and total is not None, console=err_console)
+    stream = encode_stream(inputs, tokenizer, workers=threads, **options)
+    with progress.phase("encoding", total) as advance:
         if fmt == "npy":
-            _encode_npy(tokenizer, files, output, options, seed, advance)
-            return
-        if fmt == "bin":
-            _encode_bin(tokenizer, files, output, options, seed, advance, model, sample)
+            _encode_npy(tokenizer, stream, output, advance)
             return
         with atomic_output(output) as out:
-            for index, (batch, consumed) in enumerate(batches(read_lines(files))):
-                batch_seed = None if seed is None else seed + index * 1_000_003
-                flat, offsets = tokenizer.encode_batch(batch, seed=batch_seed, return_flat=True, **options)
-                ids = flat.tolist()
-                bounds = offsets.tolist()
+            piece = tokenizer.id_to_piece
+            for batch in stream:
+                ids = batch.ids.tolist()
+                bounds = list(zip(batch.offsets[:-1].tolist(), batch.offsets[1:].tolist()))
                 if fmt == "ids":
-                    lines = [" ".join(map(str, ids[bounds[i] : bounds[i + 1]])) for i in range(len(batch))]
+                    lines = [" ".join(map(str, ids[a:b])) for a, b in bounds]
                 else:
-                    piece = tokenizer.id_to_piece
-                    lines = [render_pieces([piece(i) for i in ids[bounds[j] : bounds[j + 1]]]) for j in range(len(batch))]
-                out.write("\n".join(lines) + "\n")
-                advance(consumed)
+                    lines = [render_pieces([piece(i) for i in ids[a:b]]) for a, b in bounds]
+                if lines:
+                    out.write("\n".join(lines) + "\n")
+                advance(batch.input_bytes)
 
 
-def _encoded_batches(tokenizer, files, options, seed, advance):
-    """(flat ids, token offsets) of each batch of input lines, on all cores; batch i is sampled
-    with seed ``seed + i * 1_000_003`` so a run is reproducible whatever the batch sizes."""
-    for index, (batch, consumed) in enumerate(batches(read_lines(files))):
-        batch_seed = None if seed is None else seed + index * 1_000_003
-        yield tokenizer.encode_batch(batch, seed=batch_seed, return_flat=True, **options)
-        advance(consumed)
-
-
-def _encode_npy(tokenizer, files, output, options, seed, advance) -> None:
+def _encode_npy(tokenizer, stream, output, advance) -> None:
     """Stream ids into a temporary raw file, then write ``.npy`` (ids) and ``.offsets.npy``."""
     import numpy as np
 
@@ -213,10 +196,11 @@ def _encode_npy(tokenizer, files, output, options, seed, advance) -> None:
     total = 0
     directory = output.parent if str(output.parent) else Path(".")
     with tempfile.TemporaryFile(dir=directory) as raw:
-        for flat, offsets in _encoded_batches(tokenizer, files, options, seed, advance):
-            raw.write(flat.astype(dtype).tobytes())
-            doc_offsets.extend((offsets[1:] + total).tolist())
-            total += len(flat)
+        for batch in stream:
+            raw.write(batch.ids.astype(dtype).tobytes())
+            doc_offsets.extend((batch.offsets[1:] + total).tolist())
+            total += len(batch.ids)
+            advance(batch.input_bytes)
         raw.seek(0)
         with atomic_output(output, binary=True) as out:
             header = {"descr": np.lib.format.dtype_to_descr(np.dtype(dtype)), "fortran_order": False, "shape": (total,)}
@@ -229,29 +213,31 @@ def _encode_npy(tokenizer, files, output, options, seed, advance) -> None:
     err_console.print(f"wrote {total} tokens of {len(doc_offsets) - 1} documents to {output} (+ {offsets_path.name})")
 
 
-def _encode_bin(tokenizer, files, output, options, seed, advance, model, sample) -> None:
-    """Stream ids into ``output`` (bytepiece bin layout, see ``bytepiece.interop.binfile``):
-    one batch of lines in memory at a time, each encoded by ``encode_batch`` on all cores;
-    the files appear only when everything succeeded."""
-    if output is None:
-        raise fail("--format bin writes a binary token file; give an output file with -o (e.g. -o corpus.bin)")
-    from bytepiece.interop.binfile import BinWriter
+def _encode_bin(inputs, model, output, options, *, raw, shard_size, cluster, threads, force) -> None:
+    """Token shards and their manifest (-o PREFIX) or one token file (-o NAME.bin): the whole job
+    is ``bytepiece.encode_corpus``."""
+    from bytepiece.engine import format_size
+    from bytepiece.progress import Progress
+    from bytepiece.tokens import DEFAULT_SHARD_SIZE, encode_corpus
 
     from .common import resolve_model
 
-    metadata = {
-        "inputs": [str(p) for p in files] or ["-"],
-        "add_bos": options["add_bos"],
-        "add_eos": options["add_eos"],
-        "alpha": None if sample is None else sample.alpha,
-        "seed": seed,
-        "documents": "one per input line (without its newline)",
-    }
-    with BinWriter(output, tokenizer, model_path=resolve_model(model), metadata=metadata) as writer:
-        for flat, offsets in _encoded_batches(tokenizer, files, options, seed, advance):
-            writer.write(flat, offsets)
-    err_console.print(f"wrote {writer.n_tokens} tokens ({writer.dtype.name}) of {writer.n_documents} documents to "
-                      f"{output} (+ {output.name}.idx, {output.name}.json)", soft_wrap=True)
+    single = output.suffix == ".bin"
+    summary = encode_corpus(
+        inputs, resolve_model(model), output, normalization="none" if raw else "nfc",
+        shard_size=shard_size or DEFAULT_SHARD_SIZE, cluster=cluster, workers=threads,
+        overwrite=True if single else force,  # one -o file is replaced on success, as before; a corpus only with --force
+        progress=Progress(err_console.is_terminal, console=err_console), **options)
+    if summary.invalid_utf8:
+        err_console.print(f"note: {summary.invalid_utf8:,} invalid UTF-8 sequence(s) replaced by U+FFFD "
+                          "(--strict-utf8 stops at the first)", soft_wrap=True, markup=False)
+    rate = f"{format_size(summary.text_bytes)} in {summary.seconds:.1f} s, {summary.mb_per_s:.1f} MB/s"
+    if single:
+        err_console.print(f"wrote {summary.n_tokens} tokens ({summary.dtype}) of {summary.n_documents} documents to "
+                          f"{output} (+ {output.name}.idx, {output.name}.json; {rate})", soft_wrap=True, markup=False)
+    else:
+        err_console.print(f"wrote {summary.n_tokens} tokens ({summary.dtype}) of {summary.n_documents} documents in "
+                          f"{len(summary.files)} shard(s) to {summary.path} ({rate})", soft_wrap=True, markup=False)
 
 
 @handle_errors
