@@ -18,6 +18,7 @@ document independently of how the corpus was sharded (sampling seeds use them).
 from __future__ import annotations
 
 import json
+import re
 import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -100,12 +101,40 @@ class _LineReader:
         return nfc_utf8(text, raw) if self.normalize else plain_utf8(text)
 
     def batches(self) -> Iterator[DocBatch]:
-        if self.source.format == "jsonl":
-            yield from self._jsonl()
-        elif self.purpose == "train":
-            yield from self._text_train()
-        else:
-            yield from self._text_encode()
+        try:
+            if self.source.format == "jsonl":
+                yield from self._jsonl()
+            elif self.purpose == "train":
+                yield from self._text_train()
+            else:
+                yield from self._text_encode()
+        except InputError as e:
+            if self.shard.start == 0 or not self.source.splittable:
+                raise
+            raise self._with_file_line(e) from None
+
+    def _with_file_line(self, error: InputError) -> InputError:
+        """The error of a line counted from the shard's start, restated with its line number in
+        the file (counting the lines before the shard costs a read of the file up to it, which
+        only a failing run pays)."""
+        where = self._where()
+        match = re.match(re.escape(where) + r": (invalid UTF-8 at )?line (\d+)", str(error))
+        if match is None:
+            return error
+        first = self.shard.start
+        lines = 0
+        with open_raw(self.source.path) as raw:
+            raw.seek(first - 1)
+            if raw.read(1) != b"\n":
+                raw.readline()
+            first = raw.tell()  # where the shard's first line starts
+            raw.seek(0)
+            done = 0
+            while done < first and (block := raw.read(min(1 << 22, first - done))):
+                lines += block.count(b"\n")
+                done += len(block)
+        line = int(match.group(2)) + lines
+        return InputError(f"{self.source.label}: {match.group(1) or ''}line {line}{str(error)[match.end():]}")
 
     # -- whole lines of the byte range ------------------------------------------------------
     def _blocks(self) -> Iterator[tuple[bytes, int, int, bool]]:

@@ -36,7 +36,7 @@ from ..progress import Progress
 from ..tokenizer import Tokenizer, _seed_to_int
 from .batches import encode_doc_batch, kernel_tables, read_ahead
 from .manifest import Manifest, manifest_path
-from .output import check_output, commit_output, discard_staging, is_single_file, make_staging, shard_entries
+from .output import check_output, commit_output, discard_staging, is_single_file, shard_entries, staging_path
 from .task import EncodeJob, EncodeTask, TaskResult, encode_task, plan_tasks, warm_up_encoding
 
 DEFAULT_SHARD_SIZE = 1 << 30
@@ -142,8 +142,9 @@ def encode_corpus(
                             ("add_bos", "add_eos", "alpha", "seed", "errors")}, **metadata}
         json.dumps(sidecar_metadata)  # fail now, not after the work
         with make_engine(cluster, workers=workers) as engine:
-            staging = make_staging(out)
+            staging = staging_path(out)
             try:
+                staging.mkdir()
                 job = EncodeJob(str(staging), shard_tokens, -1.0 if alpha_value is None else alpha_value,
                                 seed_value or 0, BOS_ID if add_bos else -1, EOS_ID if add_eos else -1, errors,
                                 tokenizer.normalization == "nfc", BATCH_BYTES,

@@ -16,8 +16,8 @@ import json
 import os
 import re
 import shutil
+import secrets
 import socket
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -65,13 +65,15 @@ def existing_corpus_files(out: Path) -> list[Path]:
     return sorted(found)
 
 
-def make_staging(out: Path) -> Path:
-    """A new, empty staging directory beside ``out``; stale ones of dead runs on this host are removed."""
-    directory = out.parent if str(out.parent) else Path(".")
+def staging_path(out: Path) -> Path:
+    """A fresh name for the run's staging directory beside ``out`` (created by the caller inside
+    its cleanup scope, so an interruption at any point leaves nothing behind); stale staging
+    directories of dead runs on this host are removed."""
+    directory = (out.parent if str(out.parent) else Path(".")).resolve()
     host = re.sub(r"[^A-Za-z0-9_.-]", "_", socket.gethostname()) or "host"
     prefix = _STAGING.format(name=out.name)
     _remove_stale(directory, prefix, host)
-    return Path(tempfile.mkdtemp(prefix=f"{prefix}{host}-{os.getpid()}-", dir=directory)).resolve()
+    return directory / f"{prefix}{host}-{os.getpid()}-{secrets.token_hex(4)}"
 
 
 def _remove_stale(directory: Path, prefix: str, host: str) -> None:
@@ -93,7 +95,8 @@ def _alive(pid: int) -> bool:
 
 
 def discard_staging(staging: Path) -> None:
-    """Remove the staging directory and whatever is in it (see the module docstring)."""
+    """Remove the staging directory and whatever is in it (see the module docstring); nothing
+    to do when it was never created."""
     if not staging.exists():
         return
     trash = staging.with_name(staging.name + ".discarded")
