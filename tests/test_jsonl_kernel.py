@@ -118,9 +118,10 @@ def test_hand_picked_lines(line):
 
 
 def test_last_line_without_newline_and_duplicate_keys():
-    lines = [b'{"text": "one"}', b'{"text": "x", "text": "two"}']
+    lines = [b'{"text": "one"}', b'{"text": "x", "text": "two"}', b'{"te\\u0078t": "three", "\\u00e9": 1}',
+             b'{"text": "x", "t\\u0065xt": "four", "\\"": "q"}']
     results = _kernel(lines, final_newline=False)
-    assert [r[:2] for r in results] == [(OK, b"one"), (OK, b"two")]
+    assert [r[:2] for r in results] == [(OK, b"one"), (OK, b"two"), (OK, b"three"), (OK, b"four")]
 
 
 def test_non_finite_numbers_elsewhere_fall_back():
