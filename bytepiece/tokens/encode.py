@@ -91,7 +91,7 @@ def encode_corpus(
     cluster: Any = None,
     workers: int | None = None,
     overwrite: bool = False,
-    progress: bool | Progress | None = False,
+    progress: bool | Progress | None = False,  # or any object with Progress's phase() and status()
     metadata: dict[str, Any] | None = None,
     tmp_dir: str | os.PathLike | None = None,
 ) -> EncodeSummary:
@@ -122,7 +122,7 @@ def encode_corpus(
         raise InputError(f"shard_size must hold at least one token ({dtype.itemsize} bytes), got {shard_bytes}")
     alpha_value = _alpha(alpha)
     seed_value = None if alpha_value is None else _seed_to_int(seed)
-    if not isinstance(progress, Progress):
+    if progress is None or isinstance(progress, bool):
         progress = Progress(progress)
     check_output(out, overwrite=overwrite)
     metadata = dict(metadata or {})
