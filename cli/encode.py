@@ -7,7 +7,7 @@ import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, Annotated, Optional
+from typing import IO, Annotated, Any, Optional
 
 import typer
 
@@ -152,8 +152,9 @@ def encode(
     paths = files or [Path("-")]
     inputs = CorpusFiles(paths, jsonl_field=jsonl_field, parquet_column=parquet_column,
                          labels=["<stdin>" if str(p) == "-" else str(p) for p in paths])
-    options = dict(jsonl_field=jsonl_field, parquet_column=parquet_column, add_bos=add_bos, add_eos=add_eos,
-                   alpha=sample.alpha if sample else None, seed=seed, errors="strict" if strict_utf8 else "replace")
+    options: dict[str, Any] = dict(jsonl_field=jsonl_field, parquet_column=parquet_column, add_bos=add_bos,
+                                   add_eos=add_eos, alpha=sample.alpha if sample else None, seed=seed,
+                                   errors="strict" if strict_utf8 else "replace")
     if fmt == "bin":
         _encode_bin(inputs, model, output, options, raw=raw, shard_size=shard_size, cluster=cluster,
                     threads=threads, force=force)

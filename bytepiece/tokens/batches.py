@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from typing import NamedTuple, TypeVar
 
 import numpy as np
@@ -89,7 +89,7 @@ def encode_doc_batch(tables: KernelTables, batch: DocBatch, *, seed: int, bos: i
 _DONE = object()
 
 
-def read_ahead(items: Iterator[T], depth: int = 2) -> Iterator[T]:
+def read_ahead(items: Iterator[T], depth: int = 2) -> Generator[T, None, None]:
     """``items``, produced by a background thread up to ``depth`` ahead, so that reading and
     parsing (Python, holding the GIL) overlap with encoding (kernels, not holding it). Errors
     of the producer are raised here; closing the generator stops the producer."""

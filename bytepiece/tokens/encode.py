@@ -126,7 +126,7 @@ def encode_corpus(
         progress = Progress(progress)
     check_output(out, overwrite=overwrite)
     metadata = dict(metadata or {})
-    options = {
+    options: dict[str, Any] = {
         "shard_size": None if single else shard_bytes,
         "add_bos": add_bos, "add_eos": add_eos, "alpha": alpha_value, "seed": seed_value,
         "errors": errors, "normalization": tokenizer.normalization,
@@ -205,9 +205,10 @@ def _tokenizer(model: Any, normalization: str | None) -> tuple[Tokenizer, Path |
         if normalization is not None and normalization != model.normalization:
             model = Tokenizer(model.model, normalization=normalization)  # type: ignore[arg-type]
         return model, None
-    kwargs = {} if normalization is None else {"normalization": normalization}
     path = Path(model) if isinstance(model, (str, os.PathLike)) else None
-    return Tokenizer(model, **kwargs), path
+    if normalization is None:
+        return Tokenizer(model), path
+    return Tokenizer(model, normalization=normalization), path  # type: ignore[arg-type]
 
 
 def _alpha(alpha: float | None) -> float | None:

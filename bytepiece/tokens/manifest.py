@@ -22,7 +22,7 @@ import os
 import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
 from ..errors import ModelFormatError
 from ..model import file_sha256
@@ -135,7 +135,7 @@ def parse_manifest(text: str, where: str) -> Manifest:
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise ModelFormatError(f"{where} is not a {FORMAT} manifest")
     version = data.get("version")
-    if not isinstance(version, int) or version > VERSION:
+    if not _is_int(version) or version > VERSION:
         raise ModelFormatError(f"{where} has format version {version!r}; upgrade bytepiece to read it")
     dtype = data.get("dtype")
     if dtype not in ("uint16", "uint32") or data.get("byteorder", "little") != "little":
@@ -162,9 +162,11 @@ def parse_manifest(text: str, where: str) -> Manifest:
         total = sum(getattr(s, name) for s in shards)
         if data.get(name) != total:
             raise ModelFormatError(f"{where}: {name} is {data.get(name)!r} but its shards add up to {total}")
-    mapping = {key: data.get(key) or ({} if key in ("model", "options", "stats") else []) for key in
-               ("model", "inputs", "options", "stats")}
-    return Manifest(dtype, vocab_size, shards, **mapping)
+    model, inputs, options, stats = (data.get("model") or {}, data.get("inputs") or [], data.get("options") or {},
+                                     data.get("stats") or {})
+    if not (isinstance(model, dict) and isinstance(inputs, list) and isinstance(options, dict) and isinstance(stats, dict)):
+        raise ModelFormatError(f"{where}: 'model', 'options' and 'stats' must be objects and 'inputs' a list")
+    return Manifest(dtype, int(vocab_size), shards, model, inputs, options, stats)
 
 
 def check_relative(name: str, where: str) -> None:
@@ -187,5 +189,5 @@ def resolve_inside(directory: Path, name: str, where: str) -> Path:
     return path
 
 
-def _is_int(value: Any) -> bool:
+def _is_int(value: Any) -> TypeGuard[int]:
     return isinstance(value, int) and not isinstance(value, bool)

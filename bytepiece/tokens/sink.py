@@ -45,7 +45,7 @@ class ShardSink:
         self.tokenizer = tokenizer
         self.limit = limit
         self.metadata = metadata
-        self.dtype = None
+        self.dtype: np.dtype | None = None
         self.parts: list[PartInfo] = []
         self._writer: BinWriter | None = None
         self._hash = hashlib.sha256()
@@ -79,7 +79,7 @@ class ShardSink:
             lo, hi = int(offsets[first]), int(offsets[last])
             chunk = np.ascontiguousarray(ids[lo:hi], dtype=writer.dtype)
             writer.write(chunk, offsets[first:last + 1] - lo)
-            self._hash.update(memoryview(chunk).cast("B"))
+            self._hash.update(chunk.data)
             first = last
             if self.limit is not None and writer.n_tokens >= self.limit:
                 self._finish()
