@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-import bytepiece.corpus.read as read_module
+import bytepiece.corpus.read as read_module  # the kernel path is off when field_key gives None
 from bytepiece.corpus import describe_sources, plan_shards, read_shard
 from bytepiece.errors import InputError
 from bytepiece.kernels.jsonl import BLANK, OK, PYTHON, jsonl_field_values
@@ -134,7 +134,7 @@ def test_non_finite_numbers_elsewhere_fall_back():
 
 def _read_all(path, *, kernel: bool, monkeypatch, **kwargs):
     if not kernel:
-        monkeypatch.setattr(read_module, "_plain_key", lambda field: None)
+        monkeypatch.setattr(read_module, "field_key", lambda field: None)
     try:
         shards = plan_shards(describe_sources([path], jsonl_field=kwargs.pop("field", None)), 1 << 12)
         batches = [b for s in shards for b in read_shard(s, purpose="encode", batch_bytes=256, **kwargs)]
@@ -179,3 +179,14 @@ def test_reader_errors_are_the_same_on_both_paths(tmp_path, content, message):
     for kernel in (True, False):
         with pytest.raises(InputError, match=message):
             _read_all(path, kernel=kernel, monkeypatch=monkeypatch)
+
+
+@pytest.mark.parametrize("field", ['quo"te', "back\\slash", "tab\tand\nnewline", "中文", "é"])
+def test_field_names_that_json_escapes(tmp_path, field):
+    path = tmp_path / "c.jsonl"
+    records = [{field: "value one", "text": "not this"}, {"x": 1, field: "two\nlines"}]
+    path.write_text("".join(json.dumps(r, ensure_ascii=i == 0) + "\n" for i, r in enumerate(records)), encoding="utf-8")
+    monkeypatch = pytest.MonkeyPatch()
+    fast = _read_all(path, kernel=True, monkeypatch=monkeypatch, field=field)
+    assert fast[0] == [b"value one", b"two\nlines"]
+    assert fast == _read_all(path, kernel=False, monkeypatch=monkeypatch, field=field)

@@ -27,6 +27,7 @@ from typing import Literal
 import numpy as np
 
 from ..errors import InputError
+from .jsonl import field_key, kernel_documents
 from .shards import Shard, open_parquet
 from .sources import Source, open_raw, open_stream
 from .utf8 import check_errors, decode, nfc_utf8, plain_utf8, safe_cut
@@ -249,7 +250,7 @@ class _LineReader:
     # -- JSON Lines ----------------------------------------------------------------------------
     def _jsonl(self) -> Iterator[DocBatch]:
         field = self.source.field
-        key = _plain_key(field)
+        key = field_key(field)
         for data, pos, consumed, _ in self._blocks():
             if not data:
                 yield _one(b"", self.source.index, consumed, 0, 0, MAX_NEWLINES, empty=True)
@@ -282,55 +283,11 @@ class _LineReader:
         return self._to_utf8(value, None), bad
 
     def _jsonl_kernel(self, data: bytes, pos: int, consumed: int, key: np.ndarray) -> DocBatch:
-        """A block of records through ``kernels.jsonl`` (no Python object per record); lines it
-        leaves to Python (errors, invalid UTF-8, unusual JSON) and non-ASCII values (NFC) are
-        redone here, in order."""
-        from ..kernels.jsonl import OK, PYTHON, jsonl_field_values
-
-        status, line_starts, bounds, ascii_flags, out = jsonl_field_values(np.frombuffer(data, np.uint8), key)
-        keep = status != 0
-        redo = np.flatnonzero((status == PYTHON) | ((status == OK) & ~ascii_flags & self.normalize))
-        invalid = 0
-        if not len(redo):
-            sizes = np.diff(bounds)[keep]
-            offsets = np.zeros(len(sizes) + 1, np.int64)
-            np.cumsum(sizes, out=offsets[1:])
-            doc_data = out.tobytes()
-        else:
-            buffer = out.tobytes()
-            docs: list[bytes] = []
-            redo_set = set(redo.tolist())
-            lines = None
-            for j in np.flatnonzero(keep).tolist():
-                a, b = int(bounds[j]), int(bounds[j + 1])
-                if j not in redo_set:
-                    docs.append(buffer[a:b])
-                elif status[j] == OK:  # valid UTF-8 that may not be NFC
-                    docs.append(nfc_utf8(buffer[a:b].decode("utf-8"), buffer[a:b]))
-                else:
-                    if lines is None:
-                        lines = data.split(b"\n")
-                    doc, bad = self._jsonl_line(lines[j], self.lines_before + j + 1)
-                    invalid += bad
-                    docs.append(doc)
-            offsets = np.zeros(len(docs) + 1, np.int64)
-            np.cumsum(np.fromiter(map(len, docs), np.int64, len(docs)), out=offsets[1:])
-            doc_data = b"".join(docs)
-        self.lines_before += len(status)
-        starts = line_starts[keep] + pos
+        doc_data, offsets, starts, invalid, n_lines = kernel_documents(
+            data, key, normalize=self.normalize, python_line=self._jsonl_line, lines_before=self.lines_before)
+        self.lines_before += n_lines
         n = len(offsets) - 1
-        return DocBatch(doc_data, offsets, starts, self.source.index, consumed, n, invalid, MAX_NEWLINES)
-
-
-def _plain_key(field: str) -> np.ndarray | None:
-    """The field name as UTF-8 for the JSON Lines kernel, or None when it would appear escaped
-    in a record (quotes, backslashes, control characters: the Python path handles those)."""
-    if any(c in field for c in '"\\') or any(ord(c) < 32 for c in field):
-        return None
-    try:
-        return np.frombuffer(field.encode("utf-8"), np.uint8).copy()
-    except UnicodeEncodeError:
-        return None
+        return DocBatch(doc_data, offsets, starts + pos, self.source.index, consumed, n, invalid, MAX_NEWLINES)
 
 
 def _json_field(line: str, field: str, label: str, lineno: int) -> str:

@@ -276,22 +276,3 @@ def gather_documents(out, offsets, counts, bos, eos):
         if eos >= 0:
             flat[p + counts[i]] = eos
     return flat, token_offsets
-
-
-@njit(cache=True, nogil=True)
-def encode_streams(bc, pair, piece, values, mode, max_len, buf, offsets, lo, hi, seed, streams, out, counts):
-    """``encode_documents`` for corpus encoding: document i draws from the generator seeded by
-    (seed, ``streams[i]``), a number the caller derives from where the document is in the corpus
-    (input and position), so a sampled document is the same whatever batch, shard or worker
-    encodes it."""
-    longest = 0
-    for i in range(lo, hi):
-        longest = max(longest, offsets[i + 1] - offsets[i])
-    best = np.empty(longest + 1, np.float64)
-    back = np.empty(longest + 1, np.int32)
-    tok = np.empty(longest + 1, np.int32)
-    for i in range(lo, hi):
-        a, n = offsets[i], offsets[i + 1]
-        state = seed_state(seed, streams[i])
-        pos, _ = _encode_span(bc, pair, piece, values, mode, max_len, buf, a, n, best, back, tok, out, a, state)
-        counts[i] = pos - a

@@ -20,6 +20,7 @@ import numpy.typing as npt
 from ..corpus import DocBatch
 from ..engine.pool import thread_pool
 from ..kernels import encode as K
+from ..kernels import streams as S
 
 #: inputs up to 2**40 bytes (or rows) each keep every (input, position) stream distinct
 POSITION_BITS = 40
@@ -40,6 +41,7 @@ class KernelTables(NamedTuple):
     values: npt.NDArray[np.float64]
     mode: int
     max_len: int
+    slot_dtype: type  # np.uint16 when every id fits in 16 bits, else np.int32
 
 
 def kernel_tables(tokenizer, alpha: float) -> KernelTables:
@@ -49,7 +51,8 @@ def kernel_tables(tokenizer, alpha: float) -> KernelTables:
         mode, values = K.VITERBI, tokenizer._cell_scores
     else:
         mode, values = tokenizer._sampler(alpha)
-    return KernelTables(trie.base_check, tokenizer._pair, trie.piece, values, mode, trie.max_depth)
+    slot = np.uint16 if tokenizer.vocab_size <= 1 << 16 else np.int32
+    return KernelTables(trie.base_check, tokenizer._pair, trie.piece, values, mode, trie.max_depth, slot)
 
 
 def document_streams(batch: DocBatch) -> npt.NDArray[np.uint64]:
@@ -60,14 +63,16 @@ def document_streams(batch: DocBatch) -> npt.NDArray[np.uint64]:
 
 
 def encode_doc_batch(tables: KernelTables, batch: DocBatch, *, seed: int, bos: int, eos: int,
-                     threads: int = 1) -> tuple[npt.NDArray[np.int32], npt.NDArray[np.int64]]:
-    """(flat ids, ``n + 1`` token offsets) of the batch's documents, with ``bos``/``eos`` ids
+                     threads: int = 1) -> tuple[npt.NDArray[np.unsignedinteger | np.int32], npt.NDArray[np.int64]]:
+    """(flat ids as ``tables.slot_dtype``, ``n + 1`` token offsets) of the batch's documents, with ``bos``/``eos`` ids
     (-1: none). With ``threads > 1`` the documents are split into blocks of about equal bytes
     that run on this process's kernel pool (the kernels release the GIL)."""
     buf = np.frombuffer(batch.data, dtype=np.uint8)
     offsets = batch.offsets
     n_docs = len(offsets) - 1
-    out = np.empty(max(len(buf), 1), dtype=np.int32)
+    # one slot per byte (a document has at most as many tokens as bytes): 16-bit slots when
+    # every id fits, which halves the largest array of a batch
+    out = np.empty(max(len(buf), 1), dtype=tables.slot_dtype)
     counts = np.zeros(n_docs, dtype=np.int64)
     streams = document_streams(batch)
     t = tables
@@ -77,19 +82,23 @@ def encode_doc_batch(tables: KernelTables, batch: DocBatch, *, seed: int, bos: i
         cuts = np.searchsorted(offsets, np.linspace(0, offsets[-1], n_blocks + 1)[1:-1], side="right")
         bounds = np.unique(np.concatenate(([0], cuts, [n_docs])))
         pool = thread_pool(threads, purpose="bytepiece-kernels")
-        jobs = [pool.submit(K.encode_streams, *args, int(lo), int(hi), seed, streams, out, counts)
+        jobs = [pool.submit(S.encode_streams, *args, int(lo), int(hi), seed, streams, out, counts)
                 for lo, hi in zip(bounds[:-1], bounds[1:]) if hi > lo]
         for job in jobs:
             job.result()
     elif n_docs:
-        K.encode_streams(*args, 0, n_docs, seed, streams, out, counts)
-    return K.gather_documents(out, offsets, counts, bos, eos)
+        S.encode_streams(*args, 0, n_docs, seed, streams, out, counts)
+    token_offsets = np.zeros(n_docs + 1, dtype=np.int64)
+    np.cumsum(counts + ((bos >= 0) + (eos >= 0)), out=token_offsets[1:])
+    flat = np.empty(int(token_offsets[-1]), dtype=tables.slot_dtype)
+    S.gather_slots(out, offsets, counts, bos, eos, token_offsets, flat)
+    return flat, token_offsets
 
 
 _DONE = object()
 
 
-def read_ahead(items: Iterator[T], depth: int = 2) -> Generator[T, None, None]:
+def read_ahead(items: Iterator[T], depth: int = 1) -> Generator[T, None, None]:
     """``items``, produced by a background thread up to ``depth`` ahead, so that reading and
     parsing (Python, holding the GIL) overlap with encoding (kernels, not holding it). Errors
     of the producer are raised here; closing the generator stops the producer."""
