@@ -62,11 +62,33 @@ def document_streams(batch: DocBatch) -> npt.NDArray[np.uint64]:
     return batch.positions.astype(np.uint64) + base
 
 
-def encode_doc_batch(tables: KernelTables, batch: DocBatch, *, seed: int, bos: int, eos: int,
-                     threads: int = 1) -> tuple[npt.NDArray[np.unsignedinteger | np.int32], npt.NDArray[np.int64]]:
-    """(flat ids as ``tables.slot_dtype``, ``n + 1`` token offsets) of the batch's documents, with ``bos``/``eos`` ids
-    (-1: none). With ``threads > 1`` the documents are split into blocks of about equal bytes
-    that run on this process's kernel pool (the kernels release the GIL)."""
+class PendingBatch:
+    """A batch whose kernel blocks were handed to the kernel pool; ``finish`` waits for them and
+    packs the ids. Starting the next batch before finishing this one keeps the kernel threads
+    busy while this thread packs and writes (a single task would otherwise leave them idle
+    between batches)."""
+
+    def __init__(self, tables: KernelTables, batch: DocBatch, out: np.ndarray, counts: np.ndarray, jobs: list,
+                 bos: int, eos: int) -> None:
+        self.tables, self.batch, self.out, self.counts, self.jobs = tables, batch, out, counts, jobs
+        self.bos, self.eos = bos, eos
+
+    def finish(self) -> tuple[npt.NDArray[np.unsignedinteger | np.int32], npt.NDArray[np.int64]]:
+        """(flat ids as ``tables.slot_dtype``, ``n + 1`` token offsets), ``bos``/``eos`` added."""
+        for job in self.jobs:
+            job.result()
+        counts, bos, eos = self.counts, self.bos, self.eos
+        token_offsets = np.zeros(len(counts) + 1, dtype=np.int64)
+        np.cumsum(counts + ((bos >= 0) + (eos >= 0)), out=token_offsets[1:])
+        flat = np.empty(int(token_offsets[-1]), dtype=self.tables.slot_dtype)
+        S.gather_slots(self.out, self.batch.offsets, counts, bos, eos, token_offsets, flat)
+        return flat, token_offsets
+
+
+def start_doc_batch(tables: KernelTables, batch: DocBatch, *, seed: int, bos: int, eos: int,
+                    threads: int = 1) -> PendingBatch:
+    """Encode the batch's documents: with ``threads > 1`` in blocks of about equal bytes on this
+    process's kernel pool (the kernels release the GIL), else here and now."""
     buf = np.frombuffer(batch.data, dtype=np.uint8)
     offsets = batch.offsets
     n_docs = len(offsets) - 1
@@ -77,6 +99,7 @@ def encode_doc_batch(tables: KernelTables, batch: DocBatch, *, seed: int, bos: i
     streams = document_streams(batch)
     t = tables
     args = (t.base_check, t.pair, t.piece, t.values, t.mode, t.max_len, buf, offsets)
+    jobs = []
     if threads > 1 and n_docs > 1 and len(buf) >= MIN_SPLIT_BYTES:
         n_blocks = min(n_docs, threads * BLOCKS_PER_THREAD)
         cuts = np.searchsorted(offsets, np.linspace(0, offsets[-1], n_blocks + 1)[1:-1], side="right")
@@ -84,15 +107,15 @@ def encode_doc_batch(tables: KernelTables, batch: DocBatch, *, seed: int, bos: i
         pool = thread_pool(threads, purpose="bytepiece-kernels")
         jobs = [pool.submit(S.encode_streams, *args, int(lo), int(hi), seed, streams, out, counts)
                 for lo, hi in zip(bounds[:-1], bounds[1:]) if hi > lo]
-        for job in jobs:
-            job.result()
     elif n_docs:
         S.encode_streams(*args, 0, n_docs, seed, streams, out, counts)
-    token_offsets = np.zeros(n_docs + 1, dtype=np.int64)
-    np.cumsum(counts + ((bos >= 0) + (eos >= 0)), out=token_offsets[1:])
-    flat = np.empty(int(token_offsets[-1]), dtype=tables.slot_dtype)
-    S.gather_slots(out, offsets, counts, bos, eos, token_offsets, flat)
-    return flat, token_offsets
+    return PendingBatch(tables, batch, out, counts, jobs, bos, eos)
+
+
+def encode_doc_batch(tables: KernelTables, batch: DocBatch, *, seed: int, bos: int, eos: int,
+                     threads: int = 1) -> tuple[npt.NDArray[np.unsignedinteger | np.int32], npt.NDArray[np.int64]]:
+    """(flat ids, ``n + 1`` token offsets) of the batch's documents (see :class:`PendingBatch`)."""
+    return start_doc_batch(tables, batch, seed=seed, bos=bos, eos=eos, threads=threads).finish()
 
 
 _DONE = object()

@@ -148,7 +148,8 @@ def encode_corpus(
                 job = EncodeJob(str(staging), shard_tokens, -1.0 if alpha_value is None else alpha_value,
                                 seed_value or 0, BOS_ID if add_bos else -1, EOS_ID if add_eos else -1, errors,
                                 tokenizer.normalization == "nfc", BATCH_BYTES,
-                                engine.workers if engine.backend == "local" else 1, json.dumps(sidecar_metadata))
+                                engine.workers if engine.backend == "local" else 1, engine.backend == "local",
+                                json.dumps(sidecar_metadata))
                 results = _run(engine, tasks, job, tokenizer, progress)
                 parts = [part for result in results for part in result.parts]
                 extra_model = {} if model_file is None else {"file": model_file.name, "file_sha256": file_sha256(model_file)}
@@ -185,19 +186,20 @@ def _run(engine: Engine, tasks: list[EncodeTask], job: EncodeJob, tokenizer: Tok
         try:
             for task, result in engine.map(encode_task, tasks, job, handle, report):
                 results.append(result)
-                advance(task.size - result.input_bytes if report is not None else task.size)
+                advance(max(0, task.size - result.input_bytes) if report is not None else task.size)
         except OSError as e:
-            raise _output_error(e, Path(job.staging).parent) from e
+            if not _disk_full(e):
+                raise
+            raise InputError(f"no space left on the device of {Path(job.staging).parent} while writing token "
+                             "shards; nothing was written and any previous output is untouched; free some space "
+                             "or write elsewhere (-o)") from e
     return results
 
 
-def _output_error(e: OSError, directory: Path) -> BaseException:
+def _disk_full(e: OSError) -> bool:
     import errno
 
-    if e.errno in (errno.ENOSPC, errno.EDQUOT):
-        return InputError(f"no space left on the device of {directory} while writing token shards; nothing was "
-                          "written and any previous output is untouched; free some space or write elsewhere (-o)")
-    return e
+    return e.errno in (errno.ENOSPC, errno.EDQUOT)
 
 
 def _tokenizer(model: Any, normalization: str | None) -> tuple[Tokenizer, Path | None]:

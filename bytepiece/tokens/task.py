@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,8 +25,12 @@ from ..corpus import DocBatch, Shard, plan_shards, read_shard
 from ..corpus.shards import MIN_SHARD_BYTES
 from ..corpus.sources import Source
 from ..errors import InputError
-from .batches import encode_doc_batch, kernel_tables, read_ahead
+from .batches import PendingBatch, encode_doc_batch, kernel_tables, read_ahead, start_doc_batch
 from .sink import PartInfo, ShardSink
+
+
+#: batches larger than this (a huge document) are finished before the next one starts
+PIPELINE_MAX_BYTES = 8 << 20
 
 
 class EncodeCancelled(InputError):
@@ -61,6 +66,7 @@ class EncodeJob:
     normalize: bool
     batch_bytes: int
     threads: int  # kernel threads per task (the local engine shares them among its tasks)
+    read_ahead: bool  # read the next batch on a thread of its own (local runs; a Dask task stays on one core)
     metadata_json: str  # JSON of the metadata every part's sidecar carries
 
 
@@ -111,15 +117,19 @@ def encode_task(task: EncodeTask, job: EncodeJob, tokenizer: Any,
     tables = kernel_tables(tokenizer, job.alpha)
     sink = ShardSink(staging, task.index, tokenizer, limit=job.shard_tokens, metadata=json.loads(job.metadata_json))
     input_bytes = texts = documents = text_bytes = invalid = 0
-    batches = read_ahead(_batches(task, job))
+    batches = read_ahead(_batches(task, job)) if job.read_ahead else _batches(task, job)
+    pending: deque[PendingBatch] = deque()
     try:
         for batch in batches:
             if not os.path.isdir(staging):
                 raise EncodeCancelled(f"encoding of {task.source} stopped: the run was cancelled")
             if batch.n_documents:
-                flat, offsets = encode_doc_batch(tables, batch, seed=job.seed, bos=job.bos, eos=job.eos,
-                                                 threads=job.threads)
-                sink.write(flat, offsets)
+                pending.append(start_doc_batch(tables, batch, seed=job.seed, bos=job.bos, eos=job.eos,
+                                               threads=job.threads))
+                # finish the previous batch while this one encodes; a large batch (a huge
+                # document) is finished at once, so that two of them are never held together
+                while len(pending) > 1 or (pending and len(batch.data) > PIPELINE_MAX_BYTES):
+                    sink.write(*pending.popleft().finish())
             input_bytes += batch.consumed
             texts += batch.texts
             documents += batch.n_documents
@@ -127,6 +137,8 @@ def encode_task(task: EncodeTask, job: EncodeJob, tokenizer: Any,
             invalid += batch.invalid_utf8
             if report is not None:
                 report(batch.consumed)
+        while pending:
+            sink.write(*pending.popleft().finish())
         if job.shard_tokens is None:
             sink.keep_empty()
         parts = sink.close()
@@ -134,7 +146,9 @@ def encode_task(task: EncodeTask, job: EncodeJob, tokenizer: Any,
         sink.abort()
         raise
     finally:
-        batches.close()
+        close = getattr(batches, "close", None)
+        if close is not None:
+            close()
     return TaskResult(parts, input_bytes, texts, documents, text_bytes, invalid, time.perf_counter() - t0)
 
 
