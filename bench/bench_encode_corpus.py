@@ -2,7 +2,7 @@
 
     python bench/bench_encode_corpus.py [--corpus /work/scale/linux.jsonl] [--model data/default.model]
                                         [--repeat 3] [--shard-size 1G] [--cluster-shard-size 64M]
-                                        [--skip-cluster] [--json out.json]
+                                        [--skip-cluster | --only-cluster] [--json out.json]
 
 Every measurement runs in its own subprocess, one after the other, in an order rotated between
 repeats; the machine may be shared, so compare the ratios of one run and read the medians.
@@ -18,6 +18,9 @@ repeats; the machine may be shared, so compare the ratios of one run and read th
   (started before the clock) with ``--cluster-shard-size`` (the plan needs a few tasks per
   worker); the peak RSS of the client and of each worker. Target: local:2 at least 1.7x local:1,
   and the same bytes as the local run with that shard size (compared by sha256 of every file).
+  MB per CPU-second (client and workers together, warm-up included) does not depend on what
+  else the machine runs: equal figures for local:1 and local:2 mean no parallel overhead, so
+  their wall-time ratio is set by how many cores are free.
 """
 
 from __future__ import annotations
@@ -80,14 +83,19 @@ if cluster != "threads":
                                   silence_logs=logging.ERROR)
     client = distributed.Client(lc)
 summary = encode_corpus(corpus, model, out, shard_size=shard_size, cluster=client, overwrite=True)
+def usage():
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_maxrss * 1024, r.ru_utime + r.ru_stime
+workers = {}
 if client is not None:
-    peaks = client.run(lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
+    workers = client.run(usage)
     client.close()
     lc.close()
+peak, cpu = usage()
 print(json.dumps({"seconds": summary.seconds, "text_bytes": summary.text_bytes, "tasks": summary.tasks,
-                  "shards": len(summary.files), "n_tokens": summary.n_tokens,
-                  "peak_rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
-                  "worker_peak_rss": sorted(peaks.values()), "engine": summary.engine}))
+                  "shards": len(summary.files), "n_tokens": summary.n_tokens, "peak_rss": peak,
+                  "cpu_seconds": cpu + sum(w[1] for w in workers.values()),
+                  "worker_peak_rss": sorted(w[0] for w in workers.values()), "engine": summary.engine}))
 """
 
 
@@ -118,6 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cluster-shard-size", default="64M", help="shard size of the local:1/local:2 runs")
     parser.add_argument("--chunk-mb", type=int, default=64, help="text per encode_batch call of the peer")
     parser.add_argument("--skip-cluster", action="store_true")
+    parser.add_argument("--only-cluster", action="store_true", help="only local:1, local:2 and the identity check")
     parser.add_argument("--work-dir", type=Path, default=None, help="where shards are written (default: a temp dir)")
     parser.add_argument("--json", type=Path, default=None, help="write the results here")
     args = parser.parse_args(argv)
@@ -125,7 +134,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"corpus {args.corpus} not found (bench/make_scale_corpus.py builds one)", file=sys.stderr)
         return 2
     work = Path(tempfile.mkdtemp(prefix="bench-encode-corpus-", dir=args.work_dir))
-    steps = ["encode_batch", "local"] + ([] if args.skip_cluster else ["local:1", "local:2", "threads@cluster-size"])
+    steps = ([] if args.only_cluster else ["encode_batch", "local"]) + (
+        [] if args.skip_cluster else ["local:1", "local:2", "threads@cluster-size"])
     runs: dict[str, list[dict]] = {step: [] for step in steps}
     digests: dict[str, list[dict[str, str]]] = {}
     try:
@@ -145,12 +155,16 @@ def main(argv: list[str] | None = None) -> int:
                         digests.setdefault(step, []).append(_digest(out))
                     shutil.rmtree(out, ignore_errors=True)
                 result["mb_per_s"] = result["text_bytes"] / result["seconds"] / 1e6
+                if "cpu_seconds" in result:
+                    result["mb_per_cpu_s"] = result["text_bytes"] / result["cpu_seconds"] / 1e6
                 runs[step].append(result)
                 print(f"repeat {r + 1} {step:>22}: {result['mb_per_s']:7.2f} MB/s" +
                       (f", peak RSS {result['peak_rss'] / 2**20:6.0f} MB" if "peak_rss" in result else "") +
                       (f", workers {[round(p / 2**20) for p in result['worker_peak_rss']]} MB"
                        if result.get("worker_peak_rss") else "") +
-                      (f", {result['tasks']} tasks, {result['shards']} shards" if "tasks" in result else ""), flush=True)
+                      (f", {result['tasks']} tasks, {result['shards']} shards" if "tasks" in result else "") +
+                      (f", {result['mb_per_cpu_s']:.1f} MB per CPU-second" if "mb_per_cpu_s" in result else ""),
+                      flush=True)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
@@ -168,10 +182,12 @@ def main(argv: list[str] | None = None) -> int:
         "corpus": str(args.corpus), "corpus_bytes": args.corpus.stat().st_size, "model": str(args.model),
         "runs": runs,
         "median_mb_per_s": {step: median(step) for step in steps},
-        "local_over_encode_batch": {"per_repeat": ratios("local", "encode_batch"),
-                                    "median": statistics.median(ratios("local", "encode_batch"))},
-        "local_peak_rss_mb": max(run["peak_rss"] for run in runs["local"]) / 2**20,
+        "median_mb_per_cpu_s": {step: median(step, "mb_per_cpu_s") for step in steps if step != "encode_batch"},
     }
+    if not args.only_cluster:
+        report["local_over_encode_batch"] = {"per_repeat": ratios("local", "encode_batch"),
+                                             "median": statistics.median(ratios("local", "encode_batch"))}
+        report["local_peak_rss_mb"] = max(run["peak_rss"] for run in runs["local"]) / 2**20
     if not args.skip_cluster:
         report["local2_over_local1"] = {"per_repeat": ratios("local:2", "local:1"),
                                         "median": statistics.median(ratios("local:2", "local:1"))}
