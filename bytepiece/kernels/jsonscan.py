@@ -28,6 +28,7 @@ def _skip_ws(d, i, end):
 
 @njit(cache=True, nogil=True, inline="always")
 def _hex(c):
+    c = int(c)  # not uint8 arithmetic (which wraps) when the kernels run as plain Python
     if 48 <= c <= 57:
         return c - 48
     if 97 <= c <= 102:
