@@ -24,20 +24,27 @@ def __getattr__(name: str):
         from .strategies import complete
 
         return complete
+    if name in ("encode_corpus", "TokenDataset", "EncodeSummary"):
+        from . import tokens
+
+        return getattr(tokens, name)
     raise AttributeError(f"module 'bytepiece' has no attribute {name!r}")
 
 __all__ = [
     "ByteLevelLM",
     "BytePieceError",
     "DecodeStream",
+    "EncodeSummary",
     "InputError",
     "Model",
     "ModelFormatError",
+    "TokenDataset",
     "Tokenizer",
     "Trainer",
     "TrainingError",
     "__version__",
     "complete",
+    "encode_corpus",
     "load_model",
     "stable_split",
 ]

@@ -58,6 +58,12 @@ def _kernels() -> Any:
     return _kernel_module
 
 
+def python_encodes(n_bytes: int) -> bool:
+    """Whether ``n_bytes`` more deterministic input would still go to the plain-Python start
+    (the kernels are not loaded yet and the budget of ``bytepiece.coldstart`` covers it)."""
+    return _kernel_module is None and n_bytes <= _python_budget
+
+
 def _python_covers(n_bytes: int) -> bool:
     """Whether these bytes go to the plain-Python Viterbi (and come off its budget)."""
     global _python_budget

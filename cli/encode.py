@@ -7,7 +7,7 @@ import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, Annotated, Optional
+from typing import IO, Annotated, Any, Optional
 
 import typer
 
@@ -23,8 +23,6 @@ from .checks import (
 )
 from .common import err_console, fail, handle_errors, load_tokenizer, out_console
 
-BATCH_BYTES = 1 << 20
-BATCH_LINES = 16384
 FORMATS = ("ids", "pieces", "npy", "bin")
 
 
@@ -91,36 +89,6 @@ def read_lines(paths: list[Path], max_line: int = MAX_LINE_BYTES) -> Iterator[tu
             yield from limited_lines(f, str(path), max_line)
 
 
-def batches(lines: Iterator[tuple[bytes, int]]) -> Iterator[tuple[list[bytes], int]]:
-    batch: list[bytes] = []
-    size = consumed = 0
-    for line, n in lines:
-        batch.append(line)
-        size += len(line)
-        consumed += n
-        if size >= BATCH_BYTES or len(batch) >= BATCH_LINES:
-            yield batch, consumed
-            batch, size, consumed = [], 0, 0
-    if batch:
-        yield batch, consumed
-
-
-@contextlib.contextmanager
-def progress_bar(paths: list[Path], description: str):
-    """A byte-based progress bar on stderr for file inputs, or a no-op (stdin, not a terminal)."""
-    real = [p for p in paths if str(p) != "-"]
-    if not real or not err_console.is_terminal:
-        yield lambda n: None
-        return
-    from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn, TransferSpeedColumn
-
-    total = sum(p.stat().st_size for p in real)
-    columns = (description, BarColumn(), DownloadColumn(), TransferSpeedColumn(), TimeRemainingColumn())
-    with Progress(*columns, console=err_console, transient=True) as progress:
-        task = progress.add_task(description, total=total)
-        yield lambda n: progress.advance(task, n)
-
-
 @contextlib.contextmanager
 def atomic_output(path: Path | None, binary: bool = False, overwrite: bool = True) -> Iterator[IO]:
     """stdout, or a temporary file beside ``path`` that replaces it only on success (a device
@@ -150,10 +118,14 @@ def render_pieces(pieces: list[bytes | str]) -> str:
     return " ".join(out)
 
 
-Files = Annotated[Optional[list[Path]], typer.Argument(help="Input files (one document per line); stdin when none or '-'.", show_default=False)]
+Files = Annotated[Optional[list[Path]], typer.Argument(
+    help="Inputs: text (one document per line), JSON Lines (.jsonl/.ndjson: one document per record) or Parquet, "
+         "gzip/zstd allowed; stdin when none or '-'.", show_default=False)]
 ModelOpt = Annotated[Optional[Path], typer.Option("--model", "-m", help="Model file (default: the model shipped with bytepiece).", show_default=False)]
 OutOpt = Annotated[Optional[Path], typer.Option("--output", "-o", help="Output file (written atomically); stdout when omitted.", show_default=False)]
-ForceOpt = Annotated[bool, typer.Option("--force", help="Overwrite an existing output file.")]
+ForceOpt = Annotated[bool, typer.Option("--force", help="Overwrite an existing output (file, or corpus of that name).")]
+_INPUT = "Input"
+_RUN = "Where and how to run"
 
 
 @handle_errors
@@ -166,7 +138,7 @@ def encode(
                      help="Sample segmentations with probability ∝ p**alpha instead of Viterbi.", show_default=False),
     ] = None,
     seed: Annotated[Optional[str], typer.Option(metavar="INT", help="Seed for --sample (reproducible output).", show_default=False)] = None,
-    fmt: Annotated[str, typer.Option("--format", "-f", help="ids (one line of ids per input line), pieces, npy (flat id array, needs -o), or bin (flat little-endian uint16/uint32 token file + .idx offsets + .json sidecar for LM training, needs -o).")] = "ids",
+    fmt: Annotated[str, typer.Option("--format", "-f", help="ids (one line of ids per document), pieces, npy (flat id array, needs -o), or bin: token files for LM training (-o out/corpus writes shards out/corpus-00000.bin, ... and out/corpus.manifest.json; -o corpus.bin writes one file).")] = "ids",
     output: OutOpt = None,
     force: ForceOpt = False,
     add_bos: Annotated[bool, typer.Option("--add-bos", help="Start every document with <bos> (id 1).")] = False,
@@ -177,49 +149,76 @@ def encode(
                              "the model's); repeatable. Matched in the text only with --allow-special.", show_default=False)] = None,
     allow_special: Annotated[bool, typer.Option("--allow-special", help="Match the special tokens (the model's and "
                              "--special-token ones) in the text and emit their ids.")] = False,
+    jsonl_field: Annotated[Optional[str], typer.Option(metavar="NAME", help="Field of JSON Lines inputs holding the text (default: text); inputs without a telling extension are then read as JSON Lines.", show_default=False, rich_help_panel=_INPUT)] = None,
+    parquet_column: Annotated[Optional[str], typer.Option(metavar="NAME", help="Column of Parquet inputs holding the text (default: text).", show_default=False, rich_help_panel=_INPUT)] = None,
+    strict_utf8: Annotated[bool, typer.Option("--strict-utf8", help="Stop at invalid UTF-8 instead of replacing it by U+FFFD.", rich_help_panel=_INPUT)] = False,
+    shard_size: Annotated[Optional[str], typer.Option(metavar="SIZE", help="Bytes of tokens per shard with --format bin -o PREFIX, e.g. 256M (default: 1G).", show_default=False, rich_help_panel=_RUN)] = None,
+    cluster: Annotated[Optional[str], typer.Option(metavar="ADDR", help="Dask cluster for --format bin: a scheduler address (tcp://host:8786) or local:N for N worker processes; workers must see the inputs and the output directory.", show_default=False, rich_help_panel=_RUN)] = None,
 ) -> None:
-    """Encode text into token ids, [bold]one input line per output line[/], streaming."""
+    """Encode documents (text lines, JSON Lines records, Parquet rows) into token ids or token shards."""
     if fmt not in FORMATS:
         raise fail(f"--format must be one of {', '.join(FORMATS)}, got {fmt!r}")
     spec, seed_value = _sample_and_seed(sample, seed)
     files = files or []
     if fmt in ("npy", "bin") and output is None:
-        raise fail(f"--format {fmt} writes binary files; give an output file with -o (e.g. -o corpus.{fmt})")
+        example = "out/corpus for shards" if fmt == "bin" else "ids.npy"
+        raise fail(f"--format {fmt} writes binary files; give an output with -o (e.g. -o {example})")
     check_inputs(files)
+    sharded = fmt == "bin" and output is not None and output.suffix != ".bin"
+    if shard_size is not None and not sharded:
+        raise fail("--shard-size applies to sharded output: use --format bin with -o PREFIX (a name without .bin)")
+    if cluster is not None and fmt != "bin":
+        raise fail("--cluster runs --format bin only (workers write the token files); add --format bin -o PREFIX")
     if output is not None:
         from bytepiece.atomic import is_stream
 
         if fmt in ("npy", "bin") and is_stream(output):
             raise fail(f"--format {fmt} writes files beside {output}; give a regular file path with -o")
-        check_outputs(_output_set(output, fmt), force)
-    tokenizer = load_tokenizer(model, normalization="none" if raw else "nfc")
-    tokenizer.add_special_tokens(special_token or ())
-    alpha = spec.alpha if spec else -1.0
+        if not sharded:  # a sharded corpus is checked by encode_corpus
+            check_outputs(_output_set(output, fmt), force)
     if spec is not None and seed_value is None:
         import random
 
         seed_value = random.SystemRandom().getrandbits(63)
-    options = dict(alpha=alpha, add_bos=add_bos, add_eos=add_eos, num_threads=threads,
-                   allowed_special="all" if allow_special else ())
+    from bytepiece.corpus import Files as CorpusFiles
+    from bytepiece.model import check_special_tokens
 
-    with progress_bar(files, "encoding") as advance:
+    specials = check_special_tokens(special_token or ())
+    paths = files or [Path("-")]
+    inputs = CorpusFiles(paths, jsonl_field=jsonl_field, parquet_column=parquet_column,
+                         labels=["<stdin>" if str(p) == "-" else str(p) for p in paths])
+    options: dict[str, Any] = dict(jsonl_field=jsonl_field, parquet_column=parquet_column, add_bos=add_bos,
+                                   add_eos=add_eos, alpha=spec.alpha if spec else None, seed=seed_value,
+                                   errors="strict" if strict_utf8 else "replace",
+                                   allowed_special="all" if allow_special else ())
+    if fmt == "bin":
+        _encode_bin(inputs, model, output, options, raw=raw, shard_size=shard_size, cluster=cluster,
+                    threads=threads, force=force, special_tokens=specials)
+        return
+    from bytepiece.progress import Progress
+    from bytepiece.tokens import encode_stream
+
+    tokenizer = load_tokenizer(model, normalization="none" if raw else "nfc")
+    tokenizer.add_special_tokens(specials)
+    total = sum(p.stat().st_size for p in files if str(p) != "-" and p.is_file()) or None
+    progress = Progress(err_console.is_terminal and total is not None, console=err_console)
+    stream = encode_stream(inputs, tokenizer, workers=threads, **options)
+    with progress.phase("encoding", total) as advance:
         if fmt == "npy":
-            _encode_npy(tokenizer, files, output, options, seed_value, advance, force)
-            return
-        if fmt == "bin":
-            _encode_bin(tokenizer, files, output, options, seed_value, advance, model, spec, force)
+            _encode_npy(tokenizer, stream, output, advance, force)
             return
         with atomic_output(output, overwrite=force) as out:
-            for flat, offsets in _encoded_batches(tokenizer, files, options, seed_value, advance):
-                ids = flat.tolist()
-                bounds = offsets.tolist()
-                n = len(bounds) - 1
+            piece = tokenizer.id_to_piece
+            for batch in stream:
+                ids = batch.ids.tolist()
+                bounds = list(zip(batch.offsets[:-1].tolist(), batch.offsets[1:].tolist()))
                 if fmt == "ids":
-                    lines = [" ".join(map(str, ids[bounds[i] : bounds[i + 1]])) for i in range(n)]
+                    lines = [" ".join(map(str, ids[a:b])) for a, b in bounds]
                 else:
-                    piece = tokenizer.id_to_piece
-                    lines = [render_pieces([piece(i) for i in ids[bounds[j] : bounds[j + 1]]]) for j in range(n)]
-                out.write("\n".join(lines) + "\n")
+                    lines = [render_pieces([piece(i) for i in ids[a:b]]) for a, b in bounds]
+                if lines:
+                    out.write("\n".join(lines) + "\n")
+                advance(batch.input_bytes)
 
 
 def _output_set(output: Path, fmt: str) -> list[Path]:
@@ -237,16 +236,7 @@ def _offsets_path(output: Path) -> Path:
     return output.with_name(output.name.removesuffix(".npy") + ".offsets.npy")
 
 
-def _encoded_batches(tokenizer, files, options, seed, advance):
-    """(flat ids, token offsets) of each batch of input lines, on all cores; batch i is sampled
-    with seed ``seed + i * 1_000_003`` so a run is reproducible whatever the batch sizes."""
-    for index, (batch, consumed) in enumerate(batches(read_lines(files))):
-        batch_seed = None if seed is None else seed + index * 1_000_003
-        yield tokenizer.encode_batch(batch, seed=batch_seed, return_flat=True, **options)
-        advance(consumed)
-
-
-def _encode_npy(tokenizer, files, output, options, seed, advance, force) -> None:
+def _encode_npy(tokenizer, stream, output, advance, force) -> None:
     """Stream ids into a temporary raw file, then write ``.npy`` (ids) and ``.offsets.npy``
     as one atomic set."""
     import numpy as np
@@ -260,10 +250,11 @@ def _encode_npy(tokenizer, files, output, options, seed, advance, force) -> None
     directory = output.parent if str(output.parent) else Path(".")
     offsets_path = _offsets_path(output)
     with tempfile.TemporaryFile(dir=directory) as raw:
-        for flat, offsets in _encoded_batches(tokenizer, files, options, seed, advance):
-            raw.write(flat.astype(dtype).tobytes())
-            doc_offsets.extend((offsets[1:] + total).tolist())
-            total += len(flat)
+        for batch in stream:
+            raw.write(batch.ids.astype(dtype).tobytes())
+            doc_offsets.extend((batch.offsets[1:] + total).tolist())
+            total += len(batch.ids)
+            advance(batch.input_bytes)
         raw.seek(0)
         with OutputSet(overwrite=force) as outputs:
             with outputs.open(output, "wb") as out:
@@ -277,27 +268,30 @@ def _encode_npy(tokenizer, files, output, options, seed, advance, force) -> None
     err_console.print(f"wrote {total} tokens of {len(doc_offsets) - 1} documents to {output} (+ {offsets_path.name})")
 
 
-def _encode_bin(tokenizer, files, output, options, seed, advance, model, sample, force) -> None:
-    """Stream ids into ``output`` (bytepiece bin layout, see ``bytepiece.interop.binfile``):
-    one batch of lines in memory at a time, each encoded by ``encode_batch`` on all cores;
-    the files appear only when everything succeeded."""
-    from bytepiece.interop.binfile import BinWriter
+def _encode_bin(inputs, model, output, options, *, raw, shard_size, cluster, threads, force, special_tokens) -> None:
+    """Token shards and their manifest (-o PREFIX) or one token file (-o NAME.bin): the whole job
+    is ``bytepiece.encode_corpus``."""
+    from bytepiece.engine import format_size
+    from bytepiece.progress import Progress
+    from bytepiece.tokens import DEFAULT_SHARD_SIZE, encode_corpus
 
     from .common import resolve_model
 
-    metadata = {
-        "inputs": [str(p) for p in files] or ["-"],
-        "add_bos": options["add_bos"],
-        "add_eos": options["add_eos"],
-        "alpha": None if sample is None else sample.alpha,
-        "seed": seed,
-        "documents": "one per input line (without its newline)",
-    }
-    with BinWriter(output, tokenizer, model_path=resolve_model(model), metadata=metadata, overwrite=force) as writer:
-        for flat, offsets in _encoded_batches(tokenizer, files, options, seed, advance):
-            writer.write(flat, offsets)
-    err_console.print(f"wrote {writer.n_tokens} tokens ({writer.dtype.name}) of {writer.n_documents} documents to "
-                      f"{output} (+ {output.name}.idx, {output.name}.json)", soft_wrap=True)
+    single = output.suffix == ".bin"
+    summary = encode_corpus(
+        inputs, resolve_model(model), output, normalization="none" if raw else "nfc",
+        shard_size=shard_size or DEFAULT_SHARD_SIZE, cluster=cluster, workers=threads, overwrite=force,
+        special_tokens=special_tokens, progress=Progress(err_console.is_terminal, console=err_console), **options)
+    if summary.invalid_utf8:
+        err_console.print(f"note: {summary.invalid_utf8:,} invalid UTF-8 sequence(s) replaced by U+FFFD "
+                          "(--strict-utf8 stops at the first)", soft_wrap=True, markup=False)
+    rate = f"{format_size(summary.text_bytes)} in {summary.seconds:.1f} s, {summary.mb_per_s:.1f} MB/s"
+    if single:
+        err_console.print(f"wrote {summary.n_tokens} tokens ({summary.dtype}) of {summary.n_documents} documents to "
+                          f"{output} (+ {output.name}.idx, {output.name}.json; {rate})", soft_wrap=True, markup=False)
+    else:
+        err_console.print(f"wrote {summary.n_tokens} tokens ({summary.dtype}) of {summary.n_documents} documents in "
+                          f"{len(summary.files)} shard(s) to {summary.path} ({rate})", soft_wrap=True, markup=False)
 
 
 @handle_errors

@@ -166,9 +166,7 @@ def model(tiny_model_file):
 
 
 def test_cli_bin_matches_encode_batch(runner, model, tmp_path, tiny_tokenizer, monkeypatch):
-    import bytepiece_cli.encode as cli_encode
-
-    monkeypatch.setattr(cli_encode, "BATCH_LINES", 2)  # several batches
+    monkeypatch.setattr("bytepiece.tokens.encode.BATCH_BYTES", 16)  # several batches
     corpus = tmp_path / "in.txt"
     lines = LINES * 3
     corpus.write_text("\n".join(lines) + "\n", encoding="utf-8")
@@ -203,19 +201,19 @@ def test_cli_bin_needs_output(runner, model):
 
 
 def test_cli_bin_failure_leaves_previous_output(runner, model, tmp_path, monkeypatch):
-    import bytepiece_cli.encode as cli_encode
+    import bytepiece.tokens.task as encode_task
 
     out = tmp_path / "corpus.bin"
     assert runner.invoke(app, ["encode", "-m", str(model), "-f", "bin", "-o", str(out)], input="ab\n").exit_code == 0
     before = {p.name: p.read_bytes() for p in tmp_path.iterdir() if p.name.startswith("corpus")}
 
-    monkeypatch.setattr(cli_encode, "batches", lambda lines, real=cli_encode.batches: _broken(real, lines))
+    monkeypatch.setattr(encode_task, "read_shard", lambda *a, real=encode_task.read_shard, **k: _broken(real(*a, **k)))
     result = runner.invoke(app, ["encode", "-m", str(model), "-f", "bin", "-o", str(out), "--force"], input="cd\n" * 50)
     assert result.exit_code == 1 and "Input/output error" in result.stderr
     assert {p.name: p.read_bytes() for p in tmp_path.iterdir() if p.name.startswith("corpus")} == before
     assert _leftovers(tmp_path) == []
 
 
-def _broken(real, lines):
-    yield from real(lines)
+def _broken(batches):
+    yield from batches
     raise OSError(5, "Input/output error")

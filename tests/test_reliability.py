@@ -344,12 +344,12 @@ def test_pipe_model_path_is_read(tmp_path, tiny_model_file, tiny_tokenizer):
 
 
 def test_unexpected_errors_are_one_line(runner, model, monkeypatch):
-    from bytepiece.tokenizer import Tokenizer as T
+    from bytepiece.tokens import encode as corpus_encoding
 
-    def broken(self, *args, **kwargs):
+    def broken(*args, **kwargs):
         raise ZeroDivisionError("boom")
 
-    monkeypatch.setattr(T, "encode_batch", broken)
+    monkeypatch.setattr(corpus_encoding, "encode_doc_batch", broken)
     _one_line_error(runner.invoke(app, ["encode", "-m", str(model)], input="ab\n"), "ZeroDivisionError")
 
 

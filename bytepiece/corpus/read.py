@@ -18,6 +18,7 @@ document independently of how the corpus was sharded (sampling seeds use them).
 from __future__ import annotations
 
 import json
+import re
 import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -26,6 +27,7 @@ from typing import Literal
 import numpy as np
 
 from ..errors import InputError
+from .jsonl import field_key, kernel_documents
 from .shards import Shard, open_parquet
 from .sources import Source, open_raw, open_stream
 from .utf8 import check_errors, decode, nfc_utf8, plain_utf8, safe_cut
@@ -100,12 +102,40 @@ class _LineReader:
         return nfc_utf8(text, raw) if self.normalize else plain_utf8(text)
 
     def batches(self) -> Iterator[DocBatch]:
-        if self.source.format == "jsonl":
-            yield from self._jsonl()
-        elif self.purpose == "train":
-            yield from self._text_train()
-        else:
-            yield from self._text_encode()
+        try:
+            if self.source.format == "jsonl":
+                yield from self._jsonl()
+            elif self.purpose == "train":
+                yield from self._text_train()
+            else:
+                yield from self._text_encode()
+        except InputError as e:
+            if self.shard.start == 0 or not self.source.splittable:
+                raise
+            raise self._with_file_line(e) from None
+
+    def _with_file_line(self, error: InputError) -> InputError:
+        """The error of a line counted from the shard's start, restated with its line number in
+        the file (counting the lines before the shard costs a read of the file up to it, which
+        only a failing run pays)."""
+        where = self._where()
+        match = re.match(re.escape(where) + r": (invalid UTF-8 at )?line (\d+)", str(error))
+        if match is None:
+            return error
+        first = self.shard.start
+        lines = 0
+        with open_raw(self.source.path) as raw:
+            raw.seek(first - 1)
+            if raw.read(1) != b"\n":
+                raw.readline()
+            first = raw.tell()  # where the shard's first line starts
+            raw.seek(0)
+            done = 0
+            while done < first and (block := raw.read(min(1 << 22, first - done))):
+                lines += block.count(b"\n")
+                done += len(block)
+        line = int(match.group(2)) + lines
+        return InputError(f"{self.source.label}: {match.group(1) or ''}line {line}{str(error)[match.end():]}")
 
     # -- whole lines of the byte range ------------------------------------------------------
     def _blocks(self) -> Iterator[tuple[bytes, int, int, bool]]:
@@ -223,9 +253,13 @@ class _LineReader:
     # -- JSON Lines ----------------------------------------------------------------------------
     def _jsonl(self) -> Iterator[DocBatch]:
         field = self.source.field
+        key = field_key(field)
         for data, pos, consumed, _ in self._blocks():
             if not data:
                 yield _one(b"", self.source.index, consumed, 0, 0, MAX_NEWLINES, empty=True)
+                continue
+            if key is not None:
+                yield self._jsonl_kernel(data, pos, consumed, key)
                 continue
             docs: list[bytes] = []
             starts: list[int] = []
@@ -237,14 +271,26 @@ class _LineReader:
                 self.lines_before += 1
                 if not raw_line.strip():
                     continue
-                line_text, bad = decode(raw_line, self.errors, self._where(), self.lines_before - 1)
+                doc, bad = self._jsonl_line(raw_line, self.lines_before)
                 invalid += bad
-                value = _json_field(line_text, field, self._where(), self.lines_before)
-                docs.append(self._to_utf8(value, None))
+                docs.append(doc)
                 starts.append(line_start)
             if data.endswith(b"\n"):
                 self.lines_before -= 1  # split() produced an empty last item for the final newline
             yield _batch(docs, np.asarray(starts, np.int64), self.source.index, consumed, len(docs), invalid)
+
+    def _jsonl_line(self, raw_line: bytes, lineno: int) -> tuple[bytes, int]:
+        """One record the Python way: (the field's UTF-8, invalid sequences replaced)."""
+        line_text, bad = decode(raw_line, self.errors, self._where(), lineno - 1)
+        value = _json_field(line_text, self.source.field, self._where(), lineno)
+        return self._to_utf8(value, None), bad
+
+    def _jsonl_kernel(self, data: bytes, pos: int, consumed: int, key: np.ndarray) -> DocBatch:
+        doc_data, offsets, starts, invalid, n_lines = kernel_documents(
+            data, key, normalize=self.normalize, python_line=self._jsonl_line, lines_before=self.lines_before)
+        self.lines_before += n_lines
+        n = len(offsets) - 1
+        return DocBatch(doc_data, offsets, starts + pos, self.source.index, consumed, n, invalid, MAX_NEWLINES)
 
 
 def _json_field(line: str, field: str, label: str, lineno: int) -> str:

@@ -12,18 +12,22 @@ import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
-_pools: dict[int, ThreadPoolExecutor] = {}
+_pools: dict[tuple[str, int], ThreadPoolExecutor] = {}
 _lock = threading.Lock()
 
 
-def thread_pool(threads: int) -> ThreadPoolExecutor:
-    """The shared pool of ``threads`` worker threads of this process (created on first use)."""
-    pool = _pools.get(threads)
+def thread_pool(threads: int, *, purpose: str = "bytepiece") -> ThreadPoolExecutor:
+    """The shared pool of ``threads`` worker threads of this process (created on first use).
+
+    Jobs that wait on jobs of another pool (an engine task waiting for its kernel blocks) name a
+    different ``purpose``: waiting on one's own pool can deadlock when every thread waits."""
+    key = (purpose, threads)
+    pool = _pools.get(key)
     if pool is None:
         with _lock:
-            pool = _pools.get(threads)
+            pool = _pools.get(key)
             if pool is None:
-                pool = _pools[threads] = ThreadPoolExecutor(threads, thread_name_prefix="bytepiece")
+                pool = _pools[key] = ThreadPoolExecutor(threads, thread_name_prefix=purpose)
     return pool
 
 

@@ -1,0 +1,258 @@
+"""``TokenDataset``: the shards of an encoded corpus as one memory-mapped token stream.
+
+What a training loop needs from ``bytepiece encode --format bin -o out/corpus``: the total
+number of tokens, document ``i``, any contiguous window of the concatenated tokens (across
+shard boundaries), and random training windows in the nanoGPT style. Nothing is read into
+memory: shards are memory-mapped when first touched (at most ``max_open`` at a time, so a corpus
+of thousands of shards does not run out of file descriptors).
+
+Checks, cheapest first: opening reads the manifest, refuses shard paths outside its directory
+and compares every file's size with the manifest (one ``stat`` each); the first access to a
+shard compares its probe hashes and index bounds (three small reads per file); ``verify=True``
+(or :meth:`TokenDataset.verify`) hashes every byte.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections import OrderedDict
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from ..errors import InputError, ModelFormatError
+from ..interop.binfile import model_sha256, open_bin, read_meta
+from .manifest import MANIFEST_SUFFIX, Manifest, ShardEntry, file_sha256, manifest_path, parse_manifest, probe_sha256, resolve_inside
+
+DEFAULT_MAX_OPEN = 64
+
+
+class TokenDataset:
+    """An encoded corpus: ``path`` is its manifest, its prefix (``out/corpus``), a directory
+    holding exactly one manifest, or a single token file (``corpus.bin``).
+
+    >>> ds = TokenDataset("out/corpus")                     # doctest: +SKIP
+    >>> ds.n_tokens, len(ds), ds.document(0)[:5]            # doctest: +SKIP
+    >>> x, y = ds.windows(8, 1024, seed=0)                  # doctest: +SKIP
+    """
+
+    def __init__(self, path: str | os.PathLike, *, verify: bool = False, model: Any = None,
+                 max_open: int = DEFAULT_MAX_OPEN) -> None:
+        if isinstance(max_open, bool) or not isinstance(max_open, int) or max_open < 1:
+            raise InputError(f"max_open must be a positive integer, got {max_open!r}")
+        self.path, self.manifest = _locate(Path(path))
+        self.directory = self.path.parent
+        self.single_file = not self.path.name.endswith(MANIFEST_SUFFIX)
+        self.dtype = np.dtype(self.manifest.dtype).newbyteorder("<")
+        self.vocab_size = self.manifest.vocab_size
+        self.shards: list[ShardEntry] = self.manifest.shards
+        self._paths = [(resolve_inside(self.directory, s.file, str(self.path)),
+                        resolve_inside(self.directory, s.index_file, str(self.path))) for s in self.shards]
+        self.token_starts = np.zeros(len(self.shards) + 1, dtype=np.int64)
+        np.cumsum([s.n_tokens for s in self.shards], out=self.token_starts[1:])
+        self.document_starts = np.zeros(len(self.shards) + 1, dtype=np.int64)
+        np.cumsum([s.n_documents for s in self.shards], out=self.document_starts[1:])
+        self._check_sizes()
+        self._open: OrderedDict[int, tuple[np.ndarray, np.ndarray]] = OrderedDict()
+        self._checked: set[int] = set()
+        self._lock = threading.Lock()
+        self.max_open = max_open
+        if model is not None:
+            self.check_model(model)
+        if verify:
+            self.verify()
+
+    # -- sizes and identity ---------------------------------------------------------------------
+    @property
+    def n_tokens(self) -> int:
+        return int(self.token_starts[-1])
+
+    @property
+    def n_documents(self) -> int:
+        return int(self.document_starts[-1])
+
+    def __len__(self) -> int:
+        return self.n_documents
+
+    def __repr__(self) -> str:
+        return (f"TokenDataset({str(self.path)!r}, n_tokens={self.n_tokens:,}, n_documents={self.n_documents:,}, "
+                f"shards={len(self.shards)}, dtype={self.dtype.name})")
+
+    def check_model(self, model: Any) -> None:
+        """Refuse a model other than the one the corpus was encoded with (content hash)."""
+        from ..model import Model, load_model
+
+        m = model if isinstance(model, Model) else getattr(model, "model", None) or load_model(model)
+        expected = self.manifest.model.get("sha256")
+        if expected and model_sha256(m) != expected:
+            raise ModelFormatError(f"{self.path} was encoded with another model (sha256 {expected[:12]}...); "
+                                   "decode it with the model named in its manifest")
+
+    def _check_sizes(self) -> None:
+        for entry, (bin_path, idx_path) in zip(self.shards, self._paths):
+            for file, expected in ((bin_path, entry.n_tokens * self.dtype.itemsize), (idx_path, (entry.n_documents + 1) * 8)):
+                try:
+                    size = file.stat().st_size
+                except FileNotFoundError:
+                    raise ModelFormatError(f"{file} is missing (listed in {self.path}); the corpus is incomplete") from None
+                if size != expected:
+                    raise ModelFormatError(f"{file} has {size:,} bytes but {self.path.name} expects {expected:,}: "
+                                           "the file does not belong to this corpus; re-encode it")
+
+    def verify(self) -> None:
+        """Hash every shard file completely and compare with the manifest."""
+        if self.single_file:
+            return
+        for entry, (bin_path, idx_path) in zip(self.shards, self._paths):
+            for file, expected in ((bin_path, entry.sha256), (idx_path, entry.index_sha256)):
+                if file_sha256(file) != expected:
+                    raise ModelFormatError(f"{file} does not match the sha256 in {self.path.name}: it was modified or "
+                                           "replaced; re-encode the corpus")
+
+    # -- shards ---------------------------------------------------------------------------------
+    def _shard(self, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """(tokens, offsets) of shard ``k``, memory-mapped on first use."""
+        with self._lock:
+            arrays = self._open.get(k)
+            if arrays is not None:
+                self._open.move_to_end(k)
+                return arrays
+            arrays = self._map(k)
+            self._open[k] = arrays
+            while len(self._open) > self.max_open:
+                self._open.popitem(last=False)
+            return arrays
+
+    def _map(self, k: int) -> tuple[np.ndarray, np.ndarray]:
+        entry = self.shards[k]
+        bin_path, idx_path = self._paths[k]
+        if self.single_file:
+            return open_bin(bin_path)
+        if k not in self._checked:
+            for file, expected in ((bin_path, entry.probe_sha256), (idx_path, entry.index_probe_sha256)):
+                if probe_sha256(file) != expected:
+                    raise ModelFormatError(f"{file} does not match {self.path.name} (probe hash): it was modified or "
+                                           "replaced; re-encode the corpus")
+        tokens = np.memmap(bin_path, dtype=self.dtype, mode="r") if entry.n_tokens else np.zeros(0, self.dtype)
+        offsets = np.memmap(idx_path, dtype="<i8", mode="r")
+        if k not in self._checked:
+            if offsets[0] != 0 or offsets[-1] != entry.n_tokens or (len(offsets) > 1 and offsets[1] < 0):
+                raise ModelFormatError(f"{idx_path} does not index {bin_path.name}: the files do not belong together")
+            self._checked.add(k)
+        return tokens, offsets
+
+    def close(self) -> None:
+        """Drop the memory maps (arrays already handed out stay valid)."""
+        with self._lock:
+            self._open.clear()
+
+    def __enter__(self) -> TokenDataset:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- documents ------------------------------------------------------------------------------
+    def document(self, i: int) -> npt.NDArray[np.unsignedinteger]:
+        """The tokens of document ``i`` (negative counts from the end): a read-only view."""
+        n = self.n_documents
+        if isinstance(i, bool) or not isinstance(i, (int, np.integer)):
+            raise InputError(f"document index must be an integer, got {i!r}")
+        if not -n <= i < n:
+            raise IndexError(f"document {i} is out of range (the corpus has {n:,})")
+        i = int(i) % n
+        k = int(np.searchsorted(self.document_starts, i, side="right")) - 1
+        tokens, offsets = self._shard(k)
+        j = i - int(self.document_starts[k])
+        return tokens[int(offsets[j]):int(offsets[j + 1])]
+
+    def __getitem__(self, i: int) -> npt.NDArray[np.unsignedinteger]:
+        return self.document(i)
+
+    def documents(self, start: int = 0, stop: int | None = None) -> Iterator[npt.NDArray[np.unsignedinteger]]:
+        """Documents ``start..stop-1`` in order, shard by shard."""
+        stop = self.n_documents if stop is None else min(stop, self.n_documents)
+        i = max(0, start)
+        while i < stop:
+            k = int(np.searchsorted(self.document_starts, i, side="right")) - 1
+            tokens, offsets = self._shard(k)
+            base = int(self.document_starts[k])
+            end = min(stop, int(self.document_starts[k + 1]))
+            bounds = offsets[i - base:end - base + 1].tolist()
+            for a, b in zip(bounds[:-1], bounds[1:]):
+                yield tokens[a:b]
+            i = end
+
+    # -- the token stream -------------------------------------------------------------------------
+    def tokens(self, start: int, stop: int) -> npt.NDArray[np.unsignedinteger]:
+        """Tokens ``start..stop-1`` of all documents concatenated in corpus order: a view when
+        they lie in one shard, a copy when the window crosses shard boundaries."""
+        if not 0 <= start <= stop <= self.n_tokens:
+            raise IndexError(f"token window [{start}, {stop}) is outside the corpus (0..{self.n_tokens:,})")
+        k = int(np.searchsorted(self.token_starts, start, side="right")) - 1
+        pieces = []
+        pos = start
+        while pos < stop:
+            while self.token_starts[k + 1] <= pos:  # skip empty shards
+                k += 1
+            tokens, _ = self._shard(k)
+            base = int(self.token_starts[k])
+            end = min(stop, int(self.token_starts[k + 1]))
+            pieces.append(tokens[pos - base:end - base])
+            pos = end
+            k += 1
+        if len(pieces) == 1:
+            return pieces[0]
+        return np.concatenate(pieces) if pieces else np.zeros(0, self.dtype)
+
+    def windows(self, batch_size: int, length: int, *, seed: int | np.random.Generator | None = None
+                ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+        """``batch_size`` random training windows: inputs ``x`` and next-token targets ``y``
+        (``y[b] == x[b]`` shifted by one), each ``(batch_size, length)`` int64, starting at
+        positions drawn uniformly from the whole token stream (windows cross documents and shards)."""
+        for name, value in (("batch_size", batch_size), ("length", length)):
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+                raise InputError(f"{name} must be a positive integer, got {value!r}")
+        if self.n_tokens < length + 1:
+            raise InputError(f"windows of {length} tokens need at least {length + 1} tokens; the corpus has {self.n_tokens}")
+        rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+        starts = rng.integers(0, self.n_tokens - length, size=batch_size)
+        block = np.empty((batch_size, length + 1), dtype=np.int64)
+        for row, s in enumerate(starts.tolist()):
+            block[row] = self.tokens(s, s + length + 1)
+        return block[:, :-1], block[:, 1:]
+
+
+def _locate(path: Path) -> tuple[Path, Manifest]:
+    """(manifest or token file path, manifest) for the forms ``TokenDataset`` accepts."""
+    if path.suffix == ".bin" and path.is_file():
+        return path, _single_file_manifest(path)
+    candidates = [path] if path.name.endswith(MANIFEST_SUFFIX) else [manifest_path(path)]
+    if path.is_dir():
+        candidates = sorted(path.glob("*" + MANIFEST_SUFFIX))
+        if len(candidates) != 1:
+            what = "no manifest" if not candidates else f"{len(candidates)} manifests ({', '.join(c.name for c in candidates[:4])})"
+            raise ModelFormatError(f"{path} holds {what}; pass the manifest (or the corpus prefix) itself")
+    manifest = candidates[0]
+    try:
+        text = manifest.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ModelFormatError(f"no encoded corpus at {path}: {manifest} does not exist (an interrupted encoding "
+                               "leaves no manifest; encode again)") from None
+    except IsADirectoryError:
+        raise ModelFormatError(f"{manifest} is a directory, not a manifest") from None
+    return manifest, parse_manifest(text, str(manifest))
+
+
+def _single_file_manifest(path: Path) -> Manifest:
+    """A one-shard manifest for a single token file (checked by its sidecar, no hashes)."""
+    meta = read_meta(path)
+    try:
+        entry = ShardEntry(path.name, int(meta["n_tokens"]), int(meta["n_documents"]), "", "", "", "")
+        return Manifest(np.dtype(meta["dtype"]).name, int(meta["vocab_size"]), [entry], model=meta.get("model") or {})
+    except (KeyError, TypeError, ValueError) as e:
+        raise ModelFormatError(f"{path}.json is not a complete token file sidecar ({e})") from None

@@ -1,0 +1,213 @@
+"""``TokenDataset``: documents, token windows across shard boundaries and training windows of an
+encoded corpus, against the ids ``encode_batch`` gives; and the checks that refuse a corpus whose
+files are not the ones its manifest lists."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from bytepiece import TokenDataset, Tokenizer, encode_corpus
+from bytepiece.errors import InputError, ModelFormatError
+
+DOCS = [("abcd ab 中文 " * (i % 9)) + f"doc {i}" * (i % 2) for i in range(400)]  # some documents are empty
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory, tiny_tokenizer):
+    """(directory, reference ids per document) of a corpus of many small shards."""
+    directory = tmp_path_factory.mktemp("dataset")
+    encode_corpus(DOCS, tiny_tokenizer, directory / "c", shard_size="1K")
+    return directory, [np.asarray(ids) for ids in tiny_tokenizer.encode_batch(DOCS)]
+
+
+@pytest.fixture(scope="module")
+def flat(corpus):
+    return np.concatenate(corpus[1])
+
+
+def test_documents_match_encode_batch(corpus):
+    directory, reference = corpus
+    ds = TokenDataset(directory / "c")
+    assert len(ds.shards) > 10 and len(ds) == len(DOCS) and ds.n_tokens == sum(map(len, reference))
+    assert all(np.array_equal(ds[i], reference[i]) for i in range(len(DOCS)))
+    assert np.array_equal(ds[-1], reference[-1]) and ds[0].dtype == np.dtype("<u2")
+    assert [d.tolist() for d in ds.documents(37, 251)] == [r.tolist() for r in reference[37:251]]
+    with pytest.raises(IndexError, match="document 400 is out of range"):
+        ds.document(len(DOCS))
+    with pytest.raises(InputError, match="must be an integer"):
+        ds.document(1.5)
+
+
+@settings(max_examples=60)
+@given(st.data())
+def test_token_windows_cross_shard_boundaries(corpus, flat, data):
+    directory, _ = corpus
+    ds = TokenDataset(directory / "c", max_open=3)
+    start = data.draw(st.integers(0, len(flat)))
+    stop = data.draw(st.integers(start, min(len(flat), start + 3000)))
+    assert np.array_equal(ds.tokens(start, stop), flat[start:stop])
+    assert len(ds._open) <= 3
+
+
+def test_tokens_outside_the_corpus(corpus, flat):
+    ds = TokenDataset(corpus[0] / "c")
+    for start, stop in ((-1, 3), (5, 4), (0, len(flat) + 1)):
+        with pytest.raises(IndexError, match="outside the corpus"):
+            ds.tokens(start, stop)
+
+
+def test_training_windows(corpus, flat):
+    ds = TokenDataset(corpus[0] / "c")
+    x, y = ds.windows(64, 50, seed=3)
+    assert x.shape == y.shape == (64, 50) and x.dtype == np.int64
+    assert np.array_equal(x[:, 1:], y[:, :-1])
+    starts = np.random.default_rng(3).integers(0, len(flat) - 50, size=64)
+    for row, s in enumerate(starts):
+        assert np.array_equal(x[row], flat[s:s + 50]) and y[row, -1] == flat[s + 50]
+    again, _ = ds.windows(64, 50, seed=np.random.default_rng(3))
+    assert np.array_equal(again, x)
+    with pytest.raises(InputError, match="need at least"):
+        ds.windows(1, len(flat))
+    with pytest.raises(InputError, match="length must be a positive integer"):
+        ds.windows(1, 0)
+
+
+def _copy_corpus(corpus, tmp_path):
+    directory, _ = corpus
+    for p in directory.iterdir():
+        (tmp_path / p.name).write_bytes(p.read_bytes())
+    return tmp_path / "c"
+
+
+def _edit_manifest(prefix, edit):
+    path = prefix.with_name(prefix.name + ".manifest.json")
+    data = json.loads(path.read_text())
+    edit(data)
+    path.write_text(json.dumps(data))
+
+
+@pytest.mark.parametrize("name, message", [
+    ("../outside.bin", "not a plain name"),
+    ("/etc/passwd", "not a plain name"),
+    ("sub/../../x.bin", "not a plain name"),
+    ("C:\\x.bin", "not a plain name"),
+])
+def test_shard_paths_must_stay_in_the_directory(corpus, tmp_path, name, message):
+    prefix = _copy_corpus(corpus, tmp_path)
+
+    def edit(data):
+        data["shards"][0]["file"] = name
+
+    _edit_manifest(prefix, edit)
+    with pytest.raises(ModelFormatError, match=message):
+        TokenDataset(prefix)
+
+
+def test_symlinked_shard_leaving_the_directory_is_refused(corpus, tmp_path):
+    inner = tmp_path / "inner"
+    inner.mkdir()
+    prefix = _copy_corpus(corpus, inner)
+    outside = tmp_path / "elsewhere.bin"
+    shard = inner / "c-00000.bin"
+    outside.write_bytes(shard.read_bytes())
+    shard.unlink()
+    os.symlink(outside, shard)
+    with pytest.raises(ModelFormatError, match="outside"):
+        TokenDataset(prefix)
+
+
+def test_sizes_are_checked_at_open(corpus, tmp_path):
+    prefix = _copy_corpus(corpus, tmp_path)
+    shard = tmp_path / "c-00003.bin"
+    shard.write_bytes(shard.read_bytes()[:-2])
+    with pytest.raises(ModelFormatError, match="c-00003.bin has .* bytes but c.manifest.json expects"):
+        TokenDataset(prefix)
+    shard.unlink()
+    with pytest.raises(ModelFormatError, match="c-00003.bin is missing"):
+        TokenDataset(prefix)
+
+
+def test_counts_must_add_up(corpus, tmp_path):
+    prefix = _copy_corpus(corpus, tmp_path)
+
+    def edit(data):
+        data["n_tokens"] += 1
+
+    _edit_manifest(prefix, edit)
+    with pytest.raises(ModelFormatError, match="n_tokens is .* but its shards add up to"):
+        TokenDataset(prefix)
+
+
+def test_probe_and_full_hashes(tmp_path, tiny_tokenizer):
+    text = "abcd ab 中文 xyz " * 20000  # one document of a few hundred KB of tokens
+    encode_corpus([text, "second"], tiny_tokenizer, tmp_path / "big")
+    shard = tmp_path / "big-00000.bin"
+    original = shard.read_bytes()
+    assert len(original) > 4 * 64 * 1024
+    ds = TokenDataset(tmp_path / "big", verify=True)
+    assert ds.n_documents == 2
+    # a changed token inside a probed block: caught on first access, before any tokens are returned
+    changed = bytearray(original)
+    changed[10] ^= 1
+    shard.write_bytes(bytes(changed))
+    ds = TokenDataset(tmp_path / "big")
+    with pytest.raises(ModelFormatError, match="probe hash"):
+        ds.document(0)
+    # a change between the probed blocks: only the full hash sees it
+    changed = bytearray(original)
+    changed[len(original) // 4] ^= 1
+    shard.write_bytes(bytes(changed))
+    assert TokenDataset(tmp_path / "big").document(1).size > 0
+    with pytest.raises(ModelFormatError, match="does not match the sha256"):
+        TokenDataset(tmp_path / "big", verify=True)
+
+
+def test_index_of_another_shard_is_refused(corpus, tmp_path):
+    prefix = _copy_corpus(corpus, tmp_path)
+    ds = TokenDataset(prefix)
+    indexes = [tmp_path / s.index_file for s in ds.shards]
+    pairs = [(i, j) for i in range(len(indexes)) for j in range(i + 1, len(indexes))
+             if indexes[i].stat().st_size == indexes[j].stat().st_size
+             and indexes[i].read_bytes() != indexes[j].read_bytes()]
+    assert pairs, "the corpus fixture should have two shards with as many documents"
+    i, j = pairs[0]
+    data_i, data_j = indexes[i].read_bytes(), indexes[j].read_bytes()
+    indexes[i].write_bytes(data_j)
+    indexes[j].write_bytes(data_i)
+    ds = TokenDataset(prefix)  # sizes agree, so opening succeeds
+    with pytest.raises(ModelFormatError, match="probe hash"):
+        ds.document(int(ds.document_starts[i]))  # the first document of shard i
+
+
+def test_model_check(corpus, tiny_tokenizer):
+    directory, _ = corpus
+    TokenDataset(directory / "c", model=tiny_tokenizer)
+    other = Tokenizer.from_counts({**{bytes([b]): 1 for b in range(256)}, b"ab": 3})
+    with pytest.raises(ModelFormatError, match="encoded with another model"):
+        TokenDataset(directory / "c", model=other)
+
+
+def test_ways_to_name_a_corpus(corpus, tmp_path):
+    directory, _ = corpus
+    n = TokenDataset(directory / "c").n_tokens
+    assert TokenDataset(directory / "c.manifest.json").n_tokens == n
+    assert TokenDataset(directory).n_tokens == n  # the only manifest in it
+    with pytest.raises(ModelFormatError, match="no encoded corpus at"):
+        TokenDataset(tmp_path / "nothing")
+    with pytest.raises(ModelFormatError, match="holds no manifest"):
+        TokenDataset(tmp_path)
+    (tmp_path / "a.manifest.json").write_text("{}")
+    (tmp_path / "b.manifest.json").write_text("{}")
+    with pytest.raises(ModelFormatError, match="holds 2 manifests"):
+        TokenDataset(tmp_path)
+    with pytest.raises(ModelFormatError, match="not a bytepiece-corpus manifest"):
+        TokenDataset(tmp_path / "a")
+    (tmp_path / "a.manifest.json").write_text("{oops")
+    with pytest.raises(ModelFormatError, match="not valid JSON"):
+        TokenDataset(tmp_path / "a")
