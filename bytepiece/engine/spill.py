@@ -211,6 +211,13 @@ class RunStore:
             self.disk.append(_OnDisk(run, self.spill))
             self.spilled_bytes += run.nbytes
 
+    def spill_all(self) -> None:
+        """Write every run held in memory to disk (to make room for something else)."""
+        while self.memory:
+            run = self.memory.pop()
+            self.disk.append(_OnDisk(run, self.spill))
+            self.spilled_bytes += run.nbytes
+
     @property
     def spilled(self) -> bool:
         return bool(self.disk)

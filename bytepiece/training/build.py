@@ -89,23 +89,29 @@ def ngram_model(counts: NgramCounts, options: PassOptions, plan: MemoryPlan, pro
         first = np.arange(1 << 16) >> 8
         score2[kept2] = np.log(twos[kept2]) - np.log(ones[first[kept2]])
     with progress.phase("prune n-grams", None):
-        if not store.spilled:
-            store.memory = [store.single(KeyRun)]
         parts = store.partitions(plan.partition_bytes(store.limit), PREFIX3_MASK)
         n_long = 0
         for lo, hi in parts:
             run = store.load(lo, hi, KeyRun)
             n_long += int(count_long(run.keys, run.counts, options.order, options.min_count))
+            del run
         cap = max(16, int(n_long / TABLE_LOAD) + 1)
+        spilled_before = store.spilled_bytes
+        if store.nbytes + 16 * cap > plan.budget:
+            store.spill_all()  # the table is needed whole: the counts wait on disk, one partition at a time
         table = np.zeros(2 * cap, np.uint64)
-        for lo, hi in parts:
+        # what the table leaves of the budget bounds the partitions loaded beside it
+        room = max(plan.budget - 16 * cap - store.nbytes, 1 << 20)
+        for lo, hi in store.partitions(max(1 << 14, room // 6), PREFIX3_MASK):
             run = store.load(lo, hi, KeyRun)
             keys, kept_counts, parents = derive_long(run.keys, run.counts, options.order, options.min_count, twos)
             del run
             insert_scores(table, cap, keys, np.log(kept_counts) - np.log(parents))
+            del keys, kept_counts, parents
+    spilled = store.spilled_bytes - spilled_before
     store.close()
     model = NgramModel(score1, score2, table, cap, 256 + int(kept2.sum()) + n_long)
-    return model, PassReport(partitions=len(parts), extra={"positions": total})
+    return model, PassReport(spilled_bytes=spilled, partitions=len(parts), extra={"positions": total})
 
 
 @dataclass
