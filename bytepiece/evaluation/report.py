@@ -370,8 +370,21 @@ def summary_lines(res: dict) -> list[str]:
     return out
 
 
+def vocabulary_notes(res: dict) -> list[str]:
+    """One line per trained tokenizer whose vocabulary came out smaller than asked: the numbers
+    in every table are for the size it has, not the size on its name."""
+    out = []
+    for t in res["tokenizers"]:
+        asked = t.get("requested_vocab_size")
+        if asked is None or t["vocab_size"] >= asked:
+            continue
+        why = "; ".join(t.get("notices") or []) or "redundant pieces were pruned"
+        out.append(f"{t['name']}: asked for a vocabulary of {asked:,}, got {t['vocab_size']:,} ({why})")
+    return out
+
+
 __all__ = ["CONDITION_LABELS", "TableData", "all_tables", "fit", "heldout_table", "markdown_report", "plot",
-           "strategies_of", "strategy_table", "summary_lines", "to_markdown", "to_rich"]
+           "strategies_of", "strategy_table", "summary_lines", "to_markdown", "to_rich", "vocabulary_notes"]
 
 
 if __name__ == "__main__":
