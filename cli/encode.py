@@ -1,31 +1,32 @@
-"""``bytepiece encode``, ``decode`` and ``inspect``."""
+"""``bytepiece encode``: text to token ids (lines of ids, pieces, or binary token files)."""
 
 from __future__ import annotations
 
 import contextlib
+import enum
 import sys
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Annotated, Optional
 
 import typer
 
-from .checks import (
-    FLOAT,
-    MAX_ID_LINE_BYTES,
-    MAX_LINE_BYTES,
-    check_inputs,
-    check_outputs,
-    limited_lines,
-    parse_seed,
-    usage_error,
-)
-from .common import err_console, fail, handle_errors, load_tokenizer, out_console
+from .checks import FLOAT, MAX_LINE_BYTES, check_inputs, check_outputs, limited_lines, parse_seed, usage_error
+from .common import err_console, fail, handle_errors, load_tokenizer
+from .core import Command
 
 BATCH_BYTES = 1 << 20
 BATCH_LINES = 16384
-FORMATS = ("ids", "pieces", "npy", "bin")
+
+
+class Format(str, enum.Enum):
+    ids = "ids"
+    pieces = "pieces"
+    npy = "npy"
+    bin = "bin"
+
+
+FORMATS = tuple(f.value for f in Format)
 
 
 class SampleSpec:
@@ -137,60 +138,60 @@ def atomic_output(path: Path | None, binary: bool = False, overwrite: bool = Tru
 
 
 def render_pieces(pieces: list[bytes | str]) -> str:
-    """Pieces separated by spaces; spaces inside pieces shown as '▁', other invisibles escaped;
-    special tokens (given as str) appear by name."""
-    out = []
-    for p in pieces:
-        if isinstance(p, str):
-            out.append(p)
-            continue
-        text = p.decode("utf-8", "backslashreplace")
-        text = text.replace("\\", "\\\\") if b"\\" in p else text
-        out.append(text.replace(" ", "▁").replace("\n", "\\n").replace("\r", "\\r").replace("\t", "\\t"))
-    return " ".join(out)
+    """Pieces separated by spaces, each spelled by ``bytepiece.summary.display_piece`` (a space
+    is '▁', invisibles escaped); special tokens (given as str) appear by name."""
+    from bytepiece.summary import display_piece
+
+    return " ".join(p if isinstance(p, str) else display_piece(p) for p in pieces)
 
 
-Files = Annotated[Optional[list[Path]], typer.Argument(help="Input files (one document per line); stdin when none or '-'.", show_default=False)]
-ModelOpt = Annotated[Optional[Path], typer.Option("--model", "-m", help="Model file (default: the model shipped with bytepiece).", show_default=False)]
-OutOpt = Annotated[Optional[Path], typer.Option("--output", "-o", help="Output file (written atomically); stdout when omitted.", show_default=False)]
+Files = Annotated[Optional[list[Path]], typer.Argument(metavar="FILE", help="Input files (one document per line); "
+                                                       "stdin when none or '-'.", show_default=False)]
+ModelOpt = Annotated[Optional[Path], typer.Option("--model", "-m", metavar="MODEL", help="Model file (default: the "
+                                                  "model shipped with bytepiece).", show_default=False)]
+OutOpt = Annotated[Optional[Path], typer.Option("--output", "-o", metavar="PATH", help="Output file (written "
+                                                "atomically); stdout when omitted.", show_default=False)]
 ForceOpt = Annotated[bool, typer.Option("--force", help="Overwrite an existing output file.")]
+_SAMPLING = "Sampling"
+_SPECIAL = "Special tokens"
 
 
 @handle_errors
 def encode(
     files: Files = None,
     model: ModelOpt = None,
-    sample: Annotated[
-        Optional[str],
-        typer.Option("--sample", metavar="alpha=A[,seed=N]",
-                     help="Sample segmentations with probability ∝ p**alpha instead of Viterbi.", show_default=False),
-    ] = None,
-    seed: Annotated[Optional[str], typer.Option(metavar="INT", help="Seed for --sample (reproducible output).", show_default=False)] = None,
-    fmt: Annotated[str, typer.Option("--format", "-f", help="ids (one line of ids per input line), pieces, npy (flat id array, needs -o), or bin (flat little-endian uint16/uint32 token file + .idx offsets + .json sidecar for LM training, needs -o).")] = "ids",
+    fmt: Annotated[Format, typer.Option("--format", "-f", help="Lines of ids or pieces; npy or bin files (need -o).")
+                   ] = Format.ids,
     output: OutOpt = None,
     force: ForceOpt = False,
     add_bos: Annotated[bool, typer.Option("--add-bos", help="Start every document with <bos> (id 1).")] = False,
     add_eos: Annotated[bool, typer.Option("--add-eos", help="End every document with <eos> (id 2).")] = False,
-    threads: Annotated[Optional[int], typer.Option(min=1, help="Threads (default: all cores).", show_default=False)] = None,
+    threads: Annotated[Optional[int], typer.Option(min=1, metavar="N", help="Threads (default: all cores).",
+                                                   show_default=False)] = None,
     raw: Annotated[bool, typer.Option("--raw", help="Skip NFC normalization (byte-exact round trip).")] = False,
-    special_token: Annotated[Optional[list[str]], typer.Option("--special-token", help="Add a special token (an id after "
-                             "the model's); repeatable. Matched in the text only with --allow-special.", show_default=False)] = None,
-    allow_special: Annotated[bool, typer.Option("--allow-special", help="Match the special tokens (the model's and "
-                             "--special-token ones) in the text and emit their ids.")] = False,
+    sample: Annotated[Optional[str], typer.Option(
+        "--sample", metavar="alpha=A[,seed=N]", help="Sample segmentations (probability ∝ p**alpha) instead of "
+        "Viterbi.", show_default=False, rich_help_panel=_SAMPLING)] = None,
+    seed: Annotated[Optional[str], typer.Option(metavar="N", help="Seed for --sample (reproducible output).",
+                                                show_default=False, rich_help_panel=_SAMPLING)] = None,
+    special_token: Annotated[Optional[list[str]], typer.Option(
+        "--special-token", metavar="TEXT", help="Add a special token (an id after the model's); repeatable.",
+        show_default=False, rich_help_panel=_SPECIAL)] = None,
+    allow_special: Annotated[bool, typer.Option("--allow-special", help="Match special tokens in the text and emit "
+                                                "their ids.", rich_help_panel=_SPECIAL)] = False,
 ) -> None:
-    """Encode text into token ids, [bold]one input line per output line[/], streaming."""
-    if fmt not in FORMATS:
-        raise fail(f"--format must be one of {', '.join(FORMATS)}, got {fmt!r}")
+    """Encode text into token ids, one output line per input line."""
     spec, seed_value = _sample_and_seed(sample, seed)
     files = files or []
     if fmt in ("npy", "bin") and output is None:
-        raise fail(f"--format {fmt} writes binary files; give an output file with -o (e.g. -o corpus.{fmt})")
+        raise usage_error(f"--format {fmt.value} writes binary files; give an output file with -o (e.g. -o "
+                          f"corpus.{fmt.value})")
     check_inputs(files)
     if output is not None:
         from bytepiece.atomic import is_stream
 
         if fmt in ("npy", "bin") and is_stream(output):
-            raise fail(f"--format {fmt} writes files beside {output}; give a regular file path with -o")
+            raise usage_error(f"--format {fmt.value} writes files beside {output}; give a regular file path with -o")
         check_outputs(_output_set(output, fmt), force)
     tokenizer = load_tokenizer(model, normalization="none" if raw else "nfc")
     tokenizer.add_special_tokens(special_token or ())
@@ -225,16 +226,14 @@ def encode(
 def _output_set(output: Path, fmt: str) -> list[Path]:
     """Every file a format writes for ``-o output``."""
     if fmt == "npy":
-        return [output, _offsets_path(output)]
+        from bytepiece.interop.npyfile import offsets_path
+
+        return [output, offsets_path(output)]
     if fmt == "bin":
         from bytepiece.interop.binfile import index_path, meta_path
 
         return [output, index_path(output), meta_path(output)]
     return [output]
-
-
-def _offsets_path(output: Path) -> Path:
-    return output.with_name(output.name.removesuffix(".npy") + ".offsets.npy")
 
 
 def _encoded_batches(tokenizer, files, options, seed, advance):
@@ -247,34 +246,14 @@ def _encoded_batches(tokenizer, files, options, seed, advance):
 
 
 def _encode_npy(tokenizer, files, output, options, seed, advance, force) -> None:
-    """Stream ids into a temporary raw file, then write ``.npy`` (ids) and ``.offsets.npy``
-    as one atomic set."""
-    import numpy as np
+    """``.npy`` ids and ``.offsets.npy`` as one atomic set (``bytepiece.interop.npyfile``)."""
+    from bytepiece.interop.npyfile import NpyWriter
 
-    from bytepiece.atomic import OutputSet
-    from bytepiece.interop.binfile import token_dtype
-
-    dtype = token_dtype(tokenizer.vocab_size)
-    doc_offsets = [0]
-    total = 0
-    directory = output.parent if str(output.parent) else Path(".")
-    offsets_path = _offsets_path(output)
-    with tempfile.TemporaryFile(dir=directory) as raw:
+    with NpyWriter(output, vocab_size=tokenizer.vocab_size, overwrite=force) as writer:
         for flat, offsets in _encoded_batches(tokenizer, files, options, seed, advance):
-            raw.write(flat.astype(dtype).tobytes())
-            doc_offsets.extend((offsets[1:] + total).tolist())
-            total += len(flat)
-        raw.seek(0)
-        with OutputSet(overwrite=force) as outputs:
-            with outputs.open(output, "wb") as out:
-                header = {"descr": np.lib.format.dtype_to_descr(np.dtype(dtype)), "fortran_order": False,
-                          "shape": (total,)}
-                np.lib.format.write_array_header_1_0(out, header)
-                while chunk := raw.read(1 << 22):
-                    out.write(chunk)
-            with outputs.open(offsets_path, "wb") as out:
-                np.save(out, np.asarray(doc_offsets, dtype=np.int64))
-    err_console.print(f"wrote {total} tokens of {len(doc_offsets) - 1} documents to {output} (+ {offsets_path.name})")
+            writer.write(flat, offsets)
+    err_console.print(f"wrote {writer.n_tokens} tokens of {writer.n_documents} documents to {output} "
+                      f"(+ {writer.offsets_path.name})", markup=False, highlight=False)
 
 
 def _encode_bin(tokenizer, files, output, options, seed, advance, model, sample, force) -> None:
@@ -300,102 +279,6 @@ def _encode_bin(tokenizer, files, output, options, seed, advance, model, sample,
                       f"{output} (+ {output.name}.idx, {output.name}.json)", soft_wrap=True)
 
 
-@handle_errors
-def decode(
-    files: Annotated[Optional[list[Path]], typer.Argument(help="Files of whitespace-separated ids, one document per line; stdin when none.", show_default=False)] = None,
-    model: ModelOpt = None,
-    output: OutOpt = None,
-    force: ForceOpt = False,
-) -> None:
-    """Decode lines of token ids back into text."""
-    files = files or []
-    check_inputs(files)
-    if output is not None:
-        check_outputs([output], force)
-    tokenizer = load_tokenizer(model)
-    with atomic_output(output, overwrite=force) as out:
-        for number, (line, _) in enumerate(read_lines(files, MAX_ID_LINE_BYTES), start=1):
-            tokens = line.split()
-            # ASCII digits only: int() would also take "1_0", "+5", "-3" and other scripts' digits.
-            if not all(tok.isdigit() for tok in tokens):
-                bad = next(tok for tok in tokens if not tok.isdigit())
-                raise fail(f"line {number}: {_escape(bad[:40])} is not a token id (ids are non-negative decimal "
-                           "integers separated by spaces)")
-            try:
-                text = tokenizer.decode([int(tok) for tok in tokens])
-            except Exception as e:
-                raise fail(f"line {number}: {_escape(str(e))}") from None
-            out.write(text + "\n")
-
-
-def _escape(text: str | bytes) -> str:
-    from rich.markup import escape
-
-    if isinstance(text, bytes):
-        text = repr(text.decode("utf-8", "backslashreplace"))
-    return escape(text)
-
-
-@handle_errors
-def inspect(
-    model: Annotated[Optional[Path], typer.Argument(help="Model file (default: the shipped model).", show_default=False)] = None,
-    top: Annotated[int, typer.Option(min=0, help="How many of the most frequent pieces to list.")] = 20,
-) -> None:
-    """Summarize a model: vocabulary size, piece lengths, most frequent pieces."""
-    import numpy as np
-    from rich.table import Table
-
-    from bytepiece import load_model
-    from bytepiece_cli.common import resolve_model
-
-    path = resolve_model(model)
-    m = load_model(path)
-    lengths = np.array([len(p) for p in m.pieces])
-    total = int(m.counts.sum())
-    utf8 = sum(1 for p in m.pieces if _is_utf8(p))
-    summary = Table(title=f"{path.name}", show_header=False)
-    summary.add_row("vocabulary size", f"{m.vocab_size:,} ({len(m.pieces):,} pieces + 3 special)")
-    summary.add_row("total count", f"{total:,}")
-    summary.add_row("longest piece", f"{lengths.max()} bytes")
-    summary.add_row("mean piece length", f"{lengths.mean():.2f} bytes")
-    summary.add_row("valid UTF-8 pieces", f"{utf8:,} ({utf8 / len(m.pieces):.1%})")
-    for key, value in sorted(m.metadata.items()):
-        if not isinstance(value, (dict, list)):
-            summary.add_row(f"meta: {key}", str(value))
-    out_console.print(summary)
-
-    hist = Table(title="pieces by length (bytes)")
-    hist.add_column("length", justify="right")
-    hist.add_column("pieces", justify="right")
-    hist.add_column("share of counts", justify="right")
-    for length in range(1, int(lengths.max()) + 1):
-        sel = lengths == length
-        if sel.any():
-            hist.add_row(str(length), f"{int(sel.sum()):,}", f"{m.counts[sel].sum() / total:.2%}")
-    out_console.print(hist)
-
-    if top:
-        freq = Table(title=f"{top} most frequent pieces")
-        freq.add_column("id", justify="right")
-        freq.add_column("piece")
-        freq.add_column("count", justify="right")
-        freq.add_column("p", justify="right")
-        for i in np.argsort(-m.counts, kind="stable")[:top]:
-            piece = m.pieces[i]
-            freq.add_row(str(i + 3), repr(piece.decode("utf-8", "backslashreplace")), f"{int(m.counts[i]):,}", f"{m.counts[i] / total:.4f}")
-        out_console.print(freq)
-
-
-def _is_utf8(piece: bytes) -> bool:
-    try:
-        piece.decode("utf-8")
-        return True
-    except UnicodeDecodeError:
-        return False
-
-
 def register(app: typer.Typer) -> None:
-    app.command(no_args_is_help=False)(encode)
-    app.command()(decode)
-    app.command()(inspect)
+    app.command(cls=Command, no_args_is_help=False)(encode)
 

@@ -8,7 +8,9 @@ from typing import Annotated, Optional
 
 import typer
 
-from .common import err_console, fail, handle_errors, out_console, stdin_is_interactive
+from .checks import usage_error
+from .common import err_console, fail, handle_errors, note, out_console, stdin_is_interactive
+from .core import Command
 
 #: vocabulary size when training on the bundled sample corpus (it is a few hundred KB)
 SAMPLE_VOCAB_SIZE = 2000
@@ -24,9 +26,9 @@ _INPUT = "Input"
 @handle_errors
 def train(
     corpus: Annotated[Optional[list[Path]], typer.Argument(
-        help="Text (one document per line), JSON Lines (.jsonl/.ndjson) or Parquet files, gzip/zstd allowed; "
-             "'-' or a pipe for stdin. Default: the sample corpus shipped with bytepiece.",
-        show_default=False, metavar="CORPUS...")] = None,
+        help="Text (a document per line), JSON Lines or Parquet files, gzip/zstd allowed; '-' or a pipe for "
+             "stdin. Default: the sample corpus shipped with bytepiece.",
+        show_default=False, metavar="CORPUS")] = None,
     output: Annotated[Path, typer.Option("--output", "-o", metavar="PATH", help="Model file to write; with several "
                                          "sizes the size goes before the extension (out.8000.model).")] = DEFAULT_OUTPUT,
     vocab_size: Annotated[Optional[list[int]], typer.Option(
@@ -69,7 +71,7 @@ def train(
                                                     "system temporary directory).", show_default=False,
                                                     rich_help_panel=_RUN)] = None,
 ) -> None:
-    """Train a model with the BytePiece byte n-gram algorithm and save it in the original JSON format."""
+    """Train a model with the BytePiece algorithm (original JSON format)."""
     from bytepiece.atomic import check_writable, is_stream
     from bytepiece.corpus import Files
     from bytepiece.model import metadata_path
@@ -90,16 +92,20 @@ def train(
             inputs, on_sample = [sample], True
     if valid is not None and not valid.is_file():
         raise fail(f"--valid file {valid} does not exist" if not valid.exists() else f"--valid {valid} is not a file")
-    if max_memory is not None:
-        parse_size(max_memory, name="--max-memory")
+    from bytepiece.errors import InputError
     from bytepiece.model import check_special_tokens
 
-    special_tokens = check_special_tokens(special_token or ())  # fail before training, not after
-    sizes = vocab_size or [SAMPLE_VOCAB_SIZE if on_sample else DEFAULT_VOCAB_SIZE]
-    trainer = Trainer(order=order, max_vocab_size=sizes, max_piece_length=max_piece_length, min_count=min_count,
-                      isolate_digits=isolate_digits, ensure_unicode=not no_ensure_unicode, workers=workers,
-                      cluster=cluster, max_memory=max_memory, tmp_dir=tmp_dir, progress=err_console.is_terminal,
-                      errors="strict" if strict_utf8 else "replace", refine=refine)
+    try:  # command-line mistakes: before any work
+        if max_memory is not None:
+            parse_size(max_memory, name="--max-memory")
+        special_tokens = check_special_tokens(special_token or ())
+        sizes = vocab_size or [SAMPLE_VOCAB_SIZE if on_sample else DEFAULT_VOCAB_SIZE]
+        trainer = Trainer(order=order, max_vocab_size=sizes, max_piece_length=max_piece_length, min_count=min_count,
+                          isolate_digits=isolate_digits, ensure_unicode=not no_ensure_unicode, workers=workers,
+                          cluster=cluster, max_memory=max_memory, tmp_dir=tmp_dir, progress=err_console.is_terminal,
+                          errors="strict" if strict_utf8 else "replace", refine=refine)
+    except InputError as e:
+        raise usage_error(str(e)) from None
     paths = trainer.output_paths(output)
     # Before the first pass: a missing or read-only directory must not cost a training run.
     check_writable(paths, overwrite=force)
@@ -111,7 +117,7 @@ def train(
         trainer.train(files)
     written = trainer.save(output, overwrite=force, special_tokens=special_tokens)
     for notice in trainer.notices:
-        err_console.print(f"[yellow]note:[/] {notice}", markup=True, highlight=False, soft_wrap=True)
+        note(notice)
     _summary(trainer, written, on_sample, valid)
 
 
@@ -186,4 +192,4 @@ def _summary(trainer, written: list[Path], on_sample: bool, valid: Optional[Path
 
 
 def register(app: typer.Typer) -> None:
-    app.command("train")(train)
+    app.command("train", cls=Command)(train)
