@@ -17,13 +17,15 @@ if TYPE_CHECKING:
     from .model import Model
 
 #: what stands for a character that would be invisible or ambiguous in a list of pieces
-_VISIBLE = {" ": "▁", "\n": "\\n", "\r": "\\r", "\t": "\\t", "\\": "\\\\"}
+_VISIBLE = {" ": "▁", "▁": "\\u2581", "\n": "\\n", "\r": "\\r", "\t": "\\t", "\\": "\\\\"}
 
 
 def display_piece(piece: bytes) -> str:
-    """``piece`` as text with nothing hidden: a space is ``▁``, newlines and tabs are ``\\n``,
-    ``\\t``, a backslash is doubled, and a byte that is not part of a valid UTF-8 character (or
-    is a control character) is ``\\xNN``, escaped once."""
+    """``piece`` as text with nothing hidden and nothing ambiguous: a space is ``▁`` (and a real
+    ``▁`` is ``\\u2581``), newlines and tabs are ``\\n``, ``\\t``, a backslash is doubled, a byte
+    that is not part of a valid UTF-8 character (or an ASCII control character) is ``\\xNN``,
+    escaped once, and any other invisible character is ``\\uXXXX``. Different pieces always look
+    different."""
     out = []
     for ch in piece.decode("utf-8", "surrogateescape"):
         code = ord(ch)
@@ -31,8 +33,10 @@ def display_piece(piece: bytes) -> str:
             out.append(_VISIBLE[ch])
         elif 0xDC80 <= code <= 0xDCFF:  # an undecodable byte, carried through by surrogateescape
             out.append(f"\\x{code - 0xDC00:02x}")
-        elif code < 0x20 or code == 0x7F:
+        elif code < 0x80 and not ch.isprintable():
             out.append(f"\\x{code:02x}")
+        elif ch.isspace() or not ch.isprintable():
+            out.append(f"\\u{code:04x}" if code <= 0xFFFF else f"\\U{code:08x}")
         else:
             out.append(ch)
     return "".join(out)
