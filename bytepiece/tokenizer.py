@@ -308,7 +308,7 @@ class Tokenizer:
 
         ``style="byte_fallback"`` (readable pieces, ``<0xNN>`` byte tokens for the rest) or
         ``"byte_level"`` (every piece kept, bytes mapped to characters). Loading the file needs
-        the ``sentencepiece`` extra; README "Interop" lists where the ids can differ."""
+        the ``sentencepiece`` extra; docs/interop.md lists where the ids can differ."""
         from .interop.sentencepiece import export_sentencepiece
 
         return export_sentencepiece(self, path, style=style)  # type: ignore[arg-type]

@@ -142,6 +142,7 @@ def _stdin_has_data() -> bool:
 
 def _summary(trainer, written: list[Path], on_sample: bool, valid: Optional[Path]) -> None:
     from rich.table import Table
+    from rich.text import Text
 
     from bytepiece.engine import format_size
     from bytepiece.compression import file_compression
@@ -150,7 +151,7 @@ def _summary(trainer, written: list[Path], on_sample: bool, valid: Optional[Path
     table = Table(title="bytepiece train", show_header=False, title_justify="left")
     table.add_column("", style="bold", no_wrap=True)
     table.add_column("", overflow="fold")
-    table.add_row("corpus", ("sample corpus: " if on_sample else "") + str(stats.get("corpus", "")))
+    table.add_row("corpus", Text(("sample corpus: " if on_sample else "") + str(stats.get("corpus", ""))))
     table.add_row("texts / bytes", f"{stats.get('texts', 0):,} / {format_size(int(stats.get('bytes', 0)))}")
     if stats.get("invalid_utf8"):
         table.add_row("invalid UTF-8", f"{stats['invalid_utf8']:,} sequence(s) replaced by U+FFFD")
@@ -159,10 +160,11 @@ def _summary(trainer, written: list[Path], on_sample: bool, valid: Optional[Path
                   f"max_piece_length={opts['max_piece_length']} isolate_digits={opts['isolate_digits']} "
                   f"ensure_unicode={opts['ensure_unicode']} refine={opts['refine']}")
     plan = stats.get("plan", {})
-    where = f"{plan.get('backend')} ({plan.get('workers')} workers" + (
-        f", {plan.get('processes')} processes" if plan.get("processes") else "") + ")"
-    table.add_row("plan", f"{where}, budget {format_size(plan.get('budget_bytes', 0))}, "
-                  f"{plan.get('shards', 0)} shards, spilled {format_size(stats.get('spilled_bytes', 0))}")
+    where = f"{plan.get('backend')}, {plan.get('workers')} workers" + (
+        f", {plan.get('processes')} processes" if plan.get("processes") else "")
+    table.add_row("plan", f"{where}, {plan.get('shards', 0)} shard(s)")
+    table.add_row("memory", f"budget {format_size(plan.get('budget_bytes', 0))}, spilled "
+                  f"{format_size(stats.get('spilled_bytes', 0))}")
     table.add_row("n-grams kept", f"{stats.get('ngrams_kept', 0):,}")
     table.add_row("pieces counted", f"{stats.get('pieces_counted', 0):,} ({stats.get('distinct_pieces', 0):,} distinct)")
     for phase, info in stats.get("phases", {}).items():
@@ -182,9 +184,9 @@ def _summary(trainer, written: list[Path], on_sample: bool, valid: Optional[Path
     models.add_column("target", justify="right")
     models.add_column("vocab size", justify="right")
     if valid is not None:
-        models.add_column(f"bytes/token on {valid.name}", justify="right")
+        models.add_column(Text(f"bytes/token on {valid.name}"), justify="right")
     for model, path in zip(trainer.models, written):
-        row = [str(path), f"{model.metadata.get('target_vocab_size', ''):,}", f"{model.vocab_size:,}"]
+        row: list[str | Text] = [Text(str(path)), f"{model.metadata.get('target_vocab_size', ''):,}", f"{model.vocab_size:,}"]
         if valid is not None:
             row.append(f"{file_compression(model, valid).bytes_per_token:.3f}")
         models.add_row(*row)
