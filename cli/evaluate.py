@@ -62,13 +62,15 @@ def parse_strategies(value: str) -> list[str]:
 
 
 def _table_console():
-    """stdout console; wide when stdout is not a terminal (files, pipes) so that no number is cut."""
+    """stdout console for tables: the terminal's width (or ``COLUMNS``), long titles and notes
+    wrapped; 250 columns when stdout is a file or pipe without ``COLUMNS``, so no number is cut."""
     import os
+    import sys
 
     from rich.console import Console
 
-    if out_console.is_terminal or "COLUMNS" in os.environ:
-        return out_console
+    if sys.stdout.isatty() or "COLUMNS" in os.environ:
+        return Console(highlight=False)
     return Console(highlight=False, width=250)
 
 
@@ -177,9 +179,9 @@ def _render(res: dict, markdown: Path | None, plot: Path | None) -> None:
     from bytepiece.atomic import atomic_write
 
     console = _table_console()
-    for table in report.fit(report.heldout_table(res)):
+    for table in report.fit(report.heldout_table(res), console.width, aligned=True):
         console.print(report.to_rich(table))
-    for table in report.all_tables(res):
+    for table in report.all_tables(res, width=console.width, aligned=True):
         console.print(report.to_rich(table))
     for line in report.summary_lines(res):
         console.print(line, markup=False)

@@ -538,27 +538,3 @@ def test_cli_report(cli, result, tmp_path):
     (tmp_path / "x.json").write_text("[1]", encoding="utf-8")
     assert "not the JSON" in _one_line_error(cli("eval", "report", tmp_path / "x.json"))
 
-
-def test_vocabulary_notes_name_every_shortfall():
-    from bytepiece.evaluation.report import vocabulary_notes
-
-    res = {"tokenizers": [
-        {"name": "bnlm-96000", "requested_vocab_size": 96000, "vocab_size": 39196,
-         "notices": ["vocabulary size 96000 was asked for, but the corpus only supports 39196"]},
-        {"name": "bnlm-8000", "requested_vocab_size": 8000, "vocab_size": 8000, "notices": []},
-        {"name": "bnlm-32000", "requested_vocab_size": 32000, "vocab_size": 31998, "notices": []},
-        {"name": "published", "vocab_size": 80000},
-    ]}
-    notes = vocabulary_notes(res)
-    assert len(notes) == 2
-    assert notes[0].startswith("bnlm-96000: asked for a vocabulary of 96,000, got 39,196 (vocabulary size 96000")
-    assert notes[1] == "bnlm-32000: asked for a vocabulary of 32,000, got 31,998 (redundant pieces were pruned)"
-
-
-def test_cli_says_when_a_vocabulary_came_out_smaller(cli, corpus, tmp_path):
-    res = cli("eval", "run", "--train", corpus / "train.txt", "-H", corpus / "alpha.txt", "--cuts", 5,
-              "--alphas", "0.5", "--heldout-bytes", 2000, "--strategies", "naive", "-v", 60000)
-    assert res.exit_code == 0, res.output
-    notes = [line for line in res.stderr.splitlines() if line.startswith("note: bnlm-60000: asked for a vocabulary "
-                                                                          "of 60,000, got ")]
-    assert len(notes) == 1 and "corpus only supports" in notes[0]
