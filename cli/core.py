@@ -79,7 +79,12 @@ class Group(TyperGroup):
 
 def print_usage_error(e: Exception) -> None:
     """``error: MESSAGE; see 'bytepiece CMD -h'`` on one line."""
-    message = " ".join(str(e.format_message() if hasattr(e, "format_message") else e).split())
+    text = str(e.format_message() if hasattr(e, "format_message") else e)
+    if type(e).__name__ == "NoArgsIsHelpError":  # a group called without a command: its help is the message
+        if text.strip():  # (typer's rich help prints itself and leaves the message empty)
+            err_console.print(text, markup=False, highlight=False)
+        return
+    message = " ".join(text.split())
     message = message.replace("Value error, ", "").rstrip(".")
     ctx = getattr(e, "ctx", None)
     path = ctx.command_path if ctx is not None else "bytepiece"

@@ -119,3 +119,10 @@ def test_shell_completion_completes_commands_and_choices():
     choices = _run(bytepiece, env={"_BYTEPIECE_COMPLETE": "complete_bash", "COMP_WORDS": "bytepiece encode --format n",
                                    "COMP_CWORD": "3"})
     assert "npy" in choices.stdout.split() and "ids" not in choices.stdout.split()
+
+
+@pytest.mark.parametrize("argv", [[], ["eval"]])
+def test_a_group_without_a_command_shows_its_help(narrow, argv):
+    result = narrow.invoke(app, argv)
+    assert result.exit_code == 2
+    assert "Usage:" in result.stdout and "error" not in result.stderr
