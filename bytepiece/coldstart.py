@@ -37,6 +37,12 @@ def kernels() -> Any:
     return kernel_module
 
 
+def python_encodes(n_bytes: int) -> bool:
+    """Whether ``n_bytes`` more deterministic input would still go to :func:`viterbi_ids` (the
+    kernels are not loaded yet and the budget covers it); nothing is taken off the budget."""
+    return kernel_module is None and n_bytes <= python_budget
+
+
 def python_covers(n_bytes: int) -> bool:
     """Whether these bytes go to :func:`viterbi_ids` (and come off the budget)."""
     global python_budget

@@ -24,6 +24,7 @@ from . import cache
 from . import specials as _specials
 from . import coldstart as _cold
 from .batching import NO_SEED, encode_flat, id_lists, shared_ids
+from .coldstart import python_encodes as python_encodes  # for callers that ask the tokenizer module
 from .coldstart import viterbi_ids
 from .errors import InputError
 from .kernels.trie import Trie, build_trie

@@ -66,9 +66,13 @@ def test_budget_then_kernels(monkeypatch, tiny_tokenizer):
     assert flat.dtype == np.int32 and offsets.dtype == np.int64 and offsets.tolist() == [0, len(expected) + 1, 2 * len(expected) + 2]
     assert coldstart_module.kernel_module is None
     assert coldstart_module.python_budget < PYTHON_BUDGET_BYTES
+    left = coldstart_module.python_budget
+    assert coldstart_module.python_encodes(left) and not coldstart_module.python_encodes(left + 1)
+    assert coldstart_module.python_budget == left  # asking takes nothing off the budget
     big = text * (PYTHON_BUDGET_BYTES // len(text.encode()) + 1)
     assert tiny_tokenizer.decode(tiny_tokenizer.encode(big)) == big
     assert coldstart_module.kernel_module is not None
+    assert not coldstart_module.python_encodes(1)
 
 
 def test_sampling_never_takes_the_python_path(monkeypatch, tiny_tokenizer):

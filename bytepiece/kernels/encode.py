@@ -33,6 +33,9 @@ from .chunking import chunk_end
 from .rng import next_uniform, seed_state
 
 VITERBI, LINEAR, LOG = 0, 1, 2
+#: the name kernels written before chunking had one home import (kernels/streams.py); prefer
+#: ``kernels.chunking.chunk_end``
+_chunk_end = chunk_end
 _RESCALE_HIGH = 1e100
 _RESCALE_LOW = 1e-100
 
