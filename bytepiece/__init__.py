@@ -1,14 +1,21 @@
 """bytepiece: a byte-level Unigram tokenizer (the BytePiece algorithm) with numba kernels."""
 
+from typing import TYPE_CHECKING, Any
+
 from .errors import BytePieceError, InputError, ModelFormatError, TrainingError
 from .model import Model, load_model
 from .streaming import DecodeStream
 from .tokenizer import Tokenizer
 
+if TYPE_CHECKING:  # imported on first use below; type checkers see the real classes
+    from .continuation import ByteLevelLM, stable_split
+    from .strategies import complete
+    from .training import Trainer
+
 __version__ = "0.1.0"
 
 
-def __getattr__(name: str):
+def __getattr__(name: str) -> Any:
     # The trainer pulls in its kernels and corpus readers; encoding-only users never pay for them.
     if name == "Trainer":
         from .training import Trainer

@@ -14,10 +14,42 @@ better choice in hindsight). Sampling always uses the kernels.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 #: Bytes a process may encode here before it loads the kernels (about 0.1 s of Python).
 PYTHON_BUDGET_BYTES = 1 << 16
 NEWLINE = 10
+
+#: ``bytepiece.kernels.encode`` once a process has loaded it (``None`` before): from then on
+#: every input goes to the kernels. Process-wide, like numba's own state.
+kernel_module: Any = None
+#: what is left of ``PYTHON_BUDGET_BYTES`` in this process
+python_budget = PYTHON_BUDGET_BYTES
+
+
+def kernels() -> Any:
+    """``bytepiece.kernels.encode``, imported (with numba) on first use."""
+    global kernel_module
+    if kernel_module is None:
+        from .kernels import encode
+
+        kernel_module = encode
+    return kernel_module
+
+
+def python_encodes(n_bytes: int) -> bool:
+    """Whether ``n_bytes`` more deterministic input would still go to :func:`viterbi_ids` (the
+    kernels are not loaded yet and the budget covers it); nothing is taken off the budget."""
+    return kernel_module is None and n_bytes <= python_budget
+
+
+def python_covers(n_bytes: int) -> bool:
+    """Whether these bytes go to :func:`viterbi_ids` (and come off the budget)."""
+    global python_budget
+    if kernel_module is not None or n_bytes > python_budget:
+        return False
+    python_budget -= n_bytes
+    return True
 
 
 def viterbi_ids(

@@ -1,7 +1,9 @@
 """Compression of text by a tokenizer: UTF-8 bytes and characters per token.
 
-The one place bytes/token is computed; the trainer's summary, ``bytepiece inspect``-style tools
-and the evaluation harness call it.
+The one place bytes/token is computed: ``bytepiece train --valid``, ``bytepiece eval`` (both
+subcommands, for bytepiece and foreign tokenizers) and the benchmarks build a
+:class:`Compression` from their counts and read the ratios from it. A text with no tokens (an
+empty one) has ratios of 0.0, not NaN, so reports stay valid JSON.
 """
 
 from __future__ import annotations
@@ -14,20 +16,30 @@ from typing import Any
 
 @dataclass(frozen=True)
 class Compression:
-    bytes: int
-    chars: int
-    tokens: int
+    bytes: int = 0
+    chars: int = 0
+    tokens: int = 0
+
+    @classmethod
+    def of_text(cls, text: str, tokens: int) -> Compression:
+        """``text`` (UTF-8 bytes and characters as given) in ``tokens`` tokens."""
+        return cls(len(text.encode("utf-8", "surrogatepass")), len(text), tokens)
 
     @property
     def bytes_per_token(self) -> float:
-        return self.bytes / self.tokens if self.tokens else float("nan")
+        return self.bytes / self.tokens if self.tokens else 0.0
 
     @property
     def chars_per_token(self) -> float:
-        return self.chars / self.tokens if self.tokens else float("nan")
+        return self.chars / self.tokens if self.tokens else 0.0
 
     def __add__(self, other: Compression) -> Compression:
         return Compression(self.bytes + other.bytes, self.chars + other.chars, self.tokens + other.tokens)
+
+    def as_dict(self) -> dict[str, float]:
+        """The counts and both ratios (the shape of every compression entry in eval's JSON)."""
+        return {"tokens": self.tokens, "bytes": self.bytes, "chars": self.chars,
+                "bytes_per_token": self.bytes_per_token, "chars_per_token": self.chars_per_token}
 
 
 def _tokenizer(model: Any):

@@ -341,6 +341,8 @@ def _pick(scores: npt.NDArray[np.floating], cand: npt.NDArray[np.int64] | None, 
             return int(np.argmax(scores))
         best = scores.max()
         return int(cand[scores == best].min()) if np.isfinite(best) else int(cand.min())
+    if rng is None:
+        raise InputError("sampling a continuation (temperature > 0) needs a random generator")
     logits = np.asarray(scores, dtype=np.float64) / temperature
     top = logits.max()
     if not np.isfinite(top):

@@ -296,7 +296,9 @@ def _build(ids: IdArray, offsets, vocab_size: int, order: int, min_id: int, fixe
     # KN counts: raw at the top level, continuation counts below.
     kn_parts = [np.zeros(1, np.int64)]
     for k in range(1, order + 1):
-        kn_parts.append(raw_parts[k] if k == order else cont_parts[k])
+        part = raw_parts[k] if k == order else cont_parts[k]
+        assert part is not None  # every level below the top was filled by the pass over the next level
+        kn_parts.append(part)
     counts64 = np.concatenate(kn_parts)
     if counts64.size and counts64.max() >= 1 << 31:
         raise InputError("an n-gram count exceeds 2**31; train on fewer tokens")

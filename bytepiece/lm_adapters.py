@@ -21,7 +21,7 @@ __all__ = ["HFCausalLM"]
 
 def _torch() -> Any:
     try:
-        import torch  # type: ignore[import-not-found]
+        import torch
     except ImportError:
         raise InputError("HFCausalLM needs torch and transformers; install them with "
                          "pip install 'bytepiece-tk[lm]'") from None

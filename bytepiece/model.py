@@ -21,7 +21,7 @@ import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import IO, Any, Union
+from typing import IO, TYPE_CHECKING, Any, Union
 
 import numpy as np
 import numpy.typing as npt
@@ -29,6 +29,9 @@ import numpy.typing as npt
 from . import atomic
 from ._read import read_limited
 from .errors import InputError, ModelFormatError
+
+if TYPE_CHECKING:
+    from .summary import ModelSummary
 
 #: ids 0, 1, 2 are reserved; pieces take ids from 3 on.
 SPECIAL_TOKENS = ("<pad>", "<bos>", "<eos>")
@@ -49,13 +52,14 @@ SPECIAL_TOKENS_KEY = "_special_tokens"
 ModelSource = Union[str, os.PathLike, IO, Mapping, "Model"]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class Model:
     """Pieces indexed by ``id - 3`` and their counts: the whole content of a model file.
 
     ``special_tokens`` (strings such as ``<|im_start|>``) take the ids after the pieces, from
     ``vocab_size`` on: ``vocab_size`` counts the reserved ids and the pieces, the ids the
-    segmentation kernels deal with; ``Tokenizer.vocab_size`` counts the special tokens too.
+    segmentation kernels deal with; ``len(model)`` and ``Tokenizer.vocab_size`` count the
+    special tokens too (the size an embedding table needs).
     """
 
     pieces: list[bytes]
@@ -66,6 +70,21 @@ class Model:
     @property
     def vocab_size(self) -> int:
         return len(self.pieces) + FIRST_PIECE_ID
+
+    def __len__(self) -> int:
+        return self.vocab_size + len(self.special_tokens)
+
+    def __repr__(self) -> str:
+        # Short on purpose: printing a trained model must not print 32,000 pieces.
+        specials = f", special_tokens={_short(self.special_tokens)}" if self.special_tokens else ""
+        return f"Model(vocab_size={self.vocab_size}, pieces={len(self.pieces)}{specials})"
+
+    def summary(self, *, top: int = 20) -> ModelSummary:
+        """Sizes, piece lengths and the ``top`` most frequent pieces (what ``bytepiece
+        inspect`` shows), as data."""
+        from .summary import summarize
+
+        return summarize(self, top=top)
 
     def with_special_tokens(self, tokens: Iterable[str]) -> Model:
         """This model with ``tokens`` appended to its special tokens (ones it already has are
@@ -354,7 +373,3 @@ def _validate_pieces(pieces: list[bytes], counts: np.ndarray, name: str = "model
             f"{name}: every single byte must be a piece so any text can be encoded; missing {shown}{more}"
         )
 
-
-def iter_display(pieces: Iterable[bytes]) -> Iterable[str]:
-    for p in pieces:
-        yield p.decode("utf-8", "backslashreplace")

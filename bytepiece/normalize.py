@@ -18,7 +18,7 @@ import re
 import unicodedata
 from collections.abc import Iterator
 from functools import lru_cache
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal, overload
 
 import numpy as np
 
@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 NFC = "nfc"
 RAW = "none"
 NORMALIZATIONS = (NFC, RAW)
+Normalization = Literal["nfc", "none"]
 
 TRAINING_MAX_CHUNK_CHARS = 10000
 TRAINING_MAX_NEWLINES = 100
@@ -63,28 +64,43 @@ def to_utf8(text: str | bytes, normalization: str = NFC) -> bytes:
 
 
 @lru_cache(maxsize=8)
-def _training_regex(max_chars: int, isolate_digits: bool) -> re.Pattern[str]:
-    n, k = max_chars, TRAINING_MAX_NEWLINES
+def _training_regex(max_chars: int, isolate_digits: bool, max_newlines: int) -> re.Pattern[str]:
+    n, k = max_chars, max_newlines
     if isolate_digits:
         return re.compile(r"\d|[^\n\d]{0,%d}\n{1,%d}|[^\n\d]{1,%d}" % (n, k, n))
     return re.compile(r".{0,%d}\n{1,%d}|.{1,%d}" % (n, k, n))
 
 
 def training_chunks(
-    text: str, *, isolate_digits: bool = False, max_chars: int = TRAINING_MAX_CHUNK_CHARS
+    text: str, *, isolate_digits: bool = False, max_chars: int = TRAINING_MAX_CHUNK_CHARS,
+    max_newlines: int = TRAINING_MAX_NEWLINES,
 ) -> Iterator[bytes]:
-    """Chunks of one training text, as UTF-8 bytes (NFC, capped lengths, optional lone digits)."""
+    """Chunks of one training text, as UTF-8 bytes (NFC, capped lengths, optional lone digits).
+
+    The specification of training chunks, in the original's own terms; training itself cuts
+    with :func:`chunk_bounds`, and ``tests/test_chunking.py`` checks that the two agree."""
     text = unicodedata.normalize("NFC", text)
-    for match in _training_regex(max_chars, isolate_digits).finditer(text):
+    for match in _training_regex(max_chars, isolate_digits, max_newlines).finditer(text):
         yield match.group().encode("utf-8", "surrogatepass")
 
 
 _ENCODING_CHUNK = re.compile(r".*\n+|.+")
+_ENCODING_CHUNK_BYTES = re.compile(rb".*\n+|.+")
 
 
-def chunks(text: str) -> list[str]:
-    """The chunks encoding segments independently (after NFC): every run of newlines ends one."""
-    return _ENCODING_CHUNK.findall(text)
+@overload
+def chunks(text: str) -> list[str]: ...
+@overload
+def chunks(text: bytes) -> list[bytes]: ...
+
+
+def chunks(text: str | bytes) -> list[str] | list[bytes]:
+    """The chunks encoding segments independently (after NFC): every run of newlines ends one.
+    On UTF-8 bytes the cuts are the same (byte 0x0A is never part of a multi-byte character),
+    so encoding the chunks one by one gives exactly the tokens of the whole text."""
+    if isinstance(text, str):
+        return _ENCODING_CHUNK.findall(text)
+    return _ENCODING_CHUNK_BYTES.findall(text)
 
 
 # -- training chunks on bytes (the kernels) ------------------------------------------------------

@@ -22,14 +22,15 @@ import numpy.typing as npt
 
 from . import cache
 from . import specials as _specials
-from .batching import id_lists, join_texts, shared_ids
-from .coldstart import PYTHON_BUDGET_BYTES, viterbi_ids
-from .engine.pool import thread_pool
+from . import coldstart as _cold
+from .batching import NO_SEED, encode_flat, id_lists, shared_ids
+from .coldstart import python_encodes as python_encodes  # for callers that ask the tokenizer module
+from .coldstart import viterbi_ids
 from .errors import InputError
 from .kernels.trie import Trie, build_trie
 from .model import BOS_ID, EOS_ID, FIRST_PIECE_ID, PAD_ID, SPECIAL_TOKENS, Model, ModelSource
 from .normalize import NFC, NORMALIZATIONS, to_utf8
-from .options import Seed, alpha_value, bad_batch_item, kernel_seed, resolve_threads
+from .options import Seed, alpha_value, kernel_seed, resolve_threads
 
 Text = Union[str, bytes]
 
@@ -37,41 +38,8 @@ Text = Union[str, bytes]
 # [1e-100, 1e100]); below this log weight the log-domain sampler takes over.
 _LINEAR_MIN_LOG_WEIGHT = -200.0
 _INF = float("inf")
-_NO_SEED = np.uint64(0)  # what deterministic calls pass for the seed
-# Batches smaller than this (characters) run on the calling thread: handing them to a pool
-# costs more than it saves.
-_SMALL_BATCH_CHARS = 1 << 15
 # Arrays at least this long become lists through the shared id objects (``batching.shared_ids``).
 _SHARED_IDS_MIN = 48
-
-_kernel_module: Any = None
-_python_budget = PYTHON_BUDGET_BYTES
-
-
-def _kernels() -> Any:
-    """``bytepiece.kernels.encode``, imported (with numba) on first use."""
-    global _kernel_module
-    if _kernel_module is None:
-        from .kernels import encode
-
-        _kernel_module = encode
-    return _kernel_module
-
-
-def python_encodes(n_bytes: int) -> bool:
-    """Whether ``n_bytes`` more deterministic input would still go to the plain-Python start
-    (the kernels are not loaded yet and the budget of ``bytepiece.coldstart`` covers it)."""
-    return _kernel_module is None and n_bytes <= _python_budget
-
-
-def _python_covers(n_bytes: int) -> bool:
-    """Whether these bytes go to the plain-Python Viterbi (and come off its budget)."""
-    global _python_budget
-    if _kernel_module is not None or n_bytes > _python_budget:
-        return False
-    _python_budget -= n_bytes
-    return True
-
 
 class Tokenizer:
     """Byte-level Unigram tokenizer, loading original BytePiece models.
@@ -191,14 +159,14 @@ class Tokenizer:
         """Load the numba kernels now (0.3-0.6 s, once per process) instead of on the first
         input that is too large for the plain-Python start (``bytepiece.coldstart``), so that
         every later call runs at full speed; benchmarks call it before timing."""
-        K = _kernels()
+        K = _cold.kernels()
         text = b"warm up\n\n"
         self._encode_array(text, -1.0, None)
         self._encode_array(text, 0.5, 0)
         for alpha in (-1.0, 0.5):
             mode, values = (K.VITERBI, self._cell_scores) if alpha < 0 else self._sampler(alpha)
             K.encode_documents(self._bc, self._pair, self._piece_of_cell, values, mode, self._encoder.max_depth,
-                               max(alpha, 0.0), np.frombuffer(text, dtype=np.uint8), np.array([0, len(text)]), _NO_SEED,
+                               max(alpha, 0.0), np.frombuffer(text, dtype=np.uint8), np.array([0, len(text)]), NO_SEED,
                                0, -1, -1)
 
     def normalize(self, text: Text) -> bytes:
@@ -210,7 +178,7 @@ class Tokenizer:
         cached = self._sampling_cache.get(alpha)
         if cached is not None:
             return cached
-        K = _kernels()
+        K = _cold.kernels()
         with np.errstate(over="ignore"):
             scaled = alpha * self.scores
         if scaled[FIRST_PIECE_ID:].min() >= _LINEAR_MIN_LOG_WEIGHT:
@@ -223,7 +191,7 @@ class Tokenizer:
         return entry
 
     def _encode_array(self, data: bytes, alpha: float, seed: Seed) -> npt.NDArray[np.int32]:
-        K = _kernel_module or _kernels()
+        K = _cold.kernel_module or _cold.kernels()
         text = np.frombuffer(data, dtype=np.uint8)
         if alpha < 0:
             return K.viterbi_encode(self._bc, self._pair, self._piece_of_cell, self._cell_scores, text)
@@ -232,7 +200,7 @@ class Tokenizer:
                                text, kernel_seed(seed))
 
     def _id_list(self, data: bytes, alpha: float, seed: Seed) -> list[int]:
-        if alpha < 0 and _kernel_module is None and _python_covers(len(data)):
+        if alpha < 0 and _cold.kernel_module is None and _cold.python_covers(len(data)):
             return viterbi_ids(*self._views, data)
         ids = self._encode_array(data, alpha, seed)
         if ids.shape[0] >= _SHARED_IDS_MIN:
@@ -290,7 +258,7 @@ class Tokenizer:
         num_threads: int | None = None,
         return_flat: bool = False,
         allowed_special: _specials.AllowedSpecial = (),
-    ):
+    ) -> Any:
         """Encode many texts on ``num_threads`` threads (default: all cores).
 
         Returns a list of id lists, or with ``return_flat=True`` one int32 array of all ids and
@@ -302,83 +270,12 @@ class Tokenizer:
                                           seed=seed, num_threads=num_threads, return_flat=return_flat)
         if isinstance(texts, (str, bytes, bytearray, memoryview)):
             raise InputError("encode_batch expects an iterable of texts; use encode() for a single text")
-        alpha = alpha_value(alpha)
-        threads = resolve_threads(num_threads)
-        if not isinstance(texts, list):
-            texts = list(texts)
-        seed64 = kernel_seed(seed) if alpha >= 0 else _NO_SEED
-        bos, eos = BOS_ID if add_bos else -1, EOS_ID if add_eos else -1
-        lengths = None
-        if threads > 1 and len(texts) > 1:
-            try:
-                lengths = np.fromiter(map(len, texts), dtype=np.int64, count=len(texts))
-            except TypeError:
-                raise bad_batch_item(texts) from None
-            if lengths.sum() < _SMALL_BATCH_CHARS:
-                lengths = None
-        if lengths is not None:
-            flat, token_offsets = self._encode_overlapped(texts, lengths, alpha, seed64, bos, eos, threads)
-        else:
-            flat, token_offsets = self._encode_texts(texts, alpha, seed64, 0, bos, eos)
+        flat, token_offsets = encode_flat(self, texts if isinstance(texts, list) else list(texts),
+                                          alpha=alpha_value(alpha), seed=seed, bos=BOS_ID if add_bos else -1,
+                                          eos=EOS_ID if add_eos else -1, threads=resolve_threads(num_threads))
         if return_flat:
             return flat, token_offsets
         return id_lists(flat, token_offsets, self.vocab_size)
-
-    def _encode_texts(self, texts, alpha, seed64, doc_base, bos, eos):
-        """One block of ``encode_batch`` (on a worker thread, or the only one): (flat ids,
-        token offsets)."""
-        data, offsets = join_texts(texts, self.normalization, doc_base)
-        if alpha < 0 and _kernel_module is None and _python_covers(len(data)):
-            return self._python_block(data, offsets, bos, eos)
-        K = _kernel_module or _kernels()
-        if alpha < 0:
-            mode, values = K.VITERBI, self._cell_scores
-        else:
-            mode, values = self._sampler(alpha)
-        return K.encode_documents(self._bc, self._pair, self._piece_of_cell, values, mode, self._encoder.max_depth,
-                                  max(alpha, 0.0), np.frombuffer(data, dtype=np.uint8), offsets, seed64, doc_base, bos,
-                                  eos)
-
-    def _python_block(self, data, offsets, bos, eos):
-        views = self._views
-        flat: list[int] = []
-        token_offsets = [0]
-        bounds = offsets.tolist()
-        for a, b in zip(bounds, bounds[1:]):
-            if bos >= 0:
-                flat.append(bos)
-            flat.extend(viterbi_ids(*views, data[a:b]))
-            if eos >= 0:
-                flat.append(eos)
-            token_offsets.append(len(flat))
-        return np.array(flat, dtype=np.int32), np.array(token_offsets, dtype=np.int64)
-
-    def _encode_overlapped(self, texts, lengths, alpha, seed64, bos, eos, threads):
-        """Several threads: each job normalizes and joins its own block of texts, then encodes it.
-        Normalizing is Python (it holds the GIL) and encoding is not (the kernels release it), so
-        one thread's normalizing overlaps another's encoding instead of running before all of it."""
-        from .engine.pool import thread_pool
-
-        if alpha >= 0:
-            self._sampler(alpha)  # build the sampling table once, before the threads need it
-        else:
-            _kernels()
-        # About 8 blocks per thread of equal characters: a free thread takes the next block, so
-        # the threads finish together even though bytes per character vary.
-        chars = np.cumsum(lengths)
-        n_blocks = min(len(texts), 8 * threads)
-        cuts = np.unique(np.searchsorted(chars, np.linspace(0, chars[-1], n_blocks + 1)[1:-1]))
-        bounds = [0, *[int(c) + 1 for c in cuts if c + 1 < len(texts)], len(texts)]
-        pool = thread_pool(threads)
-        jobs = [pool.submit(self._encode_texts, texts[lo:hi], alpha, seed64, lo, bos, eos)
-                for lo, hi in zip(bounds[:-1], bounds[1:]) if hi > lo]
-        flats, token_offsets, shift = [], [np.zeros(1, np.int64)], 0
-        for job in jobs:
-            flat, offs = job.result()
-            flats.append(flat)
-            token_offsets.append(offs[1:] + shift)
-            shift += len(flat)
-        return np.concatenate(flats), np.concatenate(token_offsets)
 
     # -- decoding ---------------------------------------------------------------------------
     def decode_bytes(self, ids: Iterable[int] | npt.NDArray[np.integer]) -> bytes:
@@ -412,7 +309,7 @@ class Tokenizer:
 
         ``style="byte_fallback"`` (readable pieces, ``<0xNN>`` byte tokens for the rest) or
         ``"byte_level"`` (every piece kept, bytes mapped to characters). Loading the file needs
-        the ``sentencepiece`` extra; README "Interop" lists where the ids can differ."""
+        the ``sentencepiece`` extra; docs/interop.md lists where the ids can differ."""
         from .interop.sentencepiece import export_sentencepiece
 
         return export_sentencepiece(self, path, style=style)  # type: ignore[arg-type]

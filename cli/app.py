@@ -1,5 +1,6 @@
 """The ``bytepiece`` typer app. Each command lives in its own module and registers itself here;
-command modules import the library lazily so ``bytepiece --help`` stays instant."""
+command modules import the library lazily so ``bytepiece --help`` stays instant. The
+conventions all commands share (one-line usage errors, plain switches) are in :mod:`.core`."""
 
 from __future__ import annotations
 
@@ -7,11 +8,14 @@ from typing import Annotated, Optional
 
 import typer
 
+from .core import Group
+
 app = typer.Typer(
     name="bytepiece",
+    cls=Group,
     no_args_is_help=True,
     rich_markup_mode="rich",
-    add_completion=False,
+    add_completion=True,
     help="Byte-level Unigram tokenizer: train, encode, decode, inspect and evaluate models.",
     context_settings={"help_option_names": ["-h", "--help"]},
 )
@@ -37,7 +41,7 @@ def _root(
 def _register() -> None:
     import importlib
 
-    for name in ("encode", "train", "evaluate", "interop"):
+    for name in ("encode", "decode", "inspect", "train", "evaluate", "interop"):
         try:
             module = importlib.import_module(f"bytepiece_cli.{name}")
         except ModuleNotFoundError as e:

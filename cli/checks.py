@@ -1,20 +1,17 @@
 """Strict option values and checks done before any work: inputs that exist, outputs that can
 be written (existing files only with --force), numbers in plain decimal, bounded input lines.
 
-Errors are ``InputError`` (or a ready ``typer.Exit``), which ``handle_errors`` prints as one line
-with exit status 1, usage errors included."""
+A malformed option value is a usage error (one line, exit status 2, see :mod:`.core`); a missing
+input or an output in the way is a failure (one line, exit status 1)."""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, TYPE_CHECKING
+from typing import IO
 
-from .common import fail
-
-if TYPE_CHECKING:
-    from bytepiece.errors import InputError
+from .common import UsageError, fail
 
 #: Longest input line read into memory (encode: a document; decode: a line of ids).
 MAX_LINE_BYTES = 1 << 30
@@ -23,10 +20,9 @@ FLOAT = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 INT = re.compile(r"-?[0-9]+")
 
 
-def usage_error(message: str) -> InputError:
-    from bytepiece.errors import InputError
-
-    return InputError(message)
+def usage_error(message: str) -> Exception:
+    """A command line that cannot run as written (exit status 2), to ``raise``."""
+    return UsageError(message)
 
 
 def parse_seed(raw: str, option: str = "--seed") -> int:
@@ -44,7 +40,9 @@ def limited_lines(f: IO[bytes], name: str, max_line: int) -> Iterator[tuple[byte
     while line := f.readline(max_line + 1):
         number += 1
         if len(line) > max_line and not (len(line) == max_line + 1 and line.endswith(b"\n")):
-            raise usage_error(f"line {number} of {name} is longer than {max_line >> 20} MiB; is this a text "
+            from bytepiece.errors import InputError
+
+            raise InputError(f"line {number} of {name} is longer than {max_line >> 20} MiB; is this a text "
                               "file with one document per line?")
         yield line.rstrip(b"\n"), len(line)
 

@@ -10,10 +10,15 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-import click
 import typer
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+#: click's exception classes as typer ships them: recent typer releases vendor click (and the
+#: click package may not be installed at all), older ones use it; ``typer.BadParameter`` derives
+#: from the right ones in both.
+ClickException: type[Exception] = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
+UsageError: type[Exception] = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "UsageError")
 
 
 class _LazyConsole:
@@ -47,8 +52,10 @@ out_console: Any = _LazyConsole(highlight=False, soft_wrap=True)
 
 
 def fail(message: str, code: int = 1) -> typer.Exit:
-    """Print a one-line error to stderr and return the Exit to raise."""
-    err_console.print(f"[bold red]error:[/] {message}", markup=True, highlight=False, soft_wrap=True)
+    """Print a one-line error to stderr and return the Exit to raise. ``message`` is plain
+    text: brackets in it (``pip install 'bytepiece-tk[plot]'``) are printed as they are."""
+    text = " ".join(message.split())
+    err_console.print(f"[bold red]error:[/] {_escape(text)}", markup=True, highlight=False, soft_wrap=True)
     return typer.Exit(code)
 
 
@@ -65,16 +72,16 @@ def handle_errors(func: F) -> F:
             with warnings.catch_warnings():
                 warnings.showwarning = _show_warning
                 return func(*args, **kwargs)
-        except (typer.Exit, click.exceptions.ClickException, click.exceptions.Abort):
+        except (typer.Exit, typer.Abort, ClickException):
             raise
         except (BytePieceError, FileExistsError) as e:
-            raise fail(_escape(str(e))) from None
+            raise fail(str(e)) from None
         except BrokenPipeError:
             _silence_stdout()  # the reader went away (| head): no message, no "Exception ignored"
             raise typer.Exit(1) from None
         except OSError as e:
             where = f" ({e.filename})" if getattr(e, "filename", None) else ""
-            raise fail(_escape(f"{e.strerror or e}{where}")) from None
+            raise fail(f"{e.strerror or e}{where}") from None
         except KeyboardInterrupt:
             raise fail("interrupted", 130) from None
         except MemoryError:
@@ -84,15 +91,20 @@ def handle_errors(func: F) -> F:
         except Exception as e:
             if os.environ.get("BYTEPIECE_DEBUG"):
                 raise
-            raise fail(_escape(f"unexpected {type(e).__name__}: {e} (this is a bug; rerun with BYTEPIECE_DEBUG=1 "
-                               "for the traceback and report it)")) from None
+            raise fail(f"unexpected {type(e).__name__}: {e} (this is a bug; rerun with BYTEPIECE_DEBUG=1 "
+                       "for the traceback and report it)") from None
 
     return wrapper  # type: ignore[return-value]
 
 
-def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+def note(message: str) -> None:
+    """One ``note:`` line on stderr (plain text: brackets in ``message`` are not markup)."""
     text = " ".join(str(message).split())
     err_console.print(f"[yellow]note:[/] {_escape(text)}", markup=True, highlight=False, soft_wrap=True)
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    note(str(message))
 
 
 def _silence_stdout() -> None:

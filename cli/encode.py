@@ -1,29 +1,29 @@
-"""``bytepiece encode``, ``decode`` and ``inspect``."""
+"""``bytepiece encode``: documents to token ids (lines of ids or pieces, npy, or token files and shards)."""
 
 from __future__ import annotations
 
 import contextlib
+import enum
 import sys
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Annotated, Any, Optional
 
 import typer
 
-from .checks import (
-    FLOAT,
-    MAX_ID_LINE_BYTES,
-    MAX_LINE_BYTES,
-    check_inputs,
-    check_outputs,
-    limited_lines,
-    parse_seed,
-    usage_error,
-)
-from .common import err_console, fail, handle_errors, load_tokenizer, out_console
+from .checks import FLOAT, MAX_LINE_BYTES, check_inputs, check_outputs, limited_lines, parse_seed, usage_error
+from .common import err_console, fail, handle_errors, load_tokenizer
+from .core import Command
 
-FORMATS = ("ids", "pieces", "npy", "bin")
+
+class Format(str, enum.Enum):
+    ids = "ids"
+    pieces = "pieces"
+    npy = "npy"
+    bin = "bin"
+
+
+FORMATS = tuple(f.value for f in Format)
 
 
 class SampleSpec:
@@ -105,75 +105,83 @@ def atomic_output(path: Path | None, binary: bool = False, overwrite: bool = Tru
 
 
 def render_pieces(pieces: list[bytes | str]) -> str:
-    """Pieces separated by spaces; spaces inside pieces shown as '▁', other invisibles escaped;
-    special tokens (given as str) appear by name."""
-    out = []
-    for p in pieces:
-        if isinstance(p, str):
-            out.append(p)
-            continue
-        text = p.decode("utf-8", "backslashreplace")
-        text = text.replace("\\", "\\\\") if b"\\" in p else text
-        out.append(text.replace(" ", "▁").replace("\n", "\\n").replace("\r", "\\r").replace("\t", "\\t"))
-    return " ".join(out)
+    """Pieces separated by spaces, each spelled by ``bytepiece.summary.display_piece`` (a space
+    is '▁', invisibles escaped); special tokens (given as str) appear by name."""
+    from bytepiece.summary import display_piece
+
+    return " ".join(p if isinstance(p, str) else display_piece(p) for p in pieces)
 
 
 Files = Annotated[Optional[list[Path]], typer.Argument(
-    help="Inputs: text (one document per line), JSON Lines (.jsonl/.ndjson: one document per record) or Parquet, "
-         "gzip/zstd allowed; stdin when none or '-'.", show_default=False)]
-ModelOpt = Annotated[Optional[Path], typer.Option("--model", "-m", help="Model file (default: the model shipped with bytepiece).", show_default=False)]
-OutOpt = Annotated[Optional[Path], typer.Option("--output", "-o", help="Output file (written atomically); stdout when omitted.", show_default=False)]
-ForceOpt = Annotated[bool, typer.Option("--force", help="Overwrite an existing output (file, or corpus of that name).")]
+    metavar="FILE", help="Text (a document per line), JSON Lines or Parquet, gzip/zstd allowed; stdin when none "
+    "or '-'.", show_default=False)]
+ModelOpt = Annotated[Optional[Path], typer.Option("--model", "-m", metavar="MODEL", help="Model file (default: the "
+                                                  "model shipped with bytepiece).", show_default=False)]
+OutOpt = Annotated[Optional[Path], typer.Option("--output", "-o", metavar="PATH", help="Output file, or a shard "
+                                                "prefix with -f bin; stdout when omitted.", show_default=False)]
+ForceOpt = Annotated[bool, typer.Option("--force", help="Overwrite an existing output (or corpus).")]
 _INPUT = "Input"
 _RUN = "Where and how to run"
+_SAMPLING = "Sampling"
+_SPECIAL = "Special tokens"
 
 
 @handle_errors
 def encode(
     files: Files = None,
     model: ModelOpt = None,
-    sample: Annotated[
-        Optional[str],
-        typer.Option("--sample", metavar="alpha=A[,seed=N]",
-                     help="Sample segmentations with probability ∝ p**alpha instead of Viterbi.", show_default=False),
-    ] = None,
-    seed: Annotated[Optional[str], typer.Option(metavar="INT", help="Seed for --sample (reproducible output).", show_default=False)] = None,
-    fmt: Annotated[str, typer.Option("--format", "-f", help="ids (one line of ids per document), pieces, npy (flat id array, needs -o), or bin: token files for LM training (-o out/corpus writes shards out/corpus-00000.bin, ... and out/corpus.manifest.json; -o corpus.bin writes one file).")] = "ids",
+    fmt: Annotated[Format, typer.Option("--format", "-f", help="Lines of ids or pieces; npy or bin files (need -o).")
+                   ] = Format.ids,
     output: OutOpt = None,
     force: ForceOpt = False,
     add_bos: Annotated[bool, typer.Option("--add-bos", help="Start every document with <bos> (id 1).")] = False,
     add_eos: Annotated[bool, typer.Option("--add-eos", help="End every document with <eos> (id 2).")] = False,
-    threads: Annotated[Optional[int], typer.Option(min=1, help="Threads (default: all cores).", show_default=False)] = None,
     raw: Annotated[bool, typer.Option("--raw", help="Skip NFC normalization (byte-exact round trip).")] = False,
-    special_token: Annotated[Optional[list[str]], typer.Option("--special-token", help="Add a special token (an id after "
-                             "the model's); repeatable. Matched in the text only with --allow-special.", show_default=False)] = None,
-    allow_special: Annotated[bool, typer.Option("--allow-special", help="Match the special tokens (the model's and "
-                             "--special-token ones) in the text and emit their ids.")] = False,
-    jsonl_field: Annotated[Optional[str], typer.Option(metavar="NAME", help="Field of JSON Lines inputs holding the text (default: text); inputs without a telling extension are then read as JSON Lines.", show_default=False, rich_help_panel=_INPUT)] = None,
-    parquet_column: Annotated[Optional[str], typer.Option(metavar="NAME", help="Column of Parquet inputs holding the text (default: text).", show_default=False, rich_help_panel=_INPUT)] = None,
-    strict_utf8: Annotated[bool, typer.Option("--strict-utf8", help="Stop at invalid UTF-8 instead of replacing it by U+FFFD.", rich_help_panel=_INPUT)] = False,
-    shard_size: Annotated[Optional[str], typer.Option(metavar="SIZE", help="Bytes of tokens per shard with --format bin -o PREFIX, e.g. 256M (default: 1G).", show_default=False, rich_help_panel=_RUN)] = None,
-    cluster: Annotated[Optional[str], typer.Option(metavar="ADDR", help="Dask cluster for --format bin: a scheduler address (tcp://host:8786) or local:N for N worker processes; workers must see the inputs and the output directory.", show_default=False, rich_help_panel=_RUN)] = None,
+    sample: Annotated[Optional[str], typer.Option(
+        "--sample", metavar="alpha=A[,seed=N]", help="Sample segmentations (probability ∝ p**alpha) instead of "
+        "Viterbi.", show_default=False, rich_help_panel=_SAMPLING)] = None,
+    seed: Annotated[Optional[str], typer.Option(metavar="N", help="Seed for --sample (reproducible output).",
+                                                show_default=False, rich_help_panel=_SAMPLING)] = None,
+    special_token: Annotated[Optional[list[str]], typer.Option(
+        "--special-token", metavar="TEXT", help="Add a special token (an id after the model's); repeatable.",
+        show_default=False, rich_help_panel=_SPECIAL)] = None,
+    allow_special: Annotated[bool, typer.Option("--allow-special", help="Match special tokens in the text and emit "
+                                                "their ids.", rich_help_panel=_SPECIAL)] = False,
+    jsonl_field: Annotated[Optional[str], typer.Option(metavar="NAME", help="Field of JSON Lines inputs holding the "
+                                                       "text (default: text).", show_default=False,
+                                                       rich_help_panel=_INPUT)] = None,
+    parquet_column: Annotated[Optional[str], typer.Option(metavar="NAME", help="Column of Parquet inputs holding the "
+                                                          "text (default: text).", show_default=False,
+                                                          rich_help_panel=_INPUT)] = None,
+    strict_utf8: Annotated[bool, typer.Option("--strict-utf8", help="Stop at invalid UTF-8 instead of replacing it.",
+                                              rich_help_panel=_INPUT)] = False,
+    threads: Annotated[Optional[int], typer.Option(min=1, metavar="N", help="Threads (default: all cores).",
+                                                   show_default=False, rich_help_panel=_RUN)] = None,
+    shard_size: Annotated[Optional[str], typer.Option(metavar="SIZE", help="Token bytes per shard with -f bin -o "
+                                                      "PREFIX (default: 1G).", show_default=False,
+                                                      rich_help_panel=_RUN)] = None,
+    cluster: Annotated[Optional[str], typer.Option(metavar="ADDR", help="Dask cluster for -f bin: tcp://HOST:PORT "
+                                                   "or local:N.", show_default=False, rich_help_panel=_RUN)] = None,
 ) -> None:
-    """Encode documents (text lines, JSON Lines records, Parquet rows) into token ids or token shards."""
-    if fmt not in FORMATS:
-        raise fail(f"--format must be one of {', '.join(FORMATS)}, got {fmt!r}")
+    """Encode documents into token ids, one output line per document, or token files."""
     spec, seed_value = _sample_and_seed(sample, seed)
     files = files or []
     if fmt in ("npy", "bin") and output is None:
         example = "out/corpus for shards" if fmt == "bin" else "ids.npy"
-        raise fail(f"--format {fmt} writes binary files; give an output with -o (e.g. -o {example})")
+        raise usage_error(f"--format {fmt.value} writes binary files; give an output with -o (e.g. -o {example})")
     check_inputs(files)
     sharded = fmt == "bin" and output is not None and output.suffix != ".bin"
     if shard_size is not None and not sharded:
-        raise fail("--shard-size applies to sharded output: use --format bin with -o PREFIX (a name without .bin)")
+        raise usage_error("--shard-size applies to sharded output: use --format bin with -o PREFIX (a name without "
+                          ".bin)")
     if cluster is not None and fmt != "bin":
-        raise fail("--cluster runs --format bin only (workers write the token files); add --format bin -o PREFIX")
+        raise usage_error("--cluster runs --format bin only (workers write the token files); add --format bin -o "
+                          "PREFIX")
     if output is not None:
         from bytepiece.atomic import is_stream
 
         if fmt in ("npy", "bin") and is_stream(output):
-            raise fail(f"--format {fmt} writes files beside {output}; give a regular file path with -o")
+            raise usage_error(f"--format {fmt.value} writes files beside {output}; give a regular file path with -o")
         if not sharded:  # a sharded corpus is checked by encode_corpus
             check_outputs(_output_set(output, fmt), force)
     if spec is not None and seed_value is None:
@@ -224,7 +232,9 @@ def encode(
 def _output_set(output: Path, fmt: str) -> list[Path]:
     """Every file a format writes for ``-o output``."""
     if fmt == "npy":
-        return [output, _offsets_path(output)]
+        from bytepiece.interop.npyfile import offsets_path
+
+        return [output, offsets_path(output)]
     if fmt == "bin":
         from bytepiece.interop.binfile import index_path, meta_path
 
@@ -232,40 +242,16 @@ def _output_set(output: Path, fmt: str) -> list[Path]:
     return [output]
 
 
-def _offsets_path(output: Path) -> Path:
-    return output.with_name(output.name.removesuffix(".npy") + ".offsets.npy")
-
-
 def _encode_npy(tokenizer, stream, output, advance, force) -> None:
-    """Stream ids into a temporary raw file, then write ``.npy`` (ids) and ``.offsets.npy``
-    as one atomic set."""
-    import numpy as np
+    """``.npy`` ids and ``.offsets.npy`` as one atomic set (``bytepiece.interop.npyfile``)."""
+    from bytepiece.interop.npyfile import NpyWriter
 
-    from bytepiece.atomic import OutputSet
-    from bytepiece.interop.binfile import token_dtype
-
-    dtype = token_dtype(tokenizer.vocab_size)
-    doc_offsets = [0]
-    total = 0
-    directory = output.parent if str(output.parent) else Path(".")
-    offsets_path = _offsets_path(output)
-    with tempfile.TemporaryFile(dir=directory) as raw:
+    with NpyWriter(output, vocab_size=tokenizer.vocab_size, overwrite=force) as writer:
         for batch in stream:
-            raw.write(batch.ids.astype(dtype).tobytes())
-            doc_offsets.extend((batch.offsets[1:] + total).tolist())
-            total += len(batch.ids)
+            writer.write(batch.ids, batch.offsets)
             advance(batch.input_bytes)
-        raw.seek(0)
-        with OutputSet(overwrite=force) as outputs:
-            with outputs.open(output, "wb") as out:
-                header = {"descr": np.lib.format.dtype_to_descr(np.dtype(dtype)), "fortran_order": False,
-                          "shape": (total,)}
-                np.lib.format.write_array_header_1_0(out, header)
-                while chunk := raw.read(1 << 22):
-                    out.write(chunk)
-            with outputs.open(offsets_path, "wb") as out:
-                np.save(out, np.asarray(doc_offsets, dtype=np.int64))
-    err_console.print(f"wrote {total} tokens of {len(doc_offsets) - 1} documents to {output} (+ {offsets_path.name})")
+    err_console.print(f"wrote {writer.n_tokens} tokens of {writer.n_documents} documents to {output} "
+                      f"(+ {writer.offsets_path.name})", markup=False, highlight=False)
 
 
 def _encode_bin(inputs, model, output, options, *, raw, shard_size, cluster, threads, force, special_tokens) -> None:
@@ -294,102 +280,6 @@ def _encode_bin(inputs, model, output, options, *, raw, shard_size, cluster, thr
                           f"{len(summary.files)} shard(s) to {summary.path} ({rate})", soft_wrap=True, markup=False)
 
 
-@handle_errors
-def decode(
-    files: Annotated[Optional[list[Path]], typer.Argument(help="Files of whitespace-separated ids, one document per line; stdin when none.", show_default=False)] = None,
-    model: ModelOpt = None,
-    output: OutOpt = None,
-    force: ForceOpt = False,
-) -> None:
-    """Decode lines of token ids back into text."""
-    files = files or []
-    check_inputs(files)
-    if output is not None:
-        check_outputs([output], force)
-    tokenizer = load_tokenizer(model)
-    with atomic_output(output, overwrite=force) as out:
-        for number, (line, _) in enumerate(read_lines(files, MAX_ID_LINE_BYTES), start=1):
-            tokens = line.split()
-            # ASCII digits only: int() would also take "1_0", "+5", "-3" and other scripts' digits.
-            if not all(tok.isdigit() for tok in tokens):
-                bad = next(tok for tok in tokens if not tok.isdigit())
-                raise fail(f"line {number}: {_escape(bad[:40])} is not a token id (ids are non-negative decimal "
-                           "integers separated by spaces)")
-            try:
-                text = tokenizer.decode([int(tok) for tok in tokens])
-            except Exception as e:
-                raise fail(f"line {number}: {_escape(str(e))}") from None
-            out.write(text + "\n")
-
-
-def _escape(text: str | bytes) -> str:
-    from rich.markup import escape
-
-    if isinstance(text, bytes):
-        text = repr(text.decode("utf-8", "backslashreplace"))
-    return escape(text)
-
-
-@handle_errors
-def inspect(
-    model: Annotated[Optional[Path], typer.Argument(help="Model file (default: the shipped model).", show_default=False)] = None,
-    top: Annotated[int, typer.Option(min=0, help="How many of the most frequent pieces to list.")] = 20,
-) -> None:
-    """Summarize a model: vocabulary size, piece lengths, most frequent pieces."""
-    import numpy as np
-    from rich.table import Table
-
-    from bytepiece import load_model
-    from bytepiece_cli.common import resolve_model
-
-    path = resolve_model(model)
-    m = load_model(path)
-    lengths = np.array([len(p) for p in m.pieces])
-    total = int(m.counts.sum())
-    utf8 = sum(1 for p in m.pieces if _is_utf8(p))
-    summary = Table(title=f"{path.name}", show_header=False)
-    summary.add_row("vocabulary size", f"{m.vocab_size:,} ({len(m.pieces):,} pieces + 3 special)")
-    summary.add_row("total count", f"{total:,}")
-    summary.add_row("longest piece", f"{lengths.max()} bytes")
-    summary.add_row("mean piece length", f"{lengths.mean():.2f} bytes")
-    summary.add_row("valid UTF-8 pieces", f"{utf8:,} ({utf8 / len(m.pieces):.1%})")
-    for key, value in sorted(m.metadata.items()):
-        if not isinstance(value, (dict, list)):
-            summary.add_row(f"meta: {key}", str(value))
-    out_console.print(summary)
-
-    hist = Table(title="pieces by length (bytes)")
-    hist.add_column("length", justify="right")
-    hist.add_column("pieces", justify="right")
-    hist.add_column("share of counts", justify="right")
-    for length in range(1, int(lengths.max()) + 1):
-        sel = lengths == length
-        if sel.any():
-            hist.add_row(str(length), f"{int(sel.sum()):,}", f"{m.counts[sel].sum() / total:.2%}")
-    out_console.print(hist)
-
-    if top:
-        freq = Table(title=f"{top} most frequent pieces")
-        freq.add_column("id", justify="right")
-        freq.add_column("piece")
-        freq.add_column("count", justify="right")
-        freq.add_column("p", justify="right")
-        for i in np.argsort(-m.counts, kind="stable")[:top]:
-            piece = m.pieces[i]
-            freq.add_row(str(i + 3), repr(piece.decode("utf-8", "backslashreplace")), f"{int(m.counts[i]):,}", f"{m.counts[i] / total:.4f}")
-        out_console.print(freq)
-
-
-def _is_utf8(piece: bytes) -> bool:
-    try:
-        piece.decode("utf-8")
-        return True
-    except UnicodeDecodeError:
-        return False
-
-
 def register(app: typer.Typer) -> None:
-    app.command(no_args_is_help=False)(encode)
-    app.command()(decode)
-    app.command()(inspect)
+    app.command(cls=Command, no_args_is_help=False)(encode)
 

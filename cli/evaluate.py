@@ -9,17 +9,24 @@ from typing import Annotated, Optional
 
 import typer
 
-from .common import err_console, fail, handle_errors, out_console
+from .checks import check_outputs, usage_error
+from .common import err_console, fail, handle_errors, note, out_console
+from .core import Command, Group
 
 # Plain names (no numba, no numpy import at CLI start-up): kept equal to bytepiece.healing's by a test.
 STRATEGIES = ("naive", "healing", "healing-d1", "healing-3", "soft", "exact")
 DEFAULT_SOFT_BIAS = 3.0
+_DATA = "Text"
+_TOKENIZERS = "Tokenizers"
+_EXPERIMENT = "Experiment"
+_OUTPUT = "Output"
 
 eval_app = typer.Typer(
     name="eval",
+    cls=Group,
     no_args_is_help=True,
     rich_markup_mode="rich",
-    help="Evaluate tokenizers: compression, LM bits per byte, mid-token continuation with token healing, sampling.",
+    help="Evaluate tokenizers: compression, bits/byte, continuation, sampling.",
 )
 
 
@@ -31,12 +38,13 @@ def parse_floats(value: str, name: str) -> list[float]:
         try:
             x = float(item)
         except ValueError:
-            raise fail(f"{name}: {item!r} is not a number (expected a comma-separated list like 0.01,0.1,0.5,1)") from None
+            raise usage_error(f"{name}: {item!r} is not a number (expected a comma-separated list like "
+                              "0.01,0.1,0.5,1)") from None
         if not math.isfinite(x) or x < 0:
-            raise fail(f"{name}: {item!r} must be a finite number >= 0")
+            raise usage_error(f"{name}: {item!r} must be a finite number >= 0")
         out.append(x)
     if not out:
-        raise fail(f"{name} is empty")
+        raise usage_error(f"{name} is empty")
     return out
 
 
@@ -46,21 +54,23 @@ def parse_strategies(value: str) -> list[str]:
     for item in value.split(","):
         item = item.strip()
         if item not in STRATEGIES:
-            raise fail(f"--strategies: unknown strategy {item!r} (choose from {', '.join(STRATEGIES)})")
+            raise usage_error(f"--strategies: unknown strategy {item!r} (choose from {', '.join(STRATEGIES)})")
         if item in out:
-            raise fail(f"--strategies: {item!r} is listed twice")
+            raise usage_error(f"--strategies: {item!r} is listed twice")
         out.append(item)
     return out
 
 
 def _table_console():
-    """stdout console; wide when stdout is not a terminal (files, pipes) so that no number is cut."""
+    """stdout console for tables: the terminal's width (or ``COLUMNS``), long titles and notes
+    wrapped; 250 columns when stdout is a file or pipe without ``COLUMNS``, so no number is cut."""
     import os
+    import sys
 
     from rich.console import Console
 
-    if out_console.is_terminal or "COLUMNS" in os.environ:
-        return out_console
+    if sys.stdout.isatty() or "COLUMNS" in os.environ:
+        return Console(highlight=False)
     return Console(highlight=False, width=250)
 
 
@@ -72,74 +82,95 @@ def _check_files(paths: list[Path], what: str) -> None:
 
 @handle_errors
 def run(
-    train: Annotated[list[Path], typer.Option("--train", "-t", help="Training text (UTF-8); repeat for several files. "
-                                              "Trains the --vocab-size tokenizers and the LMs.", show_default=False)],
-    heldout: Annotated[list[Path], typer.Option("--heldout", "-H", help="Held-out text file; repeat for several. A "
-                                                "slice without any training line is taken from each.", show_default=False)],
-    model: Annotated[Optional[list[Path]], typer.Option("--model", "-m", help="Tokenizer model file to evaluate "
-                                                         "(repeatable).", show_default=False)] = None,
-    vocab_size: Annotated[Optional[list[int]], typer.Option("--vocab-size", "-v", help="Train a tokenizer of this size "
-                                                             "on --train (repeatable).", show_default=False)] = None,
-    order: Annotated[int, typer.Option(help="Order of the token n-gram LM.")] = 4,
-    cuts: Annotated[int, typer.Option(help="Continuation cut points per held-out file.")] = 2000,
-    alpha_train: Annotated[float, typer.Option(help="alpha of the sampled segmentations the second LM trains on.")] = 0.1,
-    passes: Annotated[int, typer.Option(help="Sampled passes over the training text for the sampled LM.")] = 1,
-    alphas: Annotated[str, typer.Option(help="Comma-separated alphas for the sampling profile.")] = "0.01,0.1,0.5,1",
-    seed: Annotated[int, typer.Option(help="Seed of every random choice (slices, cuts, sampling).")] = 0,
-    strategies: Annotated[str, typer.Option(help="Comma-separated continuation strategies, from: "
-                                            "naive, healing, healing-d1, healing-3, soft, exact.")] = ",".join(STRATEGIES),
-    soft_bias: Annotated[float, typer.Option(help="Nats the soft strategy adds to the tokens that agree with the "
-                                             "backed-off bytes.")] = DEFAULT_SOFT_BIAS,
-    heldout_bytes: Annotated[int, typer.Option(help="Size of each held-out slice in bytes.")] = 300_000,
-    lm_train_bytes: Annotated[Optional[int], typer.Option(help="Use at most this many bytes of the training text for "
-                                                           "the LMs (default: all).", show_default=False)] = None,
-    workers: Annotated[int, typer.Option(help="Trainer threads.")] = 2,
-    refine: Annotated[bool, typer.Option("--refine", help="Train the --vocab-size tokenizers with the trainer's "
-                                         "--refine stage (large sizes need it: the faithful BNLM stops growing).")] = False,
-    save_models: Annotated[Optional[Path], typer.Option(help="Directory to save the trained tokenizers in.",
-                                                         show_default=False)] = None,
-    json_out: Annotated[Optional[Path], typer.Option("--json", help="Write every number and the configuration here.",
-                                                     show_default=False)] = None,
-    markdown: Annotated[Optional[Path], typer.Option("--markdown", help="Write the tables as markdown here.",
-                                                     show_default=False)] = None,
-    plot: Annotated[Optional[Path], typer.Option("--plot", help="Save a PNG plot (needs matplotlib).",
-                                                 show_default=False)] = None,
+    train: Annotated[list[Path], typer.Option("--train", "-t", metavar="FILE", help="Training text (UTF-8) for the "
+                                              "tokenizers and LMs; repeatable.", show_default=False,
+                                              rich_help_panel=_DATA)],
+    heldout: Annotated[list[Path], typer.Option("--heldout", "-H", metavar="FILE", help="Held-out text; a slice with "
+                                                "no training line is taken from each; repeatable.",
+                                                show_default=False, rich_help_panel=_DATA)],
+    model: Annotated[Optional[list[Path]], typer.Option("--model", "-m", metavar="MODEL", help="Model file to "
+                                                         "evaluate; repeatable.", show_default=False,
+                                                         rich_help_panel=_TOKENIZERS)] = None,
+    vocab_size: Annotated[Optional[list[int]], typer.Option("--vocab-size", "-v", metavar="N", help="Train a "
+                                                             "tokenizer of this size on --train; repeatable.",
+                                                             show_default=False, rich_help_panel=_TOKENIZERS)] = None,
+    refine: Annotated[bool, typer.Option("--refine", help="Train them with --refine (large sizes need it).",
+                                         rich_help_panel=_TOKENIZERS)] = False,
+    workers: Annotated[int, typer.Option(metavar="N", help="Trainer threads.", rich_help_panel=_TOKENIZERS)] = 2,
+    save_models: Annotated[Optional[Path], typer.Option(metavar="DIR", help="Save the trained tokenizers here.",
+                                                         show_default=False, rich_help_panel=_TOKENIZERS)] = None,
+    heldout_bytes: Annotated[int, typer.Option(metavar="N", help="Bytes of each held-out slice.",
+                                               rich_help_panel=_DATA)] = 300_000,
+    lm_train_bytes: Annotated[Optional[int], typer.Option(metavar="N", help="Train the LMs on at most N bytes "
+                                                           "(default: all).", show_default=False,
+                                                           rich_help_panel=_DATA)] = None,
+    seed: Annotated[int, typer.Option(metavar="N", help="Seed of every random choice.", rich_help_panel=_DATA)] = 0,
+    order: Annotated[int, typer.Option(metavar="N", help="Order of the token n-gram LM.",
+                                       rich_help_panel=_EXPERIMENT)] = 4,
+    cuts: Annotated[int, typer.Option(metavar="N", help="Cut points per held-out file.",
+                                      rich_help_panel=_EXPERIMENT)] = 2000,
+    alpha_train: Annotated[float, typer.Option(metavar="A", help="alpha of the sampled LM's training segmentations.",
+                                               rich_help_panel=_EXPERIMENT)] = 0.1,
+    passes: Annotated[int, typer.Option(metavar="N", help="Sampled passes for the sampled LM.",
+                                        rich_help_panel=_EXPERIMENT)] = 1,
+    alphas: Annotated[str, typer.Option(metavar="A,A,...", help="alphas of the sampling profile.",
+                                        rich_help_panel=_EXPERIMENT)] = "0.01,0.1,0.5,1",
+    strategies: Annotated[str, typer.Option(metavar="NAME,...", help="Continuation strategies: " + ", ".join(STRATEGIES)
+                                            + ".", show_default=False, rich_help_panel=_EXPERIMENT)] = ",".join(STRATEGIES),
+    soft_bias: Annotated[float, typer.Option(metavar="NATS", help="Bias of the soft strategy toward agreeing tokens.",
+                                             rich_help_panel=_EXPERIMENT)] = DEFAULT_SOFT_BIAS,
+    json_out: Annotated[Optional[Path], typer.Option("--json", metavar="PATH", help="Write every number and the "
+                                                     "configuration.", show_default=False, rich_help_panel=_OUTPUT)] = None,
+    markdown: Annotated[Optional[Path], typer.Option("--markdown", metavar="PATH", help="Write the tables as markdown.",
+                                                     show_default=False, rich_help_panel=_OUTPUT)] = None,
+    plot: Annotated[Optional[Path], typer.Option("--plot", metavar="PATH", help="Save a PNG plot (needs matplotlib).",
+                                                 show_default=False, rich_help_panel=_OUTPUT)] = None,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite existing output files.",
+                                        rich_help_panel=_OUTPUT)] = False,
 ) -> None:
-    """Run the whole experiment: compression, bits/byte, continuation (every strategy, det vs sampled LM), sampling."""
+    """Run the whole experiment (train LMs, cut held-out text, score every strategy)."""
     alpha_list = parse_floats(alphas, "--alphas")
     strategy_list = parse_strategies(strategies)
     if not math.isfinite(soft_bias):
-        raise fail(f"--soft-bias must be a finite number, got {soft_bias}")
+        raise usage_error(f"--soft-bias must be a finite number, got {soft_bias}")
     if not math.isfinite(alpha_train) or alpha_train < 0:
-        raise fail(f"--alpha-train must be a finite number >= 0, got {alpha_train}")
+        raise usage_error(f"--alpha-train must be a finite number >= 0, got {alpha_train}")
     if not model and not vocab_size:
-        raise fail("no tokenizer to evaluate; pass -m MODEL and/or --vocab-size N")
+        raise usage_error("no tokenizer to evaluate; pass -m MODEL and/or --vocab-size N")
     _check_files(train, "--train")
     _check_files(heldout, "--heldout")
     _check_files(model or [], "--model")
     if plot is not None:
         _require_matplotlib()
 
-    from bytepiece.evaluation.runner import EvalConfig, run_evaluation
     from bytepiece.atomic import atomic_write
+    from bytepiece.errors import InputError
+    from bytepiece.evaluation.runner import EvalConfig, run_evaluation
 
     config = EvalConfig(train=train, heldout=heldout, models=model or [], vocab_sizes=vocab_size or [], order=order,
                         cuts=cuts, alpha_train=alpha_train, passes=passes, alphas=alpha_list, seed=seed,
                         strategies=strategy_list, soft_bias=soft_bias,
                         heldout_bytes=heldout_bytes, lm_train_bytes=lm_train_bytes, workers=workers,
                         save_models=save_models, trainer_options={"refine": True} if refine else {})
-    config.validate()
+    try:
+        config.validate()
+    except InputError as e:
+        raise usage_error(str(e)) from None
+    saved = [p for p in config.saved_model_paths() if p.parent.is_dir()]  # a new directory holds nothing yet
+    check_outputs([p for p in (json_out, markdown, plot) if p is not None] + saved, force)
     t0 = time.perf_counter()
 
     def progress(msg: str) -> None:
-        err_console.print(f"[dim]{time.perf_counter() - t0:7.1f}s[/] {msg}", markup=True, highlight=False)
+        from rich.markup import escape
+
+        err_console.print(f"[dim]{time.perf_counter() - t0:7.1f}s[/] {escape(msg)}", markup=True, highlight=False)
 
     res = run_evaluation(config, on_progress=progress)
     if json_out is not None:
         import json
 
         atomic_write(json_out, json.dumps(res, indent=1, ensure_ascii=False) + "\n", overwrite=True)
-        err_console.print(f"wrote {json_out}")
+        err_console.print(f"wrote {json_out}", markup=False, highlight=False)
     _render(res, markdown, plot)
 
 
@@ -148,42 +179,47 @@ def _render(res: dict, markdown: Path | None, plot: Path | None) -> None:
     from bytepiece.atomic import atomic_write
 
     console = _table_console()
-    for table in report.fit(report.heldout_table(res)):
+    for table in report.fit(report.heldout_table(res), console.width, aligned=True):
         console.print(report.to_rich(table))
-    for table in report.all_tables(res):
+    for table in report.all_tables(res, width=console.width, aligned=True):
         console.print(report.to_rich(table))
     for line in report.summary_lines(res):
-        console.print(line)
+        console.print(line, markup=False)
+    for line in report.vocabulary_notes(res):
+        note(line)
     if markdown is not None:
         atomic_write(markdown, report.markdown_report(res), overwrite=True)
-        err_console.print(f"wrote {markdown}")
+        err_console.print(f"wrote {markdown}", markup=False, highlight=False)
     if plot is not None:
         report.plot(res, plot)
-        err_console.print(f"wrote {plot}")
+        err_console.print(f"wrote {plot}", markup=False, highlight=False)
 
 
 def _require_matplotlib() -> None:
     try:
         import matplotlib  # noqa: F401
     except ImportError:
-        raise fail("--plot needs matplotlib; install it with pip install 'bytepiece-tk[plot]'") from None
+        raise fail("--plot needs matplotlib; install it with: pip install 'bytepiece-tk[plot]'") from None
 
 
 @handle_errors
 def show(
-    results: Annotated[Path, typer.Argument(help="JSON written by bytepiece eval run --json.", show_default=False)],
-    markdown: Annotated[Optional[Path], typer.Option("--markdown", help="Write the tables as markdown here.",
-                                                     show_default=False)] = None,
-    plot: Annotated[Optional[Path], typer.Option("--plot", help="Save a PNG plot (needs matplotlib).",
+    results: Annotated[Path, typer.Argument(metavar="RESULTS", help="JSON written by bytepiece eval run --json.",
+                                            show_default=False)],
+    markdown: Annotated[Optional[Path], typer.Option("--markdown", metavar="PATH", help="Write the tables as "
+                                                     "markdown.", show_default=False)] = None,
+    plot: Annotated[Optional[Path], typer.Option("--plot", metavar="PATH", help="Save a PNG plot (needs matplotlib).",
                                                  show_default=False)] = None,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite existing output files.")] = False,
 ) -> None:
-    """Print the tables of a saved run again (and write markdown / a plot) without re-running it."""
+    """Print the tables of a saved run again (and markdown or a plot)."""
     import json
 
     if not results.is_file():
         raise fail(f"{results}: no such file")
     if plot is not None:
         _require_matplotlib()
+    check_outputs([p for p in (markdown, plot) if p is not None], force)
     try:
         res = json.loads(results.read_text(encoding="utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
@@ -195,17 +231,22 @@ def show(
 
 @handle_errors
 def compression(
-    files: Annotated[list[Path], typer.Argument(help="Text files (UTF-8) to tokenize.", show_default=False)],
-    model: Annotated[list[Path], typer.Option("--model", "-m", help="Model file: bytepiece, sentencepiece .model or HF "
-                                              "tokenizer.json (repeatable).", show_default=False)],
+    files: Annotated[list[Path], typer.Argument(metavar="FILE", help="Text files (UTF-8) to tokenize.",
+                                                show_default=False)],
+    model: Annotated[list[Path], typer.Option("--model", "-m", metavar="MODEL", help="bytepiece, sentencepiece "
+                                              ".model or HF tokenizer.json; repeatable.", show_default=False)],
     raw: Annotated[bool, typer.Option("--raw", help="bytepiece models: no NFC normalization.")] = False,
-    json_out: Annotated[Optional[Path], typer.Option("--json", help="Write the numbers here.", show_default=False)] = None,
+    json_out: Annotated[Optional[Path], typer.Option("--json", metavar="PATH", help="Write the numbers here.",
+                                                     show_default=False)] = None,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing --json file.")] = False,
 ) -> None:
-    """Which tokenizer compresses these files better? UTF-8 bytes and characters per token."""
+    """Compare tokenizers' compression (bytes and characters per token)."""
     _check_files(files, "text file")
     for m in model:
         if not m.exists():
             raise fail(f"--model {m}: no such file")
+    if json_out is not None:
+        check_outputs([json_out], force)
 
     from rich.table import Table
 
@@ -226,8 +267,10 @@ def compression(
     table.add_column("tokenizer", no_wrap=True)
     table.add_column("kind")
     table.add_column("vocab", justify="right")
+    from rich.markup import escape
+
     for n in names + (["all"] if len(names) > 1 else []):
-        table.add_column(f"{n}", justify="right")
+        table.add_column(escape(n), justify="right")
     best = {n: max(r["files"][n]["bytes_per_token"] for r in rows) for n in names}
     for r in rows:
         cells = []
@@ -249,11 +292,11 @@ def compression(
 
         payload = {"files": [{"name": n, "path": str(f)} for n, f in zip(names, files)], "tokenizers": rows}
         atomic_write(json_out, json.dumps(payload, indent=1) + "\n", overwrite=True)
-        err_console.print(f"wrote {json_out}")
+        err_console.print(f"wrote {json_out}", markup=False, highlight=False)
 
 
 def register(app: typer.Typer) -> None:
-    eval_app.command("run")(run)
-    eval_app.command("report")(show)
-    eval_app.command("compression")(compression)
+    eval_app.command("run", cls=Command)(run)
+    eval_app.command("report", cls=Command)(show)
+    eval_app.command("compression", cls=Command)(compression)
     app.add_typer(eval_app, name="eval")

@@ -8,7 +8,9 @@ from typing import Annotated, Optional
 
 import typer
 
-from .common import err_console, fail, handle_errors, out_console, stdin_is_interactive
+from .checks import usage_error
+from .common import err_console, fail, handle_errors, note, out_console, stdin_is_interactive
+from .core import Command
 
 #: vocabulary size when training on the bundled sample corpus (it is a few hundred KB)
 SAMPLE_VOCAB_SIZE = 2000
@@ -24,9 +26,9 @@ _INPUT = "Input"
 @handle_errors
 def train(
     corpus: Annotated[Optional[list[Path]], typer.Argument(
-        help="Text (one document per line), JSON Lines (.jsonl/.ndjson) or Parquet files, gzip/zstd allowed; "
-             "'-' or a pipe for stdin. Default: the sample corpus shipped with bytepiece.",
-        show_default=False, metavar="CORPUS...")] = None,
+        help="Text (a document per line), JSON Lines or Parquet files, gzip/zstd allowed; '-' or a pipe for "
+             "stdin. Default: the sample corpus shipped with bytepiece.",
+        show_default=False, metavar="CORPUS")] = None,
     output: Annotated[Path, typer.Option("--output", "-o", metavar="PATH", help="Model file to write; with several "
                                          "sizes the size goes before the extension (out.8000.model).")] = DEFAULT_OUTPUT,
     vocab_size: Annotated[Optional[list[int]], typer.Option(
@@ -69,7 +71,7 @@ def train(
                                                     "system temporary directory).", show_default=False,
                                                     rich_help_panel=_RUN)] = None,
 ) -> None:
-    """Train a model with the BytePiece byte n-gram algorithm and save it in the original JSON format."""
+    """Train a model with the BytePiece algorithm (original JSON format)."""
     from bytepiece.atomic import check_writable, is_stream
     from bytepiece.corpus import Files
     from bytepiece.model import metadata_path
@@ -90,16 +92,20 @@ def train(
             inputs, on_sample = [sample], True
     if valid is not None and not valid.is_file():
         raise fail(f"--valid file {valid} does not exist" if not valid.exists() else f"--valid {valid} is not a file")
-    if max_memory is not None:
-        parse_size(max_memory, name="--max-memory")
+    from bytepiece.errors import InputError
     from bytepiece.model import check_special_tokens
 
-    special_tokens = check_special_tokens(special_token or ())  # fail before training, not after
-    sizes = vocab_size or [SAMPLE_VOCAB_SIZE if on_sample else DEFAULT_VOCAB_SIZE]
-    trainer = Trainer(order=order, max_vocab_size=sizes, max_piece_length=max_piece_length, min_count=min_count,
-                      isolate_digits=isolate_digits, ensure_unicode=not no_ensure_unicode, workers=workers,
-                      cluster=cluster, max_memory=max_memory, tmp_dir=tmp_dir, progress=err_console.is_terminal,
-                      errors="strict" if strict_utf8 else "replace", refine=refine)
+    try:  # command-line mistakes: before any work
+        if max_memory is not None:
+            parse_size(max_memory, name="--max-memory")
+        special_tokens = check_special_tokens(special_token or ())
+        sizes = vocab_size or [SAMPLE_VOCAB_SIZE if on_sample else DEFAULT_VOCAB_SIZE]
+        trainer = Trainer(order=order, max_vocab_size=sizes, max_piece_length=max_piece_length, min_count=min_count,
+                          isolate_digits=isolate_digits, ensure_unicode=not no_ensure_unicode, workers=workers,
+                          cluster=cluster, max_memory=max_memory, tmp_dir=tmp_dir, progress=err_console.is_terminal,
+                          errors="strict" if strict_utf8 else "replace", refine=refine)
+    except InputError as e:
+        raise usage_error(str(e)) from None
     paths = trainer.output_paths(output)
     # Before the first pass: a missing or read-only directory must not cost a training run.
     check_writable(paths, overwrite=force)
@@ -111,7 +117,7 @@ def train(
         trainer.train(files)
     written = trainer.save(output, overwrite=force, special_tokens=special_tokens)
     for notice in trainer.notices:
-        err_console.print(f"[yellow]note:[/] {notice}", markup=True, highlight=False, soft_wrap=True)
+        note(notice)
     _summary(trainer, written, on_sample, valid)
 
 
@@ -136,6 +142,7 @@ def _stdin_has_data() -> bool:
 
 def _summary(trainer, written: list[Path], on_sample: bool, valid: Optional[Path]) -> None:
     from rich.table import Table
+    from rich.text import Text
 
     from bytepiece.engine import format_size
     from bytepiece.compression import file_compression
@@ -144,7 +151,7 @@ def _summary(trainer, written: list[Path], on_sample: bool, valid: Optional[Path
     table = Table(title="bytepiece train", show_header=False, title_justify="left")
     table.add_column("", style="bold", no_wrap=True)
     table.add_column("", overflow="fold")
-    table.add_row("corpus", ("sample corpus: " if on_sample else "") + str(stats.get("corpus", "")))
+    table.add_row("corpus", Text(("sample corpus: " if on_sample else "") + str(stats.get("corpus", ""))))
     table.add_row("texts / bytes", f"{stats.get('texts', 0):,} / {format_size(int(stats.get('bytes', 0)))}")
     if stats.get("invalid_utf8"):
         table.add_row("invalid UTF-8", f"{stats['invalid_utf8']:,} sequence(s) replaced by U+FFFD")
@@ -153,10 +160,11 @@ def _summary(trainer, written: list[Path], on_sample: bool, valid: Optional[Path
                   f"max_piece_length={opts['max_piece_length']} isolate_digits={opts['isolate_digits']} "
                   f"ensure_unicode={opts['ensure_unicode']} refine={opts['refine']}")
     plan = stats.get("plan", {})
-    where = f"{plan.get('backend')} ({plan.get('workers')} workers" + (
-        f", {plan.get('processes')} processes" if plan.get("processes") else "") + ")"
-    table.add_row("plan", f"{where}, budget {format_size(plan.get('budget_bytes', 0))}, "
-                  f"{plan.get('shards', 0)} shards, spilled {format_size(stats.get('spilled_bytes', 0))}")
+    where = f"{plan.get('backend')}, {plan.get('workers')} workers" + (
+        f", {plan.get('processes')} processes" if plan.get("processes") else "")
+    table.add_row("plan", f"{where}, {plan.get('shards', 0)} shard(s)")
+    table.add_row("memory", f"budget {format_size(plan.get('budget_bytes', 0))}, spilled "
+                  f"{format_size(stats.get('spilled_bytes', 0))}")
     table.add_row("n-grams kept", f"{stats.get('ngrams_kept', 0):,}")
     table.add_row("pieces counted", f"{stats.get('pieces_counted', 0):,} ({stats.get('distinct_pieces', 0):,} distinct)")
     for phase, info in stats.get("phases", {}).items():
@@ -176,9 +184,9 @@ def _summary(trainer, written: list[Path], on_sample: bool, valid: Optional[Path
     models.add_column("target", justify="right")
     models.add_column("vocab size", justify="right")
     if valid is not None:
-        models.add_column(f"bytes/token on {valid.name}", justify="right")
+        models.add_column(Text(f"bytes/token on {valid.name}"), justify="right")
     for model, path in zip(trainer.models, written):
-        row = [str(path), f"{model.metadata.get('target_vocab_size', ''):,}", f"{model.vocab_size:,}"]
+        row: list[str | Text] = [Text(str(path)), f"{model.metadata.get('target_vocab_size', ''):,}", f"{model.vocab_size:,}"]
         if valid is not None:
             row.append(f"{file_compression(model, valid).bytes_per_token:.3f}")
         models.add_row(*row)
@@ -186,4 +194,4 @@ def _summary(trainer, written: list[Path], on_sample: bool, valid: Optional[Path
 
 
 def register(app: typer.Typer) -> None:
-    app.command("train")(train)
+    app.command("train", cls=Command)(train)

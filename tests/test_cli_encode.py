@@ -76,25 +76,26 @@ def test_decode_roundtrip(runner, model, corpus, tmp_path):
 
 
 @pytest.mark.parametrize(
-    "args, input, message",
+    "args, input, message, code",
     [
-        (["encode", "-m", "{missing}"], "x\n", "does not exist"),
-        (["encode", "-m", "{corrupt}"], "x\n", "not a JSON model"),
-        (["encode", "{missing}", "-m", "{model}"], None, "cannot read input"),
-        (["encode", "{tmp}", "-m", "{model}"], None, "is a directory"),
-        (["encode", "-m", "{model}", "-f", "npy"], "x\n", "-o"),
-        (["encode", "-m", "{model}", "-f", "xml"], "x\n", "--format"),
-        (["decode", "-m", "{model}"], "1 2 x\n", "line 1"),
-        (["decode", "-m", "{model}"], "5\n99999999\n", "line 2"),
-        (["inspect", "{corrupt}"], None, "not a JSON model"),
+        (["encode", "-m", "{missing}"], "x\n", "does not exist", 1),
+        (["encode", "-m", "{corrupt}"], "x\n", "not a JSON model", 1),
+        (["encode", "{missing}", "-m", "{model}"], None, "cannot read input", 1),
+        (["encode", "{tmp}", "-m", "{model}"], None, "is a directory", 1),
+        (["encode", "-m", "{model}", "-f", "npy"], "x\n", "-o", 2),
+        (["encode", "-m", "{model}", "-f", "xml"], "x\n", "--format", 2),
+        (["decode", "-m", "{model}"], "1 2 x\n", "line 1", 1),
+        (["decode", "-m", "{model}"], "5\n99999999\n", "line 2", 1),
+        (["inspect", "{corrupt}"], None, "not a JSON model", 1),
     ],
 )
-def test_errors_are_one_line_and_exit_nonzero(runner, model, tmp_path, args, input, message):
+def test_errors_are_one_line_and_exit_nonzero(runner, model, tmp_path, args, input, message, code):
+    """Failures while running exit 1; a command line that cannot run as written exits 2."""
     corrupt = tmp_path / "corrupt.model"
     corrupt.write_text("{oops")
     paths = {"missing": tmp_path / "missing", "corrupt": corrupt, "model": model, "tmp": tmp_path}
     result = runner.invoke(app, [a.format(**paths) for a in args], input=input)
-    assert result.exit_code == 1
+    assert result.exit_code == code
     assert message in result.stderr
     assert "Traceback" not in result.output
     assert len(result.stderr.strip().splitlines()) == 1
@@ -105,7 +106,7 @@ def test_errors_are_one_line_and_exit_nonzero(runner, model, tmp_path, args, inp
                                    "alpha=0.1,seed=1,seed=2", "alpha=0.1,seed=+5"])
 def test_malformed_sample_value(runner, model, value):
     result = runner.invoke(app, ["encode", "-m", str(model), "--sample", value], input="ab\n")
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert "--sample" in result.stderr
     assert "Traceback" not in result.output
     assert len(result.stderr.strip().splitlines()) == 1
@@ -123,3 +124,23 @@ def test_version_and_help(runner):
     assert runner.invoke(app, ["--version"]).stdout.startswith("bytepiece ")
     result = runner.invoke(app, ["--help"])
     assert result.exit_code == 0 and "encode" in result.stdout
+
+
+@pytest.mark.parametrize("fmt, name", [("npy", "ids.npy"), ("bin", "corpus.bin"), ("ids", "ids.txt")])
+def test_decode_reads_every_output_of_encode(runner, model, corpus, tmp_path, fmt, name):
+    out = tmp_path / name
+    assert runner.invoke(app, ["encode", str(corpus), "-m", str(model), "-f", fmt, "-o", str(out)]).exit_code == 0
+    result = runner.invoke(app, ["decode", str(out), "-m", str(model)])
+    assert result.exit_code == 0, result.output
+    assert result.stdout == TEXT + "\n"
+
+
+def test_decode_names_the_document_with_a_bad_id(runner, model, tmp_path, tiny_tokenizer):
+    from bytepiece.interop.npyfile import NpyWriter
+
+    out = tmp_path / "ids.npy"
+    with NpyWriter(out, vocab_size=70_000) as writer:  # ids the tiny model does not have
+        writer.write(np.array([5, 6, 60_000]), np.array([0, 2, 3]))
+    result = runner.invoke(app, ["decode", str(out), "-m", str(model)])
+    assert result.exit_code == 1
+    assert "document 1 of" in result.stderr and len(result.stderr.strip().splitlines()) == 1

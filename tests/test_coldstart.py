@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-import bytepiece.tokenizer as tokenizer_module
+import bytepiece.coldstart as coldstart_module
 from bytepiece import Tokenizer
 from bytepiece.coldstart import PYTHON_BUDGET_BYTES, viterbi_ids
 from reference import piece_scores, viterbi
@@ -55,26 +55,30 @@ def test_python_viterbi_on_real_text(load_shared_tokenizer, shared):
 def test_budget_then_kernels(monkeypatch, tiny_tokenizer):
     """Small inputs go to Python while the budget lasts; the first input that does not fit
     loads the kernels, which are then used for everything."""
-    monkeypatch.setattr(tokenizer_module, "_kernel_module", None)
-    monkeypatch.setattr(tokenizer_module, "_python_budget", PYTHON_BUDGET_BYTES)
+    monkeypatch.setattr(coldstart_module, "kernel_module", None)
+    monkeypatch.setattr(coldstart_module, "python_budget", PYTHON_BUDGET_BYTES)
     text = "abcd 中文 ab\n\n" * 50
     expected = tiny_tokenizer._encode_array(tiny_tokenizer.normalize(text), -1.0, None).tolist()
-    monkeypatch.setattr(tokenizer_module, "_kernel_module", None)
+    monkeypatch.setattr(coldstart_module, "kernel_module", None)
     assert tiny_tokenizer.encode(text) == expected
     assert tiny_tokenizer.encode_batch([text, "", text], add_bos=True) == [[1, *expected], [1], [1, *expected]]
     flat, offsets = tiny_tokenizer.encode_batch([text, text], return_flat=True, add_eos=True)
     assert flat.dtype == np.int32 and offsets.dtype == np.int64 and offsets.tolist() == [0, len(expected) + 1, 2 * len(expected) + 2]
-    assert tokenizer_module._kernel_module is None
-    assert tokenizer_module._python_budget < PYTHON_BUDGET_BYTES
+    assert coldstart_module.kernel_module is None
+    assert coldstart_module.python_budget < PYTHON_BUDGET_BYTES
+    left = coldstart_module.python_budget
+    assert coldstart_module.python_encodes(left) and not coldstart_module.python_encodes(left + 1)
+    assert coldstart_module.python_budget == left  # asking takes nothing off the budget
     big = text * (PYTHON_BUDGET_BYTES // len(text.encode()) + 1)
     assert tiny_tokenizer.decode(tiny_tokenizer.encode(big)) == big
-    assert tokenizer_module._kernel_module is not None
+    assert coldstart_module.kernel_module is not None
+    assert not coldstart_module.python_encodes(1)
 
 
 def test_sampling_never_takes_the_python_path(monkeypatch, tiny_tokenizer):
-    monkeypatch.setattr(tokenizer_module, "_kernel_module", None)
+    monkeypatch.setattr(coldstart_module, "kernel_module", None)
     tiny_tokenizer.encode("ab", alpha=0.5, seed=1)
-    assert tokenizer_module._kernel_module is not None
+    assert coldstart_module.kernel_module is not None
 
 
 def _run(code: str, env: dict, stdin: str = "") -> subprocess.CompletedProcess:
@@ -127,9 +131,9 @@ def test_cli_one_line_does_not_import_numba(cold_env, tiny_model_file, tiny_toke
 
 
 def test_warmup_loads_the_kernels_for_every_later_call(monkeypatch, tiny_tokenizer):
-    monkeypatch.setattr(tokenizer_module, "_kernel_module", None)
-    monkeypatch.setattr(tokenizer_module, "_python_budget", PYTHON_BUDGET_BYTES)
+    monkeypatch.setattr(coldstart_module, "kernel_module", None)
+    monkeypatch.setattr(coldstart_module, "python_budget", PYTHON_BUDGET_BYTES)
     tiny_tokenizer.warmup()
-    assert tokenizer_module._kernel_module is not None
+    assert coldstart_module.kernel_module is not None
     tiny_tokenizer.encode("abcd")
-    assert tokenizer_module._python_budget == PYTHON_BUDGET_BYTES, "nothing went to the Python path"
+    assert coldstart_module.python_budget == PYTHON_BUDGET_BYTES, "nothing went to the Python path"

@@ -404,19 +404,20 @@ def test_cli_shards_manifest_and_force(runner, tiny_model_file, tiny_tokenizer, 
     assert runner.invoke(app, args + ["--force"]).exit_code == 0
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--shard-size", "1M"], "--shard-size applies to sharded output"),
-    (["--cluster", "local:2"], "--cluster runs --format bin only"),
-    (["-f", "bin", "-o", "{tmp}/c", "--strict-utf8"], "invalid UTF-8 at line 2"),
-    (["-f", "bin", "-o", "{tmp}/c", "--shard-size", "huge"], "must be a size"),
-    (["-f", "bin", "-o", "{tmp}/c.bin", "--shard-size", "1M"], "--shard-size applies to sharded output"),
+@pytest.mark.parametrize("args, message, code", [
+    (["--shard-size", "1M"], "--shard-size applies to sharded output", 2),
+    (["--cluster", "local:2"], "--cluster runs --format bin only", 2),
+    (["-f", "bin", "-o", "{tmp}/c", "--strict-utf8"], "invalid UTF-8 at line 2", 1),
+    (["-f", "bin", "-o", "{tmp}/c", "--shard-size", "huge"], "must be a size", 1),
+    (["-f", "bin", "-o", "{tmp}/c.bin", "--shard-size", "1M"], "--shard-size applies to sharded output", 2),
 ])
-def test_cli_errors_are_one_line(runner, tiny_model_file, tmp_path, args, message):
+def test_cli_errors_are_one_line(runner, tiny_model_file, tmp_path, args, message, code):
+    """Exit status 2 for a command line that cannot run as written, 1 for a failure."""
     path = tmp_path / "in.txt"
     path.write_bytes(b"ok\nbad \xff\n")
     args = [a.format(tmp=tmp_path) for a in args]
     result = runner.invoke(app, ["encode", str(path), "-m", str(tiny_model_file), *args])
-    assert result.exit_code == 1, result.output
+    assert result.exit_code == code, result.output
     assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1
     assert "Traceback" not in result.output
 

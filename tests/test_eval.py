@@ -389,8 +389,9 @@ def cli():
     return invoke
 
 
-def _one_line_error(res):
-    assert res.exit_code == 1, res.output
+def _one_line_error(res, code=1):
+    """One ``error:`` line; exit status 1 for a failure, 2 for a command line that cannot run."""
+    assert res.exit_code == code, res.output
     assert "Traceback" not in res.output
     lines = [line for line in res.output.splitlines() if line.strip()]
     errors = [line for line in lines if line.startswith("error:")]
@@ -398,7 +399,7 @@ def _one_line_error(res):
     return errors[0]
 
 
-def test_cli_run(cli, corpus, tmp_path):
+def test_cli_run(cli, corpus, small_tokenizer, tmp_path):
     out = tmp_path / "r.json"
     md = tmp_path / "r.md"
     res = cli("eval", "run", "--train", corpus / "train.txt", "-H", corpus / "alpha.txt", "-m", corpus / "small.model",
@@ -413,7 +414,7 @@ def test_cli_run(cli, corpus, tmp_path):
     assert "| small |" in md.read_text(encoding="utf-8")
 
 
-def test_cli_strategy_subset(cli, corpus, tmp_path):
+def test_cli_strategy_subset(cli, corpus, small_tokenizer, tmp_path):
     from bytepiece import healing
     from bytepiece_cli import evaluate
 
@@ -442,14 +443,15 @@ def test_cli_errors(cli, corpus, tmp_path):
     train, held = corpus / "train.txt", corpus / "alpha.txt"
     assert "no such file" in _one_line_error(cli("eval", "run", "--train", tmp_path / "nope.txt", "-H", held, "-v", 300))
     assert "no such file" in _one_line_error(cli("eval", "run", "--train", train, "-H", tmp_path / "nope.txt", "-v", 300))
-    assert "--alphas" in _one_line_error(cli("eval", "run", "--train", train, "-H", held, "-v", 300, "--alphas", "0.1,x"))
-    assert "--alphas" in _one_line_error(cli("eval", "run", "--train", train, "-H", held, "-v", 300, "--alphas", "0.1,-2"))
-    assert "no tokenizer" in _one_line_error(cli("eval", "run", "--train", train, "-H", held))
+    assert "--alphas" in _one_line_error(cli("eval", "run", "--train", train, "-H", held, "-v", 300, "--alphas", "0.1,x"), 2)
+    assert "--alphas" in _one_line_error(cli("eval", "run", "--train", train, "-H", held, "-v", 300, "--alphas", "0.1,-2"),
+                                         2)
+    assert "no tokenizer" in _one_line_error(cli("eval", "run", "--train", train, "-H", held), 2)
     assert "unknown strategy 'magic'" in _one_line_error(cli("eval", "run", "--train", train, "-H", held, "-v", 300,
-                                                             "--strategies", "naive,magic"))
+                                                             "--strategies", "naive,magic"), 2)
     assert "twice" in _one_line_error(cli("eval", "run", "--train", train, "-H", held, "-v", 300,
-                                          "--strategies", "exact,exact"))
-    assert "vocab size" in _one_line_error(cli("eval", "run", "--train", train, "-H", held, "-v", 10))
+                                          "--strategies", "exact,exact"), 2)
+    assert "vocab size" in _one_line_error(cli("eval", "run", "--train", train, "-H", held, "-v", 10), 2)
     assert "every line" in _one_line_error(cli("eval", "run", "--train", train, "-H", train, "-v", 300, "--cuts", 5))
     assert "no such file" in _one_line_error(cli("eval", "compression", "-m", tmp_path / "x.model", held))
     bad = tmp_path / "bad.model"
@@ -535,3 +537,4 @@ def test_cli_report(cli, result, tmp_path):
     assert "healing-d1" not in res.output and "Next-character exact match" in res.output
     (tmp_path / "x.json").write_text("[1]", encoding="utf-8")
     assert "not the JSON" in _one_line_error(cli("eval", "report", tmp_path / "x.json"))
+

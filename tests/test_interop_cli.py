@@ -37,7 +37,7 @@ def test_export_hf_file_and_directory(runner, model, tmp_path, tiny_tokenizer):
     assert "100.00%" in result.stdout
     directory = tmp_path / "hf"
     directory.mkdir()
-    assert runner.invoke(app, ["export", str(model), "--to", "huggingface", "-o", str(directory)]).exit_code == 0
+    assert runner.invoke(app, ["export", str(model), "--to", "hf", "-o", str(directory)]).exit_code == 0
     tok = tokenizers.Tokenizer.from_file(str(directory / "tokenizer.json"))
     assert tok.encode("abcd 中文").ids == tiny_tokenizer.encode("abcd 中文")
     assert (directory / "tokenizer_config.json").is_file()
@@ -48,7 +48,7 @@ def test_export_verify_with_text_file(runner, model, tmp_path):
     texts = tmp_path / "texts.txt"
     texts.write_text("abcd\n中文 ab\ncd cd\n", encoding="utf-8")
     out = tmp_path / "t.model"
-    result = runner.invoke(app, ["export", str(model), "-t", "spm", "-o", str(out), "--verify", str(texts)])
+    result = runner.invoke(app, ["export", str(model), "-t", "sentencepiece", "-o", str(out), "--verify", str(texts)])
     assert result.exit_code == 0, result.output
     assert "3 of 3 texts" in result.stdout
 
@@ -63,21 +63,22 @@ def test_export_force_overwrites(runner, model, tmp_path):
 
 
 @pytest.mark.parametrize(
-    "args, message",
+    "args, message, code",
     [
-        (["export", "{missing}", "--to", "hf", "-o", "{out}"], "does not exist"),
-        (["export", "{corrupt}", "--to", "hf", "-o", "{out}"], "not a JSON model"),
-        (["export", "{model}", "--to", "fairseq", "-o", "{out}"], "--to must be one of"),
-        (["export", "{model}", "--to", "hf", "--style", "wordpiece", "-o", "{out}"], "--style must be one of"),
-        (["export", "{model}", "--to", "hf", "-o", "{existing}"], "already exists"),
-        (["export", "{model}", "--to", "hf", "-o", "{nodir}/x/t.json"], "does not exist"),
-        (["import", "{missing}", "-o", "{out}"], "no such file"),
-        (["import", "{tmp}", "-o", "{out}"], "is a directory"),
-        (["import", "{corrupt}", "-o", "{out}"], "sentencepiece"),
-        (["import", "{spm}", "-o", "{existing}"], "already exists"),
+        (["export", "{missing}", "--to", "hf", "-o", "{out}"], "does not exist", 1),
+        (["export", "{corrupt}", "--to", "hf", "-o", "{out}"], "not a JSON model", 1),
+        (["export", "{model}", "--to", "fairseq", "-o", "{out}"], "'fairseq' is not one of 'sentencepiece', 'hf'", 2),
+        (["export", "{model}", "--to", "hf", "--style", "wordpiece", "-o", "{out}"], "--style", 2),
+        (["export", "{model}", "--to", "hf", "-o", "{existing}"], "already exists", 1),
+        (["export", "{model}", "--to", "hf", "-o", "{nodir}/x/t.json"], "does not exist", 1),
+        (["import", "{missing}", "-o", "{out}"], "no such file", 1),
+        (["import", "{tmp}", "-o", "{out}"], "is a directory", 1),
+        (["import", "{corrupt}", "-o", "{out}"], "sentencepiece", 1),
+        (["import", "{spm}", "-o", "{existing}"], "already exists", 1),
     ],
 )
-def test_errors_are_one_line_and_exit_1(runner, model, tmp_path, tiny_tokenizer, args, message):
+def test_errors_are_one_line(runner, model, tmp_path, tiny_tokenizer, args, message, code):
+    """Exit status 1 for a failure, 2 for a command line that cannot run as written."""
     from bytepiece.interop.sentencepiece import export_sentencepiece
 
     corrupt = tmp_path / "corrupt.model"
@@ -88,7 +89,7 @@ def test_errors_are_one_line_and_exit_1(runner, model, tmp_path, tiny_tokenizer,
     paths = {"missing": tmp_path / "missing", "corrupt": corrupt, "model": model, "tmp": tmp_path,
              "out": tmp_path / "out.model", "existing": existing, "spm": spm, "nodir": tmp_path / "nodir"}
     result = runner.invoke(app, [a.format(**paths) for a in args])
-    assert result.exit_code == 1, result.output
+    assert result.exit_code == code, result.output
     assert message in result.stderr
     assert "Traceback" not in result.output
     assert len(result.stderr.strip().splitlines()) == 1
@@ -103,3 +104,4 @@ def test_verify_without_the_extra_names_it(runner, model, tmp_path, monkeypatch)
     assert result.exit_code == 1
     assert 'bytepiece-tk[sentencepiece]' in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "t.model").exists(), "an export that cannot be verified must not be written"

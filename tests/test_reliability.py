@@ -32,8 +32,9 @@ def _entries(counts: dict[bytes, object]) -> dict:
     return {base64.b64encode(p).decode(): [i + 3, p.decode("utf-8", "ignore"), counts[p]] for i, p in enumerate(ordered)}
 
 
-def _one_line_error(result, message: str) -> None:
-    assert result.exit_code == 1, result.output
+def _one_line_error(result, message: str, code: int = 1) -> None:
+    """One line on stderr; exit status 1 for a failure, 2 for a command line that cannot run."""
+    assert result.exit_code == code, result.output
     assert message in result.stderr, result.stderr
     assert "Traceback" not in result.output
     assert len(result.stderr.strip().splitlines()) == 1, result.stderr
@@ -113,7 +114,7 @@ def test_encode_output_to_device_symlink_and_existing_file(runner, model, tmp_pa
     assert runner.invoke(app, ["decode", "-m", str(model), "-o", str(target), "--force"], input="100\n").exit_code == 0
     assert target.read_text() == "a\n"
     _one_line_error(runner.invoke(app, ["encode", "-m", str(model), "-f", "bin", "-o", str(null)], input="ab\n"),
-                    "regular file")
+                    "regular file", 2)
     assert stat.S_ISCHR(null.stat().st_mode) and not (tmp_path / "null.idx").exists()
 
 
@@ -420,7 +421,7 @@ def test_decode_accepts_only_plain_decimal_ids(runner, model, ids):
      (["--sample", "alpha=0.1,alpha=0.2"], "alpha is given twice"), (["--sample", "0.1", "--seed", "1_0"], "--seed")],
 )
 def test_sampling_options_are_unambiguous(runner, model, args, message):
-    _one_line_error(runner.invoke(app, ["encode", "-m", str(model), *args], input="ab\n"), message)
+    _one_line_error(runner.invoke(app, ["encode", "-m", str(model), *args], input="ab\n"), message, 2)
 
 
 def test_sampling_seed_from_either_place_is_the_same(runner, model):

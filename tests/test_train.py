@@ -223,8 +223,9 @@ def corpus_file(tmp_path):
     return path
 
 
-def _one_line_error(result, message: str) -> None:
-    assert result.exit_code == 1, result.output
+def _one_line_error(result, message: str, code: int = 1) -> None:
+    """One line on stderr; exit status 1 for a failure, 2 for a command line that cannot run."""
+    assert result.exit_code == code, result.output
     assert message in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
     assert "Traceback" not in result.output
@@ -261,17 +262,18 @@ def test_cli_multiple_sizes(runner, corpus_file, tmp_path):
     assert not (tmp_path / "m.model").exists()
 
 
-@pytest.mark.parametrize("args, message", [
-    (["missing.txt"], "does not exist"),
-    (["{corpus}", "-v", "100"], "max_vocab_size must be an integer >= 259"),
-    (["{corpus}", "--order", "9"], "order must be an integer between 1 and 7"),
-    (["{empty}"], "the corpus is empty"),
-    (["{corpus}", "-o", "{tmp}/no/such/dir/m.model"], "does not exist"),
-    (["{jsonl}", "--jsonl-field", "text"], "line 2 has no field 'text'"),
-    (["{corpus}", "--valid", "{tmp}/nope.txt"], "--valid file"),
-    (["-", "-"], "only once"),
+@pytest.mark.parametrize("args, message, code", [
+    (["missing.txt"], "does not exist", 1),
+    (["{corpus}", "-v", "100"], "max_vocab_size must be an integer >= 259", 2),
+    (["{corpus}", "--order", "9"], "order must be an integer between 1 and 7", 2),
+    (["{empty}"], "the corpus is empty", 1),
+    (["{corpus}", "-o", "{tmp}/no/such/dir/m.model"], "does not exist", 1),
+    (["{jsonl}", "--jsonl-field", "text"], "line 2 has no field 'text'", 1),
+    (["{corpus}", "--valid", "{tmp}/nope.txt"], "--valid file", 1),
+    (["-", "-"], "only once", 1),
+    (["{corpus}", "--max-memory", "12Q"], "--max-memory", 2),
 ])
-def test_cli_errors_are_one_line(runner, corpus_file, tmp_path, monkeypatch, args, message):
+def test_cli_errors_are_one_line(runner, corpus_file, tmp_path, monkeypatch, args, message, code):
     monkeypatch.chdir(tmp_path)
     empty = tmp_path / "empty.txt"
     empty.write_text("")
@@ -282,7 +284,7 @@ def test_cli_errors_are_one_line(runner, corpus_file, tmp_path, monkeypatch, arg
     if "-o" not in argv:
         argv += ["-o", str(tmp_path / "out.model")]
     result = runner.invoke(app, ["train", *argv])
-    _one_line_error(result, message)
+    _one_line_error(result, message, code)
     assert not (tmp_path / "out.model").exists()
 
 

@@ -149,7 +149,7 @@ def test_cli_plan_options_and_errors(runner, corpus_path, tmp_path):
     assert "budget 512.0 MB" in result.output and "time: count pieces" in result.output
     assert load_model(out).vocab_size <= 500
     bad = runner.invoke(app, ["train", str(corpus_path), "-o", str(tmp_path / "x.model"), "--max-memory", "lots"])
-    assert bad.exit_code == 1 and "--max-memory must be a size such as 1G" in bad.output
+    assert bad.exit_code == 2 and "--max-memory must be a size such as 1G" in bad.output  # a usage error
     assert len(bad.output.strip().splitlines()) == 1
     missing = runner.invoke(app, ["train", str(corpus_path), "-o", str(tmp_path / "y.model"),
                                   "--tmp-dir", str(tmp_path / "nope")])

@@ -26,7 +26,7 @@ import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Literal, Union
+from typing import IO, Literal, Union, cast
 
 from ..errors import InputError
 
@@ -97,7 +97,7 @@ def open_stream(source: Source) -> tuple[IO[bytes], IO[bytes]]:
     raw = open_raw(source.path)
     try:
         if source.compression == "gzip":
-            return gzip.GzipFile(fileobj=raw, mode="rb"), raw
+            return cast(IO[bytes], gzip.GzipFile(fileobj=raw, mode="rb")), raw
         if source.compression == "zstd":
             try:
                 import zstandard

@@ -77,7 +77,7 @@ class DaskEngine(Engine):
     def map(self, fn: Callable[..., R], items: Iterable[T], *args: Any, window: int | None = None) -> Iterator[tuple[T, R]]:
         distributed = _distributed()
         window = max(1, window or 2 * self.workers)
-        pending: deque = deque()
+        pending: deque[tuple[Any, Any]] = deque()
         try:
             for item in items:
                 pending.append((item, self.client.submit(fn, item, *args, pure=False, retries=2)))

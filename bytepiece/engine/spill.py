@@ -15,11 +15,12 @@ Temporary files live in one directory, created on the first spill and removed by
 from __future__ import annotations
 
 import errno
+import os
 import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import NamedTuple, Union
+from typing import NamedTuple, TypeVar, Union, cast
 
 import numpy as np
 import numpy.typing as npt
@@ -94,6 +95,16 @@ class PieceRun(NamedTuple):
 
 
 Run = Union[KeyRun, PieceRun]
+#: the kind of run a caller asks a store for (a store holds runs of one kind)
+R = TypeVar("R", KeyRun, PieceRun)
+
+
+def _merge(a: Run, b: Run) -> Run:
+    if isinstance(a, KeyRun) and isinstance(b, KeyRun):
+        return a.merge(b)
+    if isinstance(a, PieceRun) and isinstance(b, PieceRun):
+        return a.merge(b)
+    raise TypeError(f"cannot merge a {type(a).__name__} with a {type(b).__name__}")
 
 
 def _write_array(f, array: np.ndarray) -> None:
@@ -103,7 +114,7 @@ def _write_array(f, array: np.ndarray) -> None:
 class SpillDir:
     """A temporary directory for spilled runs: created on first use, removed by ``close()``."""
 
-    def __init__(self, parent: str | Path | None = None) -> None:
+    def __init__(self, parent: str | os.PathLike[str] | None = None) -> None:
         self.parent = None if parent is None else Path(parent)
         self.path: Path | None = None
         self.bytes_written = 0
@@ -204,7 +215,7 @@ class RunStore:
         while len(self.memory) >= 2 and 2 * self.memory[-1].size >= self.memory[-2].size:
             b = self.memory.pop()
             a = self.memory.pop()
-            self.memory.append(a.merge(b))
+            self.memory.append(_merge(a, b))
         while self.memory and self.nbytes > self.limit:
             largest = max(range(len(self.memory)), key=lambda i: self.memory[i].nbytes)
             run = self.memory.pop(largest)
@@ -229,7 +240,7 @@ class RunStore:
     def _entries(self) -> int:
         return sum(run.size for run in self.memory) + sum(d.length for d in self.disk)
 
-    def single(self, kind: type) -> Run:
+    def single(self, kind: type[R]) -> R:
         """Everything merged into one in-memory run (only when nothing was spilled)."""
         runs = list(self.memory)
         self.memory = []
@@ -238,8 +249,8 @@ class RunStore:
         while len(runs) > 1:
             b = runs.pop()
             a = runs.pop()
-            runs.append(a.merge(b))
-        return runs[0]
+            runs.append(_merge(a, b))
+        return cast(R, runs[0])  # a store holds runs of the one kind its caller names
 
     def partitions(self, max_bytes: int, align_mask: int = (1 << 64) - 1) -> list[tuple[int, int | None]]:
         """Ranges ``[lo, hi)`` of sort keys (``hi is None``: to the end) holding about
@@ -261,7 +272,7 @@ class RunStore:
         bounds = [0] + sorted({int(c) for c in cuts.tolist() if c}) + [None]
         return list(zip(bounds[:-1], bounds[1:]))  # type: ignore[arg-type]
 
-    def load(self, lo_key: int, hi_key: int | None, kind: type) -> Run:
+    def load(self, lo_key: int, hi_key: int | None, kind: type[R]) -> R:
         """Every run's part of ``[lo_key, hi_key)``, merged into one run."""
         parts: list[Run] = []
         for run in self.memory:
@@ -280,8 +291,8 @@ class RunStore:
             parts.sort(key=lambda r: r.size, reverse=True)
             b = parts.pop()
             a = parts.pop()
-            parts.append(a.merge(b))
-        return parts[0]
+            parts.append(_merge(a, b))
+        return cast(R, parts[0])  # a store holds runs of the one kind its caller names
 
     def close(self) -> None:
         """Forget every run and remove the spilled ones from disk."""
@@ -291,6 +302,6 @@ class RunStore:
                 path.unlink(missing_ok=True)
         self.disk = []
 
-    def iter_partitions(self, max_bytes: int, kind: type, align_mask: int = (1 << 64) - 1) -> Iterator[Run]:
+    def iter_partitions(self, max_bytes: int, kind: type[R], align_mask: int = (1 << 64) - 1) -> Iterator[R]:
         for lo, hi in self.partitions(max_bytes, align_mask):
             yield self.load(lo, hi, kind)

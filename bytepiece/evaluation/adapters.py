@@ -20,7 +20,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from ..compression import Compression
 from ..errors import InputError, ModelFormatError
+from ..normalize import Normalization
 
 
 @dataclass
@@ -38,7 +40,7 @@ def _looks_like_json(path: Path) -> bool:
     return head[:1] == b"{"
 
 
-def load_counting_tokenizer(path: str | os.PathLike, *, normalization: str = "nfc") -> CountingTokenizer:
+def load_counting_tokenizer(path: str | os.PathLike, *, normalization: Normalization = "nfc") -> CountingTokenizer:
     """An adapter for ``path`` (kind detected from the file); clear errors for missing extras."""
     p = Path(path)
     if p.is_dir():
@@ -61,9 +63,9 @@ def load_counting_tokenizer(path: str | os.PathLike, *, normalization: str = "nf
     return _sentencepiece(p, name)
 
 
-def _bytepiece(path: Path, name: str, normalization: str) -> CountingTokenizer:
+def _bytepiece(path: Path, name: str, normalization: Normalization) -> CountingTokenizer:
     from ..tokenizer import Tokenizer
-    from .corpus import chunks
+    from ..normalize import chunks
 
     tok = Tokenizer(path, normalization=normalization)
 
@@ -115,15 +117,8 @@ def compression_rows(tokenizers: list[CountingTokenizer], texts: list[tuple[str,
     """Per tokenizer: tokens, bytes/token and chars/token of every text and of all together."""
     out = []
     for t in tokenizers:
-        files = {}
-        tot_tok = tot_b = tot_c = 0
-        for name, text in texts:
-            n = t.count(text)
-            b, c = len(text.encode("utf-8")), len(text)
-            files[name] = {"tokens": n, "bytes": b, "chars": c, "bytes_per_token": b / max(n, 1),
-                           "chars_per_token": c / max(n, 1)}
-            tot_tok, tot_b, tot_c = tot_tok + n, tot_b + b, tot_c + c
-        out.append({"name": t.name, "kind": t.kind, "vocab_size": t.vocab_size, "note": t.note, "files": files,
-                    "all": {"tokens": tot_tok, "bytes": tot_b, "chars": tot_c,
-                            "bytes_per_token": tot_b / max(tot_tok, 1), "chars_per_token": tot_c / max(tot_tok, 1)}})
+        per_text = {name: Compression.of_text(text, t.count(text)) for name, text in texts}
+        total = sum(per_text.values(), Compression())
+        out.append({"name": t.name, "kind": t.kind, "vocab_size": t.vocab_size, "note": t.note,
+                    "files": {name: c.as_dict() for name, c in per_text.items()}, "all": total.as_dict()})
     return out

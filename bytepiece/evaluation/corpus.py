@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,9 +30,6 @@ DEFAULT_HELDOUT_BYTES = 300_000
 DEFAULT_SEGMENTS = 8
 MIN_DISTINCTIVE_CHARS = 20
 NEIGHBOUR_WINDOW = 8
-
-_CHUNK_RE = re.compile(rb"[^\n]*\n+|[^\n]+")
-
 
 def read_text(path: str | os.PathLike) -> str:
     """A UTF-8 text file as ``str`` (newlines kept as they are)."""
@@ -61,12 +57,6 @@ def describe_text(text: str, path: str | os.PathLike | None = None) -> dict:
     if path is not None:
         out = {"path": str(path), **out}
     return out
-
-
-def chunks(data: bytes) -> list[bytes]:
-    """``data`` cut after every run of newlines: the units the tokenizer segments independently,
-    so tokenizing them one by one gives exactly the tokens of the whole text."""
-    return _CHUNK_RE.findall(data)
 
 
 @dataclass(frozen=True)

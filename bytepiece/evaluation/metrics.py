@@ -8,10 +8,11 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from ..compression import Compression
 from ..lm import NGramLM
 from ..model import FIRST_PIECE_ID
+from ..normalize import chunks as split_chunks
 from ..tokenizer import Tokenizer
-from .corpus import chunks as split_chunks
 
 LN2 = float(np.log(2.0))
 
@@ -57,9 +58,7 @@ def encode_text(tokenizer: Tokenizer, text: str, name: str, lengths: npt.NDArray
 
 
 def compression(enc: EncodedText) -> dict:
-    n = max(enc.tokens, 1)
-    return {"tokens": enc.tokens, "bytes": enc.raw_bytes, "chars": enc.chars,
-            "bytes_per_token": enc.raw_bytes / n, "chars_per_token": enc.chars / n}
+    return Compression(enc.raw_bytes, enc.chars, enc.tokens).as_dict()
 
 
 def training_ids(tokenizer: Tokenizer, parts: Sequence[bytes], *, alpha: float = -1.0, passes: int = 1,
@@ -110,7 +109,8 @@ def sampling_profile(tokenizer: Tokenizer, enc: EncodedText, alphas: Sequence[fl
         same = i_ok & j_ok & (j == i + 1)
         n = max(len(ids), 1)
         kept = int(same.sum())
+        sampled = Compression(enc.raw_bytes, enc.chars, len(ids))
         out.append({"alpha": float(alpha), "tokens": int(len(ids)), "changed_fraction": 1.0 - kept / n,
-                    "viterbi_kept_fraction": kept / max(enc.tokens, 1), "bytes_per_token": enc.raw_bytes / n,
-                    "chars_per_token": enc.chars / n})
+                    "viterbi_kept_fraction": kept / max(enc.tokens, 1), "bytes_per_token": sampled.bytes_per_token,
+                    "chars_per_token": sampled.chars_per_token})
     return out

@@ -11,6 +11,7 @@ results section of a documentation page from the JSON of ``bytepiece eval run`` 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import PurePath
 
@@ -64,15 +65,23 @@ def markdown_width(headers: list[str], rows: list[list[str]]) -> int:
     return max(sum(len(c) for c in row) + 3 * len(row) + 1 for row in [headers, *rows])
 
 
-def fit(table: TableData, width: int = WIDTH) -> list[TableData]:
-    """Split ``table`` by columns into parts whose markdown lines fit ``width`` characters."""
+def aligned_width(headers: list[str], rows: list[list[str]]) -> int:
+    """Characters of a table whose columns are aligned (a terminal table): the widest cell of
+    each column, plus the borders and padding."""
+    return sum(max(len(c) for c in col) for col in zip(headers, *rows)) + 3 * len(headers) + 1
+
+
+def fit(table: TableData, width: int = WIDTH, *, aligned: bool = False) -> list[TableData]:
+    """Split ``table`` by columns into parts whose markdown lines fit ``width`` characters (with
+    ``aligned``: parts that fit ``width`` once every column is as wide as its widest cell)."""
+    measure = aligned_width if aligned else markdown_width
     keys = list(range(table.keys))
     rest = list(range(table.keys, len(table.headers)))
     parts: list[list[int]] = []
     current: list[int] = []
     for col in rest:
         trial = keys + current + [col]
-        if current and markdown_width([table.headers[i] for i in trial], [[r[i] for i in trial] for r in table.rows]) > width:
+        if current and measure([table.headers[i] for i in trial], [[r[i] for i in trial] for r in table.rows]) > width:
             parts.append(current)
             current = []
         current.append(col)
@@ -80,7 +89,7 @@ def fit(table: TableData, width: int = WIDTH) -> list[TableData]:
         parts.append(current)
     if len(parts) == 1:
         return [table]
-    parts = _balanced(table, keys, rest, len(parts), width) or parts
+    parts = _balanced(table, keys, rest, len(parts), width, measure) or parts
     out = []
     for n, cols in enumerate(parts, 1):
         idx = keys + cols
@@ -90,7 +99,8 @@ def fit(table: TableData, width: int = WIDTH) -> list[TableData]:
     return out
 
 
-def _balanced(table: TableData, keys: list[int], rest: list[int], k: int, width: int) -> list[list[int]] | None:
+def _balanced(table: TableData, keys: list[int], rest: list[int], k: int, width: int,
+              measure: Callable[[list[str], list[list[str]]], int] = markdown_width) -> list[list[int]] | None:
     """``rest`` in ``k`` contiguous groups of nearly equal size, if each still fits."""
     sizes = [len(rest) // k + (1 if i < len(rest) % k else 0) for i in range(k)]
     parts, at = [], 0
@@ -98,7 +108,7 @@ def _balanced(table: TableData, keys: list[int], rest: list[int], k: int, width:
         cols = rest[at : at + s]
         at += s
         idx = keys + cols
-        if markdown_width([table.headers[i] for i in idx], [[r[i] for i in idx] for r in table.rows]) > width:
+        if measure([table.headers[i] for i in idx], [[r[i] for i in idx] for r in table.rows]) > width:
             return None
         parts.append(cols)
     return parts
@@ -263,7 +273,7 @@ def heldout_table(res: dict, *, public: bool = False) -> TableData:
     return TableData("Held-out slices (no distinctive training line in any of them)", headers, rows)
 
 
-def all_tables(res: dict, *, per_file: bool = True, width: int | None = WIDTH) -> list[TableData]:
+def all_tables(res: dict, *, per_file: bool = True, width: int | None = WIDTH, aligned: bool = False) -> list[TableData]:
     out = [compression_table(res), bpb_table(res), cuts_table(res), time_table(res)]
     out += [strategy_table(res, m) for m in ("next_char", "next_bytes", "logloss_bits")]
     if any("exact/" in c for t in res["tokenizers"] for c in t["pooled"]["continuation"]["conditions"]):
@@ -273,7 +283,7 @@ def all_tables(res: dict, *, per_file: bool = True, width: int | None = WIDTH) -
     out.append(sampling_table(res))
     if width is None:
         return out
-    return [part for t in out for part in fit(t, width)]
+    return [part for t in out for part in fit(t, width, aligned=aligned)]
 
 
 # -- rendering --------------------------------------------------------------------------------------
@@ -282,7 +292,8 @@ def to_rich(table: TableData):
 
     t = Table(title=table.title, caption=table.caption or None, title_justify="left", caption_justify="left")
     for i, h in enumerate(table.headers):
-        t.add_column(h, justify="left" if i < table.keys else "right", no_wrap=i < table.keys)
+        # a value wider than the terminal (a long path) is folded onto more lines, never cut off
+        t.add_column(h, justify="left" if i < table.keys else "right", no_wrap=i < table.keys, overflow="fold")
     marks = set(table.groups)
     for i, row in enumerate(table.rows):
         t.add_row(*row, end_section=i in marks)
@@ -370,8 +381,21 @@ def summary_lines(res: dict) -> list[str]:
     return out
 
 
+def vocabulary_notes(res: dict) -> list[str]:
+    """One line per trained tokenizer whose vocabulary came out smaller than asked: the numbers
+    in every table are for the size it has, not the size on its name."""
+    out = []
+    for t in res["tokenizers"]:
+        asked = t.get("requested_vocab_size")
+        if asked is None or t["vocab_size"] >= asked:
+            continue
+        why = "; ".join(t.get("notices") or []) or "redundant pieces were pruned"
+        out.append(f"{t['name']}: asked for a vocabulary of {asked:,}, got {t['vocab_size']:,} ({why})")
+    return out
+
+
 __all__ = ["CONDITION_LABELS", "TableData", "all_tables", "fit", "heldout_table", "markdown_report", "plot",
-           "strategies_of", "strategy_table", "summary_lines", "to_markdown", "to_rich"]
+           "strategies_of", "strategy_table", "summary_lines", "to_markdown", "to_rich", "vocabulary_notes"]
 
 
 if __name__ == "__main__":

@@ -36,15 +36,16 @@ from typing import Any
 
 import numpy as np
 
+from ..compression import Compression
 from ..errors import InputError
 from ..model import file_sha256
 from ..healing import DEFAULT_SOFT_BIAS, STRATEGIES
+from ..normalize import chunks
 from .continuation import DEFAULT_CUTS, DEFAULT_TARGET_BYTES, continuation_experiment
 from .corpus import (
     DEFAULT_HELDOUT_BYTES,
     DEFAULT_SEGMENTS,
     MIN_DISTINCTIVE_CHARS,
-    chunks,
     describe_text,
     heldout_slice,
     read_text,
@@ -109,9 +110,9 @@ class EvalConfig:
         whole("seed", self.seed, 0)
         if not self.strategies:
             raise InputError(f"strategies must list at least one of {', '.join(STRATEGIES)}")
-        for s in self.strategies:
-            if s not in STRATEGIES:
-                raise InputError(f"unknown strategy {s!r}; choose from {', '.join(STRATEGIES)}")
+        for strategy in self.strategies:
+            if strategy not in STRATEGIES:
+                raise InputError(f"unknown strategy {strategy!r}; choose from {', '.join(STRATEGIES)}")
         if len(set(self.strategies)) != len(self.strategies):
             raise InputError(f"strategies lists a strategy twice: {', '.join(self.strategies)}")
         if isinstance(self.soft_bias, bool) or not isinstance(self.soft_bias, (int, float)) or not math.isfinite(self.soft_bias):
@@ -127,6 +128,13 @@ class EvalConfig:
                 raise InputError(f"{name} must be finite numbers >= 0, got {a!r}")
         if not self.alphas:
             raise InputError("alphas must list at least one value")
+
+    def saved_model_paths(self) -> list[Path]:
+        """Where ``save_models`` puts the tokenizers trained for ``vocab_sizes`` (smallest first)."""
+        if self.save_models is None:
+            return []
+        prefix = "refined" if self.trainer_options.get("refine") else "bnlm"
+        return [Path(self.save_models) / f"{prefix}-{size}.model" for size in sorted({int(s) for s in self.vocab_sizes})]
 
     def as_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -221,27 +229,24 @@ def _tokenizers(config: EvalConfig, say: Progress, timings: dict[str, float]) ->
             models = trainer.train([Path(p) for p in config.train])
         timings["train vocabularies"] = time.perf_counter() - t0
         prefix = "refined" if trainer.refine else "bnlm"
-        paths: list[Path | None] = [None] * len(models)
-        if config.save_models is not None:
-            directory = Path(config.save_models)
-            directory.mkdir(parents=True, exist_ok=True)
-            paths = [directory / f"{prefix}-{size}.model" for size in trainer.max_vocab_size]
-            for m, p in zip(models, paths):
-                m.save(p, overwrite=True)
-        by_size = dict(zip(trainer.max_vocab_size, zip(models, paths)))
+        by_size = dict(zip(trainer.max_vocab_size, models))
+        saved = dict(zip(sizes, config.saved_model_paths()))
+        for size, saved_path in saved.items():
+            saved_path.parent.mkdir(parents=True, exist_ok=True)
+            by_size[size].save(saved_path, overwrite=True)
         for size in sizes:
-            model, path = by_size[size]
-            tok = Tokenizer(model)
+            tok = Tokenizer(by_size[size])
+            path = saved.get(size)
             notices = [n for n in trainer.notices if f"size {size} " in n]
             out.append(_Candidate(f"{prefix}-{size}", tok, {
                 "source": "trained", "requested_vocab_size": size, "vocab_size": tok.vocab_size,
                 "trainer_options": {**trainer.options(), "workers": config.workers}, "trainer_timings": trainer.timings,
                 "notices": notices, "saved_to": str(path) if path else None}))
-    for path in config.models:
-        say(f"loading {path}")
-        tok = Tokenizer(path)
-        out.append(_Candidate(Path(path).name.removesuffix(".model"), tok, {
-            "source": str(path), "sha256": file_sha256(path), "vocab_size": tok.vocab_size}))
+    for model_path in config.models:
+        say(f"loading {model_path}")
+        tok = Tokenizer(model_path)
+        out.append(_Candidate(Path(model_path).name.removesuffix(".model"), tok, {
+            "source": str(model_path), "sha256": file_sha256(model_path), "vocab_size": tok.vocab_size}))
     seen: dict[str, int] = {}
     for c in out:  # unique names
         k = seen.get(c.name, 0)
@@ -324,12 +329,10 @@ def _evaluate_one(cand: _Candidate, config: EvalConfig, train_texts: list[str], 
 def _pooled(per_file: dict[str, dict]) -> dict:
     """Numbers over all held-out files together (token- and cut-weighted)."""
     files = list(per_file.values())
-    tokens = sum(f["compression"]["tokens"] for f in files)
-    nbytes = sum(f["compression"]["bytes"] for f in files)
-    chars = sum(f["compression"]["chars"] for f in files)
-    out: dict[str, Any] = {"compression": {"tokens": tokens, "bytes": nbytes, "chars": chars,
-                                           "bytes_per_token": nbytes / max(tokens, 1),
-                                           "chars_per_token": chars / max(tokens, 1)}}
+    pooled = sum((Compression(f["compression"]["bytes"], f["compression"]["chars"], f["compression"]["tokens"])
+                  for f in files), Compression())
+    tokens, nbytes, chars = pooled.tokens, pooled.bytes, pooled.chars
+    out: dict[str, Any] = {"compression": pooled.as_dict()}
     out["bits_per_byte"] = {}
     for lm_name in files[0]["bits_per_byte"] if files else ():
         bits = sum(f["bits_per_byte"][lm_name]["bits"] for f in files)
@@ -341,7 +344,7 @@ def _pooled(per_file: dict[str, dict]) -> dict:
     cont: dict[str, Any] = {"cuts": cuts, "mid_token_fraction": mid / cuts if cuts else None, "conditions": {}}
     cond_names = list(files[0]["continuation"]["conditions"]) if files else []
     for cond in cond_names:
-        entry = {}
+        entry: dict[str, Any] = {}
         for part in ("all", "boundary", "mid_token"):
             n = sum(f["continuation"]["conditions"][cond][part]["n"] for f in files)
             cell: dict[str, Any] = {"n": n}
@@ -363,9 +366,10 @@ def _pooled(per_file: dict[str, dict]) -> dict:
             n_tok = sum(f["sampling"][i]["tokens"] for f in files)
             changed = sum(f["sampling"][i]["changed_fraction"] * f["sampling"][i]["tokens"] for f in files)
             kept = sum(f["sampling"][i]["viterbi_kept_fraction"] * f["compression"]["tokens"] for f in files)
+            sampled = Compression(nbytes, chars, n_tok)
             samp.append({"alpha": row["alpha"], "tokens": n_tok, "changed_fraction": changed / max(n_tok, 1),
-                         "viterbi_kept_fraction": kept / max(tokens, 1), "bytes_per_token": nbytes / max(n_tok, 1),
-                         "chars_per_token": chars / max(n_tok, 1)})
+                         "viterbi_kept_fraction": kept / max(tokens, 1), "bytes_per_token": sampled.bytes_per_token,
+                         "chars_per_token": sampled.chars_per_token})
     out["sampling"] = samp
     return out
 

@@ -68,8 +68,9 @@ def build_double_array(keys: dict[bytes, int]) -> list[int]:
         units[pos] = (offset << 10) | (has_leaf << 8) | label
         for label in labels:
             used.add(base ^ label)
-        if values[node] is not None:
-            units[base] = _LEAF | values[node]
+        leaf = values[node]
+        if leaf is not None:
+            units[base] = _LEAF | leaf
         for c in sorted(children[node]):
             child = children[node][c]
             position[child] = base ^ c

@@ -186,6 +186,7 @@ def _parse_fields(buf: memoryview) -> list[tuple[int, int, Any]]:
     while pos < n:
         key, pos = _read_varint(buf, pos)
         number, wire = key >> 3, key & 7
+        value: int | bytes | memoryview
         if wire == 0:
             value, pos = _read_varint(buf, pos)
         elif wire == 1:

@@ -35,7 +35,7 @@ import json
 import os
 import stat
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -104,9 +104,11 @@ class BinWriter:
         overwrite: bool = True,
     ) -> None:
         self.path = Path(path)
-        if tokenizer is None and vocab_size is None:
+        if tokenizer is not None:
+            vocab_size = tokenizer.vocab_size
+        elif vocab_size is None:
             raise InputError("BinWriter needs a tokenizer or a vocab_size (to choose uint16 or uint32)")
-        self.vocab_size = int(tokenizer.vocab_size if tokenizer is not None else vocab_size)
+        self.vocab_size = int(vocab_size)
         self.dtype = token_dtype(self.vocab_size)
         if self.path.is_dir():
             raise InputError(f"{self.path} is a directory; give a file name such as {self.path / 'corpus.bin'}")
@@ -217,7 +219,7 @@ class BinWriter:
     def __enter__(self) -> BinWriter:
         return self
 
-    def __exit__(self, exc_type, exc, tb) -> bool:
+    def __exit__(self, exc_type, exc, tb) -> Literal[False]:
         if exc_type is None:
             self.close()
         else:

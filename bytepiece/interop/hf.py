@@ -32,6 +32,7 @@ import math
 import os
 import re
 from pathlib import Path
+from typing import Any
 
 from .. import atomic
 from ..model import FIRST_PIECE_ID, Model
@@ -43,8 +44,11 @@ from ._vocab import Style, byte_level_tokens, bytes_to_unicode, check_style, fal
 NEVER_SCORE = -1.0e6
 
 
-def build_hf_json(tokenizer, *, style: Style = "byte_level") -> dict:
+def build_hf_json(tokenizer, *, style: Style = "byte_level") -> dict[str, Any]:
     check_style(style)
+    model: dict[str, Any]
+    pre: dict[str, Any]
+    decoder: dict[str, Any]
     nfc = getattr(tokenizer, "normalization", "nfc") == "nfc"
     split = {"type": "Split", "pattern": {"Regex": "\n+"}, "behavior": "MergedWithPrevious", "invert": False}
     scores = tokenizer.scores
@@ -113,8 +117,12 @@ def export_hf(tokenizer, path: str | os.PathLike, *, style: Style = "byte_level"
     which receives ``tokenizer.json`` plus ``tokenizer_config.json`` / ``special_tokens_map.json``
     so that ``transformers.AutoTokenizer.from_pretrained(path)`` works; the three files are one
     atomic set and, without ``overwrite``, none of them may exist yet. Returns the json path."""
+    return write_hf(build_hf_json(tokenizer, style=style), path, overwrite=overwrite)
+
+
+def write_hf(data: dict, path: str | os.PathLike, *, overwrite: bool = True) -> Path:
+    """Write a ``build_hf_json`` result as :func:`export_hf` does; returns the json path."""
     path = Path(path)
-    data = build_hf_json(tokenizer, style=style)
     names = [t["content"] for t in data["added_tokens"]]
     with atomic.OutputSet(overwrite=overwrite) as out:
         if is_directory_target(path):

@@ -28,6 +28,7 @@ import math
 import os
 import re
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -66,6 +67,8 @@ def byte_level_table() -> dict[int, str]:
 
 def build_proto(tokenizer, *, style: Style = "byte_fallback") -> P.ModelProto:
     check_style(style)
+    normalizer: dict[str, Any]
+    denormalizer: dict[str, Any] | None
     if style == "byte_fallback":
         entries, extras = fallback_entries(tokenizer, with_counts=True)
         normalizer = {"name": "identity", "precompiled_charsmap": b""}

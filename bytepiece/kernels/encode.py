@@ -29,22 +29,15 @@ from __future__ import annotations
 import numpy as np
 from ._jit import njit
 
+from .chunking import chunk_end
 from .rng import next_uniform, seed_state
 
 VITERBI, LINEAR, LOG = 0, 1, 2
-NEWLINE = 10
+#: the name kernels written before chunking had one home import (kernels/streams.py); prefer
+#: ``kernels.chunking.chunk_end``
+_chunk_end = chunk_end
 _RESCALE_HIGH = 1e100
 _RESCALE_LOW = 1e-100
-
-
-@njit(cache=True, nogil=True, inline="always")
-def _chunk_end(text, a, n):
-    i = a
-    while i < n and text[i] != NEWLINE:
-        i += 1
-    while i < n and text[i] == NEWLINE:
-        i += 1
-    return i
 
 
 @njit(cache=True, nogil=True)
@@ -232,7 +225,7 @@ def _encode_span(bc, pair, piece, values, mode, max_len, alpha, text, a, n, best
     ``cells`` of at least ``max_len``; ``alpha`` is only read by the LOG sampler (the LINEAR one
     has it folded into ``values``)."""
     while a < n:
-        b = _chunk_end(text, a, n)
+        b = chunk_end(text, a, n)
         if mode == VITERBI:
             _viterbi_chunk(bc, pair, values, text, a, b, best, back, tok)
         elif mode == LINEAR:
@@ -258,7 +251,7 @@ def viterbi_encode(bc, pair, piece, scores, text):
     pos = 0
     a = 0
     while a < n:
-        b = _chunk_end(text, a, n)
+        b = chunk_end(text, a, n)
         _viterbi_chunk(bc, pair, scores, text, a, b, best, back, tok)
         pos = _backtrack(back, tok, piece, b - a, out, pos)
         a = b
@@ -324,7 +317,7 @@ def _viterbi_documents(bc, pair, piece, scores, buf, offsets, longest, bos, eos,
             pos += 1
         a, n = offsets[i], offsets[i + 1]
         while a < n:
-            b = _chunk_end(buf, a, n)
+            b = chunk_end(buf, a, n)
             _viterbi_chunk(bc, pair, scores, buf, a, b, best, back, tok)
             pos = _backtrack(back, tok, piece, b - a, out, pos)
             a = b
@@ -351,7 +344,7 @@ def _linear_documents(bc, pair, piece, weights, max_len, buf, offsets, longest, 
         state = seed_state(seed, doc_base + i)
         a, n = offsets[i], offsets[i + 1]
         while a < n:
-            b = _chunk_end(buf, a, n)
+            b = chunk_end(buf, a, n)
             state = _sample_chunk_linear(bc, pair, weights, max_len, buf, a, b, acc, back, tok, state, sums, cells)
             pos = _backtrack(back, tok, piece, b - a, out, pos)
             a = b
@@ -375,7 +368,7 @@ def _log_documents(bc, pair, piece, scores, alpha, buf, offsets, longest, seed, 
         state = seed_state(seed, doc_base + i)
         a, n = offsets[i], offsets[i + 1]
         while a < n:
-            b = _chunk_end(buf, a, n)
+            b = chunk_end(buf, a, n)
             state = _sample_chunk_log(bc, pair, scores, alpha, buf, a, b, acc, back, tok, state)
             pos = _backtrack(back, tok, piece, b - a, out, pos)
             a = b

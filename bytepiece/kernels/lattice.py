@@ -21,20 +21,8 @@ import math
 import numpy as np
 from ._jit import njit
 
+from .chunking import chunk_end
 from .rng import next_uniform, seed_state
-
-NEWLINE = 10
-
-
-@njit(cache=True, nogil=True)
-def chunk_end(text, a, n):
-    """End of the chunk starting at ``a``: after the first run of newlines, or ``n``."""
-    i = a
-    while i < n and text[i] != NEWLINE:
-        i += 1
-    while i < n and text[i] == NEWLINE:
-        i += 1
-    return i
 
 
 def combine_capacity(n: int) -> int:

@@ -9,10 +9,11 @@ batch, so a sampled corpus is the same for any batch size, shard size, thread co
 
 from __future__ import annotations
 
+import functools
 import queue
 import threading
 from collections.abc import Generator, Iterator
-from typing import NamedTuple, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -81,7 +82,7 @@ class PendingBatch:
         counts, bos, eos = self.counts, self.bos, self.eos
         token_offsets = np.zeros(len(counts) + 1, dtype=np.int64)
         np.cumsum(counts + ((bos >= 0) + (eos >= 0)), out=token_offsets[1:])
-        flat = np.empty(int(token_offsets[-1]), dtype=self.tables.slot_dtype)
+        flat: np.ndarray = np.empty(int(token_offsets[-1]), dtype=self.tables.slot_dtype)
         from ..kernels import streams as S
 
         S.gather_slots(self.out, self.batch.offsets, counts, bos, eos, token_offsets, flat)
@@ -99,11 +100,11 @@ def start_doc_batch(tables: KernelTables, batch: DocBatch, *, seed: int, bos: in
     n_docs = len(offsets) - 1
     # one slot per byte (a document has at most as many tokens as bytes): 16-bit slots when
     # every id fits, which halves the largest array of a batch
-    out = np.empty(max(len(buf), 1), dtype=tables.slot_dtype)
+    out: np.ndarray = np.empty(max(len(buf), 1), dtype=tables.slot_dtype)
     counts = np.zeros(n_docs, dtype=np.int64)
     streams = document_streams(batch)
     t = tables
-    args = (t.base_check, t.pair, t.piece, t.values, t.mode, t.max_len, float(t.alpha), buf, offsets)
+    args: tuple[Any, ...] = (t.base_check, t.pair, t.piece, t.values, t.mode, t.max_len, float(t.alpha), buf, offsets)
     seed = np.uint64(seed)
     jobs = []
     if threads > 1 and n_docs > 1 and len(buf) >= MIN_SPLIT_BYTES:
@@ -111,7 +112,7 @@ def start_doc_batch(tables: KernelTables, batch: DocBatch, *, seed: int, bos: in
         cuts = np.searchsorted(offsets, np.linspace(0, offsets[-1], n_blocks + 1)[1:-1], side="right")
         bounds = np.unique(np.concatenate(([0], cuts, [n_docs])))
         pool = thread_pool(threads, purpose="bytepiece-kernels")
-        jobs = [pool.submit(S.encode_streams, *args, int(lo), int(hi), seed, streams, out, counts)
+        jobs = [pool.submit(functools.partial(S.encode_streams, *args, int(lo), int(hi), seed, streams, out, counts))
                 for lo, hi in zip(bounds[:-1], bounds[1:]) if hi > lo]
     elif n_docs:
         S.encode_streams(*args, 0, n_docs, seed, streams, out, counts)

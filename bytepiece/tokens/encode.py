@@ -233,7 +233,7 @@ def _python_batch(tokenizer: Tokenizer, batch: Any, bos: int, eos: int, slot: ty
     extra = (bos >= 0) + (eos >= 0)
     offsets = np.zeros(len(lists) + 1, dtype=np.int64)
     np.cumsum([len(ids) + extra for ids in lists], out=offsets[1:])
-    flat = np.empty(int(offsets[-1]), dtype=slot)
+    flat: np.ndarray = np.empty(int(offsets[-1]), dtype=slot)
     for i, ids in enumerate(lists):
         p = int(offsets[i])
         if bos >= 0:

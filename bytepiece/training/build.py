@@ -128,6 +128,7 @@ class PieceCounts:
         """The dropped pieces in runs of about ``max_bytes`` of piece bytes."""
         for part in self.dropped:
             run = part.load(0, part.length) if isinstance(part, _OnDisk) else part
+            assert isinstance(run, PieceRun)  # for the type checker: dropped pieces are piece runs
             start = 0
             while start < run.size:
                 end = int(np.searchsorted(run.offsets, run.offsets[start] + max_bytes, side="right")) - 1

@@ -8,7 +8,7 @@ send to a worker). The trainer reduces the results in corpus order.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -36,7 +36,7 @@ class ReadCounts(NamedTuple):
     bytes: int
     invalid_utf8: int
 
-    def __add__(self, other: tuple) -> ReadCounts:  # type: ignore[override]
+    def __add__(self, other: tuple) -> ReadCounts:
         return ReadCounts(self.texts + other[0], self.bytes + other[1], self.invalid_utf8 + other[2])
 
 
@@ -116,7 +116,7 @@ def count_shard_pieces(shard: Shard, model: NgramModel, options: PassOptions) ->
     from ..kernels.bnlm import PieceTable, count_pieces
 
     table = PieceTable.new()
-    arrays = tuple(table)
+    arrays: tuple[Any, ...] = tuple(table)
     meta = table.meta
     for batch in read_shard(shard, purpose="train", errors=options.errors, batch_bytes=options.batch_bytes):
         for buf, bounds, lo, hi in training_jobs(batch, isolate_digits=options.isolate_digits, job_bytes=options.job_bytes):

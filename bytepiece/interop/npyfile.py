@@ -1,0 +1,161 @@
+"""Token ids as NumPy files (``bytepiece encode --format npy``), and reading back any token file
+``bytepiece encode`` writes.
+
+``ids.npy`` holds every token id of every document, concatenated (``uint16`` when the
+vocabulary has at most 65,536 ids, else ``uint32``, as in :mod:`.binfile`);
+``ids.offsets.npy`` holds the ``n_documents + 1`` ``int64`` document boundaries: document ``i``
+is ``ids[offsets[i]:offsets[i + 1]]``. Both load with plain ``numpy.load``.
+
+:class:`NpyWriter` streams batches straight into the final layout: the ``.npy`` header is
+written first with room for any length and rewritten with the real one at the end, so the ids
+pass through memory and disk once. The two files are one atomic set, like :class:`.BinWriter`'s.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import IO, Any, Literal
+
+import numpy as np
+import numpy.typing as npt
+
+from .. import atomic
+from ..errors import InputError, ModelFormatError
+from .binfile import meta_path, open_bin, token_dtype
+
+OFFSETS_SUFFIX = ".offsets.npy"
+_MAGIC = b"\x93NUMPY\x01\x00"
+#: digits of the largest length a header must be able to hold (a 2**63 - 1 token corpus)
+_MAX_DIGITS = 19
+
+
+def offsets_path(path: str | os.PathLike) -> Path:
+    """``ids.npy`` -> ``ids.offsets.npy`` (the document boundaries beside the ids)."""
+    path = Path(path)
+    return path.with_name(path.name.removesuffix(".npy") + OFFSETS_SUFFIX)
+
+
+def _header(dtype: np.dtype, length: int, size: int | None = None) -> bytes:
+    """A version 1.0 ``.npy`` header for a 1-d array, padded with spaces to ``size`` bytes (by
+    default: the size that holds any length, so the final header fits the placeholder's room)."""
+    text = "{'descr': %r, 'fortran_order': False, 'shape': (%d,), }" % (np.lib.format.dtype_to_descr(dtype), length)
+    if size is None:
+        widest = len(text) - len(str(length)) + _MAX_DIGITS
+        size = -(-(len(_MAGIC) + 2 + widest + 1) // 64) * 64
+    pad = size - len(_MAGIC) - 2 - len(text) - 1
+    body = (text + " " * pad + "\n").encode("latin1")
+    return _MAGIC + len(body).to_bytes(2, "little") + body
+
+
+class NpyWriter:
+    """Stream token ids into ``path`` and ``offsets_path(path)``, atomically.
+
+    ``write(ids, offsets)`` takes what ``Tokenizer.encode_batch(..., return_flat=True)`` returns;
+    the files appear when the writer closes without an error, and an error (or ``abort()``)
+    leaves any previous files untouched.
+    """
+
+    def __init__(self, path: str | os.PathLike, *, vocab_size: int, overwrite: bool = True) -> None:
+        self.path = Path(path)
+        self.offsets_path = offsets_path(self.path)
+        self.dtype = token_dtype(vocab_size)
+        self.vocab_size = int(vocab_size)
+        if atomic.is_stream(self.path):
+            raise InputError(f"{self.path} is a device or FIFO; --format npy writes two files, give a regular file path")
+        self.n_tokens = 0
+        self._offsets: list[npt.NDArray[np.int64]] = [np.zeros(1, dtype=np.int64)]
+        self._closed = True
+        atomic.check_writable([self.path, self.offsets_path], overwrite=overwrite)
+        self._out = atomic.OutputSet(overwrite=overwrite)
+        self._ids: IO[bytes] = self._out.open(self.path, "wb")
+        self._ids.write(_header(self.dtype, 0))
+        self._closed = False
+
+    @property
+    def n_documents(self) -> int:
+        return sum(len(o) for o in self._offsets) - 1
+
+    def write(self, ids: npt.ArrayLike, offsets: npt.ArrayLike) -> None:
+        """Append the documents of one batch: flat ``ids`` and their ``n + 1`` ``offsets``."""
+        if self._closed:
+            raise InputError(f"NpyWriter for {self.path} is already closed")
+        ids = np.asarray(ids)
+        offsets = np.asarray(offsets, dtype=np.int64)
+        if ids.ndim != 1 or offsets.ndim != 1 or not len(offsets) or offsets[0] != 0 or offsets[-1] != len(ids):
+            raise InputError("write() takes flat ids and offsets from 0 to len(ids), as encode_batch(..., "
+                             "return_flat=True) returns them")
+        if ids.size and (int(ids.min()) < 0 or int(ids.max()) >= self.vocab_size):
+            raise InputError(f"token ids must be in 0..{self.vocab_size - 1}")
+        self._ids.write(ids.astype(self.dtype, copy=False).tobytes())
+        self._offsets.append(offsets[1:] + self.n_tokens)
+        self.n_tokens += len(ids)
+
+    def close(self) -> Path:
+        """Write the real header and the offsets, then commit both files. Returns ``path``."""
+        if self._closed:
+            return self.path
+        self._closed = True
+        try:
+            self._ids.seek(0)
+            self._ids.write(_header(self.dtype, self.n_tokens))
+            with self._out.open(self.offsets_path, "wb") as f:
+                np.save(f, np.concatenate(self._offsets))
+            self._out.commit()
+        except BaseException:
+            self._out.abort()
+            raise
+        return self.path
+
+    def abort(self) -> None:
+        self._closed = True
+        out = getattr(self, "_out", None)
+        if out is not None:
+            out.abort()
+
+    def __enter__(self) -> NpyWriter:
+        return self
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> Literal[False]:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+        return False
+
+    def __del__(self) -> None:
+        if not getattr(self, "_closed", True):
+            self.abort()
+
+
+def open_npy(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
+    """``(tokens, offsets)`` of an ``.npy`` token file and its offsets (read-only memmaps)."""
+    path = Path(path)
+    side = offsets_path(path)
+    try:
+        tokens = np.load(path, mmap_mode="r", allow_pickle=False)
+        offsets = np.load(side, mmap_mode="r", allow_pickle=False)
+    except FileNotFoundError as e:
+        raise ModelFormatError(f"{e.filename} is missing: an .npy token file comes with its {OFFSETS_SUFFIX} "
+                               "(bytepiece encode --format npy writes both)") from None
+    except (ValueError, OSError, SyntaxError) as e:  # a damaged header, not an .npy file
+        raise ModelFormatError(f"{path} is not a NumPy token file ({e})") from None
+    if tokens.ndim != 1 or tokens.dtype.kind not in "iu" or offsets.ndim != 1 or offsets.dtype.kind not in "iu":
+        raise ModelFormatError(f"{path} and {side.name} must be 1-d integer arrays (ids and document offsets)")
+    if not len(offsets) or offsets[0] != 0 or offsets[-1] != len(tokens):
+        raise ModelFormatError(f"{side} must run from 0 to the number of ids in {path.name} ({len(tokens)}); "
+                               "the files do not belong together")
+    return tokens, offsets
+
+
+def open_token_file(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray] | None:
+    """``(tokens, offsets)`` of a binary token file that ``bytepiece encode`` wrote (``.npy`` with
+    its offsets, or ``.bin`` with its index and sidecar), or ``None`` for anything else (text)."""
+    path = Path(path)
+    if path.name.endswith(".npy") and path.is_file():
+        with open(path, "rb") as f:
+            if f.read(len(_MAGIC) - 2) == _MAGIC[:-2]:
+                return open_npy(path)
+    if os.path.lexists(meta_path(path)):
+        return open_bin(path)
+    return None
