@@ -1,6 +1,7 @@
-"""Unigram Viterbi over a *forward* double-array trie (``bytepiece.kernels.trie``), pushing from
-each start: the segmentation the trainer's pruning and refinement use on raw bytes (no
-normalization, no chunking).
+"""Unigram Viterbi on raw bytes (no normalization, no chunking), as the trainer's pruning and
+refinement need it: ``best_segmentation`` pushes forward over a *forward* double-array trie
+(``bytepiece.kernels.trie``); ``resegment_sorted`` pulls over a trie of reversed pieces and
+shares work between consecutive pieces.
 
 Candidates for an end position arrive longest first (starts increase) and only a strictly
 better score replaces the best, so ties keep the longest last piece: the original's rule
@@ -41,25 +42,66 @@ def best_segmentation(bc, piece, logp, text, a, n, skip_whole, best, back, tok):
 
 
 @njit(cache=True, nogil=True)
-def resegment(bc, piece, logp, arena, starts, lengths, which, weights, counter):
-    """Segment pieces ``which[k]`` (bytes ``arena[starts[i]:starts[i]+lengths[i]]``) and add
-    ``weights[k]`` to ``counter[id]`` for every part; return how many came out whole."""
+def resegment_sorted(bc, pair, piece, logp, arena, offsets, weights, counter):
+    """Segment every piece ``arena[offsets[i]:offsets[i+1]]`` with the tokenizer whose
+    *reversed* pieces are in the trie ``bc`` (``pair``: its first two steps, see
+    ``Trie.pair_cells``; ``logp[cell]``: log probability, -inf for pieces left out) and add
+    ``weights[i]`` to ``counter[id]`` of every part.
+
+    The Viterbi pulls (at each end position it walks back over the text, shortest piece first,
+    and ``>=`` keeps the longest on a tie: the tokenizer's rule), so ``best[e]`` depends only on
+    the first e bytes. A piece therefore reuses the work of the previous one up to their common
+    prefix: on pieces in sorted order a third or more of all positions are never recomputed, and
+    the walks of neighbours share trie paths that stay in cache."""
+    n_pieces = offsets.shape[0] - 1
     longest = 1
-    for k in range(which.shape[0]):
-        longest = max(longest, lengths[which[k]])
+    for i in range(n_pieces):
+        longest = max(longest, offsets[i + 1] - offsets[i])
     best = np.empty(longest + 1, np.float64)
-    back = np.empty(longest + 1, np.int64)
+    back = np.empty(longest + 1, np.int32)
     tok = np.empty(longest + 1, np.int32)
-    whole = 0
-    for k in range(which.shape[0]):
-        i = which[k]
-        n = lengths[i]
-        best_segmentation(bc, piece, logp, arena, starts[i], n, False, best, back, tok)
-        if back[n] == 0:
-            whole += 1
-        w = weights[k]
+    base0 = bc[0]
+    prev_a = 0
+    prev_n = 0
+    best[0] = 0.0
+    for p in range(n_pieces):
+        a = offsets[p]
+        n = offsets[p + 1] - a
+        lcp = 0
+        limit = min(n, prev_n)
+        while lcp < limit and arena[a + lcp] == arena[prev_a + lcp]:
+            lcp += 1
+        for e in range(lcp + 1, n + 1):
+            c = np.int64(arena[a + e - 1])
+            node = base0 + c
+            top = best[e - 1] + logp[node]
+            start = e - 1
+            cell = node
+            if e >= 2:
+                node = pair[(c << 8) | np.int64(arena[a + e - 2])]
+                if node >= 0:
+                    v = best[e - 2] + logp[node]
+                    if v >= top:
+                        top = v
+                        start = e - 2
+                        cell = node
+                    for s in range(e - 3, -1, -1):
+                        nxt = bc[2 * node] + arena[a + s]
+                        if bc[2 * nxt + 1] != node:
+                            break
+                        node = nxt
+                        v = best[s] + logp[node]
+                        if v >= top:
+                            top = v
+                            start = s
+                            cell = node
+            best[e] = top
+            back[e] = start
+            tok[e] = cell
+        w = weights[p]
         j = n
         while j > 0:
-            counter[tok[j]] += w
+            counter[piece[tok[j]]] += w
             j = back[j]
-    return whole
+        prev_a = a
+        prev_n = n

@@ -12,7 +12,6 @@ counts were spilled), whose counts pruning re-distributes.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,9 +19,10 @@ import numpy as np
 
 from ..corpus import Shard
 from ..engine import Engine
-from ..engine.spill import KeyRun, PieceRun, RunStore, SpillDir, _OnDisk
+from ..engine.spill import KeyRun, PieceRun, RunStore, SpillDir
 from ..errors import TrainingError
 from ..progress import Progress
+from .dropped import DroppedPieces, concat
 from .memory_plan import MemoryPlan
 from .passes import NO_READS, NgramModel, PassOptions, ReadCounts, count_shard_grams, count_shard_pieces
 
@@ -116,29 +116,13 @@ def ngram_model(counts: NgramCounts, options: PassOptions, plan: MemoryPlan, pro
 
 @dataclass
 class PieceCounts:
-    """Pass 2's result split for pruning: candidates (in memory) and dropped pieces (in memory
-    or spilled), both as piece runs in (hash, bytes) order."""
+    """Pass 2's result split for pruning: the candidates (in memory, in (hash, bytes) order) and
+    the dropped pieces (bucketed for re-segmentation, see :mod:`.dropped`)."""
 
     candidates: PieceRun
-    dropped: list[PieceRun | _OnDisk]
+    dropped: DroppedPieces
     distinct: int
     seen: int
-
-    def dropped_batches(self, max_bytes: int) -> Iterator[PieceRun]:
-        """The dropped pieces in runs of about ``max_bytes`` of piece bytes."""
-        for part in self.dropped:
-            run = part.load(0, part.length) if isinstance(part, _OnDisk) else part
-            assert isinstance(run, PieceRun)  # for the type checker: dropped pieces are piece runs
-            start = 0
-            while start < run.size:
-                end = int(np.searchsorted(run.offsets, run.offsets[start] + max_bytes, side="right")) - 1
-                end = min(max(end, start + 1), run.size)
-                yield run.slice(start, end)
-                start = end
-
-    @property
-    def dropped_count(self) -> int:
-        return sum(p.length if isinstance(p, _OnDisk) else p.size for p in self.dropped)
 
 
 def _select(run: PieceRun, which: np.ndarray) -> PieceRun:
@@ -163,7 +147,7 @@ def count_pieces(engine: Engine, shards: list[Shard], model: NgramModel, options
     del shared
     report = PassReport(spilled_bytes=store.spilled_bytes, worker_peaks=engine.phase_peaks())
     candidates: list[PieceRun] = []
-    dropped: list[PieceRun | _OnDisk] = []
+    dropped = DroppedPieces(limit, spill, bucket_bytes=plan.partition_bytes(limit))
     distinct = 0
     parts = store.partitions(plan.partition_bytes(limit))
     report.partitions = len(parts)
@@ -175,10 +159,9 @@ def count_pieces(engine: Engine, shards: list[Shard], model: NgramModel, options
         candidates.append(_select(run, np.flatnonzero(keep)))
         rest = _select(run, np.flatnonzero(~keep))
         del run
-        if rest.size:
-            dropped.append(_OnDisk(rest, spill) if store.spilled else rest)
+        dropped.add(rest, len(parts))
     store.close()
-    merged = _concat(candidates)
+    merged = concat(candidates)
     return PieceCounts(merged, dropped, distinct, seen), report
 
 
@@ -193,23 +176,5 @@ def with_all_bytes(candidates: PieceRun) -> PieceRun:
         return candidates
     extra = PieceRun(np.zeros(len(missing), np.uint64), np.ones(len(missing), np.int64),
                      np.arange(len(missing) + 1, dtype=np.int64), missing)
-    return _concat([candidates, extra])
+    return concat([candidates, extra])
 
-
-def _concat(runs: list[PieceRun]) -> PieceRun:
-    """Runs of consecutive partitions (already in global order) joined end to end."""
-    runs = [r for r in runs if r.size]
-    if not runs:
-        return PieceRun.empty()
-    if len(runs) == 1:
-        return runs[0]
-    offsets = [np.zeros(1, np.int64)]
-    base = 0
-    for r in runs:
-        offsets.append(r.offsets[1:] + base)
-        base += int(r.offsets[-1])
-    return PieceRun(np.concatenate([r.hashes for r in runs]), np.concatenate([r.counts for r in runs]),
-                    np.concatenate(offsets), np.concatenate([r.arena for r in runs]))
-
-
-ProgressFn = Callable[[int], None]

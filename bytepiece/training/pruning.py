@@ -1,9 +1,9 @@
 """Piece pruning (DESIGN section 5, steps 5 and 6) over numpy arrays, on the engine.
 
 The *candidates* are every piece that can still end up in a vocabulary: all single bytes, and
-the pieces no longer than ``max_piece_length`` counted at least ``min_count`` times. They get one
-double-array trie, built once; each "tokenizer of the kept pieces" is that trie with ``-inf``
-scores for the candidates not kept. Scores are ``np.log(count) - np.log(total)`` computed by
+the pieces no longer than ``max_piece_length`` counted at least ``min_count`` times. They are
+kept in sorted order and get one double-array trie of their reversed bytes, built once; each
+"tokenizer of the kept pieces" is that trie with ``-inf`` scores for the candidates not kept. Scores are ``np.log(count) - np.log(total)`` computed by
 numpy exactly as the original computes them, so Viterbi ties resolve the same way.
 
 Re-segmentation (of the dropped pieces, and of the kept pieces in every redundancy round) is a
@@ -14,27 +14,36 @@ and the vectors are added up, so results do not depend on the plan.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import NamedTuple
 
 import numpy as np
 import numpy.typing as npt
 
 from ..engine import Engine
 from ..engine.spill import PieceRun
-from ..kernels.segment import resegment
+from ..kernels.segment import resegment_sorted
 from ..kernels.trie import Trie, build_trie
+from .dropped import sort_for_sharing
 from ..progress import Progress
 
 #: piece bytes per re-segmentation task
 TASK_BYTES = 8 << 20
 
 
-def resegment_pieces(batch: PieceRun, trie: Trie, logp: npt.NDArray[np.float64], n: int) -> npt.NDArray[np.int64]:
-    """Task: counts each candidate gets when the pieces of ``batch`` (with their counts) are
-    segmented by the tokenizer whose per-cell log probabilities are ``logp``."""
+class ReversedTrie(NamedTuple):
+    """The candidates' trie of reversed pieces and its two-step table (``Trie.pair_cells``)."""
+
+    trie: Trie
+    pair: npt.NDArray[np.int32]
+
+
+def resegment_pieces(batch: PieceRun, tries: ReversedTrie, logp: npt.NDArray[np.float64], n: int) -> npt.NDArray[np.int64]:
+    """Task: counts each candidate gets when the pieces of ``batch`` (with their counts; best in
+    sorted order, see ``kernels.segment.resegment_sorted``) are segmented by the tokenizer whose
+    per-cell log probabilities are ``logp``."""
     counter = np.zeros(n, dtype=np.int64)
-    lengths = np.diff(batch.offsets)
-    resegment(trie.base_check, trie.piece, logp, batch.arena, batch.offsets[:-1], lengths,
-              np.arange(batch.size, dtype=np.int64), batch.counts, counter)
+    t = tries.trie
+    resegment_sorted(t.base_check, tries.pair, t.piece, logp, batch.arena, batch.offsets, batch.counts, counter)
     return counter
 
 
@@ -44,16 +53,17 @@ class PieceSet:
     def __init__(self, candidates: PieceRun, *, engine: Engine, progress: Progress | None = None) -> None:
         self.engine = engine
         self.progress = progress or Progress(False)
+        candidates = sort_for_sharing(candidates)
         self.offsets = candidates.offsets
         self.arena = candidates.arena
         self.lengths = np.diff(candidates.offsets)
         n = candidates.size
         self.pieces = [candidates.arena[a:b].tobytes() for a, b in zip(candidates.offsets[:-1].tolist(),
                                                                           candidates.offsets[1:].tolist())]
-        self.trie = build_trie(self.pieces, np.arange(n, dtype=np.int32))
+        self.trie = build_trie([p[::-1] for p in self.pieces], np.arange(n, dtype=np.int32))
         self.counts = candidates.counts.astype(np.int64).copy()
         self.present = np.ones(n, dtype=np.bool_)
-        self._shared_trie = engine.share(self.trie)
+        self._shared_trie = engine.share(ReversedTrie(self.trie, self.trie.pair_cells()))
 
     @property
     def n(self) -> int:

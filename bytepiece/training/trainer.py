@@ -268,7 +268,7 @@ class Trainer:
 
         candidates = with_all_bytes(pieces.candidates)
         piece_set = PieceSet(candidates, engine=engine, progress=progress)
-        piece_set.absorb(pieces.dropped_batches(TASK_BYTES), pieces.dropped_count)
+        piece_set.absorb(pieces.dropped.batches(TASK_BYTES), pieces.dropped.count)
         piece_set.prune_redundant()
         rank = lexicographic_rank(piece_set.pieces)
         results: list[dict[bytes, int]] = []

@@ -44,7 +44,7 @@ def warm_up_here() -> float:
             model, _ = ngram_model(counts, options, plan, quiet)
             pieces, _ = count_pieces(engine, shards, model, options, plan, spill, quiet, max_piece_length=36)
             piece_set = PieceSet(with_all_bytes(pieces.candidates), engine=engine)
-            piece_set.absorb(pieces.dropped_batches(1 << 20))
+            piece_set.absorb(pieces.dropped.batches(1 << 20))
             piece_set.prune_redundant()
     _done = True
     return time.perf_counter() - t0
