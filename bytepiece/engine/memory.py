@@ -8,6 +8,7 @@ each phase reports its own peak, not the process's peak so far.
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import resource
@@ -77,6 +78,24 @@ def available_memory() -> int:
 
 def default_budget() -> int:
     return max(256 << 20, available_memory() // 2)
+
+
+@functools.lru_cache(maxsize=1)
+def return_freed_memory() -> bool:
+    """Ask glibc to serve every allocation above 128 KB by mmap. By default the threshold rises
+    after the first large ``free`` and later arrays of a few MB come from the heap (and from
+    per-thread arenas), where freed memory stays resident; long runs that allocate and free
+    many such arrays (task results, counters) then grow far past what they hold. No effect
+    (and no error) off glibc."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None)
+        return bool(libc.mallopt(-3, 128 * 1024))  # M_MMAP_THRESHOLD
+    except (OSError, AttributeError):
+        return False
 
 
 def current_rss() -> int:

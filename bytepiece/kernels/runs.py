@@ -203,3 +203,14 @@ def prefix_keys(arena, offsets, skip):
                 k |= np.uint64(arena[a + j])
         out[i] = k
     return out
+
+
+@njit(cache=True, nogil=True)
+def reverse_pieces(arena, offsets):
+    """Every piece's bytes reversed, in place of the piece (same offsets)."""
+    out = np.empty_like(arena)
+    for i in range(offsets.shape[0] - 1):
+        a, b = offsets[i], offsets[i + 1]
+        for k in range(b - a):
+            out[a + k] = arena[b - 1 - k]
+    return out

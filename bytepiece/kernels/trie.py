@@ -35,9 +35,9 @@ class Trie(NamedTuple):
         One load from a 256 KB table replaces the first two dependent steps of a walk (the
         hottest ones: every walk takes them). Meant for tries in which every single byte is a
         key, so the first step never fails."""
-        bc = self.base_check.astype(np.int64)
-        first = bc[0] + np.arange(256)
-        second = bc[2 * first][:, None] + np.arange(256)[None, :]
+        bc = self.base_check  # indexed with small int64 arrays: no copy of the (large) trie
+        first = int(bc[0]) + np.arange(256, dtype=np.int64)
+        second = bc[2 * first].astype(np.int64)[:, None] + np.arange(256, dtype=np.int64)[None, :]
         exists = bc[2 * second + 1] == first[:, None]
         return np.where(exists, second, -1).astype(np.int32).reshape(-1)
 
@@ -63,4 +63,33 @@ def build_trie(pieces: list[bytes], ids: npt.NDArray[np.int32] | None = None) ->
     buf = np.frombuffer(b"".join(sorted_pieces), dtype=np.uint8)
     sorted_ids = np.ascontiguousarray(np.asarray(ids, dtype=np.int32)[np.array(order, dtype=np.int64)])
     base_check, piece = build_double_array(buf, offsets, sorted_ids)
+    return Trie(base_check, piece, int(lengths.max()) if len(lengths) else 0)
+
+
+def lexicographic_order(arena: npt.NDArray[np.uint8], offsets: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
+    """The order that sorts the pieces ``arena[offsets[i]:offsets[i+1]]`` by their bytes, exactly
+    (one 8-byte key column per 8 bytes of the longest piece, then the length: a prefix first),
+    without making a Python object per piece."""
+    from .runs import prefix_keys
+
+    lengths = np.diff(offsets)
+    longest = int(lengths.max()) if len(lengths) else 0
+    keys = [lengths] + [prefix_keys(arena, offsets, skip) for skip in range(8 * ((longest - 1) // 8), -1, -8)]
+    return np.lexsort(keys).astype(np.int64)
+
+
+def build_trie_arrays(arena: npt.NDArray[np.uint8], offsets: npt.NDArray[np.int64],
+                      ids: npt.NDArray[np.int32], *, reverse: bool = False) -> Trie:
+    """:func:`build_trie` of pieces held in arrays (``arena``/``offsets``), optionally of each
+    piece's bytes reversed; for millions of pieces it needs no Python object per piece."""
+    from .runs import gather_pieces, reverse_pieces
+    from .trie_build import build_double_array
+
+    lengths = np.diff(offsets)
+    if reverse:
+        arena = reverse_pieces(arena, offsets)
+    order = lexicographic_order(arena, offsets)
+    _, _, sorted_offsets, sorted_arena = gather_pieces(order, np.zeros(len(order), np.uint64),
+                                                       np.zeros(len(order), np.int64), offsets[:-1], lengths, arena)
+    base_check, piece = build_double_array(sorted_arena, sorted_offsets, np.ascontiguousarray(ids[order]))
     return Trie(base_check, piece, int(lengths.max()) if len(lengths) else 0)

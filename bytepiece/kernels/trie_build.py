@@ -35,17 +35,27 @@ def build_double_array(buf, offsets, ids):
     the cells is the list of ranges of one level, not a pointer trie of every node (which took
     36 bytes per byte of the pieces)."""
     n_pieces = offsets.shape[0] - 1
-    # Bases are placed at the first fit, so the array stays nearly dense (one cell per node plus
-    # the 256 a base may reach past the last); it grows if holes say otherwise.
-    cap = max(1024, buf.shape[0] // 2 + 2 * 256 + 1)
-    base_of = np.zeros(cap, np.int32)
-    check = np.full(cap, -1, np.int32)
+    # Bases are placed at the first fit, so the array stays nearly dense: one cell per node (the
+    # distinct prefixes, counted first) plus some holes and the 256 a base may reach past the
+    # last. It grows by a quarter if the holes say otherwise.
+    n_nodes = 1
+    for i in range(n_pieces):
+        a, b = offsets[i], offsets[i + 1]
+        lcp = 0
+        if i > 0:
+            pa, pb = offsets[i - 1], offsets[i]
+            while lcp < pb - pa and lcp < b - a and buf[pa + lcp] == buf[a + lcp]:
+                lcp += 1
+        n_nodes += b - a - lcp
+    cap = n_nodes + n_nodes // 16 + 4 * 256 + 1
+    bc = np.empty(2 * cap, np.int32)  # interleaved base, check: the result itself, never copied
+    _fill_cells(bc, 0, cap)
     piece_of = np.full(cap, -1, np.int32)
     skip = np.arange(cap + 1).astype(np.int32)  # skip[cap] == cap is a sentinel "free" cell
     skip[ROOT] = ROOT + 1
     # Ranges of the current and the next level: [lo, hi) of the sorted pieces, and the cell.
-    cur = np.empty((max(1, n_pieces), 3), np.int64)
-    nxt = np.empty((max(1, n_pieces), 3), np.int64)
+    cur = np.empty((max(1, n_pieces), 3), np.int32)
+    nxt = np.empty((max(1, n_pieces), 3), np.int32)
     n_cur = 1
     cur[0, 0], cur[0, 1], cur[0, 2] = 0, n_pieces, ROOT
     labels = np.zeros(256, np.int64)
@@ -74,9 +84,11 @@ def build_double_array(buf, offsets, ids):
             # Every cell from `top` on is free, so the search below stops at p <= max(top, 256)
             # and touches cells below p + 256: make sure they exist.
             if max(top, 256) + 257 > cap:
-                new_cap = 2 * cap
-                base_of = _grown(base_of, new_cap, 0)
-                check = _grown(check, new_cap, -1)
+                new_cap = cap + cap // 4 + 512
+                grown_bc = np.empty(2 * new_cap, np.int32)
+                grown_bc[: 2 * cap] = bc
+                _fill_cells(grown_bc, cap, new_cap)
+                bc = grown_bc
                 piece_of = _grown(piece_of, new_cap, -1)
                 grown_skip = np.arange(new_cap + 1).astype(np.int32)
                 grown_skip[:cap] = skip[:cap]
@@ -94,11 +106,11 @@ def build_double_array(buf, offsets, ids):
                 if ok:
                     break
                 p = _next_free(skip, p + 1)
-            base_of[parent_cell] = base
+            bc[2 * parent_cell] = base
             for j in range(k):
                 c = base + labels[j]
                 skip[c] = c + 1
-                check[c] = parent_cell
+                bc[2 * c + 1] = parent_cell
                 first = starts[j]
                 if offsets[first + 1] - offsets[first] == depth + 1:
                     piece_of[c] = ids[first]
@@ -112,10 +124,14 @@ def build_double_array(buf, offsets, ids):
     # Room for base + 255 of any cell, so a lookup never needs a bounds check.
     size = top + 256
     for i in range(top):
-        if base_of[i] + 256 > size:
-            size = base_of[i] + 256
-    base_check = np.empty(2 * size, np.int32)
-    for i in range(size):
-        base_check[2 * i] = base_of[i]
-        base_check[2 * i + 1] = check[i]
-    return base_check, piece_of[:size].copy()
+        if bc[2 * i] + 256 > size:
+            size = bc[2 * i] + 256
+    return bc[: 2 * size], piece_of[:size]
+
+
+@njit(cache=True, nogil=True)
+def _fill_cells(bc, lo, hi):
+    """Cells lo..hi-1 empty: base 0, check -1 (no parent)."""
+    for i in range(lo, hi):
+        bc[2 * i] = 0
+        bc[2 * i + 1] = -1

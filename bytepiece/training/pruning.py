@@ -22,7 +22,7 @@ import numpy.typing as npt
 from ..engine import Engine
 from ..engine.spill import PieceRun
 from ..kernels.segment import resegment_sorted
-from ..kernels.trie import Trie, build_trie
+from ..kernels.trie import Trie, build_trie_arrays, lexicographic_order
 from .dropped import sort_for_sharing
 from ..progress import Progress
 
@@ -58,16 +58,24 @@ class PieceSet:
         self.arena = candidates.arena
         self.lengths = np.diff(candidates.offsets)
         n = candidates.size
-        self.pieces = [candidates.arena[a:b].tobytes() for a, b in zip(candidates.offsets[:-1].tolist(),
-                                                                          candidates.offsets[1:].tolist())]
-        self.trie = build_trie([p[::-1] for p in self.pieces], np.arange(n, dtype=np.int32))
+        self.trie = build_trie_arrays(self.arena, self.offsets, np.arange(n, dtype=np.int32), reverse=True)
         self.counts = candidates.counts.astype(np.int64).copy()
         self.present = np.ones(n, dtype=np.bool_)
         self._shared_trie = engine.share(ReversedTrie(self.trie, self.trie.pair_cells()))
 
     @property
     def n(self) -> int:
-        return len(self.pieces)
+        return len(self.lengths)
+
+    def piece(self, i: int) -> bytes:
+        return self.arena[self.offsets[i]:self.offsets[i + 1]].tobytes()
+
+    def lexicographic_rank(self) -> npt.NDArray[np.int64]:
+        """Each candidate's place in the byte order of all candidates (the last tie-breaker of
+        ``shrink_to``)."""
+        rank = np.empty(self.n, dtype=np.int64)
+        rank[lexicographic_order(self.arena, self.offsets)] = np.arange(self.n, dtype=np.int64)
+        return rank
 
     # -- the primitive ------------------------------------------------------------------------
     def _logp(self) -> npt.NDArray[np.float64]:
@@ -137,11 +145,4 @@ class PieceSet:
 
     def result(self) -> dict[bytes, int]:
         idx = np.flatnonzero(self.present)
-        return {self.pieces[i]: int(c) for i, c in zip(idx.tolist(), self.counts[idx].tolist())}
-
-
-def lexicographic_rank(pieces: list[bytes]) -> npt.NDArray[np.int64]:
-    order = sorted(range(len(pieces)), key=pieces.__getitem__)
-    rank = np.empty(len(pieces), dtype=np.int64)
-    rank[np.array(order, dtype=np.int64)] = np.arange(len(pieces), dtype=np.int64)
-    return rank
+        return {self.piece(i): int(c) for i, c in zip(idx.tolist(), self.counts[idx].tolist())}

@@ -27,6 +27,7 @@ import numpy as np
 from ..atomic import OutputSet, check_writable
 from ..corpus import DEFAULT_BATCH_BYTES, open_corpus, plan_shards
 from ..engine import RssMonitor, default_budget, make_engine, parse_size
+from ..engine.memory import return_freed_memory
 from ..engine.spill import SpillDir
 from ..errors import InputError, TrainingError
 from ..model import FIRST_PIECE_ID, Model
@@ -34,7 +35,7 @@ from ..progress import Progress
 from .build import count_ngrams, count_pieces, ngram_model, with_all_bytes
 from .memory_plan import MemoryPlan
 from .passes import PassOptions
-from .pruning import PieceSet, lexicographic_rank
+from .pruning import PieceSet
 
 VocabSize = Union[int, Sequence[int]]
 MIN_VOCAB_SIZE = 256 + FIRST_PIECE_ID
@@ -146,6 +147,7 @@ class Trainer:
         Parquet, gzip/zstd allowed), a list of ``pathlib.Path``, :class:`~bytepiece.corpus.Files`,
         or any iterable of texts (``str``); returns the models, largest vocabulary first."""
         progress = Progress(self.progress)
+        return_freed_memory()
         self.notices, self.timings, self.stats = [], {}, {}
         budget = self.max_memory or default_budget()
         inputs = open_corpus(corpus, jsonl_field=self.jsonl_field, parquet_column=self.parquet_column,
@@ -270,7 +272,7 @@ class Trainer:
         piece_set = PieceSet(candidates, engine=engine, progress=progress)
         piece_set.absorb(pieces.dropped.batches(TASK_BYTES), pieces.dropped.count)
         piece_set.prune_redundant()
-        rank = lexicographic_rank(piece_set.pieces)
+        rank = piece_set.lexicographic_rank()
         results: list[dict[bytes, int]] = []
         for size in self.max_vocab_size:
             if piece_set.size > size - FIRST_PIECE_ID:
