@@ -51,7 +51,8 @@ def build_double_array(buf, offsets, ids):
     bc = np.empty(2 * cap, np.int32)  # interleaved base, check: the result itself, never copied
     _fill_cells(bc, 0, cap)
     piece_of = np.full(cap, -1, np.int32)
-    skip = np.arange(cap + 1).astype(np.int32)  # skip[cap] == cap is a sentinel "free" cell
+    skip = np.empty(cap + 1, np.int32)  # skip[cap] == cap is a sentinel "free" cell
+    _fill_free(skip, 0, cap + 1)
     skip[ROOT] = ROOT + 1
     # Ranges of the current and the next level: [lo, hi) of the sorted pieces, and the cell.
     cur = np.empty((max(1, n_pieces), 3), np.int32)
@@ -90,8 +91,9 @@ def build_double_array(buf, offsets, ids):
                 _fill_cells(grown_bc, cap, new_cap)
                 bc = grown_bc
                 piece_of = _grown(piece_of, new_cap, -1)
-                grown_skip = np.arange(new_cap + 1).astype(np.int32)
+                grown_skip = np.empty(new_cap + 1, np.int32)
                 grown_skip[:cap] = skip[:cap]
+                _fill_free(grown_skip, cap, new_cap + 1)
                 skip = grown_skip
                 cap = new_cap
             # Smallest base >= 1 - labels[0] whose k target cells are all free, visiting free cells only.
@@ -135,3 +137,11 @@ def _fill_cells(bc, lo, hi):
     for i in range(lo, hi):
         bc[2 * i] = 0
         bc[2 * i + 1] = -1
+
+
+@njit(cache=True, nogil=True)
+def _fill_free(skip, lo, hi):
+    """Cells lo..hi-1 free (``skip[i] == i``), written in place: ``np.arange`` would first make
+    an int64 copy as large as the whole double array."""
+    for i in range(lo, hi):
+        skip[i] = i

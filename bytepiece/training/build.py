@@ -124,6 +124,12 @@ class PieceCounts:
     distinct: int
     seen: int
 
+    def take_candidates(self) -> PieceRun:
+        """The candidates, no longer held here (pruning keeps its own sorted copy, and two
+        copies of millions of pieces are worth freeing)."""
+        run, self.candidates = self.candidates, PieceRun.empty()
+        return run
+
 
 def _select(run: PieceRun, which: np.ndarray) -> PieceRun:
     from ..kernels.runs import gather_pieces

@@ -85,12 +85,19 @@ class DroppedPieces:
                 self.buckets[b].append(part)
                 self.memory += part.nbytes
         self.count += run.size
-        while self.memory > self.limit:
+        self.spill_to(self.limit)
+
+    def spill_to(self, limit: int) -> None:
+        """Move buckets to disk, the largest first, until at most ``limit`` bytes stay in memory."""
+        while self.memory > limit:
             self._spill_largest()
 
     def _spill_largest(self) -> None:
         sizes = [sum(r.nbytes for r in bucket if isinstance(r, PieceRun)) for bucket in self.buckets]
-        b = int(np.argmax(sizes))
+        b = int(np.argmax(sizes)) if sizes else 0
+        if not sizes or not sizes[b]:
+            self.memory = 0
+            return
         merged = concat([r for r in self.buckets[b] if isinstance(r, PieceRun)])
         kept: list[PieceRun | _OnDisk] = [r for r in self.buckets[b] if isinstance(r, _OnDisk)]
         self.buckets[b] = kept + [_OnDisk(merged, self.spill)]

@@ -24,6 +24,12 @@ PASS1_RESULT_PER_BYTE = 4
 #: working memory of a pass-2 task per input byte (piece table, arena, Viterbi arrays)
 PASS2_TASK_PER_BYTE = 4
 PASS2_RESULT_PER_BYTE = 3
+#: peak working memory of the candidate set of pruning per byte of its pieces: the double array
+#: (at most one cell per byte, 12 bytes each, plus the 4-byte free list while it is built) and
+#: the sorted and reversed copies of the pieces
+PRUNE_PER_PIECE_BYTE = 20
+#: the same per candidate (offsets, counts, the level lists of the trie build)
+PRUNE_PER_PIECE = 64
 #: the least a reducer needs to make progress (a few merges of small runs)
 MIN_REDUCER_BYTES = 1 << 20
 
@@ -63,6 +69,12 @@ class MemoryPlan:
                 f"({format_size(model_bytes)}) and the second pass's work; the smallest budget that works here is "
                 f"about {format_size(need)} (--max-memory {-(-need // (1 << 20))}M)")
         return left
+
+    def prune_dropped_limit(self, candidate_bytes: int, candidates: int) -> int:
+        """Memory left for the dropped pieces while pruning builds and uses the candidate set;
+        buckets beyond it wait on disk."""
+        need = candidate_bytes * PRUNE_PER_PIECE_BYTE + candidates * PRUNE_PER_PIECE
+        return max(0, self.budget - need)
 
     def partition_bytes(self, limit: int) -> int:
         """Size of the partitions a reducer loads back (two of them may be in flight)."""

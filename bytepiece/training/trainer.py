@@ -249,7 +249,7 @@ class Trainer:
         self.stats["distinct_pieces"] = pieces.distinct
         done("count pieces", t0, report)
         t0 = time.perf_counter()
-        results = self._prune(engine, pieces, progress)
+        results = self._prune(engine, pieces, plan, progress)
         done("prune pieces", t0)
         if self.refine:
             from .refine import refine_on_engine
@@ -265,11 +265,13 @@ class Trainer:
             done("refine", t0)
         return results
 
-    def _prune(self, engine, pieces, progress: Progress) -> list[dict[bytes, int]]:
+    def _prune(self, engine, pieces, plan: MemoryPlan, progress: Progress) -> list[dict[bytes, int]]:
         from .pruning import TASK_BYTES
 
-        candidates = with_all_bytes(pieces.candidates)
-        piece_set = PieceSet(candidates, engine=engine, progress=progress)
+        candidates = pieces.candidates
+        pieces.dropped.spill_to(plan.prune_dropped_limit(int(candidates.offsets[-1]), candidates.size))
+        del candidates
+        piece_set = PieceSet(with_all_bytes(pieces.take_candidates()), engine=engine, progress=progress)
         piece_set.absorb(pieces.dropped.batches(TASK_BYTES), pieces.dropped.count)
         piece_set.prune_redundant()
         rank = piece_set.lexicographic_rank()
