@@ -7,7 +7,7 @@ input or an output in the way is a failure (one line, exit status 1)."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import IO
 
@@ -47,9 +47,17 @@ def limited_lines(f: IO[bytes], name: str, max_line: int) -> Iterator[tuple[byte
         yield line.rstrip(b"\n"), len(line)
 
 
-def check_inputs(paths: list[Path]) -> None:
+def input_paths(values: list[str] | None) -> list[Path | str]:
+    """Corpus arguments as paths; URLs (``s3://...``, ``file:///...``) stay strings, since a
+    ``Path`` would fold their ``//``."""
+    from bytepiece.corpus.sources import is_url
+
+    return [value if is_url(value) else Path(value) for value in values or []]
+
+
+def check_inputs(paths: Sequence[Path | str]) -> None:
     for path in paths:
-        if str(path) == "-":
+        if isinstance(path, str) or str(path) == "-":
             continue
         if not path.exists():
             raise fail(f"cannot read input {path}: no such file")

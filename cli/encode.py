@@ -11,7 +11,8 @@ from typing import IO, Annotated, Any, Optional
 
 import typer
 
-from .checks import FLOAT, MAX_LINE_BYTES, check_inputs, check_outputs, limited_lines, parse_seed, usage_error
+from .checks import (FLOAT, MAX_LINE_BYTES, check_inputs, check_outputs, input_paths, limited_lines, parse_seed,
+                     usage_error)
 from .common import err_console, fail, handle_errors, load_tokenizer
 from .core import Command
 
@@ -112,7 +113,7 @@ def render_pieces(pieces: list[bytes | str]) -> str:
     return " ".join(p if isinstance(p, str) else display_piece(p) for p in pieces)
 
 
-Files = Annotated[Optional[list[Path]], typer.Argument(
+Files = Annotated[Optional[list[str]], typer.Argument(
     metavar="FILE", help="Text (a document per line), JSON Lines or Parquet, gzip/zstd allowed; stdin when none "
     "or '-'.", show_default=False)]
 ModelOpt = Annotated[Optional[Path], typer.Option("--model", "-m", metavar="MODEL", help="Model file (default: the "
@@ -165,11 +166,11 @@ def encode(
 ) -> None:
     """Encode documents into token ids, one output line per document, or token files."""
     spec, seed_value = _sample_and_seed(sample, seed)
-    files = files or []
+    corpus_paths = input_paths(files)
     if fmt in ("npy", "bin") and output is None:
         example = "out/corpus for shards" if fmt == "bin" else "ids.npy"
         raise usage_error(f"--format {fmt.value} writes binary files; give an output with -o (e.g. -o {example})")
-    check_inputs(files)
+    check_inputs(corpus_paths)
     sharded = fmt == "bin" and output is not None and output.suffix != ".bin"
     if shard_size is not None and not sharded:
         raise usage_error("--shard-size applies to sharded output: use --format bin with -o PREFIX (a name without "
@@ -192,7 +193,7 @@ def encode(
     from bytepiece.model import check_special_tokens
 
     specials = check_special_tokens(special_token or ())
-    paths = files or [Path("-")]
+    paths: list[Path | str] = list(corpus_paths) or [Path("-")]
     inputs = CorpusFiles(paths, jsonl_field=jsonl_field, parquet_column=parquet_column,
                          labels=["<stdin>" if str(p) == "-" else str(p) for p in paths])
     options: dict[str, Any] = dict(jsonl_field=jsonl_field, parquet_column=parquet_column, add_bos=add_bos,
@@ -208,7 +209,7 @@ def encode(
 
     tokenizer = load_tokenizer(model, normalization="none" if raw else "nfc")
     tokenizer.add_special_tokens(specials)
-    total = sum(p.stat().st_size for p in files if str(p) != "-" and p.is_file()) or None
+    total = sum(p.stat().st_size for p in corpus_paths if isinstance(p, Path) and str(p) != "-" and p.is_file()) or None
     progress = Progress(err_console.is_terminal and total is not None, console=err_console)
     stream = encode_stream(inputs, tokenizer, workers=threads, **options)
     with progress.phase("encoding", total) as advance:

@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from .checks import usage_error
+from .checks import input_paths, usage_error
 from .common import err_console, fail, handle_errors, note, out_console, stdin_is_interactive
 from .core import Command
 
@@ -25,7 +25,7 @@ _INPUT = "Input"
 
 @handle_errors
 def train(
-    corpus: Annotated[Optional[list[Path]], typer.Argument(
+    corpus: Annotated[Optional[list[str]], typer.Argument(
         help="Text (a document per line), JSON Lines or Parquet files, gzip/zstd allowed; '-' or a pipe for "
              "stdin. Default: the sample corpus shipped with bytepiece.",
         show_default=False, metavar="CORPUS")] = None,
@@ -78,7 +78,7 @@ def train(
     from bytepiece.engine import parse_size
     from bytepiece.training import Trainer
 
-    inputs = list(corpus or [])
+    inputs = input_paths(corpus)
     on_sample = False
     if not inputs:
         if not stdin_is_interactive() and _stdin_has_data():

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InputError
-from .sources import PathLike, Source, describe_sources, spool_stdin, spool_texts
+from .sources import PathLike, Source, describe_sources, expand_url_globs, spool_stdin, spool_texts
 
 
 class Files:
@@ -73,10 +73,15 @@ def open_corpus(corpus: Any, *, jsonl_field: str | None = None, parquet_column: 
         inputs = CorpusInputs([])
         try:
             paths: list[PathLike] = []
-            labels = corpus.labels or [os.fspath(p) for p in corpus.paths]
-            if sum(1 for p in corpus.paths if os.fspath(p) == "-") > 1:
+            given = list(zip(corpus.paths, corpus.labels or [os.fspath(p) for p in corpus.paths]))
+            # a URL pattern stands for the files it matches, each shown under its own URL
+            expanded = [(m, os.fspath(m)) if m is not p else (p, label)
+                        for p, label in given for m in expand_url_globs([p])]
+            all_paths = [p for p, _ in expanded]
+            labels = [label for _, label in expanded]
+            if sum(1 for p in all_paths if os.fspath(p) == "-") > 1:
                 raise InputError("'-' (standard input) may be given only once")
-            for p in corpus.paths:
+            for p in all_paths:
                 if os.fspath(p) == "-":
                     spooled = spool_stdin(directory=directory)
                     inputs.temporaries.append(spooled)
@@ -85,7 +90,7 @@ def open_corpus(corpus: Any, *, jsonl_field: str | None = None, parquet_column: 
                     paths.append(spooled)
                 else:
                     paths.append(p)
-            labels = ["<stdin>" if os.fspath(p) == "-" else label for p, label in zip(corpus.paths, labels)]
+            labels = ["<stdin>" if os.fspath(p) == "-" else label for p, label in zip(all_paths, labels)]
             inputs.sources = describe_sources(paths, jsonl_field=corpus.jsonl_field or jsonl_field,
                                               parquet_column=corpus.parquet_column or parquet_column, labels=labels)
             shown = ", ".join(labels[:3]) + (f" (+{len(labels) - 3} more)" if len(labels) > 3 else "")

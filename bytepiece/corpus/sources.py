@@ -201,6 +201,27 @@ def _check_decompressed_head(source: Source) -> None:
     _check_not_binary(head, source.label)
 
 
+def expand_url_globs(paths: Iterable[PathLike]) -> list[PathLike]:
+    """URL patterns (``s3://bucket/corpus/*.jsonl.gz``) replaced by the files they match, in
+    sorted order; the shell expands local patterns, nothing expands remote ones."""
+    out: list[PathLike] = []
+    for path in paths:
+        text = os.fspath(path)
+        if not (is_url(text) and any(c in text for c in "*?[")):
+            out.append(path)
+            continue
+        try:
+            import fsspec
+        except ImportError:
+            raise InputError(f"{text}: reading URLs needs fsspec; pip install fsspec (plus the filesystem's package)") from None
+        fs, pattern = fsspec.core.url_to_fs(text)
+        matches = sorted(fs.glob(pattern))
+        if not matches:
+            raise InputError(f"{text}: no file matches this pattern")
+        out.extend(fs.unstrip_protocol(m) for m in matches)
+    return out
+
+
 def describe_sources(paths: Iterable[PathLike], *, jsonl_field: str | None = None,
                      parquet_column: str | None = None, labels: Iterable[str] | None = None) -> list[Source]:
     paths = list(paths)
