@@ -161,6 +161,7 @@ class _OnDisk:
     def __init__(self, run: Run, spill: SpillDir) -> None:
         self.kind = type(run)
         self.length = run.size
+        self.nbytes = run.nbytes
         self.paths = [spill.write(np.ascontiguousarray(column), f"{self.kind.__name__.lower()}-{i}")
                       for i, column in enumerate(run)]
         self.dtypes = [column.dtype for column in run]

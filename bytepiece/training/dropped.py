@@ -13,6 +13,7 @@ like any run, and each is sorted by its first 24 bytes when it is read back.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import cast
 
 import numpy as np
 
@@ -104,16 +105,44 @@ class DroppedPieces:
         self.memory -= sizes[b]
 
     def batches(self, max_bytes: int) -> Iterator[PieceRun]:
-        """The pieces, bucket by bucket in key order, each bucket sorted, in runs of about
-        ``max_bytes`` piece bytes."""
+        """The pieces, bucket by bucket in key order, in runs of about ``max_bytes`` piece bytes.
+        A bucket is sorted as a whole when it is small; one that is not (thousands of pieces
+        that all start with ``#define `` share one 8-byte key, and no cut can split them) is read
+        in groups of about twice the bucket size, each sorted, so memory stays bounded."""
+        group_bytes = 2 * self.bucket_bytes
         for b in range(len(self.buckets)):
-            parts = [r.load(0, r.length) if isinstance(r, _OnDisk) else r for r in self.buckets[b]]
-            self.buckets[b] = []
-            run = sort_for_sharing(concat([p for p in parts if isinstance(p, PieceRun)]))
-            del parts
-            start = 0
-            while start < run.size:
-                end = int(np.searchsorted(run.offsets, run.offsets[start] + max_bytes, side="right")) - 1
-                end = min(max(end, start + 1), run.size)
-                yield run.slice(start, end)
-                start = end
+            parts, self.buckets[b] = self.buckets[b], []
+            group: list[PieceRun] = []
+            size = 0
+            for piece_run in _slices(parts, max(1, self.bucket_bytes // 2)):
+                group.append(piece_run)
+                size += piece_run.nbytes
+                if size >= group_bytes:
+                    yield from _sorted_batches(group, max_bytes)
+                    group, size = [], 0
+            if group:
+                yield from _sorted_batches(group, max_bytes)
+
+
+def _slices(parts: list[PieceRun | _OnDisk], max_bytes: int) -> Iterator[PieceRun]:
+    """The parts of a bucket, read in slices of about ``max_bytes`` (slices of a spilled part are
+    read from disk only when reached)."""
+    while parts:
+        part = parts.pop(0)
+        n = part.length if isinstance(part, _OnDisk) else part.size
+        step = max(1, max_bytes // max(1, part.nbytes // max(1, n)))
+        for lo in range(0, n, step):
+            hi = min(n, lo + step)
+            yield cast(PieceRun, part.load(lo, hi)) if isinstance(part, _OnDisk) else part.slice(lo, hi)
+        del part
+
+
+def _sorted_batches(group: list[PieceRun], max_bytes: int) -> Iterator[PieceRun]:
+    run = sort_for_sharing(concat(group))
+    group.clear()
+    start = 0
+    while start < run.size:
+        end = int(np.searchsorted(run.offsets, run.offsets[start] + max_bytes, side="right")) - 1
+        end = min(max(end, start + 1), run.size)
+        yield run.slice(start, end)
+        start = end
