@@ -2,7 +2,8 @@
 
     python bench/bench_encode.py --json bench/results/encode.json
     python bench/bench_coldstart.py --json bench/results/coldstart.json
-    python bench/perf_doc.py [--encode bench/results/encode.json] [--coldstart bench/results/coldstart.json]
+    python bench/bench_scale.py --corpus /tmp/bytepiece-scale/linux.jsonl --json bench/results/train_scale.json
+    python bench/perf_doc.py [--encode ...] [--coldstart ...] [--train-scale ...]
 
 Only the text between the two marker comments is replaced; everything else in the page is
 written by hand. Figures are never typed into the page: rerun the benchmarks and this script.
@@ -111,12 +112,63 @@ def coldstart_section(result: dict) -> list[str]:
     return out
 
 
-def render(encode: dict | None, coldstart: dict | None) -> str:
+SCALE_ROWS = [
+    ("ours budget", "bytepiece, `max_memory={budget}`"),
+    ("ours unbounded", "bytepiece, default budget (half the available memory)"),
+    ("ours budget quarter", "bytepiece, `max_memory={budget}`, first quarter of the corpus"),
+    ("hf bpe", "HF tokenizers byte-level BPE (`train_from_iterator`)"),
+    ("dask local:1", "bytepiece, Dask `local:1`, {dask_corpus} corpus"),
+    ("dask local:2", "bytepiece, Dask `local:2`, {dask_corpus} corpus"),
+]
+
+
+def train_scale_section(result: dict) -> list[str]:
+    runs = result["runs"]
+    out = [
+        "### Training at corpus scale",
+        "",
+        f"Measured {result['date']} on {result['machine']}, Python {result['python']}: "
+        f"{result['corpus_bytes'] / 1e9:.2f} GB of JSON Lines (the Linux kernel sources, one document per file, "
+        f"built by `bench/make_scale_corpus.py`), vocabulary {result['vocab']}, {result['workers']} workers, each "
+        "trainer in a fresh process, one after the other. Peak memory is the process's maximum resident set (for "
+        "Dask, of the client and its worker processes together, sampled). Command: "
+        "`python bench/bench_scale.py --json bench/results/train_scale.json`.",
+        "",
+        "| run | wall s | peak RSS MB | spilled GB |",
+        "| --- | ---: | ---: | ---: |",
+    ]
+    for key, label in SCALE_ROWS:
+        if key not in runs:
+            continue
+        run = runs[key]
+        peak = run["tree_peak_rss_mb"] if key.startswith("dask") else run["peak_rss_mb"]
+        spilled = f"{run['spilled_bytes'] / 1e9:.2f}" if "spilled_bytes" in run else "-"
+        label = label.format(budget=result["budget"], dask_corpus=result["dask_corpus"])
+        out.append(f"| {label} | {run['wall_s']:.0f} | {peak:.0f} | {spilled} |")
+    phases = runs.get("ours budget", {}).get("phases")
+    if phases:
+        out += ["", f"Phases of the `max_memory={result['budget']}` run:", "",
+                "| phase | wall s | peak RSS MB |", "| --- | ---: | ---: |"]
+        out += [f"| {name} | {p['wall_s']:.0f} | {p['peak_rss_mb']:.0f} |" for name, p in phases.items()]
+    out += ["", "| ratio | value |", "| --- | ---: |"]
+    for name, value in result["ratios"].items():
+        if isinstance(value, bool):
+            out.append(f"| {name} | {'yes' if value else 'no'} |")
+        elif "MB" in name:
+            out.append(f"| {name} | {value:.0f} |")
+        else:
+            out.append(f"| {name} | {value:.2f} |")
+    return out
+
+
+def render(encode: dict | None, coldstart: dict | None, train_scale: dict | None = None) -> str:
     lines = [BEGIN, ""]
     if encode:
         lines += encode_section(encode) + [""]
     if coldstart:
         lines += coldstart_section(coldstart) + [""]
+    if train_scale:
+        lines += train_scale_section(train_scale) + [""]
     lines.append(END)
     return "\n".join(lines)
 
@@ -133,14 +185,17 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--encode", type=Path, default=RESULTS / "encode.json")
     parser.add_argument("--coldstart", type=Path, default=RESULTS / "coldstart.json")
+    parser.add_argument("--train-scale", type=Path, default=RESULTS / "train_scale.json")
     parser.add_argument("--doc", type=Path, default=DOC)
     args = parser.parse_args(argv)
     encode = json.loads(args.encode.read_text()) if args.encode.is_file() else None
     coldstart = json.loads(args.coldstart.read_text()) if args.coldstart.is_file() else None
-    if encode is None and coldstart is None:
-        print(f"neither {args.encode} nor {args.coldstart} exists: run the benchmarks first", file=sys.stderr)
+    train_scale = json.loads(args.train_scale.read_text()) if args.train_scale.is_file() else None
+    if encode is None and coldstart is None and train_scale is None:
+        print(f"none of {args.encode}, {args.coldstart}, {args.train_scale} exists: run the benchmarks first",
+              file=sys.stderr)
         return 1
-    rewrite(args.doc, render(encode, coldstart))
+    rewrite(args.doc, render(encode, coldstart, train_scale))
     print(f"rewrote the measured section of {args.doc}")
     return 0
 
