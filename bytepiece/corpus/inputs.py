@@ -73,12 +73,16 @@ def open_corpus(corpus: Any, *, jsonl_field: str | None = None, parquet_column: 
         inputs = CorpusInputs([])
         try:
             paths: list[PathLike] = []
-            given = list(zip(corpus.paths, corpus.labels or [os.fspath(p) for p in corpus.paths]))
-            # a URL pattern stands for the files it matches, each shown under its own URL
-            expanded = [(m, os.fspath(m)) if m is not p else (p, label)
-                        for p, label in given for m in expand_url_globs([p])]
-            all_paths = [p for p, _ in expanded]
-            labels = [label for _, label in expanded]
+            all_paths: list[PathLike] = []
+            labels: list[str] = []
+            for given, label in zip(corpus.paths, corpus.labels or [os.fspath(p) for p in corpus.paths]):
+                matches = expand_url_globs([given])
+                if matches == [given]:
+                    all_paths.append(given)
+                    labels.append(label)
+                else:  # a URL pattern: the files it matches, each shown under its own URL
+                    all_paths += matches
+                    labels += [os.fspath(m) for m in matches]
             if sum(1 for p in all_paths if os.fspath(p) == "-") > 1:
                 raise InputError("'-' (standard input) may be given only once")
             for p in all_paths:
