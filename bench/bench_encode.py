@@ -34,6 +34,9 @@ import tempfile
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from machine_info import machine  # noqa: E402
+
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("BYTEPIECE_SHARED", REPO.parent / "shared"))
 DEFAULT_MODEL = SHARED / "models" / "bytepiece_80k.model"
@@ -157,17 +160,6 @@ def print_report(result: dict) -> None:
         print(f"{key:{width}}{cells}    {verdict}")
     print("(MB/s: one thread per CPU second, two threads per wall second; load average "
           f"{result['load_average_at_start'][0]:.1f} at start, {result['load_average_at_end'][0]:.1f} at end)")
-
-
-def machine() -> str:
-    """CPU model, cores and OS, for the record of a run."""
-    name = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            name = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), name)
-    except OSError:
-        pass
-    return f"{name}, {os.cpu_count()} cores, {platform.system()} {platform.release()}"
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -31,6 +31,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_train import run_child  # noqa: E402  (same subprocess runner and RSS sampling)
+from machine_info import machine  # noqa: E402
 
 OURS = r"""
 import json, sys, time, warnings
@@ -141,7 +142,7 @@ def main() -> None:
         print(f"{k}: {v:.3f}" if isinstance(v, float) else f"{k}: {v}")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        report = {"date": datetime.date.today().isoformat(), "machine": f"{os.cpu_count()} CPUs, {platform.machine()}",
+        report = {"date": datetime.date.today().isoformat(), "machine": machine(),
                   "python": platform.python_version(), "corpus": str(args.corpus), "corpus_bytes": args.corpus.stat().st_size,
                   "quarter_bytes": quarter.stat().st_size if quarter.is_file() else None, "vocab": args.vocab,
                   "workers": args.workers, "budget": args.budget, "dask_corpus": args.dask_corpus,
