@@ -28,7 +28,7 @@ import stat
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Literal, Union
+from typing import IO, Literal, TypeVar, Union
 
 from . import _journal as J
 from .errors import InputError
@@ -284,6 +284,57 @@ class OutputSet:
 
     def __del__(self) -> None:  # an abandoned set must not leave temporaries behind
         if getattr(self, "_state", None) == "open":
+            self.abort()
+
+
+_Writer = TypeVar("_Writer", bound="StagedWriter")
+
+
+class StagedWriter:
+    """The life of a writer whose files are staged in an :class:`OutputSet`: ``close()`` writes
+    the last parts (``_finish``) and commits every file at once; an error, ``abort()`` or an
+    abandoned writer discards them, leaving any previous files as they were. Subclasses set
+    ``path``, ``_out`` and ``_closed = False`` once their files are open."""
+
+    path: Path
+    _out: OutputSet
+    _closed = True
+
+    def _finish(self) -> None:
+        """Write what can only be written at the end (headers, indexes, sidecars)."""
+
+    def close(self) -> Path:
+        """Finish and commit the files as one set. Returns ``path``."""
+        if self._closed:
+            return self.path
+        self._closed = True
+        try:
+            self._finish()
+            self._out.commit()
+        except BaseException:
+            self._out.abort()
+            raise
+        return self.path
+
+    def abort(self) -> None:
+        """Discard everything written (temporary files removed; previous output untouched)."""
+        self._closed = True
+        out = getattr(self, "_out", None)
+        if out is not None:
+            out.abort()
+
+    def __enter__(self: _Writer) -> _Writer:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> Literal[False]:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+        return False
+
+    def __del__(self) -> None:  # an abandoned writer must not leave temporaries behind
+        if not getattr(self, "_closed", True):
             self.abort()
 
 

@@ -35,7 +35,7 @@ import json
 import os
 import stat
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -81,7 +81,7 @@ def model_sha256(model) -> str:
     return h.hexdigest()
 
 
-class BinWriter:
+class BinWriter(atomic.StagedWriter):
     """Stream token ids into ``path`` (+ ``.idx`` and ``.json``), atomically.
 
     ``tokenizer`` gives the vocabulary size (hence the dtype) and the model hash; without one,
@@ -192,43 +192,13 @@ class BinWriter:
             "metadata": self._metadata,
         }
 
-    def close(self) -> Path:
-        """Finish: commit the three files as one set. Returns the ``.bin`` path."""
-        if self._closed:
-            return self.path
-        self._closed = True
-        try:
-            self._out.write(meta_path(self.path), json.dumps(self.sidecar(), indent=2))
-            self._out.commit()
-        except BaseException:
-            self._out.abort()
-            raise
-        return self.path
-
-    def abort(self) -> None:
-        """Discard everything written (temporary files removed; previous output untouched)."""
-        self._closed = True
-        out = getattr(self, "_out", None)
-        if out is not None:
-            out.abort()
+    def _finish(self) -> None:
+        """The sidecar, last: it is what says the set is complete."""
+        self._out.write(meta_path(self.path), json.dumps(self.sidecar(), indent=2))
 
     def _check_open(self) -> None:
         if self._closed:
             raise InputError(f"BinWriter for {self.path} is already closed")
-
-    def __enter__(self) -> BinWriter:
-        return self
-
-    def __exit__(self, exc_type, exc, tb) -> Literal[False]:
-        if exc_type is None:
-            self.close()
-        else:
-            self.abort()
-        return False
-
-    def __del__(self) -> None:  # an abandoned writer must not leave temporaries behind
-        if not getattr(self, "_closed", True):
-            self.abort()
 
 
 MAX_SIDECAR_BYTES = 64 << 20

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import IO, Any, Literal
+from typing import IO
 
 import numpy as np
 import numpy.typing as npt
@@ -48,7 +48,7 @@ def _header(dtype: np.dtype, length: int, size: int | None = None) -> bytes:
     return _MAGIC + len(body).to_bytes(2, "little") + body
 
 
-class NpyWriter:
+class NpyWriter(atomic.StagedWriter):
     """Stream token ids into ``path`` and ``offsets_path(path)``, atomically.
 
     ``write(ids, offsets)`` takes what ``Tokenizer.encode_batch(..., return_flat=True)`` returns;
@@ -91,41 +91,12 @@ class NpyWriter:
         self._offsets.append(offsets[1:] + self.n_tokens)
         self.n_tokens += len(ids)
 
-    def close(self) -> Path:
-        """Write the real header and the offsets, then commit both files. Returns ``path``."""
-        if self._closed:
-            return self.path
-        self._closed = True
-        try:
-            self._ids.seek(0)
-            self._ids.write(_header(self.dtype, self.n_tokens))
-            with self._out.open(self.offsets_path, "wb") as f:
-                np.save(f, np.concatenate(self._offsets))
-            self._out.commit()
-        except BaseException:
-            self._out.abort()
-            raise
-        return self.path
-
-    def abort(self) -> None:
-        self._closed = True
-        out = getattr(self, "_out", None)
-        if out is not None:
-            out.abort()
-
-    def __enter__(self) -> NpyWriter:
-        return self
-
-    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> Literal[False]:
-        if exc_type is None:
-            self.close()
-        else:
-            self.abort()
-        return False
-
-    def __del__(self) -> None:
-        if not getattr(self, "_closed", True):
-            self.abort()
+    def _finish(self) -> None:
+        """The real header (the token count is known now) and the offsets."""
+        self._ids.seek(0)
+        self._ids.write(_header(self.dtype, self.n_tokens))
+        with self._out.open(self.offsets_path, "wb") as f:
+            np.save(f, np.concatenate(self._offsets))
 
 
 def open_npy(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
