@@ -12,6 +12,7 @@ Ctrl-C alike; renaming it away first makes every task still running stop at its 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -26,7 +27,6 @@ from ..atomic import atomic_write, check_writable
 from ..errors import InputError
 from ..interop.binfile import index_path, meta_path
 from .manifest import Manifest, ShardEntry, manifest_path, shard_file_name, shard_files_pattern
-from .sink import PartInfo
 
 _STAGING = ".{name}.encoding-"
 
@@ -107,22 +107,22 @@ def discard_staging(staging: Path) -> None:
     shutil.rmtree(trash, ignore_errors=True)
 
 
-def final_sidecar(staging: Path, part: PartInfo, final_name: str, extra_model: dict[str, Any],
+def final_sidecar(staging: Path, part: ShardEntry, final_name: str, extra_model: dict[str, Any],
                   extra_metadata: dict[str, Any]) -> str:
     """The sidecar of a part under its final name (the index file it names changes)."""
-    meta = json.loads((staging / (part.name + ".json")).read_text(encoding="utf-8"))
+    meta = json.loads((staging / (part.file + ".json")).read_text(encoding="utf-8"))
     meta["index"]["file"] = index_path(final_name).name
     meta["model"] = {**meta.get("model", {}), **extra_model}
     meta["metadata"] = {**meta.get("metadata", {}), **extra_metadata}
     return json.dumps(meta, indent=2)
 
 
-def shard_entries(parts: Sequence[PartInfo], prefix_name: str) -> list[ShardEntry]:
-    return [ShardEntry(shard_file_name(prefix_name, k), p.n_tokens, p.n_documents, p.sha256, p.index_sha256,
-                       p.probe_sha256, p.index_probe_sha256) for k, p in enumerate(parts)]
+def shard_entries(parts: Sequence[ShardEntry], prefix_name: str) -> list[ShardEntry]:
+    """The staged parts under their final shard names."""
+    return [dataclasses.replace(p, file=shard_file_name(prefix_name, k)) for k, p in enumerate(parts)]
 
 
-def commit_output(staging: Path, parts: Sequence[PartInfo], out: Path, *, manifest: Manifest | None,
+def commit_output(staging: Path, parts: Sequence[ShardEntry], out: Path, *, manifest: Manifest | None,
                   extra_model: dict[str, Any]) -> list[Path]:
     """Move the finished parts into place and write the manifest (sharded output) or the sidecar
     (single file) last; returns the token files written, in order.
@@ -138,8 +138,8 @@ def commit_output(staging: Path, parts: Sequence[PartInfo], out: Path, *, manife
         side = staging / "final.json"
         atomic_write(side, final_sidecar(staging, part, out.name, extra_model, {}))
         meta_path(out).unlink(missing_ok=True)  # never pair an old sidecar with new data
-        os.replace(staging / index_path(part.name).name, index_path(out))
-        os.replace(staging / part.name, out)
+        os.replace(staging / index_path(part.file).name, index_path(out))
+        os.replace(staging / part.file, out)
         os.replace(side, meta_path(out))
         return [out]
     names = [entry.file for entry in manifest.shards]
@@ -149,8 +149,8 @@ def commit_output(staging: Path, parts: Sequence[PartInfo], out: Path, *, manife
     manifest_path(out).unlink(missing_ok=True)
     written = []
     for part, name in zip(parts, names):
-        os.replace(staging / index_path(part.name).name, directory / index_path(name).name)
-        os.replace(staging / part.name, directory / name)
+        os.replace(staging / index_path(part.file).name, directory / index_path(name).name)
+        os.replace(staging / part.file, directory / name)
         os.replace(staging / (name + ".json"), directory / meta_path(name).name)
         written.append(directory / name)
     atomic_write(manifest_path(out), manifest.to_json())

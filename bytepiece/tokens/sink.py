@@ -11,7 +11,6 @@ once every task has finished.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,20 +18,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ..interop.binfile import BinWriter, index_path
-from .manifest import file_sha256, probe_sha256
-
-
-@dataclass(frozen=True)
-class PartInfo:
-    """A finished part: its file name in the staging directory and what the manifest records."""
-
-    name: str
-    n_tokens: int
-    n_documents: int
-    sha256: str
-    index_sha256: str
-    probe_sha256: str
-    index_probe_sha256: str
+from .manifest import ShardEntry, file_sha256, probe_sha256
 
 
 class ShardSink:
@@ -46,7 +32,7 @@ class ShardSink:
         self.limit = limit
         self.metadata = metadata
         self.dtype: np.dtype | None = None
-        self.parts: list[PartInfo] = []
+        self.parts: list[ShardEntry] = []  # ``file``: the part's name in the staging directory
         self._writer: BinWriter | None = None
         self._hash = hashlib.sha256()
 
@@ -90,10 +76,10 @@ class ShardSink:
             return
         path = writer.close()
         idx = index_path(path)
-        self.parts.append(PartInfo(path.name, writer.n_tokens, writer.n_documents, self._hash.hexdigest(),
-                                   file_sha256(idx), probe_sha256(path), probe_sha256(idx)))
+        self.parts.append(ShardEntry(path.name, writer.n_tokens, writer.n_documents, self._hash.hexdigest(),
+                                     file_sha256(idx), probe_sha256(path), probe_sha256(idx)))
 
-    def close(self) -> list[PartInfo]:
+    def close(self) -> list[ShardEntry]:
         """Finish the current part; the parts written, in order (none for a task without
         documents, unless ``keep_empty`` was called)."""
         self._finish()

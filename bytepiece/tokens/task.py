@@ -26,7 +26,8 @@ from ..corpus.shards import MIN_SHARD_BYTES
 from ..corpus.sources import Source
 from ..errors import InputError
 from .batches import PendingBatch, encode_doc_batch, kernel_tables, read_ahead, special_doc_batch, start_doc_batch
-from .sink import PartInfo, ShardSink
+from .manifest import ShardEntry
+from .sink import ShardSink
 
 
 #: batches larger than this (a huge document) are finished before the next one starts
@@ -72,7 +73,7 @@ class EncodeJob:
 
 
 class TaskResult(NamedTuple):
-    parts: list[PartInfo]
+    parts: list[ShardEntry]  # named as staged
     input_bytes: int  # input bytes read (progress)
     texts: int  # lines or records read
     documents: int
