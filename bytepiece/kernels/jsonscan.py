@@ -130,6 +130,13 @@ def scan_string(d, i, end):
 
 
 @njit(cache=True, nogil=True)
+def _skip_digits(d, i, end):
+    while i < end and 48 <= d[i] <= 57:
+        i += 1
+    return i
+
+
+@njit(cache=True, nogil=True)
 def _scan_number(d, i, end):
     """A JSON number at d[i] (``-?(0|[1-9][0-9]*)(.[0-9]+)?([eE][+-]?[0-9]+)?``): its end, or -1."""
     if i < end and d[i] == 45:
@@ -139,15 +146,12 @@ def _scan_number(d, i, end):
     if d[i] == 48:
         i += 1
     elif 49 <= d[i] <= 57:
-        while i < end and 48 <= d[i] <= 57:
-            i += 1
+        i = _skip_digits(d, i, end)
     else:
         return -1
     if i < end and d[i] == 46:
-        i += 1
-        start = i
-        while i < end and 48 <= d[i] <= 57:
-            i += 1
+        start = i + 1
+        i = _skip_digits(d, start, end)
         if i == start:
             return -1
     if i < end and (d[i] == 101 or d[i] == 69):
@@ -155,8 +159,7 @@ def _scan_number(d, i, end):
         if i < end and (d[i] == 43 or d[i] == 45):
             i += 1
         start = i
-        while i < end and 48 <= d[i] <= 57:
-            i += 1
+        i = _skip_digits(d, start, end)
         if i == start:
             return -1
     return i
