@@ -79,19 +79,8 @@ def test_symlink_is_followed_and_kept(tmp_path):
     assert dangling.is_symlink() and (tmp_path / "created.txt").read_text() == "x"
 
 
-def _device(tmp_path: Path, name: str, minor: int) -> Path:
-    """A private node of a Linux memory device (1: 3 null, 7 full): code that wrongly replaces
-    devices can only destroy this copy, never the system's /dev/null."""
-    path = tmp_path / name
-    try:
-        os.mknod(path, 0o666 | stat.S_IFCHR, os.makedev(1, minor))
-    except (PermissionError, AttributeError, OSError):
-        pytest.skip("creating device nodes needs root (mknod)")
-    return path
-
-
-def test_devices_and_fifos_are_streamed_not_replaced(tmp_path):
-    null, full = _device(tmp_path, "null", 3), _device(tmp_path, "full", 7)
+def test_devices_and_fifos_are_streamed_not_replaced(tmp_path, device_node):
+    null, full = device_node("null", 3), device_node("full", 7)
     atomic.atomic_write(null, "discarded", overwrite=False)  # not "overwriting" anything
     assert stat.S_ISCHR(null.stat().st_mode)
     with pytest.raises(OSError):

@@ -45,17 +45,6 @@ def model(tiny_model_file):
     return tiny_model_file
 
 
-def _device(tmp_path: Path, name: str, minor: int) -> Path:
-    """A private node of a Linux memory device (1: 3 null, 5 zero, 7 full): code that wrongly
-    replaces devices can only destroy this copy, never the system's /dev/null."""
-    path = tmp_path / name
-    try:
-        os.mknod(path, 0o666 | stat.S_IFCHR, os.makedev(1, minor))
-    except (PermissionError, AttributeError, OSError):
-        pytest.skip("creating device nodes needs root (mknod)")
-    return path
-
-
 def _cli(*args: str, stdin: str = "", memory: int = 3 << 30) -> subprocess.CompletedProcess:
     """The CLI in a child process with a memory cap and a timeout: a regression that reads an
     endless device or blocks on a FIFO fails the test instead of eating the machine or hanging."""
@@ -96,8 +85,8 @@ def test_encode_batch_works_in_a_forked_child():
 
 
 # -- defect 2: -o never replaces devices or symlinks; existing files need --force -------------
-def test_encode_output_to_device_symlink_and_existing_file(runner, model, tmp_path):
-    null = _device(tmp_path, "null", 3)
+def test_encode_output_to_device_symlink_and_existing_file(runner, model, tmp_path, device_node):
+    null = device_node("null", 3)
     result = runner.invoke(app, ["encode", "-m", str(model), "-o", str(null)], input="ab\n")
     assert result.exit_code == 0, result.output
     assert stat.S_ISCHR(null.stat().st_mode)
@@ -118,10 +107,10 @@ def test_encode_output_to_device_symlink_and_existing_file(runner, model, tmp_pa
     assert stat.S_ISCHR(null.stat().st_mode) and not (tmp_path / "null.idx").exists()
 
 
-def test_train_to_dev_full_streams_and_fails_cleanly(runner, tmp_path):
+def test_train_to_dev_full_streams_and_fails_cleanly(runner, tmp_path, device_node):
     corpus = tmp_path / "c.txt"
     corpus.write_text("abc abd abe\n" * 50)
-    full = _device(tmp_path, "full", 7)
+    full = device_node("full", 7)
     result = runner.invoke(app, ["train", str(corpus), "-v", "300", "-o", str(full), "--force"])
     _one_line_error(result, "No space left")
     assert stat.S_ISCHR(full.stat().st_mode)
