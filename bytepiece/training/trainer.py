@@ -268,9 +268,7 @@ class Trainer:
     def _prune(self, engine, pieces, plan: MemoryPlan, progress: Progress) -> list[dict[bytes, int]]:
         from .pruning import TASK_BYTES
 
-        candidates = pieces.candidates
-        pieces.dropped.spill_to(plan.prune_dropped_limit(int(candidates.offsets[-1]), candidates.size))
-        del candidates
+        pieces.dropped.spill_to(plan.prune_dropped_limit(int(pieces.candidates.offsets[-1]), pieces.candidates.size))
         piece_set = PieceSet(with_all_bytes(pieces.take_candidates()), engine=engine, progress=progress)
         piece_set.absorb(pieces.dropped.batches(TASK_BYTES), pieces.dropped.count)
         piece_set.prune_redundant()
