@@ -341,8 +341,11 @@ def test_stale_staging_of_a_dead_run_is_removed(tmp_path, tiny_tokenizer):
     assert not stale.exists() and alive.exists()  # a live run's staging is never touched
 
 
+# A shell that runs the tests in the background (as CI may) starts them with SIGINT ignored, and a
+# child inherits that; Ctrl-C at a terminal reaches Python's default handler, so the run restores it.
 _INTERRUPTED_RUN = """
-import sys
+import signal, sys
+signal.signal(signal.SIGINT, signal.default_int_handler)
 from bytepiece import encode_corpus
 encode_corpus(sys.argv[1], sys.argv[2], sys.argv[3], shard_size="64K", workers=1, overwrite=True)
 """
