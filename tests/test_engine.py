@@ -6,6 +6,8 @@ from __future__ import annotations
 import collections
 import os
 import random
+import subprocess
+import sys
 import threading
 import time
 
@@ -106,6 +108,38 @@ def _key_runs(rng: np.random.Generator, n_runs: int) -> list[np.ndarray]:
     # keys with shared prefixes and every length byte, as maximal grams have
     return [np.sort(rng.integers(1, 400, size=rng.integers(1, 500)).astype(np.uint64) << np.uint64(40)
                     | rng.integers(1, 7, size=1).astype(np.uint64)) for _ in range(n_runs)]
+
+
+_UNGUARDED_SCRIPT = """
+import sys
+from bytepiece import Trainer
+print("module-level code ran", file=sys.stderr)
+Trainer(max_vocab_size=300, cluster="local:2", progress=False).train(sys.argv[1])
+"""
+
+
+@pytest.mark.slow
+def test_local_cluster_from_a_script_without_main_guard_is_a_short_clear_error(tmp_path):
+    pytest.importorskip("distributed")
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("a line of text to train on\n" * 50, encoding="utf-8")
+    script = tmp_path / "train_it.py"  # a file: spawned workers import it again, as they would a user's script
+    script.write_text(_UNGUARDED_SCRIPT, encoding="utf-8")
+    done = subprocess.run([sys.executable, str(script), str(corpus)], capture_output=True, text=True,
+                          timeout=180, cwd=tmp_path)
+    assert done.returncode != 0
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith("bytepiece.errors.InputError: could not start a local Dask cluster of 2 worker processes")
+    assert 'if __name__ == "__main__":' in last
+    # each worker stops at once with one line instead of starting clusters of its own (hundreds of lines before)
+    assert done.stderr.count("module-level code ran") <= 3
+    assert len(done.stderr.splitlines()) < 40, done.stderr
+
+
+def test_the_main_guard_check_is_off_in_an_ordinary_process():
+    from bytepiece.engine.dask import _importing_main_in_a_child
+
+    assert _importing_main_in_a_child() is False
 
 
 @pytest.mark.parametrize("limit", [1 << 30, 4096, 1])

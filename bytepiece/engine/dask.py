@@ -10,6 +10,8 @@ task cannot be completed the run stops with one error and writes nothing.
 from __future__ import annotations
 
 import logging
+import multiprocessing
+import sys
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
@@ -19,6 +21,15 @@ from .base import Engine, R, T
 from .memory import worker_phase_peak
 
 CONNECT_TIMEOUT_S = 30
+MAIN_GUARD_HINT = ('worker processes import the main module again, so a Python script must start the work '
+                   'under `if __name__ == "__main__":`')
+
+
+def _importing_main_in_a_child() -> bool:
+    """True while a spawned process is still being prepared, which is when it runs the main
+    script's module-level code: a script without a main guard reaches ``local:N`` again in every
+    worker it starts. (The flag is the one multiprocessing itself checks for the same mistake.)"""
+    return bool(getattr(multiprocessing.current_process(), "_inheriting", False))
 
 
 def _distributed():
@@ -43,9 +54,18 @@ class DaskEngine(Engine):
 
     @classmethod
     def local_cluster(cls, n_workers: int) -> DaskEngine:
+        if _importing_main_in_a_child():
+            # One line from each worker instead of a traceback; the caller reports the cause.
+            raise SystemExit(f"bytepiece: a local Dask cluster cannot start inside its own worker: {MAIN_GUARD_HINT}")
         distributed = _distributed()
-        cluster = distributed.LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True,
-                                           dashboard_address=None, silence_logs=logging.ERROR)
+        try:
+            cluster = distributed.LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True,
+                                               dashboard_address=None, silence_logs=logging.ERROR)
+        except Exception as e:
+            reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+            hint = f"; if this runs from a script: {MAIN_GUARD_HINT}" if getattr(sys.modules.get("__main__"),
+                                                                                 "__file__", None) else ""
+            raise InputError(f"could not start a local Dask cluster of {n_workers} worker processes ({reason}){hint}") from None
         try:
             client = distributed.Client(cluster)
         except BaseException:
