@@ -18,7 +18,10 @@ longest-first order; seeing them shortest first, ``>=`` keeps the last one, whic
 Sampling keeps a running total of path weights per end position and picks the predecessor with
 probability ``candidate / total``, which draws each segmentation with probability proportional
 to ``prod p(piece) ** alpha`` exactly (forward filtering with the backward-sampling choice made
-during the forward pass).
+during the forward pass). The textbook alternative, a forward pass of totals only and a backward
+pass that samples one token at a time, was measured at 0.54-0.57x of Viterbi against this one's
+0.75-0.80x: its forward pass alone beats Viterbi, but each backward step waits for the previous
+choice, so the trie walks of the backward pass run one after another instead of overlapping.
 ``LINEAR`` works with weights ``p ** alpha`` in the linear domain and rescales the window behind
 e when a total leaves [1e-100, 1e100]; ``LOG`` sums relative to the best candidate, in units of
 log p, for alphas so large that ``p ** alpha`` would underflow (any finite alpha works there).
