@@ -136,6 +136,31 @@ def test_local_cluster_from_a_script_without_main_guard_is_a_short_clear_error(t
     assert len(done.stderr.splitlines()) < 40, done.stderr
 
 
+@pytest.mark.slow
+def test_local_cluster_leaves_port_8787_alone():
+    """The scheduler of a local cluster serves HTTP on a random loopback port: a user's own Dask
+    dashboard on 8787 is neither taken nor the cause of a warning."""
+    import socket
+    import warnings
+
+    pytest.importorskip("distributed")
+    blocker = socket.socket()
+    try:
+        blocker.bind(("0.0.0.0", 8787))
+        blocker.listen()
+    except OSError:
+        pass  # taken already, which is the case that matters
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            with make_engine("local:1") as engine:
+                host, port = engine._cluster.scheduler.http_server.address, engine._cluster.scheduler.http_server.port
+    finally:
+        blocker.close()
+    assert host == "127.0.0.1" and port != 8787
+    assert not [w for w in caught if "already in use" in str(w.message)]
+
+
 def test_the_main_guard_check_is_off_in_an_ordinary_process():
     from bytepiece.engine.dask import _importing_main_in_a_child
 

@@ -59,8 +59,11 @@ class DaskEngine(Engine):
             raise SystemExit(f"bytepiece: a local Dask cluster cannot start inside its own worker: {MAIN_GUARD_HINT}")
         distributed = _distributed()
         try:
+            # The scheduler serves HTTP even without a dashboard, by default on 8787: a random port on
+            # the loopback leaves 8787 to the user's own cluster and warns no one that it is taken.
             cluster = distributed.LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True,
-                                               dashboard_address=None, silence_logs=logging.ERROR)
+                                               dashboard_address=None, silence_logs=logging.ERROR,
+                                               scheduler_kwargs={"dashboard_address": "127.0.0.1:0"})
         except Exception as e:
             reason = str(e).splitlines()[0] if str(e) else type(e).__name__
             hint = f"; if this runs from a script: {MAIN_GUARD_HINT}" if getattr(sys.modules.get("__main__"),
