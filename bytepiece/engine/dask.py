@@ -32,6 +32,32 @@ def _importing_main_in_a_child() -> bool:
     return bool(getattr(multiprocessing.current_process(), "_inheriting", False))
 
 
+def worker_version() -> str:
+    """Runs on each worker: the bytepiece it imports (sent by reference, so a worker without
+    bytepiece fails to load this very function, which is the point)."""
+    from .. import __version__
+
+    return __version__
+
+
+def check_workers(client: Any, where: str) -> None:
+    """Every worker must import the same bytepiece as this process: tasks are bytepiece functions,
+    and a different version could count differently and break "the same model on any engine"."""
+    from .. import __version__
+
+    try:
+        versions = client.run(worker_version)
+    except Exception as e:
+        reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise InputError(f"the workers of the Dask cluster at {where} cannot run bytepiece ({reason}); install "
+                         f'bytepiece-tk=={__version__} in their environment (with the "dask" extra)') from None
+    other = {worker: version for worker, version in versions.items() if version != __version__}
+    if other:
+        worker, version = sorted(other.items())[0]
+        raise InputError(f"{len(other)} worker(s) of the Dask cluster at {where} run bytepiece {version} (for example "
+                         f"{worker}) and this process runs {__version__}; install the same version everywhere")
+
+
 def _distributed():
     try:
         import distributed
@@ -85,9 +111,13 @@ class DaskEngine(Engine):
             reason = str(e).splitlines()[0] if str(e) else type(e).__name__
             raise InputError(f"cannot reach the Dask scheduler at {address} within {CONNECT_TIMEOUT_S} s ({reason}); "
                              "check the address and that the scheduler is running") from None
-        if not client.nthreads():
+        try:
+            if not client.nthreads():
+                raise InputError(f"the Dask cluster at {address} has no workers")
+            check_workers(client, address)
+        except BaseException:
             client.close()
-            raise InputError(f"the Dask cluster at {address} has no workers")
+            raise
         return cls(client, owns=True, address=address)
 
     @classmethod
@@ -95,6 +125,7 @@ class DaskEngine(Engine):
         distributed = _distributed()
         if not isinstance(client, distributed.Client):
             raise InputError(f"cluster must be None, 'local:N', a scheduler address or a distributed.Client, got {client!r}")
+        check_workers(client, getattr(client.scheduler, "address", None) or "the client's scheduler")
         return cls(client, owns=False)
 
     def map(self, fn: Callable[..., R], items: Iterable[T], *args: Any, window: int | None = None) -> Iterator[tuple[T, R]]:
