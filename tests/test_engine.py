@@ -161,47 +161,6 @@ def test_local_cluster_leaves_port_8787_alone():
     assert not [w for w in caught if "already in use" in str(w.message)]
 
 
-_WORKER_WITHOUT_BYTEPIECE = """
-import sys
-sys.modules["bytepiece"] = None  # as on a machine where it was never installed
-sys.argv = ["dask-worker", sys.argv[1], "--nthreads", "1", "--no-nanny"]
-from distributed.cli.dask_worker import main
-main()
-"""
-
-
-@pytest.mark.slow
-def test_workers_that_cannot_import_bytepiece_are_one_clear_error():
-    distributed = pytest.importorskip("distributed")
-    with distributed.LocalCluster(n_workers=0, processes=False, protocol="tcp://", dashboard_address=None,
-                                  scheduler_kwargs={"dashboard_address": "127.0.0.1:0"}) as cluster:
-        worker = subprocess.Popen([sys.executable, "-c", _WORKER_WITHOUT_BYTEPIECE, cluster.scheduler_address],
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        try:
-            with distributed.Client(cluster) as client:
-                client.wait_for_workers(1, timeout=60)
-            with pytest.raises(InputError, match=r"workers of the Dask cluster at tcp://.* cannot run bytepiece "
-                                                 r"\(ModuleNotFoundError.*install bytepiece-tk=="):
-                make_engine(cluster.scheduler_address)
-        finally:
-            worker.kill()
-            worker.wait(timeout=30)
-
-
-def test_workers_with_another_bytepiece_version_are_refused(monkeypatch):
-    distributed = pytest.importorskip("distributed")
-    from bytepiece.engine import dask as dask_engine
-
-    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None,
-                                  scheduler_kwargs={"dashboard_address": "127.0.0.1:0"}) as cluster:
-        with distributed.Client(cluster, set_as_default=False) as client:
-            assert make_engine(client).workers == 1  # same version: accepted
-            monkeypatch.setattr(dask_engine, "worker_version", lambda: "0.0.1")  # in-process workers see it
-            with pytest.raises(InputError, match=r"1 worker\(s\) of the Dask cluster at .* run bytepiece 0\.0\.1 "
-                                                 r"\(for example .*\) and this process runs"):
-                make_engine(client)
-
-
 def test_the_main_guard_check_is_off_in_an_ordinary_process():
     from bytepiece.engine.dask import _importing_main_in_a_child
 

@@ -181,7 +181,9 @@ def describe_source(path: PathLike, *, index: int = 0, jsonl_field: str | None =
     if fmt == "parquet" and compression != "none":
         raise InputError(f"{label}: a compressed Parquet file; Parquet compresses internally, decompress the file first")
     field = (parquet_column if fmt == "parquet" else jsonl_field) or DEFAULT_FIELD
-    source = Source(path, fmt, compression, field, _file_size(path), label, index)
+    # Absolute, because workers of a cluster read it and their working directory is not ours.
+    where = path if is_url(path) else os.path.abspath(path)
+    source = Source(where, fmt, compression, field, _file_size(path), label, index)
     if compression != "none":
         _check_decompressed_head(source)
     return source

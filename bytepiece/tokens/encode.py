@@ -157,7 +157,8 @@ def encode_corpus(
             staging = staging_path(out)
             try:
                 staging.mkdir()
-                job = EncodeJob(str(staging), shard_tokens, -1.0 if alpha_value is None else alpha_value,
+                # absolute: the working directory of a cluster's workers is not ours
+                job = EncodeJob(os.path.abspath(staging), shard_tokens, -1.0 if alpha_value is None else alpha_value,
                                 stream_seed, BOS_ID if add_bos else -1, EOS_ID if add_eos else -1, errors,
                                 tokenizer.normalization == "nfc", BATCH_BYTES,
                                 engine.workers if engine.backend == "local" else 1, engine.backend == "local",

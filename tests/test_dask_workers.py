@@ -1,0 +1,87 @@
+"""Dask workers are other processes, often on other machines: they do not share our working
+directory, and they may lack bytepiece or run another version of it. Each case is a real
+``dask worker`` process started in a directory of its own."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bytepiece import Tokenizer, Trainer, encode_corpus
+from bytepiece.engine import make_engine
+from bytepiece.errors import InputError
+
+distributed = pytest.importorskip("distributed")
+
+pytestmark = pytest.mark.slow
+
+_WORKER = """
+import sys
+if sys.argv[2] == "without-bytepiece":
+    sys.modules["bytepiece"] = None  # as on a machine where it was never installed
+sys.argv = ["dask-worker", sys.argv[1], "--nthreads", "1", "--no-nanny"]
+from distributed.cli.dask_worker import main
+main()
+"""
+
+
+def _scheduler() -> distributed.LocalCluster:
+    return distributed.LocalCluster(n_workers=0, processes=False, protocol="tcp://", dashboard_address=None,
+                                    scheduler_kwargs={"dashboard_address": "127.0.0.1:0"})
+
+
+class _Worker:
+    """A ``dask worker`` process in ``cwd``, stopped on exit."""
+
+    def __init__(self, cluster: distributed.LocalCluster, cwd: Path, kind: str = "normal") -> None:
+        self.proc = subprocess.Popen([sys.executable, "-c", _WORKER, cluster.scheduler_address, kind], cwd=cwd,
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        with distributed.Client(cluster, set_as_default=False) as client:
+            client.wait_for_workers(1, timeout=60)
+
+    def __enter__(self) -> _Worker:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.proc.kill()
+        self.proc.wait(timeout=30)
+
+
+def test_relative_paths_work_on_workers_in_another_directory(tmp_path, monkeypatch):
+    here, elsewhere = tmp_path / "here", tmp_path / "elsewhere"
+    here.mkdir()
+    elsewhere.mkdir()
+    (here / "corpus.txt").write_text("".join(f"line {i}: abcd ab 中文 cafe\n" for i in range(400)), encoding="utf-8")
+    (here / "out").mkdir()
+    monkeypatch.chdir(here)
+    local = Trainer(max_vocab_size=300, workers=1, progress=False).train("corpus.txt")[0]
+    with _scheduler() as cluster, _Worker(cluster, elsewhere):
+        address = cluster.scheduler_address
+        remote = Trainer(max_vocab_size=300, cluster=address, progress=False).train("corpus.txt")[0]
+        summary = encode_corpus("corpus.txt", Tokenizer(remote), "out/c", shard_size="1K", cluster=address)
+    assert remote.pieces == local.pieces
+    assert summary.n_documents == 400 and all(f.resolve().parent == here / "out" and f.is_file() for f in summary.files)
+    assert sorted(p.name for p in elsewhere.iterdir()) == []  # nothing landed in the workers' directory
+
+
+def test_workers_that_cannot_import_bytepiece_are_one_clear_error(tmp_path):
+    with _scheduler() as cluster, _Worker(cluster, tmp_path, "without-bytepiece"):
+        with pytest.raises(InputError, match=r"workers of the Dask cluster at tcp://.* cannot run bytepiece "
+                                             r"\(ModuleNotFoundError.*install bytepiece-tk=="):
+            make_engine(cluster.scheduler_address)
+
+
+def test_workers_with_another_bytepiece_version_are_refused(monkeypatch):
+    from bytepiece.engine import dask as dask_engine
+
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None,
+                                  scheduler_kwargs={"dashboard_address": "127.0.0.1:0"}) as cluster:
+        with distributed.Client(cluster, set_as_default=False) as client:
+            assert make_engine(client).workers == 1  # same version: accepted
+            monkeypatch.setattr(dask_engine, "worker_version", lambda: "0.0.1")  # in-process workers see it
+            with pytest.raises(InputError, match=r"1 worker\(s\) of the Dask cluster at .* run bytepiece 0\.0\.1 "
+                                                 r"\(for example .*\) and this process runs"):
+                make_engine(client)
