@@ -90,6 +90,15 @@ def test_missing_dask_is_one_line_naming_the_extra(monkeypatch):
         make_engine("local:2")
 
 
+@pytest.mark.parametrize("address", ["foo", "tcp://", "tcp://host:notaport"])
+def test_malformed_scheduler_address_says_what_to_give(address):
+    pytest.importorskip("distributed")
+    t0 = time.perf_counter()
+    with pytest.raises(InputError, match=r"is not a Dask scheduler address \(.*\); give tcp://HOST:PORT, local:N or threads"):
+        make_engine(address)
+    assert time.perf_counter() - t0 < 10  # no connection timeout to wait out
+
+
 @pytest.mark.slow
 def test_unreachable_scheduler_is_a_quick_clear_error(monkeypatch):
     pytest.importorskip("distributed")

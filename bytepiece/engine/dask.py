@@ -107,7 +107,11 @@ class DaskEngine(Engine):
         distributed = _distributed()
         try:
             client = distributed.Client(address, timeout=f"{CONNECT_TIMEOUT_S}s", set_as_default=False)
-        except (OSError, TimeoutError, ValueError) as e:
+        except ValueError as e:
+            reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+            raise InputError(f"cluster {address!r} is not a Dask scheduler address ({reason}); give tcp://HOST:PORT, "
+                             "local:N or threads") from None
+        except (OSError, TimeoutError) as e:
             reason = str(e).splitlines()[0] if str(e) else type(e).__name__
             raise InputError(f"cannot reach the Dask scheduler at {address} within {CONNECT_TIMEOUT_S} s ({reason}); "
                              "check the address and that the scheduler is running") from None
