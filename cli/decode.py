@@ -17,8 +17,8 @@ from .core import Command
 @handle_errors
 def decode(
     files: Annotated[Optional[list[Path]], typer.Argument(
-        metavar="FILE", help="Lines of ids (as encode writes them), or encode's .npy / .bin files; stdin when "
-        "none or '-'.", show_default=False)] = None,
+        metavar="FILE", help="Lines of ids (as encode writes them), or encode's .npy / .bin files or "
+        ".manifest.json; stdin when none or '-'.", show_default=False)] = None,
     model: Annotated[Optional[Path], typer.Option("--model", "-m", metavar="MODEL", help="Model file (default: the "
                                                   "model shipped with bytepiece).", show_default=False)] = None,
     output: Annotated[Optional[Path], typer.Option("--output", "-o", metavar="PATH", help="Output file (written "
@@ -36,7 +36,7 @@ def decode(
     from bytepiece.errors import InputError
 
     with (atomic_open(output, "w", overwrite=force) if output is not None else _stdout()) as out:
-        for where, ids in _documents(files):
+        for where, ids in _documents(files, tokenizer.model):
             try:
                 text = tokenizer.decode(ids)
             except InputError as e:
@@ -52,12 +52,21 @@ class _stdout:
         return None
 
 
-def _documents(files: list[Path]) -> Iterator[tuple[str, list[int]]]:
-    """Where each document is and its ids, file by file: binary token files document by
-    document, text files (and stdin) line by line."""
+def _documents(files: list[Path], model: Any) -> Iterator[tuple[str, list[int]]]:
+    """Where each document is and its ids, file by file: sharded corpora (refused when encoded
+    with another model) and binary token files document by document, text files (and stdin)
+    line by line."""
     from bytepiece.interop.npyfile import open_token_file
+    from bytepiece.tokens.manifest import MANIFEST_SUFFIX
 
     for path in files or [Path("-")]:
+        if path.name.endswith(MANIFEST_SUFFIX):
+            from bytepiece import TokenDataset
+
+            with TokenDataset(path, model=model) as dataset:
+                for i, ids in enumerate(dataset.documents()):
+                    yield f"document {i} of {path}", ids.tolist()
+            continue
         arrays = None if str(path) == "-" else open_token_file(path)
         if arrays is not None:
             tokens, offsets = arrays

@@ -135,6 +135,26 @@ def test_decode_reads_every_output_of_encode(runner, model, corpus, tmp_path, fm
     assert result.stdout == TEXT + "\n"
 
 
+def test_decode_reads_a_sharded_corpus_and_refuses_another_model(runner, model, corpus, tmp_path):
+    from bytepiece import Tokenizer
+
+    prefix = tmp_path / "shards" / "corpus"
+    prefix.parent.mkdir()
+    done = runner.invoke(app, ["encode", str(corpus), "-m", str(model), "-f", "bin", "-o", str(prefix),
+                               "--shard-size", "16"])
+    assert done.exit_code == 0, done.output
+    assert len(list(prefix.parent.glob("corpus-*.bin"))) > 1  # documents spread over several shards
+    manifest = prefix.parent / "corpus.manifest.json"
+    result = runner.invoke(app, ["decode", str(manifest), "-m", str(model)])
+    assert result.exit_code == 0, result.output
+    assert result.stdout == TEXT + "\n"
+    other = tmp_path / "other.model"
+    Tokenizer.from_counts({bytes([b]): 1 for b in range(256)} | {b"zz": 5}).save(other)
+    refused = runner.invoke(app, ["decode", str(manifest), "-m", str(other)])
+    assert refused.exit_code == 1 and "encoded with another model" in refused.stderr
+    assert len(refused.stderr.strip().splitlines()) == 1
+
+
 def test_decode_names_the_document_with_a_bad_id(runner, model, tmp_path, tiny_tokenizer):
     from bytepiece.interop.npyfile import NpyWriter
 
