@@ -85,3 +85,20 @@ def test_workers_with_another_bytepiece_version_are_refused(monkeypatch):
             with pytest.raises(InputError, match=r"1 worker\(s\) of the Dask cluster at .* run bytepiece 0\.0\.1 "
                                                  r"\(for example .*\) and this process runs"):
                 make_engine(client)
+
+
+def test_large_task_items_raise_no_dask_warning():
+    import warnings
+
+    import numpy as np
+
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None,
+                                  scheduler_kwargs={"dashboard_address": "127.0.0.1:0"}) as cluster:
+        with distributed.Client(cluster, set_as_default=False) as client:
+            engine = make_engine(client)
+            big = [np.ones(3 << 20), np.zeros(3 << 20)]  # 24 MB each, above Dask's 10 MB warning threshold
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                results = [r for _, r in engine.map(len, big)]
+    assert results == [3 << 20, 3 << 20]
+    assert not [w for w in caught if "large graph" in str(w.message)]

@@ -138,7 +138,7 @@ class DaskEngine(Engine):
         pending: deque[tuple[Any, Any]] = deque()
         try:
             for item in items:
-                pending.append((item, self.client.submit(fn, item, *args, pure=False, retries=2)))
+                pending.append((item, self._submit(fn, item, *args)))
                 if len(pending) >= window:
                     yield self._result(*pending.popleft(), distributed)
             while pending:
@@ -146,6 +146,15 @@ class DaskEngine(Engine):
         finally:
             if pending:
                 self.client.cancel([f for _, f in pending])
+
+    def _submit(self, fn: Callable[..., Any], item: Any, *args: Any) -> Any:
+        """Items travel inside the task (a batch of pieces is about 13 MB): unlike scattered data,
+        the scheduler can give them to a retry after their worker died. Dask warns about every
+        such task, so its threshold is lifted for ours."""
+        import dask
+
+        with dask.config.set({"distributed.admin.large-graph-warning-threshold": "4GiB"}):
+            return self.client.submit(fn, item, *args, pure=False, retries=2)
 
     @staticmethod
     def _result(item: Any, future: Any, distributed: Any) -> tuple[Any, Any]:
