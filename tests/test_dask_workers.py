@@ -102,3 +102,29 @@ def test_large_task_items_raise_no_dask_warning():
                 results = [r for _, r in engine.map(len, big)]
     assert results == [3 << 20, 3 << 20]
     assert not [w for w in caught if "large graph" in str(w.message)]
+
+
+def test_a_cluster_without_workers_is_an_error_not_a_hang(monkeypatch, tmp_path):
+    from bytepiece.engine import dask as dask_engine
+
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("some text\n" * 20, encoding="utf-8")
+
+    monkeypatch.setattr(dask_engine, "WORKER_WAIT_S", 1)
+    with _scheduler() as cluster:
+        with pytest.raises(InputError, match=r"has no workers, and none joined within 1 s; start workers"):
+            make_engine(cluster.scheduler_address)
+        with distributed.Client(cluster, set_as_default=False) as client:
+            with pytest.raises(InputError, match=r"has no workers, and none joined within 1 s"):
+                Trainer(max_vocab_size=300, cluster=client, progress=False).train(str(corpus))
+
+
+def test_a_worker_that_joins_while_we_wait_is_used(tmp_path):
+    with _scheduler() as cluster, distributed.Client(cluster, set_as_default=False) as client:
+        worker = subprocess.Popen([sys.executable, "-c", _WORKER, cluster.scheduler_address, "normal"], cwd=tmp_path,
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            assert make_engine(client).workers == 1  # waited for it instead of failing or hanging
+        finally:
+            worker.kill()
+            worker.wait(timeout=30)

@@ -9,6 +9,7 @@ task cannot be completed the run stops with one error and writes nothing.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import multiprocessing
 import sys
@@ -21,6 +22,7 @@ from .base import Engine, R, T
 from .memory import worker_phase_peak
 
 CONNECT_TIMEOUT_S = 30
+WORKER_WAIT_S = 60
 MAIN_GUARD_HINT = ('worker processes import the main module again, so a Python script must start the work '
                    'under `if __name__ == "__main__":`')
 
@@ -41,10 +43,18 @@ def worker_version() -> str:
 
 
 def check_workers(client: Any, where: str) -> None:
-    """Every worker must import the same bytepiece as this process: tasks are bytepiece functions,
-    and a different version could count differently and break "the same model on any engine"."""
+    """The cluster must have a worker (an adaptive one gets ``WORKER_WAIT_S`` to start one; tasks
+    would otherwise wait forever), and every worker must import the same bytepiece as this
+    process: tasks are bytepiece functions, and a different version could count differently and
+    break "the same model on any engine"."""
     from .. import __version__
 
+    if not client.nthreads():
+        try:
+            client.wait_for_workers(1, timeout=WORKER_WAIT_S)
+        except (TimeoutError, asyncio.TimeoutError):
+            raise InputError(f"the Dask cluster at {where} has no workers, and none joined within {WORKER_WAIT_S} s; "
+                             "start workers (or scale the cluster up) and run again") from None
     try:
         versions = client.run(worker_version)
     except Exception as e:
@@ -116,8 +126,6 @@ class DaskEngine(Engine):
             raise InputError(f"cannot reach the Dask scheduler at {address} within {CONNECT_TIMEOUT_S} s ({reason}); "
                              "check the address and that the scheduler is running") from None
         try:
-            if not client.nthreads():
-                raise InputError(f"the Dask cluster at {address} has no workers")
             check_workers(client, address)
         except BaseException:
             client.close()
