@@ -328,3 +328,8 @@ def test_cli_gzip_and_stdin(runner, corpus_file, tmp_path, monkeypatch):
     assert _as_dict(load_model(a)) == _as_dict(load_model(b)) == _as_dict(lib)
     assert [p.parent for p in spooled] == [spool_dir], spooled
     assert not list(spool_dir.glob("bytepiece-stdin-*"))
+
+
+def test_empty_texts_from_python_are_described_once():
+    with pytest.raises(TrainingError, match=r"^the corpus is empty \(2 texts, 0 bytes of text\); nothing to learn"):
+        Trainer(max_vocab_size=300, progress=False).train(["", ""])
