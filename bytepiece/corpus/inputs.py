@@ -46,8 +46,9 @@ class Texts:
 class CorpusInputs:
     sources: list[Source]
     temporaries: list[Path] = field(default_factory=list)
-    description: str = ""
+    description: str = ""  # the files, or for texts from Python their count ("3 texts")
     spooled_invalid_utf8: int = 0
+    from_python: bool = False
 
     def close(self) -> None:
         for path in self.temporaries:
@@ -118,4 +119,4 @@ def open_corpus(corpus: Any, *, jsonl_field: str | None = None, parquet_column: 
     except BaseException:
         path.unlink(missing_ok=True)
         raise
-    return CorpusInputs(sources, [path], f"{count} texts", invalid)
+    return CorpusInputs(sources, [path], f"{count} texts", invalid, from_python=True)

@@ -232,8 +232,7 @@ class Trainer:
             self._notice(f"the corpus has {self.stats['invalid_utf8']} invalid UTF-8 sequence(s); "
                          "each was replaced by U+FFFD (use errors='strict' to stop instead)")
         if read.bytes == 0:
-            what = f"{read.texts} texts" if inputs.description == f"{read.texts} texts" else \
-                f"{inputs.description}: {read.texts} texts"  # texts from Python are described by their count
+            what = inputs.description if inputs.from_python else f"{inputs.description}: {read.texts} texts"
             raise TrainingError(f"the corpus is empty ({what}, 0 bytes of text); nothing to learn a vocabulary from")
         t0 = time.perf_counter()
         model, report = ngram_model(counts, options, plan, progress)
