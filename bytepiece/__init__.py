@@ -4,7 +4,7 @@ from typing import TYPE_CHECKING, Any
 
 from .errors import BytePieceError, InputError, ModelFormatError, TrainingError
 from .model import Model, load_model
-from .streaming import DecodeStream
+from .tokenizer.streaming import DecodeStream
 from .tokenizer import Tokenizer
 
 if TYPE_CHECKING:  # imported on first use below; type checkers see the real classes

@@ -17,6 +17,8 @@ import numpy as np
 from .errors import InputError
 
 Seed = Union[int, np.random.Generator, None]
+#: the kernels' seed of deterministic calls (Viterbi draws nothing)
+NO_SEED = np.uint64(0)
 
 _INF = math.inf
 _UINT64_MAX = (1 << 64) - 1

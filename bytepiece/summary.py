@@ -9,12 +9,12 @@ the one ``bytepiece encode --format pieces`` and ``bytepiece inspect`` print.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import numpy as np
+import numpy.typing as npt
 
-if TYPE_CHECKING:
-    from .model import Model
+from .vocab import FIRST_PIECE_ID
 
 #: what stands for a character that would be invisible or ambiguous in a list of pieces
 _VISIBLE = {" ": "▁", "▁": "\\u2581", "\n": "\\n", "\r": "\\r", "\t": "\\t", "\\": "\\\\"}
@@ -80,9 +80,19 @@ class ModelSummary:
         return self.vocab_size + len(self.special_tokens)
 
 
-def summarize(model: Model, *, top: int = 20) -> ModelSummary:
-    from .model import FIRST_PIECE_ID
+class _Summarized(Protocol):
+    """What a summary reads from a model."""
 
+    pieces: list[bytes]
+    counts: npt.NDArray[np.int64]
+    metadata: dict[str, Any]
+    special_tokens: tuple[str, ...]
+
+    @property
+    def vocab_size(self) -> int: ...
+
+
+def summarize(model: _Summarized, *, top: int = 20) -> ModelSummary:
     lengths = np.fromiter((len(p) for p in model.pieces), dtype=np.int64, count=len(model.pieces))
     counts = model.counts
     total = int(counts.sum())

@@ -14,9 +14,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-import bytepiece.coldstart as coldstart_module
+import bytepiece.tokenizer.coldstart as coldstart_module
 from bytepiece import Tokenizer
-from bytepiece.coldstart import PYTHON_BUDGET_BYTES, viterbi_ids
+from bytepiece.tokenizer.coldstart import PYTHON_BUDGET_BYTES, viterbi_ids
 from reference import piece_scores, viterbi
 
 ALPHABET = b"ab\n\xe4 "
@@ -38,8 +38,8 @@ def _vocab(extra: dict[bytes, int]) -> dict[bytes, int]:
 def test_python_viterbi_equals_kernel_and_reference(extra, text):
     counts = _vocab(extra)
     tokenizer = Tokenizer.from_counts(counts, normalization="none")
-    python = viterbi_ids(*tokenizer._views, text)
-    kernel = tokenizer._encode_array(text, -1.0, None).tolist()
+    python = viterbi_ids(*tokenizer.segmenter.coldstart_views, text)
+    kernel = tokenizer.segmenter.segment_array(text).tolist()
     assert python == kernel
     assert [tokenizer.id_to_piece(i) for i in python] == viterbi(piece_scores(counts), text)
 
@@ -49,7 +49,7 @@ def test_python_viterbi_on_real_text(load_shared_tokenizer, shared):
     for name in ("zh", "en", "code"):
         data = (shared / "corpora" / f"{name}.txt").read_bytes()[:20_000]
         data = data.decode("utf-8", "ignore").encode()
-        assert viterbi_ids(*tokenizer._views, data) == tokenizer._encode_array(data, -1.0, None).tolist()
+        assert viterbi_ids(*tokenizer.segmenter.coldstart_views, data) == tokenizer.segmenter.segment_array(data).tolist()
 
 
 def test_budget_then_kernels(monkeypatch, tiny_tokenizer):
@@ -58,7 +58,7 @@ def test_budget_then_kernels(monkeypatch, tiny_tokenizer):
     monkeypatch.setattr(coldstart_module, "kernel_module", None)
     monkeypatch.setattr(coldstart_module, "python_budget", PYTHON_BUDGET_BYTES)
     text = "abcd 中文 ab\n\n" * 50
-    expected = tiny_tokenizer._encode_array(tiny_tokenizer.normalize(text), -1.0, None).tolist()
+    expected = tiny_tokenizer.segmenter.segment_array(tiny_tokenizer.normalize(text)).tolist()
     monkeypatch.setattr(coldstart_module, "kernel_module", None)
     assert tiny_tokenizer.encode(text) == expected
     assert tiny_tokenizer.encode_batch([text, "", text], add_bos=True) == [[1, *expected], [1], [1, *expected]]

@@ -423,33 +423,3 @@ def test_cli_errors_are_one_line(runner, tiny_model_file, tmp_path, args, messag
     assert result.exit_code == code, result.output
     assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1
     assert "Traceback" not in result.output
-
-
-# -- the stream kernel --------------------------------------------------------------------------------------
-
-@pytest.mark.parametrize("alpha", [-1.0, 0.1, 30.0])
-def test_stream_kernel_matches_the_document_kernel(default_tokenizer, alpha):
-    """Documents longer than the kernel's work arrays go chunk by chunk (a 20 MB source file must
-    not cost 16 bytes per byte); with streams 0..n-1 the ids equal ``encode_documents``'s."""
-    import bytepiece.kernels.encode as K
-    import bytepiece.kernels.streams as S
-    from bytepiece.tokens.batches import kernel_tables
-
-    docs = [("line one 中文 abcd\n\n" * 80_000).encode(), b"short", ("x" * 3000 + "\n").encode() * 500,
-            "é".encode() * 600_000]  # the last: one chunk longer than the initial work arrays
-    assert len(docs[0]) > S.STREAM_WORK_BYTES and len(docs[3]) > S.STREAM_WORK_BYTES
-    buf = np.frombuffer(b"".join(docs), np.uint8)
-    offsets = np.cumsum([0] + [len(d) for d in docs]).astype(np.int64)
-    t = kernel_tables(default_tokenizer, alpha)
-    seed = np.uint64(17)
-    out = np.empty(len(buf), np.int32)
-    counts = np.zeros(len(docs), np.int64)
-    S.encode_streams(t.base_check, t.pair, t.piece, t.values, t.mode, t.max_len, t.alpha, buf, offsets, 0, len(docs),
-                     seed, np.arange(len(docs), dtype=np.uint64), out, counts)
-    results = [[out[offsets[i]:offsets[i] + counts[i]].tolist() for i in range(len(docs))]]
-    flat, token_offsets = K.encode_documents(t.base_check, t.pair, t.piece, t.values, t.mode, t.max_len, t.alpha, buf,
-                                             offsets, seed, 0, -1, -1)
-    results.append([flat[token_offsets[i]:token_offsets[i + 1]].tolist() for i in range(len(docs))])
-    assert results[0] == results[1]
-    if alpha < 0:
-        assert results[0][1] == default_tokenizer.encode("short")

@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from bytepiece import InputError, Tokenizer
-from bytepiece.offsets import composition_sets, segment_starts
+from bytepiece.tokenizer.offsets import composition_sets, segment_starts
 
 # ASCII, Chinese, accents (precomposed and decomposed), Hangul jamo, an emoji, newlines
 CHARS = "ab c\n中文é\u0065\u0301\u0323\u1100\u1161\u11a8한😀"

@@ -334,12 +334,12 @@ def test_pipe_model_path_is_read(tmp_path, tiny_model_file, tiny_tokenizer):
 
 
 def test_unexpected_errors_are_one_line(runner, model, monkeypatch):
-    from bytepiece.tokens import encode as corpus_encoding
+    from bytepiece.tokenizer import DocumentEncoder
 
     def broken(*args, **kwargs):
         raise ZeroDivisionError("boom")
 
-    monkeypatch.setattr(corpus_encoding, "encode_doc_batch", broken)
+    monkeypatch.setattr(DocumentEncoder, "start", broken)
     _one_line_error(runner.invoke(app, ["encode", "-m", str(model)], input="ab\n"), "ZeroDivisionError")
 
 

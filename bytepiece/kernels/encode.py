@@ -10,7 +10,7 @@ with the already final value of its start. The best score stays in registers, so
 candidate costs one load from the walk and an add-compare, with no store; only the trie walk
 itself is a chain of dependent loads (measured 35 MB/s against 25 MB/s for pushing candidates
 forward from each start). The sampler also writes each candidate's running total to a small
-array that stays in L1 (see ``_sample_chunk_linear``).
+array that stays in L1 (see ``_sample_span_linear``).
 
 Ties: the original keeps, at each end position, the first of equal candidates in its
 longest-first order; seeing them shortest first, ``>=`` keeps the last one, which is the same.
@@ -25,6 +25,13 @@ choice, so the trie walks of the backward pass run one after another instead of 
 ``LINEAR`` works with weights ``p ** alpha`` in the linear domain and rescales the window behind
 e when a total leaves [1e-100, 1e100]; ``LOG`` sums relative to the best candidate, in units of
 log p, for alphas so large that ``p ** alpha`` would underflow (any finite alpha works there).
+
+Memory does not grow with a chunk: a chunk longer than the work arrays (``WINDOW`` bytes) is
+segmented window by window (:func:`_long_chunk`). The forward pass runs on without a break;
+after each window the back-pointer chains of the last ``max_len`` positions are followed to
+their common ancestor, a position every final path goes through whatever comes next, and the
+tokens up to it are final. Only if no such position appears within half a window (no real text
+does this) is the chunk cut at a boundary of the best path so far and restarted there.
 """
 
 from __future__ import annotations
@@ -33,33 +40,31 @@ import numpy as np
 from ._jit import njit
 
 from .chunking import chunk_end
+from .modes import LINEAR, LOG, VITERBI
 from .rng import next_uniform, seed_state
 
-VITERBI, LINEAR, LOG = 0, 1, 2
-#: the name kernels written before chunking had one home import (kernels/streams.py); prefer
-#: ``kernels.chunking.chunk_end``
-_chunk_end = chunk_end
+#: work arrays hold at most this many positions; longer chunks go window by window
+WINDOW = 1 << 20
 _RESCALE_HIGH = 1e100
 _RESCALE_LOW = 1e-100
 
 
 @njit(cache=True, nogil=True)
-def _viterbi_chunk(bc, pair, scores, text, a, b, best, back, tok):
-    """``scores[cell]``: log p of the piece ending at the cell, -inf where none ends (so the
-    comparison rejects non-terminal cells without a separate branch). Every single byte is a
-    piece, so the first step of each walk always succeeds and the second is one lookup in
-    ``pair`` (see ``Trie.pair_cells``); the candidate update is written out at each step."""
-    m = b - a
-    best[0] = 0.0
+def _viterbi_span(bc, pair, scores, text, base, e0, e1, best, back, tok):
+    """Positions ``e0..e1`` (relative to ``base``: position e ends at ``text[base + e - 1]``)
+    given ``best[0..e0-1]``. ``scores[cell]``: log p of the piece ending at the cell, -inf where
+    none ends (so the comparison rejects non-terminal cells without a separate branch). Every
+    single byte is a piece, so the first step of each walk always succeeds and the second is one
+    lookup in ``pair`` (see ``Trie.pair_cells``); the candidate update is written out at each step."""
     base0 = bc[0]
-    for e in range(1, m + 1):
-        c = np.int64(text[a + e - 1])
+    for e in range(e0, e1 + 1):
+        c = np.int64(text[base + e - 1])
         node = base0 + c
         top = best[e - 1] + scores[node]
         start = e - 1
         cell = node
         if e >= 2:
-            node = pair[(c << 8) | np.int64(text[a + e - 2])]
+            node = pair[(c << 8) | np.int64(text[base + e - 2])]
             if node >= 0:
                 v = best[e - 2] + scores[node]
                 if v >= top:
@@ -67,7 +72,7 @@ def _viterbi_chunk(bc, pair, scores, text, a, b, best, back, tok):
                     start = e - 2
                     cell = node
                 for s in range(e - 3, -1, -1):
-                    nxt = bc[2 * node] + text[a + s]
+                    nxt = bc[2 * node] + text[base + s]
                     if bc[2 * nxt + 1] != node:
                         break
                     node = nxt
@@ -82,7 +87,7 @@ def _viterbi_chunk(bc, pair, scores, text, a, b, best, back, tok):
 
 
 @njit(cache=True, nogil=True)
-def _sample_chunk_linear(bc, pair, weights, max_len, text, a, b, acc, back, tok, state, sums, cells):
+def _sample_span_linear(bc, pair, weights, max_len, text, base, e0, e1, acc, back, tok, state, sums, cells):
     """``weights[cell]``: p ** alpha of the piece ending at the cell, 0 where none ends.
 
     The walk records, for its j-th candidate (j = 0: the single byte, 1: two bytes, ...), the
@@ -94,17 +99,15 @@ def _sample_chunk_linear(bc, pair, weights, max_len, text, a, b, acc, back, tok,
     third of the speed to the generator and to unpredictable replacement branches. Whether a
     uniform is drawn depends only on the text, never on earlier draws, so every draw stays
     independent. ``sums`` and ``cells`` hold at least ``max_len`` entries."""
-    m = b - a
-    acc[0] = 1.0
     base0 = bc[0]
-    for e in range(1, m + 1):
-        c = np.int64(text[a + e - 1])
+    for e in range(e0, e1 + 1):
+        c = np.int64(text[base + e - 1])
         node = base0 + c
         total = acc[e - 1] * weights[node]
         start = e - 1
         cell = node
         if e >= 2:
-            node = pair[(c << 8) | np.int64(text[a + e - 2])]
+            node = pair[(c << 8) | np.int64(text[base + e - 2])]
             if node >= 0:
                 sums[0] = total
                 cells[0] = cell
@@ -118,7 +121,7 @@ def _sample_chunk_linear(bc, pair, weights, max_len, text, a, b, acc, back, tok,
                     s -= 1
                     if s < 0:
                         break
-                    nxt = bc[2 * node] + text[a + s]
+                    nxt = bc[2 * node] + text[base + s]
                     if bc[2 * nxt + 1] != node:
                         break
                     node = nxt
@@ -142,9 +145,10 @@ def _sample_chunk_linear(bc, pair, weights, max_len, text, a, b, acc, back, tok,
 
 
 @njit(cache=True, nogil=True)
-def _sample_chunk_log(bc, pair, scores, alpha, text, a, b, acc, back, tok, state):
+def _sample_span_log(bc, pair, scores, alpha, text, base, e0, e1, acc, back, tok, state, u_next):
     """The sampler for alphas so large that ``p ** alpha`` underflows (or ``alpha * log p``
-    overflows). ``scores[cell]`` is log p (-inf where no piece ends), as for Viterbi.
+    overflows). ``scores[cell]`` is log p (-inf where no piece ends), as for Viterbi. Returns
+    the generator state and the uniform drawn ahead for the next replacement (``u_next``).
 
     ``acc[e]`` is ``log(Z[e]) / alpha``: the log-sum-exp of path weights divided by alpha, so it
     stays on the scale of a path's log probability (about the Viterbi score) for any finite
@@ -152,14 +156,11 @@ def _sample_chunk_log(bc, pair, scores, alpha, text, a, b, acc, back, tok, state
     each end position the candidates are summed relative to the largest one seen so far
     (``top``): ``total = sum exp(alpha * (v - top))`` lies in [1, candidates], so nothing
     overflows, a candidate far below the best contributes exactly 0, and exact ties still share
-    the probability (two equal candidates: 1/2 each). The reservoir is the linear sampler's,
-    with ``kept`` rescaled together with ``total`` when ``top`` moves."""
-    m = b - a
-    acc[0] = 0.0
-    u_next, state = next_uniform(state)
+    the probability (two equal candidates: 1/2 each). A reservoir keeps one candidate, with
+    ``kept`` rescaled together with ``total`` when ``top`` moves."""
     base0 = bc[0]
-    for e in range(1, m + 1):
-        c = np.int64(text[a + e - 1])
+    for e in range(e0, e1 + 1):
+        c = np.int64(text[base + e - 1])
         node = base0 + c
         top = acc[e - 1] + scores[node]
         total = 1.0
@@ -167,8 +168,9 @@ def _sample_chunk_log(bc, pair, scores, alpha, text, a, b, acc, back, tok, state
         start = e - 1
         cell = node
         if e >= 2:
-            node = pair[(c << 8) | np.int64(text[a + e - 2])]
+            node = pair[(c << 8) | np.int64(text[base + e - 2])]
             s = e - 2
+            u = 0.0
             if node >= 0:
                 u = u_next
                 u_next, state = next_uniform(state)
@@ -192,28 +194,47 @@ def _sample_chunk_log(bc, pair, scores, alpha, text, a, b, acc, back, tok, state
                 s -= 1
                 if s < 0:
                     break
-                nxt = bc[2 * node] + text[a + s]
+                nxt = bc[2 * node] + text[base + s]
                 if bc[2 * nxt + 1] != node:
                     break
                 node = nxt
         back[e] = start
         tok[e] = cell
         acc[e] = top + np.log(total) / alpha
-    return state
+    return state, u_next
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _chunk_start(mode, acc):
+    """The value of a chunk's start position: log 1 for Viterbi and LOG, weight 1 for LINEAR."""
+    acc[0] = 1.0 if mode == LINEAR else 0.0
 
 
 @njit(cache=True, nogil=True)
-def _backtrack(back, tok, piece, m, out, pos):
-    """Write the chunk's piece ids (ending at m) to ``out[pos:]`` in order; return the new end."""
+def _forward(bc, pair, values, mode, max_len, alpha, text, base, e0, e1, acc, back, tok, sums, cells, state, u_next):
+    """One stretch of the forward pass in any mode; returns (state, u_next)."""
+    if mode == VITERBI:
+        _viterbi_span(bc, pair, values, text, base, e0, e1, acc, back, tok)
+    elif mode == LINEAR:
+        state = _sample_span_linear(bc, pair, values, max_len, text, base, e0, e1, acc, back, tok, state, sums, cells)
+    else:
+        state, u_next = _sample_span_log(bc, pair, values, alpha, text, base, e0, e1, acc, back, tok, state, u_next)
+    return state, u_next
+
+
+@njit(cache=True, nogil=True)
+def _emit(back, tok, piece, hi, lo, out, pos):
+    """Write the piece ids of the path from ``lo`` to ``hi`` (following ``back`` from ``hi``,
+    which reaches ``lo``) to ``out[pos:]`` in order; return the new end."""
     k = 0
-    j = m
-    while j > 0:
+    j = hi
+    while j > lo:
         k += 1
         j = back[j]
-    j = m
     end = pos + k
     i = end - 1
-    while j > 0:
+    j = hi
+    while j > lo:
         out[i] = piece[tok[j]]
         i -= 1
         j = back[j]
@@ -221,30 +242,133 @@ def _backtrack(back, tok, piece, m, out, pos):
 
 
 @njit(cache=True, nogil=True)
-def _encode_span(bc, pair, piece, values, mode, max_len, alpha, text, a, n, best, back, tok, sums, cells, out, pos,
-                 state):
-    """Segment text[a:n] chunk by chunk into ``out[pos:]``; return (new pos, rng state).
-    ``best``, ``back``, ``tok`` are work arrays of at least the longest chunk + 1, ``sums`` and
-    ``cells`` of at least ``max_len``; ``alpha`` is only read by the LOG sampler (the LINEAR one
-    has it folded into ``values``)."""
+def _grown(out, pos, need):
+    """``out`` with room for ``need`` more ids after ``pos`` (the ids so far kept)."""
+    if pos + need <= out.shape[0]:
+        return out
+    bigger = np.empty(max(pos + need, out.shape[0] + out.shape[0] // 2 + 16), np.int32)
+    bigger[:pos] = out[:pos]
+    return bigger
+
+
+@njit(cache=True, nogil=True)
+def _common_ancestor(back, mark, lo, e, max_len):
+    """The latest position every back-pointer chain from ``e - max_len + 1 .. e`` goes through
+    (``lo`` at worst: the chains all reach it). ``mark`` is scratch of at least ``e + 1`` bytes."""
+    first = max(lo, e - max_len + 1)
+    mark[lo:e + 1] = 0
+    live = 0
+    for x in range(first, e + 1):
+        mark[x] = 1
+        live += 1
+    for x in range(e, lo - 1, -1):
+        if mark[x]:
+            if live == 1 or x == lo:
+                return x
+            mark[x] = 0
+            live -= 1
+            y = back[x]
+            if not mark[y]:
+                mark[y] = 1
+                live += 1
+    return lo
+
+
+@njit(cache=True, nogil=True)
+def _long_chunk(bc, pair, piece, values, mode, max_len, alpha, text, a, b, acc, back, tok, mark, sums, cells, out, pos,
+                state, forced):
+    """Segment ``text[a:b]``, a chunk longer than the work arrays (see the module docstring).
+    Returns (out, pos, state, forced): ``out`` may have been reallocated to make room, and
+    ``forced`` counts the cuts made without a common ancestor."""
+    cap = acc.shape[0] - 1
+    base = a  # text position of relative position 0
+    done = 0  # relative position up to which the ids are written
+    e = 0  # last relative position computed
+    _chunk_start(mode, acc)
+    u_next = 0.0
+    if mode == LOG:
+        u_next, state = next_uniform(state)
+    while True:
+        e1 = min(cap, b - base)
+        state, u_next = _forward(bc, pair, values, mode, max_len, alpha, text, base, e + 1, e1, acc, back, tok, sums,
+                                 cells, state, u_next)
+        e = e1
+        if base + e == b:
+            break
+        p = _common_ancestor(back, mark, done, e, max_len)
+        if p > done:
+            out = _grown(out, pos, p - done)
+            pos = _emit(back, tok, piece, p, done, out, pos)
+            done = p
+        keep = min(done, e - max_len)
+        if keep < cap // 2:
+            # No common ancestor for half a window: cut at the best path's last boundary at or
+            # before e - max_len and restart the forward pass there.
+            q = e
+            while q > e - max_len and q > done:
+                q = back[q]
+            out = _grown(out, pos, q - done)
+            pos = _emit(back, tok, piece, q, done, out, pos)
+            base += q
+            e = 0
+            done = 0
+            forced += 1
+            _chunk_start(mode, acc)
+            continue
+        n = e - keep + 1
+        acc[:n] = acc[keep:e + 1]
+        tok[:n] = tok[keep:e + 1]
+        for i in range(n):
+            back[i] = back[keep + i] - keep
+        base += keep
+        e -= keep
+        done -= keep
+    out = _grown(out, pos, e - done)
+    pos = _emit(back, tok, piece, e, done, out, pos)
+    return out, pos, state, forced
+
+
+@njit(cache=True, nogil=True)
+def _span(bc, pair, piece, values, mode, max_len, alpha, text, a, n, acc, back, tok, mark, sums, cells, out, pos,
+          state, forced):
+    """Segment ``text[a:n]`` chunk by chunk into ``out[pos:]``; returns (out, pos, state, forced
+    cuts so far). Work
+    arrays ``acc``, ``back``, ``tok`` and ``mark`` hold ``cap + 1`` positions; a chunk longer
+    than ``cap`` goes window by window."""
+    cap = acc.shape[0] - 1
     while a < n:
         b = chunk_end(text, a, n)
-        if mode == VITERBI:
-            _viterbi_chunk(bc, pair, values, text, a, b, best, back, tok)
-        elif mode == LINEAR:
-            state = _sample_chunk_linear(bc, pair, values, max_len, text, a, b, best, back, tok, state, sums, cells)
+        if b - a > cap:
+            out, pos, state, forced = _long_chunk(bc, pair, piece, values, mode, max_len, alpha, text, a, b, acc, back,
+                                                  tok, mark, sums, cells, out, pos, state, forced)
         else:
-            state = _sample_chunk_log(bc, pair, values, alpha, text, a, b, best, back, tok, state)
-        pos = _backtrack(back, tok, piece, b - a, out, pos)
+            out = _grown(out, pos, b - a)
+            _chunk_start(mode, acc)
+            u_next = 0.0
+            if mode == LOG:
+                u_next, state = next_uniform(state)
+            state, _ = _forward(bc, pair, values, mode, max_len, alpha, text, a, 1, b - a, acc, back, tok, sums, cells,
+                                state, u_next)
+            pos = _emit(back, tok, piece, b - a, 0, out, pos)
         a = b
-    return pos, state
+    return out, pos, state, forced
+
+
+@njit(cache=True, nogil=True)
+def _work_arrays(longest, max_len, window):
+    """Work arrays for chunks of up to ``min(longest, window)`` bytes (at least 4 * max_len:
+    a window that small still moves forward by at least a piece at every cut)."""
+    cap = max(1, min(longest, max(window, 4 * max_len)))
+    return (np.empty(cap + 1, np.float64), np.empty(cap + 1, np.int32), np.empty(cap + 1, np.int32),
+            np.empty(cap + 1, np.uint8), np.empty(max_len + 1, np.float64), np.empty(max_len + 1, np.int64))
 
 
 @njit(cache=True, nogil=True)
 def viterbi_encode(bc, pair, piece, scores, text):
-    """Token ids of one UTF-8 text (deterministic); the per-call fast path, so it allocates as
-    little as it can: one float array and one int array holding ``back``, ``tok`` and the output.
-    ``scores`` is per cell (``Trie.cell_values(scores_by_id, -inf)``)."""
+    """Token ids of one UTF-8 text of at most ``WINDOW`` bytes (deterministic): the per-call
+    fast path of ``Tokenizer.encode``, so it allocates as little as it can (one float array and
+    one int array holding ``back``, ``tok`` and the output). ``scores`` is per cell
+    (``Trie.cell_values(scores_by_id, -inf)``)."""
     n = text.shape[0]
     best = np.empty(n + 1, np.float64)
     ints = np.empty(3 * n + 2, np.int32)
@@ -255,128 +379,62 @@ def viterbi_encode(bc, pair, piece, scores, text):
     a = 0
     while a < n:
         b = chunk_end(text, a, n)
-        _viterbi_chunk(bc, pair, scores, text, a, b, best, back, tok)
-        pos = _backtrack(back, tok, piece, b - a, out, pos)
+        best[0] = 0.0
+        _viterbi_span(bc, pair, scores, text, a, 1, b - a, best, back, tok)
+        pos = _emit(back, tok, piece, b - a, 0, out, pos)
         a = b
     return out[:pos]
 
 
 @njit(cache=True, nogil=True)
-def sample_encode(bc, pair, piece, values, mode, max_len, alpha, text, seed):
-    """Token ids of one UTF-8 text, sampled; ``values`` are per-cell weights p**alpha (LINEAR)
-    or log p (LOG)."""
-    n = text.shape[0]
-    acc = np.empty(n + 1, np.float64)
-    back = np.empty(n + 1, np.int32)
-    tok = np.empty(n + 1, np.int32)
-    out = np.empty(n, np.int32)
-    sums = np.empty(max_len + 1, np.float64)
-    cells = np.empty(max_len + 1, np.int64)
-    pos, _ = _encode_span(bc, pair, piece, values, mode, max_len, alpha, text, 0, n, acc, back, tok, sums, cells, out, 0,
-                          seed_state(seed, 0))
-    return out[:pos]
+def encode_segments(bc, pair, piece, values, mode, max_len, alpha, buf, bounds, doc_segs, special, seed, doc_base, bos,
+                    eos, window):
+    """Encode documents made of segments into one packed array: (ids, token offsets), document
+    d being ``ids[off[d]:off[d + 1]]``.
 
-
-@njit(cache=True, nogil=True)
-def encode_documents(bc, pair, piece, values, mode, max_len, alpha, buf, offsets, seed, doc_base, bos, eos):
-    """Encode the documents of ``buf`` (document i is ``buf[offsets[i]:offsets[i + 1]]``) into
-    one packed array: (ids, token offsets), document i being ``ids[off[i]:off[i + 1]]``, with
-    the ``bos`` / ``eos`` ids around each (-1: none). Documents are segmented in order, each
-    writing right after the previous one (never more ids than bytes, so it cannot overtake the
-    next document's bytes), so no second pass packs them. Each document draws from its own
-    generator seeded by (seed, doc_base + i): results do not depend on how documents are spread
-    over threads or blocks. Each mode has its own loop over the documents: with the mode test
-    inside the loop, the compiled Viterbi ran about 10% slower (code, short lines)."""
-    n_docs = offsets.shape[0] - 1
+    Document d is segments ``doc_segs[d] .. doc_segs[d + 1] - 1`` in order; segment s is the
+    text ``buf[bounds[s]:bounds[s + 1]]``, or when ``special`` is not empty and
+    ``special[s] >= 0``, the single id ``special[s]`` (a special token matched in the text). The
+    ``bos`` / ``eos`` ids go around each document (-1: none). Each document draws from its own
+    generator seeded by (seed, ``doc_base + d``), and its segments share it in order: results do
+    not depend on how documents are spread over threads or blocks. ``values`` and ``mode`` are
+    the per-cell tables of the Viterbi or of a sampler; ``alpha`` is read by the LOG sampler.
+    Work arrays hold ``min(longest document, window)`` positions; the output grows as needed.
+    Returns (ids, token offsets, chunks cut without a common ancestor: see ``_long_chunk``)."""
+    n_docs = doc_segs.shape[0] - 1
     extra = (1 if bos >= 0 else 0) + (1 if eos >= 0 else 0)
     longest = 0
-    for i in range(n_docs):
-        longest = max(longest, offsets[i + 1] - offsets[i])
-    out = np.empty(buf.shape[0] + extra * n_docs, np.int32)
+    total = 0
+    for d in range(n_docs):
+        size = bounds[doc_segs[d + 1]] - bounds[doc_segs[d]]
+        longest = max(longest, size)
+        total += size
+    acc, back, tok, mark, sums, cells = _work_arrays(longest, max_len, window)
+    has_special = special.shape[0] > 0
+    out = np.empty(total // 2 + extra * n_docs + 16, np.int32)
     token_offsets = np.empty(n_docs + 1, np.int64)
     token_offsets[0] = 0
-    if mode == VITERBI:
-        pos = _viterbi_documents(bc, pair, piece, values, buf, offsets, longest, bos, eos, out, token_offsets)
-    elif mode == LINEAR:
-        pos = _linear_documents(bc, pair, piece, values, max_len, buf, offsets, longest, seed, doc_base, bos, eos, out,
-                                token_offsets)
-    else:
-        pos = _log_documents(bc, pair, piece, values, alpha, buf, offsets, longest, seed, doc_base, bos, eos, out,
-                             token_offsets)
+    pos = 0
+    forced = 0
+    for d in range(n_docs):
+        out = _grown(out, pos, extra)
+        if bos >= 0:
+            out[pos] = bos
+            pos += 1
+        state = seed_state(seed, doc_base + d)
+        for s in range(doc_segs[d], doc_segs[d + 1]):
+            if has_special and special[s] >= 0:
+                out = _grown(out, pos, 1)
+                out[pos] = special[s]
+                pos += 1
+            else:
+                out, pos, state, forced = _span(bc, pair, piece, values, mode, max_len, alpha, buf, bounds[s],
+                                                bounds[s + 1], acc, back, tok, mark, sums, cells, out, pos, state, forced)
+        out = _grown(out, pos, extra)
+        if eos >= 0:
+            out[pos] = eos
+            pos += 1
+        token_offsets[d + 1] = pos
     if 2 * pos < out.shape[0]:
-        return out[:pos].copy(), token_offsets  # do not keep a buffer several times the ids alive
-    return out[:pos], token_offsets
-
-
-@njit(cache=True, nogil=True)
-def _viterbi_documents(bc, pair, piece, scores, buf, offsets, longest, bos, eos, out, token_offsets):
-    best = np.empty(longest + 1, np.float64)
-    back = np.empty(longest + 1, np.int32)
-    tok = np.empty(longest + 1, np.int32)
-    pos = 0
-    for i in range(offsets.shape[0] - 1):
-        if bos >= 0:
-            out[pos] = bos
-            pos += 1
-        a, n = offsets[i], offsets[i + 1]
-        while a < n:
-            b = chunk_end(buf, a, n)
-            _viterbi_chunk(bc, pair, scores, buf, a, b, best, back, tok)
-            pos = _backtrack(back, tok, piece, b - a, out, pos)
-            a = b
-        if eos >= 0:
-            out[pos] = eos
-            pos += 1
-        token_offsets[i + 1] = pos
-    return pos
-
-
-@njit(cache=True, nogil=True)
-def _linear_documents(bc, pair, piece, weights, max_len, buf, offsets, longest, seed, doc_base, bos, eos, out,
-                      token_offsets):
-    acc = np.empty(longest + 1, np.float64)
-    back = np.empty(longest + 1, np.int32)
-    tok = np.empty(longest + 1, np.int32)
-    sums = np.empty(max_len + 1, np.float64)
-    cells = np.empty(max_len + 1, np.int64)
-    pos = 0
-    for i in range(offsets.shape[0] - 1):
-        if bos >= 0:
-            out[pos] = bos
-            pos += 1
-        state = seed_state(seed, doc_base + i)
-        a, n = offsets[i], offsets[i + 1]
-        while a < n:
-            b = chunk_end(buf, a, n)
-            state = _sample_chunk_linear(bc, pair, weights, max_len, buf, a, b, acc, back, tok, state, sums, cells)
-            pos = _backtrack(back, tok, piece, b - a, out, pos)
-            a = b
-        if eos >= 0:
-            out[pos] = eos
-            pos += 1
-        token_offsets[i + 1] = pos
-    return pos
-
-
-@njit(cache=True, nogil=True)
-def _log_documents(bc, pair, piece, scores, alpha, buf, offsets, longest, seed, doc_base, bos, eos, out, token_offsets):
-    acc = np.empty(longest + 1, np.float64)
-    back = np.empty(longest + 1, np.int32)
-    tok = np.empty(longest + 1, np.int32)
-    pos = 0
-    for i in range(offsets.shape[0] - 1):
-        if bos >= 0:
-            out[pos] = bos
-            pos += 1
-        state = seed_state(seed, doc_base + i)
-        a, n = offsets[i], offsets[i + 1]
-        while a < n:
-            b = chunk_end(buf, a, n)
-            state = _sample_chunk_log(bc, pair, scores, alpha, buf, a, b, acc, back, tok, state)
-            pos = _backtrack(back, tok, piece, b - a, out, pos)
-            a = b
-        if eos >= 0:
-            out[pos] = eos
-            pos += 1
-        token_offsets[i + 1] = pos
-    return pos
+        return out[:pos].copy(), token_offsets, forced  # do not keep a buffer several times the ids alive
+    return out[:pos], token_offsets, forced

@@ -6,7 +6,8 @@ The formats are described in :mod:`.manifest` and :mod:`bytepiece.interop.binfil
 """
 
 from .dataset import TokenDataset
-from .encode import DEFAULT_SHARD_SIZE, EncodedBatch, EncodeSummary, encode_corpus, encode_stream
+from .encode import DEFAULT_SHARD_SIZE, EncodeSummary, encode_corpus, encode_stream
+from .pipeline import EncodedBatch
 from .manifest import Manifest, ShardEntry, manifest_path
 
 __all__ = [

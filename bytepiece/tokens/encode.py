@@ -23,7 +23,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import numpy.typing as npt
 
 from ..corpus import DEFAULT_BATCH_BYTES, DEFAULT_SHARD_BYTES, open_corpus, plan_shards, read_shard
 from ..corpus.sources import Source
@@ -34,11 +33,12 @@ from ..interop.binfile import model_sha256, token_dtype
 from ..model import BOS_ID, EOS_ID, file_sha256
 from ..progress import Progress
 from ..options import kernel_seed
-from ..tokenizer import Tokenizer, python_encodes
-from .batches import KernelTables, encode_doc_batch, kernel_tables, read_ahead, special_doc_batch
+from ..tokenizer import Tokenizer
+from .pipeline import EncodedBatch, encode_batches, read_ahead
 from .manifest import Manifest, manifest_path
 from .output import check_output, commit_output, discard_staging, is_single_file, shard_entries, staging_path
-from .task import EncodeJob, EncodeTask, TaskResult, encode_task, plan_tasks, warm_up_encoding
+from .task import (EncodeJob, EncodeTask, TaskResult, count_task, encode_task, number_documents, plan_tasks,
+                   warm_up_encoding)
 
 DEFAULT_SHARD_SIZE = 1 << 30
 #: input bytes a task reads at a time (one batch of documents in memory per task, plus one read ahead)
@@ -124,7 +124,7 @@ def encode_corpus(
     tokenizer, model_file = _tokenizer(model, normalization)
     if special_tokens:
         tokenizer.add_special_tokens(special_tokens)
-    allowed = tuple(sorted(tokenizer._special.resolve(allowed_special))) if allowed_special else ()
+    allowed = tuple(sorted(tokenizer.segmenter.specials.resolve(allowed_special))) if allowed_special else ()
     dtype = token_dtype(tokenizer.vocab_size)
     if shard_bytes < dtype.itemsize:
         raise InputError(f"shard_size must hold at least one token ({dtype.itemsize} bytes), got {shard_bytes}")
@@ -193,6 +193,13 @@ def _run(engine: Engine, tasks: list[EncodeTask], job: EncodeJob, tokenizer: Tok
         if client is not None:
             client.run(warm_up_encoding)
     handle = engine.share(tokenizer)
+    if job.alpha >= 0:
+        with progress.phase("number documents", sum(t.size for t in tasks)) as advance:
+            counts = []
+            for task, count in engine.map(count_task, tasks, job):
+                counts.append(count)
+                advance(task.size)
+        tasks = number_documents(tasks, counts)
     results: list[TaskResult] = []
     with progress.phase("encode", sum(t.size for t in tasks)) as advance:
         report = advance if engine.backend == "local" else None
@@ -224,26 +231,6 @@ def _tokenizer(model: Any, normalization: str | None) -> tuple[Tokenizer, Path |
     if normalization is None:
         return Tokenizer(model), path
     return Tokenizer(model, normalization=normalization), path  # type: ignore[arg-type]
-
-
-def _python_batch(tokenizer: Tokenizer, batch: Any, bos: int, eos: int, slot: type) -> tuple[np.ndarray, np.ndarray]:
-    """A small deterministic batch through the tokenizer's plain-Python start (the same ids as
-    the kernels), so that encoding a line or two starts without importing numba."""
-    bounds = batch.offsets.tolist()
-    lists = [tokenizer._id_list(batch.data[a:b], -1.0, None) for a, b in zip(bounds[:-1], bounds[1:])]
-    extra = (bos >= 0) + (eos >= 0)
-    offsets = np.zeros(len(lists) + 1, dtype=np.int64)
-    np.cumsum([len(ids) + extra for ids in lists], out=offsets[1:])
-    flat: np.ndarray = np.empty(int(offsets[-1]), dtype=slot)
-    for i, ids in enumerate(lists):
-        p = int(offsets[i])
-        if bos >= 0:
-            flat[p] = bos
-            p += 1
-        flat[p:p + len(ids)] = ids
-        if eos >= 0:
-            flat[int(offsets[i + 1]) - 1] = eos
-    return flat, offsets
 
 
 def _random_seed() -> int:
@@ -282,14 +269,6 @@ def _stats(results: list[TaskResult]) -> dict[str, int]:
             "text_bytes": sum(r.text_bytes for r in results), "invalid_utf8": sum(r.invalid_utf8 for r in results)}
 
 
-@dataclass
-class EncodedBatch:
-    ids: npt.NDArray[np.int32]  # all ids of the batch's documents
-    offsets: npt.NDArray[np.int64]  # n + 1: document i is ids[offsets[i]:offsets[i + 1]]
-    input_bytes: int  # input consumed (progress)
-    invalid_utf8: int
-
-
 def encode_stream(
     inputs: Any,
     tokenizer: Tokenizer,
@@ -309,31 +288,18 @@ def encode_stream(
     ``encode_corpus`` writes for the same inputs, seed and alpha."""
     check_errors(errors)
     alpha_value = _alpha(alpha)
-    seed_value = 0 if alpha_value is None else int(kernel_seed(seed if seed is not None else _random_seed()))
-    tables: KernelTables | None = None  # built on first use: a one-line input never loads numba
-    allowed = tokenizer._special.resolve(allowed_special) if allowed_special else frozenset()
-    threads = workers or (os.cpu_count() or 1)
-    bos, eos = BOS_ID if add_bos else -1, EOS_ID if add_eos else -1
-    slot = np.uint16 if tokenizer.vocab_size <= 1 << 16 else np.int32
+    encoder = tokenizer.document_encoder(alpha=-1.0 if alpha_value is None else alpha_value,
+                                         seed=seed if seed is not None else _random_seed(), add_bos=add_bos,
+                                         add_eos=add_eos, allowed_special=allowed_special, num_threads=workers)
+    index = 0
     with open_corpus(inputs, jsonl_field=jsonl_field, parquet_column=parquet_column, errors=errors) as corpus:
         for piece in plan_shards(corpus.sources, DEFAULT_SHARD_BYTES):
             batches = read_ahead(read_shard(piece, purpose="encode", errors=errors,
                                             normalize=tokenizer.normalization == "nfc"))
             try:
-                for batch in batches:
-                    if batch.n_documents and allowed:
-                        ids, offsets = special_doc_batch(tokenizer, batch, allowed, alpha=-1.0 if alpha_value is None
-                                                         else alpha_value, seed=seed_value, bos=bos, eos=eos,
-                                                         slot_dtype=slot)
-                    elif batch.n_documents and alpha_value is None and python_encodes(len(batch.data)):
-                        ids, offsets = _python_batch(tokenizer, batch, bos, eos, slot)
-                    elif batch.n_documents:
-                        if tables is None:
-                            tables = kernel_tables(tokenizer, -1.0 if alpha_value is None else alpha_value)
-                        ids, offsets = encode_doc_batch(tables, batch, seed=seed_value, bos=bos, eos=eos, threads=threads)
-                    else:
-                        ids, offsets = np.zeros(0, np.int32), np.zeros(1, np.int64)
-                    yield EncodedBatch(ids, offsets, batch.consumed, batch.invalid_utf8)
+                for encoded in encode_batches(batches, encoder, first_index=index, dtype=tokenizer.segmenter.id_dtype):
+                    index += encoded.n_documents
+                    yield encoded
             finally:
                 batches.close()
 

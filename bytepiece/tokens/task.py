@@ -12,26 +12,25 @@ client cancels running tasks after an error or Ctrl-C, on threads and on a clust
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import time
-from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import NamedTuple
+
+import numpy as np
 
 from ..corpus import DocBatch, Shard, plan_shards, read_shard
 from ..corpus.shards import MIN_SHARD_BYTES
 from ..corpus.sources import Source
 from ..errors import InputError
-from .batches import PendingBatch, encode_doc_batch, kernel_tables, read_ahead, special_doc_batch, start_doc_batch
+from ..tokenizer import DocumentEncoder, EncodeOptions, Tokenizer
 from .manifest import ShardEntry
+from .pipeline import encode_batches, read_ahead
 from .sink import ShardSink
-
-
-#: batches larger than this (a huge document) are finished before the next one starts
-PIPELINE_MAX_BYTES = 8 << 20
 
 
 class EncodeCancelled(InputError):
@@ -45,6 +44,7 @@ class EncodeTask:
     index: int
     pieces: tuple[Shard, ...]
     size: int  # input bytes (on disk) it covers
+    first_document: int = 0  # index of its first document in the whole input (the sampling streams)
 
     @property
     def source(self) -> str:
@@ -60,7 +60,7 @@ class EncodeJob:
     staging: str  # absolute path of the run's staging directory
     shard_tokens: int | None  # tokens per part; None: one part per task (single-file output)
     alpha: float
-    seed: int
+    seed: int  # the kernels' 64-bit seed
     bos: int  # id added before each document, -1: none
     eos: int
     errors: str
@@ -70,6 +70,10 @@ class EncodeJob:
     read_ahead: bool  # read the next batch on a thread of its own (local runs; a Dask task stays on one core)
     metadata_json: str  # JSON of the metadata every part's sidecar carries
     allowed_special: tuple[str, ...] = ()  # special tokens matched in the text (none: plain encoding)
+
+    def encoder(self, tokenizer: Tokenizer) -> DocumentEncoder:
+        options = EncodeOptions(self.alpha, np.uint64(self.seed), self.bos, self.eos, frozenset(self.allowed_special))
+        return DocumentEncoder(tokenizer.segmenter, options, threads=self.threads)
 
 
 class TaskResult(NamedTuple):
@@ -104,46 +108,53 @@ def plan_tasks(sources: Sequence[Source], target_bytes: int, *, single: bool = F
     return tasks
 
 
+def number_documents(tasks: Sequence[EncodeTask], counts: Sequence[int]) -> list[EncodeTask]:
+    """The tasks with the index of their first document in the whole input, from the number of
+    documents of each (:func:`count_task`)."""
+    starts = np.concatenate(([0], np.cumsum(counts, dtype=np.int64)[:-1])) if len(counts) else []
+    return [dataclasses.replace(t, first_document=int(s)) for t, s in zip(tasks, starts)]
+
+
 def _batches(task: EncodeTask, job: EncodeJob) -> Iterator[DocBatch]:
     for piece in task.pieces:
         yield from read_shard(piece, purpose="encode", errors=job.errors, normalize=job.normalize,
                               batch_bytes=job.batch_bytes)
 
 
-def encode_task(task: EncodeTask, job: EncodeJob, tokenizer: Any,
+def count_task(task: EncodeTask, job: EncodeJob) -> int:
+    """Documents of the task (a pass of its own, run before sampling so that every task knows
+    the index of its first document without reading the tasks before it)."""
+    return sum(batch.n_documents for batch in _batches(task, job))
+
+
+def encode_task(task: EncodeTask, job: EncodeJob, tokenizer: Tokenizer,
                 report: Callable[[int], None] | None = None) -> TaskResult:
     """Encode the task's documents into parts in ``job.staging``; ``report(n)`` (local runs)
     hears of every batch's input bytes as it is read."""
     t0 = time.perf_counter()
     staging = Path(job.staging)
-    tables = kernel_tables(tokenizer, job.alpha)
     sink = ShardSink(staging, task.index, tokenizer, limit=job.shard_tokens, metadata=json.loads(job.metadata_json))
     input_bytes = texts = documents = text_bytes = invalid = 0
     batches = read_ahead(_batches(task, job)) if job.read_ahead else _batches(task, job)
-    pending: deque[PendingBatch] = deque()
-    try:
+
+    def checked() -> Iterator[DocBatch]:
         for batch in batches:
             if not os.path.isdir(staging):
                 raise EncodeCancelled(f"encoding of {task.source} stopped: the run was cancelled")
-            if batch.n_documents and job.allowed_special:
-                sink.write(*special_doc_batch(tokenizer, batch, set(job.allowed_special), alpha=job.alpha, seed=job.seed,
-                                              bos=job.bos, eos=job.eos, slot_dtype=tables.slot_dtype))
-            elif batch.n_documents:
-                pending.append(start_doc_batch(tables, batch, seed=job.seed, bos=job.bos, eos=job.eos,
-                                               threads=job.threads))
-                # finish the previous batch while this one encodes; a large batch (a huge
-                # document) is finished at once, so that two of them are never held together
-                while len(pending) > 1 or (pending and len(batch.data) > PIPELINE_MAX_BYTES):
-                    sink.write(*pending.popleft().finish())
-            input_bytes += batch.consumed
-            texts += batch.texts
-            documents += batch.n_documents
-            text_bytes += len(batch.data)
-            invalid += batch.invalid_utf8
+            yield batch
+
+    try:
+        for encoded in encode_batches(checked(), job.encoder(tokenizer), first_index=task.first_document,
+                                      dtype=tokenizer.segmenter.id_dtype):
+            if encoded.n_documents:
+                sink.write(encoded.ids, encoded.offsets)
+            input_bytes += encoded.input_bytes
+            texts += encoded.texts
+            documents += encoded.n_documents
+            text_bytes += encoded.text_bytes
+            invalid += encoded.invalid_utf8
             if report is not None:
-                report(batch.consumed)
-        while pending:
-            sink.write(*pending.popleft().finish())
+                report(encoded.input_bytes)
         if job.shard_tokens is None:
             sink.keep_empty()
         parts = sink.close()
@@ -163,15 +174,6 @@ _warm = False
 def warm_up_encoding() -> None:
     """Compile (or load from numba's cache) the kernels tasks use, once per process."""
     global _warm
-    if _warm:
-        return
-    import numpy as np
-
-    from ..tokenizer import Tokenizer
-
-    tokenizer = Tokenizer.from_counts({**{bytes([b]): 1 for b in range(256)}, b"ab": 5})
-    data = b"abab\nab"
-    batch = DocBatch(data, np.array([0, 4, len(data)], np.int64), np.array([0, 5], np.int64), 0, len(data), 2)
-    for alpha in (-1.0, 0.5):
-        encode_doc_batch(kernel_tables(tokenizer, alpha), batch, seed=1, bos=1, eos=2)
-    _warm = True
+    if not _warm:
+        Tokenizer.from_counts({**{bytes([b]): 1 for b in range(256)}, b"ab": 5}).warmup()
+        _warm = True

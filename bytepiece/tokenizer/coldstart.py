@@ -4,11 +4,11 @@ The numba kernels are fast once running, but the first kernel call of a process 
 than encoding a line: importing numba (0.2-0.4 s) and loading a cached kernel (another 0.15-0.3
 s, numba sets up its whole typing context on the first dispatch). ``echo text | bytepiece
 encode`` would spend nearly all its time there. So a process starts on this function, which
-walks the same arrays with the same arithmetic as ``kernels.encode._viterbi_chunk`` (same
+walks the same arrays with the same arithmetic as ``kernels.encode._viterbi_span`` (same
 float64 sums, same ``>=`` tie rule, same chunks) and therefore returns the same ids, at a few
 microseconds per byte. ``Tokenizer`` hands over to the kernels for good once the bytes encoded
 here would cost about as much as loading them (the rent-or-buy rule: never more than twice the
-better choice in hindsight). Sampling always uses the kernels.
+better choice in hindsight). Sampling always uses the kernels; ``Segmenter`` makes the choice.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ def kernels() -> Any:
     """``bytepiece.kernels.encode``, imported (with numba) on first use."""
     global kernel_module
     if kernel_module is None:
-        from .kernels import encode
+        from ..kernels import encode
 
         kernel_module = encode
     return kernel_module

@@ -21,12 +21,14 @@ from typing import TYPE_CHECKING, Literal
 import numpy as np
 import numpy.typing as npt
 
-from .errors import InputError
-from .normalize import NFC
+from ..errors import InputError
+from ..normalize import NFC, to_utf8
+from .core import Segmenter
+from .documents import DocumentEncoder, EncodeOptions
+from .specials import AllowedSpecial
 
 if TYPE_CHECKING:
-    from .specials import AllowedSpecial
-    from .tokenizer import Text, Tokenizer
+    from .facade import Text
 
 Span = tuple[int, int]
 _HANGUL_V = range(0x1161, 0x1176)
@@ -122,44 +124,18 @@ def byte_to_char(data: bytes) -> npt.NDArray[np.int64]:
     return np.cumsum((arr & 0xC0) != 0x80) - 1
 
 
-def token_byte_spans(tok: Tokenizer, ids: list[int]) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
-    lengths = np.fromiter((len(tok._id_to_bytes[i]) for i in ids), dtype=np.int64, count=len(ids))
-    ends = np.cumsum(lengths)
-    return ends - lengths, ends
+def token_lengths(core: Segmenter, ids: npt.NDArray[np.integer]) -> npt.NDArray[np.int64]:
+    """Bytes each token covers in the normalized text (a special token: its matched text)."""
+    table = np.zeros(core.vocab_size, np.int64)
+    table[:core.first_special_id] = core.piece_lengths
+    for token, token_id in core.specials.ids.items():
+        table[token_id] = len(core.specials.patterns[token])
+    return table[np.asarray(ids, dtype=np.int64)]
 
 
-def _text_offsets(tok: Tokenizer, text: str, unit: str) -> tuple[list[int], npt.NDArray[np.int64], npt.NDArray[np.int64]]:
-    """ids and (start, end) arrays, in characters of ``text`` (unit "char") or in bytes of its UTF-8."""
-    align = Alignment(text, tok.normalization)
-    data = align.normalized.encode("utf-8")
-    ids = tok.encode(align.normalized)  # NFC text stays as it is when encode normalizes it again
-    if not ids:
-        return ids, np.zeros(0, np.int64), np.zeros(0, np.int64)
-    b_start, b_end = token_byte_spans(tok, ids)
-    char_of = byte_to_char(data)
-    start = align.start[char_of[b_start]]
-    end = align.end[char_of[b_end - 1]]
-    if unit == "byte":
-        cum = np.zeros(len(text) + 1, np.int64)
-        np.cumsum(utf8_lengths(text), out=cum[1:])
-        start, end = cum[start], cum[end]
-    return ids, start, end
-
-
-def _bytes_offsets(tok: Tokenizer, data: bytes, unit: str) -> tuple[list[int], npt.NDArray[np.int64], npt.NDArray[np.int64]]:
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError:
-        # not valid UTF-8: encoded as given (no normalization applies), so bytes map to themselves
-        ids = tok.encode(data)
-        start, end = token_byte_spans(tok, ids)
-        return ids, start, end
-    return _text_offsets(tok, text, unit)
-
-
-def encode_with_offsets(tok: Tokenizer, text: Text, *, unit: Literal["char", "byte"] = "char",
+def encode_with_offsets(core: Segmenter, text: Text, *, unit: Literal["char", "byte"] = "char",
                         allowed_special: AllowedSpecial = ()) -> tuple[list[int], list[Span]]:
-    """``(ids, offsets)`` with ``ids == tok.encode(text, allowed_special=...)`` and each offset the
+    """``(ids, offsets)`` with ``ids == encode(text, allowed_special=...)`` and each offset the
     ``(start, end)`` of the token in ``text``: character indices, or with ``unit="byte"`` indices
     into the UTF-8 of ``text`` (for ``bytes`` input, into the bytes themselves).
 
@@ -171,32 +147,31 @@ def encode_with_offsets(tok: Tokenizer, text: Text, *, unit: Literal["char", "by
         raise InputError(f"unit must be 'char' or 'byte', got {unit!r}")
     if not isinstance(text, (str, bytes, bytearray, memoryview)):
         raise InputError(f"expected str or bytes, got {type(text).__name__}")
-    if not isinstance(text, str):
-        text = bytes(text)
-        if unit == "char":
-            try:
-                text = text.decode("utf-8")
-            except UnicodeDecodeError:
+    align = None
+    if isinstance(text, str):
+        align = Alignment(text, core.normalization)
+        data = to_utf8(align.normalized, "none")
+    else:
+        raw = bytes(text)
+        try:
+            decoded = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            if unit == "char":
                 raise InputError("the bytes are not valid UTF-8, so they have no character offsets; use unit='byte'") from None
-    special = tok._special
-    parts = special.find(text, special.resolve(allowed_special)) if allowed_special else []
-    ids: list[int] = []
-    spans: list[Span] = []
-    pos = 0
-    # a special token's span is where it was matched; in bytes for unit="byte" on str input
-    byte_cum = None
-    if unit == "byte" and isinstance(text, str) and parts:
-        byte_cum = np.zeros(len(text) + 1, np.int64)
-        np.cumsum(utf8_lengths(text), out=byte_cum[1:])
-    for start, end, token_id in [*parts, (len(text), len(text), -1)]:
-        if start > pos:
-            piece = text[pos:start]
-            seg_ids, s, e = _bytes_offsets(tok, piece, unit) if isinstance(piece, bytes) else _text_offsets(tok, piece, unit)
-            shift = pos if byte_cum is None else int(byte_cum[pos])
-            ids.extend(seg_ids)
-            spans.extend(zip((s + shift).tolist(), (e + shift).tolist()))
-        if token_id >= 0:
-            ids.append(token_id)
-            spans.append((start, end) if byte_cum is None else (int(byte_cum[start]), int(byte_cum[end])))
-        pos = end
-    return ids, spans
+            data = raw  # not valid UTF-8: encoded as given (no normalization applies): bytes map to themselves
+        else:
+            align = Alignment(decoded, core.normalization)
+            data = align.normalized.encode("utf-8")
+    options = EncodeOptions.make(core, allowed_special=allowed_special)
+    flat, _ = DocumentEncoder(core, options).encode(data, np.array([0, len(data)], np.int64))
+    ends = np.cumsum(token_lengths(core, flat))
+    starts = ends - token_lengths(core, flat)
+    if align is not None and len(flat):
+        char_of = byte_to_char(data)
+        starts = align.start[char_of[starts]]
+        ends = align.end[char_of[ends - 1]]
+        if unit == "byte":
+            cum = np.zeros(len(align.text) + 1, np.int64)
+            np.cumsum(utf8_lengths(align.text), out=cum[1:])
+            starts, ends = cum[starts], cum[ends]
+    return flat.tolist(), list(zip(starts.tolist(), ends.tolist()))

@@ -28,11 +28,14 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .normalize import NFC
+from ..errors import InputError
+from ..normalize import NFC
+from .core import Segmenter
+from .lattice import Lattice
 from .offsets import Alignment, is_stable_starter, may_compose_with_next
 
 if TYPE_CHECKING:
-    from .tokenizer import Text, Tokenizer
+    from .facade import Text
 
 
 def _starts_segment(ch: str) -> bool:
@@ -51,11 +54,10 @@ def _fixed_chars(text: str, normalization: str) -> int:
     return i
 
 
-def stable_cut(tok: Tokenizer, data: bytes, k: int, valid) -> tuple[list[int], int]:
+def stable_cut(lattice: Lattice, data: bytes, k: int, valid) -> tuple[list[int], int]:
     """(ids, p): the tokens of ``data``'s Viterbi path up to byte p, the latest position that
     every continuation of ``data[:k]`` keeps as a token boundary with the same tokens before it
     and for which ``valid(p)`` holds."""
-    lattice = tok._lattice
     arr = np.frombuffer(data, dtype=np.uint8)
     if len(arr) == 0:
         return [], 0
@@ -67,7 +69,7 @@ def stable_cut(tok: Tokenizer, data: bytes, k: int, valid) -> tuple[list[int], i
             a = x
             break
     window = {k}
-    for q in range(max(a, k - tok.max_piece_length + 1), k):
+    for q in range(max(a, k - lattice.core.max_piece_length + 1), k):
         if lattice.extends_past(data, q, k):
             window.add(q)
     while len(window) > 1:
@@ -86,14 +88,16 @@ def stable_cut(tok: Tokenizer, data: bytes, k: int, valid) -> tuple[list[int], i
     return ids, p
 
 
-def encode_stable(tok: Tokenizer, text: Text) -> tuple[list[int], Text]:
+def encode_stable(core: Segmenter, lattice: Lattice, text: Text) -> tuple[list[int], Text]:
     """``(ids, tail)``: ids is the longest prefix of ``encode(text)`` that
     ``encode(text + s)`` starts with for every string s (as this module decides it), and tail the
     input after the text those ids cover (a str for str input, bytes for bytes input)."""
     if isinstance(text, str):
-        return _encode_stable_text(tok, text)
+        return _encode_stable_text(core, lattice, text)
+    if not isinstance(text, (bytes, bytearray, memoryview)):
+        raise InputError(f"expected str or bytes, got {type(text).__name__}")
     data = bytes(text)
-    if tok.normalization == NFC and not data.isascii():
+    if core.normalization == NFC and not data.isascii():
         cut = _incomplete_tail(data)
         try:
             body = data[:cut].decode("utf-8")
@@ -101,7 +105,7 @@ def encode_stable(tok: Tokenizer, text: Text) -> tuple[list[int], Text]:
             body = None  # invalid before the end: no continuation is valid UTF-8, none is normalized
         if body is not None:
             if cut == len(data):
-                ids, tail = _encode_stable_text(tok, body)
+                ids, tail = _encode_stable_text(core, lattice, body)
                 return ids, tail.encode("utf-8")
             if not unicodedata.is_normalized("NFC", body):
                 return [], data  # with or without a completing continuation: normalized or not
@@ -113,9 +117,9 @@ def encode_stable(tok: Tokenizer, text: Text) -> tuple[list[int], Text]:
                 if _starts_segment(ch):
                     starts.add(pos)
                 pos += len(ch.encode("utf-8"))
-            ids, p = stable_cut(tok, data, k, starts.__contains__)
+            ids, p = stable_cut(lattice, data, k, starts.__contains__)
             return ids, data[p:]
-    ids, p = stable_cut(tok, data, len(data), lambda p: True)
+    ids, p = stable_cut(lattice, data, len(data), lambda p: True)
     return ids, data[p:]
 
 
@@ -130,14 +134,14 @@ def _incomplete_tail(data: bytes) -> int:
     return n
 
 
-def _encode_stable_text(tok: Tokenizer, text: str) -> tuple[list[int], str]:
-    align = Alignment(text, tok.normalization)
+def _encode_stable_text(core: Segmenter, lattice: Lattice, text: str) -> tuple[list[int], str]:
+    align = Alignment(text, core.normalization)
     normalized = align.normalized
+    data = core.normalize(normalized)  # NFC text stays as it is; a lone surrogate is an InputError
     lengths = [len(ch.encode("utf-8")) for ch in normalized]
     cum = np.zeros(len(normalized) + 1, np.int64)
     np.cumsum(lengths, out=cum[1:])
-    data = normalized.encode("utf-8")
-    fixed = _fixed_chars(text, tok.normalization)
+    fixed = _fixed_chars(text, core.normalization)
     j_fixed = int(np.searchsorted(align.start, fixed)) if fixed < len(text) else len(normalized)
     k = int(cum[j_fixed])
     char_at = {int(b): j for j, b in enumerate(cum.tolist())}
@@ -151,7 +155,7 @@ def _encode_stable_text(tok: Tokenizer, text: str) -> tuple[list[int], str]:
         i = int(align.start[j])
         return (j == 0 or align.start[j - 1] != i) and (i == 0 or _starts_segment(text[i]))
 
-    ids, p = stable_cut(tok, data, k, valid)
+    ids, p = stable_cut(lattice, data, k, valid)
     j = char_at[p]
     i = len(text) if j == len(normalized) else int(align.start[j])
     return ids, text[i:]

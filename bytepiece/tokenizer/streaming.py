@@ -11,34 +11,36 @@ from __future__ import annotations
 
 import codecs
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
+from typing import Protocol
 
-from .errors import InputError
+from ..errors import InputError
 
-if TYPE_CHECKING:
-    from .tokenizer import Tokenizer
+
+class _Decoder(Protocol):
+    def decode_bytes(self, ids: Iterable[int]) -> bytes: ...
 
 
 class DecodeStream:
     """Decode ids one at a time: ``step(id)`` returns the text that became complete with that
     id (``""`` while a character is still split), ``flush()`` the rest at the end."""
 
-    def __init__(self, tokenizer: Tokenizer, *, errors: str = "replace") -> None:
+    def __init__(self, vocabulary: _Decoder, *, errors: str = "replace") -> None:
+        """``vocabulary``: anything with ``decode_bytes(ids)`` (a ``Tokenizer`` or its core)."""
         try:
             codecs.lookup_error(errors)
         except LookupError:
             raise InputError(f"errors must be a codec error handler such as 'replace' or 'strict', got {errors!r}") from None
-        self.tokenizer = tokenizer
+        self.vocabulary = vocabulary
         self.errors = errors
         self._decoder = codecs.getincrementaldecoder("utf-8")(errors)
 
     def step(self, id: int) -> str:
         """Feed one id; return the newly completed text."""
-        return self._decoder.decode(self.tokenizer.decode_bytes([id]))
+        return self._decoder.decode(self.vocabulary.decode_bytes([id]))
 
     def extend(self, ids: Iterable[int]) -> str:
         """Feed several ids at once; same as joining ``step`` over them."""
-        return self._decoder.decode(self.tokenizer.decode_bytes(ids))
+        return self._decoder.decode(self.vocabulary.decode_bytes(ids))
 
     def flush(self) -> str:
         """End of the stream: the pending bytes (an incomplete character becomes U+FFFD, or

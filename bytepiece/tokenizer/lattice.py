@@ -15,27 +15,34 @@ from typing import TYPE_CHECKING, Sequence
 import numpy as np
 import numpy.typing as npt
 
-from .errors import InputError
-from .kernels import lattice as K
-from .model import FIRST_PIECE_ID
+from ..errors import InputError
+from ..kernels import lattice as K
+from ..options import Seed, kernel_seed
+from ..vocab import FIRST_PIECE_ID
+from .core import Segmenter
 
 if TYPE_CHECKING:
-    from .tokenizer import Seed, Text, Tokenizer
+    from .facade import Text
+
+#: most segmentations n-best lists and samples may ask for at once (their arrays grow with it)
+MAX_N = 1 << 20
+#: memory the n-best lists may take, and what they take per position and list entry
+MAX_LIST_BYTES = 4 << 30
+_LIST_BYTES = 52
 
 #: Segmentations are (ids, log probability) pairs.
 Scored = tuple[list[int], float]
 
 
 class Lattice:
-    """Per-tokenizer state of the lattice computations: per-cell arrays of the trie of reversed
-    pieces (``Tokenizer._encoder``, shared with ``encode``) and alpha-scaled copies."""
+    """Per-tokenizer state of the lattice computations: the core's trie of reversed pieces and
+    per-cell scores (shared with ``encode``) and alpha-scaled copies."""
 
-    def __init__(self, tokenizer: Tokenizer) -> None:
-        self.tokenizer = tokenizer
-        trie = tokenizer._encoder
-        self.bc = trie.base_check
-        self.piece = trie.piece
-        self.scores = tokenizer._cell_scores  # log p per cell, -inf where no piece ends
+    def __init__(self, core: Segmenter) -> None:
+        self.core = core
+        self.bc = core.base_check
+        self.piece = core.cell_piece
+        self.scores = core.cell_scores  # log p per cell, -inf where no piece ends
         self._scaled: OrderedDict[float, npt.NDArray[np.float64]] = OrderedDict()
         self._has_child: npt.NDArray[np.bool_] | None = None
 
@@ -43,14 +50,17 @@ class Lattice:
         """alpha * log p per cell (-inf where no piece ends, also for alpha = 0)."""
         values = self._scaled.get(alpha)
         if values is None:
-            values = self.tokenizer._encoder.cell_values(alpha * self.tokenizer.scores, -np.inf)
+            with np.errstate(over="ignore", invalid="ignore"):
+                values = self.core.cell_values(alpha * self.core.scores, -np.inf)
             self._scaled[alpha] = values
             if len(self._scaled) > 8:
                 self._scaled.popitem(last=False)
         return values
 
     def data(self, text: Text) -> npt.NDArray[np.uint8]:
-        return np.frombuffer(self.tokenizer.normalize(text), dtype=np.uint8)
+        if not isinstance(text, (str, bytes, bytearray, memoryview)):
+            raise InputError(f"expected str or bytes, got {type(text).__name__}")
+        return np.frombuffer(self.core.normalize(text), dtype=np.uint8)
 
     # -- n-best ---------------------------------------------------------------------------------
     def viterbi_lattice(self, data: npt.NDArray[np.uint8], n: int):
@@ -79,11 +89,17 @@ class Lattice:
     def nbest(self, text: Text, n: int) -> list[Scored]:
         if not (isinstance(n, (int, np.integer)) and not isinstance(n, bool) and n >= 1):
             raise InputError(f"n must be a positive integer (how many segmentations), got {n!r}")
-        n = int(n)
+        n = min(int(n), MAX_N)
         data = self.data(text)
         L = len(data)
         if L == 0:
             return [([], 0.0)]
+        if n > 1:
+            n = min(n, self.count_bound(data))
+            need = (L + 1) * n * _LIST_BYTES
+            if need > MAX_LIST_BYTES:
+                raise InputError(f"n={n:,} best segmentations of {L:,} bytes need about {need / 2**30:.1f} GiB; ask "
+                                 f"for at most {max(1, MAX_LIST_BYTES // ((L + 1) * _LIST_BYTES)):,} (or a shorter text)")
         if n == 1:
             back, tok, total = self.viterbi(data)
             return [(K.viterbi_path(back, tok, L).tolist(), total)]
@@ -97,13 +113,24 @@ class Lattice:
         return [(ids[b[r] : b[r + 1]], totals[r]) for r in range(count)]
 
     # -- scores ---------------------------------------------------------------------------------
+    def count_bound(self, data: npt.NDArray[np.uint8]) -> int:
+        """An upper bound on the number of segmentations of ``data`` (capped at ``MAX_N``): the
+        n-best arrays are sized by ``min(n, bound)``, so asking for 10**9 costs nothing extra."""
+        L = len(data)
+        count = np.zeros(L + 1, np.float64)
+        count[0] = 1.0
+        longest = self.core.max_piece_length
+        for e in range(1, L + 1):
+            count[e] = min(count[max(0, e - longest):e].sum(), float(MAX_N))
+        return max(1, int(count[L]))
+
     def score(self, text: Text, ids: Sequence[int] | npt.NDArray[np.integer]) -> float:
-        tok = self.tokenizer
-        data = tok.normalize(text)
+        core = self.core
+        data = core.normalize(text)
         ids = np.asarray(ids).tolist() if isinstance(ids, np.ndarray) else list(ids)
-        first_special = tok.model.vocab_size
-        table = tok._id_to_bytes
-        scores = tok.scores
+        first_special = core.first_special_id
+        table = core.id_bytes
+        scores = core.scores
         for i in ids:
             if not (isinstance(i, (int, np.integer)) and FIRST_PIECE_ID <= i < first_special):
                 raise InputError(f"id {i!r} is not a piece id ({FIRST_PIECE_ID}..{first_special - 1}); score() takes "
@@ -134,6 +161,9 @@ class Lattice:
         if isinstance(alpha, bool) or not isinstance(alpha, (int, float, np.floating)) or not (0 <= alpha < np.inf):
             raise InputError(f"alpha must be a finite number >= 0 (0: uniform over segmentations, 1: the model's "
                              f"own distribution), got {alpha!r}")
+        if alpha * float(np.abs(self.core.scores).max()) > 1e300:
+            raise InputError(f"alpha={alpha!r} is too large: alpha * log p overflows; use alpha <= 1e300 / "
+                             f"{float(np.abs(self.core.scores).max()):.3g} (the distribution is then already Viterbi)")
         return float(alpha)
 
     def _forward(self, data, values):
@@ -144,10 +174,10 @@ class Lattice:
         return logz, total_z, total_e
 
     def sample(self, text: Text, n: int, alpha: float, seed: Seed) -> list[Scored]:
-        from .options import kernel_seed
-
         if not (isinstance(n, (int, np.integer)) and not isinstance(n, bool) and n >= 0):
             raise InputError(f"n must be a non-negative integer (how many samples), got {n!r}")
+        if n > MAX_N:
+            raise InputError(f"n must be at most {MAX_N:,} samples per call, got {n!r}; call sample() repeatedly")
         n = int(n)
         values = self.scaled(self._alpha(alpha))
         seed64 = kernel_seed(seed)
@@ -185,7 +215,7 @@ class Lattice:
     def extends_past(self, data: bytes, q: int, k: int) -> bool:
         """Whether some piece starts with ``data[q:k]`` and is longer (a token starting at q
         could run past k)."""
-        trie = self.tokenizer._trie
+        trie = self.core.forward_trie
         if self._has_child is None:
             check = trie.base_check[1::2]
             has_child = np.zeros(len(check), dtype=bool)
