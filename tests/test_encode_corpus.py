@@ -188,6 +188,8 @@ def _sampled(tmp_path, tokenizer, path, name, alpha=0.1, **kwargs) -> list[list[
 
 
 def test_sampling_is_per_document_whatever_the_plan(tmp_path, tiny_tokenizer, monkeypatch):
+    """One seeding rule: document i of the input draws from stream i of the seed, whichever API,
+    thread count, batch size or shard size encodes it (the Dask plan: tests/test_encode_dask.py)."""
     docs = ["abcdabcabc abcd\nabcab" * 3] * 40
     path = write_jsonl(tmp_path / "c.jsonl", docs)
     a = _sampled(tmp_path, tiny_tokenizer, path, "a", seed=5, shard_size="1K", workers=1)
@@ -201,6 +203,25 @@ def test_sampling_is_per_document_whatever_the_plan(tmp_path, tiny_tokenizer, mo
     streamed = [batch.ids[batch.offsets[i]:batch.offsets[i + 1]].tolist()
                 for batch in encode_stream(path, tiny_tokenizer, alpha=0.1, seed=5) for i in range(len(batch.offsets) - 1)]
     assert streamed == a
+    for threads in (1, 2):
+        assert tiny_tokenizer.encode_batch(docs, alpha=0.1, seed=5, num_threads=threads) == a
+    assert tiny_tokenizer.encode(docs[0], alpha=0.1, seed=5) == a[0]
+
+
+def test_sampling_with_special_tokens_keeps_the_streams(tmp_path):
+    """A document cut at special tokens is still one stream: corpus encoding, encode_batch and
+    encode give the same sample."""
+    tok = Tokenizer.from_counts({**{bytes([b]): 1 + b % 5 for b in range(256)}, b"ab": 9, b"abc": 7, b"cab": 5},
+                                special_tokens=["<s>"])
+    docs = [f"abcab<s>cabc{i}<s><s>ab" for i in range(30)]
+    path = write_jsonl(tmp_path / "s.jsonl", docs)
+    out = tmp_path / "s"
+    encode_corpus(path, tok, out, alpha=0.5, seed=3, allowed_special="all", shard_size="1K", workers=2)
+    ds = TokenDataset(out)
+    corpus = [ds[i].tolist() for i in range(len(ds))]
+    assert corpus == tok.encode_batch(docs, alpha=0.5, seed=3, allowed_special="all")
+    assert corpus[0] == tok.encode(docs[0], alpha=0.5, seed=3, allowed_special="all")
+    assert all(tok.decode(ids) == doc for ids, doc in zip(corpus, docs))
 
 
 def test_a_random_seed_is_drawn_and_recorded(tmp_path, tiny_tokenizer):
