@@ -29,7 +29,8 @@ def _encode(tok: Tokenizer, data: bytes, alpha: float, window: int, seed: int = 
     t = core.tables(alpha)
     buf = np.frombuffer(data, np.uint8)
     offsets = np.array([0, len(data)], np.int64)
-    ids, _, forced = K.encode_segments(t.base_check, t.pair, t.piece, t.values, t.mode, t.max_len, float(t.alpha),
+    ids, _, forced = K.encode_segments(t.base_check, t.pair, t.piece, t.values, K.MODE_TAGS[t.mode], t.max_len,
+                                       float(t.alpha),
                                        buf, offsets, np.arange(2, dtype=np.int64), np.zeros(0, np.int32),
                                        np.uint64(seed), np.int64(0), np.int64(-1), np.int64(-1), window)
     return ids.tolist(), forced

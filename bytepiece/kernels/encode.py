@@ -27,7 +27,7 @@ e when a total leaves [1e-100, 1e100]; ``LOG`` sums relative to the best candida
 log p, for alphas so large that ``p ** alpha`` would underflow (any finite alpha works there).
 
 Memory does not grow with a chunk: a chunk longer than the work arrays (``WINDOW`` bytes) is
-segmented window by window (:func:`_long_chunk`). The forward pass runs on without a break;
+segmented window by window (:func:`_next_window`). The forward pass runs on without a break;
 after each window the back-pointer chains of the last ``max_len`` positions are followed to
 their common ancestor, a position every final path goes through whatever comes next, and the
 tokens up to it are final. Only if no such position appears within half a window (no real text
@@ -37,25 +37,32 @@ does this) is the chunk cut at a boundary of the best path so far and restarted 
 from __future__ import annotations
 
 import numpy as np
+from numba import types
+from numba.extending import overload
+
 from ._jit import njit
 
 from .chunking import chunk_end
-from .modes import LINEAR, LOG, VITERBI
 from .rng import next_uniform, seed_state
 
 #: work arrays hold at most this many positions; longer chunks go window by window
 WINDOW = 1 << 20
+NO_STATE = np.uint64(0)
 _RESCALE_HIGH = 1e100
 _RESCALE_LOW = 1e-100
 
 
 @njit(cache=True, nogil=True)
-def _viterbi_span(bc, pair, scores, text, base, e0, e1, best, back, tok):
-    """Positions ``e0..e1`` (relative to ``base``: position e ends at ``text[base + e - 1]``)
-    given ``best[0..e0-1]``. ``scores[cell]``: log p of the piece ending at the cell, -inf where
+def forward_viterbi(bc, pair, scores, max_len, alpha, text, base, e0, e1, best, back, tok, sums, cells, state, u_next):
+    """Viterbi at positions ``e0..e1`` (relative to ``base``: position e ends at
+    ``text[base + e - 1]``) given ``best[0..e0-1]``; ``e0 == 1`` starts a chunk. Every forward
+    function takes the same arguments and returns ``(state, u_next)``, the generator state and
+    the uniform the log sampler draws ahead (the Viterbi draws none). ``scores[cell]``: log p of the piece ending at the cell, -inf where
     none ends (so the comparison rejects non-terminal cells without a separate branch). Every
     single byte is a piece, so the first step of each walk always succeeds and the second is one
     lookup in ``pair`` (see ``Trie.pair_cells``); the candidate update is written out at each step."""
+    if e0 == 1:
+        best[0] = 0.0
     base0 = bc[0]
     for e in range(e0, e1 + 1):
         c = np.int64(text[base + e - 1])
@@ -84,11 +91,12 @@ def _viterbi_span(bc, pair, scores, text, base, e0, e1, best, back, tok):
         best[e] = top
         back[e] = start
         tok[e] = cell
+    return state, u_next
 
 
 @njit(cache=True, nogil=True)
-def _sample_span_linear(bc, pair, weights, max_len, text, base, e0, e1, acc, back, tok, state, sums, cells):
-    """``weights[cell]``: p ** alpha of the piece ending at the cell, 0 where none ends.
+def forward_linear(bc, pair, weights, max_len, alpha, text, base, e0, e1, acc, back, tok, sums, cells, state, u_next):
+    """The sampler in the linear domain. ``weights[cell]``: p ** alpha of the piece ending at the cell, 0 where none ends.
 
     The walk records, for its j-th candidate (j = 0: the single byte, 1: two bytes, ...), the
     running total of path weights ``sums[j]`` and the cell ``cells[j]``; candidate j is then
@@ -99,6 +107,8 @@ def _sample_span_linear(bc, pair, weights, max_len, text, base, e0, e1, acc, bac
     third of the speed to the generator and to unpredictable replacement branches. Whether a
     uniform is drawn depends only on the text, never on earlier draws, so every draw stays
     independent. ``sums`` and ``cells`` hold at least ``max_len`` entries."""
+    if e0 == 1:
+        acc[0] = 1.0
     base0 = bc[0]
     for e in range(e0, e1 + 1):
         c = np.int64(text[base + e - 1])
@@ -141,11 +151,11 @@ def _sample_span_linear(bc, pair, weights, max_len, text, base, e0, e1, acc, bac
                 acc[i] *= inv
             total = 1.0
         acc[e] = total
-    return state
+    return state, u_next
 
 
 @njit(cache=True, nogil=True)
-def _sample_span_log(bc, pair, scores, alpha, text, base, e0, e1, acc, back, tok, state, u_next):
+def forward_log(bc, pair, scores, max_len, alpha, text, base, e0, e1, acc, back, tok, sums, cells, state, u_next):
     """The sampler for alphas so large that ``p ** alpha`` underflows (or ``alpha * log p``
     overflows). ``scores[cell]`` is log p (-inf where no piece ends), as for Viterbi. Returns
     the generator state and the uniform drawn ahead for the next replacement (``u_next``).
@@ -158,6 +168,9 @@ def _sample_span_log(bc, pair, scores, alpha, text, base, e0, e1, acc, back, tok
     overflows, a candidate far below the best contributes exactly 0, and exact ties still share
     the probability (two equal candidates: 1/2 each). A reservoir keeps one candidate, with
     ``kept`` rescaled together with ``total`` when ``top`` moves."""
+    if e0 == 1:
+        acc[0] = 0.0
+        u_next, state = next_uniform(state)
     base0 = bc[0]
     for e in range(e0, e1 + 1):
         c = np.int64(text[base + e - 1])
@@ -204,22 +217,29 @@ def _sample_span_log(bc, pair, scores, alpha, text, base, e0, e1, acc, back, tok
     return state, u_next
 
 
-@njit(cache=True, nogil=True, inline="always")
-def _chunk_start(mode, acc):
-    """The value of a chunk's start position: log 1 for Viterbi and LOG, weight 1 for LINEAR."""
-    acc[0] = 1.0 if mode == LINEAR else 0.0
+#: what the encode kernel takes for each mode (``kernels.modes``): an empty array whose dtype
+#: names the forward function, so that each mode is a compile-time specialization of the kernel
+#: and a command that only samples compiles no Viterbi (and the reverse)
+MODE_TAGS = (np.empty(0, np.int8), np.empty(0, np.int16), np.empty(0, np.int32))
+_FORWARDS = {np.dtype(np.int8): forward_viterbi, np.dtype(np.int16): forward_linear, np.dtype(np.int32): forward_log}
 
 
-@njit(cache=True, nogil=True)
-def _forward(bc, pair, values, mode, max_len, alpha, text, base, e0, e1, acc, back, tok, sums, cells, state, u_next):
-    """One stretch of the forward pass in any mode; returns (state, u_next)."""
-    if mode == VITERBI:
-        _viterbi_span(bc, pair, values, text, base, e0, e1, acc, back, tok)
-    elif mode == LINEAR:
-        state = _sample_span_linear(bc, pair, values, max_len, text, base, e0, e1, acc, back, tok, state, sums, cells)
-    else:
-        state, u_next = _sample_span_log(bc, pair, values, alpha, text, base, e0, e1, acc, back, tok, state, u_next)
-    return state, u_next
+def forward(tag, bc, pair, values, max_len, alpha, text, base, e0, e1, acc, back, tok, sums, cells, state, u_next):
+    """The forward function of the mode ``tag`` stands for (see :data:`MODE_TAGS`); this body
+    runs without numba (``NUMBA_DISABLE_JIT=1``), the overload below inside kernels."""
+    return _FORWARDS[tag.dtype](bc, pair, values, max_len, alpha, text, base, e0, e1, acc, back, tok, sums, cells,
+                                state, u_next)
+
+
+@overload(forward, jit_options={"nogil": True})
+def _forward_by_tag(tag, bc, pair, values, max_len, alpha, text, base, e0, e1, acc, back, tok, sums, cells, state,
+                    u_next):
+    chosen = {types.int8: forward_viterbi, types.int16: forward_linear, types.int32: forward_log}[tag.dtype]
+
+    def impl(tag, bc, pair, values, max_len, alpha, text, base, e0, e1, acc, back, tok, sums, cells, state, u_next):
+        return chosen(bc, pair, values, max_len, alpha, text, base, e0, e1, acc, back, tok, sums, cells, state, u_next)
+
+    return impl
 
 
 @njit(cache=True, nogil=True)
@@ -247,7 +267,8 @@ def _grown(out, pos, need):
     if pos + need <= out.shape[0]:
         return out
     bigger = np.empty(max(pos + need, out.shape[0] + out.shape[0] // 2 + 16), np.int32)
-    bigger[:pos] = out[:pos]
+    for i in range(pos):  # a loop, not a slice copy: no shape check (and its error text) to compile
+        bigger[i] = out[i]
     return bigger
 
 
@@ -256,7 +277,8 @@ def _common_ancestor(back, mark, lo, e, max_len):
     """The latest position every back-pointer chain from ``e - max_len + 1 .. e`` goes through
     (``lo`` at worst: the chains all reach it). ``mark`` is scratch of at least ``e + 1`` bytes."""
     first = max(lo, e - max_len + 1)
-    mark[lo:e + 1] = 0
+    for x in range(lo, e + 1):
+        mark[x] = 0
     live = 0
     for x in range(first, e + 1):
         mark[x] = 1
@@ -275,83 +297,32 @@ def _common_ancestor(back, mark, lo, e, max_len):
 
 
 @njit(cache=True, nogil=True)
-def _long_chunk(bc, pair, piece, values, mode, max_len, alpha, text, a, b, acc, back, tok, mark, sums, cells, out, pos,
-                state, forced):
-    """Segment ``text[a:b]``, a chunk longer than the work arrays (see the module docstring).
-    Returns (out, pos, state, forced): ``out`` may have been reallocated to make room, and
-    ``forced`` counts the cuts made without a common ancestor."""
+def _next_window(back, tok, piece, acc, mark, base, e, done, max_len, out, pos):
+    """After a full window of a long chunk (positions up to ``e``, relative to ``base``; ids
+    written up to ``done``): write the ids up to the chains' common ancestor and shift the
+    arrays so that the last ``max_len`` values and everything after ``done`` stay. Returns
+    ``(base, e, done, out, pos, restart)``; ``restart`` means no common ancestor appeared within
+    half a window, so the chunk was cut on the best path so far and the forward pass restarts
+    there (the caller counts it)."""
     cap = acc.shape[0] - 1
-    base = a  # text position of relative position 0
-    done = 0  # relative position up to which the ids are written
-    e = 0  # last relative position computed
-    _chunk_start(mode, acc)
-    u_next = 0.0
-    if mode == LOG:
-        u_next, state = next_uniform(state)
-    while True:
-        e1 = min(cap, b - base)
-        state, u_next = _forward(bc, pair, values, mode, max_len, alpha, text, base, e + 1, e1, acc, back, tok, sums,
-                                 cells, state, u_next)
-        e = e1
-        if base + e == b:
-            break
-        p = _common_ancestor(back, mark, done, e, max_len)
-        if p > done:
-            out = _grown(out, pos, p - done)
-            pos = _emit(back, tok, piece, p, done, out, pos)
-            done = p
-        keep = min(done, e - max_len)
-        if keep < cap // 2:
-            # No common ancestor for half a window: cut at the best path's last boundary at or
-            # before e - max_len and restart the forward pass there.
-            q = e
-            while q > e - max_len and q > done:
-                q = back[q]
-            out = _grown(out, pos, q - done)
-            pos = _emit(back, tok, piece, q, done, out, pos)
-            base += q
-            e = 0
-            done = 0
-            forced += 1
-            _chunk_start(mode, acc)
-            continue
-        n = e - keep + 1
-        acc[:n] = acc[keep:e + 1]
-        tok[:n] = tok[keep:e + 1]
-        for i in range(n):
-            back[i] = back[keep + i] - keep
-        base += keep
-        e -= keep
-        done -= keep
-    out = _grown(out, pos, e - done)
-    pos = _emit(back, tok, piece, e, done, out, pos)
-    return out, pos, state, forced
-
-
-@njit(cache=True, nogil=True)
-def _span(bc, pair, piece, values, mode, max_len, alpha, text, a, n, acc, back, tok, mark, sums, cells, out, pos,
-          state, forced):
-    """Segment ``text[a:n]`` chunk by chunk into ``out[pos:]``; returns (out, pos, state, forced
-    cuts so far). Work
-    arrays ``acc``, ``back``, ``tok`` and ``mark`` hold ``cap + 1`` positions; a chunk longer
-    than ``cap`` goes window by window."""
-    cap = acc.shape[0] - 1
-    while a < n:
-        b = chunk_end(text, a, n)
-        if b - a > cap:
-            out, pos, state, forced = _long_chunk(bc, pair, piece, values, mode, max_len, alpha, text, a, b, acc, back,
-                                                  tok, mark, sums, cells, out, pos, state, forced)
-        else:
-            out = _grown(out, pos, b - a)
-            _chunk_start(mode, acc)
-            u_next = 0.0
-            if mode == LOG:
-                u_next, state = next_uniform(state)
-            state, _ = _forward(bc, pair, values, mode, max_len, alpha, text, a, 1, b - a, acc, back, tok, sums, cells,
-                                state, u_next)
-            pos = _emit(back, tok, piece, b - a, 0, out, pos)
-        a = b
-    return out, pos, state, forced
+    p = _common_ancestor(back, mark, done, e, max_len)
+    if p > done:
+        out = _grown(out, pos, p - done)
+        pos = _emit(back, tok, piece, p, done, out, pos)
+        done = p
+    keep = min(done, e - max_len)
+    if keep < cap // 2:
+        q = e
+        while q > e - max_len and q > done:
+            q = back[q]
+        out = _grown(out, pos, q - done)
+        pos = _emit(back, tok, piece, q, done, out, pos)
+        return base + q, 0, 0, out, pos, True
+    for i in range(e - keep + 1):
+        acc[i] = acc[keep + i]
+        tok[i] = tok[keep + i]
+        back[i] = back[keep + i] - keep
+    return base + keep, e - keep, done - keep, out, pos, False
 
 
 @njit(cache=True, nogil=True)
@@ -377,18 +348,19 @@ def viterbi_encode(bc, pair, piece, scores, text):
     out = ints[2 * n + 2 :]
     pos = 0
     a = 0
+    sums = np.empty(0, np.float64)
+    cells = np.empty(0, np.int64)
     while a < n:
         b = chunk_end(text, a, n)
-        best[0] = 0.0
-        _viterbi_span(bc, pair, scores, text, a, 1, b - a, best, back, tok)
+        forward_viterbi(bc, pair, scores, 0, 0.0, text, a, 1, b - a, best, back, tok, sums, cells, NO_STATE, 0.0)
         pos = _emit(back, tok, piece, b - a, 0, out, pos)
         a = b
     return out[:pos]
 
 
 @njit(cache=True, nogil=True)
-def encode_segments(bc, pair, piece, values, mode, max_len, alpha, buf, bounds, doc_segs, special, seed, doc_base, bos,
-                    eos, window):
+def encode_segments(bc, pair, piece, values, mode_tag, max_len, alpha, buf, bounds, doc_segs, special, seed, doc_base,
+                    bos, eos, window):
     """Encode documents made of segments into one packed array: (ids, token offsets), document
     d being ``ids[off[d]:off[d + 1]]``.
 
@@ -397,10 +369,11 @@ def encode_segments(bc, pair, piece, values, mode, max_len, alpha, buf, bounds, 
     ``special[s] >= 0``, the single id ``special[s]`` (a special token matched in the text). The
     ``bos`` / ``eos`` ids go around each document (-1: none). Each document draws from its own
     generator seeded by (seed, ``doc_base + d``), and its segments share it in order: results do
-    not depend on how documents are spread over threads or blocks. ``values`` and ``mode`` are
-    the per-cell tables of the Viterbi or of a sampler; ``alpha`` is read by the LOG sampler.
+    not depend on how documents are spread over threads or blocks. ``mode_tag`` (one of
+    :data:`MODE_TAGS`) chooses the forward function and ``values`` is its per-cell table;
+    ``alpha`` is read by the log sampler.
     Work arrays hold ``min(longest document, window)`` positions; the output grows as needed.
-    Returns (ids, token offsets, chunks cut without a common ancestor: see ``_long_chunk``)."""
+    Returns (ids, token offsets, chunks cut without a common ancestor: see ``_next_window``)."""
     n_docs = doc_segs.shape[0] - 1
     extra = (1 if bos >= 0 else 0) + (1 if eos >= 0 else 0)
     longest = 0
@@ -409,12 +382,13 @@ def encode_segments(bc, pair, piece, values, mode, max_len, alpha, buf, bounds, 
         size = bounds[doc_segs[d + 1]] - bounds[doc_segs[d]]
         longest = max(longest, size)
         total += size
-    acc, back, tok, mark, sums, cells = _work_arrays(longest, max_len, window)
+    acc, back, tok, mark, sums, cells = _work_arrays(np.int64(longest), np.int64(max_len), np.int64(window))
+    cap = acc.shape[0] - 1
     has_special = special.shape[0] > 0
     out = np.empty(total // 2 + extra * n_docs + 16, np.int32)
     token_offsets = np.empty(n_docs + 1, np.int64)
     token_offsets[0] = 0
-    pos = 0
+    pos = np.int64(0)
     forced = 0
     for d in range(n_docs):
         out = _grown(out, pos, extra)
@@ -424,12 +398,35 @@ def encode_segments(bc, pair, piece, values, mode, max_len, alpha, buf, bounds, 
         state = seed_state(seed, doc_base + d)
         for s in range(doc_segs[d], doc_segs[d + 1]):
             if has_special and special[s] >= 0:
-                out = _grown(out, pos, 1)
+                out = _grown(out, pos, np.int64(1))
                 out[pos] = special[s]
                 pos += 1
-            else:
-                out, pos, state, forced = _span(bc, pair, piece, values, mode, max_len, alpha, buf, bounds[s],
-                                                bounds[s + 1], acc, back, tok, mark, sums, cells, out, pos, state, forced)
+                continue
+            a, n = bounds[s], bounds[s + 1]
+            while a < n:  # chunk by chunk
+                b = chunk_end(buf, a, n)
+                if b - a <= cap:
+                    out = _grown(out, pos, b - a)
+                    state, _ = forward(mode_tag, bc, pair, values, max_len, alpha, buf, a, 1, b - a, acc, back, tok,
+                                       sums, cells, state, 0.0)
+                    pos = _emit(back, tok, piece, b - a, 0, out, pos)
+                    a = b
+                    continue
+                # a chunk longer than the work arrays: window by window (see the module docstring)
+                base, e, done, u_next = a, 0, 0, 0.0
+                while True:
+                    e1 = min(cap, b - base)
+                    state, u_next = forward(mode_tag, bc, pair, values, max_len, alpha, buf, base, e + 1, e1, acc, back,
+                                            tok, sums, cells, state, u_next)
+                    e = e1
+                    if base + e == b:
+                        break
+                    base, e, done, out, pos, restart = _next_window(back, tok, piece, acc, mark, base, e, done, max_len,
+                                                                    out, pos)
+                    forced += restart
+                out = _grown(out, pos, e - done)
+                pos = _emit(back, tok, piece, e, done, out, pos)
+                a = b
         out = _grown(out, pos, extra)
         if eos >= 0:
             out[pos] = eos

@@ -244,7 +244,7 @@ class Segmenter:
         t = self.tables(alpha)
         segs = np.arange(len(bounds), dtype=np.int64) if doc_segments is None else doc_segments
         marks = _NO_SPECIALS if special is None else special
-        ids, token_offsets, _ = K.encode_segments(t.base_check, t.pair, t.piece, t.values, t.mode, t.max_len,
+        ids, token_offsets, _ = K.encode_segments(t.base_check, t.pair, t.piece, t.values, K.MODE_TAGS[t.mode], t.max_len,
                                                   float(t.alpha), buf, bounds, segs, marks, np.uint64(seed),
                                                   np.int64(doc_base), np.int64(bos), np.int64(eos), K.WINDOW)
         return ids, token_offsets
