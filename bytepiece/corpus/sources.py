@@ -8,7 +8,8 @@ JSON Lines and Parquet files (gzip or zstd compressed) can be mixed in one comma
   document per line); a file with no telling extension is read as JSON Lines when a
   ``jsonl_field`` was given explicitly;
 - compression comes from the magic bytes, never from the name (a gzip file named ``.txt`` is
-  still decompressed, and a ``.gz`` name on plain text does no harm);
+  still decompressed, and a ``.gz`` name on plain text does no harm); compressed data must end
+  where a gzip member or zstd frame ends;
 - input that is neither text nor a supported container (xz, bzip2, zip, executables, files
   that are mostly NUL bytes) is refused with a message, never tokenized as garbage.
 
@@ -100,11 +101,13 @@ def open_stream(source: Source) -> tuple[IO[bytes], IO[bytes]]:
             return cast(IO[bytes], gzip.GzipFile(fileobj=raw, mode="rb")), raw
         if source.compression == "zstd":
             try:
-                import zstandard
+                import zstandard  # noqa: F401
             except ImportError:
                 raise InputError(f"{source.label} is zstd-compressed; reading it needs the zstd extra: "
                                  'pip install "bytepiece-tk[zstd]"') from None
-            return zstandard.ZstdDecompressor().stream_reader(raw, read_across_frames=True), raw
+            from .zstd import ZstdReader
+
+            return cast(IO[bytes], ZstdReader(raw)), raw
     except BaseException:
         raw.close()
         raise
@@ -193,10 +196,8 @@ def _check_decompressed_head(source: Source) -> None:
     reader, raw = open_stream(source)
     try:
         head = reader.read(_SNIFF_BYTES)
-    except (OSError, EOFError, ValueError) as e:
-        raise InputError(f"{source.label}: corrupt {source.compression} data ({e})") from None
-    except Exception as e:  # zlib.error, zstd.ZstdError
-        raise InputError(f"{source.label}: corrupt {source.compression} data ({e})") from None
+    except Exception as e:  # OSError, EOFError, zlib.error, ZstdError, ZstdFormatError
+        raise InputError(f"{source.label}: corrupt or truncated {source.compression} data ({e})") from None
     finally:
         reader.close()
         raw.close()
