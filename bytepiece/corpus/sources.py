@@ -10,8 +10,8 @@ JSON Lines and Parquet files (gzip or zstd compressed) can be mixed in one comma
 - compression comes from the magic bytes, never from the name (a gzip file named ``.txt`` is
   still decompressed, and a ``.gz`` name on plain text does no harm); compressed data must end
   where a gzip member or zstd frame ends;
-- input that is neither text nor a supported container (xz, bzip2, zip, executables, files
-  that are mostly NUL bytes) is refused with a message, never tokenized as garbage.
+- input that is neither text nor a supported container is refused with a message, never
+  tokenized as garbage (:mod:`.binary`).
 
 Paths with a URL scheme (``s3://``, ``gs://``, ``http://``, ...) are opened with fsspec when
 it is installed and supports the scheme, so Dask workers can read inputs they share.
@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import IO, Literal, Union, cast
 
 from ..errors import InputError
+from .binary import check_head
 
 PathLike = Union[str, os.PathLike]
 Format = Literal["text", "jsonl", "parquet"]
@@ -44,16 +45,7 @@ COMPRESSION_SUFFIXES = (".gz", ".gzip", ".zst", ".zstd")
 _GZIP_MAGIC = b"\x1f\x8b"
 _ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 _PARQUET_MAGIC = b"PAR1"
-_UNSUPPORTED = (
-    (b"\xfd7zXZ\x00", "xz-compressed; decompress it first (xz -d)"),
-    (b"BZh", "bzip2-compressed; decompress it first (bunzip2)"),
-    (b"PK\x03\x04", "a zip archive; extract the text files from it"),
-    (b"\x7fELF", "an executable (ELF), not text"),
-    (b"%PDF-", "a PDF document; extract its text first"),
-    (b"\x89PNG", "a PNG image, not text"),
-)
 _SNIFF_BYTES = 1 << 16
-_MAX_NUL_SHARE = 0.05
 
 
 @dataclass(frozen=True)
@@ -142,15 +134,6 @@ def _format_of(name: str, jsonl_field_given: bool) -> Format:
     return "jsonl"
 
 
-def _check_not_binary(head: bytes, label: str) -> None:
-    for magic, what in _UNSUPPORTED:
-        if head.startswith(magic):
-            raise InputError(f"{label} is {what}")
-    if head and head.count(0) > _MAX_NUL_SHARE * len(head):
-        raise InputError(f"{label} looks binary ({head.count(0):,} NUL bytes in its first {len(head):,}); "
-                         "pass text, JSON Lines or Parquet files")
-
-
 def describe_source(path: PathLike, *, index: int = 0, jsonl_field: str | None = None,
                     parquet_column: str | None = None, label: str | None = None) -> Source:
     """Inspect one input (exists, readable, not binary) and decide how to read it."""
@@ -180,7 +163,7 @@ def describe_source(path: PathLike, *, index: int = 0, jsonl_field: str | None =
         compression = "none"
     fmt = "parquet" if head.startswith(_PARQUET_MAGIC) else _format_of(path, jsonl_field is not None)
     if compression == "none" and fmt != "parquet":
-        _check_not_binary(head, label)
+        check_head(head, label)
     if fmt == "parquet" and compression != "none":
         raise InputError(f"{label}: a compressed Parquet file; Parquet compresses internally, decompress the file first")
     field = (parquet_column if fmt == "parquet" else jsonl_field) or DEFAULT_FIELD
@@ -201,7 +184,7 @@ def _check_decompressed_head(source: Source) -> None:
     finally:
         reader.close()
         raw.close()
-    _check_not_binary(head, source.label)
+    check_head(head, source.label)
 
 
 def expand_url_globs(paths: Iterable[PathLike]) -> list[PathLike]:
