@@ -11,8 +11,8 @@ from typing import IO, Annotated, Any, Optional
 
 import typer
 
-from .checks import (FLOAT, MAX_LINE_BYTES, check_inputs, check_outputs, input_paths, limited_lines, parse_seed,
-                     usage_error)
+from .checks import (FLOAT, MAX_LINE_BYTES, check_field_names, check_inputs, check_outputs, input_paths,
+                     limited_lines, parse_seed, usage_error)
 from .common import err_console, fail, handle_errors, load_tokenizer
 from .core import Command
 
@@ -148,9 +148,9 @@ def encode(
         show_default=False, rich_help_panel=_SPECIAL)] = None,
     allow_special: Annotated[bool, typer.Option("--allow-special", help="Match special tokens in the text and emit "
                                                 "their ids.", rich_help_panel=_SPECIAL)] = False,
-    jsonl_field: Annotated[Optional[str], typer.Option(metavar="NAME", help="Field of JSON Lines inputs holding the "
-                                                       "text (default: text).", show_default=False,
-                                                       rich_help_panel=_INPUT)] = None,
+    jsonl_field: Annotated[Optional[str], typer.Option(metavar="NAME", help="JSON Lines field holding the text "
+                                                       "(default: text); given, stdin and unknown names are JSON "
+                                                       "Lines.", show_default=False, rich_help_panel=_INPUT)] = None,
     parquet_column: Annotated[Optional[str], typer.Option(metavar="NAME", help="Column of Parquet inputs holding the "
                                                           "text (default: text).", show_default=False,
                                                           rich_help_panel=_INPUT)] = None,
@@ -170,6 +170,7 @@ def encode(
     if fmt in ("npy", "bin") and output is None:
         example = "out/corpus for shards" if fmt == "bin" else "ids.npy"
         raise usage_error(f"--format {fmt.value} writes binary files; give an output with -o (e.g. -o {example})")
+    check_field_names(jsonl_field, parquet_column)
     check_inputs(corpus_paths)
     sharded = fmt == "bin" and output is not None and output.suffix != ".bin"
     if shard_size is not None and not sharded:
