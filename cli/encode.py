@@ -13,7 +13,7 @@ import typer
 
 from .checks import (FLOAT, MAX_LINE_BYTES, check_field_names, check_inputs, check_outputs, input_paths,
                      limited_lines, parse_seed, usage_error)
-from .common import err_console, fail, handle_errors, load_tokenizer
+from .common import err_console, fail, handle_errors, load_tokenizer, note
 from .core import Command
 
 
@@ -217,9 +217,11 @@ def encode(
         if fmt == "npy":
             _encode_npy(tokenizer, stream, output, advance, force)
             return
+        documents = 0
         with atomic_output(output, overwrite=force) as out:
             piece = tokenizer.id_to_piece
             for batch in stream:
+                documents += len(batch.offsets) - 1
                 ids = batch.ids.tolist()
                 bounds = list(zip(batch.offsets[:-1].tolist(), batch.offsets[1:].tolist()))
                 if fmt == "ids":
@@ -229,6 +231,13 @@ def encode(
                 if lines:
                     out.write("\n".join(lines) + "\n")
                 advance(batch.input_bytes)
+    _note_if_empty(documents)
+
+
+def _note_if_empty(documents: int) -> None:
+    """An empty input (a file or stdin alike) is no error for encode: zero documents, one note."""
+    if not documents:
+        note("the input holds no documents; the output holds none either")
 
 
 def _output_set(output: Path, fmt: str) -> list[Path]:
@@ -254,6 +263,7 @@ def _encode_npy(tokenizer, stream, output, advance, force) -> None:
             advance(batch.input_bytes)
     err_console.print(f"wrote {writer.n_tokens} tokens of {writer.n_documents} documents to {output} "
                       f"(+ {writer.offsets_path.name})", markup=False, highlight=False)
+    _note_if_empty(writer.n_documents)
 
 
 def _encode_bin(inputs, model, output, options, *, raw, shard_size, cluster, threads, force, special_tokens) -> None:
@@ -273,6 +283,7 @@ def _encode_bin(inputs, model, output, options, *, raw, shard_size, cluster, thr
     if summary.invalid_utf8:
         err_console.print(f"note: {summary.invalid_utf8:,} invalid UTF-8 sequence(s) replaced by U+FFFD "
                           "(--strict-utf8 stops at the first)", soft_wrap=True, markup=False)
+    _note_if_empty(summary.n_documents)
     rate = f"{format_size(summary.text_bytes)} in {summary.seconds:.1f} s, {summary.mb_per_s:.1f} MB/s"
     if single:
         err_console.print(f"wrote {summary.n_tokens} tokens ({summary.dtype}) of {summary.n_documents} documents to "

@@ -9,7 +9,8 @@ from typing import Annotated, Optional
 import typer
 
 from .checks import check_field_names, input_paths, usage_error
-from .common import err_console, fail, handle_errors, note, out_console, stdin_is_interactive
+from .common import (STDOUT_CLOSED, err_console, fail, handle_errors, note, out_console, stdin_is_interactive,
+                     stdout_is_closed)
 from .core import Command
 
 #: vocabulary size when training on the bundled sample corpus (it is a few hundred KB)
@@ -81,6 +82,8 @@ def train(
     from bytepiece.training import Trainer
 
     check_field_names(jsonl_field, parquet_column)
+    if stdout_is_closed():  # the summary goes there: fail before the work, not after it
+        raise fail(STDOUT_CLOSED)
     inputs = input_paths(corpus)
     on_sample = False
     if not inputs:

@@ -110,3 +110,41 @@ def test_symbolic_link_loop_is_named(runner, tiny_model_file, tmp_path):
     (tmp_path / "b").symlink_to(tmp_path / "a")
     _one_line_error(runner.invoke(app, ["encode", str(tmp_path / "a"), "-m", str(tiny_model_file)]),
                     "symbolic link loop")
+
+
+# -- empty and closed standard streams -----------------------------------------------------------
+
+@pytest.mark.parametrize("fmt", ["ids", "npy", "bin"])
+def test_empty_input_is_zero_documents_for_a_file_and_stdin_alike(runner, tiny_model_file, tmp_path, fmt):
+    empty = tmp_path / "empty.txt"
+    empty.write_text("")
+    for n, (args, stdin) in enumerate([([str(empty)], None), ([], ""), (["-"], "")]):
+        out = [] if fmt == "ids" else ["-f", fmt, "-o", str(tmp_path / f"o{n}.{fmt}")]
+        result = runner.invoke(app, ["encode", *args, "-m", str(tiny_model_file), *out], input=stdin)
+        assert result.exit_code == 0, result.output
+        assert "note: the input holds no documents" in result.stderr
+        assert result.stdout == ""
+
+
+def test_train_on_empty_stdin_is_an_empty_corpus(runner, tmp_path):
+    result = runner.invoke(app, ["train", "-", "-o", str(tmp_path / "m.model"), "-v", "300"], input="")
+    _one_line_error(result, "the corpus is empty")
+
+
+def test_closed_standard_input_is_one_line(tiny_model_file):
+    done = _shell('$BYTEPIECE encode -m "$1" <&-', str(tiny_model_file))
+    assert done.returncode == 1
+    assert done.stderr.strip() == "error: standard input is closed"
+
+
+def test_closed_standard_output_is_one_line(tiny_model_file, corpus, tmp_path):
+    done = _shell('$BYTEPIECE encode "$2" -m "$1" >&-', str(tiny_model_file), str(corpus))
+    assert done.returncode == 1
+    assert done.stderr.strip() == "error: cannot write to standard output: it is closed"
+    written = _shell('$BYTEPIECE encode "$2" -m "$1" -o "$3" >&-', str(tiny_model_file), str(corpus),
+                     str(tmp_path / "ids.txt"))
+    assert written.returncode == 0, written.stderr
+    assert len((tmp_path / "ids.txt").read_text().splitlines()) == 2
+    train = _shell('$BYTEPIECE train "$1" -o "$2" -v 300 >&-', str(corpus), str(tmp_path / "m.model"))
+    assert train.returncode == 1 and train.stderr.strip() == "error: cannot write to standard output: it is closed"
+    assert not (tmp_path / "m.model").exists()  # refused before the work, whose summary goes there
