@@ -41,7 +41,7 @@ def corpus(tmp_path) -> Path:
 
 def test_train_reads_a_name_without_extension_as_text_like_the_library(runner, tmp_path):
     """`train plain_noext` used to fail with "line 1 is not valid JSON"; it gives the model that
-    Trainer().train gives."""
+    Trainer().train gives, and its note on invalid UTF-8 names the command line's flag."""
     from test_train import _as_dict, _texts
 
     path = tmp_path / "plain_noext"
@@ -49,6 +49,7 @@ def test_train_reads_a_name_without_extension_as_text_like_the_library(runner, t
     out = tmp_path / "x.model"
     result = runner.invoke(app, ["train", str(path), "-o", str(out), "-v", "300", "-w", "1"])
     assert result.exit_code == 0, result.output
+    assert "CLI: --strict-utf8" in result.stderr and "use errors='strict' to stop" not in result.stderr
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         (library,) = Trainer(max_vocab_size=300, workers=1, progress=False).train(str(path))
@@ -148,3 +149,20 @@ def test_closed_standard_output_is_one_line(tiny_model_file, corpus, tmp_path):
     train = _shell('$BYTEPIECE train "$1" -o "$2" -v 300 >&-', str(corpus), str(tmp_path / "m.model"))
     assert train.returncode == 1 and train.stderr.strip() == "error: cannot write to standard output: it is closed"
     assert not (tmp_path / "m.model").exists()  # refused before the work, whose summary goes there
+
+
+# -- messages in the command line's words --------------------------------------------------------
+
+def test_existing_corpus_message_gives_both_spellings(runner, tiny_model_file, corpus, tmp_path):
+    args = ["encode", str(corpus), "-m", str(tiny_model_file), "-f", "bin", "-o", str(tmp_path / "corpus")]
+    assert runner.invoke(app, args).exit_code == 0
+    result = runner.invoke(app, args)
+    _one_line_error(result, "pass overwrite=True (CLI: --force)")
+    assert "--force (overwrite=True)" not in result.stderr
+
+
+def test_missing_field_message_gives_both_spellings(runner, tiny_model_file, tmp_path):
+    path = tmp_path / "d.jsonl"
+    path.write_text('{"body": "a"}\n', encoding="utf-8")
+    result = runner.invoke(app, ["encode", str(path), "-m", str(tiny_model_file)])
+    _one_line_error(result, "pick the right field (jsonl_field; CLI: --jsonl-field)")

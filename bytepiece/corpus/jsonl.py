@@ -76,8 +76,8 @@ def json_field(line: str, field: str, where: str) -> str:
         raise InputError(f"{where} is a JSON {type(obj).__name__}, expected an object with field {field!r}")
     if field not in obj:
         names = ", ".join(map(str, list(obj)[:8])) or "none"
-        raise InputError(f"{where} has no field {field!r} (fields: {names}); pick the right --jsonl-field or "
-                         "fix the line")
+        raise InputError(f"{where} has no field {field!r} (fields: {names}); pick the right field (jsonl_field; "
+                         "CLI: --jsonl-field) or fix the line")
     value = obj[field]
     if not isinstance(value, str):
         raise InputError(f"{where}: field {field!r} holds a {type(value).__name__}, expected a string")

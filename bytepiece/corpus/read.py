@@ -381,7 +381,8 @@ def _parquet_batches(shard: Shard, errors: str, normalize: bool, batch_bytes: in
         try:
             column = pf.read_row_group(rg, columns=[source.field]).column(0)
         except KeyError:
-            raise InputError(f"{source.label}: no column {source.field!r}; pick the text column with --parquet-column") from None
+            raise InputError(f"{source.label}: no column {source.field!r}; pick the text column (parquet_column; "
+                             "CLI: --parquet-column)") from None
         values = column.to_pylist()
         docs: list[bytes] = []
         invalid = 0
