@@ -56,13 +56,33 @@ def input_paths(values: list[str] | None) -> list[Path | str]:
 
 
 def check_inputs(paths: Sequence[Path | str]) -> None:
+    """Before any work: every local input can be opened (a pipe such as ``<(zcat f.gz)`` can)."""
+    import errno
+    import os
+    import stat
+
     for path in paths:
         if isinstance(path, str) or str(path) == "-":
             continue
-        if not path.exists():
-            raise fail(f"cannot read input {path}: no such file")
-        if path.is_dir():
+        try:
+            mode = os.stat(path).st_mode
+        except OSError as e:
+            if e.errno == errno.ELOOP:
+                raise fail(f"cannot read input {path}: symbolic link loop") from None
+            if e.errno == errno.ENOENT:
+                what = "symbolic link to a missing file" if path.is_symlink() else "no such file"
+                raise fail(f"cannot read input {path}: {what}") from None
+            raise fail(f"cannot read input {path}: {e.strerror or e}") from None
+        if stat.S_ISDIR(mode):
             raise fail(f"cannot read input {path}: is a directory")
+
+
+def check_field_names(jsonl_field: str | None, parquet_column: str | None) -> None:
+    """``--jsonl-field ""`` names no field (it used to mean the default, silently)."""
+    if jsonl_field == "":
+        raise usage_error("--jsonl-field: the field name is empty; name the field that holds the text")
+    if parquet_column == "":
+        raise usage_error("--parquet-column: the column name is empty; name the column that holds the text")
 
 
 def check_outputs(paths: list[Path], force: bool) -> None:

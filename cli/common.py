@@ -59,6 +59,43 @@ def fail(message: str, code: int = 1) -> typer.Exit:
     return typer.Exit(code)
 
 
+class ClosedStreamError(OSError):
+    """A standard stream that the shell closed (``<&-``, ``>&-``) was used."""
+
+
+class _ClosedStream:
+    """Stands in for a standard stream that the shell closed, which Python sets to None: any
+    use of it is then a :class:`ClosedStreamError` with ``message`` instead of an
+    AttributeError. It is no terminal, and flushing it (as Python does at exit) is harmless."""
+
+    def __init__(self, message: str) -> None:
+        self._message = message
+
+    def isatty(self) -> bool:
+        return False
+
+    def flush(self) -> None:
+        pass
+
+    def __getattr__(self, name: str) -> Any:
+        raise ClosedStreamError(self._message)
+
+
+STDIN_CLOSED = "standard input is closed"
+STDOUT_CLOSED = "cannot write to standard output: it is closed"
+
+
+def _stand_in_for_closed_streams() -> None:
+    if sys.stdin is None:
+        sys.stdin = _ClosedStream(STDIN_CLOSED)  # type: ignore[assignment]
+    if sys.stdout is None:
+        sys.stdout = _ClosedStream(STDOUT_CLOSED)  # type: ignore[assignment]
+
+
+def stdout_is_closed() -> bool:
+    return sys.stdout is None or isinstance(sys.stdout, _ClosedStream)
+
+
 def handle_errors(func: F) -> F:
     """Turn every error into a one-line message and exit status 1, never a traceback (set
     ``BYTEPIECE_DEBUG=1`` to see the traceback of an unexpected error). Warnings become one
@@ -68,12 +105,15 @@ def handle_errors(func: F) -> F:
     def wrapper(*args, **kwargs):
         from bytepiece.errors import BytePieceError
 
+        _stand_in_for_closed_streams()
         try:
             with warnings.catch_warnings():
                 warnings.showwarning = _show_warning
                 return func(*args, **kwargs)
         except (typer.Exit, typer.Abort, ClickException):
             raise
+        except ClosedStreamError as e:
+            raise fail(str(e)) from None
         except (BytePieceError, FileExistsError) as e:
             raise fail(str(e)) from None
         except BrokenPipeError:

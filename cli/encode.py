@@ -11,9 +11,9 @@ from typing import IO, Annotated, Any, Optional
 
 import typer
 
-from .checks import (FLOAT, MAX_LINE_BYTES, check_inputs, check_outputs, input_paths, limited_lines, parse_seed,
-                     usage_error)
-from .common import err_console, fail, handle_errors, load_tokenizer
+from .checks import (FLOAT, MAX_LINE_BYTES, check_field_names, check_inputs, check_outputs, input_paths,
+                     limited_lines, parse_seed, usage_error)
+from .common import err_console, fail, handle_errors, load_tokenizer, note
 from .core import Command
 
 
@@ -148,9 +148,9 @@ def encode(
         show_default=False, rich_help_panel=_SPECIAL)] = None,
     allow_special: Annotated[bool, typer.Option("--allow-special", help="Match special tokens in the text and emit "
                                                 "their ids.", rich_help_panel=_SPECIAL)] = False,
-    jsonl_field: Annotated[Optional[str], typer.Option(metavar="NAME", help="Field of JSON Lines inputs holding the "
-                                                       "text (default: text).", show_default=False,
-                                                       rich_help_panel=_INPUT)] = None,
+    jsonl_field: Annotated[Optional[str], typer.Option(metavar="NAME", help="JSON Lines field holding the text "
+                                                       "(default: text); given, stdin and unknown names are JSON "
+                                                       "Lines.", show_default=False, rich_help_panel=_INPUT)] = None,
     parquet_column: Annotated[Optional[str], typer.Option(metavar="NAME", help="Column of Parquet inputs holding the "
                                                           "text (default: text).", show_default=False,
                                                           rich_help_panel=_INPUT)] = None,
@@ -170,6 +170,7 @@ def encode(
     if fmt in ("npy", "bin") and output is None:
         example = "out/corpus for shards" if fmt == "bin" else "ids.npy"
         raise usage_error(f"--format {fmt.value} writes binary files; give an output with -o (e.g. -o {example})")
+    check_field_names(jsonl_field, parquet_column)
     check_inputs(corpus_paths)
     sharded = fmt == "bin" and output is not None and output.suffix != ".bin"
     if shard_size is not None and not sharded:
@@ -216,9 +217,11 @@ def encode(
         if fmt == "npy":
             _encode_npy(tokenizer, stream, output, advance, force)
             return
+        documents = 0
         with atomic_output(output, overwrite=force) as out:
             piece = tokenizer.id_to_piece
             for batch in stream:
+                documents += len(batch.offsets) - 1
                 ids = batch.ids.tolist()
                 bounds = list(zip(batch.offsets[:-1].tolist(), batch.offsets[1:].tolist()))
                 if fmt == "ids":
@@ -228,6 +231,13 @@ def encode(
                 if lines:
                     out.write("\n".join(lines) + "\n")
                 advance(batch.input_bytes)
+    _note_if_empty(documents)
+
+
+def _note_if_empty(documents: int) -> None:
+    """An empty input (a file or stdin alike) is no error for encode: zero documents, one note."""
+    if not documents:
+        note("the input holds no documents; the output holds none either")
 
 
 def _output_set(output: Path, fmt: str) -> list[Path]:
@@ -253,6 +263,7 @@ def _encode_npy(tokenizer, stream, output, advance, force) -> None:
             advance(batch.input_bytes)
     err_console.print(f"wrote {writer.n_tokens} tokens of {writer.n_documents} documents to {output} "
                       f"(+ {writer.offsets_path.name})", markup=False, highlight=False)
+    _note_if_empty(writer.n_documents)
 
 
 def _encode_bin(inputs, model, output, options, *, raw, shard_size, cluster, threads, force, special_tokens) -> None:
@@ -272,6 +283,7 @@ def _encode_bin(inputs, model, output, options, *, raw, shard_size, cluster, thr
     if summary.invalid_utf8:
         err_console.print(f"note: {summary.invalid_utf8:,} invalid UTF-8 sequence(s) replaced by U+FFFD "
                           "(--strict-utf8 stops at the first)", soft_wrap=True, markup=False)
+    _note_if_empty(summary.n_documents)
     rate = f"{format_size(summary.text_bytes)} in {summary.seconds:.1f} s, {summary.mb_per_s:.1f} MB/s"
     if single:
         err_console.print(f"wrote {summary.n_tokens} tokens ({summary.dtype}) of {summary.n_documents} documents to "

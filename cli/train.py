@@ -8,8 +8,9 @@ from typing import Annotated, Optional
 
 import typer
 
-from .checks import input_paths, usage_error
-from .common import err_console, fail, handle_errors, note, out_console, stdin_is_interactive
+from .checks import check_field_names, input_paths, usage_error
+from .common import (STDOUT_CLOSED, err_console, fail, handle_errors, note, out_console, stdin_is_interactive,
+                     stdout_is_closed)
 from .core import Command
 
 #: vocabulary size when training on the bundled sample corpus (it is a few hundred KB)
@@ -37,10 +38,12 @@ def train(
     force: Annotated[bool, typer.Option("--force", help="Overwrite existing model files.")] = False,
     valid: Annotated[Optional[Path], typer.Option(metavar="FILE", help="Held-out text: report each model's "
                                                   "bytes/token on its lines.", show_default=False)] = None,
-    jsonl_field: Annotated[str, typer.Option(metavar="NAME", help="Field of JSON Lines inputs holding the text.",
-                                             rich_help_panel=_INPUT)] = "text",
-    parquet_column: Annotated[str, typer.Option(metavar="NAME", help="Column of Parquet inputs holding the text.",
-                                                rich_help_panel=_INPUT)] = "text",
+    jsonl_field: Annotated[Optional[str], typer.Option(metavar="NAME", help="JSON Lines field holding the text "
+                                                       "(default: text); given, stdin and unknown names are JSON "
+                                                       "Lines.", show_default=False, rich_help_panel=_INPUT)] = None,
+    parquet_column: Annotated[Optional[str], typer.Option(metavar="NAME", help="Column of Parquet inputs holding the "
+                                                          "text (default: text).", show_default=False,
+                                                          rich_help_panel=_INPUT)] = None,
     strict_utf8: Annotated[bool, typer.Option("--strict-utf8", help="Stop at invalid UTF-8 instead of replacing it "
                                               "by U+FFFD.", rich_help_panel=_INPUT)] = False,
     order: Annotated[int, typer.Option(metavar="N", help="Order of the byte n-gram LM (1..7).",
@@ -78,6 +81,9 @@ def train(
     from bytepiece.engine import parse_size
     from bytepiece.training import Trainer
 
+    check_field_names(jsonl_field, parquet_column)
+    if stdout_is_closed():  # the summary goes there: fail before the work, not after it
+        raise fail(STDOUT_CLOSED)
     inputs = input_paths(corpus)
     on_sample = False
     if not inputs:

@@ -1,8 +1,9 @@
 """What a user may hand to ``Trainer.train`` or ``encode_corpus``, turned into sources to shard.
 
 - a path (``str`` or ``os.PathLike``), or a list/tuple of ``os.PathLike`` (or of paths given as
-  :class:`Files`): files in any supported format; ``"-"`` is standard input (spooled to a
-  temporary file, since every pass reads the corpus again);
+  :class:`Files`): files in any supported format; ``"-"`` is standard input; it, a pipe
+  (``<(zcat f.gz)``) and a file that reports no size (``/proc/cpuinfo``) are copied to a
+  temporary file first, since every pass reads the corpus again;
 - :class:`Texts` or any other re-iterable of ``str`` (or UTF-8 ``bytes``), including one-shot
   iterators: each item is one document; they are written once to a temporary JSON Lines file so
   that every pass (and every worker of a local cluster) can read them.
@@ -13,13 +14,15 @@ Temporary files are removed by :meth:`CorpusInputs.close` (on success, error and
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ..errors import InputError
-from .sources import PathLike, Source, describe_sources, expand_url_globs, spool_stdin, spool_texts
+from .sources import (PathLike, Source, check_field_names, describe_sources, expand_url_globs, is_url, spool_stdin,
+                      spool_stream, spool_texts)
 
 
 class Files:
@@ -71,39 +74,8 @@ def open_corpus(corpus: Any, *, jsonl_field: str | None = None, parquet_column: 
     elif isinstance(corpus, (list, tuple)) and corpus and all(isinstance(p, os.PathLike) for p in corpus):
         corpus = Files(corpus, jsonl_field=jsonl_field, parquet_column=parquet_column)
     if isinstance(corpus, Files):
-        inputs = CorpusInputs([])
-        try:
-            paths: list[PathLike] = []
-            all_paths: list[PathLike] = []
-            labels: list[str] = []
-            for given, label in zip(corpus.paths, corpus.labels or [os.fspath(p) for p in corpus.paths]):
-                matches = expand_url_globs([given])
-                if matches == [given]:
-                    all_paths.append(given)
-                    labels.append(label)
-                else:  # a URL pattern: the files it matches, each shown under its own URL
-                    all_paths += matches
-                    labels += [os.fspath(m) for m in matches]
-            if sum(1 for p in all_paths if os.fspath(p) == "-") > 1:
-                raise InputError("'-' (standard input) may be given only once")
-            for p in all_paths:
-                if os.fspath(p) == "-":
-                    spooled = spool_stdin(directory=directory)
-                    inputs.temporaries.append(spooled)
-                    if spooled.stat().st_size == 0:
-                        raise InputError("standard input is empty; nothing to read")
-                    paths.append(spooled)
-                else:
-                    paths.append(p)
-            labels = ["<stdin>" if os.fspath(p) == "-" else label for p, label in zip(all_paths, labels)]
-            inputs.sources = describe_sources(paths, jsonl_field=corpus.jsonl_field or jsonl_field,
-                                              parquet_column=corpus.parquet_column or parquet_column, labels=labels)
-            shown = ", ".join(labels[:3]) + (f" (+{len(labels) - 3} more)" if len(labels) > 3 else "")
-            inputs.description = shown
-        except BaseException:
-            inputs.close()
-            raise
-        return inputs
+        return _open_files(corpus, jsonl_field if corpus.jsonl_field is None else corpus.jsonl_field,
+                           parquet_column if corpus.parquet_column is None else corpus.parquet_column, directory)
     if isinstance(corpus, Texts):
         corpus = corpus.texts
     if isinstance(corpus, (bytes, bytearray)):
@@ -120,3 +92,62 @@ def open_corpus(corpus: Any, *, jsonl_field: str | None = None, parquet_column: 
         path.unlink(missing_ok=True)
         raise
     return CorpusInputs(sources, [path], f"{count} texts", invalid, from_python=True)
+
+
+def _open_files(files: Files, jsonl_field: str | None, parquet_column: str | None,
+                directory: str | None) -> CorpusInputs:
+    inputs = CorpusInputs([])
+    try:
+        check_field_names(jsonl_field, parquet_column)
+        all_paths: list[PathLike] = []
+        labels: list[str] = []
+        for given, label in zip(files.paths, files.labels or [os.fspath(p) for p in files.paths]):
+            matches = expand_url_globs([given])
+            if matches == [given]:
+                all_paths.append(given)
+                labels.append(label)
+            else:  # a URL pattern: the files it matches, each shown under its own URL
+                all_paths += matches
+                labels += [os.fspath(m) for m in matches]
+        if sum(1 for p in all_paths if os.fspath(p) == "-") > 1:
+            raise InputError("'-' (standard input) may be given only once")
+        labels = ["<stdin>" if os.fspath(p) == "-" else label for p, label in zip(all_paths, labels)]
+        paths: list[PathLike] = []
+        for p, label in zip(all_paths, labels):
+            spooled = _spool_if_once(os.fspath(p), label, directory)
+            if spooled is not None:
+                inputs.temporaries.append(spooled)
+            paths.append(p if spooled is None else spooled)
+        inputs.sources = describe_sources(paths, jsonl_field=jsonl_field, parquet_column=parquet_column,
+                                          labels=labels, names=[os.fspath(p) for p in all_paths])
+        inputs.description = ", ".join(labels[:3]) + (f" (+{len(labels) - 3} more)" if len(labels) > 3 else "")
+    except BaseException:
+        inputs.close()
+        raise
+    return inputs
+
+
+def _spool_if_once(path: str, label: str, directory: str | None) -> Path | None:
+    """A copy of an input that can be read only once, or that reports no size (standard input,
+    a pipe such as ``<(zcat f.gz)``, ``/proc/cpuinfo``), since every pass and every worker
+    reads the corpus again; None for an ordinary file (read in place)."""
+    if path == "-":
+        return spool_stdin(directory=directory)
+    if is_url(path):
+        return None
+    try:
+        info = os.stat(path)
+    except OSError:
+        return None  # describe_source says what is wrong with it
+    sizeless = stat.S_ISREG(info.st_mode) and info.st_size == 0
+    if not (stat.S_ISFIFO(info.st_mode) or sizeless):
+        return None
+    try:
+        if sizeless:
+            with open(path, "rb") as f:
+                if not f.read(1):
+                    return None  # truly empty: read in place (a cluster's workers may read it too)
+        with open(path, "rb") as stream:
+            return spool_stream(stream, directory, label)
+    except OSError as e:
+        raise InputError(f"cannot read {label}: {e.strerror or e}") from None

@@ -3,14 +3,18 @@ the lines it leaves (errors, invalid UTF-8, unusual JSON) and for values that ma
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Callable
 
 import numpy as np
 import numpy.typing as npt
 
+from ..errors import InputError
 from .utf8 import nfc_utf8
 
 PythonLine = Callable[[bytes, int], tuple[bytes, int]]  # (raw line, line number) -> (UTF-8, invalid count)
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def field_key(field: str) -> npt.NDArray[np.uint8] | None:
@@ -57,3 +61,38 @@ def kernel_documents(data: bytes, key: npt.NDArray[np.uint8], *, normalize: bool
     offsets = np.zeros(len(docs) + 1, np.int64)
     np.cumsum(np.fromiter(map(len, docs), np.int64, len(docs)), out=offsets[1:])
     return b"".join(docs), offsets, line_starts[keep], invalid, len(status)
+
+
+def json_field(line: str, field: str, where: str) -> str:
+    """The string in ``field`` of the JSON object on ``line``; ``where`` (file and line) names
+    it in the error for anything else."""
+    try:
+        obj = json.loads(line)
+    except RecursionError:
+        raise InputError(f"{where} is nested too deeply to be a JSON Lines record") from None
+    except ValueError as e:
+        raise InputError(f"{where} is not valid JSON ({e})") from None
+    if not isinstance(obj, dict):
+        raise InputError(f"{where} is a JSON {type(obj).__name__}, expected an object with field {field!r}")
+    if field not in obj:
+        names = ", ".join(map(str, list(obj)[:8])) or "none"
+        raise InputError(f"{where} has no field {field!r} (fields: {names}); pick the right field (jsonl_field; "
+                         "CLI: --jsonl-field) or fix the line")
+    value = obj[field]
+    if not isinstance(value, str):
+        raise InputError(f"{where}: field {field!r} holds a {type(value).__name__}, expected a string")
+    return value
+
+
+def replace_surrogates(value: str, errors: str, where: str) -> tuple[str, int]:
+    """(``value`` with each lone surrogate escape (``"\\ud800"``) replaced by U+FFFD, how many):
+    such a code point is no character and has no UTF-8 encoding, so it is invalid text like
+    invalid UTF-8 (counted with it), or with ``errors="strict"`` an error naming ``where``."""
+    lone = _SURROGATE.search(value)
+    if lone is None:
+        return value, 0
+    if errors == "strict":
+        raise InputError(f"{where} holds the lone surrogate escape {ascii(lone.group())[1:-1]}, which is no "
+                         "character; fix the record or use errors='replace' (CLI: drop --strict-utf8) to replace "
+                         "it by U+FFFD")
+    return _SURROGATE.subn("\ufffd", value)

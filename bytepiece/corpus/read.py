@@ -17,7 +17,6 @@ document independently of how the corpus was sharded (sampling seeds use them).
 
 from __future__ import annotations
 
-import json
 import re
 import unicodedata
 from collections.abc import Iterator
@@ -27,12 +26,16 @@ from typing import Literal
 import numpy as np
 
 from ..errors import InputError
-from .jsonl import field_key, kernel_documents
+from .binary import check_block
+from .jsonl import field_key, json_field, kernel_documents, replace_surrogates
 from .shards import Shard, open_parquet
 from .sources import Source, open_raw, open_stream
 from .utf8 import check_errors, decode, nfc_utf8, plain_utf8, safe_cut
 
 DEFAULT_BATCH_BYTES = 4 << 20
+#: Longest line (a text document, a JSON Lines record) read into memory: ``/dev/zero`` or a
+#: binary file given by mistake must stop with a message, not exhaust memory.
+MAX_LINE_BYTES = 1 << 30
 MAX_CHUNK_CHARS = 10000
 MAX_NEWLINES = 100
 Purpose = Literal["train", "encode"]
@@ -57,15 +60,19 @@ class DocBatch:
 
 
 def read_shard(shard: Shard, *, purpose: Purpose = "train", errors: str = "replace", normalize: bool = True,
-               batch_bytes: int = DEFAULT_BATCH_BYTES) -> Iterator[DocBatch]:
-    """The documents of ``shard`` in input order, in batches of about ``batch_bytes``."""
+               batch_bytes: int = DEFAULT_BATCH_BYTES, max_line: int = MAX_LINE_BYTES) -> Iterator[DocBatch]:
+    """The documents of ``shard`` in input order, in batches of about ``batch_bytes``. A line
+    longer than ``max_line`` bytes is an error as soon as that many bytes of it are read
+    (except a plain-text line read for training, which is read in pieces)."""
     check_errors(errors)
+    if max_line < 1:
+        raise InputError(f"max_line must be a positive number of bytes, got {max_line}")
     source = shard.source
     try:
         if source.format == "parquet":
             yield from _parquet_batches(shard, errors, normalize, batch_bytes)
             return
-        reader = _LineReader(shard, purpose, errors, normalize, batch_bytes)
+        reader = _LineReader(shard, purpose, errors, normalize, batch_bytes, max_line)
         yield from reader.batches()
     except InputError:
         raise
@@ -86,10 +93,11 @@ def _is_decompression_error(e: Exception) -> bool:
 class _LineReader:
     """Text and JSON Lines: whole lines of the shard's byte range, block by block."""
 
-    def __init__(self, shard: Shard, purpose: Purpose, errors: str, normalize: bool, batch_bytes: int) -> None:
+    def __init__(self, shard: Shard, purpose: Purpose, errors: str, normalize: bool, batch_bytes: int,
+                 max_line: int = MAX_LINE_BYTES) -> None:
         self.shard, self.source = shard, shard.source
         self.purpose, self.errors, self.normalize = purpose, errors, normalize
-        self.batch_bytes = batch_bytes
+        self.batch_bytes, self.max_line = batch_bytes, max_line
         self.lines_before = 0  # lines of the shard already read (for error messages within the shard)
 
     def _where(self) -> str:
@@ -141,7 +149,8 @@ class _LineReader:
     def _blocks(self) -> Iterator[tuple[bytes, int, int, bool]]:
         """(lines, their start offset, input bytes consumed, complete) for the lines the shard
         owns. ``complete`` is False for a piece of a line longer than a block (only when reading
-        plain text for training; otherwise such a line is read until its end)."""
+        plain text for training; otherwise such a line is read until its end, or until it is
+        longer than ``max_line``). Every block read is checked for binary content."""
         shard, source = self.shard, self.source
         reader, raw = open_stream(source)
         split_long = self.purpose == "train" and source.format == "text"
@@ -153,51 +162,73 @@ class _LineReader:
                 if raw.read(1) != b"\n":
                     raw.readline()  # the line cut at our start belongs to the previous shard
                 pos = raw.tell()
+            read_at = pos  # where the next block starts in the (decompressed) input
             last_tell = shard.start if source.splittable else 0
             budget = shard.size  # progress never counts past the shard's own bytes
-            pending = b""
+            pending = _Pending()  # the start of an unfinished line (never holds a newline)
             mid_line = False  # pos is inside a long line whose start we own (we read it to its end)
             while True:
                 if end >= 0 and pos >= end and not mid_line:
                     break
                 block = reader.read(self.batch_bytes)
-                data = pending + block if pending else block
-                pending = b""
+                check_block(block, source.label, read_at)
+                read_at += len(block)
                 tell = raw.tell()
                 consumed = min(max(tell - last_tell, 0), budget)
                 last_tell, budget = tell, budget - consumed
                 if not block:
-                    if data:
-                        yield data, pos, consumed, True
+                    if pending.size:
+                        yield pending.take(), pos, consumed, True
                     break
                 if end >= 0:
-                    k = data.find(b"\n", max(0, end - pos - 1))
+                    k = block.find(b"\n", max(0, end - pos - 1 - pending.size))
                     if k >= 0:  # the last line we own ends here
-                        yield data[: k + 1], pos, consumed, True
+                        self._check_lines(pending.size, block[: k + 1])
+                        yield pending.take(block[: k + 1]), pos, consumed, True
                         break
-                k = data.rfind(b"\n")
+                k = block.rfind(b"\n")
                 if k >= 0:
-                    yield data[: k + 1], pos, consumed, True
-                    pos += k + 1
-                    pending = data[k + 1:]
+                    self._check_lines(pending.size, block[: k + 1])
+                    data = pending.take(block[: k + 1])
+                    yield data, pos, consumed, True
+                    pos += len(data)
+                    pending.add(block[k + 1:])
                     mid_line = False
-                elif split_long and len(data) >= self.batch_bytes:
+                elif split_long and pending.size + len(block) >= self.batch_bytes:
+                    data = pending.take(block)
                     q = safe_cut(data, 0)
                     if q > 0:
                         yield data[:q], pos, consumed, False
                         pos += q
-                        pending = data[q:]
                         mid_line = True
-                    else:
-                        pending = data
+                    pending.add(data[q:] if q > 0 else data)
                 else:
-                    pending = data
+                    pending.add(block)
                     if consumed:
                         yield b"", pos, consumed, False
+                if pending.size > self.max_line:
+                    raise self._line_too_long()
         finally:
             reader.close()
             if raw is not reader:
                 raw.close()
+
+    def _check_lines(self, carried: int, lines: bytes) -> None:
+        """A line of ``lines`` (the first continuing ``carried`` bytes before it) longer than
+        ``max_line``; whole lines inside a block can only be that long when a block is longer."""
+        first = lines.find(b"\n")
+        if carried + first > self.max_line:
+            raise self._line_too_long()
+        if len(lines) > self.max_line:
+            ends = np.flatnonzero(np.frombuffer(lines, np.uint8) == 10)
+            long = np.flatnonzero(np.diff(ends) - 1 > self.max_line)
+            if len(long):
+                raise self._line_too_long(int(long[0]) + 1)
+
+    def _line_too_long(self, later: int = 0) -> InputError:
+        line = self.lines_before + 1 + later
+        return InputError(f"{self._where()}: line {line} is longer than {_size(self.max_line)}, the longest line "
+                          "read; is it a text file with one document per line?")
 
     # -- plain text ---------------------------------------------------------------------------
     def _text_train(self) -> Iterator[DocBatch]:
@@ -280,10 +311,14 @@ class _LineReader:
             yield _batch(docs, np.asarray(starts, np.int64), self.source.index, consumed, len(docs), invalid)
 
     def _jsonl_line(self, raw_line: bytes, lineno: int) -> tuple[bytes, int]:
-        """One record the Python way: (the field's UTF-8, invalid sequences replaced)."""
+        """One record the Python way: (the field's UTF-8, invalid sequences replaced). A lone
+        surrogate escape (``"\\ud800"``) has no UTF-8 encoding either: it is invalid text,
+        replaced and counted like invalid UTF-8, or with ``errors="strict"`` an error."""
         line_text, bad = decode(raw_line, self.errors, self._where(), lineno - 1)
-        value = _json_field(line_text, self.source.field, self._where(), lineno)
-        return self._to_utf8(value, None), bad
+        where = f"{self._where()}: line {lineno}"
+        value = json_field(line_text, self.source.field, where)
+        value, replaced = replace_surrogates(value, self.errors, f"{where}: field {self.source.field!r}")
+        return self._to_utf8(value, None), bad + replaced
 
     def _jsonl_kernel(self, data: bytes, pos: int, consumed: int, key: np.ndarray) -> DocBatch:
         doc_data, offsets, starts, invalid, n_lines = kernel_documents(
@@ -293,23 +328,31 @@ class _LineReader:
         return DocBatch(doc_data, offsets, starts + pos, self.source.index, consumed, n, invalid, MAX_NEWLINES)
 
 
-def _json_field(line: str, field: str, label: str, lineno: int) -> str:
-    where = f"{label}: line {lineno}"
-    try:
-        obj = json.loads(line)
-    except RecursionError:
-        raise InputError(f"{where} is nested too deeply to be a JSON Lines record") from None
-    except ValueError as e:
-        raise InputError(f"{where} is not valid JSON ({e})") from None
-    if not isinstance(obj, dict):
-        raise InputError(f"{where} is a JSON {type(obj).__name__}, expected an object with field {field!r}")
-    if field not in obj:
-        names = ", ".join(map(str, list(obj)[:8])) or "none"
-        raise InputError(f"{where} has no field {field!r} (fields: {names}); pick the right --jsonl-field or fix the line")
-    value = obj[field]
-    if not isinstance(value, str):
-        raise InputError(f"{where}: field {field!r} holds a {type(value).__name__}, expected a string")
-    return value
+class _Pending:
+    """The bytes of an unfinished line, kept as the blocks they came in (joined once, when the
+    line ends: a long line costs one copy, not one per block)."""
+
+    def __init__(self) -> None:
+        self.parts: list[bytes] = []
+        self.size = 0
+
+    def add(self, part: bytes) -> None:
+        if part:
+            self.parts.append(part)
+            self.size += len(part)
+
+    def take(self, tail: bytes = b"") -> bytes:
+        """Everything pending, then ``tail``; pending is empty afterwards."""
+        data = b"".join([*self.parts, tail]) if self.parts else tail
+        self.parts, self.size = [], 0
+        return data
+
+
+def _size(n: int) -> str:
+    for unit, shift in (("GiB", 30), ("MiB", 20), ("KiB", 10)):
+        if n >= 1 << shift and n % (1 << shift) == 0:
+            return f"{n >> shift} {unit}"
+    return f"{n:,} bytes"
 
 
 def _one(data: bytes, source_index: int, consumed: int, texts: int, invalid: int, max_newlines: int,
@@ -338,7 +381,8 @@ def _parquet_batches(shard: Shard, errors: str, normalize: bool, batch_bytes: in
         try:
             column = pf.read_row_group(rg, columns=[source.field]).column(0)
         except KeyError:
-            raise InputError(f"{source.label}: no column {source.field!r}; pick the text column with --parquet-column") from None
+            raise InputError(f"{source.label}: no column {source.field!r}; pick the text column (parquet_column; "
+                             "CLI: --parquet-column)") from None
         values = column.to_pylist()
         docs: list[bytes] = []
         invalid = 0

@@ -3,14 +3,16 @@
 A :class:`Source` is decided once per input, from its name and first bytes, so plain text,
 JSON Lines and Parquet files (gzip or zstd compressed) can be mixed in one command:
 
-- the format comes from the extension under any compression suffix: ``.jsonl``, ``.ndjson``
-  and ``.json`` are JSON Lines, ``.parquet``/``.pq`` Parquet, anything else plain text (one
-  document per line); a file with no telling extension is read as JSON Lines when a
-  ``jsonl_field`` was given explicitly;
+- the format comes from the name under any compression suffix (``format_of``): ``.jsonl``,
+  ``.ndjson`` and ``.json`` are JSON Lines, ``.parquet``/``.pq`` (or the Parquet magic bytes)
+  Parquet, anything else plain text (one document per line); only when a ``jsonl_field`` is
+  given explicitly is a name without a known text extension (and standard input, which has no
+  name) read as JSON Lines. docs/formats.md states the rule for users;
 - compression comes from the magic bytes, never from the name (a gzip file named ``.txt`` is
-  still decompressed, and a ``.gz`` name on plain text does no harm);
-- input that is neither text nor a supported container (xz, bzip2, zip, executables, files
-  that are mostly NUL bytes) is refused with a message, never tokenized as garbage.
+  still decompressed, and a ``.gz`` name on plain text does no harm); compressed data must end
+  where a gzip member or zstd frame ends;
+- input that is neither text nor a supported container is refused with a message, never
+  tokenized as garbage (:mod:`.binary`).
 
 Paths with a URL scheme (``s3://``, ``gs://``, ``http://``, ...) are opened with fsspec when
 it is installed and supports the scheme, so Dask workers can read inputs they share.
@@ -18,9 +20,11 @@ it is installed and supports the scheme, so Dask workers can read inputs they sh
 
 from __future__ import annotations
 
+import errno
 import gzip
 import json
 import os
+import stat
 import sys
 import tempfile
 from collections.abc import Iterable
@@ -29,6 +33,7 @@ from pathlib import Path
 from typing import IO, Literal, Union, cast
 
 from ..errors import InputError
+from .binary import check_block, check_head
 
 PathLike = Union[str, os.PathLike]
 Format = Literal["text", "jsonl", "parquet"]
@@ -43,16 +48,8 @@ COMPRESSION_SUFFIXES = (".gz", ".gzip", ".zst", ".zstd")
 _GZIP_MAGIC = b"\x1f\x8b"
 _ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 _PARQUET_MAGIC = b"PAR1"
-_UNSUPPORTED = (
-    (b"\xfd7zXZ\x00", "xz-compressed; decompress it first (xz -d)"),
-    (b"BZh", "bzip2-compressed; decompress it first (bunzip2)"),
-    (b"PK\x03\x04", "a zip archive; extract the text files from it"),
-    (b"\x7fELF", "an executable (ELF), not text"),
-    (b"%PDF-", "a PDF document; extract its text first"),
-    (b"\x89PNG", "a PNG image, not text"),
-)
 _SNIFF_BYTES = 1 << 16
-_MAX_NUL_SHARE = 0.05
+_SPOOL_BLOCK = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -100,11 +97,13 @@ def open_stream(source: Source) -> tuple[IO[bytes], IO[bytes]]:
             return cast(IO[bytes], gzip.GzipFile(fileobj=raw, mode="rb")), raw
         if source.compression == "zstd":
             try:
-                import zstandard
+                import zstandard  # noqa: F401
             except ImportError:
                 raise InputError(f"{source.label} is zstd-compressed; reading it needs the zstd extra: "
                                  'pip install "bytepiece-tk[zstd]"') from None
-            return zstandard.ZstdDecompressor().stream_reader(raw, read_across_frames=True), raw
+            from .zstd import ZstdReader
+
+            return cast(IO[bytes], ZstdReader(raw)), raw
     except BaseException:
         raw.close()
         raise
@@ -128,8 +127,10 @@ def _strip_compression_suffix(name: str) -> str:
     return name
 
 
-def _format_of(name: str, jsonl_field_given: bool) -> Format:
-    base = _strip_compression_suffix(name).lower()
+def format_of(name: str, jsonl_field_given: bool) -> Format:
+    """The format an input of this name is read in (before looking at its content, which can
+    only make it Parquet): the rule of docs/formats.md. ``name`` is ``"-"`` for standard input."""
+    base = "" if name == "-" else _strip_compression_suffix(os.path.basename(name)).lower()
     if base.endswith(JSONL_SUFFIXES):
         return "jsonl"
     if base.endswith(PARQUET_SUFFIXES):
@@ -139,34 +140,50 @@ def _format_of(name: str, jsonl_field_given: bool) -> Format:
     return "jsonl"
 
 
-def _check_not_binary(head: bytes, label: str) -> None:
-    for magic, what in _UNSUPPORTED:
-        if head.startswith(magic):
-            raise InputError(f"{label} is {what}")
-    if head and head.count(0) > _MAX_NUL_SHARE * len(head):
-        raise InputError(f"{label} looks binary ({head.count(0):,} NUL bytes in its first {len(head):,}); "
-                         "pass text, JSON Lines or Parquet files")
+def local_problem(path: str, label: str) -> str | None:
+    """Why the local ``path`` cannot be a corpus file as it is, or None: it is missing, a loop of
+    symbolic links, a directory, a device or socket; a pipe can only be read once (open_corpus
+    copies it)."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            return f"corpus path {label} is a symbolic link loop; point the link at a file"
+        if e.errno == errno.ENOENT:
+            if os.path.islink(path):
+                return f"corpus path {label} is a symbolic link to a file that does not exist"
+            return f"corpus file {label} does not exist"
+        return f"cannot read {label}: {e.strerror or e}"
+    if stat.S_ISDIR(mode):
+        return f"corpus path {label} is a directory; pass the files in it"
+    if stat.S_ISFIFO(mode):
+        return (f"corpus path {label} is a pipe, which can be read only once; pass it to open_corpus (which copies "
+                "it), or save it to a file first")
+    if not stat.S_ISREG(mode):
+        return f"corpus path {label} is a device or socket, not a file; pass '-' to read standard input"
+    return None
+
+
+def check_field_names(jsonl_field: str | None, parquet_column: str | None) -> None:
+    """An empty field or column name is a mistake (no record has it), not a request for the default."""
+    if jsonl_field == "":
+        raise InputError("the JSON Lines field name is empty; name the field holding the text (CLI: --jsonl-field)")
+    if parquet_column == "":
+        raise InputError("the Parquet column name is empty; name the column holding the text (CLI: --parquet-column)")
 
 
 def describe_source(path: PathLike, *, index: int = 0, jsonl_field: str | None = None,
-                    parquet_column: str | None = None, label: str | None = None) -> Source:
-    """Inspect one input (exists, readable, not binary) and decide how to read it."""
+                    parquet_column: str | None = None, label: str | None = None, name: str | None = None) -> Source:
+    """Inspect one input (exists, readable, not binary) and decide how to read it. ``name`` is
+    the name its format is decided from (default: ``path``; ``"-"`` for standard input, and the
+    original name of a copied pipe)."""
     path = os.fspath(path)
     label = label or path
-    if not is_url(path):
-        p = Path(path)
-        if not p.exists():
-            raise InputError(f"corpus file {label} does not exist")
-        if p.is_dir():
-            raise InputError(f"corpus path {label} is a directory; pass the files in it")
-        if not p.is_file():
-            raise InputError(f"corpus path {label} is not a regular file (a pipe or device cannot be read twice); "
-                             "pass '-' to read standard input, or save it to a file first")
+    if not is_url(path) and (problem := local_problem(path, label)) is not None:
+        raise InputError(problem)
     try:
         with open_raw(path) as f:
             head = f.read(_SNIFF_BYTES)
-    except PermissionError as e:
-        raise InputError(f"cannot read {label}: {e.strerror}") from None
     except OSError as e:
         raise InputError(f"cannot read {label}: {e.strerror or e}") from None
     if head.startswith(_GZIP_MAGIC):
@@ -175,9 +192,9 @@ def describe_source(path: PathLike, *, index: int = 0, jsonl_field: str | None =
         compression = "zstd"
     else:
         compression = "none"
-    fmt = "parquet" if head.startswith(_PARQUET_MAGIC) else _format_of(path, jsonl_field is not None)
+    fmt = "parquet" if head.startswith(_PARQUET_MAGIC) else format_of(name or path, jsonl_field is not None)
     if compression == "none" and fmt != "parquet":
-        _check_not_binary(head, label)
+        check_head(head, label)
     if fmt == "parquet" and compression != "none":
         raise InputError(f"{label}: a compressed Parquet file; Parquet compresses internally, decompress the file first")
     field = (parquet_column if fmt == "parquet" else jsonl_field) or DEFAULT_FIELD
@@ -193,14 +210,12 @@ def _check_decompressed_head(source: Source) -> None:
     reader, raw = open_stream(source)
     try:
         head = reader.read(_SNIFF_BYTES)
-    except (OSError, EOFError, ValueError) as e:
-        raise InputError(f"{source.label}: corrupt {source.compression} data ({e})") from None
-    except Exception as e:  # zlib.error, zstd.ZstdError
-        raise InputError(f"{source.label}: corrupt {source.compression} data ({e})") from None
+    except Exception as e:  # OSError, EOFError, zlib.error, ZstdError, ZstdFormatError
+        raise InputError(f"{source.label}: corrupt or truncated {source.compression} data ({e})") from None
     finally:
         reader.close()
         raw.close()
-    _check_not_binary(head, source.label)
+    check_head(head, source.label)
 
 
 def expand_url_globs(paths: Iterable[PathLike]) -> list[PathLike]:
@@ -225,15 +240,20 @@ def expand_url_globs(paths: Iterable[PathLike]) -> list[PathLike]:
 
 
 def describe_sources(paths: Iterable[PathLike], *, jsonl_field: str | None = None,
-                     parquet_column: str | None = None, labels: Iterable[str] | None = None) -> list[Source]:
+                     parquet_column: str | None = None, labels: Iterable[str] | None = None,
+                     names: Iterable[str | None] | None = None) -> list[Source]:
+    """Every input described (``labels`` show them, ``names`` decide their formats: see
+    :func:`describe_source`)."""
     paths = list(paths)
-    names = list(labels) if labels is not None else [None] * len(paths)
-    if len(names) != len(paths):
-        raise InputError("labels must name every path")
+    shown = list(labels) if labels is not None else [None] * len(paths)
+    format_names = list(names) if names is not None else [None] * len(paths)
+    if not len(shown) == len(format_names) == len(paths):
+        raise InputError("labels and names must name every path")
     if not paths:
         raise InputError("no corpus files given")
-    return [describe_source(p, index=i, jsonl_field=jsonl_field, parquet_column=parquet_column, label=name)
-            for i, (p, name) in enumerate(zip(paths, names))]
+    check_field_names(jsonl_field, parquet_column)
+    return [describe_source(p, index=i, jsonl_field=jsonl_field, parquet_column=parquet_column, label=label,
+                            name=name) for i, (p, label, name) in enumerate(zip(paths, shown, format_names))]
 
 
 # -- inputs that are not files: spooled so that several passes (and several workers) can read them
@@ -241,12 +261,33 @@ def describe_sources(paths: Iterable[PathLike], *, jsonl_field: str | None = Non
 def spool_stdin(stream: IO[bytes] | None = None, directory: str | None = None) -> Path:
     """Copy standard input (or ``stream``) to a temporary file and return its path; the caller
     deletes it. Compressed input stays compressed (the reader recognises it)."""
-    stream = stream if stream is not None else sys.stdin.buffer
-    fd, name = tempfile.mkstemp(prefix="bytepiece-stdin-", suffix=".txt", dir=directory)
+    return spool_stream(stream if stream is not None else stdin_buffer(), directory, "<stdin>")
+
+
+def stdin_buffer() -> IO[bytes]:
+    """Standard input as bytes; a closed one (``<&-``) is an error that says so."""
+    stdin = sys.stdin
+    buffer = getattr(stdin, "buffer", None) if stdin is not None else None
+    if buffer is None or buffer.closed:
+        raise InputError("standard input is closed; pipe the corpus in or name its files")
+    return buffer
+
+
+def spool_stream(stream: IO[bytes], directory: str | None, label: str) -> Path:
+    """Copy a stream that can be read only once (standard input, a pipe, a file that reports
+    no size) to a temporary file; the caller deletes it. Uncompressed binary data stops the
+    copy where it is found, so ``/dev/zero`` does not fill the disk."""
+    fd, name = tempfile.mkstemp(prefix="bytepiece-stdin-", suffix=".spool", dir=directory)
     try:
         with os.fdopen(fd, "wb") as f:
-            while block := stream.read(1 << 20):
+            offset, compressed = 0, False
+            while block := stream.read(_SPOOL_BLOCK):
+                if offset == 0:
+                    compressed = block.startswith((_GZIP_MAGIC, _ZSTD_MAGIC, _PARQUET_MAGIC))
+                if not compressed:
+                    check_block(block, label, offset)
                 f.write(block)
+                offset += len(block)
     except BaseException:
         Path(name).unlink(missing_ok=True)
         raise

@@ -51,7 +51,7 @@ def check_output(out: Path, *, overwrite: bool) -> None:
     if existing and not overwrite:
         shown = ", ".join(p.name for p in existing[:3]) + (f" (+{len(existing) - 3} more)" if len(existing) > 3 else "")
         raise FileExistsError(f"{out.parent or '.'} already holds a corpus named {out.name!r} ({shown}); "
-                              "pass --force (overwrite=True) to replace it, or choose another -o")
+                              "pass overwrite=True (CLI: --force) to replace it, or choose another output name")
 
 
 def existing_corpus_files(out: Path) -> list[Path]:

@@ -230,7 +230,7 @@ class Trainer:
                            "corpus": inputs.description})
         if self.stats["invalid_utf8"]:
             self._notice(f"the corpus has {self.stats['invalid_utf8']} invalid UTF-8 sequence(s); "
-                         "each was replaced by U+FFFD (use errors='strict' to stop instead)")
+                         "each was replaced by U+FFFD (errors='strict' stops instead; CLI: --strict-utf8)")
         if read.bytes == 0:
             what = inputs.description if inputs.from_python else f"{inputs.description}: {read.texts} texts"
             raise TrainingError(f"the corpus is empty ({what}, 0 bytes of text); nothing to learn a vocabulary from")
