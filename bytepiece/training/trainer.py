@@ -161,7 +161,7 @@ class Trainer:
                 with progress.status("compiling kernels (first run only)"):
                     from .warmup import warm_up
 
-                    warm_up(engine)
+                    warm_up(engine, tuple(sorted({src.format for src in inputs.sources})))
                 self.timings["compile"] = time.perf_counter() - t0
                 monitor.phase_peak()
                 results = self._run(engine, shards, plan, spill, progress, monitor, inputs)
