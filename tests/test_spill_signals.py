@@ -170,24 +170,6 @@ def test_a_short_write_is_a_clear_no_space_error(tmp_path, monkeypatch):
     assert list(tmp_path.iterdir()) == []
 
 
-@pytest.fixture()
-def small_tmpfs(tmp_path):
-    """A 1 MiB tmpfs (needs root and a kernel that allows the mount; skipped otherwise)."""
-    mount = tmp_path / "small"
-    mount.mkdir()
-    try:
-        done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)], capture_output=True,
-                              timeout=30)
-    except (OSError, subprocess.TimeoutExpired):
-        pytest.skip("cannot mount a tmpfs here")
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode(errors='replace').strip()}")
-    try:
-        yield mount
-    finally:
-        subprocess.run(["umount", str(mount)], capture_output=True, timeout=30)
-
-
 def test_train_with_a_full_tmp_dir_names_it(tmp_path, small_tmpfs):
     proc = subprocess.run([sys.executable, "-c", SPILLING_TRAIN, str(3 << 20), "train", str(_corpus(tmp_path)),
                            "-v", "300", "-o", str(tmp_path / "m.model"), "--tmp-dir", str(small_tmpfs)],
