@@ -280,7 +280,7 @@ def test_a_journal_of_another_key_is_left_alone_and_the_key_is_private(tmp_path,
     assert (a.read_text(), b.read_text()) == ("2", "2")
 
 
-@pytest.mark.parametrize("broken", ["readable by others", "symlink", "no directory"])
+@pytest.mark.parametrize("broken", ["readable by others", "symlink", "truncated", "no directory"])
 def test_without_a_usable_key_writes_work_and_nothing_is_recovered(tmp_path, monkeypatch, broken):
     cache = tmp_path / "cache"
     cache.mkdir()
@@ -288,6 +288,9 @@ def test_without_a_usable_key_writes_work_and_nothing_is_recovered(tmp_path, mon
     if broken == "readable by others":
         key.write_bytes(b"k" * _commitkey.KEY_BYTES)
         key.chmod(0o644)
+    elif broken == "truncated":
+        key.write_bytes(b"k" * 5)
+        key.chmod(0o600)
     elif broken == "symlink":
         real = tmp_path / "elsewhere.key"
         real.write_bytes(b"k" * _commitkey.KEY_BYTES)
@@ -311,6 +314,21 @@ def test_without_a_usable_key_writes_work_and_nothing_is_recovered(tmp_path, mon
 
 
 # -- a genuine interrupted commit ------------------------------------------------------------------
+@pytest.mark.parametrize("cleaned", ["first", "second"])
+def test_a_set_across_two_directories_is_rolled_forward_from_either(tmp_path, cleaned):
+    one, two = tmp_path / "one", tmp_path / "two"
+    one.mkdir()
+    two.mkdir()
+    a, b, c = one / "a", two / "b", two / "c"
+    for path in (a, b, c):
+        path.write_text("1")
+    _interrupt(lambda out: (out.write(a, "2"), out.write(b, "2"), out.remove(c)), at="replace")
+    assert (a.read_text(), b.read_text(), c.exists()) == ("2", "1", True)
+    atomic.cleanup(one if cleaned == "first" else two)
+    assert (a.read_text(), b.read_text(), c.exists()) == ("2", "2", False)
+    assert sorted(p.name for p in [*one.iterdir(), *two.iterdir()]) == ["a", "b"]
+
+
 KILLED_SAVE = textwrap.dedent("""
     import os, signal, sys
     from pathlib import Path
