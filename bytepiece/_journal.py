@@ -1,4 +1,5 @@
-"""Temporaries, commit journals and their recovery, for :mod:`bytepiece.atomic`.
+"""Temporaries and commit journals for :mod:`bytepiece.atomic` (the writer's side; reading
+journals back and finishing interrupted commits is :mod:`bytepiece._recovery`).
 
 Names in a directory:
 
@@ -8,15 +9,16 @@ Names in a directory:
     neither pid reuse nor another pid namespace on a shared volume can get a live file deleted).
 ``.NAME.bytepiece-commit``
     a commit marker beside each member ``NAME`` of a multi-file commit: the *primary* (beside the
-    first member) holds the journal, the operations ``replace TMP -> TARGET`` / ``remove TARGET``
-    with paths relative to the marker; the others are *pointers* to the primary. Pointers are
-    written first, the primary last: the primary's appearance is the commit point. A pointer
-    whose primary is missing belongs to a commit that never reached it and is deleted.
+    first member) holds the journal, the operations ``replace TMP -> TARGET`` / ``remove TARGET``,
+    each with the absolute directory it happens in and plain file names; the others are
+    *pointers* to the primary. Pointers are written first, the primary last: the primary's
+    appearance is the commit point.
 
-Recovery (``recover``, ``cleanup``) performs the remaining operations, which are idempotent
-(a temporary already renamed is skipped), then removes the pointers and the primary. Only
-markers owned by this user (or root) are acted upon: a journal renames and deletes files, so
-one planted by another user in a shared directory is refused, not followed.
+Every marker names its own directory and file name, the commit id and the writer's pid, and
+carries an HMAC of all of it under this user's key (:mod:`bytepiece._commitkey`): a later
+process acts on a marker only if it proves to be one this user's bytepiece wrote at that very
+place. Each operation also records the identity (inode, and for removals size and mtime) of
+the file it applies to, so a replayed or stale journal cannot touch a file created since.
 """
 
 from __future__ import annotations
@@ -28,11 +30,13 @@ import json
 import os
 import re
 import secrets
+import stat
 import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import NamedTuple
 
-from .errors import InputError
+from . import _commitkey
 
 try:
     import fcntl
@@ -41,9 +45,10 @@ except ImportError:  # pragma: no cover - not POSIX
 
 MARKER_SUFFIX = ".bytepiece-commit"
 FORMAT = "bytepiece-commit"
-_TEMP = re.compile(r"\.(?P<name>.*)\.bp(?P<pid>[0-9]+)-[0-9a-f]{8}\.tmp", re.DOTALL)
+VERSION = 2
+TEMP = re.compile(r"\.(?P<name>.*)\.bp(?P<pid>[0-9]+)-[0-9a-f]{8}\.tmp", re.DOTALL)
 _NAME_BYTES = 100  # room for the decorations within the usual 255-byte name limit
-_MAX_MARKER_BYTES = 1 << 20
+MAX_MARKER_BYTES = 1 << 20
 
 #: Fault-injection hook for tests: called with the name of each step of a commit.
 fault_hook: Callable[[str], None] | None = None
@@ -56,7 +61,7 @@ def step(name: str) -> None:
         fault_hook(name)
 
 
-def _short(name: str) -> str:
+def short_name(name: str) -> str:
     raw = os.fsencode(name)
     if len(raw) <= _NAME_BYTES:
         return name
@@ -82,7 +87,7 @@ def current_umask() -> int:
 
 def create_temp(target: Path, mode: int = 0o666) -> tuple[int, Path]:
     """A new temporary beside ``target``, exclusively created and locked (descriptor, path)."""
-    stem = f".{_short(target.name)}.bp{os.getpid()}-"
+    stem = f".{short_name(target.name)}.bp{os.getpid()}-"
     for _ in range(100):
         tmp = target.with_name(f"{stem}{secrets.token_hex(4)}.tmp")
         try:
@@ -97,10 +102,10 @@ def create_temp(target: Path, mode: int = 0o666) -> tuple[int, Path]:
 
 
 def marker_path(target: Path) -> Path:
-    return target.with_name(f".{_short(target.name)}{MARKER_SUFFIX}")
+    return target.with_name(f".{short_name(target.name)}{MARKER_SUFFIX}")
 
 
-def _fsync_dir(directory: Path) -> None:
+def fsync_dir(directory: Path) -> None:
     with contextlib.suppress(OSError):
         fd = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
         try:
@@ -125,37 +130,72 @@ def _write_marker(path: Path, record: dict) -> None:
         os.close(fd)
 
 
-def write_journal(ops: Sequence[Op]) -> Path:
-    """Write the markers of a multi-file commit; returns the primary (the commit point)."""
-    commit_id = secrets.token_hex(8)
+class Journal(NamedTuple):
+    """A written journal, as its writer knows it (to remove its markers once done)."""
+
+    id: str
+    primary: Path
+    pointers: list[Path]
+
+
+def _real_dir(path: Path) -> str:
+    return os.path.realpath(os.fspath(path.parent))
+
+
+def signed(fields: dict) -> dict:
+    """``fields`` with their MAC (``None`` without a key: then nobody else will act on it)."""
+    return {**fields, "mac": _commitkey.sign(fields)}
+
+
+def _identity(path: Path) -> dict:
+    """What proves later that ``path`` is still the file this commit decided to act on."""
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return {"ino": None}
+    return {"ino": st.st_ino, "size": st.st_size, "mtime_ns": st.st_mtime_ns}
+
+
+def _op_record(kind: str, tmp: Path | None, target: Path) -> dict:
+    record: dict = {"op": kind, "dir": _real_dir(target), "target": target.name}
+    if tmp is not None:
+        record["tmp"] = tmp.name
+        record["ino"] = os.lstat(tmp).st_ino
+    else:
+        record.update(_identity(target))
+    return record
+
+
+def _header(kind: str, commit_id: str, marker: Path) -> dict:
+    return {"format": FORMAT, "version": VERSION, "kind": kind, "id": commit_id, "pid": os.getpid(),
+            "dir": _real_dir(marker), "name": marker.name}
+
+
+def write_journal(ops: Sequence[Op]) -> Journal:
+    """Write the markers of a multi-file commit; returns the journal (its primary is the commit point)."""
+    commit_id = secrets.token_hex(16)
     markers = [marker_path(target) for _, _, target in ops]
     primary, pointers = markers[0], markers[1:]
-    base = primary.parent
-    record = {
-        "format": FORMAT,
-        "id": commit_id,
-        "ops": [{"op": kind, "target": os.path.relpath(target, base),
-                 **({"tmp": os.path.relpath(tmp, base)} if tmp is not None else {})} for kind, tmp, target in ops],
-        "markers": [os.path.relpath(p, base) for p in pointers],
-    }
+    primary_text = os.path.join(_real_dir(primary), primary.name)
+    record = signed({**_header("journal", commit_id, primary),
+                     "ops": [_op_record(kind, tmp, target) for kind, tmp, target in ops]})
     written: list[Path] = []
     try:
         for pointer in pointers:
-            _write_marker(pointer, {"format": FORMAT, "id": commit_id,
-                                    "primary": os.path.relpath(primary, pointer.parent)})
+            _write_marker(pointer, signed({**_header("pointer", commit_id, pointer), "primary": primary_text}))
             written.append(pointer)
             step("pointer")
         for directory in {p.parent for p in pointers}:
-            _fsync_dir(directory)
+            fsync_dir(directory)
         _write_marker(primary, record)  # the commit point
     except BaseException:
         for pointer in written:  # not committed: the pointers go with the temporaries
             with contextlib.suppress(OSError):
                 pointer.unlink()
         raise
-    _fsync_dir(base)
+    fsync_dir(primary.parent)
     step("journal")
-    return primary
+    return Journal(commit_id, primary, pointers)
 
 
 def apply(ops: Sequence[Op]) -> None:
@@ -170,164 +210,42 @@ def apply(ops: Sequence[Op]) -> None:
             pass
         step(kind)
     for directory in {target.parent for _, _, target in ops}:
-        _fsync_dir(directory)
+        fsync_dir(directory)
 
 
-def finish(primary: Path) -> None:
-    """Remove a completed commit's markers: pointers first, the primary last."""
-    record = _read_marker(primary)
-    if record is None:
-        return
-    for rel in record.get("markers", []):
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(primary.parent / rel)
-        step("unmark")
-    with contextlib.suppress(FileNotFoundError):
-        os.unlink(primary)
-
-
-def _untrusted(path: Path, why: str) -> InputError:
-    return InputError(f"{path} is {why}; bytepiece will not act on it. If no bytepiece process is writing "
-                      f"there, delete it (an interrupted write then stays as it is)")
-
-
-def _read_marker(path: Path) -> dict | None:
-    """The marker's record, or None if it vanished (another process finished the commit)."""
+def marker_id(path: Path) -> str | None:
+    """The commit id a marker file holds (None if it is gone or not a marker); no trust implied."""
+    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
     try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
-    except FileNotFoundError:
+        fd = os.open(path, flags)
+    except OSError:
         return None
-    except OSError as e:
-        raise _untrusted(path, f"not a readable commit record ({e.strerror})") from None
     try:
-        st = os.fstat(fd)
-        if hasattr(os, "geteuid") and st.st_uid not in (os.geteuid(), 0):
-            raise _untrusted(path, f"a commit record of another user (uid {st.st_uid})")
-        if not (st.st_mode & 0o170000 == 0o100000) or st.st_size > _MAX_MARKER_BYTES:
-            raise _untrusted(path, "not a bytepiece commit record")
-        with os.fdopen(os.dup(fd), "rb") as f:
-            data = f.read()
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        data = os.read(fd, MAX_MARKER_BYTES)
+    except OSError:
+        return None
     finally:
         os.close(fd)
     try:
         record = json.loads(data)
     except (ValueError, RecursionError):
-        raise _untrusted(path, "not a valid commit record (not JSON)") from None
-    if not (isinstance(record, dict) and record.get("format") == FORMAT and isinstance(record.get("id"), str)):
-        raise _untrusted(path, "not a bytepiece commit record")
-    return record
+        return None
+    found = record.get("id") if isinstance(record, dict) else None
+    return found if isinstance(found, str) else None
 
 
-def _journal_ops(primary: Path, record: dict) -> list[Op]:
-    """Validated operations of a journal: each temporary is one of ours for its own target,
-    in the target's directory, and every target has its marker listed in the journal."""
-    base = primary.parent
-    raw_ops, raw_markers = record.get("ops"), record.get("markers")
-    if not (isinstance(raw_ops, list) and isinstance(raw_markers, list)
-            and all(isinstance(m, str) for m in raw_markers)):
-        raise _untrusted(primary, "a malformed commit journal")
-    markers = {os.path.normpath(base / m) for m in raw_markers} | {os.path.normpath(primary)}
-    ops: list[Op] = []
-    for op in raw_ops:
-        if not (isinstance(op, dict) and op.get("op") in ("replace", "remove") and isinstance(op.get("target"), str)):
-            raise _untrusted(primary, "a malformed commit journal")
-        target = Path(os.path.normpath(base / op["target"]))
-        tmp = None
-        if op["op"] == "replace":
-            tmp = Path(os.path.normpath(base / str(op.get("tmp", ""))))
-            m = _TEMP.fullmatch(tmp.name)
-            if tmp.parent != target.parent or m is None or m.group("name") != _short(target.name):
-                raise _untrusted(primary, "a commit journal with a foreign temporary")
-        if os.path.normpath(marker_path(target)) not in markers:
-            raise _untrusted(primary, "a commit journal naming a file without its marker")
-        ops.append((op["op"], tmp, target))
-    return ops
+def unlink_marker(path: Path, commit_id: str) -> None:
+    """Delete ``path`` if it is still a marker of commit ``commit_id`` (not a later commit's)."""
+    if marker_id(path) == commit_id:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
 
 
-def _roll_forward(primary: Path, record: dict) -> None:
-    if "primary" in record:
-        raise _untrusted(primary, "a commit pointer where a journal was expected")
-    apply(_journal_ops(primary, record))
-    finish(primary)
-
-
-def _recover_marker(marker: Path) -> None:
-    record = _read_marker(marker)
-    if record is None:
-        return
-    if "primary" not in record:
-        _roll_forward(marker, record)
-        return
-    if not isinstance(record["primary"], str):
-        raise _untrusted(marker, "a malformed commit pointer")
-    primary = Path(os.path.normpath(marker.parent / record["primary"]))
-    if primary.name.endswith(MARKER_SUFFIX):
-        journal = _read_marker(primary)
-        if journal is not None and journal.get("id") == record["id"]:
-            _roll_forward(primary, journal)
-            return
-    # The commit never reached its journal (the writer died before its commit point): stale.
-    with contextlib.suppress(FileNotFoundError):
-        os.unlink(marker)
-
-
-def recover(path: str | os.PathLike) -> None:
-    """Complete an interrupted commit that involves ``path`` (one ``lstat`` when there is none)."""
-    target = Path(os.path.realpath(os.fspath(path)))
-    marker = marker_path(target)
-    if os.path.lexists(marker):
-        _recover_marker(marker)
-
-
-def _alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return True  # another thread of this process may be writing it
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except (PermissionError, OverflowError, OSError):
-        return True
-    return True
-
-
-def _unlocked(path: Path) -> bool:
-    if fcntl is None:  # pragma: no cover - not POSIX
-        return True
-    try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
-    except OSError:
-        return False
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        return True
-    except OSError:
-        return False
-    finally:
-        os.close(fd)
-
-
-def cleanup(directory: str | os.PathLike) -> list[Path]:
-    """Complete the interrupted commits in ``directory`` and delete the temporaries of writers
-    that are gone; returns the temporaries deleted. Called before every write into a directory."""
-    if os.name != "posix":  # pragma: no cover - pid and lock checks are POSIX
-        return []
-    directory = Path(directory)
-    try:
-        names = os.listdir(directory)
-    except OSError:
-        return []
-    for name in names:
-        if name.startswith(".") and name.endswith(MARKER_SUFFIX):
-            _recover_marker(directory / name)
-    removed = []
-    for name in names:
-        m = _TEMP.fullmatch(name)
-        if m is None or _alive(int(m.group("pid"))):
-            continue
-        path = directory / name
-        if _unlocked(path):
-            with contextlib.suppress(FileNotFoundError):
-                path.unlink()
-                removed.append(path)
-    return removed
+def finish(journal: Journal) -> None:
+    """Remove a completed commit's markers: pointers first, the primary last."""
+    for pointer in journal.pointers:
+        unlink_marker(pointer, journal.id)
+        step("unmark")
+    unlink_marker(journal.primary, journal.id)

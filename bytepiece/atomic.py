@@ -8,11 +8,12 @@ How (see :class:`OutputSet`): every member is written to a hidden temporary besi
 (``.NAME.bp<pid>-<hex>.tmp``, created like ``open(path, "w")`` would, so the umask applies),
 flushed and fsynced. A set of one file is then published by ``os.replace``. A larger set
 first gets a journal (:mod:`bytepiece._journal`): after it exists the commit rolls forward,
-whoever finishes it, and it is removed once every rename is done. Any later write into that
-directory, and any bytepiece read of those paths, first completes pending journals
-(:func:`recover`, :func:`cleanup`), and deletes temporaries whose writer is dead (the pid in the
-name no longer runs and nobody holds the temporary's lock), so leftovers of a killed run go away
-and, being hidden ``*.tmp`` files, are never taken for output meanwhile.
+whoever finishes it, and it is removed once every rename is done. Before its first file in a
+directory, a writer completes the journals pending there that this user's bytepiece provably
+wrote (:func:`cleanup`, :mod:`bytepiece._recovery`; anything else is left alone) and deletes
+temporaries whose writer is dead (the pid in the name no longer runs and nobody holds the
+temporary's lock), so leftovers of a killed run go away and, being hidden ``*.tmp`` files, are
+never taken for output meanwhile. Reading never changes anything on disk.
 
 What is replaced: only regular files. A symlink is followed (its target is replaced, the link
 stays); a character device or FIFO (``/dev/null``, ``/dev/stdout``, a named pipe) is written to
@@ -31,6 +32,7 @@ from pathlib import Path
 from typing import IO, Literal, TypeVar, Union
 
 from . import _journal as J
+from . import _recovery
 from .errors import InputError
 
 StrPath = Union[str, "os.PathLike[str]"]
@@ -38,8 +40,8 @@ StrPath = Union[str, "os.PathLike[str]"]
 __all__ = ["OutputSet", "atomic_open", "atomic_write", "check_writable", "cleanup", "default_mode", "is_stream",
            "make_temp", "recover", "resolve"]
 
-recover = J.recover
-cleanup = J.cleanup
+recover = _recovery.recover
+cleanup = _recovery.cleanup
 
 
 def resolve(path: StrPath) -> Path:
@@ -165,7 +167,7 @@ class OutputSet:
         if any(m.target == target for m in self._members):
             raise InputError(f"{path} is staged twice in one output set")
         if not stream and target.parent not in self._cleaned:
-            J.cleanup(target.parent)  # finish a killed run's commit first, drop its temporaries
+            cleanup(target.parent)  # finish a killed run's commit first, drop its temporaries
             self._cleaned.add(target.parent)
         overwrite = self.overwrite if overwrite is None else overwrite
         member = _Member(target, "remove" if removing else "stream" if stream else "replace", overwrite,

@@ -8,6 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 
+from .common import handle_sigterm
 from .core import Group
 
 app = typer.Typer(
@@ -55,6 +56,7 @@ _register()
 
 
 def main() -> None:
+    handle_sigterm()
     app()
 
 

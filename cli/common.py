@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import os
+import signal
 import sys
 import warnings
 from collections.abc import Callable
@@ -49,6 +50,24 @@ class _LazyConsole:
 
 err_console: Any = _LazyConsole(stderr=True, highlight=False, soft_wrap=True)  # errors stay one line in logs
 out_console: Any = _LazyConsole(highlight=False, soft_wrap=True)
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised in the main thread as Ctrl-C is, so that every cleanup path (temporary
+    files, spill directories, Dask clusters) runs before the process exits with status 143."""
+
+
+def _on_sigterm(signum: int, frame: Any) -> None:
+    raise Terminated
+
+
+def handle_sigterm() -> None:
+    """Turn SIGTERM into :class:`Terminated` (a SIGTERM a parent chose to ignore stays ignored)."""
+    try:
+        if signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
+            signal.signal(signal.SIGTERM, _on_sigterm)
+    except (ValueError, OSError, AttributeError):  # not the main thread, or no SIGTERM here
+        pass
 
 
 def fail(message: str, code: int = 1) -> typer.Exit:
@@ -122,6 +141,8 @@ def handle_errors(func: F) -> F:
         except OSError as e:
             where = f" ({e.filename})" if getattr(e, "filename", None) else ""
             raise fail(f"{e.strerror or e}{where}") from None
+        except Terminated:
+            raise fail("terminated", 143) from None
         except KeyboardInterrupt:
             raise fail("interrupted", 130) from None
         except MemoryError:

@@ -94,3 +94,23 @@ def device_node(tmp_path):
         return path
 
     return make
+
+
+@pytest.fixture()
+def small_tmpfs(tmp_path):
+    """A 1 MiB tmpfs (needs root and a kernel that allows the mount; skipped otherwise)."""
+    import subprocess
+
+    mount = tmp_path / "small"
+    mount.mkdir()
+    try:
+        done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)], capture_output=True,
+                              timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        pytest.skip("cannot mount a tmpfs here")
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode(errors='replace').strip()}")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", str(mount)], capture_output=True, timeout=30)

@@ -9,11 +9,16 @@ is a hash partition of the pieces); each partition is read back from every run, 
 handed to the caller, so no step ever holds more than a partition plus the runs kept in memory.
 
 Temporary files live in one directory, created on the first spill and removed by
-:meth:`SpillDir.close` on success, error and Ctrl-C alike; a full disk is a one-line error.
+:meth:`SpillDir.close` on success, error and Ctrl-C alike (the CLI turns SIGTERM into the same
+interruption); a full disk is a one-line error naming the directory. The directory's name
+carries the host and pid of its process (``bytepiece-spill-<host>-<pid>-<random>``) and the
+process holds a lock inside it, so a run that was killed outright (SIGKILL, power loss) is
+recognised by the next run on that host, which removes it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import shutil
@@ -27,6 +32,7 @@ import numpy.typing as npt
 
 from ..errors import TrainingError
 from ..kernels.runs import merge_counts, merge_pieces
+from .stale import SPILL_PREFIX, host_name, remove_stale_spills, take_lock
 
 U64_END = 1 << 64
 
@@ -108,41 +114,60 @@ def _merge(a: Run, b: Run) -> Run:
 
 
 def _write_array(f, array: np.ndarray) -> None:
-    array.tofile(f)
+    """Write all of ``array``; a write that stops short (a full disk) is ENOSPC, not numpy's
+    ``"N requested and M written"``."""
+    view = np.ascontiguousarray(array).data.cast("B")
+    while view:
+        n = f.write(view)
+        if not n:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        view = view[n:]
 
 
 class SpillDir:
-    """A temporary directory for spilled runs: created on first use, removed by ``close()``."""
+    """A temporary directory for spilled runs: created on first use, removed by ``close()``.
+    Creating one removes the spill directories of killed runs in the same place."""
 
     def __init__(self, parent: str | os.PathLike[str] | None = None) -> None:
         self.parent = None if parent is None else Path(parent)
         self.path: Path | None = None
         self.bytes_written = 0
         self._count = 0
+        self._lock_fd = -1
         if self.parent is not None and not self.parent.is_dir():
             raise TrainingError(f"temporary directory {self.parent} does not exist; create it or pass another --tmp-dir")
+        remove_stale_spills(self.parent)
 
     def new_path(self, stem: str) -> Path:
         if self.path is None:
-            self.path = Path(tempfile.mkdtemp(prefix="bytepiece-spill-", dir=self.parent))
+            path = Path(tempfile.mkdtemp(prefix=f"{SPILL_PREFIX}{host_name()}-{os.getpid()}-", dir=self.parent))
+            self._lock_fd = take_lock(path)
+            self.path = path
         self._count += 1
         return self.path / f"{stem}-{self._count:05d}"
 
+    def _no_space(self) -> TrainingError:
+        where = self.path.parent if self.path is not None else (self.parent or tempfile.gettempdir())
+        return TrainingError(f"no space left on the device of {where} while spilling counts to disk; "
+                             "free some space or pass --tmp-dir on a larger disk (or raise --max-memory)")
+
     def write(self, array: np.ndarray, stem: str) -> Path:
-        path = self.new_path(stem)
         try:
-            with open(path, "wb") as f:
+            path = self.new_path(stem)
+            with open(path, "wb", buffering=0) as f:
                 _write_array(f, array)
         except OSError as e:
             if e.errno in (errno.ENOSPC, errno.EDQUOT):
-                where = self.path.parent if self.path is not None else "the temporary directory"
-                raise TrainingError(f"no space left on the device of {where} while spilling counts to disk; "
-                                    "free some space or pass --tmp-dir on a larger disk (or raise --max-memory)") from None
+                raise self._no_space() from None
             raise
         self.bytes_written += array.nbytes
         return path
 
     def close(self) -> None:
+        if self._lock_fd >= 0:
+            with contextlib.suppress(OSError):
+                os.close(self._lock_fd)
+            self._lock_fd = -1
         if self.path is not None:
             shutil.rmtree(self.path, ignore_errors=True)
             self.path = None

@@ -27,6 +27,7 @@ text as bytepiece does with ``allowed_special="all"``. :func:`import_hf` reads a
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -121,24 +122,49 @@ def export_hf(tokenizer, path: str | os.PathLike, *, style: Style = "byte_level"
 
 
 def write_hf(data: dict, path: str | os.PathLike, *, overwrite: bool = True) -> Path:
-    """Write a ``build_hf_json`` result as :func:`export_hf` does; returns the json path."""
+    """Write a ``build_hf_json`` result as :func:`export_hf` does; returns the json path. A
+    directory created for the export is removed again if the export fails (a full disk must
+    not leave an empty ``DIR`` behind)."""
     path = Path(path)
     names = [t["content"] for t in data["added_tokens"]]
-    with atomic.OutputSet(overwrite=overwrite) as out:
-        if is_directory_target(path):
-            path.mkdir(parents=True, exist_ok=True)
-            special = {"pad_token": names[0], "bos_token": names[1], "eos_token": names[2]}
-            if len(names) > 3:
-                special["unk_token"] = names[3]
-            config = {"tokenizer_class": "PreTrainedTokenizerFast", "model_max_length": 1 << 30,
-                      "clean_up_tokenization_spaces": False, "split_special_tokens": True, **special}
-            directory, path = path, path / DIRECTORY_FILES[0]
-            out.write(path, dumps(data))
-            out.write(directory / DIRECTORY_FILES[1], json.dumps(config, indent=2))
-            out.write(directory / DIRECTORY_FILES[2], json.dumps(special, indent=2))
-        else:
-            out.write(path, dumps(data))
+    created: list[Path] = []
+    try:
+        with atomic.OutputSet(overwrite=overwrite) as out:
+            if is_directory_target(path):
+                _make_dirs(path, created)
+                special = {"pad_token": names[0], "bos_token": names[1], "eos_token": names[2]}
+                if len(names) > 3:
+                    special["unk_token"] = names[3]
+                config = {"tokenizer_class": "PreTrainedTokenizerFast", "model_max_length": 1 << 30,
+                          "clean_up_tokenization_spaces": False, "split_special_tokens": True, **special}
+                directory, path = path, path / DIRECTORY_FILES[0]
+                out.write(path, dumps(data))
+                out.write(directory / DIRECTORY_FILES[1], json.dumps(config, indent=2))
+                out.write(directory / DIRECTORY_FILES[2], json.dumps(special, indent=2))
+            else:
+                out.write(path, dumps(data))
+    except BaseException:
+        for directory in reversed(created):  # deepest first; one that holds anything stays
+            with contextlib.suppress(OSError):
+                directory.rmdir()
+        raise
     return path
+
+
+def _make_dirs(path: Path, created: list[Path]) -> None:
+    """``mkdir -p path``, appending each directory this call creates to ``created`` (parents first)."""
+    missing = []
+    while not os.path.lexists(path):
+        missing.append(path)
+        path = path.parent
+    for directory in reversed(missing):
+        try:
+            directory.mkdir()
+        except FileExistsError:
+            if not directory.is_dir():
+                raise
+            continue
+        created.append(directory)
 
 
 def dumps(data: dict) -> str:
