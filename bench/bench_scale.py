@@ -46,10 +46,10 @@ t0 = time.perf_counter()
 tr.train(corpus)
 wall = time.perf_counter() - t0
 tr.save(out, overwrite=True)
-print(json.dumps({"wall_s": wall, "train_s": tr.timings["total"], "compile_s": tr.timings["compile"],
-                  "phases": tr.stats["phases"], "spilled_bytes": tr.stats["spilled_bytes"], "plan": tr.stats["plan"],
-                  "ngrams_kept": tr.stats["ngrams_kept"], "distinct_pieces": tr.stats["distinct_pieces"],
-                  "vocab_size": tr.models[0].vocab_size, "bytes": tr.stats["bytes"]}))
+print(json.dumps({"wall_s": wall, "train_s": tr.report.total_s, "compile_s": tr.report.compile_s,
+                  "phases": tr.report.as_dict()["phases"], "spilled_bytes": tr.report.spilled_bytes, "plan": tr.report.plan,
+                  "ngrams_kept": tr.report.ngrams_kept, "distinct_pieces": tr.report.distinct_pieces,
+                  "vocab_size": tr.models[0].vocab_size, "bytes": tr.report.bytes}))
 """
 
 HF = r"""

@@ -51,7 +51,7 @@ tr = Trainer(order=order, max_vocab_size=vocab, min_count=min_count, workers=wor
 tr.train(corpus)
 wall = time.perf_counter() - t0
 tr.save(out, overwrite=True)
-print(json.dumps({"wall_s": wall, "phases_s": tr.timings, "vocab_size": tr.models[0].vocab_size}))
+print(json.dumps({"wall_s": wall, "phases_s": {"compile": tr.report.compile_s, "total": tr.report.total_s, **{k: v.wall_s for k, v in tr.report.phases.items()}}, "vocab_size": tr.models[0].vocab_size}))
 """
 
 ORIGINAL = r"""

@@ -11,7 +11,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import IO
 
-from .common import UsageError, fail
+from .common import UsageError, fail, in_cli_words
 
 #: Longest input line read into memory (encode: a document; decode: a line of ids).
 MAX_LINE_BYTES = 1 << 30
@@ -22,7 +22,7 @@ INT = re.compile(r"-?[0-9]+")
 
 def usage_error(message: str) -> Exception:
     """A command line that cannot run as written (exit status 2), to ``raise``."""
-    return UsageError(message)
+    return UsageError(in_cli_words(message))
 
 
 def parse_seed(raw: str, option: str = "--seed") -> int:

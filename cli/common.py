@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 import signal
 import sys
 import warnings
@@ -70,10 +71,27 @@ def handle_sigterm() -> None:
         pass
 
 
+#: library parameter names as the command line spells them (messages from the library name
+#: the parameter; a user of the command line knows the option)
+CLI_WORDS = {
+    "max_vocab_size": "--vocab-size", "max_memory": "--max-memory", "min_count": "--min-count",
+    "max_piece_length": "--max-piece-length", "tmp_dir": "--tmp-dir", "shard_size": "--shard-size",
+    "jsonl_field": "--jsonl-field", "parquet_column": "--parquet-column", "num_threads": "--threads",
+    "add_bos": "--add-bos", "add_eos": "--add-eos", "allowed_special": "--allow-special",
+    "special_tokens": "--special-token", "isolate_digits": "--isolate-digits",
+}
+_CLI_WORD = re.compile(r"(?<![\w-])(" + "|".join(map(re.escape, CLI_WORDS)) + r")(?![\w-])")
+
+
+def in_cli_words(message: str) -> str:
+    """``message`` with the library's parameter names replaced by the options that set them."""
+    return _CLI_WORD.sub(lambda m: CLI_WORDS[m.group(1)], message)
+
+
 def fail(message: str, code: int = 1) -> typer.Exit:
     """Print a one-line error to stderr and return the Exit to raise. ``message`` is plain
     text: brackets in it (``pip install 'bytepiece-tk[plot]'``) are printed as they are."""
-    text = " ".join(message.split())
+    text = " ".join(in_cli_words(message).split())
     err_console.print(f"[bold red]error:[/] {_escape(text)}", markup=True, highlight=False, soft_wrap=True)
     return typer.Exit(code)
 

@@ -75,10 +75,7 @@ def train(
                                                     rich_help_panel=_RUN)] = None,
 ) -> None:
     """Train a model with the BytePiece algorithm (original JSON format)."""
-    from bytepiece.atomic import check_writable, is_stream
     from bytepiece.corpus import Files
-    from bytepiece.model import metadata_path
-    from bytepiece.engine import parse_size
     from bytepiece.training import Trainer
 
     check_field_names(jsonl_field, parquet_column)
@@ -102,8 +99,6 @@ def train(
     from bytepiece.model import check_special_tokens
 
     try:  # command-line mistakes: before any work
-        if max_memory is not None:
-            parse_size(max_memory, name="--max-memory")
         special_tokens = check_special_tokens(special_token or ())
         sizes = vocab_size or [SAMPLE_VOCAB_SIZE if on_sample else DEFAULT_VOCAB_SIZE]
         trainer = Trainer(order=order, max_vocab_size=sizes, max_piece_length=max_piece_length, min_count=min_count,
@@ -112,17 +107,15 @@ def train(
                           errors="strict" if strict_utf8 else "replace", refine=refine)
     except InputError as e:
         raise usage_error(str(e)) from None
-    paths = trainer.output_paths(output)
     # Before the first pass: a missing or read-only directory must not cost a training run.
-    check_writable(paths, overwrite=force)
-    check_writable([metadata_path(p) for p in paths if not is_stream(p)], overwrite=True)
+    trainer.check_output(output, overwrite=force)
     files = Files(inputs, jsonl_field=jsonl_field, parquet_column=parquet_column,
                   labels=["<stdin>" if str(p) == "-" else str(p) for p in inputs])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # notices are printed below
         trainer.train(files)
     written = trainer.save(output, overwrite=force, special_tokens=special_tokens)
-    for notice in trainer.notices:
+    for notice in trainer.report.notices:
         note(notice)
     _summary(trainer, written, on_sample, valid)
 
@@ -153,36 +146,33 @@ def _summary(trainer, written: list[Path], on_sample: bool, valid: Optional[Path
     from bytepiece.engine import format_size
     from bytepiece.compression import file_compression
 
-    stats = trainer.stats
+    report = trainer.report
     table = Table(title="bytepiece train", show_header=False, title_justify="left")
     table.add_column("", style="bold", no_wrap=True)
     table.add_column("", overflow="fold")
-    table.add_row("corpus", Text(("sample corpus: " if on_sample else "") + str(stats.get("corpus", ""))))
-    table.add_row("texts / bytes", f"{stats.get('texts', 0):,} / {format_size(int(stats.get('bytes', 0)))}")
-    if stats.get("invalid_utf8"):
-        table.add_row("invalid UTF-8", f"{stats['invalid_utf8']:,} sequence(s) replaced by U+FFFD")
+    table.add_row("corpus", Text(("sample corpus: " if on_sample else "") + report.corpus))
+    table.add_row("texts / bytes", f"{report.texts:,} / {format_size(report.bytes)}")
+    if report.invalid_utf8:
+        table.add_row("invalid UTF-8", f"{report.invalid_utf8:,} sequence(s) replaced by U+FFFD")
     opts = trainer.options()
     table.add_row("options", f"order={opts['order']} min_count={opts['min_count']} "
                   f"max_piece_length={opts['max_piece_length']} isolate_digits={opts['isolate_digits']} "
                   f"ensure_unicode={opts['ensure_unicode']} refine={opts['refine']}")
-    plan = stats.get("plan", {})
+    plan = report.plan
     where = f"{plan.get('backend')}, {plan.get('workers')} workers" + (
         f", {plan.get('processes')} processes" if plan.get("processes") else "")
     table.add_row("plan", f"{where}, {plan.get('shards', 0)} shard(s)")
     table.add_row("memory", f"budget {format_size(plan.get('budget_bytes', 0))}, spilled "
-                  f"{format_size(stats.get('spilled_bytes', 0))}")
-    table.add_row("n-grams kept", f"{stats.get('ngrams_kept', 0):,}")
-    table.add_row("pieces counted", f"{stats.get('pieces_counted', 0):,} ({stats.get('distinct_pieces', 0):,} distinct)")
-    for phase, info in stats.get("phases", {}).items():
-        line = f"{info['wall_s']:.2f} s, peak RSS {info['peak_rss_mb']:,.0f} MB"
-        workers = info.get("worker_peak_rss_mb")
-        if workers:
-            line += f" (workers: {', '.join(f'{v:,.0f}' for v in workers.values())} MB)"
-        table.add_row(f"time: {phase}", line)
-    total = trainer.timings.get("total", 0.0)
-    rate = stats.get("bytes", 0) / total / 1e6 if total else 0.0
-    table.add_row("time: total", f"{total:.2f} s ({rate:.2f} MB/s; compiling kernels: "
-                  f"{trainer.timings.get('compile', 0.0):.1f} s more)")
+                  f"{format_size(report.spilled_bytes)}")
+    table.add_row("n-grams kept", f"{report.ngrams_kept:,}")
+    table.add_row("pieces counted", f"{report.pieces_counted:,} ({report.distinct_pieces:,} distinct)")
+    for name, phase in report.phases.items():
+        line = f"{phase.wall_s:.2f} s, peak RSS {phase.peak_rss_mb:,.0f} MB"
+        if phase.worker_peak_rss_mb:
+            line += f" (workers: {', '.join(f'{v:,.0f}' for v in phase.worker_peak_rss_mb.values())} MB)"
+        table.add_row(f"time: {name}", line)
+    table.add_row("time: total", f"{report.total_s:.2f} s ({report.mb_per_s:.2f} MB/s; compiling kernels: "
+                  f"{report.compile_s:.1f} s more)")
     out_console.print(table)
 
     models = Table(title="models", title_justify="left")

@@ -159,7 +159,7 @@ def test_corpus_smaller_than_vocabulary_gives_a_smaller_model_and_a_notice():
     trainer = Trainer(max_vocab_size=5000, progress=False)
     with pytest.warns(UserWarning, match="only supports"):
         model = trainer.train(["hello world\n", "hello there\n"])[0]
-    assert trainer.notices
+    assert trainer.report.notices
     assert 259 <= model.vocab_size < 5000
     assert all(bytes([b]) in set(model.pieces) for b in range(256))  # every byte stays encodable
     tok = Tokenizer(model)
@@ -172,7 +172,7 @@ def test_invalid_utf8_is_replaced_and_counted_or_refused(tmp_path):
     trainer = Trainer(max_vocab_size=300, progress=False)
     with pytest.warns(UserWarning, match="invalid UTF-8"):
         model = trainer.train(str(path))[0]
-    assert trainer.stats["invalid_utf8"] == 2
+    assert trainer.report.invalid_utf8 == 2
     # the replacement characters are what was counted, never the invalid bytes themselves
     assert dict(zip(model.pieces, model.counts.tolist())).get("\ufffd".encode()) == 2
     with pytest.raises(InputError, match=r"bad\.txt: invalid UTF-8 at line 2"):
@@ -264,7 +264,7 @@ def test_cli_multiple_sizes(runner, corpus_file, tmp_path):
 
 @pytest.mark.parametrize("args, message, code", [
     (["missing.txt"], "does not exist", 1),
-    (["{corpus}", "-v", "100"], "max_vocab_size must be an integer >= 259", 2),
+    (["{corpus}", "-v", "100"], "--vocab-size must be an integer >= 259", 2),
     (["{corpus}", "--order", "9"], "order must be an integer between 1 and 7", 2),
     (["{empty}"], "the corpus is empty", 1),
     (["{corpus}", "-o", "{tmp}/no/such/dir/m.model"], "does not exist", 1),

@@ -67,7 +67,7 @@ def _force_spilling(monkeypatch):
 def test_threads_and_shards_do_not_change_the_model(corpus_path, reference, workers, shard_bytes):
     trainer, models = _train(corpus_path, workers=workers, shard_bytes=shard_bytes)
     assert models == reference
-    assert trainer.stats["plan"]["workers"] == workers
+    assert trainer.report.plan["workers"] == workers
 
 
 def test_spilling_every_phase_gives_the_same_model(corpus_path, reference, tmp_path, monkeypatch):
@@ -76,9 +76,9 @@ def test_spilling_every_phase_gives_the_same_model(corpus_path, reference, tmp_p
     spill_dir.mkdir()
     trainer, models = _train(corpus_path, workers=2, shard_bytes=8 << 10, tmp_dir=spill_dir)
     assert models == reference
-    phases = trainer.stats["phases"]
-    assert phases["count n-grams"]["spilled_bytes"] > 0 and phases["count pieces"]["spilled_bytes"] > 0
-    assert phases["prune n-grams"]["partitions"] > 1 and phases["count pieces"]["partitions"] > 1
+    phases = trainer.report.phases
+    assert phases["count n-grams"].spilled_bytes > 0 and phases["count pieces"].spilled_bytes > 0
+    assert phases["prune n-grams"].partitions > 1 and phases["count pieces"].partitions > 1
     assert not any(spill_dir.iterdir())  # removed after success
 
 
@@ -134,9 +134,9 @@ def test_dask_local_cluster_gives_the_same_model(corpus_path, reference, tmp_pat
     _force_spilling(monkeypatch)
     trainer, models = _train(corpus_path, cluster="local:2", shard_bytes=8 << 10, tmp_dir=tmp_path)
     assert models == reference
-    plan = trainer.stats["plan"]
+    plan = trainer.report.plan
     assert plan["backend"] == "dask" and plan["processes"] == 2
-    peaks = trainer.stats["phases"]["count pieces"]["worker_peak_rss_mb"]
+    peaks = trainer.report.phases["count pieces"].worker_peak_rss_mb
     assert len(peaks) == 2 and all(v > 0 for v in peaks.values())
     assert not any(tmp_path.iterdir())
 

@@ -237,10 +237,10 @@ def _tokenizers(config: EvalConfig, say: Progress, timings: dict[str, float]) ->
         for size in sizes:
             tok = Tokenizer(by_size[size])
             path = saved.get(size)
-            notices = [n for n in trainer.notices if f"size {size} " in n]
+            notices = [n for n in trainer.report.notices if f"size {size} " in n]
             out.append(_Candidate(f"{prefix}-{size}", tok, {
                 "source": "trained", "requested_vocab_size": size, "vocab_size": tok.vocab_size,
-                "trainer_options": {**trainer.options(), "workers": config.workers}, "trainer_timings": trainer.timings,
+                "trainer_options": {**trainer.options(), "workers": config.workers}, "trainer_timings": {"compile": trainer.report.compile_s, "total": trainer.report.total_s, **{k: v.wall_s for k, v in trainer.report.phases.items()}},
                 "notices": notices, "saved_to": str(path) if path else None}))
     for model_path in config.models:
         say(f"loading {model_path}")

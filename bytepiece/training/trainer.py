@@ -24,18 +24,19 @@ from typing import Any, Union
 
 import numpy as np
 
-from ..atomic import OutputSet, check_writable
+from ..atomic import OutputSet, check_writable, is_stream
 from ..corpus import DEFAULT_BATCH_BYTES, open_corpus, plan_shards
 from ..engine import RssMonitor, default_budget, make_engine, parse_size
 from ..engine.memory import return_freed_memory
 from ..engine.spill import SpillDir
 from ..errors import InputError, TrainingError
-from ..model import FIRST_PIECE_ID, Model
+from ..model import FIRST_PIECE_ID, Model, metadata_path
 from ..progress import Progress
 from .build import count_ngrams, count_pieces, ngram_model, with_all_bytes
 from .memory_plan import MemoryPlan
 from .passes import PassOptions
 from .pruning import PieceSet
+from .report import PhaseReport, TrainingReport
 
 VocabSize = Union[int, Sequence[int]]
 MIN_VOCAB_SIZE = 256 + FIRST_PIECE_ID
@@ -126,9 +127,7 @@ class Trainer:
         self.errors = errors
         self.refine = bool(refine)
         self.models: list[Model] = []
-        self.timings: dict[str, float] = {}
-        self.stats: dict[str, Any] = {}
-        self.notices: list[str] = []
+        self.report = TrainingReport()
 
     # -- public API ---------------------------------------------------------------------------
     def options(self) -> dict[str, Any]:
@@ -148,7 +147,7 @@ class Trainer:
         or any iterable of texts (``str``); returns the models, largest vocabulary first."""
         progress = Progress(self.progress)
         return_freed_memory()
-        self.notices, self.timings, self.stats = [], {}, {}
+        self.report = report = TrainingReport()
         budget = self.max_memory or default_budget()
         inputs = open_corpus(corpus, jsonl_field=self.jsonl_field, parquet_column=self.parquet_column,
                              errors=self.errors, tmp_dir=self.tmp_dir)
@@ -162,15 +161,13 @@ class Trainer:
                     from .warmup import warm_up
 
                     warm_up(engine, tuple(sorted({src.format for src in inputs.sources})))
-                self.timings["compile"] = time.perf_counter() - t0
+                report.compile_s = time.perf_counter() - t0
                 monitor.phase_peak()
                 results = self._run(engine, shards, plan, spill, progress, monitor, inputs)
-                self.stats["plan"] = {**engine.describe(), **plan.describe(), "shards": len(shards)}
-                self.stats["spilled_bytes"] = spill.bytes_written
+                report.plan = {**engine.describe(), **plan.describe(), "shards": len(shards)}
+                report.spilled_bytes = spill.bytes_written
         finally:
             monitor.close()
-        self.timings["total"] = sum(v for k, v in self.timings.items() if k != "compile")
-        self.stats["peak_rss_mb"] = round(max([p["peak_rss_mb"] for p in self.stats["phases"].values()] or [0]), 1)
         self.models = []
         for size, counts_map in zip(self.max_vocab_size, results):
             self.models.append(Model.from_counts(counts_map, self._metadata(size, len(counts_map))))
@@ -190,6 +187,15 @@ class Trainer:
             return [path.with_name(f"{path.stem}.{size}{path.suffix}") for size in self.max_vocab_size]
         return [path.with_name(f"{path.name}.{size}") for size in self.max_vocab_size]
 
+    def check_output(self, path: str | os.PathLike, *, overwrite: bool = False) -> list[Path]:
+        """Raise now if :meth:`save` could not write ``path`` (a missing or read-only directory,
+        an existing model without ``overwrite``): call it before a long run. Returns the model
+        paths."""
+        paths = self.output_paths(path)
+        check_writable(paths, overwrite=overwrite)
+        check_writable([metadata_path(p) for p in paths if not is_stream(p)], overwrite=True)
+        return paths
+
     def save(self, path: str | os.PathLike, overwrite: bool = False, *, special_tokens: Iterable[str] = ()) -> list[Path]:
         """Write the trained models (original JSON format; options and timings in the
         ``.meta.json`` sidecar) atomically; refuses to replace existing files unless
@@ -197,8 +203,7 @@ class Trainer:
         Returns the paths written."""
         if not self.models:
             raise TrainingError("nothing to save: call train() first")
-        paths = self.output_paths(path)
-        check_writable(paths, overwrite=overwrite)
+        paths = self.check_output(path, overwrite=overwrite)
         # One set: every model and sidecar appears, or (error, kill) the previous files stay.
         with OutputSet(overwrite=overwrite) as out:
             for model, p in zip(self.models, paths):
@@ -210,44 +215,38 @@ class Trainer:
              inputs) -> list[dict[bytes, int]]:
         options = PassOptions(self.order, self.min_count, self.isolate_digits, self.ensure_unicode, self.errors,
                               self.batch_bytes)
-        phases: dict[str, dict[str, Any]] = {}
-        self.stats["phases"] = phases
+        report = self.report
 
-        def done(name: str, t0: float, report=None) -> None:
-            self.timings[name] = time.perf_counter() - t0
-            entry: dict[str, Any] = {"wall_s": round(self.timings[name], 3), "peak_rss_mb": round(monitor.phase_peak() / MB, 1)}
-            if report is not None:
-                entry["spilled_bytes"] = report.spilled_bytes
-                entry["partitions"] = report.partitions
-                if report.worker_peaks:
-                    entry["worker_peak_rss_mb"] = {k: round(v / MB, 1) for k, v in report.worker_peaks.items()}
-            phases[name] = entry
+        def done(name: str, t0: float, pass_report=None) -> None:
+            phase = PhaseReport(round(time.perf_counter() - t0, 3), round(monitor.phase_peak() / MB, 1))
+            if pass_report is not None:
+                phase.spilled_bytes, phase.partitions = pass_report.spilled_bytes, pass_report.partitions
+                phase.worker_peak_rss_mb = {k: round(v / MB, 1) for k, v in pass_report.worker_peaks.items()}
+            report.phases[name] = phase
 
         t0 = time.perf_counter()
-        counts, read, report = count_ngrams(engine, shards, options, plan, spill, progress)
-        done("count n-grams", t0, report)
-        self.stats.update({"texts": read.texts, "bytes": read.bytes, "invalid_utf8": read.invalid_utf8 + inputs.spooled_invalid_utf8,
-                           "corpus": inputs.description})
-        if self.stats["invalid_utf8"]:
-            self._notice(f"the corpus has {self.stats['invalid_utf8']} invalid UTF-8 sequence(s); "
+        counts, read, pass_report = count_ngrams(engine, shards, options, plan, spill, progress)
+        done("count n-grams", t0, pass_report)
+        report.texts, report.bytes, report.corpus = read.texts, read.bytes, inputs.description
+        report.invalid_utf8 = read.invalid_utf8 + inputs.spooled_invalid_utf8
+        if report.invalid_utf8:
+            self._notice(f"the corpus has {report.invalid_utf8} invalid UTF-8 sequence(s); "
                          "each was replaced by U+FFFD (errors='strict' stops instead; CLI: --strict-utf8)")
         if read.bytes == 0:
             what = inputs.description if inputs.from_python else f"{inputs.description}: {read.texts} texts"
             raise TrainingError(f"the corpus is empty ({what}, 0 bytes of text); nothing to learn a vocabulary from")
         t0 = time.perf_counter()
-        model, report = ngram_model(counts, options, plan, progress)
+        model, pass_report = ngram_model(counts, options, plan, progress)
         del counts
-        self.stats["ngrams_kept"] = model.kept
-        self.stats["positions"] = report.extra.get("positions")
-        self.stats["ngram_table_bytes"] = model.nbytes
-        done("prune n-grams", t0, report)
+        report.ngrams_kept, report.ngram_table_bytes = model.kept, model.nbytes
+        report.positions = pass_report.extra.get("positions")
+        done("prune n-grams", t0, pass_report)
         t0 = time.perf_counter()
-        pieces, report = count_pieces(engine, shards, model, options, plan, spill, progress,
-                                      max_piece_length=self.max_piece_length)
+        pieces, pass_report = count_pieces(engine, shards, model, options, plan, spill, progress,
+                                           max_piece_length=self.max_piece_length)
         del model
-        self.stats["pieces_counted"] = pieces.seen
-        self.stats["distinct_pieces"] = pieces.distinct
-        done("count pieces", t0, report)
+        report.pieces_counted, report.distinct_pieces = pieces.seen, pieces.distinct
+        done("count pieces", t0, pass_report)
         t0 = time.perf_counter()
         results = self._prune(engine, pieces, plan, progress)
         done("prune pieces", t0)
@@ -260,7 +259,7 @@ class Trainer:
                 stats: dict[str, Any] = {}
                 refined.append(refine_on_engine(engine, shards, counts_map, size, options=options, plan=plan, spill=spill,
                                                 max_piece_length=self.max_piece_length, progress=progress, stats=stats))
-                self.stats.setdefault("refine", {})[size] = {k: v for k, v in stats.items() if k != "rounds"}
+                report.refine[size] = {k: v for k, v in stats.items() if k != "rounds"}
             results = refined
             done("refine", t0)
         return results
@@ -283,13 +282,15 @@ class Trainer:
 
     # -- helpers ------------------------------------------------------------------------------
     def _notice(self, message: str) -> None:
-        self.notices.append(message)
+        self.report.notices.append(message)
         warnings.warn(message, stacklevel=3)
 
     def _metadata(self, size: int, n_pieces: int) -> dict[str, Any]:
         from .. import __version__
 
-        keys = ("texts", "bytes", "invalid_utf8", "corpus", "ngrams_kept", "pieces_counted", "distinct_pieces")
+        run = self.report.as_dict()
+        corpus = {k: run[k] for k in ("texts", "bytes", "invalid_utf8", "corpus", "ngrams_kept", "pieces_counted",
+                                      "distinct_pieces")}
         return {
             "trainer": "bytepiece BNLM + unigram refinement" if self.refine else "bytepiece BNLM",
             "bytepiece_version": __version__,
@@ -297,10 +298,11 @@ class Trainer:
             "training_options": self.options(),
             "target_vocab_size": size,
             "vocab_size": n_pieces + FIRST_PIECE_ID,
-            "corpus": {k: self.stats[k] for k in keys if k in self.stats},
-            "timings_s": {k: round(v, 3) for k, v in self.timings.items()},
-            "phases": self.stats.get("phases", {}),
-            "plan": self.stats.get("plan", {}),
-            "spilled_bytes": self.stats.get("spilled_bytes", 0),
-            "peak_rss_mb": self.stats.get("peak_rss_mb"),
+            "corpus": corpus,
+            "timings_s": {"compile": round(self.report.compile_s, 3), "total": run["total_s"],
+                          **{name: phase["wall_s"] for name, phase in run["phases"].items()}},
+            "phases": run["phases"],
+            "plan": run["plan"],
+            "spilled_bytes": run["spilled_bytes"],
+            "peak_rss_mb": run["peak_rss_mb"],
         }
