@@ -6,6 +6,8 @@ input or an output in the way is a failure (one line, exit status 1)."""
 
 from __future__ import annotations
 
+import enum
+
 import re
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -95,3 +97,11 @@ def check_outputs(paths: list[Path], force: bool) -> None:
     check_writable(paths, overwrite=force)
 
 
+class TextDocument(str, enum.Enum):
+    """What a document of a plain-text input is (``--text-document``)."""
+
+    line = "line"
+    file = "file"
+
+
+TEXT_DOCUMENT_HELP = "Plain text: a document per line (without its newline) or the whole file."

@@ -83,9 +83,14 @@ CLI_WORDS = {
 _CLI_WORD = re.compile(r"(?<![\w-])(" + "|".join(map(re.escape, CLI_WORDS)) + r")(?![\w-])")
 
 
+#: "how a library user does it (CLI: how the command line does it)", as library messages say it
+_BOTH_SPELLINGS = re.compile(r"(?<!\S)[^\s()]+ \(CLI: ([^()]+)\)")
+
+
 def in_cli_words(message: str) -> str:
-    """``message`` with the library's parameter names replaced by the options that set them."""
-    return _CLI_WORD.sub(lambda m: CLI_WORDS[m.group(1)], message)
+    """``message`` as the command line says it: where the library gives both spellings
+    (``overwrite=True (CLI: --force)``) the CLI's alone, and parameter names as options."""
+    return _CLI_WORD.sub(lambda m: CLI_WORDS[m.group(1)], _BOTH_SPELLINGS.sub(r"\1", message))
 
 
 def fail(message: str, code: int = 1) -> typer.Exit:
@@ -178,7 +183,7 @@ def handle_errors(func: F) -> F:
 
 def note(message: str) -> None:
     """One ``note:`` line on stderr (plain text: brackets in ``message`` are not markup)."""
-    text = " ".join(str(message).split())
+    text = " ".join(in_cli_words(str(message)).split())
     err_console.print(f"[yellow]note:[/] {_escape(text)}", markup=True, highlight=False, soft_wrap=True)
 
 

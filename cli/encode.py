@@ -11,8 +11,8 @@ from typing import IO, Annotated, Any, Optional
 
 import typer
 
-from .checks import (FLOAT, MAX_LINE_BYTES, check_field_names, check_inputs, check_outputs, input_paths,
-                     limited_lines, parse_seed, usage_error)
+from .checks import (FLOAT, MAX_LINE_BYTES, TEXT_DOCUMENT_HELP, check_field_names, check_inputs, check_outputs,
+                     input_paths, limited_lines, parse_seed, TextDocument, usage_error)
 from .common import err_console, fail, handle_errors, load_tokenizer, note
 from .core import Command
 
@@ -154,6 +154,8 @@ def encode(
     parquet_column: Annotated[Optional[str], typer.Option(metavar="NAME", help="Column of Parquet inputs holding the "
                                                           "text (default: text).", show_default=False,
                                                           rich_help_panel=_INPUT)] = None,
+    text_document: Annotated[TextDocument, typer.Option(help=TEXT_DOCUMENT_HELP, rich_help_panel=_INPUT)
+                             ] = TextDocument.line,
     strict_utf8: Annotated[bool, typer.Option("--strict-utf8", help="Stop at invalid UTF-8 instead of replacing it.",
                                               rich_help_panel=_INPUT)] = False,
     threads: Annotated[Optional[int], typer.Option(min=1, metavar="N", help="Threads (default: all cores).",
@@ -195,7 +197,7 @@ def encode(
 
     specials = check_special_tokens(special_token or ())
     paths: list[Path | str] = list(corpus_paths) or [Path("-")]
-    inputs = CorpusFiles(paths, jsonl_field=jsonl_field, parquet_column=parquet_column,
+    inputs = CorpusFiles(paths, jsonl_field=jsonl_field, parquet_column=parquet_column, text_document=text_document.value,
                          labels=["<stdin>" if str(p) == "-" else str(p) for p in paths])
     options: dict[str, Any] = dict(jsonl_field=jsonl_field, parquet_column=parquet_column, add_bos=add_bos,
                                    add_eos=add_eos, alpha=spec.alpha if spec else None, seed=seed_value,

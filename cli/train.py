@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from .checks import check_field_names, input_paths, usage_error
+from .checks import TEXT_DOCUMENT_HELP, TextDocument, check_field_names, input_paths, usage_error
 from .common import (STDOUT_CLOSED, err_console, fail, handle_errors, note, out_console, stdin_is_interactive,
                      stdout_is_closed)
 from .core import Command
@@ -44,6 +44,8 @@ def train(
     parquet_column: Annotated[Optional[str], typer.Option(metavar="NAME", help="Column of Parquet inputs holding the "
                                                           "text (default: text).", show_default=False,
                                                           rich_help_panel=_INPUT)] = None,
+    text_document: Annotated[TextDocument, typer.Option(help=TEXT_DOCUMENT_HELP, rich_help_panel=_INPUT)
+                             ] = TextDocument.line,
     strict_utf8: Annotated[bool, typer.Option("--strict-utf8", help="Stop at invalid UTF-8 instead of replacing it "
                                               "by U+FFFD.", rich_help_panel=_INPUT)] = False,
     order: Annotated[int, typer.Option(metavar="N", help="Order of the byte n-gram LM (1..7).",
@@ -109,7 +111,7 @@ def train(
         raise usage_error(str(e)) from None
     # Before the first pass: a missing or read-only directory must not cost a training run.
     trainer.check_output(output, overwrite=force)
-    files = Files(inputs, jsonl_field=jsonl_field, parquet_column=parquet_column,
+    files = Files(inputs, jsonl_field=jsonl_field, parquet_column=parquet_column, text_document=text_document.value,
                   labels=["<stdin>" if str(p) == "-" else str(p) for p in inputs])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # notices are printed below

@@ -49,7 +49,7 @@ def test_train_reads_a_name_without_extension_as_text_like_the_library(runner, t
     out = tmp_path / "x.model"
     result = runner.invoke(app, ["train", str(path), "-o", str(out), "-v", "300", "-w", "1"])
     assert result.exit_code == 0, result.output
-    assert "CLI: --strict-utf8" in result.stderr and "use errors='strict' to stop" not in result.stderr
+    assert "to stop at the first: --strict-utf8" in result.stderr and "errors='strict'" not in result.stderr
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         (library,) = Trainer(max_vocab_size=300, workers=1, progress=False).train(str(path))
@@ -153,16 +153,17 @@ def test_closed_standard_output_is_one_line(tiny_model_file, corpus, tmp_path):
 
 # -- messages in the command line's words --------------------------------------------------------
 
-def test_existing_corpus_message_gives_both_spellings(runner, tiny_model_file, corpus, tmp_path):
+def test_existing_corpus_message_names_the_option(runner, tiny_model_file, corpus, tmp_path):
+    """The library says ``overwrite=True (CLI: --force)``; the command line says ``--force``."""
     args = ["encode", str(corpus), "-m", str(tiny_model_file), "-f", "bin", "-o", str(tmp_path / "corpus")]
     assert runner.invoke(app, args).exit_code == 0
     result = runner.invoke(app, args)
-    _one_line_error(result, "pass overwrite=True (CLI: --force)")
-    assert "--force (overwrite=True)" not in result.stderr
+    _one_line_error(result, "pass --force to replace it")
+    assert "overwrite=True" not in result.stderr
 
 
-def test_missing_field_message_gives_both_spellings(runner, tiny_model_file, tmp_path):
+def test_missing_field_message_names_the_option(runner, tiny_model_file, tmp_path):
     path = tmp_path / "d.jsonl"
     path.write_text('{"body": "a"}\n', encoding="utf-8")
     result = runner.invoke(app, ["encode", str(path), "-m", str(tiny_model_file)])
-    _one_line_error(result, "pick the right field (jsonl_field; CLI: --jsonl-field)")
+    _one_line_error(result, "pick the right field with --jsonl-field or fix the line")

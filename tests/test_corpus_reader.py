@@ -1,5 +1,6 @@
-"""The corpus reader for encoding (``bytepiece.corpus``): the same documents, with the same
-positions, for any shard size and batch size; gzip, zstd and Parquet inputs; refused inputs."""
+"""The corpus reader (``bytepiece.corpus``): the same documents for any shard size and batch
+size, and for training and encoding alike (one document model); gzip, zstd and Parquet inputs;
+refused inputs."""
 
 from __future__ import annotations
 
@@ -19,29 +20,42 @@ LINE_TEXT = st.text(st.characters(codec="utf-8", exclude_characters="\n\x00"), m
     ["", "\r", "e\u0301 not NFC", "中文 line", "x" * 3000, "  indented\t"])
 
 
-def _read(path, shard_bytes, batch_bytes, **kwargs):
+def _read(path, shard_bytes, batch_bytes, purpose="encode", **kwargs):
     sources = describe_sources([path], jsonl_field=kwargs.pop("jsonl_field", None),
-                               parquet_column=kwargs.pop("parquet_column", None))
-    docs, positions = [], []
+                               parquet_column=kwargs.pop("parquet_column", None),
+                               text_document=kwargs.pop("text_document", "line"))
+    docs = []
     for shard in plan_shards(sources, shard_bytes):
-        for batch in read_shard(shard, purpose="encode", batch_bytes=batch_bytes, **kwargs):
+        for batch in read_shard(shard, purpose=purpose, batch_bytes=batch_bytes, **kwargs):
             docs += [batch.data[batch.offsets[i]:batch.offsets[i + 1]] for i in range(batch.n_documents)]
-            positions += batch.positions.tolist()
-    return docs, positions
+    if purpose == "encode":
+        return docs
+    return _whole_lines(docs, _read(path, shard_bytes, batch_bytes, "encode", **kwargs))
+
+
+def _whole_lines(train_docs: list[bytes], encode_docs: list[bytes]) -> list[bytes]:
+    """Training reads a line longer than a batch in pieces cut at chunk boundaries: join the
+    pieces back, checking that no piece crosses a document boundary of encoding."""
+    joined, k = [], 0
+    for doc in encode_docs:
+        parts = train_docs[k]
+        k += 1
+        while len(parts) < len(doc):
+            parts += train_docs[k]
+            k += 1
+        assert parts == doc
+        joined.append(parts)
+    assert k == len(train_docs)
+    return joined
 
 
 def _nfc(text: str) -> bytes:
     return unicodedata.normalize("NFC", text).encode("utf-8")
 
 
-def _text_reference(lines: list[str]) -> tuple[list[bytes], list[int]]:
-    """One document per line (without its newline), at the byte offset where the line starts."""
-    docs, positions, pos = [], [], 0
-    for line in lines:
-        docs.append(_nfc(line))
-        positions.append(pos)
-        pos += len(line.encode("utf-8")) + 1
-    return docs, positions
+def _text_reference(lines: list[str]) -> list[bytes]:
+    """One document per line, without its newline."""
+    return [_nfc(line) for line in lines]
 
 
 @settings(max_examples=30)
@@ -58,6 +72,10 @@ def test_text_documents_do_not_depend_on_shard_or_batch_size(tmp_path_factory, l
     expected = _text_reference(lines)
     assert _read(path, MIN_SHARD_BYTES + shard_extra, batch_bytes) == expected
     assert _read(path, 1 << 30, 1 << 20) == expected
+    # training reads the same documents (a long line possibly in pieces of whole chunks)
+    assert _read(path, MIN_SHARD_BYTES + shard_extra, batch_bytes, purpose="train") == expected
+    # the whole file as one document, newlines kept
+    assert _read(path, MIN_SHARD_BYTES + shard_extra, batch_bytes, text_document="file") == [_nfc(content)]
 
 
 @settings(max_examples=30)
@@ -69,10 +87,10 @@ def test_jsonl_documents_do_not_depend_on_shard_or_batch_size(tmp_path_factory, 
     path = tmp_path_factory.mktemp("jsonl") / "c.jsonl"
     lines = [json.dumps({"id": i, "text": t}, ensure_ascii=ensure_ascii).encode("utf-8") for i, t in enumerate(texts)]
     path.write_bytes(b"\n".join(lines) + b"\n")
-    positions = [sum(len(x) + 1 for x in lines[:i]) for i in range(len(lines))]
-    expected = ([_nfc(t) for t in texts], positions)
+    expected = [_nfc(t) for t in texts]
     assert _read(path, MIN_SHARD_BYTES + shard_extra, batch_bytes) == expected
     assert _read(path, 1 << 30, 1 << 20) == expected
+    assert _read(path, MIN_SHARD_BYTES + shard_extra, batch_bytes, purpose="train") == expected
 
 
 def _multiline_docs() -> list[str]:
@@ -90,7 +108,7 @@ def test_gzip_and_zstd_read_like_the_plain_file(tmp_path):
     zst = tmp_path / "c.jsonl.zst"
     zst.write_bytes(zstandard.ZstdCompressor().compress(raw))
     expected = _read(plain, MIN_SHARD_BYTES, 1000)
-    assert expected[0] == [_nfc(d) for d in docs]
+    assert expected == [_nfc(d) for d in docs]
     for path in (gz, zst):
         (source,) = describe_sources([path])
         assert source.compression == path.suffix.lstrip(".").replace("gz", "gzip").replace("zst", "zstd")
@@ -101,7 +119,7 @@ def test_gzip_and_zstd_read_like_the_plain_file(tmp_path):
 def test_compression_is_recognised_by_content_not_name(tmp_path):
     path = tmp_path / "looks_plain.txt"
     path.write_bytes(gzip.compress("first line\nsecond line\n".encode()))
-    assert _read(path, 1 << 20, 1 << 20)[0] == [b"first line", b"second line"]
+    assert _read(path, 1 << 20, 1 << 20) == [b"first line", b"second line"]
 
 
 def _parquet(tmp_path, values, row_group_size, name="c.parquet", column="text"):
@@ -120,12 +138,12 @@ def test_parquet_rows_are_documents_for_any_shard_size(tmp_path, shard_bytes):
     sources = describe_sources([path])
     if shard_bytes == MIN_SHARD_BYTES:
         assert len(plan_shards(sources, shard_bytes)) > 1
-    assert _read(path, shard_bytes, 1 << 20) == ([_nfc(d) for d in docs], list(range(len(docs))))
+    assert _read(path, shard_bytes, 1 << 20) == [_nfc(d) for d in docs]
 
 
 def test_parquet_column_option_and_errors(tmp_path):
     path = _parquet(tmp_path, ["a", "b"], row_group_size=1, column="content")
-    assert _read(path, 1 << 20, 1 << 20, parquet_column="content")[0] == [b"a", b"b"]
+    assert _read(path, 1 << 20, 1 << 20, parquet_column="content") == [b"a", b"b"]
     with pytest.raises(InputError, match="no column 'text'.*--parquet-column"):
         _read(path, 1 << 20, 1 << 20)
     nulls = _parquet(tmp_path, ["a", "b", None], row_group_size=2, name="nulls.parquet")
@@ -158,6 +176,6 @@ def test_binary_input_is_refused(tmp_path, content, message):
 def test_strict_utf8_names_file_and_line(tmp_path):
     path = tmp_path / "c.txt"
     path.write_bytes(b"good\nalso good\nbad \xff here\n")
-    assert _read(path, 1 << 20, 1 << 20)[0][2] == "bad \ufffd here".encode()
+    assert _read(path, 1 << 20, 1 << 20)[2] == "bad \ufffd here".encode()
     with pytest.raises(InputError, match=r"c.txt: invalid UTF-8 at line 3"):
         _read(path, 1 << 20, 1 << 20, errors="strict")

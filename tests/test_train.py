@@ -9,6 +9,7 @@ import json
 import random
 import warnings
 
+import numpy as np
 import pytest
 
 from bytepiece import InputError, Tokenizer, TrainingError, load_model
@@ -80,16 +81,38 @@ def test_workers_do_not_change_the_model(isolate_digits):
 
 
 def test_file_list_and_generator_give_the_same_model(tmp_path):
+    """A text file is its lines, without their newlines: training on the file equals training
+    on that list of texts (and on the file compressed, or given in a list)."""
     texts = _texts(300)
     path = tmp_path / "c.txt"
     path.write_text("".join(texts), encoding="utf-8")
     gz = tmp_path / "c.txt.gz"
     gz.write_bytes(gzip.compress(path.read_bytes()))
+    texts = [t.removesuffix("\n") for t in texts]
     a = _quiet(Trainer(max_vocab_size=400, progress=False), texts)[0]
     b = _quiet(Trainer(max_vocab_size=400, progress=False), str(path))[0]
     c = _quiet(Trainer(max_vocab_size=400, progress=False), (t for t in texts))[0]  # one-shot: spooled
     d = _quiet(Trainer(max_vocab_size=400, progress=False), [gz])[0]
     assert _as_dict(a) == _as_dict(b) == _as_dict(c) == _as_dict(d)
+
+
+def test_a_model_trained_on_a_text_file_has_only_pieces_its_encoding_emits(tmp_path):
+    """Training and encoding read a text file as the same documents (its lines, without their
+    newlines), so no piece of the vocabulary spans a line end: every piece encoding the file
+    could never emit is one the trainer never saw."""
+    from bytepiece.tokens import TokenDataset, encode_corpus
+
+    path = tmp_path / "lines.txt"
+    path.write_text("".join(t.replace(" ", ".\n", 1) for t in _texts(400)), encoding="utf-8")
+    (model,) = _quiet(Trainer(max_vocab_size=600, progress=False), str(path))
+    assert not [p for p in model.pieces if len(p) > 1 and b"\n" in p]
+    encode_corpus(path, model, tmp_path / "enc")
+    used = set(np.concatenate(list(TokenDataset(tmp_path / "enc").documents())).tolist())
+    tok = Tokenizer(model)
+    assert all(b"\n" not in tok.id_to_piece(i) for i in used)
+    # the whole file as one document: newlines are content, and pieces may hold them
+    (whole,) = _quiet(Trainer(max_vocab_size=600, progress=False, text_document="file"), str(path))
+    assert [p for p in whole.pieces if len(p) > 1 and b"\n" in p]
 
 
 # -- model files ---------------------------------------------------------------------------------
@@ -194,10 +217,12 @@ def test_very_long_single_line(tmp_path):
     # the same line between ordinary lines
     texts = _texts(300)
     path.write_text("".join(texts[:150]) + text + "\n" + "".join(texts[150:]), encoding="utf-8")
-    streamed = _quiet(Trainer(max_vocab_size=400, progress=False, batch_bytes=64 << 10), str(path))[0]
-    in_memory = _quiet(Trainer(max_vocab_size=400, progress=False), texts[:150] + [text + "\n"] + texts[150:])[0]
+    trainer = Trainer(max_vocab_size=400, progress=False, batch_bytes=64 << 10)
+    streamed = _quiet(trainer, str(path))[0]
+    lines = [t.removesuffix("\n") for t in texts]
+    in_memory = _quiet(Trainer(max_vocab_size=400, progress=False), lines[:150] + [text] + lines[150:])[0]
     assert _as_dict(streamed) == _as_dict(in_memory)
-    assert streamed.vocab_size > 259
+    assert trainer.report.bytes == sum(len(x.encode()) for x in lines) + len(text.encode())
 
 
 def test_jsonl_missing_field_names_file_and_line(tmp_path):

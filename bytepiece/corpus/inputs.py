@@ -21,19 +21,21 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InputError
-from .sources import (PathLike, Source, check_field_names, describe_sources, expand_url_globs, is_url, spool_stdin,
-                      spool_stream, spool_texts)
+from .sources import (PathLike, Source, TextDocument, check_field_names, check_text_document, describe_sources,
+                      expand_url_globs, is_url, spool_stdin, spool_stream, spool_texts)
 
 
 class Files:
     """Corpus files with how to read them (``labels`` name them in messages)."""
 
     def __init__(self, paths: PathLike | Iterable[PathLike], *, jsonl_field: str | None = None,
-                 parquet_column: str | None = None, labels: Iterable[str] | None = None) -> None:
+                 parquet_column: str | None = None, labels: Iterable[str] | None = None,
+                 text_document: TextDocument | None = None) -> None:
         self.paths = [paths] if isinstance(paths, (str, os.PathLike)) else list(paths)
         self.jsonl_field = jsonl_field
         self.parquet_column = parquet_column
         self.labels = None if labels is None else list(labels)
+        self.text_document = text_document
 
 
 class Texts:
@@ -66,8 +68,11 @@ class CorpusInputs:
 
 
 def open_corpus(corpus: Any, *, jsonl_field: str | None = None, parquet_column: str | None = None,
-                errors: str = "replace", tmp_dir: str | os.PathLike | None = None) -> CorpusInputs:
-    """Sources for ``corpus`` (see the module docstring); close the result when done."""
+                errors: str = "replace", tmp_dir: str | os.PathLike | None = None,
+                text_document: TextDocument = "line") -> CorpusInputs:
+    """Sources for ``corpus`` (see the module docstring); close the result when done.
+    ``text_document``: what a document of a plain-text file is, each ``"line"`` (without its
+    newline) or the whole ``"file"``."""
     directory = None if tmp_dir is None else os.fspath(tmp_dir)
     if isinstance(corpus, (str, os.PathLike)):
         corpus = Files([corpus], jsonl_field=jsonl_field, parquet_column=parquet_column)
@@ -75,7 +80,8 @@ def open_corpus(corpus: Any, *, jsonl_field: str | None = None, parquet_column: 
         corpus = Files(corpus, jsonl_field=jsonl_field, parquet_column=parquet_column)
     if isinstance(corpus, Files):
         return _open_files(corpus, jsonl_field if corpus.jsonl_field is None else corpus.jsonl_field,
-                           parquet_column if corpus.parquet_column is None else corpus.parquet_column, directory)
+                           parquet_column if corpus.parquet_column is None else corpus.parquet_column, directory,
+                           check_text_document(corpus.text_document or text_document))
     if isinstance(corpus, Texts):
         corpus = corpus.texts
     if isinstance(corpus, (bytes, bytearray)):
@@ -95,7 +101,7 @@ def open_corpus(corpus: Any, *, jsonl_field: str | None = None, parquet_column: 
 
 
 def _open_files(files: Files, jsonl_field: str | None, parquet_column: str | None,
-                directory: str | None) -> CorpusInputs:
+                directory: str | None, text_document: TextDocument) -> CorpusInputs:
     inputs = CorpusInputs([])
     try:
         check_field_names(jsonl_field, parquet_column)
@@ -119,7 +125,8 @@ def _open_files(files: Files, jsonl_field: str | None, parquet_column: str | Non
                 inputs.temporaries.append(spooled)
             paths.append(p if spooled is None else spooled)
         inputs.sources = describe_sources(paths, jsonl_field=jsonl_field, parquet_column=parquet_column,
-                                          labels=labels, names=[os.fspath(p) for p in all_paths])
+                                          labels=labels, names=[os.fspath(p) for p in all_paths],
+                                          text_document=text_document)
         inputs.description = ", ".join(labels[:3]) + (f" (+{len(labels) - 3} more)" if len(labels) > 3 else "")
     except BaseException:
         inputs.close()

@@ -76,8 +76,8 @@ def json_field(line: str, field: str, where: str) -> str:
         raise InputError(f"{where} is a JSON {type(obj).__name__}, expected an object with field {field!r}")
     if field not in obj:
         names = ", ".join(map(str, list(obj)[:8])) or "none"
-        raise InputError(f"{where} has no field {field!r} (fields: {names}); pick the right field (jsonl_field; "
-                         "CLI: --jsonl-field) or fix the line")
+        raise InputError(f"{where} has no field {field!r} (fields: {names}); pick the right field with jsonl_field "
+                         "(CLI: --jsonl-field) or fix the line")
     value = obj[field]
     if not isinstance(value, str):
         raise InputError(f"{where}: field {field!r} holds a {type(value).__name__}, expected a string")
@@ -93,6 +93,6 @@ def replace_surrogates(value: str, errors: str, where: str) -> tuple[str, int]:
         return value, 0
     if errors == "strict":
         raise InputError(f"{where} holds the lone surrogate escape {ascii(lone.group())[1:-1]}, which is no "
-                         "character; fix the record or use errors='replace' (CLI: drop --strict-utf8) to replace "
-                         "it by U+FFFD")
+                         "character; fix the record, or have it replaced by U+FFFD: errors='replace' (CLI: leave out "
+                         "--strict-utf8)")
     return _SURROGATE.subn("\ufffd", value)

@@ -1,18 +1,19 @@
 """Reading a shard: its documents as batches of UTF-8 bytes with document offsets.
 
-Two purposes read the same inputs slightly differently, as the two algorithms require:
+This is the one definition of what a document is, for training, encoding, decoding and the
+evaluation harness alike (docs/formats.md states it for users):
 
-- ``"train"``: a plain-text line is a text *with* its ``\\n`` (the original trainer's view of
-  ``open(path)``); consecutive lines travel as one block whose newline runs are capped at one
-  per chunk (``DocBatch.max_newlines == 1``), which chunks exactly as line-by-line texts would.
-  A line longer than a batch is emitted in pieces cut at 10000-character chunk boundaries where
-  NFC cannot join the two sides, so no line ever has to be held whole.
-- ``"encode"``: a plain-text line is a document *without* its ``\\n``; documents are never cut.
+- plain text: one document per line, *without* its ``\\n`` (what sentencepiece and most data
+  pipelines read from a text file), or with ``text_document="file"`` the whole file, newlines
+  kept;
+- JSON Lines: the field's string of each record, newlines kept (blank lines are skipped);
+- Parquet: the column's string of each row, newlines kept.
 
-JSON Lines and Parquet documents are the same for both: the field's string, newlines kept.
-``positions`` give each document's place in its input (byte offset of its line in the
-decompressed stream, or row number for Parquet): together with the input's index they name a
-document independently of how the corpus was sharded (sampling seeds use them).
+The same bytes are therefore trained on and encoded. One difference between the purposes is
+only in how a line longer than a batch is read: training takes it in pieces cut at
+10000-character chunk boundaries where NFC cannot join the two sides (the chunks are exactly
+those of the whole line, and no line has to be held whole); encoding reads it to its end, up to
+``max_line`` bytes.
 """
 
 from __future__ import annotations
@@ -47,7 +48,6 @@ class DocBatch:
 
     data: bytes
     offsets: np.ndarray  # int64, n + 1
-    positions: np.ndarray  # int64, n: where each document starts in its input
     source_index: int
     consumed: int  # input bytes consumed since the previous batch (progress)
     texts: int  # input texts (lines, records) completed in this batch
@@ -113,10 +113,10 @@ class _LineReader:
         try:
             if self.source.format == "jsonl":
                 yield from self._jsonl()
-            elif self.purpose == "train":
-                yield from self._text_train()
+            elif self.source.text_document == "file":
+                yield from self._text_file()
             else:
-                yield from self._text_encode()
+                yield from self._text_lines()
         except InputError as e:
             if self.shard.start == 0 or not self.source.splittable:
                 raise
@@ -231,55 +231,54 @@ class _LineReader:
                           "read; is it a text file with one document per line?")
 
     # -- plain text ---------------------------------------------------------------------------
-    def _text_train(self) -> Iterator[DocBatch]:
-        carry = ""  # NFC text of an unfinished long line after its last complete chunk
+    def _text_lines(self) -> Iterator[DocBatch]:
+        """One document per line, without its newline."""
+        carry = ""  # NFC text of an unfinished long line after its last complete chunk (training)
         for data, _pos, consumed, complete in self._blocks():
             if not data:
-                yield _one(b"", self.source.index, consumed, 0, 0, 1, empty=True)
+                yield _one(b"", self.source.index, consumed, 0, 0, empty=True)
                 continue
             text, invalid = decode(data, self.errors, self._where(), self.lines_before)
-            n_lines = data.count(b"\n")
             if not complete:
-                # A piece of a line longer than a block: emit its whole 10000-character chunks.
+                # A piece of a line longer than a block: its whole 10000-character chunks, as a
+                # document of their own (they are chunked exactly as within the whole line).
                 text = carry + text
                 if not text.isascii() and self.normalize:
                     text = unicodedata.normalize("NFC", text)
                 cut = (len(text) // MAX_CHUNK_CHARS) * MAX_CHUNK_CHARS
                 carry = text[cut:]
                 out = self._to_utf8(text[:cut], None) if cut else b""
-                yield _one(out, self.source.index, consumed, 0, invalid, MAX_NEWLINES)
+                yield _one(out, self.source.index, consumed, 0, invalid)
                 continue
             if carry:
                 out = self._to_utf8(carry + text, None)
                 carry = ""
             else:
                 out = self._to_utf8(text, data)
-            if data and not data.endswith(b"\n"):
-                n_lines += 1
-            self.lines_before += data.count(b"\n")
-            yield _one(out, self.source.index, consumed, n_lines, invalid, 1)
+            batch = _lines(out, self.source.index, consumed, invalid)
+            self.lines_before += batch.texts
+            yield batch
 
-    def _text_encode(self) -> Iterator[DocBatch]:
-        for data, pos, consumed, _ in self._blocks():
-            if not data:
-                yield _one(b"", self.source.index, consumed, 0, 0, MAX_NEWLINES, empty=True)
-                continue
-            text, invalid = decode(data, self.errors, self._where(), self.lines_before)
-            lines = data.split(b"\n")
-            if data.endswith(b"\n"):
-                lines.pop()
-            starts = np.zeros(len(lines), np.int64)
-            np.cumsum([len(line) + 1 for line in lines[:-1]], out=starts[1:])
-            starts += pos
-            self.lines_before += len(lines)
-            if invalid or not data.isascii():
-                parts = text.split("\n")
-                if text.endswith("\n"):
-                    parts.pop()
-                encoded = [self._to_utf8(t, None) for t in parts]
-            else:
-                encoded = lines
-            yield _batch(encoded, starts, self.source.index, consumed, len(lines), invalid)
+    def _text_file(self) -> Iterator[DocBatch]:
+        """The whole file as one document (newlines kept), at most ``max_line`` bytes."""
+        parts = _Pending()
+        reader, raw = open_stream(self.source)
+        try:
+            while block := reader.read(self.batch_bytes):
+                check_block(block, self.source.label, parts.size)
+                parts.add(block)
+                if parts.size > self.max_line:
+                    raise InputError(f"{self._where()} is longer than {_size(self.max_line)}, the largest document "
+                                     "read; a file read as one document must fit (or read it a line per document)")
+            consumed = raw.tell() if raw is not reader else parts.size
+        finally:
+            reader.close()
+            if raw is not reader:
+                raw.close()
+        data = parts.take()
+        text, invalid = decode(data, self.errors, self._where(), 0)
+        out = self._to_utf8(text, data)
+        yield DocBatch(out, np.array([0, len(out)], np.int64), self.source.index, consumed, 1, invalid, MAX_NEWLINES)
 
     # -- JSON Lines ----------------------------------------------------------------------------
     def _jsonl(self) -> Iterator[DocBatch]:
@@ -287,28 +286,23 @@ class _LineReader:
         key = field_key(field)
         for data, pos, consumed, _ in self._blocks():
             if not data:
-                yield _one(b"", self.source.index, consumed, 0, 0, MAX_NEWLINES, empty=True)
+                yield _one(b"", self.source.index, consumed, 0, 0, empty=True)
                 continue
             if key is not None:
                 yield self._jsonl_kernel(data, pos, consumed, key)
                 continue
             docs: list[bytes] = []
-            starts: list[int] = []
             invalid = 0
-            offset = pos
             for raw_line in data.split(b"\n"):
-                line_start = offset
-                offset += len(raw_line) + 1
                 self.lines_before += 1
                 if not raw_line.strip():
                     continue
                 doc, bad = self._jsonl_line(raw_line, self.lines_before)
                 invalid += bad
                 docs.append(doc)
-                starts.append(line_start)
             if data.endswith(b"\n"):
                 self.lines_before -= 1  # split() produced an empty last item for the final newline
-            yield _batch(docs, np.asarray(starts, np.int64), self.source.index, consumed, len(docs), invalid)
+            yield _batch(docs, self.source.index, consumed, len(docs), invalid)
 
     def _jsonl_line(self, raw_line: bytes, lineno: int) -> tuple[bytes, int]:
         """One record the Python way: (the field's UTF-8, invalid sequences replaced). A lone
@@ -321,11 +315,11 @@ class _LineReader:
         return self._to_utf8(value, None), bad + replaced
 
     def _jsonl_kernel(self, data: bytes, pos: int, consumed: int, key: np.ndarray) -> DocBatch:
-        doc_data, offsets, starts, invalid, n_lines = kernel_documents(
+        doc_data, offsets, _, invalid, n_lines = kernel_documents(
             data, key, normalize=self.normalize, python_line=self._jsonl_line, lines_before=self.lines_before)
         self.lines_before += n_lines
         n = len(offsets) - 1
-        return DocBatch(doc_data, offsets, starts + pos, self.source.index, consumed, n, invalid, MAX_NEWLINES)
+        return DocBatch(doc_data, offsets, self.source.index, consumed, n, invalid, MAX_NEWLINES)
 
 
 class _Pending:
@@ -355,19 +349,30 @@ def _size(n: int) -> str:
     return f"{n:,} bytes"
 
 
-def _one(data: bytes, source_index: int, consumed: int, texts: int, invalid: int, max_newlines: int,
-         empty: bool = False) -> DocBatch:
+def _one(data: bytes, source_index: int, consumed: int, texts: int, invalid: int, empty: bool = False) -> DocBatch:
     n = 0 if empty or not data else 1
     offsets = np.array([0, len(data)] if n else [0], np.int64)
-    return DocBatch(data, offsets, np.zeros(n, np.int64), source_index, consumed, texts, invalid, max_newlines)
+    return DocBatch(data, offsets, source_index, consumed, texts, invalid, MAX_NEWLINES)
 
 
-def _batch(docs: list[bytes], starts: np.ndarray, source_index: int, consumed: int, texts: int,
-           invalid: int) -> DocBatch:
+def _batch(docs: list[bytes], source_index: int, consumed: int, texts: int, invalid: int) -> DocBatch:
     offsets = np.zeros(len(docs) + 1, np.int64)
     if docs:
         np.cumsum(np.fromiter(map(len, docs), np.int64, len(docs)), out=offsets[1:])
-    return DocBatch(b"".join(docs), offsets, starts, source_index, consumed, texts, invalid, MAX_NEWLINES)
+    return DocBatch(b"".join(docs), offsets, source_index, consumed, texts, invalid, MAX_NEWLINES)
+
+
+def _lines(data: bytes, source_index: int, consumed: int, invalid: int) -> DocBatch:
+    """Complete lines of text as documents without their newlines (the last line may lack its
+    newline: the end of the input). NFC never adds or removes a newline, and byte 0x0A never
+    occurs inside a multi-byte character, so the cuts are found on the UTF-8 bytes."""
+    newlines = np.flatnonzero(np.frombuffer(data, np.uint8) == 10)
+    ends = newlines - np.arange(len(newlines))
+    if not data.endswith(b"\n"):
+        ends = np.append(ends, len(data) - len(newlines))
+    offsets = np.concatenate(([0], ends)).astype(np.int64)
+    stripped = data.replace(b"\n", b"") if len(newlines) else data
+    return DocBatch(stripped, offsets, source_index, consumed, len(ends), invalid, MAX_NEWLINES)
 
 
 def _parquet_batches(shard: Shard, errors: str, normalize: bool, batch_bytes: int) -> Iterator[DocBatch]:
@@ -381,8 +386,8 @@ def _parquet_batches(shard: Shard, errors: str, normalize: bool, batch_bytes: in
         try:
             column = pf.read_row_group(rg, columns=[source.field]).column(0)
         except KeyError:
-            raise InputError(f"{source.label}: no column {source.field!r}; pick the text column (parquet_column; "
-                             "CLI: --parquet-column)") from None
+            raise InputError(f"{source.label}: no column {source.field!r}; pick the text column with "
+                             "parquet_column (CLI: --parquet-column)") from None
         values = column.to_pylist()
         docs: list[bytes] = []
         invalid = 0
@@ -395,9 +400,8 @@ def _parquet_batches(shard: Shard, errors: str, normalize: bool, batch_bytes: in
                 raise InputError(f"{source.label}: row {row + i} (row group {rg}): column {source.field!r} holds "
                                  f"{what}, expected a string")
             docs.append(nfc_utf8(value) if normalize else plain_utf8(value))
-        starts = np.arange(row, row + len(values), dtype=np.int64)
         row += len(values)
-        yield _batch(docs, starts, source.index, size, len(docs), invalid)
+        yield _batch(docs, source.index, size, len(docs), invalid)
 
 
 def read_documents(shard: Shard, **kwargs) -> Iterator[bytes]:

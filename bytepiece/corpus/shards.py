@@ -57,7 +57,7 @@ def _parquet_ranges(source: Source, shard_bytes: int) -> list[tuple[int, int, in
     meta = pf.metadata
     if source.field not in pf.schema_arrow.names:
         raise InputError(f"{source.label}: no column {source.field!r} (columns: {', '.join(pf.schema_arrow.names[:8])}); "
-                         "pick the text column (parquet_column; CLI: --parquet-column)")
+                         "pick the text column with parquet_column (CLI: --parquet-column)")
     ranges: list[tuple[int, int, int]] = []
     start, acc = 0, 0
     for rg in range(meta.num_row_groups):

@@ -38,6 +38,9 @@ from .binary import check_block, check_head
 PathLike = Union[str, os.PathLike]
 Format = Literal["text", "jsonl", "parquet"]
 Compression = Literal["none", "gzip", "zstd"]
+#: what a document of a plain-text file is: each line (without its newline) or the whole file
+TextDocument = Literal["line", "file"]
+TEXT_DOCUMENTS = ("line", "file")
 
 DEFAULT_FIELD = "text"
 JSONL_SUFFIXES = (".jsonl", ".ndjson", ".json")
@@ -62,12 +65,15 @@ class Source:
     field: str  # JSON Lines field or Parquet column holding the text
     size: int  # bytes on disk (compressed size for compressed files)
     label: str  # the name shown to users ("<stdin>" for a spooled standard input)
-    index: int = 0  # position among the corpus inputs (document streams are numbered per input)
+    index: int = 0  # position among the corpus inputs
+    text_document: TextDocument = "line"  # plain text: a document per line, or the whole file
 
     @property
     def splittable(self) -> bool:
-        """Whether workers can read byte ranges of it (uncompressed text or JSON Lines)."""
-        return self.compression == "none" and self.format != "parquet"
+        """Whether workers can read byte ranges of it (uncompressed text read a line per
+        document, or JSON Lines)."""
+        return self.compression == "none" and self.format != "parquet" and not (
+            self.format == "text" and self.text_document == "file")
 
 
 def is_url(path: str) -> bool:
@@ -167,13 +173,21 @@ def local_problem(path: str, label: str) -> str | None:
 def check_field_names(jsonl_field: str | None, parquet_column: str | None) -> None:
     """An empty field or column name is a mistake (no record has it), not a request for the default."""
     if jsonl_field == "":
-        raise InputError("the JSON Lines field name is empty; name the field holding the text (CLI: --jsonl-field)")
+        raise InputError("the JSON Lines field name is empty; name the field holding the text with jsonl_field (CLI: --jsonl-field)")
     if parquet_column == "":
-        raise InputError("the Parquet column name is empty; name the column holding the text (CLI: --parquet-column)")
+        raise InputError("the Parquet column name is empty; name the column holding the text with parquet_column (CLI: --parquet-column)")
+
+
+def check_text_document(text_document: str) -> TextDocument:
+    if text_document not in TEXT_DOCUMENTS:
+        raise InputError(f"text_document must be 'line' (a document per line) or 'file' (the whole file), got "
+                         f"{text_document!r}")
+    return text_document  # type: ignore[return-value]
 
 
 def describe_source(path: PathLike, *, index: int = 0, jsonl_field: str | None = None,
-                    parquet_column: str | None = None, label: str | None = None, name: str | None = None) -> Source:
+                    parquet_column: str | None = None, label: str | None = None, name: str | None = None,
+                    text_document: TextDocument = "line") -> Source:
     """Inspect one input (exists, readable, not binary) and decide how to read it. ``name`` is
     the name its format is decided from (default: ``path``; ``"-"`` for standard input, and the
     original name of a copied pipe)."""
@@ -200,7 +214,7 @@ def describe_source(path: PathLike, *, index: int = 0, jsonl_field: str | None =
     field = (parquet_column if fmt == "parquet" else jsonl_field) or DEFAULT_FIELD
     # Absolute, because workers of a cluster read it and their working directory is not ours.
     where = path if is_url(path) else os.path.abspath(path)
-    source = Source(where, fmt, compression, field, _file_size(path), label, index)
+    source = Source(where, fmt, compression, field, _file_size(path), label, index, text_document)
     if compression != "none":
         _check_decompressed_head(source)
     return source
@@ -241,7 +255,7 @@ def expand_url_globs(paths: Iterable[PathLike]) -> list[PathLike]:
 
 def describe_sources(paths: Iterable[PathLike], *, jsonl_field: str | None = None,
                      parquet_column: str | None = None, labels: Iterable[str] | None = None,
-                     names: Iterable[str | None] | None = None) -> list[Source]:
+                     names: Iterable[str | None] | None = None, text_document: TextDocument = "line") -> list[Source]:
     """Every input described (``labels`` show them, ``names`` decide their formats: see
     :func:`describe_source`)."""
     paths = list(paths)
@@ -252,8 +266,10 @@ def describe_sources(paths: Iterable[PathLike], *, jsonl_field: str | None = Non
     if not paths:
         raise InputError("no corpus files given")
     check_field_names(jsonl_field, parquet_column)
+    text_document = check_text_document(text_document)
     return [describe_source(p, index=i, jsonl_field=jsonl_field, parquet_column=parquet_column, label=label,
-                            name=name) for i, (p, label, name) in enumerate(zip(paths, shown, format_names))]
+                            name=name, text_document=text_document)
+            for i, (p, label, name) in enumerate(zip(paths, shown, format_names))]
 
 
 # -- inputs that are not files: spooled so that several passes (and several workers) can read them

@@ -55,7 +55,7 @@ def decode(raw: bytes, errors: str, where: str, line_base: int = 0) -> tuple[str
             line = line_base + raw.count(b"\n", 0, e.start) + 1
             raise InputError(
                 f"{where}: invalid UTF-8 at line {line} ({e.reason}, byte {raw[e.start:e.start + 1]!r}); "
-                "fix the file or use errors='replace' (CLI: drop --strict-utf8) to replace it by U+FFFD"
+                "fix the file, or have it replaced by U+FFFD: errors='replace' (CLI: leave out --strict-utf8)"
             ) from None
     replacer = _Replacer()
     previous = getattr(_local, "replacer", None)

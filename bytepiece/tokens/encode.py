@@ -45,8 +45,9 @@ DEFAULT_SHARD_SIZE = 1 << 30
 BATCH_BYTES = DEFAULT_BATCH_BYTES
 #: tasks are planned to fill this share of a shard, so that a task seldom spills a small extra shard
 SHARD_FILL = 0.8
-DOCUMENTS = {
-    "text": "one per line, without its newline",
+DOCUMENTS = {  # what a document is, by input format (text: by text_document)
+    "line": "each line of text, without its newline",
+    "file": "each text file, newlines kept",
     "jsonl": "the text field of each record, newlines kept",
     "parquet": "the text column of each row, newlines kept",
 }
@@ -82,6 +83,7 @@ def encode_corpus(
     *,
     jsonl_field: str | None = None,
     parquet_column: str | None = None,
+    text_document: str = "line",
     shard_size: int | str = DEFAULT_SHARD_SIZE,
     add_bos: bool = False,
     add_eos: bool = False,
@@ -144,9 +146,11 @@ def encode_corpus(
     if allowed:
         options["allowed_special"] = list(allowed)
     corpus = open_corpus(inputs, jsonl_field=jsonl_field, parquet_column=parquet_column, errors=errors,
+                         text_document=text_document,
                          tmp_dir=tmp_dir)
     with corpus:
-        options["documents"] = {s.format: DOCUMENTS[s.format] for s in corpus.sources}
+        options["documents"] = {s.format: DOCUMENTS[s.text_document if s.format == "text" else s.format]
+                                for s in corpus.sources}
         shard_tokens = None if single else shard_bytes // dtype.itemsize
         target = DEFAULT_SHARD_BYTES if single else int(SHARD_FILL * (shard_tokens or 1) * bytes_per_token(tokenizer))
         tasks = plan_tasks(corpus.sources, target, single=single)
@@ -275,6 +279,7 @@ def encode_stream(
     *,
     jsonl_field: str | None = None,
     parquet_column: str | None = None,
+    text_document: str = "line",
     add_bos: bool = False,
     add_eos: bool = False,
     alpha: float | None = None,
@@ -292,7 +297,8 @@ def encode_stream(
                                          seed=seed if seed is not None else _random_seed(), add_bos=add_bos,
                                          add_eos=add_eos, allowed_special=allowed_special, num_threads=workers)
     index = 0
-    with open_corpus(inputs, jsonl_field=jsonl_field, parquet_column=parquet_column, errors=errors) as corpus:
+    with open_corpus(inputs, jsonl_field=jsonl_field, parquet_column=parquet_column, errors=errors,
+                     text_document=text_document) as corpus:
         for piece in plan_shards(corpus.sources, DEFAULT_SHARD_BYTES):
             batches = read_ahead(read_shard(piece, purpose="encode", errors=errors,
                                             normalize=tokenizer.normalization == "nfc"))

@@ -26,6 +26,7 @@ import numpy as np
 
 from ..atomic import OutputSet, check_writable, is_stream
 from ..corpus import DEFAULT_BATCH_BYTES, open_corpus, plan_shards
+from ..corpus.sources import check_text_document
 from ..engine import RssMonitor, default_budget, make_engine, parse_size
 from ..engine.memory import return_freed_memory
 from ..engine.spill import SpillDir
@@ -64,6 +65,8 @@ class Trainer:
       ``distributed.Client``; the model does not depend on it;
     - ``max_memory``: the memory budget (``"1G"``, bytes; default half of the available memory);
       counts beyond it are spilled to ``tmp_dir`` (default: the system temporary directory);
+    - ``text_document``: what a document of a plain-text file is, each ``"line"`` (without its
+      newline; the default, as encoding reads it) or the whole ``"file"``;
     - ``progress`` (bars on stderr; default: when stderr is a terminal), ``jsonl_field`` /
       ``parquet_column`` (where the text is in JSON Lines / Parquet inputs; default ``"text"``),
       ``errors`` (invalid UTF-8: ``"replace"`` by U+FFFD and count, or ``"strict"``).
@@ -96,6 +99,7 @@ class Trainer:
         parquet_column: str | None = None,
         errors: str = "replace",
         refine: bool = False,
+        text_document: str = "line",
     ) -> None:
         self.order = _whole("order", order, 1, 7)
         if isinstance(max_vocab_size, (str, bytes)):
@@ -121,6 +125,7 @@ class Trainer:
         self.batch_bytes = _whole("batch_bytes", batch_bytes, 1024)
         self.shard_bytes = None if shard_bytes is None else _whole("shard_bytes", shard_bytes, 1 << 12)
         self.jsonl_field = jsonl_field
+        self.text_document = check_text_document(text_document)
         self.parquet_column = parquet_column
         if errors not in ("replace", "strict"):
             raise InputError(f"errors must be 'replace' or 'strict', got {errors!r}")
@@ -139,6 +144,7 @@ class Trainer:
             "isolate_digits": self.isolate_digits,
             "ensure_unicode": self.ensure_unicode,
             "refine": self.refine,
+            "text_document": self.text_document,
         }
 
     def train(self, corpus: Any) -> list[Model]:
@@ -150,6 +156,7 @@ class Trainer:
         self.report = report = TrainingReport()
         budget = self.max_memory or default_budget()
         inputs = open_corpus(corpus, jsonl_field=self.jsonl_field, parquet_column=self.parquet_column,
+                             text_document=self.text_document,
                              errors=self.errors, tmp_dir=self.tmp_dir)
         monitor = RssMonitor()
         try:
@@ -231,7 +238,7 @@ class Trainer:
         report.invalid_utf8 = read.invalid_utf8 + inputs.spooled_invalid_utf8
         if report.invalid_utf8:
             self._notice(f"the corpus has {report.invalid_utf8} invalid UTF-8 sequence(s); "
-                         "each was replaced by U+FFFD (errors='strict' stops instead; CLI: --strict-utf8)")
+                         "each was replaced by U+FFFD (to stop at the first: errors='strict' (CLI: --strict-utf8))")
         if read.bytes == 0:
             what = inputs.description if inputs.from_python else f"{inputs.description}: {read.texts} texts"
             raise TrainingError(f"the corpus is empty ({what}, 0 bytes of text); nothing to learn a vocabulary from")
