@@ -260,8 +260,9 @@ def save(version):
             w.write_documents([[version] * version, [1, 2]])
 
 def observe():
+    atomic.cleanup(directory)  # readers never recover; the next write into the directory completes a commit
     if kind == "model":
-        m = load_model(directory / "m.model")  # reading completes a pending commit first
+        m = load_model(directory / "m.model")
         return [int(m.counts[m.pieces.index(b"ab")]), m.metadata.get("version")]
     if kind == "sizes":
         out = []
