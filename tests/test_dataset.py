@@ -211,3 +211,53 @@ def test_ways_to_name_a_corpus(corpus, tmp_path):
     (tmp_path / "a.manifest.json").write_text("{oops")
     with pytest.raises(ModelFormatError, match="not valid JSON"):
         TokenDataset(tmp_path / "a")
+
+
+# -- damaged shards whose manifest hashes match (issue 18, item 10) ------------------------------
+def _rehash(prefix, k: int) -> None:
+    """Make the manifest's hashes of shard ``k`` match its files again (a forger's manifest)."""
+    from bytepiece.tokens.manifest import file_sha256, probe_sha256
+
+    def edit(data):
+        entry = data["shards"][k]
+        for field, probe, file in (("sha256", "probe_sha256", entry["file"]),
+                                   ("index_sha256", "index_probe_sha256", entry["file"] + ".idx")):
+            entry[field] = file_sha256(prefix.parent / file)
+            entry[probe] = probe_sha256(prefix.parent / file)
+
+    _edit_manifest(prefix, edit)
+
+
+def _small_corpus(tmp_path, tiny_tokenizer):
+    encode_corpus(["x" * 40, "abcd", "ab"], tiny_tokenizer, tmp_path / "f")  # a vocabulary of 268 ids
+    return tmp_path / "f"
+
+
+def _forge(prefix, *, ids=None, offsets=None) -> None:
+    """Rewrite shard 0's ids or offsets and the manifest's hashes to match them."""
+    if ids is not None:
+        prefix.with_name("f-00000.bin").write_bytes(np.asarray(ids, dtype="<u2").tobytes())
+    if offsets is not None:
+        prefix.with_name("f-00000.bin.idx").write_bytes(np.asarray(offsets, dtype="<i8").tobytes())
+    _rehash(prefix, 0)
+
+
+def test_verify_checks_ids_against_the_vocabulary(tmp_path, tiny_tokenizer):
+    prefix = _small_corpus(tmp_path, tiny_tokenizer)
+    n = TokenDataset(prefix).n_tokens
+    ids = np.array(TokenDataset(prefix).tokens(0, n))
+    ids[n - 1] = 65535
+    _forge(prefix, ids=ids)
+    assert TokenDataset(prefix)[2][-1] == 65535  # without verify: ids are the caller's to check
+    with pytest.raises(ModelFormatError, match=f"token {n - 1} has id 65535, outside the vocabulary"):
+        TokenDataset(prefix, verify=True)
+
+
+def test_offsets_that_go_back_are_refused_on_first_use(tmp_path, tiny_tokenizer):
+    prefix = _small_corpus(tmp_path, tiny_tokenizer)
+    offsets = np.array(TokenDataset(prefix)._shard(0)[1])
+    offsets[1], offsets[2] = offsets[2], offsets[1]  # same ends, same size, hashes rewritten
+    _forge(prefix, offsets=offsets)
+    for verify in (False, True):
+        with pytest.raises(ModelFormatError, match="offsets decrease at document 1"):
+            TokenDataset(prefix, verify=verify)[0]

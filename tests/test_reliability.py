@@ -392,7 +392,7 @@ def test_open_bin_validates_its_sidecar(tmp_path, field, value, message):
         open_bin(path)
 
 
-def test_open_bin_verify_checks_offsets_and_ids(tmp_path):
+def test_open_bin_checks_offsets_and_verify_checks_ids(tmp_path):
     from bytepiece.interop.binfile import open_bin
 
     path = _bin(tmp_path)
@@ -401,9 +401,9 @@ def test_open_bin_verify_checks_offsets_and_ids(tmp_path):
     idx = tmp_path / "c.bin.idx"
     good_idx = idx.read_bytes()
     idx.write_bytes(np.array([0, 3, 1, 4], dtype="<i8").tobytes())
-    open_bin(path)  # sizes and ends agree: only verify reads every offset
-    with pytest.raises(ModelFormatError, match="decrease at document 1"):
-        open_bin(path, verify=True)
+    for verify in (False, True):  # sizes and ends agree: every offset is read, with or without verify
+        with pytest.raises(ModelFormatError, match="decrease at document 1"):
+            open_bin(path, verify=verify)
     idx.write_bytes(np.array([1, 3, 4, 4], dtype="<i8").tobytes())
     with pytest.raises(ModelFormatError, match="offsets must run from 0"):
         open_bin(path)

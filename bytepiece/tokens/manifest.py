@@ -22,17 +22,19 @@ import os
 import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, TypeGuard
+from typing import IO, Any, TypeGuard
 
+from .._read import open_regular, read_limited
 from ..errors import ModelFormatError
 from ..model import file_sha256
 
-__all__ = ["Manifest", "ShardEntry", "file_sha256", "manifest_path", "parse_manifest", "probe_sha256"]
+__all__ = ["Manifest", "ShardEntry", "file_sha256", "manifest_path", "parse_manifest", "probe_sha256", "read_manifest"]
 
 FORMAT = "bytepiece-corpus"
 VERSION = 1
 MANIFEST_SUFFIX = ".manifest.json"
 PROBE_BLOCK = 64 << 10
+MAX_MANIFEST_BYTES = 256 << 20
 
 
 def manifest_path(prefix: str | os.PathLike) -> Path:
@@ -54,13 +56,25 @@ def shard_files_pattern(prefix_name: str) -> re.Pattern[str]:
 def probe_sha256(path: str | os.PathLike) -> str:
     """sha256 of the file's size (8 bytes, little-endian) and of its first, middle and last
     ``PROBE_BLOCK`` bytes: three reads, whatever the file's size."""
-    size = os.stat(path).st_size
+    f, st = open_regular(path, what="shard file", error=ModelFormatError)
+    with f:
+        return probe_sha256_of(f, st.st_size)
+
+
+def probe_sha256_of(f: IO[bytes], size: int) -> str:
+    """:func:`probe_sha256` of the open regular file ``f`` of ``size`` bytes."""
     h = hashlib.sha256(size.to_bytes(8, "little"))
-    with open(path, "rb") as f:
-        for start in (0, max(0, size // 2 - PROBE_BLOCK // 2), max(0, size - PROBE_BLOCK)):
-            f.seek(start)
-            h.update(f.read(PROBE_BLOCK))
+    for start in (0, max(0, size // 2 - PROBE_BLOCK // 2), max(0, size - PROBE_BLOCK)):
+        f.seek(start)
+        h.update(f.read(PROBE_BLOCK))
     return h.hexdigest()
+
+
+def read_manifest(path: Path) -> Manifest:
+    """The manifest at ``path``, read (a regular file of at most ``MAX_MANIFEST_BYTES``) and
+    validated."""
+    return parse_manifest(read_limited(path, limit=MAX_MANIFEST_BYTES, what="manifest", error=ModelFormatError),
+                          str(path))
 
 
 @dataclass(frozen=True)
@@ -126,7 +140,7 @@ _SHARD_FIELDS = {"file": str, "n_tokens": int, "n_documents": int, "sha256": str
                  "probe_sha256": str, "index_probe_sha256": str}
 
 
-def parse_manifest(text: str, where: str) -> Manifest:
+def parse_manifest(text: str | bytes, where: str) -> Manifest:
     """Validate a manifest's JSON (types, counts, shard names) and return it."""
     try:
         data = json.loads(text)
