@@ -5,7 +5,10 @@ files are not the ones its manifest lists."""
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
+import pickle
+import warnings
 
 import numpy as np
 import pytest
@@ -261,3 +264,72 @@ def test_offsets_that_go_back_are_refused_on_first_use(tmp_path, tiny_tokenizer)
     for verify in (False, True):
         with pytest.raises(ModelFormatError, match="offsets decrease at document 1"):
             TokenDataset(prefix, verify=verify)[0]
+
+
+# -- manifests with impossible numbers (issue 18, item 26) ---------------------------------------
+@pytest.mark.parametrize("field, value, message", [
+    ("n_documents", 10**30, "n_documents .* each must be a count from 0 to 2\\*\\*62 - 1"),
+    ("n_tokens", 2**63 + 5, "n_tokens .* each must be a count"),
+    ("n_tokens", 2**62 - 1, "shards' n_tokens add up to .* more than 2\\*\\*63 - 1"),
+])
+def test_manifest_counts_out_of_range(corpus, tmp_path, field, value, message):
+    prefix = _copy_corpus(corpus, tmp_path)
+
+    def edit(data):
+        for shard in data["shards"][:4]:
+            shard[field] = value
+        data[field] = sum(s[field] for s in data["shards"])
+
+    _edit_manifest(prefix, edit)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # numpy used to warn (overflow) on 2**63 + 5
+        with pytest.raises(ModelFormatError, match=message):
+            TokenDataset(prefix)
+
+
+def test_deeply_nested_manifest(tmp_path):
+    (tmp_path / "c.manifest.json").write_text('{"format": "bytepiece-corpus", "inputs": ' + "[" * 100_000)
+    with pytest.raises(ModelFormatError, match="nested too deeply"):
+        TokenDataset(tmp_path / "c")
+
+
+# -- pickling, for spawn-based loader workers (issue 18, item 27) ---------------------------------
+def _worker_documents(dataset: TokenDataset, indexes: list[int]) -> list[list[int]]:
+    return [dataset[i].tolist() for i in indexes]
+
+
+def test_pickles_by_path_and_options(corpus):
+    directory, reference = corpus
+    ds = TokenDataset(directory / "c", max_open=3, verify=True)
+    ds[5]
+    data = pickle.dumps(ds)
+    assert len(data) < 2000, "the memory maps are not pickled"
+    copy = pickle.loads(data)
+    assert copy.max_open == 3 and copy.path == ds.path.absolute() and len(copy) == len(ds)
+    assert all(np.array_equal(copy[i], reference[i]) for i in (0, 5, len(reference) - 1))
+    single = TokenDataset(directory / "c-00000.bin")  # a single token file pickles the same way
+    assert np.array_equal(pickle.loads(pickle.dumps(single))[0], single[0])
+
+
+def test_spawned_workers_read_the_dataset(corpus):
+    """A real ``spawn`` pool (what PyTorch's DataLoader uses on macOS, or with
+    multiprocessing_context="spawn"): the dataset goes to fresh interpreters by pickle."""
+    directory, reference = corpus
+    ds = TokenDataset(directory / "c")
+    chunks = [list(range(k, len(reference), 4)) for k in range(4)]
+    with multiprocessing.get_context("spawn").Pool(2) as pool:
+        results = pool.starmap_async(_worker_documents, [(ds, chunk) for chunk in chunks]).get(timeout=120)
+    for chunk, docs in zip(chunks, results):
+        assert docs == [reference[i].tolist() for i in chunk]
+
+
+def test_unpickling_refuses_a_changed_manifest(corpus, tmp_path):
+    prefix = _copy_corpus(corpus, tmp_path)
+    data = pickle.dumps(TokenDataset(prefix))
+
+    def edit(manifest):
+        manifest["stats"] = {"changed": True}
+
+    _edit_manifest(prefix, edit)
+    with pytest.raises(ModelFormatError, match="changed since this dataset was pickled"):
+        pickle.loads(data)

@@ -13,6 +13,11 @@ index (non-decreasing, from 0 to its token count); ``verify=True`` (or
 :meth:`TokenDataset.verify`) hashes every byte and checks every id against the vocabulary.
 Every file is opened through :func:`bytepiece._read.open_regular` and mapped from that same
 descriptor: a FIFO or device in place of a shard is refused, never waited on.
+
+A dataset pickles as its path and options (``max_open``), so it can go to the worker processes
+of a data loader that starts them with ``spawn``; unpickling opens it again and refuses a
+manifest that changed meanwhile (full verification is not repeated: the probe hashes and index
+checks still run when a shard is first used).
 """
 
 from __future__ import annotations
@@ -199,6 +204,18 @@ class TokenDataset:
         """Drop the memory maps (arrays already handed out stay valid)."""
         with self._lock:
             self._open.clear()
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Path and options only: memory maps and the lock stay in this process."""
+        return {"path": os.path.abspath(self.path), "max_open": self.max_open, "identity": self._identity()}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(state["path"], max_open=state["max_open"])  # type: ignore[misc]
+        if self._identity() != state["identity"]:
+            raise ModelFormatError(f"{self.path} changed since this dataset was pickled; open it again")
+
+    def _identity(self) -> str:
+        return hashlib.sha256(self.manifest.to_json().encode("utf-8")).hexdigest()
 
     def __enter__(self) -> TokenDataset:
         return self

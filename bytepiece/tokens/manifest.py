@@ -35,6 +35,9 @@ VERSION = 1
 MANIFEST_SUFFIX = ".manifest.json"
 PROBE_BLOCK = 64 << 10
 MAX_MANIFEST_BYTES = 256 << 20
+#: Per shard, counts below 2**62 (as in a token file's sidecar); the totals must fit int64.
+MAX_COUNT = 1 << 62
+MAX_TOTAL = (1 << 63) - 1
 
 
 def manifest_path(prefix: str | os.PathLike) -> Path:
@@ -146,6 +149,8 @@ def parse_manifest(text: str | bytes, where: str) -> Manifest:
         data = json.loads(text)
     except ValueError as e:
         raise ModelFormatError(f"{where} is not valid JSON ({e}); the corpus was not written completely, re-encode it") from None
+    except RecursionError:
+        raise ModelFormatError(f"{where} is not a {FORMAT} manifest (its JSON is nested too deeply)") from None
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise ModelFormatError(f"{where} is not a {FORMAT} manifest")
     version = data.get("version")
@@ -168,12 +173,17 @@ def parse_manifest(text: str | bytes, where: str) -> Manifest:
             value = raw.get(name)
             if not (_is_int(value) if kind is int else isinstance(value, kind)):
                 raise ModelFormatError(f"{where}: shard {k} field {name!r} must be {kind.__name__}, got {value!r}")
-        if raw["n_tokens"] < 0 or raw["n_documents"] < 0:
-            raise ModelFormatError(f"{where}: shard {k} has negative counts")
+        if not (0 <= raw["n_tokens"] < MAX_COUNT and 0 <= raw["n_documents"] < MAX_COUNT):
+            raise ModelFormatError(f"{where}: shard {k} has n_tokens {raw['n_tokens']} and n_documents "
+                                   f"{raw['n_documents']}; each must be a count from 0 to 2**62 - 1 (the manifest is "
+                                   "damaged, re-encode the corpus)")
         check_relative(raw["file"], where)
         shards.append(ShardEntry(**{name: raw[name] for name in _SHARD_FIELDS}))
     for name in ("n_tokens", "n_documents"):
         total = sum(getattr(s, name) for s in shards)
+        if total > MAX_TOTAL:
+            raise ModelFormatError(f"{where}: the shards' {name} add up to {total}, more than 2**63 - 1; the manifest "
+                                   "is damaged, re-encode the corpus")
         if data.get(name) != total:
             raise ModelFormatError(f"{where}: {name} is {data.get(name)!r} but its shards add up to {total}")
     model, inputs, options, stats = (data.get("model") or {}, data.get("inputs") or [], data.get("options") or {},
