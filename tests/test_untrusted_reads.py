@@ -221,6 +221,21 @@ def test_fifo_sentencepiece_model_is_refused(tmp_path):
     _refused(_child(code, fifo))
 
 
+def test_fifo_hf_tokenizer_json_is_refused(tmp_path):
+    fifo = tmp_path / "tokenizer.json"
+    os.mkfifo(fifo)
+    code = """
+    import sys
+    from bytepiece.errors import ModelFormatError
+    from bytepiece.interop.hf import import_hf
+    try:
+        import_hf(sys.argv[1])
+    except ModelFormatError as e:
+        print(e)
+    """
+    _refused(_child(code, fifo))
+
+
 # -- reading never recovers (item 1, reading half) -------------------------------------------------
 def _plant_journal(directory, name, victim) -> None:
     """The journal of the issue: a "pending commit" of ``name`` whose op removes ``victim``."""
