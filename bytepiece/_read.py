@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 import stat
-from typing import IO
+from typing import IO, Literal
 
 import numpy as np
 
@@ -99,7 +99,7 @@ def read_limited(path: str | os.PathLike, *, limit: int, what: str, error: type[
 
 
 def map_array(f: IO[bytes], dtype: np.dtype | str, *, offset: int = 0, count: int | None = None,
-              mode: str = "r") -> np.ndarray:
+              mode: Literal["r", "c"] = "r") -> np.ndarray:
     """A 1-d memory map of ``count`` items (default: to the end) of the file ``f`` opened by
     :func:`open_regular`, from byte ``offset``; an empty array when there is nothing to map
     (``mmap`` refuses empty ranges). ``mode`` is ``"r"`` (read-only) or ``"c"`` (copy on write)."""
@@ -111,7 +111,7 @@ def map_array(f: IO[bytes], dtype: np.dtype | str, *, offset: int = 0, count: in
     return np.memmap(f, dtype=dtype, mode=mode, offset=offset, shape=(count,))
 
 
-def map_npy(path: str | os.PathLike, *, what: str, error: type[Exception], mode: str = "r",
+def map_npy(path: str | os.PathLike, *, what: str, error: type[Exception], mode: Literal["r", "c"] = "r",
             limit: int | None = None, private: bool = False) -> np.ndarray:
     """The 1-d array of a ``.npy`` file, memory-mapped (like ``np.load(mmap_mode=...)`` but on
     the checked descriptor, and refusing object arrays, other shapes and files whose size does

@@ -204,9 +204,9 @@ def import_hf(path: str | os.PathLike) -> Model:
     from ._vocab import parse_placeholder
 
     name = str(path)
-    raw = read_limited(path, limit=MAX_MODEL_BYTES, what="tokenizer.json", error=ModelFormatError)
+    content = read_limited(path, limit=MAX_MODEL_BYTES, what="tokenizer.json", error=ModelFormatError)
     try:
-        data = json.loads(raw)
+        data = json.loads(content)
         vocab = data["model"]["vocab"]
         kind = data["model"]["type"]
     except (ValueError, KeyError, TypeError) as e:
