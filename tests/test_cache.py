@@ -205,7 +205,7 @@ def test_entry_signed_with_another_key_is_refused(cache_home, model_file, tmp_pa
     other = _other_counts_model(tmp_path / "other.model", tiny_tokenizer)
     sha = cache.model_sha256(model_file.read_bytes())
     entry = cache.entry_path(cache_home, sha)
-    cache.store(entry, sha, other._arrays, {}, b"k" * 32)
+    cache.store(entry, sha, cache.build_arrays(other.model), {}, b"k" * 32)
     key = cache.cache_key(cache_home)
     assert key is not None and key != b"k" * 32
     assert cache.load_cached(entry, sha, key) is None
