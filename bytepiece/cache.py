@@ -3,16 +3,22 @@
 A short command spends most of its time before the first byte is encoded: parsing a 6 MB JSON
 model takes about 0.17 s and building its trie about 0.3 s (most of it numba's first dispatch of
 the build kernels). Both depend only on the model file's bytes, so their result is stored once
-in the user cache directory and later starts read it back with ``np.load`` (memory-mapped
-copy-on-write, so processes share the pages) after hashing the model file (sha256, ~3 ms for 6 MB).
+in the user cache directory and later starts read it back memory-mapped (copy-on-write, so
+processes share the pages) after hashing the model file (sha256, ~3 ms for 6 MB).
 
-An entry is one ``.npy`` file of bytes: a JSON header (format, library version, model hash,
-array table, crc32 of the array bytes) followed by the arrays, each 64-byte aligned. An entry is
-used only if every check passes (header fields, names, dtypes and shapes, the crc32, and index
-bounds, so a damaged file can never make a kernel read outside an array); anything else is
-rebuilt from the model and rewritten atomically (entries are replaced, never rewritten in place,
-so a mapping stays valid while a process uses it). A cache directory that cannot be created or
-written is skipped without a message: the cache only ever saves time.
+An entry is one ``.npy`` file of bytes: an HMAC-SHA256 of the rest, then a JSON header (format,
+library version, model hash, array table) and the arrays, each 64-byte aligned. The HMAC key is
+a random secret of this user, created once in the cache directory (``entries.key``, mode 0600);
+so an entry that anyone else wrote or altered, even one that is well formed, is never used: a
+crafted entry could otherwise change the ids a model gives without any error. An entry is used
+only if it is a regular file of this user that only this user can write, its HMAC matches, and
+every other check passes (header fields, names, dtypes and shapes, and index bounds, so that
+even a bug can never make a kernel read outside an array); anything else is rebuilt from the
+model and rewritten atomically (entries are replaced, never rewritten in place, so a mapping
+stays valid while a process uses it). A cache directory where the key cannot be created, read
+or trusted, or that cannot be written, is skipped without a message: the cache only ever saves
+time. The cache is as trustworthy as its key: a cache directory copied from elsewhere together
+with its key is trusted like one's own.
 
 ``$BYTEPIECE_CACHE_DIR`` overrides the location (empty: no cache); otherwise it is
 ``$XDG_CACHE_HOME/bytepiece`` or ``~/.cache/bytepiece``.
@@ -20,22 +26,38 @@ written is skipped without a message: the cache only ever saves time.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import hmac
 import json
 import os
-import zlib
+import secrets
+import tempfile
 from pathlib import Path
 from typing import Any, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
 
-from .model import FIRST_PIECE_ID, MAX_MODEL_BYTES, SPECIAL_TOKENS_KEY, Model, ModelSource, load_model, metadata_path
+from ._read import map_npy, open_regular
+from .model import (
+    FIRST_PIECE_ID,
+    SPECIAL_TOKENS_KEY,
+    Model,
+    ModelSource,
+    load_model,
+    load_model_bytes,
+    read_metadata,
+    read_model_file,
+)
 
-FORMAT = 1
+FORMAT = 2
 _ALIGN = 64
+_MAC_BYTES = 32
 _LENGTH_BYTES = 8
 _SUFFIX = ".npy"
+KEY_NAME = "entries.key"
+_KEY_BYTES = 32
 
 
 class EncoderArrays(NamedTuple):
@@ -70,39 +92,32 @@ _DTYPES = {
 
 def load_arrays(source: ModelSource) -> tuple[EncoderArrays, Model | None, dict[str, Any]]:
     """(arrays, the parsed model or None, metadata): from the cache when ``source`` is a model
-    file with a valid entry, else parsed and built (and then cached)."""
-    if isinstance(source, (str, os.PathLike)):
-        directory = cache_dir()
-        path = Path(source)
-        try:
-            # Only a regular file of a model's size is hashed here; anything else (a device, a
-            # FIFO, a huge file) goes to load_model, which reads it with its caps and says why not.
-            regular = path.is_file() and path.stat().st_size <= MAX_MODEL_BYTES
-            data = path.read_bytes() if directory is not None and regular else None
-        except OSError:
-            data = None  # load_model below says what is wrong with the path
-        if data is not None and directory is not None:
-            sha = model_sha256(data)
-            entry = entry_path(directory, sha)
-            hit = load_cached(entry, sha)
-            if hit is not None:
-                arrays, inline = hit
-                return arrays, None, {**inline, **read_sidecar_metadata(path)}
-            model = load_model(path)
-            arrays = build_arrays(model)
-            try:
-                unchanged = model_sha256(path.read_bytes()) == sha
-            except OSError:
-                unchanged = False
-            if unchanged:  # the arrays really are those of the hashed bytes
-                sidecar = read_sidecar_metadata(path)
-                inline = {k: v for k, v in model.metadata.items() if k not in sidecar}
-                if model.special_tokens:  # kept as the file keeps them, so a cache hit restores them
-                    inline[SPECIAL_TOKENS_KEY] = model.to_json_dict()[SPECIAL_TOKENS_KEY]
-                store(entry, sha, arrays, inline)
-            return arrays, model, model.metadata
-    model = load_model(source)
-    return build_arrays(model), model, model.metadata
+    file with a valid entry, else parsed and built (and then cached). The model file is read
+    once: the arrays built are those of the bytes hashed."""
+    if not isinstance(source, (str, os.PathLike)):
+        model = load_model(source)
+        return build_arrays(model), model, model.metadata
+    path = Path(source)
+    data = read_model_file(path)
+    directory = cache_dir()
+    key = None if directory is None else cache_key(directory)
+    if directory is None or key is None:
+        model = load_model_bytes(data, path)
+        return build_arrays(model), model, model.metadata
+    sha = model_sha256(data)
+    entry = entry_path(directory, sha)
+    hit = load_cached(entry, sha, key)
+    if hit is not None:
+        arrays, inline = hit
+        return arrays, None, {**inline, **read_metadata(path)}
+    model = load_model_bytes(data, path)
+    arrays = build_arrays(model)
+    sidecar = read_metadata(path)
+    inline = {k: v for k, v in model.metadata.items() if k not in sidecar}
+    if model.special_tokens:  # kept as the file keeps them, so a cache hit restores them
+        inline[SPECIAL_TOKENS_KEY] = model.to_json_dict()[SPECIAL_TOKENS_KEY]
+    store(entry, sha, arrays, inline, key)
+    return arrays, model, model.metadata
 
 
 def special_tokens(metadata: dict[str, Any], first_id: int) -> tuple[str, ...]:
@@ -164,20 +179,84 @@ def entry_path(directory: Path, model_sha256: str) -> Path:
     return directory / f"{model_sha256}.v{__version__}.f{FORMAT}{_SUFFIX}"
 
 
-def load_cached(path: Path, model_sha256: str) -> tuple[EncoderArrays, dict[str, Any]] | None:
-    """The arrays and model metadata stored for ``model_sha256``, or None when the entry is
-    missing, stale or damaged in any way."""
+def cache_key(directory: Path) -> bytes | None:
+    """This user's secret key for the entries in ``directory``, created on first use; None
+    when it cannot be created or is not trustworthy (then the cache is not used)."""
+    path = directory / KEY_NAME
+    key = _read_key(path)
+    if key is None and not os.path.lexists(path):
+        _create_key(directory, path)
+        key = _read_key(path)
+    return key
+
+
+def _read_key(path: Path) -> bytes | None:
     try:
-        raw = np.load(path, mmap_mode="c", allow_pickle=False)
-        return _decode(raw, model_sha256)
+        f, st = open_regular(path, what="cache key", error=ValueError, limit=_KEY_BYTES, private=True,
+                             follow_symlinks=False)
+    except ValueError:
+        return None
+    with f:
+        key = f.read(_KEY_BYTES + 1)
+    return key if len(key) == _KEY_BYTES and not st.st_mode & 0o077 else None
+
+
+def _create_key(directory: Path, path: Path) -> None:
+    """Write a new key beside, then link it into place: the link never replaces a key another
+    process made meanwhile, and nobody ever sees a partial key."""
+    tmp = directory / f".{KEY_NAME}.{os.getpid()}-{secrets.token_hex(8)}.tmp"
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+                     | getattr(os, "O_NOFOLLOW", 0), 0o600)
+    except OSError:
+        return
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(secrets.token_bytes(_KEY_BYTES))
+            f.flush()
+            os.fsync(f.fileno())
+        os.link(tmp, path)
+    except OSError:
+        pass  # another process linked its key first, or no hard links here (then no cache)
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+
+
+def load_cached(path: Path, model_sha256: str, key: bytes) -> tuple[EncoderArrays, dict[str, Any]] | None:
+    """The arrays and model metadata stored for ``model_sha256``, or None when the entry is
+    missing, stale, damaged or not written with ``key``."""
+    try:
+        raw = map_npy(path, what="cache entry", error=ValueError, mode="c", private=True)
+        return _decode(raw, model_sha256, key)
     except Exception:  # noqa: BLE001 - whatever is wrong with an entry, it is only a missed shortcut
         return None
 
 
-def store(path: Path, model_sha256: str, arrays: EncoderArrays, metadata: dict[str, Any]) -> None:
-    """Write the entry atomically; silently give up where the directory is not writable."""
-    from .atomic import atomic_open
+def store(path: Path, model_sha256: str, arrays: EncoderArrays, metadata: dict[str, Any], key: bytes) -> None:
+    """Write the entry atomically (a private temporary file renamed over whatever is at
+    ``path``, even a FIFO, which ``atomic_open`` would write into and block on), readable and
+    writable by this user only; silently give up where the directory is not writable. A torn
+    entry, or the temporary file of a killed process, never passes the HMAC check."""
+    payload = _payload(model_sha256, arrays, metadata, key)
+    tmp = None
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")  # mode 0600
+        with os.fdopen(fd, "wb") as f:
+            np.save(f, payload, allow_pickle=False)
+        os.replace(tmp, path)
+        tmp = None
+    except (OSError, ValueError):
+        pass
+    finally:
+        if tmp is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
 
+
+def _payload(model_sha256: str, arrays: EncoderArrays, metadata: dict[str, Any], key: bytes) -> np.ndarray:
     table, chunks, offset = [], [], 0
     for name in _DTYPES:
         array = np.ascontiguousarray(getattr(arrays, name))
@@ -185,38 +264,31 @@ def store(path: Path, model_sha256: str, arrays: EncoderArrays, metadata: dict[s
         table.append([name, array.dtype.str, list(array.shape), offset])
         chunks.append((offset, array))
         offset += array.nbytes
-    body = np.zeros(offset, dtype=np.uint8)
-    for start, array in chunks:
-        body[start : start + array.nbytes] = np.frombuffer(array.tobytes(), dtype=np.uint8)
     header = json.dumps({
         "format": FORMAT, "bytepiece": _version(), "model_sha256": model_sha256,
-        "max_depth": arrays.max_depth, "metadata": metadata, "arrays": table, "crc32": zlib.crc32(body.data),
+        "max_depth": arrays.max_depth, "metadata": metadata, "arrays": table,
     }).encode("utf-8")
-    start = -(-(_LENGTH_BYTES + len(header)) // _ALIGN) * _ALIGN
-    payload = np.zeros(start + len(body), dtype=np.uint8)
-    payload[:_LENGTH_BYTES] = np.frombuffer(len(header).to_bytes(_LENGTH_BYTES, "little"), dtype=np.uint8)
-    payload[_LENGTH_BYTES : _LENGTH_BYTES + len(header)] = np.frombuffer(header, dtype=np.uint8)
-    payload[start:] = body
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with atomic_open(path, "wb") as f:
-            np.save(f, payload, allow_pickle=False)
-    except (OSError, ValueError):
-        pass
+    start = _body_start(len(header))
+    payload = np.zeros(start + offset, dtype=np.uint8)
+    at = _MAC_BYTES + _LENGTH_BYTES
+    payload[_MAC_BYTES:at] = np.frombuffer(len(header).to_bytes(_LENGTH_BYTES, "little"), dtype=np.uint8)
+    payload[at : at + len(header)] = np.frombuffer(header, dtype=np.uint8)
+    for offset, array in chunks:
+        payload[start + offset : start + offset + array.nbytes] = np.frombuffer(array.tobytes(), dtype=np.uint8)
+    payload[:_MAC_BYTES] = np.frombuffer(_mac(key, payload[_MAC_BYTES:]), dtype=np.uint8)
+    return payload
+
+
+def _mac(key: bytes, content: np.ndarray) -> bytes:
+    return hmac.new(key, np.ascontiguousarray(content).data, "sha256").digest()
+
+
+def _body_start(header_length: int) -> int:
+    return -(-(_MAC_BYTES + _LENGTH_BYTES + header_length) // _ALIGN) * _ALIGN
 
 
 def model_sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
-
-
-def read_sidecar_metadata(model_path: Path) -> dict[str, Any]:
-    """The ``MODEL.meta.json`` sidecar, read as ``load_model`` reads it (unreadable: empty)."""
-    meta_file = metadata_path(model_path)
-    try:
-        value = json.loads(meta_file.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return value if isinstance(value, dict) else {}
 
 
 def _version() -> str:
@@ -225,20 +297,19 @@ def _version() -> str:
     return __version__
 
 
-def _decode(raw: np.ndarray, sha: str) -> tuple[EncoderArrays, dict[str, Any]]:
-    if not isinstance(raw, np.ndarray) or raw.dtype != np.uint8 or raw.ndim != 1 or raw.shape[0] < _LENGTH_BYTES:
+def _decode(raw: np.ndarray, sha: str, key: bytes) -> tuple[EncoderArrays, dict[str, Any]]:
+    if raw.dtype != np.uint8 or raw.ndim != 1 or raw.shape[0] < _MAC_BYTES + _LENGTH_BYTES:
         raise ValueError("not a cache entry")
-    length = int.from_bytes(raw[:_LENGTH_BYTES].tobytes(), "little")
-    if length > raw.shape[0] - _LENGTH_BYTES:
+    if not hmac.compare_digest(_mac(key, raw[_MAC_BYTES:]), raw[:_MAC_BYTES].tobytes()):
+        raise ValueError("not written with this user's key")
+    length = int.from_bytes(raw[_MAC_BYTES : _MAC_BYTES + _LENGTH_BYTES].tobytes(), "little")
+    if length > raw.shape[0] - _MAC_BYTES - _LENGTH_BYTES:
         raise ValueError("truncated header")
-    header = json.loads(raw[_LENGTH_BYTES : _LENGTH_BYTES + length].tobytes())
+    header = json.loads(raw[_MAC_BYTES + _LENGTH_BYTES : _MAC_BYTES + _LENGTH_BYTES + length].tobytes())
     if not isinstance(header, dict) or header.get("format") != FORMAT or header.get("bytepiece") != _version() \
             or header.get("model_sha256") != sha:
         raise ValueError("stale entry")
-    start = -(-(_LENGTH_BYTES + length) // _ALIGN) * _ALIGN
-    body = raw[start:]
-    if zlib.crc32(np.ascontiguousarray(body).data) != header["crc32"]:
-        raise ValueError("checksum mismatch")
+    body = raw[_body_start(length):]
     table = header["arrays"]
     if [row[0] for row in table] != list(_DTYPES):
         raise ValueError("unexpected arrays")

@@ -27,7 +27,7 @@ import numpy as np
 import numpy.typing as npt
 
 from . import atomic
-from ._read import read_limited
+from ._read import open_regular, read_limited
 from .errors import InputError, ModelFormatError
 
 if TYPE_CHECKING:
@@ -129,10 +129,12 @@ class Model:
             out.remove(metadata_path(path))
 
 
-def file_sha256(path: str | os.PathLike) -> str:
-    """sha256 of a file's bytes (models and corpora are identified by it in sidecars and reports)."""
+def file_sha256(path: str | os.PathLike, *, what: str = "file", error: type[Exception] = InputError) -> str:
+    """sha256 of a file's bytes (models and corpora are identified by it in sidecars and
+    reports); ``error`` names ``what`` the file should be when it is not a regular file."""
     h = hashlib.sha256()
-    with open(path, "rb") as f:
+    f, _ = open_regular(path, what=what, error=error)
+    with f:
         while chunk := f.read(1 << 20):
             h.update(chunk)
     return h.hexdigest()
@@ -147,30 +149,35 @@ def load_model(source: ModelSource) -> Model:
     if isinstance(source, Model):
         _validate_pieces(source.pieces, checked_counts(source.pieces, source.counts), "model")
         return source
-    metadata: dict[str, Any] = {}
     if isinstance(source, Mapping):
-        raw, name = source, "model dict"
-    elif isinstance(source, (str, os.PathLike)):
-        path = Path(source)
-        name = str(path)
-        try:
-            atomic.recover(path)  # finish an interrupted save of this model before reading it
-        except (OSError, InputError) as e:
-            raise ModelFormatError(f"{name}: an interrupted save is pending and cannot be completed ({e})") from None
-        raw = _parse_json(read_limited(path, limit=MAX_MODEL_BYTES, what="model file", error=ModelFormatError), name)
-        metadata = _read_metadata(metadata_path(path))
-    elif hasattr(source, "read"):
+        return _from_raw(source, "model dict", {})
+    if isinstance(source, (str, os.PathLike)):
+        return load_model_bytes(read_model_file(source), source)
+    if hasattr(source, "read"):
         name = str(getattr(source, "name", "model file object"))
         data = source.read(MAX_MODEL_BYTES + 1)
         if len(data) > MAX_MODEL_BYTES:
             raise ModelFormatError(f"{name} is larger than a model file can be ({MAX_MODEL_BYTES >> 20} MiB)")
-        raw = _parse_json(data, name)
-    else:
-        raise TypeError(f"cannot load a model from {type(source).__name__}; pass a path, a file object or a dict")
-    pieces, counts, inline_meta = _decode_entries(raw, str(name))
-    specials = _decode_special_tokens(inline_meta.pop(SPECIAL_TOKENS_KEY, None), len(pieces) + FIRST_PIECE_ID, str(name))
-    metadata = {**inline_meta, **metadata}
-    return Model(pieces, counts, metadata, specials)
+        return _from_raw(_parse_json(data, name), name, {})
+    raise TypeError(f"cannot load a model from {type(source).__name__}; pass a path, a file object or a dict")
+
+
+def read_model_file(path: str | os.PathLike) -> bytes:
+    """The bytes of the model file ``path``: a regular file of at most ``MAX_MODEL_BYTES``
+    (a FIFO, device or directory is refused with a ``ModelFormatError``)."""
+    return read_limited(path, limit=MAX_MODEL_BYTES, what="model file", error=ModelFormatError)
+
+
+def load_model_bytes(data: bytes, path: str | os.PathLike) -> Model:
+    """The model whose file ``path`` held ``data`` (read once, by :func:`read_model_file`), with
+    the metadata of its sidecar."""
+    return _from_raw(_parse_json(data, str(path)), str(path), read_metadata(path))
+
+
+def _from_raw(raw: Any, name: str, sidecar: dict[str, Any]) -> Model:
+    pieces, counts, inline_meta = _decode_entries(raw, name)
+    specials = _decode_special_tokens(inline_meta.pop(SPECIAL_TOKENS_KEY, None), len(pieces) + FIRST_PIECE_ID, name)
+    return Model(pieces, counts, {**inline_meta, **sidecar}, specials)
 
 
 def check_special_tokens(tokens: Iterable[str]) -> tuple[str, ...]:
@@ -217,13 +224,13 @@ def _decode_special_tokens(raw: Any, first_id: int, name: str) -> tuple[str, ...
     return checked
 
 
-def _read_metadata(path: Path) -> dict[str, Any]:
-    """The sidecar's metadata; informational only, so an unreadable one is ignored."""
+def read_metadata(model_path: str | os.PathLike) -> dict[str, Any]:
+    """The metadata in the sidecar of the model file ``model_path``; informational only, so a
+    missing or unreadable one (not a regular file, too large, not a JSON object) is ignored."""
     try:
-        if not path.is_file():  # no FIFO or device: nothing may block or stream here
-            return {}
-        meta = json.loads(read_limited(path, limit=MAX_METADATA_BYTES, what="metadata file", error=ValueError))
-    except (OSError, ValueError, RecursionError):
+        meta = json.loads(read_limited(metadata_path(model_path), limit=MAX_METADATA_BYTES, what="metadata file",
+                                       error=ValueError))
+    except (ValueError, RecursionError):
         return {}
     return meta if isinstance(meta, dict) else {}
 

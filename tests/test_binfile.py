@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import numpy as np
 import pytest
@@ -217,3 +218,50 @@ def test_cli_bin_failure_leaves_previous_output(runner, model, tmp_path, monkeyp
 def _broken(batches):
     yield from batches
     raise OSError(5, "Input/output error")
+
+
+# -- damaged indexes (issue 18, item 10) ---------------------------------------------------------------
+def test_decode_refuses_an_index_whose_offsets_go_back(runner, model, tmp_path, tiny_tokenizer):
+    """``.idx`` rewritten to [0, 16, 1, 19]: same size, first and last offsets right; decoding used
+    to print overlapping documents with exit 0."""
+    path = tmp_path / "x.bin"
+    with BinWriter(path, tiny_tokenizer) as w:
+        w.write_documents([[5] * 16, [6] * 2, [7]])
+    index_path(path).write_bytes(np.array([0, 16, 1, 19], dtype="<i8").tobytes())
+    result = runner.invoke(app, ["decode", "-m", str(model), str(path)])
+    assert result.exit_code == 1 and result.stdout == ""
+    assert "offsets decrease at document 1" in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("at", [1, 3, 4, 5, 8])
+def test_offsets_are_checked_in_blocks(tmp_path, monkeypatch, at):
+    """A huge index is read in blocks; a decrease is found wherever it falls, block edges included."""
+    import bytepiece.interop.binfile as binfile
+
+    monkeypatch.setattr(binfile, "_VERIFY_CHUNK", 4)
+    path = tmp_path / "x.bin"
+    with BinWriter(path, vocab_size=300) as w:
+        w.write_documents([[5, 6]] * 9)
+    offsets = np.arange(0, 20, 2, dtype="<i8")
+    assert open_bin(path)[1].tolist() == offsets.tolist()
+    offsets[at] = offsets[at + 1] + 1 if at < 8 else offsets[at - 1] - 1
+    index_path(path).write_bytes(offsets.tobytes())
+    with pytest.raises(ModelFormatError, match=f"decrease at document {at if at < 8 else at - 1}"):
+        open_bin(path)
+
+
+def test_a_mapped_file_is_the_one_checked(tmp_path, monkeypatch):
+    """Both files are mapped from the descriptors whose type and size were checked, never opened
+    again by name (a FIFO or another file swapped in between would be mapped unchecked)."""
+    path = tmp_path / "x.bin"
+    with BinWriter(path, vocab_size=300) as w:
+        w.write_documents([[5, 6], [7]])
+    real_memmap = np.memmap
+
+    def only_descriptors(source, *args, **kwargs):
+        assert not isinstance(source, (str, bytes, os.PathLike)), f"{source} mapped by name"
+        return real_memmap(source, *args, **kwargs)
+
+    monkeypatch.setattr(np, "memmap", only_descriptors)
+    tokens, offsets = open_bin(path, verify=True)
+    assert tokens.tolist() == [5, 6, 7] and offsets.tolist() == [0, 2, 3]

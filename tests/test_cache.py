@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import hmac
 import json
+import os
 import pickle
+import stat
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -135,33 +140,177 @@ def test_entry_of_another_model_under_this_name_is_refused(cache_home, model_fil
     _same_behaviour(Tokenizer(model_file), tiny_tokenizer)
 
 
-def test_out_of_bounds_arrays_with_a_valid_checksum_are_refused(cache_home, model_file, tiny_tokenizer):
-    """An entry written by something else (valid crc32, bad content) must not reach the kernels,
-    which do not check bounds."""
+def test_out_of_bounds_arrays_with_a_valid_mac_are_refused(cache_home, model_file, tiny_tokenizer):
+    """An entry that passes its HMAC but holds bad indexes (a bug, or a key that leaked) must
+    still not reach the kernels, which do not check bounds."""
     sha = cache.model_sha256(model_file.read_bytes())
     arrays = cache.build_arrays(Tokenizer(model_file).model)
+    key = cache.cache_key(cache_home)
     for field, bad in [("base_check", 10**6), ("pair", 10**6), ("piece", 10**6), ("base_check", -5)]:
         values = np.array(getattr(arrays, field))
         values[-1] = bad
         entry = cache.entry_path(cache_home, sha)
-        cache.store(entry, sha, arrays._replace(**{field: values}), {})
-        assert cache.load_cached(entry, sha) is None
+        cache.store(entry, sha, arrays._replace(**{field: values}), {}, key)
+        assert cache.load_cached(entry, sha, key) is None
         _same_behaviour(Tokenizer(model_file), tiny_tokenizer)
 
 
 @pytest.mark.parametrize("field, value", [("format", 0), ("bytepiece", "0.0.0"), ("model_sha256", "0" * 64)])
 def test_stale_header_is_refused(cache_home, model_file, field, value):
+    """A stale header is refused even in an entry signed with this user's key."""
     sha = cache.model_sha256(model_file.read_bytes())
     Tokenizer(model_file)
+    key = cache.cache_key(cache_home)
     entry = cache.entry_path(cache_home, sha)
     raw = np.load(entry, allow_pickle=False)
-    length = int.from_bytes(raw[:8].tobytes(), "little")
-    header = json.loads(raw[8 : 8 + length].tobytes())
+    start = 32 + 8  # after the HMAC and the header length
+    length = int.from_bytes(raw[32:start].tobytes(), "little")
+    header = json.loads(raw[start : start + length].tobytes())
     header[field] = value
     new = json.dumps(header).encode().ljust(length)
-    raw[8 : 8 + length] = np.frombuffer(new[:length], dtype=np.uint8)
+    raw[start : start + length] = np.frombuffer(new[:length], dtype=np.uint8)
+    raw[:32] = np.frombuffer(hmac.new(key, raw[32:].tobytes(), "sha256").digest(), dtype=np.uint8)
     np.save(entry, raw)
-    assert cache.load_cached(entry, sha) is None
+    assert cache.load_cached(entry, sha, key) is None
+
+
+def _other_counts_model(path, tiny_tokenizer) -> Tokenizer:
+    """The pieces of ``tiny_tokenizer`` with other counts: the same trie, other ids for 'abcd'."""
+    model = tiny_tokenizer.model
+    counts = {p: int(c) for p, c in zip(model.pieces, model.counts)}
+    counts.update({b"abcd": 1, b"ab": 1, b"abc": 1, b"cd": 1, b"bc": 1, b"a": 1000, b"b": 1000, b"c": 1000, b"d": 1000})
+    Model.from_counts(counts).save(path)
+    return Tokenizer(path)
+
+
+def test_crafted_entry_cannot_change_the_ids(cache_home, model_file, tmp_path, tiny_tokenizer):
+    """Someone who can write the cache directory plants an entry for this model that holds the
+    arrays of another model (same pieces, other scores; well formed, every unkeyed checksum
+    right, the header naming this model): it must not be used."""
+    other_path = tmp_path / "other.model"
+    other = _other_counts_model(other_path, tiny_tokenizer)
+    assert other.encode("abcd") != tiny_tokenizer.encode("abcd")
+    Tokenizer(model_file)
+    mine = cache.model_sha256(model_file.read_bytes())
+    theirs = cache.model_sha256(other_path.read_bytes())
+    entries = {e.name.split(".")[0]: e for e in _entries(cache_home)}
+    crafted = entries[theirs].read_bytes().replace(theirs.encode(), mine.encode())
+    entries[mine].write_bytes(crafted)
+    _same_behaviour(Tokenizer(model_file), tiny_tokenizer)
+
+
+def test_entry_signed_with_another_key_is_refused(cache_home, model_file, tmp_path, tiny_tokenizer):
+    """Another user's cache (their own key) made an entry under this model's name: well formed
+    and signed, but not with this user's key."""
+    other = _other_counts_model(tmp_path / "other.model", tiny_tokenizer)
+    sha = cache.model_sha256(model_file.read_bytes())
+    entry = cache.entry_path(cache_home, sha)
+    cache.store(entry, sha, cache.build_arrays(other.model), {}, b"k" * 32)
+    key = cache.cache_key(cache_home)
+    assert key is not None and key != b"k" * 32
+    assert cache.load_cached(entry, sha, key) is None
+    _same_behaviour(Tokenizer(model_file), tiny_tokenizer)
+    assert cache.load_cached(entry, sha, key) is not None, "the refused entry is replaced by a valid one"
+
+
+def test_entry_others_can_write_is_rebuilt(cache_home, model_file, tiny_tokenizer, monkeypatch):
+    Tokenizer(model_file)
+    (entry,) = _entries(cache_home)
+    assert stat.S_IMODE(entry.stat().st_mode) == 0o600
+    entry.chmod(0o666)
+    built = []
+    monkeypatch.setattr(cache, "build_arrays", lambda model, real=cache.build_arrays: built.append(1) or real(model))
+    _same_behaviour(Tokenizer(model_file), tiny_tokenizer)
+    assert built == [1] and stat.S_IMODE(entry.stat().st_mode) == 0o600
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0, reason="changing a file's owner needs root")
+def test_entry_of_another_user_is_rebuilt(cache_home, model_file, tiny_tokenizer, monkeypatch):
+    Tokenizer(model_file)
+    (entry,) = _entries(cache_home)
+    os.chown(entry, 12345, 12345)
+    built = []
+    monkeypatch.setattr(cache, "build_arrays", lambda model, real=cache.build_arrays: built.append(1) or real(model))
+    _same_behaviour(Tokenizer(model_file), tiny_tokenizer)
+    assert built == [1] and entry.stat().st_uid == os.geteuid()
+
+
+def test_key_is_private_and_made_once(cache_home, model_file):
+    Tokenizer(model_file)
+    key_file = cache_home / cache.KEY_NAME
+    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600 and key_file.stat().st_size == 32
+    key = key_file.read_bytes()
+    Tokenizer(model_file)
+    assert key_file.read_bytes() == key
+    assert sorted(p.name for p in cache_home.iterdir() if p.name.startswith(".")) == [], "no temporary files left"
+
+
+@pytest.mark.parametrize("problem", ["readable by others", "wrong size", "fifo", "directory"])
+def test_untrusted_key_turns_the_cache_off(cache_home, model_file, tiny_tokenizer, monkeypatch, problem):
+    """A key that others may have read (or that is not a key at all) signs nothing and accepts
+    nothing: the cache is not used, and nothing waits on a FIFO."""
+    cache_home.mkdir(parents=True)
+    key_file = cache_home / cache.KEY_NAME
+    if problem == "fifo":
+        os.mkfifo(key_file)
+    elif problem == "directory":
+        key_file.mkdir()
+    else:
+        key_file.write_bytes(b"k" * (32 if problem == "readable by others" else 31))
+        key_file.chmod(0o644 if problem == "readable by others" else 0o600)
+    assert cache.cache_key(cache_home) is None
+    built = []
+    monkeypatch.setattr(cache, "build_arrays", lambda model, real=cache.build_arrays: built.append(1) or real(model))
+    _same_behaviour(Tokenizer(model_file), tiny_tokenizer)
+    _same_behaviour(Tokenizer(model_file), tiny_tokenizer)
+    assert built == [1, 1] and not _entries(cache_home)
+
+
+def test_key_that_cannot_be_created_turns_the_cache_off(cache_home, model_file, tiny_tokenizer, monkeypatch):
+    def no_links(*args, **kwargs):
+        raise PermissionError(1, "Operation not permitted")
+
+    monkeypatch.setattr(os, "link", no_links)
+    _same_behaviour(Tokenizer(model_file), tiny_tokenizer)
+    assert cache.cache_key(cache_home) is None and not _entries(cache_home)
+    assert [p.name for p in cache_home.iterdir()] == [], "the unlinked key is not left behind"
+
+
+HANG_SCRIPT = """
+import os, sys
+from bytepiece import Tokenizer
+print(Tokenizer(sys.argv[1]).encode("abcd abcab"))
+"""
+
+
+def _run_with_timeout(model_file, cache_home) -> subprocess.CompletedProcess:
+    env = {**os.environ, "BYTEPIECE_CACHE_DIR": str(cache_home)}
+    return subprocess.run([sys.executable, "-c", HANG_SCRIPT, str(model_file)], capture_output=True, text=True,
+                          timeout=60, env=env)
+
+
+def test_fifo_at_the_entry_path_is_replaced_not_waited_on(cache_home, model_file, tiny_tokenizer):
+    Tokenizer(model_file)
+    (entry,) = _entries(cache_home)
+    entry.unlink()
+    os.mkfifo(entry)
+    done = _run_with_timeout(model_file, cache_home)  # a regression blocks in open(): TimeoutExpired
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == str(tiny_tokenizer.encode("abcd abcab"))
+    assert stat.S_ISREG(entry.stat().st_mode), "the FIFO is replaced by a valid entry"
+
+
+def test_fifo_as_the_sidecar_on_a_cache_hit_is_ignored(cache_home, model_file, tiny_tokenizer):
+    Tokenizer(model_file)
+    Tokenizer(model_file)
+    assert _entries(cache_home)
+    sidecar = model_file.parent / (model_file.name + ".meta.json")
+    if sidecar.exists():
+        sidecar.unlink()
+    os.mkfifo(sidecar)
+    done = _run_with_timeout(model_file, cache_home)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == str(tiny_tokenizer.encode("abcd abcab"))
 
 
 def test_unwritable_cache_location_is_skipped(tmp_path, monkeypatch, model_file, tiny_tokenizer):
@@ -180,9 +329,7 @@ def test_read_only_cache_directory_is_skipped(tmp_path, monkeypatch, model_file,
     def refuse(*args, **kwargs):
         raise PermissionError(13, "Permission denied", str(directory))
 
-    import bytepiece.atomic
-
-    monkeypatch.setattr(bytepiece.atomic, "atomic_open", refuse)
+    monkeypatch.setattr(cache.tempfile, "mkstemp", refuse)
     _same_behaviour(Tokenizer(model_file), tiny_tokenizer)
     assert not _entries(directory)
 

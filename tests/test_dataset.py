@@ -5,7 +5,10 @@ files are not the ones its manifest lists."""
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
+import pickle
+import warnings
 
 import numpy as np
 import pytest
@@ -211,3 +214,122 @@ def test_ways_to_name_a_corpus(corpus, tmp_path):
     (tmp_path / "a.manifest.json").write_text("{oops")
     with pytest.raises(ModelFormatError, match="not valid JSON"):
         TokenDataset(tmp_path / "a")
+
+
+# -- damaged shards whose manifest hashes match (issue 18, item 10) ------------------------------
+def _rehash(prefix, k: int) -> None:
+    """Make the manifest's hashes of shard ``k`` match its files again (a forger's manifest)."""
+    from bytepiece.tokens.manifest import file_sha256, probe_sha256
+
+    def edit(data):
+        entry = data["shards"][k]
+        for field, probe, file in (("sha256", "probe_sha256", entry["file"]),
+                                   ("index_sha256", "index_probe_sha256", entry["file"] + ".idx")):
+            entry[field] = file_sha256(prefix.parent / file)
+            entry[probe] = probe_sha256(prefix.parent / file)
+
+    _edit_manifest(prefix, edit)
+
+
+def _small_corpus(tmp_path, tiny_tokenizer):
+    encode_corpus(["x" * 40, "abcd", "ab"], tiny_tokenizer, tmp_path / "f")  # a vocabulary of 268 ids
+    return tmp_path / "f"
+
+
+def _forge(prefix, *, ids=None, offsets=None) -> None:
+    """Rewrite shard 0's ids or offsets and the manifest's hashes to match them."""
+    if ids is not None:
+        prefix.with_name("f-00000.bin").write_bytes(np.asarray(ids, dtype="<u2").tobytes())
+    if offsets is not None:
+        prefix.with_name("f-00000.bin.idx").write_bytes(np.asarray(offsets, dtype="<i8").tobytes())
+    _rehash(prefix, 0)
+
+
+def test_verify_checks_ids_against_the_vocabulary(tmp_path, tiny_tokenizer):
+    prefix = _small_corpus(tmp_path, tiny_tokenizer)
+    n = TokenDataset(prefix).n_tokens
+    ids = np.array(TokenDataset(prefix).tokens(0, n))
+    ids[n - 1] = 65535
+    _forge(prefix, ids=ids)
+    assert TokenDataset(prefix)[2][-1] == 65535  # without verify: ids are the caller's to check
+    with pytest.raises(ModelFormatError, match=f"token {n - 1} has id 65535, outside the vocabulary"):
+        TokenDataset(prefix, verify=True)
+
+
+def test_offsets_that_go_back_are_refused_on_first_use(tmp_path, tiny_tokenizer):
+    prefix = _small_corpus(tmp_path, tiny_tokenizer)
+    offsets = np.fromfile(prefix.with_name("f-00000.bin.idx"), dtype="<i8")
+    offsets[1], offsets[2] = offsets[2], offsets[1]  # same ends, same size, hashes rewritten
+    _forge(prefix, offsets=offsets)
+    for verify in (False, True):
+        with pytest.raises(ModelFormatError, match="offsets decrease at document 1"):
+            TokenDataset(prefix, verify=verify)[0]
+
+
+# -- manifests with impossible numbers (issue 18, item 26) ---------------------------------------
+@pytest.mark.parametrize("field, value, message", [
+    ("n_documents", 10**30, "n_documents .* each must be a count from 0 to 2\\*\\*62 - 1"),
+    ("n_tokens", 2**63 + 5, "n_tokens .* each must be a count"),
+    ("n_tokens", 2**62 - 1, "shards' n_tokens add up to .* more than 2\\*\\*63 - 1"),
+])
+def test_manifest_counts_out_of_range(corpus, tmp_path, field, value, message):
+    prefix = _copy_corpus(corpus, tmp_path)
+
+    def edit(data):
+        for shard in data["shards"][:4]:
+            shard[field] = value
+        data[field] = sum(s[field] for s in data["shards"])
+
+    _edit_manifest(prefix, edit)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # numpy used to warn (overflow) on 2**63 + 5
+        with pytest.raises(ModelFormatError, match=message):
+            TokenDataset(prefix)
+
+
+def test_deeply_nested_manifest(tmp_path):
+    (tmp_path / "c.manifest.json").write_text('{"format": "bytepiece-corpus", "inputs": ' + "[" * 100_000)
+    with pytest.raises(ModelFormatError, match="nested too deeply"):
+        TokenDataset(tmp_path / "c")
+
+
+# -- pickling, for spawn-based loader workers (issue 18, item 27) ---------------------------------
+def _worker_documents(dataset: TokenDataset, indexes: list[int]) -> list[list[int]]:
+    return [dataset[i].tolist() for i in indexes]
+
+
+def test_pickles_by_path_and_options(corpus):
+    directory, reference = corpus
+    ds = TokenDataset(directory / "c", max_open=3, verify=True)
+    ds[5]
+    data = pickle.dumps(ds)
+    assert len(data) < 2000, "the memory maps are not pickled"
+    copy = pickle.loads(data)
+    assert copy.max_open == 3 and copy.path == ds.path.absolute() and len(copy) == len(ds)
+    assert all(np.array_equal(copy[i], reference[i]) for i in (0, 5, len(reference) - 1))
+    single = TokenDataset(directory / "c-00000.bin")  # a single token file pickles the same way
+    assert np.array_equal(pickle.loads(pickle.dumps(single))[0], single[0])
+
+
+def test_spawned_workers_read_the_dataset(corpus):
+    """A real ``spawn`` pool (what PyTorch's DataLoader uses on macOS, or with
+    multiprocessing_context="spawn"): the dataset goes to fresh interpreters by pickle."""
+    directory, reference = corpus
+    ds = TokenDataset(directory / "c")
+    chunks = [list(range(k, len(reference), 4)) for k in range(4)]
+    with multiprocessing.get_context("spawn").Pool(2) as pool:
+        results = pool.starmap_async(_worker_documents, [(ds, chunk) for chunk in chunks]).get(timeout=120)
+    for chunk, docs in zip(chunks, results):
+        assert docs == [reference[i].tolist() for i in chunk]
+
+
+def test_unpickling_refuses_a_changed_manifest(corpus, tmp_path):
+    prefix = _copy_corpus(corpus, tmp_path)
+    data = pickle.dumps(TokenDataset(prefix))
+
+    def edit(manifest):
+        manifest["stats"] = {"changed": True}
+
+    _edit_manifest(prefix, edit)
+    with pytest.raises(ModelFormatError, match="changed since this dataset was pickled"):
+        pickle.loads(data)

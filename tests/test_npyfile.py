@@ -63,3 +63,37 @@ def test_open_token_file_tells_the_formats_apart(tmp_path):
     np.save(tmp_path / "lone.offsets.npy", np.array([0, 5]))
     with pytest.raises(ModelFormatError, match="do not belong together"):
         open_npy(tmp_path / "lone.npy")
+
+
+def test_offsets_that_go_back_are_refused(tmp_path, runner, tiny_model_file):
+    """An ``.npy`` with offsets [0, 5, 2]: a document would end before it starts; decode used
+    to accept it."""
+    from bytepiece_cli.app import app
+
+    np.save(tmp_path / "ids.npy", np.arange(3, 5, dtype=np.uint16))
+    np.save(tmp_path / "ids.offsets.npy", np.array([0, 5, 2], dtype=np.int64))
+    with pytest.raises(ModelFormatError, match="decrease at document 1"):
+        open_npy(tmp_path / "ids.npy")
+    result = runner.invoke(app, ["decode", "-m", str(tiny_model_file), str(tmp_path / "ids.npy")])
+    assert result.exit_code == 1 and result.stdout == "" and "decrease" in result.stderr
+
+
+@pytest.mark.parametrize("ids, message", [
+    (np.array([[1, 2]], dtype=np.uint16), "1-d array"),
+    (np.array([b"x"], dtype=object), "not a NumPy|1-d array"),
+    (np.array([1.5, 2.5]), "integer arrays"),
+])
+def test_npy_arrays_of_other_kinds_are_refused(tmp_path, ids, message):
+    np.save(tmp_path / "ids.npy", ids, allow_pickle=True)
+    np.save(tmp_path / "ids.offsets.npy", np.array([0, 2], dtype=np.int64))
+    with pytest.raises(ModelFormatError, match=message):
+        open_npy(tmp_path / "ids.npy")
+
+
+def test_truncated_npy_is_refused(tmp_path):
+    with NpyWriter(tmp_path / "ids.npy", vocab_size=300) as writer:
+        writer.write(np.array([7, 8, 9]), np.array([0, 3]))
+    data = (tmp_path / "ids.npy").read_bytes()
+    (tmp_path / "ids.npy").write_bytes(data[:-2])
+    with pytest.raises(ModelFormatError, match="truncated or damaged"):
+        open_npy(tmp_path / "ids.npy")

@@ -307,30 +307,45 @@ def test_model_path_limits(tmp_path, monkeypatch):
 
 
 FIFO_SCRIPT = """
-import sys, bytepiece._read as r
-r.FIFO_TIMEOUT = 1.0
-from bytepiece import ModelFormatError, load_model
-try:
-    load_model(sys.argv[1])
-except ModelFormatError as e:
-    print("refused:", e)
+import sys
+from bytepiece import ModelFormatError, Tokenizer, load_model
+for load in (load_model, Tokenizer):
+    try:
+        load(sys.argv[1])
+    except ModelFormatError as e:
+        print("refused:", e)
 """
 
 
-def test_fifo_model_path_without_writer_does_not_block(tmp_path):
+def test_fifo_model_path_is_refused_at_once(tmp_path):
+    """A FIFO nobody writes to used to block ``open`` (and then wait 30 s): a model must be a
+    regular file, so it is refused before anything is read."""
     fifo = tmp_path / "model.fifo"
     os.mkfifo(fifo)
     done = subprocess.run([sys.executable, "-c", FIFO_SCRIPT, str(fifo)], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr[-2000:]
-    assert "refused:" in done.stdout and "no data arrived" in done.stdout
+    lines = done.stdout.splitlines()
+    assert len(lines) == 2 and all("FIFO (named pipe), not a regular file" in line for line in lines), done.stdout
 
 
-def test_pipe_model_path_is_read(tmp_path, tiny_model_file, tiny_tokenizer):
-    shell = f"{sys.executable} -c 'import sys; from bytepiece import Tokenizer; print(Tokenizer(sys.argv[1]).encode(\"abcd\"))' "
+def test_fifo_model_path_on_the_command_line(tmp_path):
+    fifo = tmp_path / "model.fifo"
+    os.mkfifo(fifo)
+    done = subprocess.run([sys.executable, "-m", "bytepiece_cli.app", "encode", "-m", str(fifo)], input="abc\n",
+                          capture_output=True, text=True, timeout=30)  # a regression hangs: TimeoutExpired
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1 and "must be a regular file" in done.stderr
+
+
+def test_pipe_model_path_is_refused(tmp_path, tiny_model_file):
+    """``-m <(curl ...)`` is refused with a message that says what to do: a model is read from a
+    regular file only (a pipe cannot be checked, sized or hashed before it is consumed)."""
+    shell = (f"{sys.executable} -c 'import sys; from bytepiece import Tokenizer, ModelFormatError\n"
+             "try:\n    Tokenizer(sys.argv[1])\nexcept ModelFormatError as e:\n    print(e)' ")
     done = subprocess.run(["bash", "-c", shell + f'<(cat "{tiny_model_file}")'], capture_output=True, text=True,
                           timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
-    assert done.stdout.strip() == str(tiny_tokenizer.encode("abcd"))
+    assert "not a regular file" in done.stdout and "save it to disk first" in done.stdout
 
 
 def test_unexpected_errors_are_one_line(runner, model, monkeypatch):
@@ -377,7 +392,7 @@ def test_open_bin_validates_its_sidecar(tmp_path, field, value, message):
         open_bin(path)
 
 
-def test_open_bin_verify_checks_offsets_and_ids(tmp_path):
+def test_open_bin_checks_offsets_and_verify_checks_ids(tmp_path):
     from bytepiece.interop.binfile import open_bin
 
     path = _bin(tmp_path)
@@ -386,9 +401,9 @@ def test_open_bin_verify_checks_offsets_and_ids(tmp_path):
     idx = tmp_path / "c.bin.idx"
     good_idx = idx.read_bytes()
     idx.write_bytes(np.array([0, 3, 1, 4], dtype="<i8").tobytes())
-    open_bin(path)  # sizes and ends agree: only verify reads every offset
-    with pytest.raises(ModelFormatError, match="decrease at document 1"):
-        open_bin(path, verify=True)
+    for verify in (False, True):  # sizes and ends agree: every offset is read, with or without verify
+        with pytest.raises(ModelFormatError, match="decrease at document 1"):
+            open_bin(path, verify=verify)
     idx.write_bytes(np.array([1, 3, 4, 4], dtype="<i8").tobytes())
     with pytest.raises(ModelFormatError, match="offsets must run from 0"):
         open_bin(path)

@@ -34,10 +34,12 @@ class CountingTokenizer:
     note: str = ""
 
 
-def _looks_like_json(path: Path) -> bool:
-    with open(path, "rb") as f:
-        head = f.read(64).lstrip()
-    return head[:1] == b"{"
+def _read_model(path: Path) -> bytes:
+    """The whole model file (a regular file of at most ``MAX_MODEL_BYTES``; see ``bytepiece._read``)."""
+    from .._read import read_limited
+    from ..model import MAX_MODEL_BYTES
+
+    return read_limited(path, limit=MAX_MODEL_BYTES, what="model file", error=ModelFormatError)
 
 
 def load_counting_tokenizer(path: str | os.PathLike, *, normalization: Normalization = "nfc") -> CountingTokenizer:
@@ -51,11 +53,11 @@ def load_counting_tokenizer(path: str | os.PathLike, *, normalization: Normaliza
     if not p.is_file():
         raise InputError(f"{path}: no such file")
     name = p.parent.name if p.name == "tokenizer.json" else p.name.removesuffix(".model").removesuffix(".json")
-    if _looks_like_json(p):
+    data = _read_model(p)
+    if data.lstrip()[:1] == b"{":
         try:
-            with open(p, encoding="utf-8") as f:
-                head = json.load(f)
-        except (UnicodeDecodeError, json.JSONDecodeError) as e:
+            head = json.loads(data)
+        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
             raise ModelFormatError(f"{path} is not valid JSON ({e}); expected a bytepiece model or tokenizer.json") from None
         if isinstance(head, dict) and "model" in head and isinstance(head.get("model"), dict):
             return _hf(p, name)

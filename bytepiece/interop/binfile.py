@@ -24,8 +24,8 @@ corpus size). ``close()`` commits the three files as one :class:`bytepiece.atomi
 inside the ``with`` block, or ``abort()``, removes them and leaves any previous output untouched.
 
 Reading: ``tokens, offsets = open_bin("corpus.bin")`` (two read-only memmaps, checked against
-the sidecar, whose index must be a file beside the token file); ``verify=True`` also checks
-every offset and id.
+the sidecar, whose index must be a file beside the token file, and every offset checked);
+``verify=True`` also checks every id.
 """
 
 from __future__ import annotations
@@ -33,7 +33,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import stat
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +40,7 @@ import numpy as np
 import numpy.typing as npt
 
 from .. import atomic
-from .._read import read_limited
+from .._read import map_array, open_regular, read_limited
 from ..errors import InputError, ModelFormatError
 from ..model import file_sha256
 
@@ -270,51 +269,58 @@ def open_bin(path: str | os.PathLike, *, verify: bool = False) -> tuple[np.ndarr
     """``(tokens, offsets)`` of a token file: read-only memmaps (plain empty arrays for an
     empty corpus); document ``i`` is ``tokens[offsets[i]:offsets[i + 1]]``.
 
-    Sizes, the first and last offset and the sidecar's fields are always checked. ``verify=True``
-    also reads every offset (non-decreasing) and every id (below ``vocab_size``), which is what
-    a file from an unknown source needs before it drives indexing in a training loop."""
+    The sidecar's fields, the sizes of both files and every offset (non-decreasing, from 0 to
+    the number of tokens: a damaged index must not make documents overlap or read garbage) are
+    always checked; ``verify=True`` also reads every id (below ``vocab_size``), which is what a
+    file from an unknown source needs before it drives indexing in a training loop."""
     path = Path(path)
-    try:
-        atomic.recover(path)  # finish an interrupted commit of the set before reading it
-    except (OSError, InputError) as e:
-        raise ModelFormatError(f"{path}: an interrupted write is pending and cannot be completed ({e})") from None
     meta = read_meta(path)
     dtype = np.dtype(meta["dtype"]).newbyteorder("<")
     n_tokens, n_docs = meta["n_tokens"], meta["n_documents"]
     idx = path.parent / meta["index"]["file"]
-    for file, expected in ((path, n_tokens * dtype.itemsize), (idx, (n_docs + 1) * 8)):
-        try:
-            st = file.stat()
-        except FileNotFoundError:
-            raise ModelFormatError(f"{file} is missing (listed in {meta_path(path)})") from None
-        if not stat.S_ISREG(st.st_mode):
-            raise ModelFormatError(f"{file} is not a regular file")
-        if st.st_size != expected:
-            raise ModelFormatError(
-                f"{file} has {st.st_size} bytes but its sidecar says {expected}: the files do not belong together; "
-                "re-encode"
-            )
-    tokens = np.memmap(path, dtype=dtype, mode="r") if n_tokens else np.zeros(0, dtype=dtype)
-    offsets = np.memmap(idx, dtype="<i8", mode="r")
-    if offsets[0] != 0 or offsets[-1] != n_tokens:
-        raise ModelFormatError(f"{idx}: offsets must run from 0 to n_tokens = {n_tokens}, found {int(offsets[0])} .. "
-                               f"{int(offsets[-1])}; the index is damaged, re-encode")
+    tokens = map_exact(path, dtype, n_tokens, what="token file", listed_in=meta_path(path))
+    offsets = map_exact(idx, np.dtype("<i8"), n_docs + 1, what="token index", listed_in=meta_path(path))
+    check_offsets(offsets, n_tokens, idx)
     if verify:
-        _verify(tokens, offsets, meta["vocab_size"], path, idx)
+        check_ids(tokens, meta["vocab_size"], path)
     return tokens, offsets
 
 
-def _verify(tokens: np.ndarray, offsets: np.ndarray, vocab_size: int, path: Path, idx: Path) -> None:
-    """Chunked, so a file larger than memory is checked in constant memory."""
+def map_exact(path: Path, dtype: np.dtype, count: int, *, what: str, listed_in: Path) -> np.ndarray:
+    """``count`` items of ``dtype``: the whole of the regular file ``path`` (read-only memmap,
+    mapped from the descriptor whose size was checked), or ``ModelFormatError``."""
+    expected = count * dtype.itemsize
+    if not os.path.lexists(path):
+        raise ModelFormatError(f"{path} is missing (listed in {listed_in})")
+    f, st = open_regular(path, what=what, error=ModelFormatError)
+    with f:
+        if st.st_size != expected:
+            raise ModelFormatError(f"{path} has {st.st_size} bytes but {listed_in.name} says {expected}: the files do "
+                                   "not belong together; re-encode")
+        return map_array(f, dtype, count=count)
+
+
+def check_offsets(offsets: np.ndarray, n_tokens: int, where: Path) -> None:
+    """Offsets start at 0, never decrease and end at ``n_tokens`` (so every document lies inside
+    the token array and none overlaps another); read in blocks, in constant memory."""
+    if not len(offsets) or offsets[0] != 0 or offsets[-1] != n_tokens:
+        first, last = (int(offsets[0]), int(offsets[-1])) if len(offsets) else (None, None)
+        raise ModelFormatError(f"{where}: offsets must run from 0 to n_tokens = {n_tokens}, found {first} .. {last}; "
+                               "the index is damaged, re-encode")
     for lo in range(0, len(offsets) - 1, _VERIFY_CHUNK):
         step = np.diff(np.asarray(offsets[lo : lo + _VERIFY_CHUNK + 1]))
         if step.size and step.min() < 0:
             i = lo + int(np.argmax(step < 0))
-            raise ModelFormatError(f"{idx}: offsets decrease at document {i} ({int(offsets[i])} -> "
+            raise ModelFormatError(f"{where}: offsets decrease at document {i} ({int(offsets[i])} -> "
                                    f"{int(offsets[i + 1])}); the index is damaged, re-encode")
+
+
+def check_ids(tokens: np.ndarray, vocab_size: int, where: Path, *, first: int = 0) -> None:
+    """Every id is below ``vocab_size`` (``tokens`` starts at token ``first`` of ``where``); read
+    in blocks, in constant memory."""
     for lo in range(0, len(tokens), _VERIFY_CHUNK):
         chunk = np.asarray(tokens[lo : lo + _VERIFY_CHUNK])
         if chunk.size and int(chunk.max()) >= vocab_size:
             i = lo + int(np.argmax(chunk >= vocab_size))
-            raise ModelFormatError(f"{path}: token {i} has id {int(tokens[i])}, outside the vocabulary "
+            raise ModelFormatError(f"{where}: token {first + i} has id {int(tokens[i])}, outside the vocabulary "
                                    f"(0..{vocab_size - 1}); the file is damaged or from another model")

@@ -224,17 +224,17 @@ def import_hf(path: str | os.PathLike) -> Model:
     largest is 2**53 (the same piece probabilities up to float rounding)."""
     import numpy as np
 
+    from .._read import read_limited
     from ..errors import ModelFormatError
-    from ..model import SPECIAL_TOKENS, _validate_pieces
+    from ..model import MAX_MODEL_BYTES, SPECIAL_TOKENS, _validate_pieces
     from ._vocab import parse_placeholder
 
     name = str(path)
+    content = read_limited(path, limit=MAX_MODEL_BYTES, what="tokenizer.json", error=ModelFormatError)
     try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
+        data = json.loads(content)
         vocab = data["model"]["vocab"]
         kind = data["model"]["type"]
-    except FileNotFoundError:
-        raise ModelFormatError(f"{name} does not exist") from None
     except (ValueError, KeyError, TypeError) as e:
         raise ModelFormatError(f"{name} is not an HF tokenizer.json with a model vocabulary ({e})") from None
     if kind != "Unigram":

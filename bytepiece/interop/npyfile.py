@@ -21,8 +21,9 @@ import numpy as np
 import numpy.typing as npt
 
 from .. import atomic
+from .._read import map_npy, open_regular
 from ..errors import InputError, ModelFormatError
-from .binfile import meta_path, open_bin, token_dtype
+from .binfile import check_offsets, meta_path, open_bin, token_dtype
 
 OFFSETS_SUFFIX = ".offsets.npy"
 _MAGIC = b"\x93NUMPY\x01\x00"
@@ -100,22 +101,22 @@ class NpyWriter(atomic.StagedWriter):
 
 
 def open_npy(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
-    """``(tokens, offsets)`` of an ``.npy`` token file and its offsets (read-only memmaps)."""
+    """``(tokens, offsets)`` of an ``.npy`` token file and its offsets (read-only memmaps of the
+    checked files); every offset is checked (from 0 to the number of ids, never decreasing)."""
     path = Path(path)
     side = offsets_path(path)
-    try:
-        tokens = np.load(path, mmap_mode="r", allow_pickle=False)
-        offsets = np.load(side, mmap_mode="r", allow_pickle=False)
-    except FileNotFoundError as e:
-        raise ModelFormatError(f"{e.filename} is missing: an .npy token file comes with its {OFFSETS_SUFFIX} "
-                               "(bytepiece encode --format npy writes both)") from None
-    except (ValueError, OSError, SyntaxError) as e:  # a damaged header, not an .npy file
-        raise ModelFormatError(f"{path} is not a NumPy token file ({e})") from None
-    if tokens.ndim != 1 or tokens.dtype.kind not in "iu" or offsets.ndim != 1 or offsets.dtype.kind not in "iu":
+    for file in (path, side):
+        if not os.path.lexists(file):
+            raise ModelFormatError(f"{file} is missing: an .npy token file comes with its {OFFSETS_SUFFIX} "
+                                   "(bytepiece encode --format npy writes both)")
+    tokens = map_npy(path, what="token file", error=ModelFormatError)
+    offsets = map_npy(side, what="token offsets file", error=ModelFormatError)
+    if tokens.dtype.kind not in "iu" or offsets.dtype.kind not in "iu":
         raise ModelFormatError(f"{path} and {side.name} must be 1-d integer arrays (ids and document offsets)")
     if not len(offsets) or offsets[0] != 0 or offsets[-1] != len(tokens):
         raise ModelFormatError(f"{side} must run from 0 to the number of ids in {path.name} ({len(tokens)}); "
                                "the files do not belong together")
+    check_offsets(offsets, len(tokens), side)
     return tokens, offsets
 
 
@@ -124,7 +125,8 @@ def open_token_file(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray] | 
     its offsets, or ``.bin`` with its index and sidecar), or ``None`` for anything else (text)."""
     path = Path(path)
     if path.name.endswith(".npy") and path.is_file():
-        with open(path, "rb") as f:
+        f, _ = open_regular(path, what="token file", error=ModelFormatError)
+        with f:
             if f.read(len(_MAGIC) - 2) == _MAGIC[:-2]:
                 return open_npy(path)
     if os.path.lexists(meta_path(path)):

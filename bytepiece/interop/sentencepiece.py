@@ -138,7 +138,6 @@ def export_sentencepiece(tokenizer, path: str | os.PathLike, *, style: Style = "
 
 
 def _read_proto(path: str | os.PathLike) -> bytes:
-    atomic.recover(path)  # a bytepiece export interrupted mid-commit is finished first
     return read_limited(path, limit=MAX_MODEL_BYTES, what="sentencepiece model", error=ModelFormatError)
 
 

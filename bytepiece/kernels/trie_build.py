@@ -6,6 +6,11 @@ import numpy as np
 from ._jit import njit
 
 ROOT = 0
+#: A free cell that was tried as the first child's cell of this many nodes with several
+#: children, and failed each time, is no longer tried for such nodes (it stays free for a node
+#: with one child). Without this bound every placement scanned all the holes before the first fit,
+#: quadratic on vocabularies of random bytes (1M pieces: two minutes).
+RETIRE_AFTER = 8
 
 
 @njit(cache=True, nogil=True)
@@ -33,7 +38,13 @@ def build_double_array(buf, offsets, ids):
     pieces sharing its d-byte prefix (the one of length d, if any, comes first and ends there),
     and its children are the runs of equal byte d inside that range. So the only memory besides
     the cells is the list of ranges of one level, not a pointer trie of every node (which took
-    36 bytes per byte of the pieces)."""
+    36 bytes per byte of the pieces).
+
+    Placement is first fit, over two "next free cell" structures: ``skip`` (every free cell) for
+    a node with one child, which so fills the holes, and ``scan`` (free cells not yet retired,
+    see ``RETIRE_AFTER``) for the first child of a node with several. A cell fails as such at most
+    ``RETIRE_AFTER`` times, so the search costs O(RETIRE_AFTER * cells) in all: linear in the
+    bytes of the pieces."""
     n_pieces = offsets.shape[0] - 1
     # Bases are placed at the first fit, so the array stays nearly dense: one cell per node (the
     # distinct prefixes, counted first) plus some holes and the 256 a base may reach past the
@@ -54,6 +65,8 @@ def build_double_array(buf, offsets, ids):
     skip = np.empty(cap + 1, np.int32)  # skip[cap] == cap is a sentinel "free" cell
     _fill_free(skip, 0, cap + 1)
     skip[ROOT] = ROOT + 1
+    scan = skip.copy()
+    fails = np.zeros(cap, np.uint8)
     # Ranges of the current and the next level: [lo, hi) of the sorted pieces, and the cell.
     cur = np.empty((max(1, n_pieces), 3), np.int32)
     nxt = np.empty((max(1, n_pieces), 3), np.int32)
@@ -91,27 +104,20 @@ def build_double_array(buf, offsets, ids):
                 _fill_cells(grown_bc, cap, new_cap)
                 bc = grown_bc
                 piece_of = _grown(piece_of, new_cap, -1)
-                grown_skip = np.empty(new_cap + 1, np.int32)
-                grown_skip[:cap] = skip[:cap]
-                _fill_free(grown_skip, cap, new_cap + 1)
-                skip = grown_skip
+                skip = _grown_free(skip, cap, new_cap)
+                scan = _grown_free(scan, cap, new_cap)
+                fails = _grown(fails, new_cap, 0)
                 cap = new_cap
-            # Smallest base >= 1 - labels[0] whose k target cells are all free, visiting free cells only.
-            p = _next_free(skip, max(1, labels[0] + 1))
-            while True:
-                base = p - labels[0]
-                ok = True
-                for j in range(1, k):
-                    if skip[base + labels[j]] != base + labels[j]:
-                        ok = False
-                        break
-                if ok:
-                    break
-                p = _next_free(skip, p + 1)
+            # A base >= 1 - labels[0] whose k target cells are all free: the first fit, visiting free cells only.
+            if k == 1:
+                base = _next_free(skip, max(1, labels[0] + 1)) - labels[0]
+            else:
+                base = _place(skip, scan, fails, labels, k)
             bc[2 * parent_cell] = base
             for j in range(k):
                 c = base + labels[j]
                 skip[c] = c + 1
+                scan[c] = c + 1
                 bc[2 * c + 1] = parent_cell
                 first = starts[j]
                 if offsets[first + 1] - offsets[first] == depth + 1:
@@ -129,6 +135,37 @@ def build_double_array(buf, offsets, ids):
         if bc[2 * i] + 256 > size:
             size = bc[2 * i] + 256
     return bc[: 2 * size], piece_of[:size]
+
+
+@njit(cache=True, nogil=True)
+def _place(skip, scan, fails, labels, k):
+    """First-fit base for children ``labels[:k]`` (k >= 2, ascending), trying as the first
+    child's cell only free cells not yet retired; a cell that fails ``RETIRE_AFTER`` times is
+    retired. Cells from the highest used one on are all free and never retired, so this ends."""
+    p = _next_free(scan, max(1, labels[0] + 1))
+    while True:
+        base = p - labels[0]
+        ok = True
+        for j in range(1, k):
+            if skip[base + labels[j]] != base + labels[j]:
+                ok = False
+                break
+        if ok:
+            return base
+        fails[p] += 1
+        if fails[p] >= RETIRE_AFTER:
+            scan[p] = p + 1
+        p = _next_free(scan, p + 1)
+
+
+@njit(cache=True, nogil=True)
+def _grown_free(skip, cap, new_cap):
+    """``skip`` (``cap + 1`` entries, the last a sentinel) grown to ``new_cap + 1``: the new
+    cells free."""
+    out = np.empty(new_cap + 1, np.int32)
+    out[:cap] = skip[:cap]
+    _fill_free(out, cap, new_cap + 1)
+    return out
 
 
 @njit(cache=True, nogil=True)

@@ -8,12 +8,21 @@ of thousands of shards does not run out of file descriptors).
 
 Checks, cheapest first: opening reads the manifest, refuses shard paths outside its directory
 and compares every file's size with the manifest (one ``stat`` each); the first access to a
-shard compares its probe hashes and index bounds (three small reads per file); ``verify=True``
-(or :meth:`TokenDataset.verify`) hashes every byte.
+shard compares its probe hashes (three small reads per file) and checks every offset of its
+index (non-decreasing, from 0 to its token count); ``verify=True`` (or
+:meth:`TokenDataset.verify`) hashes every byte and checks every id against the vocabulary.
+Every file is opened through :func:`bytepiece._read.open_regular` and mapped from that same
+descriptor: a FIFO or device in place of a shard is refused, never waited on.
+
+A dataset pickles as its path and options (``max_open``), so it can go to the worker processes
+of a data loader that starts them with ``spawn``; unpickling opens it again and refuses a
+manifest that changed meanwhile (full verification is not repeated: the probe hashes and index
+checks still run when a shard is first used).
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import threading
 from collections import OrderedDict
@@ -24,11 +33,21 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from .._read import check_regular, map_array, open_regular
 from ..errors import InputError, ModelFormatError
-from ..interop.binfile import model_sha256, open_bin, read_meta
-from .manifest import MANIFEST_SUFFIX, Manifest, ShardEntry, file_sha256, manifest_path, parse_manifest, probe_sha256, resolve_inside
+from ..interop.binfile import check_ids, check_offsets, model_sha256, open_bin, read_meta
+from .manifest import (
+    MANIFEST_SUFFIX,
+    Manifest,
+    ShardEntry,
+    manifest_path,
+    probe_sha256_of,
+    read_manifest,
+    resolve_inside,
+)
 
 DEFAULT_MAX_OPEN = 64
+_HASH_CHUNK = 1 << 22
 
 
 class TokenDataset:
@@ -96,22 +115,51 @@ class TokenDataset:
         for entry, (bin_path, idx_path) in zip(self.shards, self._paths):
             for file, expected in ((bin_path, entry.n_tokens * self.dtype.itemsize), (idx_path, (entry.n_documents + 1) * 8)):
                 try:
-                    size = file.stat().st_size
+                    st = file.stat()
                 except FileNotFoundError:
                     raise ModelFormatError(f"{file} is missing (listed in {self.path}); the corpus is incomplete") from None
-                if size != expected:
-                    raise ModelFormatError(f"{file} has {size:,} bytes but {self.path.name} expects {expected:,}: "
-                                           "the file does not belong to this corpus; re-encode it")
+                check_regular(st, file, what="shard file", error=ModelFormatError)
+                self._check_size(file, st.st_size, expected)
+
+    def _check_size(self, file: Path, size: int, expected: int) -> None:
+        if size != expected:
+            raise ModelFormatError(f"{file} has {size:,} bytes but {self.path.name} expects {expected:,}: "
+                                   "the file does not belong to this corpus; re-encode it")
 
     def verify(self) -> None:
-        """Hash every shard file completely and compare with the manifest."""
+        """Hash every shard file completely and compare with the manifest, check every offset,
+        and every id against the vocabulary (a single token file: its offsets and ids)."""
         if self.single_file:
+            open_bin(self._paths[0][0], verify=True)
             return
-        for entry, (bin_path, idx_path) in zip(self.shards, self._paths):
-            for file, expected in ((bin_path, entry.sha256), (idx_path, entry.index_sha256)):
-                if file_sha256(file) != expected:
-                    raise ModelFormatError(f"{file} does not match the sha256 in {self.path.name}: it was modified or "
-                                           "replaced; re-encode the corpus")
+        for k, (entry, (bin_path, idx_path)) in enumerate(zip(self.shards, self._paths)):
+            self._check_hash(bin_path, entry.sha256, self.dtype)
+            self._check_hash(idx_path, entry.index_sha256)
+            self._shard(k)  # maps it and checks every offset
+
+    def _check_hash(self, file: Path, expected: str, ids: np.dtype | None = None) -> None:
+        """Hash ``file`` in blocks (constant memory) and, for token ids (``ids`` their dtype),
+        check each block's ids against the vocabulary on the way (one read; a changed file is
+        reported as such before any bad id in it)."""
+        h = hashlib.sha256()
+        done = 0
+        bad_id: ModelFormatError | None = None
+        f, _ = open_regular(file, what="shard file", error=ModelFormatError)
+        with f:
+            while chunk := f.read(_HASH_CHUNK):
+                h.update(chunk)
+                if ids is not None and bad_id is None:
+                    try:
+                        check_ids(np.frombuffer(chunk, ids, count=len(chunk) // ids.itemsize), self.vocab_size, file,
+                                  first=done // ids.itemsize)
+                    except ModelFormatError as e:
+                        bad_id = e
+                done += len(chunk)
+        if h.hexdigest() != expected:
+            raise ModelFormatError(f"{file} does not match the sha256 in {self.path.name}: it was modified or "
+                                   "replaced; re-encode the corpus")
+        if bad_id is not None:
+            raise bad_id
 
     # -- shards ---------------------------------------------------------------------------------
     def _shard(self, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -132,23 +180,42 @@ class TokenDataset:
         bin_path, idx_path = self._paths[k]
         if self.single_file:
             return open_bin(bin_path)
-        if k not in self._checked:
-            for file, expected in ((bin_path, entry.probe_sha256), (idx_path, entry.index_probe_sha256)):
-                if probe_sha256(file) != expected:
-                    raise ModelFormatError(f"{file} does not match {self.path.name} (probe hash): it was modified or "
-                                           "replaced; re-encode the corpus")
-        tokens = np.memmap(bin_path, dtype=self.dtype, mode="r") if entry.n_tokens else np.zeros(0, self.dtype)
-        offsets = np.memmap(idx_path, dtype="<i8", mode="r")
-        if k not in self._checked:
-            if offsets[0] != 0 or offsets[-1] != entry.n_tokens or (len(offsets) > 1 and offsets[1] < 0):
-                raise ModelFormatError(f"{idx_path} does not index {bin_path.name}: the files do not belong together")
+        first = k not in self._checked
+        tokens = self._map_file(bin_path, self.dtype, entry.n_tokens, entry.probe_sha256 if first else None)
+        offsets = self._map_file(idx_path, np.dtype("<i8"), entry.n_documents + 1,
+                                 entry.index_probe_sha256 if first else None)
+        if first:
+            check_offsets(offsets, entry.n_tokens, idx_path)
             self._checked.add(k)
         return tokens, offsets
+
+    def _map_file(self, file: Path, dtype: np.dtype, count: int, probe: str | None) -> np.ndarray:
+        """``file`` mapped from the descriptor whose type, size and (when ``probe`` is given)
+        probe hash were checked."""
+        f, st = open_regular(file, what="shard file", error=ModelFormatError)
+        with f:
+            self._check_size(file, st.st_size, count * dtype.itemsize)
+            if probe is not None and probe_sha256_of(f, st.st_size) != probe:
+                raise ModelFormatError(f"{file} does not match {self.path.name} (probe hash): it was modified or "
+                                       "replaced; re-encode the corpus")
+            return map_array(f, dtype, count=count)
 
     def close(self) -> None:
         """Drop the memory maps (arrays already handed out stay valid)."""
         with self._lock:
             self._open.clear()
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Path and options only: memory maps and the lock stay in this process."""
+        return {"path": os.path.abspath(self.path), "max_open": self.max_open, "identity": self._identity()}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(state["path"], max_open=state["max_open"])  # type: ignore[misc]
+        if self._identity() != state["identity"]:
+            raise ModelFormatError(f"{self.path} changed since this dataset was pickled; open it again")
+
+    def _identity(self) -> str:
+        return hashlib.sha256(self.manifest.to_json().encode("utf-8")).hexdigest()
 
     def __enter__(self) -> TokenDataset:
         return self
@@ -238,14 +305,10 @@ def _locate(path: Path) -> tuple[Path, Manifest]:
             what = "no manifest" if not candidates else f"{len(candidates)} manifests ({', '.join(c.name for c in candidates[:4])})"
             raise ModelFormatError(f"{path} holds {what}; pass the manifest (or the corpus prefix) itself")
     manifest = candidates[0]
-    try:
-        text = manifest.read_text(encoding="utf-8")
-    except FileNotFoundError:
+    if not os.path.lexists(manifest):
         raise ModelFormatError(f"no encoded corpus at {path}: {manifest} does not exist (an interrupted encoding "
-                               "leaves no manifest; encode again)") from None
-    except IsADirectoryError:
-        raise ModelFormatError(f"{manifest} is a directory, not a manifest") from None
-    return manifest, parse_manifest(text, str(manifest))
+                               "leaves no manifest; encode again)")
+    return manifest, read_manifest(manifest)
 
 
 def _single_file_manifest(path: Path) -> Manifest:

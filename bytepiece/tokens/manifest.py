@@ -22,17 +22,22 @@ import os
 import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, TypeGuard
+from typing import IO, Any, TypeGuard
 
+from .._read import open_regular, read_limited
 from ..errors import ModelFormatError
 from ..model import file_sha256
 
-__all__ = ["Manifest", "ShardEntry", "file_sha256", "manifest_path", "parse_manifest", "probe_sha256"]
+__all__ = ["Manifest", "ShardEntry", "file_sha256", "manifest_path", "parse_manifest", "probe_sha256", "read_manifest"]
 
 FORMAT = "bytepiece-corpus"
 VERSION = 1
 MANIFEST_SUFFIX = ".manifest.json"
 PROBE_BLOCK = 64 << 10
+MAX_MANIFEST_BYTES = 256 << 20
+#: Per shard, counts below 2**62 (as in a token file's sidecar); the totals must fit int64.
+MAX_COUNT = 1 << 62
+MAX_TOTAL = (1 << 63) - 1
 
 
 def manifest_path(prefix: str | os.PathLike) -> Path:
@@ -54,13 +59,25 @@ def shard_files_pattern(prefix_name: str) -> re.Pattern[str]:
 def probe_sha256(path: str | os.PathLike) -> str:
     """sha256 of the file's size (8 bytes, little-endian) and of its first, middle and last
     ``PROBE_BLOCK`` bytes: three reads, whatever the file's size."""
-    size = os.stat(path).st_size
+    f, st = open_regular(path, what="shard file", error=ModelFormatError)
+    with f:
+        return probe_sha256_of(f, st.st_size)
+
+
+def probe_sha256_of(f: IO[bytes], size: int) -> str:
+    """:func:`probe_sha256` of the open regular file ``f`` of ``size`` bytes."""
     h = hashlib.sha256(size.to_bytes(8, "little"))
-    with open(path, "rb") as f:
-        for start in (0, max(0, size // 2 - PROBE_BLOCK // 2), max(0, size - PROBE_BLOCK)):
-            f.seek(start)
-            h.update(f.read(PROBE_BLOCK))
+    for start in (0, max(0, size // 2 - PROBE_BLOCK // 2), max(0, size - PROBE_BLOCK)):
+        f.seek(start)
+        h.update(f.read(PROBE_BLOCK))
     return h.hexdigest()
+
+
+def read_manifest(path: Path) -> Manifest:
+    """The manifest at ``path``, read (a regular file of at most ``MAX_MANIFEST_BYTES``) and
+    validated."""
+    return parse_manifest(read_limited(path, limit=MAX_MANIFEST_BYTES, what="manifest", error=ModelFormatError),
+                          str(path))
 
 
 @dataclass(frozen=True)
@@ -126,12 +143,14 @@ _SHARD_FIELDS = {"file": str, "n_tokens": int, "n_documents": int, "sha256": str
                  "probe_sha256": str, "index_probe_sha256": str}
 
 
-def parse_manifest(text: str, where: str) -> Manifest:
+def parse_manifest(text: str | bytes, where: str) -> Manifest:
     """Validate a manifest's JSON (types, counts, shard names) and return it."""
     try:
         data = json.loads(text)
     except ValueError as e:
         raise ModelFormatError(f"{where} is not valid JSON ({e}); the corpus was not written completely, re-encode it") from None
+    except RecursionError:
+        raise ModelFormatError(f"{where} is not a {FORMAT} manifest (its JSON is nested too deeply)") from None
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise ModelFormatError(f"{where} is not a {FORMAT} manifest")
     version = data.get("version")
@@ -154,12 +173,17 @@ def parse_manifest(text: str, where: str) -> Manifest:
             value = raw.get(name)
             if not (_is_int(value) if kind is int else isinstance(value, kind)):
                 raise ModelFormatError(f"{where}: shard {k} field {name!r} must be {kind.__name__}, got {value!r}")
-        if raw["n_tokens"] < 0 or raw["n_documents"] < 0:
-            raise ModelFormatError(f"{where}: shard {k} has negative counts")
+        if not (0 <= raw["n_tokens"] < MAX_COUNT and 0 <= raw["n_documents"] < MAX_COUNT):
+            raise ModelFormatError(f"{where}: shard {k} has n_tokens {raw['n_tokens']} and n_documents "
+                                   f"{raw['n_documents']}; each must be a count from 0 to 2**62 - 1 (the manifest is "
+                                   "damaged, re-encode the corpus)")
         check_relative(raw["file"], where)
         shards.append(ShardEntry(**{name: raw[name] for name in _SHARD_FIELDS}))
     for name in ("n_tokens", "n_documents"):
         total = sum(getattr(s, name) for s in shards)
+        if total > MAX_TOTAL:
+            raise ModelFormatError(f"{where}: the shards' {name} add up to {total}, more than 2**63 - 1; the manifest "
+                                   "is damaged, re-encode the corpus")
         if data.get(name) != total:
             raise ModelFormatError(f"{where}: {name} is {data.get(name)!r} but its shards add up to {total}")
     model, inputs, options, stats = (data.get("model") or {}, data.get("inputs") or [], data.get("options") or {},
