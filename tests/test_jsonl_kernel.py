@@ -141,8 +141,7 @@ def _read_all(path, *, kernel: bool, monkeypatch, **kwargs):
     finally:
         monkeypatch.undo()
     docs = [b.data[b.offsets[i]:b.offsets[i + 1]] for b in batches for i in range(b.n_documents)]
-    positions = [int(p) for b in batches for p in b.positions]
-    return docs, positions, sum(b.invalid_utf8 for b in batches), sum(b.texts for b in batches)
+    return docs, sum(b.invalid_utf8 for b in batches), sum(b.texts for b in batches)
 
 
 @given(st.lists(st.tuples(texts, st.booleans(), st.sampled_from(["", "blank", "latin1", "extra"])), min_size=1,
