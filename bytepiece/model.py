@@ -26,8 +26,8 @@ from typing import IO, TYPE_CHECKING, Any, Union
 import numpy as np
 import numpy.typing as npt
 
-from . import atomic
-from ._read import open_regular, read_limited
+from .io import atomic
+from .io.read import open_regular, read_limited
 from .errors import InputError, ModelFormatError
 
 if TYPE_CHECKING:
@@ -111,7 +111,7 @@ class Model:
         return out
 
     def save(self, path: str | os.PathLike, *, overwrite: bool = True) -> Path:
-        """Write the model and its metadata sidecar as one atomic set (see :mod:`bytepiece.atomic`)."""
+        """Write the model and its metadata sidecar as one atomic set (see :mod:`bytepiece.io.atomic`)."""
         with atomic.OutputSet(overwrite=overwrite) as out:
             self.stage(out, path)
         return Path(path)
@@ -176,7 +176,7 @@ def load_model_bytes(data: bytes, path: str | os.PathLike) -> Model:
 
 def _from_raw(raw: Any, name: str, sidecar: dict[str, Any]) -> Model:
     pieces, counts, inline_meta = _decode_entries(raw, name)
-    specials = _decode_special_tokens(inline_meta.pop(SPECIAL_TOKENS_KEY, None), len(pieces) + FIRST_PIECE_ID, name)
+    specials = decode_special_tokens(inline_meta.pop(SPECIAL_TOKENS_KEY, None), len(pieces) + FIRST_PIECE_ID, name)
     return Model(pieces, counts, {**inline_meta, **sidecar}, specials)
 
 
@@ -202,7 +202,7 @@ def check_special_tokens(tokens: Iterable[str]) -> tuple[str, ...]:
     return tuple(out)
 
 
-def _decode_special_tokens(raw: Any, first_id: int, name: str) -> tuple[str, ...]:
+def decode_special_tokens(raw: Any, first_id: int, name: str) -> tuple[str, ...]:
     if raw is None:
         return ()
     if not isinstance(raw, list):

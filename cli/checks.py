@@ -89,7 +89,7 @@ def check_field_names(jsonl_field: str | None, parquet_column: str | None) -> No
 
 def check_outputs(paths: list[Path], force: bool) -> None:
     """Before any work: existing files need --force; missing or read-only directories fail now."""
-    from bytepiece.atomic import check_writable, is_stream
+    from bytepiece.io.atomic import check_writable, is_stream
 
     existing = [str(p) for p in paths if p.is_file() and not is_stream(p)]
     if existing and not force:

@@ -31,7 +31,7 @@ def decode(
     if output is not None:
         check_outputs([output], force)
     tokenizer = load_tokenizer(model)
-    from bytepiece.atomic import atomic_open
+    from bytepiece.io.atomic import atomic_open
 
     from bytepiece.errors import InputError
 

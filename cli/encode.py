@@ -99,7 +99,7 @@ def atomic_output(path: Path | None, binary: bool = False, overwrite: bool = Tru
             raise fail("this output format is binary; give an output file with -o")
         yield sys.stdout
         return
-    from bytepiece.atomic import atomic_open
+    from bytepiece.io.atomic import atomic_open
 
     with atomic_open(path, "wb" if binary else "w", overwrite=overwrite) as f:
         yield f
@@ -182,7 +182,7 @@ def encode(
         raise usage_error("--cluster runs --format bin only (workers write the token files); add --format bin -o "
                           "PREFIX")
     if output is not None:
-        from bytepiece.atomic import is_stream
+        from bytepiece.io.atomic import is_stream
 
         if fmt in ("npy", "bin") and is_stream(output):
             raise usage_error(f"--format {fmt.value} writes files beside {output}; give a regular file path with -o")

@@ -143,7 +143,7 @@ def run(
     if plot is not None:
         _require_matplotlib()
 
-    from bytepiece.atomic import atomic_write
+    from bytepiece.io.atomic import atomic_write
     from bytepiece.errors import InputError
     from bytepiece.evaluation.runner import EvalConfig, run_evaluation
 
@@ -176,7 +176,7 @@ def run(
 
 def _render(res: dict, markdown: Path | None, plot: Path | None) -> None:
     from bytepiece.evaluation import report
-    from bytepiece.atomic import atomic_write
+    from bytepiece.io.atomic import atomic_write
 
     console = _table_console()
     for table in report.fit(report.heldout_table(res), console.width, aligned=True):
@@ -288,7 +288,7 @@ def compression(
     if json_out is not None:
         import json
 
-        from bytepiece.atomic import atomic_write
+        from bytepiece.io.atomic import atomic_write
 
         payload = {"files": [{"name": n, "path": str(f)} for n, f in zip(names, files)], "tokenizers": rows}
         atomic_write(json_out, json.dumps(payload, indent=1) + "\n", overwrite=True)

@@ -80,7 +80,7 @@ def _verify_texts(path: Path) -> list[str]:
 
     if str(path) == "-":
         return list(SAMPLE_TEXTS)
-    from bytepiece._read import read_limited
+    from bytepiece.io.read import read_limited
     from bytepiece.errors import InputError
 
     data = read_limited(path, limit=VERIFY_BYTES, what="--verify text", error=InputError)

@@ -1,4 +1,4 @@
-"""Atomic output sets (bytepiece.atomic): what is replaced, pre-flight checks, journals, stale
+"""Atomic output sets (bytepiece.io.atomic): what is replaced, pre-flight checks, journals, stale
 temporaries, and SIGKILL at every step and at random moments of a commit."""
 
 from __future__ import annotations
@@ -13,8 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from bytepiece import InputError, atomic
-from bytepiece import _journal as J
+from bytepiece import InputError
+from bytepiece.io import atomic
+from bytepiece.io import journal as J
 
 
 def _hidden(directory: Path) -> list[str]:
@@ -249,8 +250,8 @@ def test_tampered_journals_are_left_alone(tmp_path):
 SIGKILL_CHILD = r"""
 import json, os, random, signal, sys, time
 from pathlib import Path
-from bytepiece import atomic
-from bytepiece import _journal as J
+from bytepiece.io import atomic
+from bytepiece.io import journal as J
 from bytepiece.interop.binfile import BinWriter, open_bin
 from bytepiece.model import Model, load_model
 

@@ -13,7 +13,9 @@ import sys
 import numpy as np
 import pytest
 
-from bytepiece import Tokenizer, cache
+from bytepiece import Tokenizer
+from bytepiece.io import secret
+from bytepiece.tokenizer import cache, loading
 from bytepiece.model import Model
 
 TEXTS = ["abcd abcab 中文 aab", "", "\n\nab\ncd  ", "x" * 300]
@@ -23,7 +25,14 @@ TEXTS = ["abcd abcab 中文 aab", "", "\n\nab\ncd  ", "x" * 300]
 def cache_home(tmp_path, monkeypatch):
     monkeypatch.delenv("BYTEPIECE_CACHE_DIR", raising=False)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
-    return tmp_path / "xdg" / "bytepiece"
+    secret.forget()
+    yield tmp_path / "xdg" / "bytepiece"
+    secret.forget()
+
+
+def _key(cache_home) -> bytes | None:
+    secret.forget()
+    return secret.key()
 
 
 @pytest.fixture()
@@ -56,7 +65,7 @@ def test_second_load_reads_the_entry_instead_of_building(cache_home, model_file,
     def no_build(model):
         raise AssertionError("a valid entry must not be rebuilt")
 
-    monkeypatch.setattr(cache, "build_arrays", no_build)
+    monkeypatch.setattr(loading, "build_arrays", no_build)
     second = Tokenizer(model_file)
     _same_behaviour(second, tiny_tokenizer)
     _same_behaviour(first, tiny_tokenizer)
@@ -144,14 +153,13 @@ def test_out_of_bounds_arrays_with_a_valid_mac_are_refused(cache_home, model_fil
     """An entry that passes its HMAC but holds bad indexes (a bug, or a key that leaked) must
     still not reach the kernels, which do not check bounds."""
     sha = cache.model_sha256(model_file.read_bytes())
-    arrays = cache.build_arrays(Tokenizer(model_file).model)
-    key = cache.cache_key(cache_home)
+    arrays = loading.build_arrays(Tokenizer(model_file).model)
     for field, bad in [("base_check", 10**6), ("pair", 10**6), ("piece", 10**6), ("base_check", -5)]:
         values = np.array(getattr(arrays, field))
         values[-1] = bad
         entry = cache.entry_path(cache_home, sha)
-        cache.store(entry, sha, arrays._replace(**{field: values}), {}, key)
-        assert cache.load_cached(entry, sha, key) is None
+        cache.store(entry, sha, arrays._replace(**{field: values}), {})
+        assert cache.load_cached(entry, sha) is None
         _same_behaviour(Tokenizer(model_file), tiny_tokenizer)
 
 
@@ -160,7 +168,7 @@ def test_stale_header_is_refused(cache_home, model_file, field, value):
     """A stale header is refused even in an entry signed with this user's key."""
     sha = cache.model_sha256(model_file.read_bytes())
     Tokenizer(model_file)
-    key = cache.cache_key(cache_home)
+    key = _key(cache_home)
     entry = cache.entry_path(cache_home, sha)
     raw = np.load(entry, allow_pickle=False)
     start = 32 + 8  # after the HMAC and the header length
@@ -169,9 +177,9 @@ def test_stale_header_is_refused(cache_home, model_file, field, value):
     header[field] = value
     new = json.dumps(header).encode().ljust(length)
     raw[start : start + length] = np.frombuffer(new[:length], dtype=np.uint8)
-    raw[:32] = np.frombuffer(hmac.new(key, raw[32:].tobytes(), "sha256").digest(), dtype=np.uint8)
+    raw[:32] = np.frombuffer(hmac.new(key, cache.MAC_CONTEXT + raw[32:].tobytes(), "sha256").digest(), dtype=np.uint8)
     np.save(entry, raw)
-    assert cache.load_cached(entry, sha, key) is None
+    assert cache.load_cached(entry, sha) is None
 
 
 def _other_counts_model(path, tiny_tokenizer) -> Tokenizer:
@@ -205,12 +213,14 @@ def test_entry_signed_with_another_key_is_refused(cache_home, model_file, tmp_pa
     other = _other_counts_model(tmp_path / "other.model", tiny_tokenizer)
     sha = cache.model_sha256(model_file.read_bytes())
     entry = cache.entry_path(cache_home, sha)
-    cache.store(entry, sha, cache.build_arrays(other.model), {}, b"k" * 32)
-    key = cache.cache_key(cache_home)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(secret, "key", lambda: b"k" * 32)  # the other user's key
+        cache.store(entry, sha, loading.build_arrays(other.model), {})
+    key = _key(cache_home)
     assert key is not None and key != b"k" * 32
-    assert cache.load_cached(entry, sha, key) is None
+    assert cache.load_cached(entry, sha) is None
     _same_behaviour(Tokenizer(model_file), tiny_tokenizer)
-    assert cache.load_cached(entry, sha, key) is not None, "the refused entry is replaced by a valid one"
+    assert cache.load_cached(entry, sha) is not None, "the refused entry is replaced by a valid one"
 
 
 def test_entry_others_can_write_is_rebuilt(cache_home, model_file, tiny_tokenizer, monkeypatch):
@@ -219,7 +229,7 @@ def test_entry_others_can_write_is_rebuilt(cache_home, model_file, tiny_tokenize
     assert stat.S_IMODE(entry.stat().st_mode) == 0o600
     entry.chmod(0o666)
     built = []
-    monkeypatch.setattr(cache, "build_arrays", lambda model, real=cache.build_arrays: built.append(1) or real(model))
+    monkeypatch.setattr(loading, "build_arrays", lambda model, real=loading.build_arrays: built.append(1) or real(model))
     _same_behaviour(Tokenizer(model_file), tiny_tokenizer)
     assert built == [1] and stat.S_IMODE(entry.stat().st_mode) == 0o600
 
@@ -230,14 +240,14 @@ def test_entry_of_another_user_is_rebuilt(cache_home, model_file, tiny_tokenizer
     (entry,) = _entries(cache_home)
     os.chown(entry, 12345, 12345)
     built = []
-    monkeypatch.setattr(cache, "build_arrays", lambda model, real=cache.build_arrays: built.append(1) or real(model))
+    monkeypatch.setattr(loading, "build_arrays", lambda model, real=loading.build_arrays: built.append(1) or real(model))
     _same_behaviour(Tokenizer(model_file), tiny_tokenizer)
     assert built == [1] and entry.stat().st_uid == os.geteuid()
 
 
 def test_key_is_private_and_made_once(cache_home, model_file):
     Tokenizer(model_file)
-    key_file = cache_home / cache.KEY_NAME
+    key_file = cache_home / secret.KEY_NAME
     assert stat.S_IMODE(key_file.stat().st_mode) == 0o600 and key_file.stat().st_size == 32
     key = key_file.read_bytes()
     Tokenizer(model_file)
@@ -249,8 +259,9 @@ def test_key_is_private_and_made_once(cache_home, model_file):
 def test_untrusted_key_turns_the_cache_off(cache_home, model_file, tiny_tokenizer, monkeypatch, problem):
     """A key that others may have read (or that is not a key at all) signs nothing and accepts
     nothing: the cache is not used, and nothing waits on a FIFO."""
-    cache_home.mkdir(parents=True)
-    key_file = cache_home / cache.KEY_NAME
+    cache_home.mkdir(parents=True, exist_ok=True)
+    key_file = cache_home / secret.KEY_NAME
+    key_file.unlink(missing_ok=True)  # saving the model file made one
     if problem == "fifo":
         os.mkfifo(key_file)
     elif problem == "directory":
@@ -258,9 +269,9 @@ def test_untrusted_key_turns_the_cache_off(cache_home, model_file, tiny_tokenize
     else:
         key_file.write_bytes(b"k" * (32 if problem == "readable by others" else 31))
         key_file.chmod(0o644 if problem == "readable by others" else 0o600)
-    assert cache.cache_key(cache_home) is None
+    assert _key(cache_home) is None
     built = []
-    monkeypatch.setattr(cache, "build_arrays", lambda model, real=cache.build_arrays: built.append(1) or real(model))
+    monkeypatch.setattr(loading, "build_arrays", lambda model, real=loading.build_arrays: built.append(1) or real(model))
     _same_behaviour(Tokenizer(model_file), tiny_tokenizer)
     _same_behaviour(Tokenizer(model_file), tiny_tokenizer)
     assert built == [1, 1] and not _entries(cache_home)
@@ -270,9 +281,11 @@ def test_key_that_cannot_be_created_turns_the_cache_off(cache_home, model_file, 
     def no_links(*args, **kwargs):
         raise PermissionError(1, "Operation not permitted")
 
+    (cache_home / secret.KEY_NAME).unlink(missing_ok=True)  # saving the model file made one
+    secret.forget()
     monkeypatch.setattr(os, "link", no_links)
     _same_behaviour(Tokenizer(model_file), tiny_tokenizer)
-    assert cache.cache_key(cache_home) is None and not _entries(cache_home)
+    assert _key(cache_home) is None and not _entries(cache_home)
     assert [p.name for p in cache_home.iterdir()] == [], "the unlinked key is not left behind"
 
 

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bytepiece.engine.spill import PieceRun, SpillDir
+from bytepiece.training.spill import PieceRun, SpillDir
 from bytepiece.training import dropped as dropped_module
 from bytepiece.training.dropped import DroppedPieces
 

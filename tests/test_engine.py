@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from bytepiece.engine import make_engine, parse_size
 from bytepiece.engine.local import LocalEngine
-from bytepiece.engine.spill import KeyRun, PieceRun, RunStore, SpillDir
+from bytepiece.training.spill import KeyRun, PieceRun, RunStore, SpillDir
 from bytepiece.errors import InputError, TrainingError
 
 
@@ -257,7 +257,7 @@ def test_colliding_hashes_stay_distinct_pieces():
 def test_disk_full_while_spilling_is_one_clear_error(tmp_path, monkeypatch):
     import errno
 
-    from bytepiece.engine import spill as spill_module
+    from bytepiece.training import spill as spill_module
     from bytepiece.kernels.runs import run_lengths
 
     def full(f, array):

@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from bytepiece import atomic
+from bytepiece.io import atomic
 from bytepiece_cli.app import app
 
 

@@ -17,8 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from bytepiece import Tokenizer, _commitkey, atomic
-from bytepiece import _journal as J
+from bytepiece import Tokenizer
+from bytepiece.io import atomic, secret
+from bytepiece.io import journal as J
 from bytepiece_cli.app import app
 
 PRECIOUS = "precious, do not delete\n"
@@ -269,8 +270,8 @@ def test_a_journal_of_another_key_is_left_alone_and_the_key_is_private(tmp_path,
     a.write_text("1")
     b.write_text("1")
     _interrupt(lambda out: (out.write(a, "2"), out.write(b, "2")), at="replace")
-    key = tmp_path / "cache-1" / _commitkey.KEY_NAME
-    assert stat.S_IMODE(key.stat().st_mode) == 0o600 and key.stat().st_size == _commitkey.KEY_BYTES
+    key = tmp_path / "cache-1" / secret.KEY_NAME
+    assert stat.S_IMODE(key.stat().st_mode) == 0o600 and key.stat().st_size == secret.KEY_BYTES
     monkeypatch.setenv("BYTEPIECE_CACHE_DIR", str(tmp_path / "cache-2"))  # another user, another machine
     with pytest.warns(RuntimeWarning, match="signature does not verify"):
         atomic.cleanup(tmp_path)
@@ -284,16 +285,16 @@ def test_a_journal_of_another_key_is_left_alone_and_the_key_is_private(tmp_path,
 def test_without_a_usable_key_writes_work_and_nothing_is_recovered(tmp_path, monkeypatch, broken):
     cache = tmp_path / "cache"
     cache.mkdir()
-    key = cache / _commitkey.KEY_NAME
+    key = cache / secret.KEY_NAME
     if broken == "readable by others":
-        key.write_bytes(b"k" * _commitkey.KEY_BYTES)
+        key.write_bytes(b"k" * secret.KEY_BYTES)
         key.chmod(0o644)
     elif broken == "truncated":
         key.write_bytes(b"k" * 5)
         key.chmod(0o600)
     elif broken == "symlink":
         real = tmp_path / "elsewhere.key"
-        real.write_bytes(b"k" * _commitkey.KEY_BYTES)
+        real.write_bytes(b"k" * secret.KEY_BYTES)
         real.chmod(0o600)
         key.symlink_to(real)
     else:
@@ -332,7 +333,7 @@ def test_a_set_across_two_directories_is_rolled_forward_from_either(tmp_path, cl
 KILLED_SAVE = textwrap.dedent("""
     import os, signal, sys
     from pathlib import Path
-    from bytepiece import _journal as J
+    from bytepiece.io import journal as J
     from bytepiece.model import Model
 
     path = Path(sys.argv[1])

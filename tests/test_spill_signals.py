@@ -15,9 +15,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bytepiece.engine import spill as spill_module
-from bytepiece.engine.spill import SpillDir
-from bytepiece.engine.stale import SPILL_PREFIX, host_name, remove_stale_spills
+from bytepiece.training import spill as spill_module
+from bytepiece.training.spill import SpillDir
+from bytepiece.io.stale import SPILL_PREFIX, host_name, remove_stale_spills
 from bytepiece.errors import TrainingError
 from bytepiece_cli.app import app
 

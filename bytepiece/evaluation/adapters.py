@@ -35,8 +35,8 @@ class CountingTokenizer:
 
 
 def _read_model(path: Path) -> bytes:
-    """The whole model file (a regular file of at most ``MAX_MODEL_BYTES``; see ``bytepiece._read``)."""
-    from .._read import read_limited
+    """The whole model file (a regular file of at most ``MAX_MODEL_BYTES``; see ``bytepiece.io.read``)."""
+    from ..io.read import read_limited
     from ..model import MAX_MODEL_BYTES
 
     return read_limited(path, limit=MAX_MODEL_BYTES, what="model file", error=ModelFormatError)

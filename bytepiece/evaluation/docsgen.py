@@ -14,7 +14,7 @@ import re
 import sys
 from pathlib import Path, PurePath
 
-from ..atomic import atomic_write
+from ..io.atomic import atomic_write
 from ..errors import InputError
 from . import report
 

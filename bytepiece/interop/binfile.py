@@ -19,7 +19,7 @@ Layout of ``corpus.bin`` (the name is free):
 
 Streaming and atomicity: :class:`BinWriter` appends each batch to temporary files in the
 target directory and keeps only counters in memory (memory use is one batch, whatever the
-corpus size). ``close()`` commits the three files as one :class:`bytepiece.atomic.OutputSet`
+corpus size). ``close()`` commits the three files as one :class:`bytepiece.io.atomic.OutputSet`
 (an error or a kill at any point leaves the old set or the new one, never a mix); an exception
 inside the ``with`` block, or ``abort()``, removes them and leaves any previous output untouched.
 
@@ -39,8 +39,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from .. import atomic
-from .._read import map_array, open_regular, read_limited
+from ..io import atomic
+from ..io.read import map_array, open_regular, read_limited
 from ..errors import InputError, ModelFormatError
 from ..model import file_sha256
 

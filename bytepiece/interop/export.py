@@ -60,7 +60,7 @@ def export_model(tokenizer, path: str | os.PathLike, *, target: str, style: str 
     target = _check_target(target)
     chosen = _check_style(style or DEFAULT_STYLE[target])
     if target == "sentencepiece":
-        from .. import atomic
+        from ..io import atomic
         from ._proto import UNUSED
         from .sentencepiece import build_proto
 

@@ -35,7 +35,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from .. import atomic
+from ..io import atomic
 from ..model import FIRST_PIECE_ID, Model
 from ._proto import NORMAL
 from ._vocab import Style, byte_level_tokens, bytes_to_unicode, check_style, fallback_entries, special_names
@@ -224,7 +224,7 @@ def import_hf(path: str | os.PathLike) -> Model:
     largest is 2**53 (the same piece probabilities up to float rounding)."""
     import numpy as np
 
-    from .._read import read_limited
+    from ..io.read import read_limited
     from ..errors import ModelFormatError
     from ..model import MAX_MODEL_BYTES, SPECIAL_TOKENS, _validate_pieces
     from ._vocab import parse_placeholder

@@ -20,8 +20,8 @@ from typing import IO
 import numpy as np
 import numpy.typing as npt
 
-from .. import atomic
-from .._read import map_npy, open_regular
+from ..io import atomic
+from ..io.read import map_npy, open_regular
 from ..errors import InputError, ModelFormatError
 from .binfile import check_offsets, meta_path, open_bin, token_dtype
 

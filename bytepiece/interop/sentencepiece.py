@@ -32,8 +32,8 @@ from typing import Any
 
 import numpy as np
 
-from .. import atomic
-from .._read import read_limited
+from ..io import atomic
+from ..io.read import read_limited
 from ..errors import InputError, ModelFormatError
 from ..model import FIRST_PIECE_ID, MAX_MODEL_BYTES, Model, _validate_pieces, checked_counts
 from . import _proto as P

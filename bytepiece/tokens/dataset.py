@@ -11,7 +11,7 @@ and compares every file's size with the manifest (one ``stat`` each); the first 
 shard compares its probe hashes (three small reads per file) and checks every offset of its
 index (non-decreasing, from 0 to its token count); ``verify=True`` (or
 :meth:`TokenDataset.verify`) hashes every byte and checks every id against the vocabulary.
-Every file is opened through :func:`bytepiece._read.open_regular` and mapped from that same
+Every file is opened through :func:`bytepiece.io.read.open_regular` and mapped from that same
 descriptor: a FIFO or device in place of a shard is refused, never waited on.
 
 A dataset pickles as its path and options (``max_open``), so it can go to the worker processes
@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from .._read import check_regular, map_array, open_regular
+from ..io.read import check_regular, map_array, open_regular
 from ..errors import InputError, ModelFormatError
 from ..interop.binfile import check_ids, check_offsets, model_sha256, open_bin, read_meta
 from .manifest import (

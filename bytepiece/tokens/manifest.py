@@ -24,7 +24,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import IO, Any, TypeGuard
 
-from .._read import open_regular, read_limited
+from ..io.read import open_regular, read_limited
 from ..errors import ModelFormatError
 from ..model import file_sha256
 

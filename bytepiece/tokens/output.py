@@ -15,15 +15,13 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import re
 import shutil
-import secrets
-import socket
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ..atomic import atomic_write, check_writable
+from ..io.atomic import atomic_write, check_writable
+from ..io.stale import run_dir_name
 from ..errors import InputError
 from ..interop.binfile import index_path, meta_path
 from .manifest import Manifest, ShardEntry, manifest_path, shard_file_name, shard_files_pattern
@@ -70,28 +68,7 @@ def staging_path(out: Path) -> Path:
     its cleanup scope, so an interruption at any point leaves nothing behind); stale staging
     directories of dead runs on this host are removed."""
     directory = (out.parent if str(out.parent) else Path(".")).resolve()
-    host = re.sub(r"[^A-Za-z0-9_.-]", "_", socket.gethostname()) or "host"
-    prefix = _STAGING.format(name=out.name)
-    _remove_stale(directory, prefix, host)
-    return directory / f"{prefix}{host}-{os.getpid()}-{secrets.token_hex(4)}"
-
-
-def _remove_stale(directory: Path, prefix: str, host: str) -> None:
-    pattern = re.compile(re.escape(prefix) + re.escape(host) + r"-(\d+)-\w+")
-    for entry in directory.iterdir():
-        match = pattern.fullmatch(entry.name)
-        if match and entry.is_dir() and not _alive(int(match.group(1))):
-            shutil.rmtree(entry, ignore_errors=True)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except (PermissionError, OSError):
-        return True
-    return True
+    return run_dir_name(directory, _STAGING.format(name=out.name))
 
 
 def discard_staging(staging: Path) -> None:

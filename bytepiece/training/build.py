@@ -1,7 +1,7 @@
 """The two counting passes of training, reduced under the memory budget.
 
 Pass 1 maps shards to sorted maximal-gram runs (plus 1-/2-gram counts), reduces them into a
-:class:`~bytepiece.engine.spill.RunStore`, then derives the kept n-grams partition by partition
+:class:`~bytepiece.training.spill.RunStore`, then derives the kept n-grams partition by partition
 (partitions never separate keys that share their first three bytes, so every n-gram of length
 >= 3 is counted whole in one partition) into the :class:`NgramModel` that pass 2 needs whole.
 Pass 2 maps shards to piece runs with that model, reduces them the same way, and splits the
@@ -19,7 +19,7 @@ import numpy as np
 
 from ..corpus import Shard
 from ..engine import Engine
-from ..engine.spill import KeyRun, PieceRun, RunStore, SpillDir
+from .spill import KeyRun, PieceRun, RunStore, SpillDir
 from ..errors import TrainingError
 from ..progress import Progress
 from .dropped import DroppedPieces, concat

@@ -17,7 +17,7 @@ from typing import cast
 
 import numpy as np
 
-from ..engine.spill import PieceRun, SpillDir, _OnDisk
+from .spill import PieceRun, SpillDir, OnDisk
 
 #: pieces' leading bytes the sort looks at (ties beyond them cost only some shared work)
 SORT_BYTES = 24
@@ -58,7 +58,7 @@ class DroppedPieces:
         self.spill = spill
         self.bucket_bytes = max(1, bucket_bytes)
         self.bounds: np.ndarray | None = None
-        self.buckets: list[list[PieceRun | _OnDisk]] = []
+        self.buckets: list[list[PieceRun | OnDisk]] = []
         self.count = 0
         self.memory = 0
 
@@ -100,8 +100,8 @@ class DroppedPieces:
             self.memory = 0
             return
         merged = concat([r for r in self.buckets[b] if isinstance(r, PieceRun)])
-        kept: list[PieceRun | _OnDisk] = [r for r in self.buckets[b] if isinstance(r, _OnDisk)]
-        self.buckets[b] = kept + [_OnDisk(merged, self.spill)]
+        kept: list[PieceRun | OnDisk] = [r for r in self.buckets[b] if isinstance(r, OnDisk)]
+        self.buckets[b] = kept + [OnDisk(merged, self.spill)]
         self.memory -= sizes[b]
 
     def batches(self, max_bytes: int) -> Iterator[PieceRun]:
@@ -124,16 +124,16 @@ class DroppedPieces:
                 yield from _sorted_batches(group, max_bytes)
 
 
-def _slices(parts: list[PieceRun | _OnDisk], max_bytes: int) -> Iterator[PieceRun]:
+def _slices(parts: list[PieceRun | OnDisk], max_bytes: int) -> Iterator[PieceRun]:
     """The parts of a bucket, read in slices of about ``max_bytes`` (slices of a spilled part are
     read from disk only when reached)."""
     while parts:
         part = parts.pop(0)
-        n = part.length if isinstance(part, _OnDisk) else part.size
+        n = part.length if isinstance(part, OnDisk) else part.size
         step = max(1, max_bytes // max(1, part.nbytes // max(1, n)))
         for lo in range(0, n, step):
             hi = min(n, lo + step)
-            yield cast(PieceRun, part.load(lo, hi)) if isinstance(part, _OnDisk) else part.slice(lo, hi)
+            yield cast(PieceRun, part.load(lo, hi)) if isinstance(part, OnDisk) else part.slice(lo, hi)
         del part
 
 

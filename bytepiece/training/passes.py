@@ -14,7 +14,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ..corpus import DEFAULT_BATCH_BYTES, Shard, read_shard
-from ..engine.spill import KeyRun, PieceRun
+from .spill import KeyRun, PieceRun
 from ..normalize import training_jobs
 
 

@@ -20,7 +20,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ..engine import Engine
-from ..engine.spill import PieceRun
+from .spill import PieceRun
 from ..kernels.segment import resegment_sorted
 from ..kernels.trie import Trie, build_trie_arrays, lexicographic_order
 from .dropped import sort_for_sharing

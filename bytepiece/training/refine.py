@@ -38,7 +38,7 @@ import numpy.typing as npt
 
 from ..corpus import DEFAULT_BATCH_BYTES, Shard, open_corpus, plan_shards, read_shard
 from ..engine import Engine, default_budget, make_engine, parse_size
-from ..engine.spill import KeyRun, RunStore, SpillDir
+from .spill import KeyRun, RunStore, SpillDir
 from ..errors import InputError, TrainingError
 from ..model import FIRST_PIECE_ID
 from ..normalize import training_jobs

@@ -24,12 +24,12 @@ from typing import Any, Union
 
 import numpy as np
 
-from ..atomic import OutputSet, check_writable, is_stream
+from ..io.atomic import OutputSet, check_writable, is_stream
 from ..corpus import DEFAULT_BATCH_BYTES, open_corpus, plan_shards
 from ..corpus.sources import check_text_document
 from ..engine import RssMonitor, default_budget, make_engine, parse_size
 from ..engine.memory import return_freed_memory
-from ..engine.spill import SpillDir
+from .spill import SpillDir
 from ..errors import InputError, TrainingError
 from ..model import FIRST_PIECE_ID, Model, metadata_path
 from ..progress import Progress

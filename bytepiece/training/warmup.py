@@ -35,7 +35,7 @@ def _warm_up(fmt: str) -> None:
 
     from ..corpus import describe_sources, plan_shards, spool_texts
     from ..engine.local import LocalEngine
-    from ..engine.spill import SpillDir
+    from .spill import SpillDir
     from ..progress import Progress
     from .build import count_ngrams, count_pieces, ngram_model, with_all_bytes
     from .memory_plan import MemoryPlan

@@ -32,7 +32,7 @@ import numpy.typing as npt
 
 from ..errors import TrainingError
 from ..kernels.runs import merge_counts, merge_pieces
-from .stale import SPILL_PREFIX, host_name, remove_stale_spills, take_lock
+from ..io.stale import SPILL_PREFIX, remove_stale_spills, run_dir
 
 U64_END = 1 << 64
 
@@ -140,9 +140,7 @@ class SpillDir:
 
     def new_path(self, stem: str) -> Path:
         if self.path is None:
-            path = Path(tempfile.mkdtemp(prefix=f"{SPILL_PREFIX}{host_name()}-{os.getpid()}-", dir=self.parent))
-            self._lock_fd = take_lock(path)
-            self.path = path
+            self.path, self._lock_fd = run_dir(self.parent, SPILL_PREFIX)
         self._count += 1
         return self.path / f"{stem}-{self._count:05d}"
 
@@ -179,7 +177,7 @@ class SpillDir:
         self.close()
 
 
-class _OnDisk:
+class OnDisk:
     """A run written column by column; slices are read back with plain reads (no memory map, so
     the bytes read count against the process only while the caller holds them)."""
 
@@ -227,7 +225,7 @@ class RunStore:
         self.limit = max(1, int(limit))
         self.spill = spill
         self.memory: list[Run] = []
-        self.disk: list[_OnDisk] = []
+        self.disk: list[OnDisk] = []
         self.spilled_bytes = 0
 
     @property
@@ -245,14 +243,14 @@ class RunStore:
         while self.memory and self.nbytes > self.limit:
             largest = max(range(len(self.memory)), key=lambda i: self.memory[i].nbytes)
             run = self.memory.pop(largest)
-            self.disk.append(_OnDisk(run, self.spill))
+            self.disk.append(OnDisk(run, self.spill))
             self.spilled_bytes += run.nbytes
 
     def spill_all(self) -> None:
         """Write every run held in memory to disk (to make room for something else)."""
         while self.memory:
             run = self.memory.pop()
-            self.disk.append(_OnDisk(run, self.spill))
+            self.disk.append(OnDisk(run, self.spill))
             self.spilled_bytes += run.nbytes
 
     @property

@@ -1,5 +1,5 @@
 """Temporaries and commit journals for :mod:`bytepiece.atomic` (the writer's side; reading
-journals back and finishing interrupted commits is :mod:`bytepiece._recovery`).
+journals back and finishing interrupted commits is :mod:`bytepiece.io.recovery`).
 
 Names in a directory:
 
@@ -15,7 +15,7 @@ Names in a directory:
     appearance is the commit point.
 
 Every marker names its own directory and file name, the commit id and the writer's pid, and
-carries an HMAC of all of it under this user's key (:mod:`bytepiece._commitkey`): a later
+carries an HMAC of all of it under this user's key (:mod:`bytepiece.io.secret`): a later
 process acts on a marker only if it proves to be one this user's bytepiece wrote at that very
 place. Each operation also records the identity (inode, and for removals size and mtime) of
 the file it applies to, so a replayed or stale journal cannot touch a file created since.
@@ -36,7 +36,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import NamedTuple
 
-from . import _commitkey
+from . import secret
 
 try:
     import fcntl
@@ -142,9 +142,30 @@ def _real_dir(path: Path) -> str:
     return os.path.realpath(os.fspath(path.parent))
 
 
+#: what a journal's MAC is over, before its fields (no other file's MAC can pass for it)
+MAC_CONTEXT = b"bytepiece-commit/2\n"
+
+
+def _message(fields: dict) -> bytes:
+    return json.dumps(fields, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode("ascii")
+
+
 def signed(fields: dict) -> dict:
     """``fields`` with their MAC (``None`` without a key: then nobody else will act on it)."""
-    return {**fields, "mac": _commitkey.sign(fields)}
+    tag = secret.mac(MAC_CONTEXT, _message(fields))
+    return {**fields, "mac": None if tag is None else tag.hex()}
+
+
+def verified(record: dict) -> bool:
+    """Whether ``record`` carries a valid MAC under this user's key."""
+    tag = record.get("mac")
+    if not isinstance(tag, str):
+        return False
+    try:
+        return secret.verify(MAC_CONTEXT, _message({k: v for k, v in record.items() if k != "mac"}),
+                             bytes.fromhex(tag))
+    except (TypeError, ValueError, RecursionError):
+        return False
 
 
 def _identity(path: Path) -> dict:

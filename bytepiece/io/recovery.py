@@ -1,4 +1,4 @@
-"""Finishing interrupted commits and removing dead writers' temporaries (see :mod:`bytepiece._journal`).
+"""Finishing interrupted commits and removing dead writers' temporaries (see :mod:`bytepiece.io.journal`).
 
 Only writers call this (:class:`bytepiece.atomic.OutputSet` before its first file in a
 directory); reading a model or token file never changes anything on disk.
@@ -7,7 +7,7 @@ Recovery acts on a marker only when all of this holds; otherwise the marker is l
 it is (one warning names it) and nothing it mentions is touched:
 
 - it is a regular file of this user (not a symlink, FIFO, device or directory), at most 1 MiB;
-- its HMAC verifies under this user's key (:mod:`bytepiece._commitkey`), and the directory and
+- its HMAC verifies under this user's key (:mod:`bytepiece.io.secret`), and the directory and
   file name it records are where it really is: a journal planted in a downloaded directory,
   copied from another directory or written by another user or under another key fails here;
 - every operation names plain file names in an absolute directory that has its own marker of
@@ -30,8 +30,9 @@ import stat
 import warnings
 from pathlib import Path
 
-from . import _commitkey
-from . import _journal as J
+from . import journal as J
+from . import secret
+from .stale import process_alive
 
 try:
     import fcntl
@@ -81,9 +82,9 @@ def _load(path: Path) -> dict | None:
     if record.get("dir") != os.path.realpath(os.fspath(path.parent)) or record.get("name") != path.name:
         _ignore(path, "a commit record written for another place (copied or moved here)")
         return None
-    if not _commitkey.verify(record):
-        why = "no commit key to check it with" if _commitkey.key() is None else "its signature does not verify"
-        _ignore(path, f"a commit record bytepiece cannot prove it wrote ({why}: {_commitkey.key_path()})")
+    if not J.verified(record):
+        why = "no key to check it with" if secret.key() is None else "its signature does not verify"
+        _ignore(path, f"a commit record bytepiece cannot prove it wrote ({why}: {secret.key_path()})")
         return None
     return record
 
@@ -195,18 +196,6 @@ def recover(path: str | os.PathLike) -> None:
         _recover_marker(marker)
 
 
-def _alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return True  # another thread of this process may be writing it
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except (PermissionError, OverflowError, OSError):
-        return True
-    return True
-
-
 def _stale_temp(path: Path) -> bool:
     """A regular file of this user whose writer's lock is free."""
     try:
@@ -242,7 +231,7 @@ def cleanup(directory: str | os.PathLike) -> list[Path]:
     removed = []
     for name in names:
         m = J.TEMP.fullmatch(name)
-        if m is None or _alive(int(m.group("pid"))):
+        if m is None or process_alive(int(m.group("pid"))):
             continue
         path = directory / name
         if _stale_temp(path):

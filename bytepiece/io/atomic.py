@@ -7,10 +7,10 @@ Ctrl-C or SIGKILL at any moment must leave either the complete old set or the co
 How (see :class:`OutputSet`): every member is written to a hidden temporary beside its target
 (``.NAME.bp<pid>-<hex>.tmp``, created like ``open(path, "w")`` would, so the umask applies),
 flushed and fsynced. A set of one file is then published by ``os.replace``. A larger set
-first gets a journal (:mod:`bytepiece._journal`): after it exists the commit rolls forward,
+first gets a journal (:mod:`bytepiece.io.journal`): after it exists the commit rolls forward,
 whoever finishes it, and it is removed once every rename is done. Before its first file in a
 directory, a writer completes the journals pending there that this user's bytepiece provably
-wrote (:func:`cleanup`, :mod:`bytepiece._recovery`; anything else is left alone) and deletes
+wrote (:func:`cleanup`, :mod:`bytepiece.io.recovery`; anything else is left alone) and deletes
 temporaries whose writer is dead (the pid in the name no longer runs and nobody holds the
 temporary's lock), so leftovers of a killed run go away and, being hidden ``*.tmp`` files, are
 never taken for output meanwhile. Reading never changes anything on disk.
@@ -31,17 +31,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Literal, TypeVar, Union
 
-from . import _journal as J
-from . import _recovery
-from .errors import InputError
+from ..errors import InputError
+from . import journal as J
+from . import recovery
 
 StrPath = Union[str, "os.PathLike[str]"]
 
 __all__ = ["OutputSet", "atomic_open", "atomic_write", "check_writable", "cleanup", "default_mode", "is_stream",
            "make_temp", "recover", "resolve"]
 
-recover = _recovery.recover
-cleanup = _recovery.cleanup
+recover = recovery.recover
+cleanup = recovery.cleanup
 
 
 def resolve(path: StrPath) -> Path:
