@@ -75,7 +75,7 @@ def train(
     from bytepiece.atomic import check_writable, is_stream
     from bytepiece.corpus import Files
     from bytepiece.model import metadata_path
-    from bytepiece.engine import parse_size
+    from bytepiece.engine import EngineNotice, parse_size
     from bytepiece.training import Trainer
 
     inputs = input_paths(corpus)
@@ -114,6 +114,7 @@ def train(
                   labels=["<stdin>" if str(p) == "-" else str(p) for p in inputs])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # notices are printed below
+        warnings.simplefilter("always", EngineNotice)  # the engine's, as they happen
         trainer.train(files)
     written = trainer.save(output, overwrite=force, special_tokens=special_tokens)
     for notice in trainer.notices:

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import threading
 import time
+import warnings
 
 import numpy as np
 import pytest
@@ -342,3 +343,39 @@ def test_hash_random_words_spread_over_partitions(tmp_path):
 @pytest.mark.skipif(os.cpu_count() is None, reason="no cpu count")
 def test_local_engine_default_uses_the_available_cpus():
     assert LocalEngine().workers >= 1
+
+
+# -- the engine interface and its limits --------------------------------------------------------
+
+def test_more_workers_than_the_machine_can_use_are_capped_with_a_notice():
+    from bytepiece.engine import EngineNotice
+    from bytepiece.engine.local import MAX_WORKERS_PER_CPU, default_workers
+
+    cap = MAX_WORKERS_PER_CPU * default_workers()
+    with pytest.warns(EngineNotice, match=rf"100000 workers asked for, but more than {MAX_WORKERS_PER_CPU} per CPU "
+                                          rf"\({default_workers()} available\) would only cost memory; using {cap}"):
+        assert LocalEngine(100000).workers == cap
+    with pytest.warns(EngineNotice, match=f"using {cap}"):
+        assert LocalEngine(10 ** 30).workers == cap
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert LocalEngine(cap).workers == cap
+
+
+def test_the_engine_interface_says_where_tasks_run():
+    engine = LocalEngine(2)
+    assert engine.is_local and engine.run_on_workers(os.getpid) == {}
+
+
+@pytest.mark.parametrize("address, problem", [
+    ("garbage", "missing port number"), ("udp://127.0.0.1:1", "unknown address scheme 'udp'"),
+    ("tcp://127.0.0.1:notaport", "the port 'notaport' is not a number"),
+    ("tcp://127.0.0.1:0", "the port 0 is not between 1 and 65535"), ("tcp://", "missing port number"),
+    ("tcp://[::1]", "missing port number"), ("tcp://[::1]:x1", "the port 'x1' is not a number"),
+    ("tcp://127.0.0.1:8786", None), ("scheduler:8786", None), ("tcp://[::1]:8786", None)])
+def test_scheduler_addresses_are_checked_without_connecting(address, problem):
+    pytest.importorskip("distributed")
+    from bytepiece.engine.dask import address_problem
+
+    found = address_problem(address)
+    assert found == problem if problem is None else problem in found

@@ -1,5 +1,5 @@
 """Integer options out of range: one clear error naming the option and its limit before any work,
-never an overflow deep in a kernel."""
+never an overflow deep in a kernel; more workers than the machine can use are capped with a note."""
 
 from __future__ import annotations
 
@@ -52,3 +52,19 @@ def test_cli_out_of_range_options_are_usage_errors(runner, tmp_path, args, messa
     assert result.output.strip().splitlines() == [result.output.strip()]
     assert message in result.output and "unexpected" not in result.output
     assert not (tmp_path / "m.model").exists()
+
+
+def test_cli_caps_workers_with_a_note(runner, tmp_path):
+    from bytepiece.engine.local import MAX_WORKERS_PER_CPU, default_workers
+    from bytepiece_cli.app import app
+
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("".join(f"line {i}: abcd ab cafe\n" for i in range(200)), encoding="utf-8")
+    result = runner.invoke(app, ["train", str(corpus), "-o", str(tmp_path / "m.model"), "-v", "262",
+                                 "--workers", "100000"])
+    assert result.exit_code == 0, result.output
+    cap = MAX_WORKERS_PER_CPU * default_workers()
+    assert (f"note: 100000 workers asked for, but more than {MAX_WORKERS_PER_CPU} per CPU ({default_workers()} "
+            f"available) would only cost memory; using {cap}") in result.output
+    assert f"local, {cap} workers" in result.output  # the plan line of the summary
+    assert "smallest budget" not in result.output

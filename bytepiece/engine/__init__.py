@@ -6,8 +6,9 @@ their results in corpus order. :mod:`.memory` holds the memory budget and RSS me
 :mod:`.spill` the sorted runs that are kept under that budget by spilling to disk.
 """
 
-from .base import Engine, make_engine
+from .base import Engine, EngineNotice, make_engine
 from .memory import RssMonitor, default_budget, format_size, parse_size
 from .pool import thread_pool
 
-__all__ = ["Engine", "RssMonitor", "default_budget", "format_size", "make_engine", "parse_size", "thread_pool"]
+__all__ = ["Engine", "EngineNotice", "RssMonitor", "default_budget", "format_size", "make_engine", "parse_size",
+           "thread_pool"]

@@ -15,10 +15,15 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, TypeVar
 
-from ..errors import InputError
+from ..errors import BytePieceError, InputError, TrainingError
 
 T = TypeVar("T")
 R = TypeVar("R")
+
+
+class EngineNotice(UserWarning):
+    """Something the engine did differently from what was asked (shown as a note by the command
+    line)."""
 
 
 class Engine:
@@ -27,11 +32,24 @@ class Engine:
     backend: str = "base"
     workers: int = 1
 
-    def map(self, fn: Callable[..., R], items: Iterable[T], *args: Any, window: int | None = None) -> Iterator[tuple[T, R]]:
+    @property
+    def is_local(self) -> bool:
+        """Whether tasks run in this process, so that they may use its thread pools and report
+        progress as they go."""
+        return False
+
+    def map(self, fn: Callable[..., R], items: Iterable[T], *args: Any, window: int | None = None,
+            error: type[BytePieceError] = TrainingError) -> Iterator[tuple[T, R]]:
         """``(item, fn(item, *args))`` for every item, in item order, with at most ``window``
         tasks submitted ahead of the one being yielded (bounding the memory of finished but
-        not yet reduced results)."""
+        not yet reduced results). When the engine itself fails (its workers are gone), the run
+        stops with ``error``, the class the caller reports its failures with."""
         raise NotImplementedError
+
+    def run_on_workers(self, fn: Callable[[], Any]) -> dict[str, Any]:
+        """``fn()`` once in every worker process (set-up that is per process, such as compiling
+        the kernels), by worker; nothing where tasks run in this process."""
+        return {}
 
     def share(self, value: Any) -> Any:
         """A handle for ``value`` to pass to task functions in place of the value itself."""

@@ -161,7 +161,7 @@ def encode_corpus(
                 job = EncodeJob(os.path.abspath(staging), shard_tokens, -1.0 if alpha_value is None else alpha_value,
                                 stream_seed, BOS_ID if add_bos else -1, EOS_ID if add_eos else -1, errors,
                                 tokenizer.normalization == "nfc", BATCH_BYTES,
-                                engine.workers if engine.backend == "local" else 1, engine.backend == "local",
+                                engine.workers if engine.is_local else 1, engine.is_local,
                                 json.dumps(sidecar_metadata), allowed)
                 results = _run(engine, tasks, job, tokenizer, progress)
                 parts = [part for result in results for part in result.parts]
@@ -189,15 +189,13 @@ def _run(engine: Engine, tasks: list[EncodeTask], job: EncodeJob, tokenizer: Tok
          progress: Progress) -> list[TaskResult]:
     with progress.status("compiling kernels (first run only)"):
         warm_up_encoding()
-        client = getattr(engine, "client", None)
-        if client is not None:
-            client.run(warm_up_encoding)
+        engine.run_on_workers(warm_up_encoding)
     handle = engine.share(tokenizer)
     results: list[TaskResult] = []
     with progress.phase("encode", sum(t.size for t in tasks)) as advance:
-        report = advance if engine.backend == "local" else None
+        report = advance if engine.is_local else None
         try:
-            for task, result in engine.map(encode_task, tasks, job, handle, report):
+            for task, result in engine.map(encode_task, tasks, job, handle, report, error=InputError):
                 results.append(result)
                 advance(max(0, task.size - result.input_bytes) if report is not None else task.size)
         except OSError as e:

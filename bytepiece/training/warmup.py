@@ -53,6 +53,4 @@ def warm_up_here() -> float:
 def warm_up(engine) -> None:
     """Warm up this process and, for a cluster, every worker."""
     warm_up_here()
-    client = getattr(engine, "client", None)
-    if client is not None:
-        client.run(warm_up_here)
+    engine.run_on_workers(warm_up_here)
