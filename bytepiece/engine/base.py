@@ -12,6 +12,7 @@ every task needs (the n-gram table of the second training pass, a tokenizer) go 
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, TypeVar
 
@@ -22,8 +23,8 @@ R = TypeVar("R")
 
 
 class EngineNotice(UserWarning):
-    """Something the engine did differently from what was asked (shown as a note by the command
-    line)."""
+    """Something the engine did differently from what was asked, or an interrupt it absorbed
+    (shown as a note by the command line)."""
 
 
 class Engine:
@@ -68,8 +69,16 @@ class Engine:
     def __enter__(self) -> Engine:
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+    def __exit__(self, exc_type: object, *exc: object) -> None:
+        """Close; a Ctrl-C during the close lets it finish. After a block that failed, its own
+        error goes on; after one that completed, the work is done and stands: the interrupt
+        becomes an :class:`EngineNotice` instead of discarding that work."""
+        try:
+            self.close()
+        except KeyboardInterrupt:
+            if exc_type is None:
+                warnings.warn(EngineNotice(f"interrupted after the work was complete, while the {self.backend} engine "
+                                           "was shutting down; the result stands"), stacklevel=2)
 
 
 ClusterSpec = Any  # None | "local" | "local:N" | "tcp://host:port" | distributed.Client

@@ -5,7 +5,8 @@ worker (a shared file system, or URLs fsspec can open); partial results come bac
 as numpy arrays and are reduced there in corpus order, exactly as with the local backend, which
 is why the result does not depend on the backend. Dask retries a task whose worker died; when a
 task cannot be completed, or every worker has been gone for ``WORKER_WAIT_S``, the run stops with
-one error and writes nothing.
+one error and writes nothing. A cluster starts and stops whole even when Ctrl-C comes meanwhile
+(:mod:`.interrupts`).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from typing import Any
 
 from ..errors import BytePieceError, InputError, TrainingError
 from .base import Engine, R, T
+from .interrupts import run_apart
 from .local import capped_workers
 from .memory import worker_phase_peak
 
@@ -112,6 +114,18 @@ def address_problem(address: str) -> str | None:
     return None
 
 
+def _stop_gc_diagnosis() -> None:
+    """The scheduler of a local cluster runs in this process and hooks a Python function into
+    every garbage collection (to log their cost, which nobody sees here); a Ctrl-C that lands in
+    it is lost, printed as an "ignored" exception. Unhooked, a Ctrl-C always stops the run."""
+    try:
+        from distributed.gc import disable_gc_diagnosis
+
+        disable_gc_diagnosis(force=True)
+    except (ImportError, AssertionError, ValueError):
+        pass
+
+
 class DaskEngine(Engine):
     backend = "dask"
 
@@ -132,21 +146,29 @@ class DaskEngine(Engine):
             raise SystemExit(f"bytepiece: a local Dask cluster cannot start inside its own worker: {MAIN_GUARD_HINT}")
         distributed = _distributed()
         n_workers = capped_workers(n_workers, what=f"local:{n_workers} worker processes")
-        return cls._start_local(distributed, n_workers)
+        engine, interrupted = run_apart(lambda: cls._start_local(distributed, n_workers), name="bytepiece-dask-start",
+                                        spawns=True)
+        if interrupted:
+            engine.close()
+            raise KeyboardInterrupt
+        return engine
 
     @classmethod
     def _start_local(cls, distributed: Any, n_workers: int) -> DaskEngine:
         try:
             # The scheduler serves HTTP even without a dashboard, by default on 8787: a random port on
             # the loopback leaves 8787 to the user's own cluster and warns no one that it is taken.
+            # Its log lines are not for the user: what goes wrong reaches the run as an error of its own,
+            # and what a shutdown leaves in flight (a heartbeat) would print a traceback.
             cluster = distributed.LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True,
-                                               dashboard_address=None, silence_logs=logging.ERROR,
+                                               dashboard_address=None, silence_logs=logging.CRITICAL,
                                                scheduler_kwargs={"dashboard_address": "127.0.0.1:0"})
         except Exception as e:
             hint = f"; if this runs from a script: {MAIN_GUARD_HINT}" if getattr(sys.modules.get("__main__"),
                                                                                  "__file__", None) else ""
             raise InputError(f"could not start a local Dask cluster of {n_workers} worker processes "
                              f"({_first_line(e)}){hint}") from None
+        _stop_gc_diagnosis()
         try:
             return cls(distributed.Client(cluster), owns=True, cluster=cluster, address=f"local:{n_workers}")
         except BaseException:
@@ -160,8 +182,9 @@ class DaskEngine(Engine):
         error: BytePieceError | None = None
         if problem is None:
             try:
-                engine = cls(distributed.Client(address, timeout=f"{CONNECT_TIMEOUT_S}s", set_as_default=False),
-                             owns=True, address=address)
+                engine, interrupted = run_apart(lambda: cls(distributed.Client(
+                    address, timeout=f"{CONNECT_TIMEOUT_S}s", set_as_default=False), owns=True, address=address),
+                    name="bytepiece-dask-connect")
             except ValueError as e:
                 problem = _first_line(e)
             except (OSError, TimeoutError) as e:
@@ -177,6 +200,9 @@ class DaskEngine(Engine):
                              "tcp://HOST:PORT, local:N or threads")
         if error is not None:
             raise error
+        if interrupted:
+            engine.close()
+            raise KeyboardInterrupt
         try:
             check_workers(engine.client, address)
         except BaseException:
@@ -276,9 +302,16 @@ class DaskEngine(Engine):
                 "scheduler": self.address}
 
     def close(self) -> None:
+        """Stop what this engine started; a Ctrl-C meanwhile lets the shutdown finish, then is
+        raised."""
         if not self._owns or self._closed:
             return
         self._closed = True
+        _, interrupted = run_apart(self._shut_down, name="bytepiece-dask-close")
+        if interrupted:
+            raise KeyboardInterrupt
+
+    def _shut_down(self) -> None:
         try:
             self.client.close()
         finally:

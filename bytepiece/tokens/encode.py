@@ -28,7 +28,7 @@ import numpy.typing as npt
 from ..corpus import DEFAULT_BATCH_BYTES, DEFAULT_SHARD_BYTES, open_corpus, plan_shards, read_shard
 from ..corpus.sources import Source
 from ..corpus.utf8 import check_errors
-from ..engine import Engine, make_engine, parse_size
+from ..engine import Engine, make_engine, parse_size, stands_once_committed
 from ..errors import InputError
 from ..interop.binfile import model_sha256, token_dtype
 from ..model import BOS_ID, EOS_ID, file_sha256
@@ -153,7 +153,7 @@ def encode_corpus(
         sidecar_metadata = {"inputs": [s.label for s in corpus.sources], **{k: options[k] for k in
                             ("add_bos", "add_eos", "alpha", "seed", "errors")}, **metadata}
         json.dumps(sidecar_metadata)  # fail now, not after the work
-        with make_engine(cluster, workers=workers) as engine:
+        with make_engine(cluster, workers=workers) as engine, stands_once_committed() as committed:
             staging = staging_path(out)
             try:
                 staging.mkdir()
@@ -174,9 +174,10 @@ def encode_corpus(
                                         [_describe(s) for s in corpus.sources], {**options, "metadata": metadata},
                                         _stats(results))
                 files = commit_output(staging, parts, out, manifest=manifest, extra_model=extra_model)
+                description = engine.describe()
+                committed()
             finally:
                 discard_staging(staging)
-            description = engine.describe()
     return EncodeSummary(
         path=out if single else manifest_path(out), files=files,
         n_tokens=sum(p.n_tokens for p in parts), n_documents=sum(p.n_documents for p in parts), dtype=dtype.name,
