@@ -78,6 +78,7 @@ def train(
 ) -> None:
     """Train a model with the BytePiece algorithm (original JSON format)."""
     from bytepiece.corpus import Files
+    from bytepiece.engine import EngineNotice
     from bytepiece.training import Trainer
 
     check_field_names(jsonl_field, parquet_column)
@@ -115,6 +116,7 @@ def train(
                   labels=["<stdin>" if str(p) == "-" else str(p) for p in inputs])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # notices are printed below
+        warnings.simplefilter("always", EngineNotice)  # the engine's, as they happen
         trainer.train(files)
     written = trainer.save(output, overwrite=force, special_tokens=special_tokens)
     for notice in trainer.report.notices:

@@ -128,3 +128,110 @@ def test_a_worker_that_joins_while_we_wait_is_used(tmp_path):
         finally:
             worker.kill()
             worker.wait(timeout=30)
+
+
+# -- every worker leaving mid-run ---------------------------------------------------------------
+
+def _lines(n: int) -> str:
+    return "".join(f"line {i}: abcd ab 中文 cafe {i % 17}\n" for i in range(n))
+
+
+class _Deadline:
+    """Fails the test when its block runs past ``seconds`` (a run that waits forever for workers
+    that are gone would otherwise hang the suite)."""
+
+    def __init__(self, seconds: int) -> None:
+        self.seconds = seconds
+
+    def __enter__(self) -> None:
+        import signal
+
+        def hung(signum, frame):
+            pytest.fail(f"still waiting after {self.seconds} s")
+
+        self.previous = signal.signal(signal.SIGALRM, hung)
+        signal.alarm(self.seconds)
+
+    def __exit__(self, *exc: object) -> None:
+        import signal
+
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, self.previous)
+
+
+def test_all_workers_leaving_mid_run_stop_it_once_the_wait_is_over(tmp_path, monkeypatch):
+    import time
+
+    from bytepiece.engine import dask as dask_engine
+
+    monkeypatch.setattr(dask_engine, "WORKER_WAIT_S", 1)
+    with _scheduler() as cluster, _Worker(cluster, tmp_path) as worker:
+        with make_engine(cluster.scheduler_address) as engine:
+            results = engine.map(time.sleep, [0.2] * 20, error=InputError)
+            next(results)
+            worker.proc.kill()  # the only worker, with tasks still to run
+            with _Deadline(60), pytest.raises(InputError, match=r"all workers of the Dask cluster at tcp://\S+ left "
+                                                                 r"during the run, and none came back within 1 s; "
+                                                                 r"nothing was written"):
+                list(results)
+
+
+def test_training_whose_workers_all_leave_is_one_training_error(tmp_path, monkeypatch):
+    from bytepiece.engine import dask as dask_engine
+    from bytepiece.errors import TrainingError
+    from bytepiece.training import warmup
+
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text(_lines(3000), encoding="utf-8")
+    monkeypatch.setattr(dask_engine, "WORKER_WAIT_S", 1)
+    with _scheduler() as cluster, _Worker(cluster, tmp_path) as worker:
+        monkeypatch.setattr(warmup, "warm_up", lambda engine: (worker.proc.kill(), worker.proc.wait()))
+        with _Deadline(60), pytest.raises(TrainingError, match=r"all workers of the Dask cluster at tcp://\S+ left "
+                                                                r"during the run, and none came back within 1 s"):
+            Trainer(max_vocab_size=300, cluster=cluster.scheduler_address, progress=False,
+                    shard_bytes=4096).train(str(corpus))
+
+
+def test_encoding_whose_workers_all_leave_is_one_input_error(tmp_path):
+    import contextlib
+
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text(_lines(3000), encoding="utf-8")
+    (tmp_path / "out").mkdir()
+    tokenizer = Tokenizer.from_counts({bytes([b]): 1 for b in range(256)} | {b"ab": 5, b"line": 3})
+
+    class KillOnFirstResult:
+        def status(self, message):
+            return contextlib.nullcontext()
+
+        def phase(self, description, total=None, **kwargs):
+            return contextlib.nullcontext(lambda n: (worker.proc.kill(), worker.proc.wait()))
+
+    with _scheduler() as cluster, _Worker(cluster, tmp_path) as worker:
+        # the tokenizer they were given went with them: no point waiting for another worker
+        with _Deadline(60), pytest.raises(InputError, match=r"all workers of the Dask cluster at tcp://\S+ left "
+                                                             r"during the run, and with them the data this run had "
+                                                             r"given them; nothing was written"):
+            encode_corpus(str(corpus), tokenizer, tmp_path / "out" / "c", shard_size="1K",
+                          cluster=cluster.scheduler_address, progress=KillOnFirstResult())
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == []
+
+
+def test_a_worker_that_comes_back_in_time_finishes_the_run(tmp_path, monkeypatch):
+    from bytepiece.training import warmup
+
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text(_lines(3000), encoding="utf-8")
+    local = Trainer(max_vocab_size=265, workers=1, progress=False).train(str(corpus))[0]
+    with _scheduler() as cluster, _Worker(cluster, tmp_path) as worker:
+        def replace_the_worker(engine):
+            worker.proc.kill()
+            worker.proc.wait()
+            worker.proc = subprocess.Popen([sys.executable, "-c", _WORKER, cluster.scheduler_address, "normal"],
+                                           cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+        monkeypatch.setattr(warmup, "warm_up", replace_the_worker)
+        with _Deadline(120):
+            remote = Trainer(max_vocab_size=265, cluster=cluster.scheduler_address, progress=False,
+                             shard_bytes=4096).train(str(corpus))[0]  # waited for the new worker
+    assert remote.pieces == local.pieces

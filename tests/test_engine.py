@@ -10,6 +10,7 @@ import subprocess
 import sys
 import threading
 import time
+import warnings
 
 import numpy as np
 import pytest
@@ -342,3 +343,144 @@ def test_hash_random_words_spread_over_partitions(tmp_path):
 @pytest.mark.skipif(os.cpu_count() is None, reason="no cpu count")
 def test_local_engine_default_uses_the_available_cpus():
     assert LocalEngine().workers >= 1
+
+
+# -- Ctrl-C around a cluster's start and shutdown -----------------------------------------------
+
+def _sigint_blocked(conn) -> None:
+    import signal
+
+    conn.send(signal.SIGINT in signal.pthread_sigmask(signal.SIG_BLOCK, []))
+
+
+def _blocked_in_processes_started_apart() -> tuple[bool, bool]:
+    """Whether a subprocess and a multiprocessing (spawn) process started on the helper thread
+    have SIGINT blocked: a terminal's Ctrl-C is then the parent's to handle."""
+    import multiprocessing
+
+    code = "import signal; print(signal.SIGINT in signal.pthread_sigmask(signal.SIG_BLOCK, []))"
+    child = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60).stdout.strip()
+    context = multiprocessing.get_context("spawn")
+    receive, send = context.Pipe(duplex=False)
+    process = context.Process(target=_sigint_blocked, args=(send,))
+    process.start()
+    spawned = receive.recv()
+    process.join(timeout=60)
+    return child == "True", spawned
+
+
+@pytest.mark.skipif(not hasattr(__import__("signal"), "pthread_sigmask"), reason="POSIX signal masks")
+def test_run_apart_finishes_its_work_through_a_ctrl_c_and_reports_it():
+    import signal
+
+    from bytepiece.engine.interrupts import run_apart
+
+    def work():
+        os.kill(os.getpid(), signal.SIGINT)  # lands on the waiting (main) thread
+        time.sleep(0.3)
+        return "done"
+
+    def failing():
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.3)
+        raise ValueError("the start failed too")
+
+    try:
+        assert run_apart(work, name="test") == ("done", True)
+        assert run_apart(lambda: 7, name="test") == (7, False)
+        with pytest.raises(KeyboardInterrupt):  # what the user asked for, rather than the failure
+            run_apart(failing, name="test")
+        with pytest.raises(ValueError, match="the start failed"):
+            run_apart(lambda: (_ for _ in ()).throw(ValueError("the start failed")), name="test")
+        assert run_apart(_blocked_in_processes_started_apart, name="test", spawns=True)[0] == (True, True)
+    except KeyboardInterrupt:
+        pytest.fail("a Ctrl-C escaped run_apart")
+
+
+class _EngineWhoseCloseIsInterrupted(LocalEngine):
+    closed = False
+
+    def close(self) -> None:
+        self.closed = True
+        raise KeyboardInterrupt
+
+
+def test_an_interrupted_close_after_completed_work_is_a_notice():
+    from bytepiece.engine import EngineNotice
+
+    with pytest.warns(EngineNotice, match="interrupted after the work was complete, while the local engine was "
+                                          "shutting down; the result stands"):
+        with _EngineWhoseCloseIsInterrupted(1) as engine:
+            result = sum(r for _, r in engine.map(abs, [-1, -2]))
+    assert result == 3 and engine.closed
+    with pytest.raises(ValueError, match="the run's own error"):  # not replaced by the interrupt
+        with _EngineWhoseCloseIsInterrupted(1):
+            raise ValueError("the run's own error")
+
+
+def test_an_interrupt_once_the_output_is_committed_keeps_it():
+    from bytepiece.engine import EngineNotice, stands_once_committed
+
+    with pytest.warns(EngineNotice, match="interrupted after the output was committed, while cleaning up; the "
+                                          "result stands"):
+        with stands_once_committed() as committed:
+            committed()
+            raise KeyboardInterrupt  # a Ctrl-C in the clean-up after the commit
+    with pytest.raises(KeyboardInterrupt):  # before the commit, it stops the run
+        with stands_once_committed():
+            raise KeyboardInterrupt
+
+
+def test_encode_corpus_keeps_a_committed_corpus_through_a_ctrl_c_in_its_clean_up(tmp_path, tiny_tokenizer,
+                                                                                monkeypatch):
+    from bytepiece import TokenDataset, encode_corpus
+    from bytepiece.engine import EngineNotice
+    from bytepiece.tokens import encode as encode_module
+
+    discard = encode_module.discard_staging
+
+    def interrupted(staging):
+        discard(staging)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(encode_module, "discard_staging", interrupted)
+    try:
+        with pytest.warns(EngineNotice, match="interrupted after the output was committed"):
+            summary = encode_corpus(["one text", "two texts"], tiny_tokenizer, tmp_path / "c", workers=1)
+    except KeyboardInterrupt:
+        pytest.fail("a Ctrl-C after the commit discarded a complete corpus")
+    assert summary.n_documents == 2 and len(TokenDataset(tmp_path / "c")) == 2
+
+
+def test_more_workers_than_the_machine_can_use_are_capped_with_a_notice():
+    from bytepiece.engine import EngineNotice
+    from bytepiece.engine.local import MAX_WORKERS_PER_CPU, default_workers
+
+    cap = MAX_WORKERS_PER_CPU * default_workers()
+    with pytest.warns(EngineNotice, match=rf"100000 workers asked for, but more than {MAX_WORKERS_PER_CPU} per CPU "
+                                          rf"\({default_workers()} available\) would only cost memory; using {cap}"):
+        assert LocalEngine(100000).workers == cap
+    with pytest.warns(EngineNotice, match=f"using {cap}"):
+        assert LocalEngine(10 ** 30).workers == cap
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert LocalEngine(cap).workers == cap
+
+
+def test_the_engine_interface_says_where_tasks_run():
+    engine = LocalEngine(2)
+    assert engine.is_local and engine.run_on_workers(os.getpid) == {}
+
+
+@pytest.mark.parametrize("address, problem", [
+    ("garbage", "missing port number"), ("udp://127.0.0.1:1", "unknown address scheme 'udp'"),
+    ("tcp://127.0.0.1:notaport", "the port 'notaport' is not a number"),
+    ("tcp://127.0.0.1:0", "the port 0 is not between 1 and 65535"), ("tcp://", "missing port number"),
+    ("tcp://[::1]", "missing port number"), ("tcp://[::1]:x1", "the port 'x1' is not a number"),
+    ("tcp://127.0.0.1:8786", None), ("scheduler:8786", None), ("tcp://[::1]:8786", None)])
+def test_scheduler_addresses_are_checked_without_connecting(address, problem):
+    pytest.importorskip("distributed")
+    from bytepiece.engine.dask import address_problem
+
+    found = address_problem(address)
+    assert found == problem if problem is None else problem in found

@@ -3,11 +3,14 @@
 :func:`make_engine` picks a backend from a ``cluster`` option: local threads (the default, no
 extra dependency) or a Dask cluster; both run the same task functions and the caller reduces
 their results in corpus order. :mod:`.memory` holds the memory budget and RSS measurements,
-:mod:`.spill` the sorted runs that are kept under that budget by spilling to disk.
+:mod:`.spill` the sorted runs that are kept under that budget by spilling to disk,
+:mod:`.interrupts` what keeps a cluster whole through Ctrl-C.
 """
 
-from .base import Engine, make_engine
+from .base import Engine, EngineNotice, make_engine
+from .interrupts import stands_once_committed
 from .memory import RssMonitor, default_budget, format_size, parse_size
 from .pool import thread_pool
 
-__all__ = ["Engine", "RssMonitor", "default_budget", "format_size", "make_engine", "parse_size", "thread_pool"]
+__all__ = ["Engine", "EngineNotice", "RssMonitor", "default_budget", "format_size", "make_engine", "parse_size",
+           "stands_once_committed", "thread_pool"]

@@ -12,13 +12,19 @@ every task needs (the n-gram table of the second training pass, a tokenizer) go 
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, TypeVar
 
-from ..errors import InputError
+from ..errors import BytePieceError, InputError, TrainingError
 
 T = TypeVar("T")
 R = TypeVar("R")
+
+
+class EngineNotice(UserWarning):
+    """Something the engine did differently from what was asked, or an interrupt it absorbed
+    (shown as a note by the command line)."""
 
 
 class Engine:
@@ -27,11 +33,24 @@ class Engine:
     backend: str = "base"
     workers: int = 1
 
-    def map(self, fn: Callable[..., R], items: Iterable[T], *args: Any, window: int | None = None) -> Iterator[tuple[T, R]]:
+    @property
+    def is_local(self) -> bool:
+        """Whether tasks run in this process, so that they may use its thread pools and report
+        progress as they go."""
+        return False
+
+    def map(self, fn: Callable[..., R], items: Iterable[T], *args: Any, window: int | None = None,
+            error: type[BytePieceError] = TrainingError) -> Iterator[tuple[T, R]]:
         """``(item, fn(item, *args))`` for every item, in item order, with at most ``window``
         tasks submitted ahead of the one being yielded (bounding the memory of finished but
-        not yet reduced results)."""
+        not yet reduced results). When the engine itself fails (its workers are gone), the run
+        stops with ``error``, the class the caller reports its failures with."""
         raise NotImplementedError
+
+    def run_on_workers(self, fn: Callable[..., Any], *args: Any) -> dict[str, Any]:
+        """``fn(*args)`` once in every worker process (set-up that is per process, such as
+        compiling the kernels), by worker; nothing where tasks run in this process."""
+        return {}
 
     def share(self, value: Any) -> Any:
         """A handle for ``value`` to pass to task functions in place of the value itself."""
@@ -50,8 +69,16 @@ class Engine:
     def __enter__(self) -> Engine:
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+    def __exit__(self, exc_type: object, *exc: object) -> None:
+        """Close; a Ctrl-C during the close lets it finish. After a block that failed, its own
+        error goes on; after one that completed, the work is done and stands: the interrupt
+        becomes an :class:`EngineNotice` instead of discarding that work."""
+        try:
+            self.close()
+        except KeyboardInterrupt:
+            if exc_type is None:
+                warnings.warn(EngineNotice(f"interrupted after the work was complete, while the {self.backend} engine "
+                                           "was shutting down; the result stands"), stacklevel=2)
 
 
 ClusterSpec = Any  # None | "local" | "local:N" | "tcp://host:port" | distributed.Client

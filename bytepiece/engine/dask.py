@@ -4,25 +4,35 @@ Tasks receive shard descriptions and read their own input, so inputs must be rea
 worker (a shared file system, or URLs fsspec can open); partial results come back to the caller
 as numpy arrays and are reduced there in corpus order, exactly as with the local backend, which
 is why the result does not depend on the backend. Dask retries a task whose worker died; when a
-task cannot be completed the run stops with one error and writes nothing.
+task cannot be completed, or every worker has been gone for ``WORKER_WAIT_S``, the run stops with
+one error and writes nothing. A cluster starts and stops whole even when Ctrl-C comes meanwhile
+(:mod:`.interrupts`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import multiprocessing
 import sys
+import time
 from collections import deque
+from concurrent.futures import CancelledError
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-from ..errors import InputError, TrainingError
+from ..errors import BytePieceError, InputError, TrainingError
 from .base import Engine, R, T
+from .interrupts import run_apart
+from .local import capped_workers
 from .memory import worker_phase_peak
 
 CONNECT_TIMEOUT_S = 30
+#: how long a cluster may be without workers (at the start, or after all of them left) before the run stops
 WORKER_WAIT_S = 60
+#: how often a task that is not done yet is checked for a cluster without workers
+POLL_S = 1.0
 MAIN_GUARD_HINT = ('worker processes import the main module again, so a Python script must start the work '
                    'under `if __name__ == "__main__":`')
 
@@ -76,6 +86,46 @@ def _distributed():
     return distributed
 
 
+def _first_line(e: BaseException) -> str:
+    return str(e).splitlines()[0] if str(e) else type(e).__name__
+
+
+def address_problem(address: str) -> str | None:
+    """What makes ``address`` no scheduler address (``None`` when it is one), found without
+    connecting: a Client made from a malformed address is left half-built, and its clean-up at
+    exit waits a minute for a connection that never existed."""
+    from distributed.comm.addressing import parse_address, parse_host_port
+    from distributed.comm.registry import get_backend
+
+    location = ""
+    try:
+        scheme, location = parse_address(address)
+        get_backend(scheme)
+        if scheme == "inproc":
+            return None
+        _, port = parse_host_port(location)
+    except ValueError as e:
+        reason = _first_line(e)
+        if reason.startswith("invalid literal for int()"):
+            return f"the port {location.rpartition(':')[2]!r} is not a number"
+        return reason
+    if not 0 < int(port) < 1 << 16:
+        return f"the port {port} is not between 1 and 65535"
+    return None
+
+
+def _stop_gc_diagnosis() -> None:
+    """The scheduler of a local cluster runs in this process and hooks a Python function into
+    every garbage collection (to log their cost, which nobody sees here); a Ctrl-C that lands in
+    it is lost, printed as an "ignored" exception. Unhooked, a Ctrl-C always stops the run."""
+    try:
+        from distributed.gc import disable_gc_diagnosis
+
+        disable_gc_diagnosis(force=True)
+    except (ImportError, AssertionError, ValueError):
+        pass
+
+
 class DaskEngine(Engine):
     backend = "dask"
 
@@ -83,6 +133,7 @@ class DaskEngine(Engine):
         self.client = client
         self._owns = owns
         self._cluster = cluster
+        self._closed = False
         self.address = address or getattr(client.scheduler, "address", None)
         nthreads = client.nthreads()
         self.n_processes = len(nthreads)
@@ -94,43 +145,70 @@ class DaskEngine(Engine):
             # One line from each worker instead of a traceback; the caller reports the cause.
             raise SystemExit(f"bytepiece: a local Dask cluster cannot start inside its own worker: {MAIN_GUARD_HINT}")
         distributed = _distributed()
+        n_workers = capped_workers(n_workers, what=f"local:{n_workers} worker processes")
+        engine, interrupted = run_apart(lambda: cls._start_local(distributed, n_workers), name="bytepiece-dask-start",
+                                        spawns=True)
+        if interrupted:
+            engine.close()
+            raise KeyboardInterrupt
+        return engine
+
+    @classmethod
+    def _start_local(cls, distributed: Any, n_workers: int) -> DaskEngine:
         try:
             # The scheduler serves HTTP even without a dashboard, by default on 8787: a random port on
             # the loopback leaves 8787 to the user's own cluster and warns no one that it is taken.
+            # Its log lines are not for the user: what goes wrong reaches the run as an error of its own,
+            # and what a shutdown leaves in flight (a heartbeat) would print a traceback.
             cluster = distributed.LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True,
-                                               dashboard_address=None, silence_logs=logging.ERROR,
+                                               dashboard_address=None, silence_logs=logging.CRITICAL,
                                                scheduler_kwargs={"dashboard_address": "127.0.0.1:0"})
         except Exception as e:
-            reason = str(e).splitlines()[0] if str(e) else type(e).__name__
             hint = f"; if this runs from a script: {MAIN_GUARD_HINT}" if getattr(sys.modules.get("__main__"),
                                                                                  "__file__", None) else ""
-            raise InputError(f"could not start a local Dask cluster of {n_workers} worker processes ({reason}){hint}") from None
+            raise InputError(f"could not start a local Dask cluster of {n_workers} worker processes "
+                             f"({_first_line(e)}){hint}") from None
+        _stop_gc_diagnosis()
         try:
-            client = distributed.Client(cluster)
+            return cls(distributed.Client(cluster), owns=True, cluster=cluster, address=f"local:{n_workers}")
         except BaseException:
             cluster.close()
             raise
-        return cls(client, owns=True, cluster=cluster, address=f"local:{n_workers}")
 
     @classmethod
     def connect(cls, address: str) -> DaskEngine:
         distributed = _distributed()
+        problem = address_problem(address)
+        error: BytePieceError | None = None
+        if problem is None:
+            try:
+                engine, interrupted = run_apart(lambda: cls(distributed.Client(
+                    address, timeout=f"{CONNECT_TIMEOUT_S}s", set_as_default=False), owns=True, address=address),
+                    name="bytepiece-dask-connect")
+            except ValueError as e:
+                problem = _first_line(e)
+            except (OSError, TimeoutError) as e:
+                error = InputError(f"cannot reach the Dask scheduler at {address} within {CONNECT_TIMEOUT_S} s "
+                                   f"({_first_line(e)}); check the address and that the scheduler is running")
+        if problem is not None or error is not None:
+            # A Client that failed to connect lives on in reference cycles; collected at exit, after
+            # its event loop stopped, its clean-up waits a minute for it. Collected now, it is quick.
+            # (Raised out here, not in the handler, so that no traceback keeps it as context.)
+            gc.collect()
+        if problem is not None:
+            raise InputError(f"cluster {address!r} is not a Dask scheduler address ({problem}); give "
+                             "tcp://HOST:PORT, local:N or threads")
+        if error is not None:
+            raise error
+        if interrupted:
+            engine.close()
+            raise KeyboardInterrupt
         try:
-            client = distributed.Client(address, timeout=f"{CONNECT_TIMEOUT_S}s", set_as_default=False)
-        except ValueError as e:
-            reason = str(e).splitlines()[0] if str(e) else type(e).__name__
-            raise InputError(f"cluster {address!r} is not a Dask scheduler address ({reason}); give tcp://HOST:PORT, "
-                             "local:N or threads") from None
-        except (OSError, TimeoutError) as e:
-            reason = str(e).splitlines()[0] if str(e) else type(e).__name__
-            raise InputError(f"cannot reach the Dask scheduler at {address} within {CONNECT_TIMEOUT_S} s ({reason}); "
-                             "check the address and that the scheduler is running") from None
-        try:
-            check_workers(client, address)
+            check_workers(engine.client, address)
         except BaseException:
-            client.close()
+            engine.close()
             raise
-        return cls(client, owns=True, address=address)
+        return engine
 
     @classmethod
     def from_client(cls, client: Any) -> DaskEngine:
@@ -140,7 +218,11 @@ class DaskEngine(Engine):
         check_workers(client, getattr(client.scheduler, "address", None) or "the client's scheduler")
         return cls(client, owns=False)
 
-    def map(self, fn: Callable[..., R], items: Iterable[T], *args: Any, window: int | None = None) -> Iterator[tuple[T, R]]:
+    def run_on_workers(self, fn: Callable[..., Any], *args: Any) -> dict[str, Any]:
+        return dict(self.client.run(fn, *args))
+
+    def map(self, fn: Callable[..., R], items: Iterable[T], *args: Any, window: int | None = None,
+            error: type[BytePieceError] = TrainingError) -> Iterator[tuple[T, R]]:
         distributed = _distributed()
         window = max(1, window or 2 * self.workers)
         pending: deque[tuple[Any, Any]] = deque()
@@ -148,9 +230,9 @@ class DaskEngine(Engine):
             for item in items:
                 pending.append((item, self._submit(fn, item, *args)))
                 if len(pending) >= window:
-                    yield self._result(*pending.popleft(), distributed)
+                    yield self._result(*pending.popleft(), distributed, error)
             while pending:
-                yield self._result(*pending.popleft(), distributed)
+                yield self._result(*pending.popleft(), distributed, error)
         finally:
             if pending:
                 self.client.cancel([f for _, f in pending])
@@ -164,15 +246,47 @@ class DaskEngine(Engine):
         with dask.config.set({"distributed.admin.large-graph-warning-threshold": "4GiB"}):
             return self.client.submit(fn, item, *args, pure=False, retries=2)
 
-    @staticmethod
-    def _result(item: Any, future: Any, distributed: Any) -> tuple[Any, Any]:
+    def _result(self, item: Any, future: Any, distributed: Any, error: type[BytePieceError]) -> tuple[Any, Any]:
+        what = getattr(item, "source", item)
         try:
-            return item, future.result()
+            return item, self._wait(future, error)
         except distributed.KilledWorker as e:
-            raise TrainingError(f"a Dask worker died while processing {getattr(item, 'source', item)!r} and the "
-                                f"retries failed too ({e}); nothing was written") from None
+            raise error(f"a Dask worker died while processing {what!r} and the retries failed too ({e}); "
+                        "nothing was written") from None
+        except CancelledError as e:
+            if self._worker_count() == 0:
+                raise error(f"all workers of the Dask cluster at {self.address} left during the run, and with them "
+                            "the data this run had given them; nothing was written; start workers and run "
+                            "again") from None
+            raise error(f"the Dask cluster at {self.address} cancelled the task for {what!r} ({_first_line(e)}); "
+                        "nothing was written; run again") from None
         finally:
             future.release()
+
+    def _wait(self, future: Any, error: type[BytePieceError]) -> Any:
+        """The future's result. A cluster whose workers all left keeps tasks waiting for good:
+        after ``WORKER_WAIT_S`` without a worker the run stops instead."""
+        alone_since: float | None = None
+        while True:
+            try:
+                return future.result(timeout=POLL_S)
+            except (TimeoutError, asyncio.TimeoutError):  # one class from Python 3.11 on
+                if future.done():  # the task's own TimeoutError
+                    return future.result()
+            if self._worker_count() != 0:
+                alone_since = None
+            elif alone_since is None:
+                alone_since = time.monotonic()
+            elif time.monotonic() - alone_since >= WORKER_WAIT_S:
+                raise error(f"all workers of the Dask cluster at {self.address} left during the run, and none came "
+                            f"back within {WORKER_WAIT_S} s; nothing was written; start workers and run again")
+
+    def _worker_count(self) -> int:
+        """Workers of the cluster now (0 when the scheduler cannot say)."""
+        try:
+            return len(self.client.nthreads())
+        except (OSError, TimeoutError, asyncio.TimeoutError):  # a lost scheduler connection is an OSError too
+            return 0
 
     def share(self, value: Any) -> Any:
         return self.client.scatter(value, broadcast=True, hash=False)
@@ -188,9 +302,18 @@ class DaskEngine(Engine):
                 "scheduler": self.address}
 
     def close(self) -> None:
-        if self._owns:
-            try:
-                self.client.close()
-            finally:
-                if self._cluster is not None:
-                    self._cluster.close()
+        """Stop what this engine started; a Ctrl-C meanwhile lets the shutdown finish, then is
+        raised."""
+        if not self._owns or self._closed:
+            return
+        self._closed = True
+        _, interrupted = run_apart(self._shut_down, name="bytepiece-dask-close")
+        if interrupted:
+            raise KeyboardInterrupt
+
+    def _shut_down(self) -> None:
+        try:
+            self.client.close()
+        finally:
+            if self._cluster is not None:
+                self._cluster.close()

@@ -7,14 +7,18 @@ task; the reading and decoding around it overlaps with other tasks' kernels.
 from __future__ import annotations
 
 import os
+import warnings
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future
 from typing import Any
 
-from ..errors import InputError
-from .base import Engine, R, T
+from ..errors import BytePieceError, InputError, TrainingError
+from .base import Engine, EngineNotice, R, T
 from .pool import thread_pool
+
+#: workers per available CPU beyond which more only cost memory (the kernels keep a CPU busy each)
+MAX_WORKERS_PER_CPU = 4
 
 
 def default_workers() -> int:
@@ -22,6 +26,19 @@ def default_workers() -> int:
         return max(1, len(os.sched_getaffinity(0)))
     except (AttributeError, OSError):
         return max(1, os.cpu_count() or 1)
+
+
+def capped_workers(workers: int, *, what: str | None = None) -> int:
+    """``workers``, or at most ``MAX_WORKERS_PER_CPU`` per available CPU with a notice: every worker
+    holds a share of the memory budget, so thousands of them leave each too little to work with
+    and make the run fail for want of memory that fewer would not need."""
+    cpus = default_workers()
+    cap = MAX_WORKERS_PER_CPU * cpus
+    if workers <= cap:
+        return workers
+    warnings.warn(EngineNotice(f"{what or f'{workers} workers'} asked for, but more than {MAX_WORKERS_PER_CPU} per CPU "
+                               f"({cpus} available) would only cost memory; using {cap}"), stacklevel=3)
+    return cap
 
 
 class LocalEngine(Engine):
@@ -32,9 +49,14 @@ class LocalEngine(Engine):
             workers = default_workers()
         if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
             raise InputError(f"workers must be a positive integer, got {workers!r}")
-        self.workers = workers
+        self.workers = capped_workers(workers)
 
-    def map(self, fn: Callable[..., R], items: Iterable[T], *args: Any, window: int | None = None) -> Iterator[tuple[T, R]]:
+    @property
+    def is_local(self) -> bool:
+        return True
+
+    def map(self, fn: Callable[..., R], items: Iterable[T], *args: Any, window: int | None = None,
+            error: type[BytePieceError] = TrainingError) -> Iterator[tuple[T, R]]:
         if self.workers == 1:
             for item in items:
                 yield item, fn(item, *args)

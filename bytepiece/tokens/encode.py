@@ -27,7 +27,7 @@ import numpy as np
 from ..corpus import DEFAULT_BATCH_BYTES, DEFAULT_SHARD_BYTES, open_corpus, plan_shards, read_shard
 from ..corpus.sources import Source
 from ..corpus.utf8 import check_errors
-from ..engine import Engine, make_engine, parse_size
+from ..engine import Engine, make_engine, parse_size, stands_once_committed
 from ..errors import InputError
 from ..interop.binfile import model_sha256, token_dtype
 from ..model import BOS_ID, EOS_ID, file_sha256
@@ -157,7 +157,7 @@ def encode_corpus(
         sidecar_metadata = {"inputs": [s.label for s in corpus.sources], **{k: options[k] for k in
                             ("add_bos", "add_eos", "alpha", "seed", "errors")}, **metadata}
         json.dumps(sidecar_metadata)  # fail now, not after the work
-        with make_engine(cluster, workers=workers) as engine:
+        with make_engine(cluster, workers=workers) as engine, stands_once_committed() as committed:
             staging = staging_path(out)
             try:
                 staging.mkdir()
@@ -165,7 +165,7 @@ def encode_corpus(
                 job = EncodeJob(os.path.abspath(staging), shard_tokens, -1.0 if alpha_value is None else alpha_value,
                                 stream_seed, BOS_ID if add_bos else -1, EOS_ID if add_eos else -1, errors,
                                 tokenizer.normalization == "nfc", BATCH_BYTES,
-                                engine.workers if engine.backend == "local" else 1, engine.backend == "local",
+                                engine.workers if engine.is_local else 1, engine.is_local,
                                 json.dumps(sidecar_metadata), allowed)
                 results = _run(engine, tasks, job, tokenizer, progress)
                 parts = [part for result in results for part in result.parts]
@@ -178,9 +178,10 @@ def encode_corpus(
                                         [_describe(s) for s in corpus.sources], {**options, "metadata": metadata},
                                         _stats(results))
                 files = commit_output(staging, parts, out, manifest=manifest, extra_model=extra_model)
+                description = engine.describe()
+                committed()
             finally:
                 discard_staging(staging)
-            description = engine.describe()
     return EncodeSummary(
         path=out if single else manifest_path(out), files=files,
         n_tokens=sum(p.n_tokens for p in parts), n_documents=sum(p.n_documents for p in parts), dtype=dtype.name,
@@ -193,9 +194,7 @@ def _run(engine: Engine, tasks: list[EncodeTask], job: EncodeJob, tokenizer: Tok
          progress: Progress) -> list[TaskResult]:
     with progress.status("compiling kernels (first run only)"):
         warm_up_encoding()
-        client = getattr(engine, "client", None)
-        if client is not None:
-            client.run(warm_up_encoding)
+        engine.run_on_workers(warm_up_encoding)
     handle = engine.share(tokenizer)
     if job.alpha >= 0:
         with progress.phase("number documents", sum(t.size for t in tasks)) as advance:
@@ -206,9 +205,9 @@ def _run(engine: Engine, tasks: list[EncodeTask], job: EncodeJob, tokenizer: Tok
         tasks = number_documents(tasks, counts)
     results: list[TaskResult] = []
     with progress.phase("encode", sum(t.size for t in tasks)) as advance:
-        report = advance if engine.backend == "local" else None
+        report = advance if engine.is_local else None
         try:
-            for task, result in engine.map(encode_task, tasks, job, handle, report):
+            for task, result in engine.map(encode_task, tasks, job, handle, report, error=InputError):
                 results.append(result)
                 advance(max(0, task.size - result.input_bytes) if report is not None else task.size)
         except OSError as e:

@@ -45,10 +45,19 @@ PHASES = ("count n-grams", "prune n-grams", "count pieces", "prune pieces", "ref
 MB = 1 << 20
 
 
-def _whole(name: str, value: Any, low: int, high: int | None = None) -> int:
+#: the largest value of any integer option, and why
+_INT64 = ((1 << 63) - 1, "counts and lengths are 64-bit integers")
+#: the largest vocabulary, and why
+_VOCAB_LIMIT = (1 << 32, "ids are at most 32-bit in token files")
+
+
+def _whole(name: str, value: Any, low: int, high: int | None = None, *,
+           limit: tuple[int, str] | None = _INT64) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low or (high is not None and value > high):
         rng = f"between {low} and {high}" if high is not None else f">= {low}"
         raise InputError(f"{name} must be an integer {rng}, got {value!r}")
+    if limit is not None and value > limit[0]:
+        raise InputError(f"{name} must be at most {limit[0]} ({limit[1]}), got {value!r}")
     return int(value)
 
 
@@ -111,13 +120,13 @@ class Trainer:
         if not sizes:
             raise InputError("max_vocab_size must be a size or a non-empty list of sizes")
         for s in sizes:
-            _whole("max_vocab_size", s, MIN_VOCAB_SIZE)
+            _whole("max_vocab_size", s, MIN_VOCAB_SIZE, limit=_VOCAB_LIMIT)
         self.max_vocab_size: list[int] = sorted({int(s) for s in sizes}, reverse=True)
         self.max_piece_length = _whole("max_piece_length", max_piece_length, 1)
         self.min_count = _whole("min_count", min_count, 1)
         self.isolate_digits = bool(isolate_digits)
         self.ensure_unicode = bool(ensure_unicode)
-        self.workers = None if workers is None else _whole("workers", workers, 1)
+        self.workers = None if workers is None else _whole("workers", workers, 1, limit=None)  # the engine caps it
         self.cluster = cluster
         self.max_memory = None if max_memory is None else parse_size(max_memory, name="max_memory")
         self.tmp_dir = tmp_dir

@@ -65,6 +65,4 @@ def _warm_up(fmt: str) -> None:
 def warm_up(engine, formats: tuple[str, ...] = ("text",)) -> None:
     """Warm up this process and, for a cluster, every worker."""
     warm_up_here(formats)
-    client = getattr(engine, "client", None)
-    if client is not None:
-        client.run(warm_up_here, formats)
+    engine.run_on_workers(warm_up_here, formats)
