@@ -38,9 +38,9 @@ def test_a_huge_min_count_trains_instead_of_overflowing(tmp_path):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--min-count", str(HUGE)], "min_count must be at most 9223372036854775807"),
-    (["--max-piece-length", str(HUGE)], "max_piece_length must be at most 9223372036854775807"),
-    (["-v", str(HUGE)], "max_vocab_size must be at most 4294967296"),
+    (["--min-count", str(HUGE)], "--min-count must be at most 9223372036854775807"),
+    (["--max-piece-length", str(HUGE)], "--max-piece-length must be at most 9223372036854775807"),
+    (["-v", str(HUGE)], "--vocab-size must be at most 4294967296"),
 ])
 def test_cli_out_of_range_options_are_usage_errors(runner, tmp_path, args, message):
     from bytepiece_cli.app import app
