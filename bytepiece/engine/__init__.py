@@ -7,7 +7,8 @@ their results in corpus order. :mod:`.memory` holds the memory budget and RSS me
 :mod:`.interrupts` what keeps a cluster whole through Ctrl-C.
 """
 
-from .base import Engine, EngineNotice, make_engine
+from .base import Engine, EngineNotice
+from .make import make_engine
 from .interrupts import stands_once_committed
 from .memory import RssMonitor, default_budget, format_size, parse_size
 from .pool import thread_pool

@@ -4,7 +4,7 @@ Every table is first built as plain data (:class:`TableData`: title, headers, ro
 so the terminal and the markdown show exactly the same numbers, and :func:`fit` splits a wide
 table into parts that each fit 80 columns (the key columns repeat in every part).
 
-``python -m bytepiece.evaluation.report RESULTS.json --docs docs/evaluation.md`` rewrites the
+``python -m bytepiece.evaluation.docsgen RESULTS.json --docs docs/evaluation.md`` rewrites the
 results section of a documentation page from the JSON of ``bytepiece eval run`` (see
 :mod:`.docsgen`).
 """
@@ -396,9 +396,3 @@ def vocabulary_notes(res: dict) -> list[str]:
 
 __all__ = ["CONDITION_LABELS", "TableData", "all_tables", "fit", "heldout_table", "markdown_report", "plot",
            "strategies_of", "strategy_table", "summary_lines", "to_markdown", "to_rich", "vocabulary_notes"]
-
-
-if __name__ == "__main__":
-    from .docsgen import main
-
-    raise SystemExit(main())

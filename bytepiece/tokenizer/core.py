@@ -13,7 +13,7 @@ from __future__ import annotations
 import functools
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
-from typing import NamedTuple
+from typing import NamedTuple, Union
 
 import numpy as np
 import numpy.typing as npt
@@ -33,6 +33,9 @@ from .specials import SpecialTokens
 # [1e-100, 1e100]); below this log weight the log-domain sampler takes over.
 _LINEAR_MIN_LOG_WEIGHT = -200.0
 _SAMPLING_TABLES = 16
+
+#: what the tokenizer accepts as text: str, or UTF-8 bytes
+Text = Union[str, bytes]
 
 
 class KernelTables(NamedTuple):
@@ -141,7 +144,7 @@ class Segmenter:
 
     def check_id(self, token_id: object) -> None:
         if not (type(token_id) is int or (isinstance(token_id, np.integer) and not isinstance(token_id, np.bool_))) \
-                or not 0 <= token_id < self.vocab_size:  # type: ignore[operator]
+                or not 0 <= token_id < self.vocab_size:
             raise InputError(f"id {token_id!r} is outside this vocabulary (0..{self.vocab_size - 1})")
 
     def decode_bytes(self, ids: Iterable[int] | npt.NDArray[np.integer]) -> bytes:

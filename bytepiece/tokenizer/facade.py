@@ -18,7 +18,7 @@ import functools
 import os
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Literal, Union, overload
+from typing import Any, Literal, overload
 
 import numpy as np
 import numpy.typing as npt
@@ -27,13 +27,12 @@ from ..errors import InputError
 from ..model import Model, ModelSource
 from ..options import Seed, alpha_value, kernel_seed, resolve_threads
 from ..vocab import BOS_ID, EOS_ID, PAD_ID
-from .core import Segmenter
+from .core import Segmenter, Text
 from .documents import DocumentEncoder, EncodeOptions
 from .idlists import id_lists
 from .loading import load
 from .specials import AllowedSpecial
 
-Text = Union[str, bytes]
 _INF = float("inf")
 
 
@@ -150,7 +149,7 @@ class Tokenizer:
             data = self._core.normalize(text)
             flat, _ = DocumentEncoder(self._core, options).encode(data, np.array([0, len(data)], np.int64))
             return flat.tolist()
-        ids = self._core.segment(self._core.normalize(text), alpha, kernel_seed(seed) if alpha >= 0 else 0)
+        ids = self._core.segment(self._core.normalize(text), alpha, kernel_seed(seed) if alpha >= 0 else np.uint64(0))
         if add_bos:
             ids.insert(0, BOS_ID)
         if add_eos:

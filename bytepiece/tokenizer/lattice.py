@@ -10,7 +10,7 @@ distribution ``q(S)`` proportional to ``p(S) ** alpha`` over the segmentations o
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import TYPE_CHECKING, Sequence
+from typing import Sequence
 
 import numpy as np
 import numpy.typing as npt
@@ -19,10 +19,7 @@ from ..errors import InputError
 from ..kernels import lattice as K
 from ..options import Seed, kernel_seed
 from ..vocab import FIRST_PIECE_ID
-from .core import Segmenter
-
-if TYPE_CHECKING:
-    from .facade import Text
+from .core import Segmenter, Text
 
 #: most segmentations n-best lists and samples may ask for at once (their arrays grow with it)
 MAX_N = 1 << 20

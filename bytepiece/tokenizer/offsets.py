@@ -16,19 +16,16 @@ from __future__ import annotations
 
 import functools
 import unicodedata
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
 
 from ..errors import InputError
 from ..normalize import NFC, to_utf8
-from .core import Segmenter
+from .core import Segmenter, Text
 from .documents import DocumentEncoder, EncodeOptions
 from .specials import AllowedSpecial
-
-if TYPE_CHECKING:
-    from .facade import Text
 
 Span = tuple[int, int]
 _HANGUL_V = range(0x1161, 0x1176)

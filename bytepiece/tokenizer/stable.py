@@ -24,18 +24,14 @@ ties between segmentations, which the common prefix makes no difference to).
 from __future__ import annotations
 
 import unicodedata
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ..errors import InputError
 from ..normalize import NFC
-from .core import Segmenter
+from .core import Segmenter, Text
 from .lattice import Lattice
 from .offsets import Alignment, is_stable_starter, may_compose_with_next
-
-if TYPE_CHECKING:
-    from .facade import Text
 
 
 def _starts_segment(ch: str) -> bool:
