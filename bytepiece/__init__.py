@@ -3,39 +3,45 @@
 from typing import TYPE_CHECKING, Any
 
 from .errors import BytePieceError, InputError, ModelFormatError, TrainingError
-from .model import Model, load_model
-from .tokenizer.streaming import DecodeStream
-from .tokenizer import Tokenizer
 
-if TYPE_CHECKING:  # imported on first use below; type checkers see the real classes
+if TYPE_CHECKING:  # imported on first use below; type checkers see the real names
     from .continuation import ByteLevelLM, stable_split
+    from .model import Model, load_model
     from .strategies import complete
+    from .tokenizer import Tokenizer
+    from .tokenizer.streaming import DecodeStream
+    from .tokens import EncodeSummary, TokenDataset, decode_corpus, encode_corpus
     from .training import Trainer
 
 __version__ = "0.1.0"
 
+# Every public name is imported when first used: ``import bytepiece.errors`` (what the command
+# line needs before it knows the command) costs nothing, and encoding-only users never load the
+# trainer's kernels and corpus readers, nor the continuation side.
+_HOMES = {
+    "Model": "model", "load_model": "model",
+    "Tokenizer": "tokenizer", "DecodeStream": "tokenizer.streaming",
+    "Trainer": "training",
+    "ByteLevelLM": "continuation", "stable_split": "continuation",
+    "complete": "strategies",
+    "encode_corpus": "tokens", "decode_corpus": "tokens", "TokenDataset": "tokens", "EncodeSummary": "tokens",
+}
+
 
 def __getattr__(name: str) -> Any:
-    # The trainer pulls in its kernels and corpus readers; encoding-only users never pay for them.
-    if name == "Trainer":
-        from .training import Trainer
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module 'bytepiece' has no attribute {name!r}")
+    import importlib
 
-        return Trainer
-    # The byte-level continuation (exact next-byte distribution, healing strategies) loads its
-    # kernels only when asked for.
-    if name in ("ByteLevelLM", "stable_split"):
-        from . import continuation
+    value = getattr(importlib.import_module(f".{home}", __name__), name)
+    globals()[name] = value
+    return value
 
-        return getattr(continuation, name)
-    if name == "complete":
-        from .strategies import complete
 
-        return complete
-    if name in ("encode_corpus", "TokenDataset", "EncodeSummary"):
-        from . import tokens
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_HOMES))
 
-        return getattr(tokens, name)
-    raise AttributeError(f"module 'bytepiece' has no attribute {name!r}")
 
 __all__ = [
     "ByteLevelLM",
@@ -51,6 +57,7 @@ __all__ = [
     "TrainingError",
     "__version__",
     "complete",
+    "decode_corpus",
     "encode_corpus",
     "load_model",
     "stable_split",

@@ -84,7 +84,7 @@ class Model:
         inspect`` shows), as data."""
         from .summary import summarize
 
-        return summarize(self, top=top)
+        return summarize(self, top=top)  # type: ignore[arg-type]  # Model's fields are read-only properties
 
     def with_special_tokens(self, tokens: Iterable[str]) -> Model:
         """This model with ``tokens`` appended to its special tokens (ones it already has are
@@ -127,6 +127,19 @@ class Model:
             out.write(metadata_path(path), json.dumps(self.metadata, indent=2, sort_keys=True), overwrite=True)
         else:
             out.remove(metadata_path(path))
+
+
+def content_sha256(model: Model) -> str:
+    """The model's identity: sha256 of its content (pieces and counts in id order), whatever the
+    JSON file looked like: for each piece its length (uint32 LE), its bytes and its count (int64
+    LE). Token files and corpus manifests record it, so a reader can refuse another model."""
+    h = hashlib.sha256()
+    counts = np.asarray(model.counts, dtype="<i8")
+    for piece, count in zip(model.pieces, counts.tolist()):
+        h.update(len(piece).to_bytes(4, "little"))
+        h.update(piece)
+        h.update(int(count).to_bytes(8, "little", signed=True))
+    return h.hexdigest()
 
 
 def file_sha256(path: str | os.PathLike, *, what: str = "file", error: type[Exception] = InputError) -> str:

@@ -129,9 +129,9 @@ STDOUT_CLOSED = "cannot write to standard output: it is closed"
 
 def _stand_in_for_closed_streams() -> None:
     if sys.stdin is None:
-        sys.stdin = _ClosedStream(STDIN_CLOSED)  # type: ignore[assignment]
+        sys.stdin = _ClosedStream(STDIN_CLOSED)
     if sys.stdout is None:
-        sys.stdout = _ClosedStream(STDOUT_CLOSED)  # type: ignore[assignment]
+        sys.stdout = _ClosedStream(STDOUT_CLOSED)
 
 
 def stdout_is_closed() -> bool:

@@ -1,97 +1,46 @@
-"""``bytepiece decode``: token ids back to text, from any output of ``bytepiece encode``."""
+"""``bytepiece decode``: token ids back to documents, from any output of ``bytepiece encode``."""
 
 from __future__ import annotations
 
-import sys
-from collections.abc import Iterator
+import enum
 from pathlib import Path
-from typing import IO, Annotated, Any, Optional
+from typing import Annotated, Optional
 
 import typer
 
-from .checks import MAX_ID_LINE_BYTES, check_inputs, check_outputs, limited_lines
-from .common import fail, handle_errors, load_tokenizer
+from .common import err_console, handle_errors, resolve_model
 from .core import Command
+
+
+class DecodeFormat(str, enum.Enum):
+    auto = "auto"
+    text = "text"
+    jsonl = "jsonl"
 
 
 @handle_errors
 def decode(
     files: Annotated[Optional[list[Path]], typer.Argument(
-        metavar="FILE", help="Lines of ids (as encode writes them), or encode's .npy / .bin files or "
-        ".manifest.json; stdin when none or '-'.", show_default=False)] = None,
+        metavar="FILE", help="Token files as encode writes them: a shard prefix or .manifest.json, .bin, .npy, or "
+        "lines of ids; stdin (lines of ids) when none or '-'.", show_default=False)] = None,
     model: Annotated[Optional[Path], typer.Option("--model", "-m", metavar="MODEL", help="Model file (default: the "
                                                   "model shipped with bytepiece).", show_default=False)] = None,
     output: Annotated[Optional[Path], typer.Option("--output", "-o", metavar="PATH", help="Output file (written "
                                                    "atomically); stdout when omitted.", show_default=False)] = None,
+    fmt: Annotated[DecodeFormat, typer.Option(
+        "--format", "-f", help="text: a line per document; jsonl: a JSON record per document; auto: jsonl "
+        "if documents may hold newlines.")] = DecodeFormat.auto,
     force: Annotated[bool, typer.Option("--force", help="Overwrite an existing output file.")] = False,
 ) -> None:
-    """Decode token ids back into text, one line per document."""
-    files = files or []
-    check_inputs(files)
+    """Decode token ids back into documents, with their boundaries."""
+    from bytepiece.progress import Progress
+    from bytepiece.tokens import decode_corpus
+
+    summary = decode_corpus(files or ["-"], resolve_model(model), output, format=fmt.value, overwrite=force,
+                            progress=Progress(err_console.is_terminal and output is not None, console=err_console))
     if output is not None:
-        check_outputs([output], force)
-    tokenizer = load_tokenizer(model)
-    from bytepiece.io.atomic import atomic_open
-
-    from bytepiece.errors import InputError
-
-    with (atomic_open(output, "w", overwrite=force) if output is not None else _stdout()) as out:
-        for where, ids in _documents(files, tokenizer.model):
-            try:
-                text = tokenizer.decode(ids)
-            except InputError as e:
-                raise fail(f"{where}: {e}") from None
-            out.write(text + "\n")
-
-
-class _stdout:
-    def __enter__(self) -> IO[str]:
-        return sys.stdout
-
-    def __exit__(self, *exc: Any) -> None:
-        return None
-
-
-def _documents(files: list[Path], model: Any) -> Iterator[tuple[str, list[int]]]:
-    """Where each document is and its ids, file by file: sharded corpora (refused when encoded
-    with another model) and binary token files document by document, text files (and stdin)
-    line by line."""
-    from bytepiece.interop.npyfile import open_token_file
-    from bytepiece.tokens.manifest import MANIFEST_SUFFIX
-
-    for path in files or [Path("-")]:
-        if path.name.endswith(MANIFEST_SUFFIX):
-            from bytepiece import TokenDataset
-
-            with TokenDataset(path, model=model) as dataset:
-                for i, ids in enumerate(dataset.documents()):
-                    yield f"document {i} of {path}", ids.tolist()
-            continue
-        arrays = None if str(path) == "-" else open_token_file(path)
-        if arrays is not None:
-            tokens, offsets = arrays
-            bounds = offsets.tolist()
-            for i, (a, b) in enumerate(zip(bounds, bounds[1:])):
-                yield f"document {i} of {path}", tokens[a:b].tolist()
-            continue
-        name = "stdin" if str(path) == "-" else str(path)
-        if str(path) == "-":
-            yield from _id_lines(sys.stdin.buffer, name)
-        else:
-            with open(path, "rb") as f:
-                yield from _id_lines(f, name)
-
-
-def _id_lines(f: IO[bytes], name: str) -> Iterator[tuple[str, list[int]]]:
-    for number, (line, _) in enumerate(limited_lines(f, name, MAX_ID_LINE_BYTES), start=1):
-        tokens = line.split()
-        # ASCII digits only: int() would also take "1_0", "+5", "-3" and other scripts' digits.
-        bad = next((tok for tok in tokens if not tok.isdigit()), None)
-        if bad is not None:
-            shown = bad[:40].decode("utf-8", "backslashreplace")
-            raise fail(f"line {number} of {name}: {shown!r} is not a token id (ids are non-negative decimal integers "
-                       "separated by spaces)")
-        yield f"line {number} of {name}", [int(tok) for tok in tokens]
+        err_console.print(f"wrote {summary.n_documents:,} documents ({summary.format}, {summary.n_tokens:,} tokens) "
+                          f"to {output} in {summary.seconds:.1f} s", soft_wrap=True, markup=False, highlight=False)
 
 
 def register(app: typer.Typer) -> None:

@@ -2,29 +2,21 @@
 
 from __future__ import annotations
 
-import contextlib
 import enum
-import sys
-from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, Annotated, Any, Optional
+from typing import Annotated, Optional
 
 import typer
 
-from .checks import (FLOAT, MAX_LINE_BYTES, TEXT_DOCUMENT_HELP, check_field_names, check_inputs, check_outputs,
-                     input_paths, limited_lines, parse_seed, TextDocument, usage_error)
-from .common import err_console, fail, handle_errors, load_tokenizer, note
+from .checks import (FLOAT, TEXT_DOCUMENT_HELP, check_field_names, check_inputs, input_paths, parse_seed, TextDocument, usage_error)
+from .common import err_console, handle_errors, note
 from .core import Command
 
 
-class Format(str, enum.Enum):
-    ids = "ids"
-    pieces = "pieces"
-    npy = "npy"
-    bin = "bin"
+from bytepiece.tokens.formats import FORMATS
 
-
-FORMATS = tuple(f.value for f in Format)
+#: ``--format``: every token format of the registry
+Format = enum.Enum("Format", {name: name for name in FORMATS}, type=str)  # type: ignore[misc]
 
 
 class SampleSpec:
@@ -76,50 +68,14 @@ def _sample_and_seed(sample: str | None, seed: str | None) -> tuple[SampleSpec |
     return spec, None if spec is None else spec.seed
 
 
-def read_lines(paths: list[Path], max_line: int = MAX_LINE_BYTES) -> Iterator[tuple[bytes, int]]:
-    """Lines (without their ``\\n``) of each input, or of stdin, with the bytes consumed; a line
-    longer than ``max_line`` is an error (``/dev/zero`` or a binary file must not eat memory)."""
-    if not paths:
-        yield from limited_lines(sys.stdin.buffer, "stdin", max_line)
-        return
-    for path in paths:
-        if str(path) == "-":
-            yield from limited_lines(sys.stdin.buffer, "stdin", max_line)
-            continue
-        with open(path, "rb") as f:
-            yield from limited_lines(f, str(path), max_line)
-
-
-@contextlib.contextmanager
-def atomic_output(path: Path | None, binary: bool = False, overwrite: bool = True) -> Iterator[IO]:
-    """stdout, or a temporary file beside ``path`` that replaces it only on success (a device
-    or FIFO is written directly)."""
-    if path is None:
-        if binary:
-            raise fail("this output format is binary; give an output file with -o")
-        yield sys.stdout
-        return
-    from bytepiece.io.atomic import atomic_open
-
-    with atomic_open(path, "wb" if binary else "w", overwrite=overwrite) as f:
-        yield f
-
-
-def render_pieces(pieces: list[bytes | str]) -> str:
-    """Pieces separated by spaces, each spelled by ``bytepiece.summary.display_piece`` (a space
-    is '▁', invisibles escaped); special tokens (given as str) appear by name."""
-    from bytepiece.summary import display_piece
-
-    return " ".join(p if isinstance(p, str) else display_piece(p) for p in pieces)
-
-
 Files = Annotated[Optional[list[str]], typer.Argument(
     metavar="FILE", help="Text (a document per line), JSON Lines or Parquet, gzip/zstd allowed; stdin when none "
     "or '-'.", show_default=False)]
 ModelOpt = Annotated[Optional[Path], typer.Option("--model", "-m", metavar="MODEL", help="Model file (default: the "
                                                   "model shipped with bytepiece).", show_default=False)]
 OutOpt = Annotated[Optional[Path], typer.Option("--output", "-o", metavar="PATH", help="Output file, or a shard "
-                                                "prefix with -f bin; stdout when omitted.", show_default=False)]
+                                                "prefix (a name without .bin) with -f bin or megatron; stdout when "
+                                                "omitted.", show_default=False)]
 ForceOpt = Annotated[bool, typer.Option("--force", help="Overwrite an existing output (or corpus).")]
 _INPUT = "Input"
 _RUN = "Where and how to run"
@@ -131,12 +87,13 @@ _SPECIAL = "Special tokens"
 def encode(
     files: Files = None,
     model: ModelOpt = None,
-    fmt: Annotated[Format, typer.Option("--format", "-f", help="Lines of ids or pieces; npy or bin files (need -o).")
-                   ] = Format.ids,
+    fmt: Annotated[Format, typer.Option("--format", "-f", metavar="NAME", help="ids, pieces: a line per document "
+                                        "(stdout or -o); npy, bin, megatron: files (need -o).")] = Format["ids"],
     output: OutOpt = None,
     force: ForceOpt = False,
     add_bos: Annotated[bool, typer.Option("--add-bos", help="Start every document with <bos> (id 1).")] = False,
-    add_eos: Annotated[bool, typer.Option("--add-eos", help="End every document with <eos> (id 2).")] = False,
+    add_eos: Annotated[bool, typer.Option("--add-eos", help="End every document with <eos> (id 2; Megatron's "
+                                          "end-of-document).")] = False,
     raw: Annotated[bool, typer.Option("--raw", help="Skip NFC normalization (byte-exact round trip).")] = False,
     sample: Annotated[Optional[str], typer.Option(
         "--sample", metavar="alpha=A[,seed=N]", help="Sample segmentations (probability ∝ p**alpha) instead of "
@@ -160,141 +117,79 @@ def encode(
                                               rich_help_panel=_INPUT)] = False,
     threads: Annotated[Optional[int], typer.Option(min=1, metavar="N", help="Threads (default: all cores).",
                                                    show_default=False, rich_help_panel=_RUN)] = None,
-    shard_size: Annotated[Optional[str], typer.Option(metavar="SIZE", help="Token bytes per shard with -f bin -o "
-                                                      "PREFIX (default: 1G).", show_default=False,
+    shard_size: Annotated[Optional[str], typer.Option(metavar="SIZE", help="Token bytes per shard with -f bin or "
+                                                      "megatron and -o PREFIX (default: 1G).", show_default=False,
                                                       rich_help_panel=_RUN)] = None,
-    cluster: Annotated[Optional[str], typer.Option(metavar="ADDR", help="Dask cluster for -f bin: tcp://HOST:PORT "
-                                                   "or local:N.", show_default=False, rich_help_panel=_RUN)] = None,
+    cluster: Annotated[Optional[str], typer.Option(metavar="ADDR", help="Dask cluster for shards (-o PREFIX): "
+                                                   "tcp://HOST:PORT or local:N.", show_default=False,
+                                                   rich_help_panel=_RUN)] = None,
 ) -> None:
-    """Encode documents into token ids, one output line per document, or token files."""
+    """Encode documents into token ids: a line per document, or token files."""
     spec, seed_value = _sample_and_seed(sample, seed)
     corpus_paths = input_paths(files)
-    if fmt in ("npy", "bin") and output is None:
-        example = "out/corpus for shards" if fmt == "bin" else "ids.npy"
-        raise usage_error(f"--format {fmt.value} writes binary files; give an output with -o (e.g. -o {example})")
     check_field_names(jsonl_field, parquet_column)
     check_inputs(corpus_paths)
-    sharded = fmt == "bin" and output is not None and output.suffix != ".bin"
-    if shard_size is not None and not sharded:
-        raise usage_error("--shard-size applies to sharded output: use --format bin with -o PREFIX (a name without "
-                          ".bin)")
-    if cluster is not None and fmt != "bin":
-        raise usage_error("--cluster runs --format bin only (workers write the token files); add --format bin -o "
-                          "PREFIX")
-    if output is not None:
+    token_format = FORMATS[fmt.value]
+    if token_format.binary and output is None:
+        example = "out/corpus (shards) or corpus.bin" if token_format.shardable else "ids.npy"
+        raise usage_error(f"--format {fmt.value} writes files; give an output with -o (e.g. -o {example})")
+    if token_format.binary and output is not None:
         from bytepiece.io.atomic import is_stream
 
-        if fmt in ("npy", "bin") and is_stream(output):
+        if is_stream(output):
             raise usage_error(f"--format {fmt.value} writes files beside {output}; give a regular file path with -o")
-        if not sharded:  # a sharded corpus is checked by encode_corpus
-            check_outputs(_output_set(output, fmt), force)
-    if spec is not None and seed_value is None:
-        import random
-
-        seed_value = random.SystemRandom().getrandbits(63)
+    sharded = token_format.sharded(output)
+    if shard_size is not None and not sharded:
+        raise usage_error("--shard-size applies to shards: use --format bin or megatron with -o PREFIX (a name "
+                          "without .bin)")
+    if cluster is not None and not sharded:
+        raise usage_error("--cluster writes shards: use --format bin or megatron with -o PREFIX (a name without "
+                          ".bin)")
     from bytepiece.corpus import Files as CorpusFiles
     from bytepiece.model import check_special_tokens
-
-    specials = check_special_tokens(special_token or ())
-    paths: list[Path | str] = list(corpus_paths) or [Path("-")]
-    inputs = CorpusFiles(paths, jsonl_field=jsonl_field, parquet_column=parquet_column, text_document=text_document.value,
-                         labels=["<stdin>" if str(p) == "-" else str(p) for p in paths])
-    options: dict[str, Any] = dict(jsonl_field=jsonl_field, parquet_column=parquet_column, add_bos=add_bos,
-                                   add_eos=add_eos, alpha=spec.alpha if spec else None, seed=seed_value,
-                                   errors="strict" if strict_utf8 else "replace",
-                                   allowed_special="all" if allow_special else ())
-    if fmt == "bin":
-        _encode_bin(inputs, model, output, options, raw=raw, shard_size=shard_size, cluster=cluster,
-                    threads=threads, force=force, special_tokens=specials)
-        return
-    from bytepiece.progress import Progress
-    from bytepiece.tokens import encode_stream
-
-    tokenizer = load_tokenizer(model, normalization="none" if raw else "nfc")
-    tokenizer.add_special_tokens(specials)
-    total = sum(p.stat().st_size for p in corpus_paths if isinstance(p, Path) and str(p) != "-" and p.is_file()) or None
-    progress = Progress(err_console.is_terminal and total is not None, console=err_console)
-    stream = encode_stream(inputs, tokenizer, workers=threads, **options)
-    with progress.phase("encoding", total) as advance:
-        if fmt == "npy":
-            _encode_npy(tokenizer, stream, output, advance, force)
-            return
-        documents = 0
-        with atomic_output(output, overwrite=force) as out:
-            piece = tokenizer.id_to_piece
-            for batch in stream:
-                documents += len(batch.offsets) - 1
-                ids = batch.ids.tolist()
-                bounds = list(zip(batch.offsets[:-1].tolist(), batch.offsets[1:].tolist()))
-                if fmt == "ids":
-                    lines = [" ".join(map(str, ids[a:b])) for a, b in bounds]
-                else:
-                    lines = [render_pieces([piece(i) for i in ids[a:b]]) for a, b in bounds]
-                if lines:
-                    out.write("\n".join(lines) + "\n")
-                advance(batch.input_bytes)
-    _note_if_empty(documents)
-
-
-def _note_if_empty(documents: int) -> None:
-    """An empty input (a file or stdin alike) is no error for encode: zero documents, one note."""
-    if not documents:
-        note("the input holds no documents; the output holds none either")
-
-
-def _output_set(output: Path, fmt: str) -> list[Path]:
-    """Every file a format writes for ``-o output``."""
-    if fmt == "npy":
-        from bytepiece.interop.npyfile import offsets_path
-
-        return [output, offsets_path(output)]
-    if fmt == "bin":
-        from bytepiece.interop.binfile import index_path, meta_path
-
-        return [output, index_path(output), meta_path(output)]
-    return [output]
-
-
-def _encode_npy(tokenizer, stream, output, advance, force) -> None:
-    """``.npy`` ids and ``.offsets.npy`` as one atomic set (``bytepiece.interop.npyfile``)."""
-    from bytepiece.interop.npyfile import NpyWriter
-
-    with NpyWriter(output, vocab_size=tokenizer.vocab_size, overwrite=force) as writer:
-        for batch in stream:
-            writer.write(batch.ids, batch.offsets)
-            advance(batch.input_bytes)
-    err_console.print(f"wrote {writer.n_tokens} tokens of {writer.n_documents} documents to {output} "
-                      f"(+ {writer.offsets_path.name})", markup=False, highlight=False)
-    _note_if_empty(writer.n_documents)
-
-
-def _encode_bin(inputs, model, output, options, *, raw, shard_size, cluster, threads, force, special_tokens) -> None:
-    """Token shards and their manifest (-o PREFIX) or one token file (-o NAME.bin): the whole job
-    is ``bytepiece.encode_corpus``."""
-    from bytepiece.engine import format_size
     from bytepiece.progress import Progress
     from bytepiece.tokens import DEFAULT_SHARD_SIZE, encode_corpus
 
     from .common import resolve_model
 
-    single = output.suffix == ".bin"
+    paths: list[Path | str] = list(corpus_paths) or [Path("-")]
+    inputs = CorpusFiles(paths, jsonl_field=jsonl_field, parquet_column=parquet_column,
+                         text_document=text_document.value)
     summary = encode_corpus(
-        inputs, resolve_model(model), output, normalization="none" if raw else "nfc",
-        shard_size=shard_size or DEFAULT_SHARD_SIZE, cluster=cluster, workers=threads, overwrite=force,
-        special_tokens=special_tokens, progress=Progress(err_console.is_terminal, console=err_console), **options)
+        inputs, resolve_model(model), output, format=fmt.value, normalization="none" if raw else "nfc",
+        add_bos=add_bos, add_eos=add_eos, alpha=spec.alpha if spec else None, seed=seed_value,
+        errors="strict" if strict_utf8 else "replace", allowed_special="all" if allow_special else (),
+        special_tokens=check_special_tokens(special_token or ()), shard_size=shard_size or DEFAULT_SHARD_SIZE,
+        cluster=cluster, workers=threads, overwrite=force,
+        progress=Progress(err_console.is_terminal and output is not None, console=err_console))
+    _print_summary(summary, output)
+
+
+def _print_summary(summary, output: Path | None) -> None:
+    """Notes for what the user may not expect, and a closing line when files were written
+    (standard output carries ids only)."""
     if summary.invalid_utf8:
-        err_console.print(f"note: {summary.invalid_utf8:,} invalid UTF-8 sequence(s) replaced by U+FFFD "
-                          "(--strict-utf8 stops at the first)", soft_wrap=True, markup=False)
-    _note_if_empty(summary.n_documents)
+        note(f"{summary.invalid_utf8:,} invalid UTF-8 sequence(s) replaced by U+FFFD (--strict-utf8 stops at the "
+             "first)")
+    if not summary.n_documents:
+        note("the input holds no documents; the output holds none either")
+    if output is None:
+        return
+    from bytepiece.engine import format_size
+
     rate = f"{format_size(summary.text_bytes)} in {summary.seconds:.1f} s, {summary.mb_per_s:.1f} MB/s"
-    if single:
-        err_console.print(f"wrote {summary.n_tokens} tokens ({summary.dtype}) of {summary.n_documents} documents to "
-                          f"{output} (+ {output.name}.idx, {output.name}.json; {rate})", soft_wrap=True, markup=False)
+    counts = f"{summary.n_tokens:,} tokens ({summary.dtype}) of {summary.n_documents:,} documents"
+    if summary.sharded:
+        where = f"{len(summary.files)} shard(s) listed in {summary.path}"
     else:
-        err_console.print(f"wrote {summary.n_tokens} tokens ({summary.dtype}) of {summary.n_documents} documents in "
-                          f"{len(summary.files)} shard(s) to {summary.path} ({rate})", soft_wrap=True, markup=False)
+        others = [f.name for f in FORMATS[summary.format].files(summary.path)[1:]]
+        where = str(summary.path) + (f" (+ {', '.join(others)})" if others else "")
+    err_console.print(f"wrote {counts} to {where} ({rate})", soft_wrap=True, markup=False, highlight=False)
+    if summary.format == "megatron" and summary.n_documents:
+        prefixes = [str(f.with_suffix("")) for f in summary.files if f.suffix == ".bin"]
+        shown = " ".join(prefixes[:8]) + (f" ... ({len(prefixes)} prefixes, one per shard)" if len(prefixes) > 8 else "")
+        err_console.print(f"Megatron --data-path: {shown}", soft_wrap=True, markup=False, highlight=False)
 
 
 def register(app: typer.Typer) -> None:
     app.command(cls=Command, no_args_is_help=False)(encode)
-

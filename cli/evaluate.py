@@ -10,7 +10,7 @@ from typing import Annotated, Optional
 import typer
 
 from .checks import check_outputs, usage_error
-from .common import err_console, fail, handle_errors, note, out_console
+from .common import err_console, fail, handle_errors, note
 from .core import Command, Group
 
 # Plain names (no numba, no numpy import at CLI start-up): kept equal to bytepiece.healing's by a test.

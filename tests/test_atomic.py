@@ -252,7 +252,7 @@ import json, os, random, signal, sys, time
 from pathlib import Path
 from bytepiece.io import atomic
 from bytepiece.io import journal as J
-from bytepiece.interop.binfile import BinWriter, open_bin
+from bytepiece.tokens.binfile import BinWriter, open_bin
 from bytepiece.model import Model, load_model
 
 directory, kind, seed = Path(sys.argv[1]), sys.argv[2], int(sys.argv[3])

@@ -1,4 +1,4 @@
-"""Flat token files (``bytepiece.interop.binfile``) and ``bytepiece encode --format bin``."""
+"""Flat token files (``bytepiece.tokens.binfile``) and ``bytepiece encode --format bin``."""
 
 from __future__ import annotations
 
@@ -12,7 +12,9 @@ from hypothesis import strategies as st
 
 from bytepiece import Tokenizer
 from bytepiece.errors import InputError, ModelFormatError
-from bytepiece.interop.binfile import BinWriter, index_path, meta_path, model_sha256, open_bin, read_meta, token_dtype
+from bytepiece.model import content_sha256 as model_sha256
+from bytepiece.tokens.binfile import BinWriter, index_path, meta_path, open_bin, read_meta
+from bytepiece.vocab import token_dtype
 from bytepiece_cli.app import app
 
 LINES = ["abcd 中文", "second line  ab", "", "last abcabc", "\tcd\t"]
@@ -137,7 +139,7 @@ def test_reader_detects_incomplete_or_mismatched_files(tmp_path):
     with pytest.raises(ModelFormatError, match="incomplete"):
         open_bin(path)
     meta_path(path).write_text('{"format": "something else"}')
-    with pytest.raises(ModelFormatError, match="not a bytepiece-bin"):
+    with pytest.raises(ModelFormatError, match="not a bytepiece token file sidecar"):
         open_bin(path)
 
 
@@ -202,7 +204,7 @@ def test_cli_bin_needs_output(runner, model):
 
 
 def test_cli_bin_failure_leaves_previous_output(runner, model, tmp_path, monkeypatch):
-    import bytepiece.tokens.task as encode_task
+    import bytepiece.tokens.encode as encode_task  # one token file is written as a stream, in this process
 
     out = tmp_path / "corpus.bin"
     assert runner.invoke(app, ["encode", "-m", str(model), "-f", "bin", "-o", str(out)], input="ab\n").exit_code == 0
@@ -236,7 +238,7 @@ def test_decode_refuses_an_index_whose_offsets_go_back(runner, model, tmp_path, 
 @pytest.mark.parametrize("at", [1, 3, 4, 5, 8])
 def test_offsets_are_checked_in_blocks(tmp_path, monkeypatch, at):
     """A huge index is read in blocks; a decrease is found wherever it falls, block edges included."""
-    import bytepiece.interop.binfile as binfile
+    import bytepiece.tokens.binfile as binfile
 
     monkeypatch.setattr(binfile, "_VERIFY_CHUNK", 4)
     path = tmp_path / "x.bin"

@@ -156,7 +156,7 @@ def test_decode_reads_a_sharded_corpus_and_refuses_another_model(runner, model, 
 
 
 def test_decode_names_the_document_with_a_bad_id(runner, model, tmp_path, tiny_tokenizer):
-    from bytepiece.interop.npyfile import NpyWriter
+    from bytepiece.tokens.npyfile import NpyWriter
 
     out = tmp_path / "ids.npy"
     with NpyWriter(out, vocab_size=70_000) as writer:  # ids the tiny model does not have

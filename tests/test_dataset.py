@@ -174,7 +174,7 @@ def test_probe_and_full_hashes(tmp_path, tiny_tokenizer):
 def test_index_of_another_shard_is_refused(corpus, tmp_path):
     prefix = _copy_corpus(corpus, tmp_path)
     ds = TokenDataset(prefix)
-    indexes = [tmp_path / s.index_file for s in ds.shards]
+    indexes = [tmp_path / s.index_file(ds.manifest.layout) for s in ds.shards]
     pairs = [(i, j) for i in range(len(indexes)) for j in range(i + 1, len(indexes))
              if indexes[i].stat().st_size == indexes[j].stat().st_size
              and indexes[i].read_bytes() != indexes[j].read_bytes()]

@@ -22,7 +22,8 @@ import bytepiece.tokens.encode as encode_module
 import bytepiece.tokens.sink as sink_module
 from bytepiece import TokenDataset, Tokenizer, encode_corpus
 from bytepiece.errors import InputError
-from bytepiece.interop.binfile import model_sha256, open_bin, read_meta
+from bytepiece.model import content_sha256 as model_sha256
+from bytepiece.tokens.binfile import open_bin, read_meta
 from bytepiece.tokens import encode_stream
 from bytepiece_cli.app import app
 
@@ -251,7 +252,7 @@ def test_refuses_to_replace_a_corpus_unless_overwrite(tmp_path, tiny_tokenizer):
 
 @pytest.mark.parametrize("args, error, message", [
     ({"shard_size": "lots"}, InputError, "shard_size must be a size"),
-    ({"alpha": float("nan")}, InputError, "alpha must be a finite number"),
+    ({"alpha": float("nan")}, InputError, "alpha must be finite"),
     ({"errors": "ignore"}, InputError, "errors must be 'replace' or 'strict'"),
     ({"cluster": "local:0"}, InputError, "positive number of worker processes"),
 ])
@@ -421,7 +422,7 @@ def test_cli_shards_manifest_and_force(runner, tiny_model_file, tiny_tokenizer, 
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
     ds = TokenDataset(out)
-    assert f"wrote {ds.n_tokens} tokens (uint16) of 150 documents in {len(ds.shards)} shard(s)" in result.stderr
+    assert f"wrote {ds.n_tokens:,} tokens (uint16) of 150 documents to {len(ds.shards)} shard(s)" in result.stderr
     assert [ds[i].tolist() for i in range(len(ds))] == tiny_tokenizer.encode_batch(docs, add_eos=True)
     again = runner.invoke(app, args)
     assert again.exit_code == 1 and "already holds a corpus" in again.stderr and "--force" in again.stderr
@@ -429,11 +430,11 @@ def test_cli_shards_manifest_and_force(runner, tiny_model_file, tiny_tokenizer, 
 
 
 @pytest.mark.parametrize("args, message, code", [
-    (["--shard-size", "1M"], "--shard-size applies to sharded output", 2),
-    (["--cluster", "local:2"], "--cluster runs --format bin only", 2),
+    (["--shard-size", "1M"], "--shard-size applies to shards", 2),
+    (["--cluster", "local:2"], "--cluster writes shards", 2),
     (["-f", "bin", "-o", "{tmp}/c", "--strict-utf8"], "invalid UTF-8 at line 2", 1),
     (["-f", "bin", "-o", "{tmp}/c", "--shard-size", "huge"], "must be a size", 1),
-    (["-f", "bin", "-o", "{tmp}/c.bin", "--shard-size", "1M"], "--shard-size applies to sharded output", 2),
+    (["-f", "bin", "-o", "{tmp}/c.bin", "--shard-size", "1M"], "--shard-size applies to shards", 2),
 ])
 def test_cli_errors_are_one_line(runner, tiny_model_file, tmp_path, args, message, code):
     """Exit status 2 for a command line that cannot run as written, 1 for a failure."""

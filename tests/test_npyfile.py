@@ -9,8 +9,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from bytepiece.errors import InputError, ModelFormatError
-from bytepiece.interop.binfile import BinWriter
-from bytepiece.interop.npyfile import NpyWriter, offsets_path, open_npy, open_token_file
+from bytepiece.tokens.binfile import BinWriter
+from bytepiece.tokens.formats import open_token_file
+from bytepiece.tokens.npyfile import NpyWriter, offsets_path, open_npy
 
 batches = st.lists(st.lists(st.lists(st.integers(0, 69_999), max_size=6), max_size=5), max_size=4)
 

@@ -212,7 +212,7 @@ def test_cli_encode_allow_special(runner, tmp_path, tiny_model_file):
 
 
 def test_cli_encode_bin_honors_special_tokens(runner, tmp_path, tiny_model_file):
-    from bytepiece.interop.binfile import open_bin
+    from bytepiece.tokens.binfile import open_bin
     from bytepiece_cli.app import app
 
     src = tmp_path / "in.txt"

@@ -18,8 +18,9 @@ import pytest
 
 from bytepiece import TokenDataset, Tokenizer, encode_corpus
 from bytepiece.errors import ModelFormatError
-from bytepiece.interop.binfile import BinWriter, open_bin
-from bytepiece.interop.npyfile import NpyWriter, open_npy, open_token_file
+from bytepiece.tokens.binfile import BinWriter, open_bin
+from bytepiece.tokens.formats import open_token_file
+from bytepiece.tokens.npyfile import NpyWriter, open_npy
 from bytepiece.model import load_model
 
 TIMEOUT = 30  # seconds; each child does a second of work at most
@@ -144,7 +145,7 @@ def test_verify_does_not_block_on_a_fifo(tmp_path, tiny_tokenizer):
 OPEN_CODE = """
 import sys
 from bytepiece.errors import ModelFormatError
-from bytepiece.interop.npyfile import open_token_file
+from bytepiece.tokens.formats import open_token_file
 try:
     print(open_token_file(sys.argv[1]))
 except ModelFormatError as e:
@@ -168,7 +169,7 @@ def test_fifo_member_of_an_npy_file(tmp_path, member):
         w.write([5, 6, 7], [0, 2, 3])
     _replace_with_fifo(tmp_path / member)
     code = OPEN_CODE.replace("open_token_file(sys.argv[1])", "open_npy(sys.argv[1])").replace(
-        "import open_token_file", "import open_npy")
+        "tokens.formats import open_token_file", "tokens.npyfile import open_npy")
     _refused(_child(code, tmp_path / "ids.npy"))
 
 

@@ -21,8 +21,9 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InputError
+from . import once as once_inputs
 from .sources import (PathLike, Source, TextDocument, check_field_names, check_text_document, describe_sources,
-                      expand_url_globs, is_url, spool_stdin, spool_stream, spool_texts)
+                      expand_url_globs, is_url, spool_stdin, spool_stream, spool_texts, stdin_buffer)
 
 
 class Files:
@@ -54,11 +55,15 @@ class CorpusInputs:
     description: str = ""  # the files, or for texts from Python their count ("3 texts")
     spooled_invalid_utf8: int = 0
     from_python: bool = False
+    streams: list[str] = field(default_factory=list)  # inputs read once, as they arrive
 
     def close(self) -> None:
         for path in self.temporaries:
             path.unlink(missing_ok=True)
         self.temporaries = []
+        for key in self.streams:
+            once_inputs.forget(key)
+        self.streams = []
 
     def __enter__(self) -> CorpusInputs:
         return self
@@ -69,10 +74,11 @@ class CorpusInputs:
 
 def open_corpus(corpus: Any, *, jsonl_field: str | None = None, parquet_column: str | None = None,
                 errors: str = "replace", tmp_dir: str | os.PathLike | None = None,
-                text_document: TextDocument = "line") -> CorpusInputs:
+                text_document: TextDocument = "line", once: bool = False) -> CorpusInputs:
     """Sources for ``corpus`` (see the module docstring); close the result when done.
     ``text_document``: what a document of a plain-text file is, each ``"line"`` (without its
-    newline) or the whole ``"file"``."""
+    newline) or the whole ``"file"``. ``once``: the corpus is read once, in this process, so
+    standard input and pipes are read as they arrive instead of being copied first."""
     directory = None if tmp_dir is None else os.fspath(tmp_dir)
     if isinstance(corpus, (str, os.PathLike)):
         corpus = Files([corpus], jsonl_field=jsonl_field, parquet_column=parquet_column)
@@ -81,7 +87,7 @@ def open_corpus(corpus: Any, *, jsonl_field: str | None = None, parquet_column: 
     if isinstance(corpus, Files):
         return _open_files(corpus, jsonl_field if corpus.jsonl_field is None else corpus.jsonl_field,
                            parquet_column if corpus.parquet_column is None else corpus.parquet_column, directory,
-                           check_text_document(corpus.text_document or text_document))
+                           check_text_document(corpus.text_document or text_document), once)
     if isinstance(corpus, Texts):
         corpus = corpus.texts
     if isinstance(corpus, (bytes, bytearray)):
@@ -101,7 +107,7 @@ def open_corpus(corpus: Any, *, jsonl_field: str | None = None, parquet_column: 
 
 
 def _open_files(files: Files, jsonl_field: str | None, parquet_column: str | None,
-                directory: str | None, text_document: TextDocument) -> CorpusInputs:
+                directory: str | None, text_document: TextDocument, read_once: bool = False) -> CorpusInputs:
     inputs = CorpusInputs([])
     try:
         check_field_names(jsonl_field, parquet_column)
@@ -119,19 +125,46 @@ def _open_files(files: Files, jsonl_field: str | None, parquet_column: str | Non
             raise InputError("'-' (standard input) may be given only once")
         labels = ["<stdin>" if os.fspath(p) == "-" else label for p, label in zip(all_paths, labels)]
         paths: list[PathLike] = []
+        heads: list[bytes | None] = []
         for p, label in zip(all_paths, labels):
+            stream = _stream_once(os.fspath(p), label) if read_once else None
+            if stream is not None:
+                inputs.streams.append(os.fspath(p))
+                paths.append(p)
+                heads.append(stream.head)
+                continue
             spooled = _spool_if_once(os.fspath(p), label, directory)
             if spooled is not None:
                 inputs.temporaries.append(spooled)
             paths.append(p if spooled is None else spooled)
+            heads.append(None)
         inputs.sources = describe_sources(paths, jsonl_field=jsonl_field, parquet_column=parquet_column,
                                           labels=labels, names=[os.fspath(p) for p in all_paths],
-                                          text_document=text_document)
+                                          text_document=text_document, heads=heads)
         inputs.description = ", ".join(labels[:3]) + (f" (+{len(labels) - 3} more)" if len(labels) > 3 else "")
     except BaseException:
         inputs.close()
         raise
     return inputs
+
+
+def _stream_once(path: str, label: str) -> once_inputs.OnceStream | None:
+    """Standard input or a pipe, started (its head read) to be read as it arrives; None for
+    anything that can be read again (a file, a URL)."""
+    if path == "-":
+        return once_inputs.register(path, stdin_buffer(), label)
+    if is_url(path):
+        return None
+    try:
+        info = os.stat(path)
+    except OSError:
+        return None  # describe_source says what is wrong with it
+    if not stat.S_ISFIFO(info.st_mode):
+        return None
+    try:
+        return once_inputs.register(path, open(path, "rb"), label)  # noqa: SIM115 - closed with the corpus
+    except OSError as e:
+        raise InputError(f"cannot read {label}: {e.strerror or e}") from None
 
 
 def _spool_if_once(path: str, label: str, directory: str | None) -> Path | None:

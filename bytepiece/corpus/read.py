@@ -167,10 +167,12 @@ class _LineReader:
             budget = shard.size  # progress never counts past the shard's own bytes
             pending = _Pending()  # the start of an unfinished line (never holds a newline)
             mid_line = False  # pos is inside a long line whose start we own (we read it to its end)
+            # an input read once gives what has arrived: a line is encoded as soon as it is whole
+            read = getattr(reader, "read1", reader.read) if source.once else reader.read
             while True:
                 if end >= 0 and pos >= end and not mid_line:
                     break
-                block = reader.read(self.batch_bytes)
+                block = read(self.batch_bytes)
                 check_block(block, source.label, read_at)
                 read_at += len(block)
                 tell = raw.tell()

@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import IO, Literal, Union, cast
 
 from ..errors import InputError
+from . import once
 from .binary import check_block, check_head
 
 PathLike = Union[str, os.PathLike]
@@ -67,12 +68,13 @@ class Source:
     label: str  # the name shown to users ("<stdin>" for a spooled standard input)
     index: int = 0  # position among the corpus inputs
     text_document: TextDocument = "line"  # plain text: a document per line, or the whole file
+    once: bool = False  # read once, as it arrives (standard input or a pipe; size unknown: -1)
 
     @property
     def splittable(self) -> bool:
-        """Whether workers can read byte ranges of it (uncompressed text read a line per
-        document, or JSON Lines)."""
-        return self.compression == "none" and self.format != "parquet" and not (
+        """Whether workers can read byte ranges of it (an uncompressed file of text read a line
+        per document, or of JSON Lines)."""
+        return self.compression == "none" and self.format != "parquet" and not self.once and not (
             self.format == "text" and self.text_document == "file")
 
 
@@ -82,7 +84,11 @@ def is_url(path: str) -> bool:
 
 
 def open_raw(path: str) -> IO[bytes]:
-    """The file's bytes as a seekable binary stream (local path or fsspec URL)."""
+    """The file's bytes as a binary stream (local path or fsspec URL: seekable; an input read
+    once: not, see :mod:`.once`)."""
+    stream = once.take(path)
+    if stream is not None:
+        return stream
     if is_url(path):
         try:
             import fsspec
@@ -187,19 +193,22 @@ def check_text_document(text_document: str) -> TextDocument:
 
 def describe_source(path: PathLike, *, index: int = 0, jsonl_field: str | None = None,
                     parquet_column: str | None = None, label: str | None = None, name: str | None = None,
-                    text_document: TextDocument = "line") -> Source:
+                    text_document: TextDocument = "line", head: bytes | None = None) -> Source:
     """Inspect one input (exists, readable, not binary) and decide how to read it. ``name`` is
     the name its format is decided from (default: ``path``; ``"-"`` for standard input, and the
-    original name of a copied pipe)."""
+    original name of a copied pipe). An input read once (:mod:`.once`) gives its ``head``."""
     path = os.fspath(path)
     label = label or path
-    if not is_url(path) and (problem := local_problem(path, label)) is not None:
-        raise InputError(problem)
-    try:
-        with open_raw(path) as f:
-            head = f.read(_SNIFF_BYTES)
-    except OSError as e:
-        raise InputError(f"cannot read {label}: {e.strerror or e}") from None
+    streamed = head is not None
+    if not streamed:
+        if not is_url(path) and (problem := local_problem(path, label)) is not None:
+            raise InputError(problem)
+        try:
+            with open_raw(path) as f:
+                head = f.read(_SNIFF_BYTES)
+        except OSError as e:
+            raise InputError(f"cannot read {label}: {e.strerror or e}") from None
+    assert head is not None
     if head.startswith(_GZIP_MAGIC):
         compression: Compression = "gzip"
     elif head.startswith(_ZSTD_MAGIC):
@@ -212,6 +221,11 @@ def describe_source(path: PathLike, *, index: int = 0, jsonl_field: str | None =
     if fmt == "parquet" and compression != "none":
         raise InputError(f"{label}: a compressed Parquet file; Parquet compresses internally, decompress the file first")
     field = (parquet_column if fmt == "parquet" else jsonl_field) or DEFAULT_FIELD
+    if streamed:
+        if fmt == "parquet":
+            raise InputError(f"{label}: Parquet cannot be read as it arrives (the reader needs the file's end); "
+                             "save it to a file first")
+        return Source(path, fmt, compression, field, -1, label, index, text_document, once=True)
     # Absolute, because workers of a cluster read it and their working directory is not ours.
     where = path if is_url(path) else os.path.abspath(path)
     source = Source(where, fmt, compression, field, _file_size(path), label, index, text_document)
@@ -255,7 +269,8 @@ def expand_url_globs(paths: Iterable[PathLike]) -> list[PathLike]:
 
 def describe_sources(paths: Iterable[PathLike], *, jsonl_field: str | None = None,
                      parquet_column: str | None = None, labels: Iterable[str] | None = None,
-                     names: Iterable[str | None] | None = None, text_document: TextDocument = "line") -> list[Source]:
+                     names: Iterable[str | None] | None = None, text_document: TextDocument = "line",
+                     heads: Iterable[bytes | None] | None = None) -> list[Source]:
     """Every input described (``labels`` show them, ``names`` decide their formats: see
     :func:`describe_source`)."""
     paths = list(paths)
@@ -267,9 +282,10 @@ def describe_sources(paths: Iterable[PathLike], *, jsonl_field: str | None = Non
         raise InputError("no corpus files given")
     check_field_names(jsonl_field, parquet_column)
     text_document = check_text_document(text_document)
+    sniffed = list(heads) if heads is not None else [None] * len(paths)
     return [describe_source(p, index=i, jsonl_field=jsonl_field, parquet_column=parquet_column, label=label,
-                            name=name, text_document=text_document)
-            for i, (p, label, name) in enumerate(zip(paths, shown, format_names))]
+                            name=name, text_document=text_document, head=head)
+            for i, (p, label, name, head) in enumerate(zip(paths, shown, format_names, sniffed))]
 
 
 # -- inputs that are not files: spooled so that several passes (and several workers) can read them

@@ -137,7 +137,8 @@ class ZstdReader:
         import zstandard
 
         self._source = CheckedRaw(raw)
-        self._reader = zstandard.ZstdDecompressor().stream_reader(self._source, read_across_frames=True,
+        self._reader = zstandard.ZstdDecompressor().stream_reader(self._source,  # type: ignore[arg-type]
+                                                                  read_across_frames=True,
                                                                   closefd=False)
 
     def read(self, size: int = -1) -> bytes:

@@ -1,10 +1,9 @@
-"""Interoperability: sentencepiece and Hugging Face ``tokenizers`` exports, sentencepiece import,
-and the flat binary token files LM training scripts memory-map.
+"""Interoperability with other tokenizers: sentencepiece and Hugging Face ``tokenizers``
+exports, sentencepiece and ``tokenizer.json`` imports (token files are ``bytepiece.tokens``).
 
 - :func:`bytepiece.interop.sentencepiece.export_sentencepiece` / ``Tokenizer.to_sentencepiece``
 - :func:`bytepiece.interop.sentencepiece.import_sentencepiece` (sentencepiece Unigram -> ``Model``)
 - :func:`bytepiece.interop.hf.export_hf` / ``Tokenizer.to_hf``
-- :class:`bytepiece.interop.binfile.BinWriter`, :func:`bytepiece.interop.binfile.open_bin`
 
 Writing the files needs no optional package (the sentencepiece ``ModelProto`` is serialized by
 :mod:`bytepiece.interop._proto`); *running* them needs the ``sentencepiece`` or ``hf`` extra.

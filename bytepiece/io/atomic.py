@@ -209,6 +209,24 @@ class OutputSet:
         member.file = io.TextIOWrapper(raw, encoding="utf-8", newline="\n") if mode == "w" else raw
         return member.file
 
+    def adopt(self, path: StrPath, finished: StrPath, *, overwrite: bool | None = None) -> Path:
+        """Stage the finished file ``finished`` (on the same file system, e.g. written in a
+        staging directory beside ``path``) as the new content of ``path``: it is moved to a
+        temporary beside ``path`` now and published with the rest of the set."""
+        member = self._stage(path, overwrite)
+        if member.kind == "stream":
+            self._members.remove(member)
+            raise InputError(f"{path} is a device or FIFO; a staged file can only replace a regular file")
+        try:
+            member.lock_fd, member.tmp = J.create_temp(member.target)
+            os.replace(finished, member.tmp)
+            J.step("temp")
+        except BaseException:
+            self._members.remove(member)
+            self._discard(member)
+            raise
+        return Path(path)
+
     def write(self, path: StrPath, data: bytes | str, *, overwrite: bool | None = None) -> Path:
         """Stage ``data`` (text as UTF-8) as the new content of ``path``."""
         with self.open(path, "wb", overwrite=overwrite) as f:

@@ -48,7 +48,7 @@ FORMAT = "bytepiece-commit"
 VERSION = 2
 TEMP = re.compile(r"\.(?P<name>.*)\.bp(?P<pid>[0-9]+)-[0-9a-f]{8}\.tmp", re.DOTALL)
 _NAME_BYTES = 100  # room for the decorations within the usual 255-byte name limit
-MAX_MARKER_BYTES = 1 << 20
+MAX_MARKER_BYTES = 64 << 20  # a journal of a corpus of thousands of shards
 
 #: Fault-injection hook for tests: called with the name of each step of a commit.
 fault_hook: Callable[[str], None] | None = None

@@ -334,7 +334,7 @@ def map_index(idx: Path, layout: str, n_documents: int, n_tokens: int, dtype: np
             raise ModelFormatError(f"{idx} ({index.n_documents} documents of {index.dtype.name}) does not index the "
                                    f"{n_documents} documents of {dtype.name} that {listed_in.name} lists; re-encode")
         index.check(n_tokens * dtype.itemsize)
-        offsets = index.offsets
+        offsets: Any = index.offsets
     else:
         offsets = map_exact(idx, np.dtype("<i8"), n_documents + 1, what="token index", listed_in=listed_in)
     check_offsets(offsets, n_tokens, idx)

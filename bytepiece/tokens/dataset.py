@@ -35,7 +35,9 @@ import numpy.typing as npt
 
 from ..io.read import check_regular, map_array, open_regular
 from ..errors import InputError, ModelFormatError
-from ..interop.binfile import check_ids, check_offsets, model_sha256, open_bin, read_meta
+from ..model import content_sha256
+from . import megatron
+from .binfile import check_ids, check_offsets, map_index, meta_path, open_bin, read_meta
 from .manifest import (
     MANIFEST_SUFFIX,
     Manifest,
@@ -70,7 +72,8 @@ class TokenDataset:
         self.vocab_size = self.manifest.vocab_size
         self.shards: list[ShardEntry] = self.manifest.shards
         self._paths = [(resolve_inside(self.directory, s.file, str(self.path)),
-                        resolve_inside(self.directory, s.index_file, str(self.path))) for s in self.shards]
+                        resolve_inside(self.directory, s.index_file(self.manifest.layout), str(self.path)))
+                       for s in self.shards]
         self.token_starts = np.zeros(len(self.shards) + 1, dtype=np.int64)
         np.cumsum([s.n_tokens for s in self.shards], out=self.token_starts[1:])
         self.document_starts = np.zeros(len(self.shards) + 1, dtype=np.int64)
@@ -107,13 +110,15 @@ class TokenDataset:
 
         m = model if isinstance(model, Model) else getattr(model, "model", None) or load_model(model)
         expected = self.manifest.model.get("sha256")
-        if expected and model_sha256(m) != expected:
+        if expected and content_sha256(m) != expected:
             raise ModelFormatError(f"{self.path} was encoded with another model (sha256 {expected[:12]}...); "
                                    "decode it with the model named in its manifest")
 
     def _check_sizes(self) -> None:
         for entry, (bin_path, idx_path) in zip(self.shards, self._paths):
-            for file, expected in ((bin_path, entry.n_tokens * self.dtype.itemsize), (idx_path, (entry.n_documents + 1) * 8)):
+            index_bytes = (megatron.HEADER.size + entry.n_documents * 12 + (entry.n_documents + 1) * 8
+                           if self.manifest.layout == "megatron" else (entry.n_documents + 1) * 8)
+            for file, expected in ((bin_path, entry.n_tokens * self.dtype.itemsize), (idx_path, index_bytes)):
                 try:
                     st = file.stat()
                 except FileNotFoundError:
@@ -182,12 +187,25 @@ class TokenDataset:
             return open_bin(bin_path)
         first = k not in self._checked
         tokens = self._map_file(bin_path, self.dtype, entry.n_tokens, entry.probe_sha256 if first else None)
-        offsets = self._map_file(idx_path, np.dtype("<i8"), entry.n_documents + 1,
-                                 entry.index_probe_sha256 if first else None)
-        if first:
-            check_offsets(offsets, entry.n_tokens, idx_path)
-            self._checked.add(k)
+        if self.manifest.layout == "megatron":
+            if first:
+                self._probe(idx_path, entry.index_probe_sha256)
+            offsets = map_index(idx_path, "megatron", entry.n_documents, entry.n_tokens, self.dtype,
+                                listed_in=self.path)
+        else:
+            offsets = self._map_file(idx_path, np.dtype("<i8"), entry.n_documents + 1,
+                                     entry.index_probe_sha256 if first else None)
+            if first:
+                check_offsets(offsets, entry.n_tokens, idx_path)
+        self._checked.add(k)
         return tokens, offsets
+
+    def _probe(self, file: Path, probe: str) -> None:
+        f, st = open_regular(file, what="shard file", error=ModelFormatError)
+        with f:
+            if probe_sha256_of(f, st.st_size) != probe:
+                raise ModelFormatError(f"{file} does not match {self.path.name} (probe hash): it was modified or "
+                                       "replaced; re-encode the corpus")
 
     def _map_file(self, file: Path, dtype: np.dtype, count: int, probe: str | None) -> np.ndarray:
         """``file`` mapped from the descriptor whose type, size and (when ``probe`` is given)
@@ -254,6 +272,17 @@ class TokenDataset:
                 yield tokens[a:b]
             i = end
 
+    def batches(self, max_tokens: int = 1 << 20) -> Iterator[tuple[npt.NDArray[np.unsignedinteger], npt.NDArray[np.int64]]]:
+        """Every document in order, in batches of whole documents of about ``max_tokens`` tokens
+        (a longer document is a batch of its own): ``(tokens, offsets)`` with ``offsets`` from 0."""
+        for k in range(len(self.shards)):
+            if not self.shards[k].n_documents:
+                continue
+            tokens, offsets = self._shard(k)
+            for start, stop in batch_bounds(offsets, max_tokens):
+                a, b = int(offsets[start]), int(offsets[stop])
+                yield tokens[a:b], np.asarray(offsets[start:stop + 1], dtype=np.int64) - a
+
     # -- the token stream -------------------------------------------------------------------------
     def tokens(self, start: int, stop: int) -> npt.NDArray[np.unsignedinteger]:
         """Tokens ``start..stop-1`` of all documents concatenated in corpus order: a view when
@@ -294,9 +323,22 @@ class TokenDataset:
         return block[:, :-1], block[:, 1:]
 
 
+def batch_bounds(offsets: npt.NDArray[np.integer], max_tokens: int) -> Iterator[tuple[int, int]]:
+    """``(first, stop)`` document ranges of about ``max_tokens`` tokens each (at least one
+    document each), covering every document of ``offsets`` in order."""
+    n = len(offsets) - 1
+    start = 0
+    while start < n:
+        limit = int(offsets[start]) + max_tokens
+        stop = int(np.searchsorted(offsets, limit, side="right")) - 1
+        stop = min(n, max(stop, start + 1))
+        yield start, stop
+        start = stop
+
+
 def _locate(path: Path) -> tuple[Path, Manifest]:
     """(manifest or token file path, manifest) for the forms ``TokenDataset`` accepts."""
-    if path.suffix == ".bin" and path.is_file():
+    if path.suffix == ".bin" and (path.is_file() or os.path.lexists(meta_path(path))):
         return path, _single_file_manifest(path)
     candidates = [path] if path.name.endswith(MANIFEST_SUFFIX) else [manifest_path(path)]
     if path.is_dir():
@@ -316,6 +358,7 @@ def _single_file_manifest(path: Path) -> Manifest:
     meta = read_meta(path)
     try:
         entry = ShardEntry(path.name, int(meta["n_tokens"]), int(meta["n_documents"]), "", "", "", "")
-        return Manifest(np.dtype(meta["dtype"]).name, int(meta["vocab_size"]), [entry], model=meta.get("model") or {})
+        return Manifest(np.dtype(meta["dtype"]).name, int(meta["vocab_size"]), [entry], model=meta.get("model") or {},
+                        layout=meta["layout"])
     except (KeyError, TypeError, ValueError) as e:
         raise ModelFormatError(f"{path}.json is not a complete token file sidecar ({e})") from None

@@ -2,8 +2,8 @@
 check that the files on disk are the ones it lists.
 
 ``out/corpus.manifest.json`` describes the shards ``out/corpus-00000.bin``, ... (each a
-single-file token file of :mod:`bytepiece.interop.binfile`: ``.bin`` + ``.bin.idx`` +
-``.bin.json``). It is written last, so its presence means every shard it lists was complete
+single-file token file of :mod:`bytepiece.tokens.binfile` in the manifest's ``layout``:
+``.bin`` + ``.bin.idx`` + ``.bin.json``, or Megatron's ``.bin`` + ``.idx`` + ``.bin.json``). It is written last, so its presence means every shard it lists was complete
 when it was written; readers trust nothing else. Shard paths are names relative to the
 manifest's directory and must stay inside it, so a manifest cannot make a reader open files
 elsewhere.
@@ -52,8 +52,9 @@ def shard_file_name(prefix_name: str, number: int) -> str:
 
 
 def shard_files_pattern(prefix_name: str) -> re.Pattern[str]:
-    """Names of the files of a corpus's shards (``.bin``, ``.bin.idx``, ``.bin.json``)."""
-    return re.compile(re.escape(prefix_name) + r"-(\d{5,})\.bin(\.idx|\.json)?")
+    """Names of the files of a corpus's shards, in either layout (``.bin``, ``.bin.idx`` or
+    ``.idx``, ``.bin.json``)."""
+    return re.compile(re.escape(prefix_name) + r"-(\d{5,})(\.bin|\.bin\.idx|\.idx|\.bin\.json)")
 
 
 def probe_sha256(path: str | os.PathLike) -> str:
@@ -92,9 +93,9 @@ class ShardEntry:
     probe_sha256: str
     index_probe_sha256: str
 
-    @property
-    def index_file(self) -> str:
-        return self.file + ".idx"
+    def index_file(self, layout: str) -> str:
+        """The shard's index (``corpus-00000.bin.idx``; Megatron's: ``corpus-00000.idx``)."""
+        return self.file.removesuffix(".bin") + ".idx" if layout == "megatron" else self.file + ".idx"
 
     @property
     def sidecar_file(self) -> str:
@@ -110,6 +111,7 @@ class Manifest:
     inputs: list[dict[str, Any]] = field(default_factory=list)
     options: dict[str, Any] = field(default_factory=dict)
     stats: dict[str, Any] = field(default_factory=dict)
+    layout: str = "bytepiece"  # of the shards' token files: "bytepiece" or "megatron"
 
     @property
     def n_tokens(self) -> int:
@@ -125,6 +127,7 @@ class Manifest:
         data = {
             "format": FORMAT,
             "version": VERSION,
+            "layout": self.layout,
             "dtype": self.dtype,
             "byteorder": "little",
             "vocab_size": self.vocab_size,
@@ -139,6 +142,8 @@ class Manifest:
         return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
 
 
+#: token types of each layout
+_DTYPES = {"bytepiece": ("uint16", "uint32"), "megatron": ("uint16", "int32")}
 _SHARD_FIELDS = {"file": str, "n_tokens": int, "n_documents": int, "sha256": str, "index_sha256": str,
                  "probe_sha256": str, "index_probe_sha256": str}
 
@@ -156,8 +161,11 @@ def parse_manifest(text: str | bytes, where: str) -> Manifest:
     version = data.get("version")
     if not _is_int(version) or version > VERSION:
         raise ModelFormatError(f"{where} has format version {version!r}; upgrade bytepiece to read it")
+    layout = data.get("layout", "bytepiece")
+    if layout not in _DTYPES:
+        raise ModelFormatError(f"{where}: unknown shard layout {layout!r}; upgrade bytepiece to read it")
     dtype = data.get("dtype")
-    if dtype not in ("uint16", "uint32") or data.get("byteorder", "little") != "little":
+    if dtype not in _DTYPES[layout] or data.get("byteorder", "little") != "little":
         raise ModelFormatError(f"{where}: unsupported token type {dtype!r} / byte order {data.get('byteorder')!r}")
     vocab_size = data.get("vocab_size")
     if not _is_int(vocab_size) or vocab_size < 1:
@@ -190,7 +198,7 @@ def parse_manifest(text: str | bytes, where: str) -> Manifest:
                                      data.get("stats") or {})
     if not (isinstance(model, dict) and isinstance(inputs, list) and isinstance(options, dict) and isinstance(stats, dict)):
         raise ModelFormatError(f"{where}: 'model', 'options' and 'stats' must be objects and 'inputs' a list")
-    return Manifest(dtype, int(vocab_size), shards, model, inputs, options, stats)
+    return Manifest(dtype, int(vocab_size), shards, model, inputs, options, stats, layout)
 
 
 def check_relative(name: str, where: str) -> None:

@@ -27,12 +27,13 @@ import os
 import struct
 import tempfile
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import numpy as np
 import numpy.typing as npt
 
 from ..errors import ModelFormatError
+from ..io.read import map_array, open_regular
 
 MAGIC = b"MMIDIDX\x00\x00"
 VERSION = 1
@@ -71,7 +72,7 @@ class IndexBuilder:
         self.dtype = np.dtype(dtype)
         self.n_documents = 0
         self.n_tokens = 0
-        self._lengths: IO[bytes] = tempfile.TemporaryFile(dir=directory, prefix=".bytepiece-megatron-")
+        self._lengths: IO[bytes] = tempfile.TemporaryFile(dir=os.fspath(directory), prefix=".bytepiece-megatron-")
 
     def add(self, lengths: npt.NDArray[np.integer]) -> None:
         lengths = np.asarray(lengths, dtype=np.int64)
@@ -104,18 +105,19 @@ class IndexBuilder:
 
 
 class MegatronIndex:
-    """A ``.idx`` file, memory-mapped: its dtype and, as :meth:`offsets`, document boundaries in
-    tokens (documents must be contiguous sequences of the ``.bin``, as every Megatron writer
-    makes them)."""
+    """A ``.idx`` file, memory-mapped through the guarded read (a regular file, mapped from the
+    descriptor that was checked): its dtype, counts and arrays, and :attr:`offsets`, the document
+    boundaries in tokens (documents must be contiguous sequences of the ``.bin``, as every
+    Megatron writer makes them: :meth:`check`)."""
 
-    def __init__(self, path: str | os.PathLike, *, bin_size: int | None = None) -> None:
+    def __init__(self, path: str | os.PathLike) -> None:
         self.path = Path(path)
-        size = self.path.stat().st_size
-        with open(self.path, "rb") as f:
-            raw = f.read(HEADER.size)
+        f, st = open_regular(self.path, what="Megatron index", error=ModelFormatError)
+        with f:
+            raw = map_array(f, np.dtype(np.uint8), count=st.st_size)
         if len(raw) < HEADER.size:
-            raise self._bad(f"it has {size} bytes, less than a header")
-        magic, version, code, sequences, entries = HEADER.unpack(raw)
+            raise self._bad(f"it has {len(raw)} bytes, less than a header")
+        magic, version, code, sequences, entries = HEADER.unpack(raw[:HEADER.size].tobytes())
         if magic != MAGIC:
             raise self._bad("it does not start with Megatron's MMIDIDX magic")
         if version != VERSION:
@@ -123,61 +125,71 @@ class MegatronIndex:
         if code not in DTYPE_CODES or not np.issubdtype(DTYPE_CODES[code], np.integer):
             raise self._bad(f"dtype code {code} is not an integer type")
         self.dtype = np.dtype(DTYPE_CODES[code]).newbyteorder("<")
-        if entries < 1 or sequences >= 1 << 56 or entries >= 1 << 56:
-            raise self._bad(f"it counts {sequences} sequences and {entries} document-index entries")
         expected = HEADER.size + sequences * 12 + entries * 8
-        if size < expected:
-            raise self._bad(f"it has {size} bytes but its header needs {expected}")
+        if entries < 1 or len(raw) != expected:
+            raise self._bad(f"it has {len(raw)} bytes but its header ({sequences} sequences, {entries} document "
+                            f"index entries) needs {expected}")
         self.n_sequences = sequences
         self.n_documents = entries - 1
-        mapped = np.memmap(self.path, dtype=np.uint8, mode="r")
         start = HEADER.size
-        self.lengths = mapped[start:start + 4 * sequences].view("<i4")
+        self.lengths = raw[start:start + 4 * sequences].view("<i4")
         start += 4 * sequences
-        self.pointers = mapped[start:start + 8 * sequences].view("<i8")
+        self.pointers = raw[start:start + 8 * sequences].view("<i8")
         start += 8 * sequences
-        self.document_index = mapped[start:start + 8 * entries].view("<i8")
-        self.n_tokens = (bin_size // self.dtype.itemsize) if bin_size is not None else self._end_token()
+        self.document_index = raw[start:start + 8 * entries].view("<i8")
         if self.document_index[0] != 0 or self.document_index[-1] != sequences:
             raise self._bad("the document index does not run from 0 to the number of sequences")
-
-    def _end_token(self) -> int:
-        if not self.n_sequences:
-            return 0
-        return int(self.pointers[-1]) // self.dtype.itemsize + int(self.lengths[-1])
+        self.n_tokens = int(self.pointers[-1]) // self.dtype.itemsize + int(self.lengths[-1]) if sequences else 0
+        self.offsets = DocumentOffsets(self)
 
     def _bad(self, why: str) -> ModelFormatError:
         return ModelFormatError(f"{self.path} is not a Megatron index: {why}")
 
-    def offsets(self, lo: int = 0, hi: int | None = None) -> npt.NDArray[np.int64]:
-        """Token offsets of documents ``lo..hi`` (``hi - lo + 1`` values)."""
-        hi = self.n_documents if hi is None else hi
-        seq = np.asarray(self.document_index[lo:hi + 1])
-        out = np.empty(len(seq), np.int64)
-        inside = seq < self.n_sequences
-        out[inside] = np.asarray(self.pointers[seq[inside]]) // self.dtype.itemsize
-        out[~inside] = self.n_tokens
-        return out
-
     def check(self, bin_size: int) -> None:
-        """Everything an index must agree on with its ``.bin``: contiguous sequences that fill it."""
+        """What an index must agree on with its ``.bin``: sequences that follow each other
+        without gaps and fill it exactly (checked in blocks, in constant memory)."""
         itemsize = self.dtype.itemsize
-        if bin_size % itemsize:
-            raise self._bad(f"its .bin has {bin_size} bytes, not a multiple of {itemsize}")
         expected = 0
         for lo in range(0, self.n_sequences, _BLOCK):
             lengths = np.asarray(self.lengths[lo:lo + _BLOCK]).astype(np.int64)
-            pointers = np.asarray(self.pointers[lo:lo + _BLOCK])
-            if lengths.size and lengths.min() < 0:
+            if lengths.min() < 0:
                 raise self._bad("a sequence has a negative length")
-            starts = np.concatenate(([expected], expected + np.cumsum(lengths[:-1]) * itemsize))
-            if not np.array_equal(starts, pointers):
-                k = lo + int(np.argmax(starts != pointers))
-                raise self._bad(f"sequence {k} does not start where the previous one ends")
-            expected = int(starts[-1] + lengths[-1] * itemsize) if lengths.size else expected
+            starts = expected + np.concatenate(([0], np.cumsum(lengths[:-1]))) * itemsize
+            wrong = np.flatnonzero(starts != np.asarray(self.pointers[lo:lo + _BLOCK]))
+            if len(wrong):
+                raise self._bad(f"sequence {lo + int(wrong[0])} does not start where the previous one ends")
+            expected = int(starts[-1] + lengths[-1] * itemsize)
         if expected != bin_size:
             raise self._bad(f"its sequences cover {expected} bytes but the .bin has {bin_size}")
-        for lo in range(0, self.n_documents + 1, _BLOCK):
-            step = np.diff(np.asarray(self.document_index[lo:lo + _BLOCK + 1]))
-            if step.size and step.min() < 0:
-                raise self._bad("the document index decreases")
+
+
+class DocumentOffsets:
+    """Token offsets of a Megatron index's documents (``n_documents + 1`` of them), computed
+    from the memory-mapped arrays on access, so that an index of a billion documents costs no
+    memory; indexes and slices like the int64 array of the bytepiece layout."""
+
+    def __init__(self, index: MegatronIndex) -> None:
+        self._index = index
+
+    def __len__(self) -> int:
+        return self._index.n_documents + 1
+
+    @property
+    def shape(self) -> tuple[int]:
+        return (len(self),)
+
+    def _tokens(self, sequences: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
+        index = self._index
+        out = np.empty(len(sequences), np.int64)
+        inside = sequences < index.n_sequences
+        out[inside] = np.asarray(index.pointers[sequences[inside]]) // index.dtype.itemsize
+        out[~inside] = index.n_tokens
+        return out
+
+    def __getitem__(self, key: int | slice) -> Any:
+        if isinstance(key, slice):
+            return self._tokens(np.asarray(self._index.document_index[key], dtype=np.int64))
+        return int(self._tokens(np.asarray([self._index.document_index[key]], dtype=np.int64))[0])
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> npt.NDArray[np.int64]:
+        return self[:] if dtype is None else self[:].astype(dtype)

@@ -1,7 +1,7 @@
 """Where a task's tokens go: one or more shard files in the run's staging directory.
 
 A task (one range of the input) writes its documents, in order, into ``part-TTTTT-KKK.bin``
-files of the single-file bin layout (:class:`~bytepiece.interop.binfile.BinWriter`), starting a
+files of the single-file bin layout (:class:`~bytepiece.tokens.binfile.BinWriter`), starting a
 new part when the next document would take the current one past the shard limit. Part names
 depend only on the task and the limit, so a task that Dask retries rewrites the same files, and
 the client renames the parts into their final names (``corpus-00000.bin``, ...) in corpus order
@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from ..interop.binfile import BinWriter, index_path
+from .binfile import BinWriter, MegatronWriter, index_path
 from .manifest import ShardEntry, file_sha256, probe_sha256
 
 
@@ -25,8 +25,9 @@ class ShardSink:
     """Documents in, shard parts out; ``limit`` tokens per part (``None``: one part)."""
 
     def __init__(self, directory: Path, task_index: int, tokenizer: Any, *, limit: int | None,
-                 metadata: dict[str, Any]) -> None:
+                 metadata: dict[str, Any], layout: str = "bytepiece") -> None:
         self.directory = directory
+        self.layout = layout
         self.task_index = task_index
         self.tokenizer = tokenizer
         self.limit = limit
@@ -38,7 +39,8 @@ class ShardSink:
 
     def _open(self) -> BinWriter:
         name = f"part-{self.task_index:05d}-{len(self.parts):03d}.bin"
-        writer = BinWriter(self.directory / name, self.tokenizer, metadata=self.metadata)
+        kind = MegatronWriter if self.layout == "megatron" else BinWriter
+        writer = kind(self.directory / name, self.tokenizer, metadata=self.metadata)
         self.dtype = writer.dtype
         self._hash = hashlib.sha256()
         self._writer = writer
@@ -75,7 +77,7 @@ class ShardSink:
         if writer is None:
             return
         path = writer.close()
-        idx = index_path(path)
+        idx = index_path(path, self.layout)
         self.parts.append(ShardEntry(path.name, writer.n_tokens, writer.n_documents, self._hash.hexdigest(),
                                      file_sha256(idx), probe_sha256(path), probe_sha256(idx)))
 
@@ -84,11 +86,6 @@ class ShardSink:
         documents, unless ``keep_empty`` was called)."""
         self._finish()
         return self.parts
-
-    def keep_empty(self) -> None:
-        """Make sure at least one part exists (single-file output of an empty corpus)."""
-        if not self.parts and self._writer is None:
-            self._open()
 
     def abort(self) -> None:
         if self._writer is not None:

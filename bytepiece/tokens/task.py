@@ -58,7 +58,7 @@ class EncodeJob:
     """Options every task shares (small: sent with each task)."""
 
     staging: str  # absolute path of the run's staging directory
-    shard_tokens: int | None  # tokens per part; None: one part per task (single-file output)
+    shard_tokens: int  # tokens per part
     alpha: float
     seed: int  # the kernels' 64-bit seed
     bos: int  # id added before each document, -1: none
@@ -70,6 +70,7 @@ class EncodeJob:
     read_ahead: bool  # read the next batch on a thread of its own (local runs; a Dask task stays on one core)
     metadata_json: str  # JSON of the metadata every part's sidecar carries
     allowed_special: tuple[str, ...] = ()  # special tokens matched in the text (none: plain encoding)
+    layout: str = "bytepiece"  # the token-file layout of the parts (binfile.LAYOUTS)
 
     def encoder(self, tokenizer: Tokenizer) -> DocumentEncoder:
         options = EncodeOptions(self.alpha, np.uint64(self.seed), self.bos, self.eos, frozenset(self.allowed_special))
@@ -86,14 +87,11 @@ class TaskResult(NamedTuple):
     seconds: float
 
 
-def plan_tasks(sources: Sequence[Source], target_bytes: int, *, single: bool = False) -> list[EncodeTask]:
+def plan_tasks(sources: Sequence[Source], target_bytes: int) -> list[EncodeTask]:
     """Tasks of about ``target_bytes`` input bytes: large uncompressed inputs are cut into byte
     ranges (Parquet files between row groups), small inputs are grouped in order. A function of
-    the inputs and ``target_bytes`` only, so every engine runs the same tasks. ``single``: one
-    task for everything (single-file output)."""
+    the inputs and ``target_bytes`` only, so every engine runs the same tasks."""
     pieces = plan_shards(sources, max(MIN_SHARD_BYTES, target_bytes))
-    if single:
-        return [EncodeTask(0, tuple(pieces), sum(p.size for p in pieces))]
     tasks: list[EncodeTask] = []
     group: list[Shard] = []
     size = 0
@@ -111,7 +109,7 @@ def plan_tasks(sources: Sequence[Source], target_bytes: int, *, single: bool = F
 def number_documents(tasks: Sequence[EncodeTask], counts: Sequence[int]) -> list[EncodeTask]:
     """The tasks with the index of their first document in the whole input, from the number of
     documents of each (:func:`count_task`)."""
-    starts = np.concatenate(([0], np.cumsum(counts, dtype=np.int64)[:-1])) if len(counts) else []
+    starts = np.concatenate(([0], np.cumsum(counts, dtype=np.int64)[:-1])).tolist() if len(counts) else []
     return [dataclasses.replace(t, first_document=int(s)) for t, s in zip(tasks, starts)]
 
 
@@ -133,7 +131,8 @@ def encode_task(task: EncodeTask, job: EncodeJob, tokenizer: Tokenizer,
     hears of every batch's input bytes as it is read."""
     t0 = time.perf_counter()
     staging = Path(job.staging)
-    sink = ShardSink(staging, task.index, tokenizer, limit=job.shard_tokens, metadata=json.loads(job.metadata_json))
+    sink = ShardSink(staging, task.index, tokenizer, limit=job.shard_tokens, metadata=json.loads(job.metadata_json),
+                     layout=job.layout)
     input_bytes = texts = documents = text_bytes = invalid = 0
     batches = read_ahead(_batches(task, job)) if job.read_ahead else _batches(task, job)
 
@@ -155,8 +154,6 @@ def encode_task(task: EncodeTask, job: EncodeJob, tokenizer: Tokenizer,
             invalid += encoded.invalid_utf8
             if report is not None:
                 report(encoded.input_bytes)
-        if job.shard_tokens is None:
-            sink.keep_empty()
         parts = sink.close()
     except BaseException:
         sink.abort()

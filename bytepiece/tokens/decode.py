@@ -1,0 +1,221 @@
+"""``decode_corpus``: token files back to documents, with their boundaries.
+
+Every output of ``encode_corpus`` reads back here: a sharded corpus (its manifest or prefix),
+one ``.bin`` of either layout, an ``.npy`` pair, or lines of ids (a file or standard input).
+Documents come back in order, a batch at a time, as text (a line per document) or as JSON
+Lines (``{"text": ...}`` per document, which keeps documents that hold newlines whole).
+
+Which one ``format="auto"`` writes follows the document model the corpus was encoded with
+(recorded in its manifest or sidecar): text when every document was a line of text, JSON Lines
+otherwise. Text output never merges documents silently: a document holding a line break is an
+error that names it and the option to use.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import ExitStack
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+import numpy as np
+import numpy.typing as npt
+
+from ..errors import InputError
+from ..io import atomic
+from ..io.read import open_regular
+from ..progress import Progress
+from ..tokenizer import Tokenizer
+from .binfile import meta_path, read_meta
+from .dataset import TokenDataset, batch_bounds
+from .manifest import MANIFEST_SUFFIX, manifest_path
+from .npyfile import is_npy, open_npy
+from .textfile import read_id_lines
+
+DECODE_FORMATS = ("auto", "text", "jsonl")
+#: tokens decoded at a time (whole documents; a longer document is one batch)
+BATCH_TOKENS = 1 << 20
+#: what a text line was when the corpus was encoded (``encode_corpus``'s document model)
+LINE_DOCUMENTS = "each line of text, without its newline"
+
+
+@dataclass
+class DecodeSummary:
+    """What ``decode_corpus`` wrote."""
+
+    path: Path | None  # None: standard output
+    format: str  # "text" or "jsonl"
+    n_documents: int
+    n_tokens: int
+    text_bytes: int
+    seconds: float
+
+
+Batch = tuple[int, npt.NDArray[np.integer], npt.NDArray[np.int64]]  # (first document, ids, offsets)
+
+
+@dataclass
+class TokenInput:
+    """One input opened for decoding: its documents in batches of whole documents."""
+
+    label: str
+    unit: str  # what a document is called in messages: "document" (numbered from 0) or "line" (from 1)
+    n_tokens: int | None  # None: not known before reading (lines of ids)
+    multiline: bool | None  # whether its documents may hold newlines (None: not recorded)
+    batches: Iterator[Batch]
+
+    def where(self, document: int) -> str:
+        return f"line {document + 1} of {self.label}" if self.unit == "line" else f"document {document} of {self.label}"
+
+
+def decode_corpus(inputs: Any, model: Any, out: str | os.PathLike | None = None, *, format: str = "auto",
+                  errors: str = "replace", overwrite: bool = False, progress: bool | Progress | None = False
+                  ) -> DecodeSummary:
+    """Decode every document of ``inputs`` (a path or a list of paths; ``"-"`` is standard
+    input, read as lines of ids) with ``model`` into ``out`` (``None``: standard output).
+
+    ``format``: ``"text"`` (a line per document), ``"jsonl"`` (``{"text": ...}`` per document)
+    or ``"auto"`` (JSON Lines when the corpus's documents may hold newlines, from its manifest
+    or sidecar). A corpus encoded with another model is refused; an id outside the vocabulary
+    is an error naming its document. ``errors="strict"`` refuses ids whose bytes are not UTF-8.
+    """
+    t0 = time.perf_counter()
+    if format not in DECODE_FORMATS:
+        raise InputError(f"unknown decode format {format!r}; choose from {', '.join(DECODE_FORMATS)}")
+    if errors not in ("strict", "replace"):
+        raise InputError(f"errors must be 'strict' or 'replace', got {errors!r}")
+    tokenizer = model if isinstance(model, Tokenizer) else Tokenizer(model)
+    if progress is None or isinstance(progress, bool):
+        progress = Progress(progress)
+    paths = [inputs] if isinstance(inputs, (str, os.PathLike)) else list(inputs) or ["-"]
+    path = None if out is None else Path(out)
+    n_documents = n_tokens = text_bytes = 0
+    with ExitStack() as stack:
+        opened = [open_token_input(p, tokenizer, stack) for p in paths]
+        chosen = format
+        if chosen == "auto":
+            chosen = "jsonl" if any(o.multiline for o in opened) else "text"
+        output = atomic.OutputSet(overwrite=overwrite) if path is not None else None
+        stream: IO[str] = sys.stdout if output is None or path is None else stack.enter_context(output).open(path, "w")
+        lengths = np.fromiter(map(len, tokenizer.segmenter.id_bytes), dtype=np.int64)
+        table = tokenizer.segmenter.id_bytes
+        known = [o.n_tokens for o in opened]
+        total = sum(k for k in known if k is not None) if all(k is not None for k in known) else None
+        with progress.phase("decode", total) as advance:
+            for item in opened:
+                for first, ids, offsets in item.batches:
+                    texts = _decode_batch(item, first, ids, offsets, table, lengths, tokenizer.vocab_size, errors)
+                    stream.write(_render(item, first, texts, chosen))
+                    stream.flush()
+                    n_documents += len(texts)
+                    n_tokens += int(ids.size)
+                    text_bytes += sum(map(len, texts))
+                    advance(int(ids.size))
+    return DecodeSummary(path, chosen, n_documents, n_tokens, text_bytes, time.perf_counter() - t0)
+
+
+def _decode_batch(item: TokenInput, first: int, ids: npt.NDArray[np.integer], offsets: npt.NDArray[np.int64],
+                  table: list[bytes], lengths: npt.NDArray[np.int64], vocab_size: int, errors: str) -> list[str]:
+    """The text of each document of one batch: one join of the batch's bytes, cut at the
+    documents' byte offsets."""
+    if ids.size and (int(ids.min()) < 0 or int(ids.max()) >= vocab_size):
+        at = int(np.flatnonzero((ids < 0) | (ids >= vocab_size))[0])
+        document = first + int(np.searchsorted(offsets, at, side="right")) - 1
+        raise InputError(f"{item.where(document)}: id {int(ids[at])} is outside this vocabulary "
+                         f"(0..{vocab_size - 1}); was it encoded with another model?")
+    flat = ids.tolist()
+    data = b"".join([table[i] for i in flat])
+    ends = np.zeros(len(flat) + 1, dtype=np.int64)
+    np.cumsum(lengths[np.asarray(ids, dtype=np.int64)], out=ends[1:])
+    cuts = ends[np.asarray(offsets, dtype=np.int64)].tolist()
+    texts = []
+    for k, (a, b) in enumerate(zip(cuts, cuts[1:])):
+        try:
+            texts.append(data[a:b].decode("utf-8", errors))
+        except UnicodeDecodeError as e:
+            raise InputError(f"{item.where(first + k)}: the ids spell bytes that are not UTF-8 ({e.reason}); "
+                             "decode with errors='replace' to see them as U+FFFD") from None
+    return texts
+
+
+def _render(item: TokenInput, first: int, texts: list[str], format: str) -> str:
+    if format == "jsonl":
+        return "".join(json.dumps({"text": t}, ensure_ascii=False) + "\n" for t in texts)
+    for k, text in enumerate(texts):
+        if "\n" in text or "\r" in text:
+            raise InputError(f"{item.where(first + k)} holds a line break, so text output (a line per document) "
+                             "would split it; decode to JSON Lines instead: format='jsonl' (CLI: --format jsonl)")
+    return "".join(t + "\n" for t in texts)
+
+
+# -- inputs ---------------------------------------------------------------------------------------
+
+def open_token_input(path: str | os.PathLike, tokenizer: Tokenizer, stack: ExitStack) -> TokenInput:
+    """An input of any token format, found by what is on disk: a manifest or corpus prefix, a
+    ``.bin`` with its sidecar, an ``.npy`` with its offsets, else lines of ids."""
+    name = str(path)
+    if name == "-":
+        return TokenInput("stdin", "line", None, None, _id_line_batches(sys.stdin.buffer, "stdin"))
+    path = Path(path)
+    if path.name.endswith(MANIFEST_SUFFIX) or (not path.exists() and os.path.lexists(manifest_path(path))):
+        dataset = stack.enter_context(TokenDataset(path, model=tokenizer))
+        multiline = _multiline(dataset.manifest.options.get("documents"))
+        return TokenInput(name, "document", dataset.n_tokens, multiline, _dataset_batches(dataset))
+    if is_npy(path):
+        tokens, offsets = open_npy(path)
+        return TokenInput(name, "document", len(tokens), None, _array_batches(tokens, offsets))
+    if os.path.lexists(meta_path(path)):
+        dataset = stack.enter_context(TokenDataset(path, model=tokenizer))
+        multiline = _multiline((read_meta(path).get("metadata") or {}).get("documents"))
+        return TokenInput(name, "document", dataset.n_tokens, multiline, _dataset_batches(dataset))
+    if not os.path.lexists(path):
+        raise InputError(f"cannot read {path}: no such file or corpus (decode reads a corpus prefix or manifest, "
+                         "a .bin, an .npy, or lines of ids)")
+    f, _ = open_regular(path, what="file of token ids", error=InputError)
+    stack.enter_context(f)
+    return TokenInput(name, "line", None, None, _id_line_batches(f, name))
+
+
+def _multiline(documents: Any) -> bool | None:
+    if not isinstance(documents, dict) or not documents:
+        return None
+    return any(kind != LINE_DOCUMENTS for kind in documents.values())
+
+
+def _dataset_batches(dataset: TokenDataset) -> Iterator[Batch]:
+    first = 0
+    for tokens, offsets in dataset.batches(BATCH_TOKENS):
+        yield first, tokens, offsets
+        first += len(offsets) - 1
+
+
+def _array_batches(tokens: np.ndarray, offsets: np.ndarray) -> Iterator[Batch]:
+    for start, stop in batch_bounds(offsets, BATCH_TOKENS):
+        a, b = int(offsets[start]), int(offsets[stop])
+        yield start, tokens[a:b], np.asarray(offsets[start:stop + 1], dtype=np.int64) - a
+
+
+def _id_line_batches(stream: IO[bytes], name: str, batch_tokens: int = BATCH_TOKENS) -> Iterator[Batch]:
+    """Lines of ids, a batch of lines at a time (a line is a document)."""
+    chunk: list[np.ndarray] = []
+    first = size = 0
+    for _, ids in read_id_lines(stream, name):
+        chunk.append(ids)
+        size += len(ids) + 1
+        if size >= batch_tokens:
+            yield first, *_concatenate(chunk)
+            first += len(chunk)
+            chunk, size = [], 0
+    if chunk:
+        yield first, *_concatenate(chunk)
+
+
+def _concatenate(chunk: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    offsets = np.zeros(len(chunk) + 1, dtype=np.int64)
+    np.cumsum([len(c) for c in chunk], out=offsets[1:])
+    return np.concatenate(chunk), offsets
