@@ -33,7 +33,7 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from bench.bench_train import (
+from bench.bench_train import (  # noqa: E402 (after the sys.path line above)
     SHARED,
     bytes_per_token_bytepiece,
     bytes_per_token_spm,

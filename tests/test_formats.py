@@ -80,10 +80,21 @@ def _arrays(out: Path, sharded: bool) -> tuple[np.ndarray, list[int]]:
     return np.asarray(found[0]), np.asarray(found[1]).tolist()
 
 
-def test_pieces_format_spells_each_id():
+def test_pieces_format_spells_each_id(tmp_path):
+    """A line of pieces per document, each piece as ``summary.display_piece`` spells it (a
+    space is '▁'), special tokens by their names."""
+    from bytepiece.summary import display_piece
+
     tokenizer = Tokenizer(DEFAULT_MODEL)
-    names = FORMATS["pieces"]
-    assert names.binary is False and token_format("pieces") is names
+    tokenizer.add_special_tokens(["<|sep|>"])
+    text = tmp_path / "in.txt"
+    text.write_text("hello world<|sep|>中文\n", encoding="utf-8")
+    encode_corpus(text, tokenizer, tmp_path / "p.txt", format="pieces", allowed_special="all", add_eos=True)
+    ids = tokenizer.encode("hello world<|sep|>中文", allowed_special="all", add_eos=True)
+    names = [p if isinstance(p, str) else display_piece(p) for p in map(tokenizer.id_to_piece, ids)]
+    assert (tmp_path / "p.txt").read_text(encoding="utf-8") == " ".join(names) + "\n"
+    assert "<|sep|>" in names and "<eos>" in names[-1] and any("▁" in n for n in names)
+    assert FORMATS["pieces"].binary is False and token_format("pieces") is FORMATS["pieces"]
     with pytest.raises(InputError, match="unknown token format 'txt'; choose from ids, pieces, npy, bin, megatron"):
         token_format("txt")
 

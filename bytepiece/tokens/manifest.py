@@ -150,43 +150,12 @@ _SHARD_FIELDS = {"file": str, "n_tokens": int, "n_documents": int, "sha256": str
 
 def parse_manifest(text: str | bytes, where: str) -> Manifest:
     """Validate a manifest's JSON (types, counts, shard names) and return it."""
-    try:
-        data = json.loads(text)
-    except ValueError as e:
-        raise ModelFormatError(f"{where} is not valid JSON ({e}); the corpus was not written completely, re-encode it") from None
-    except RecursionError:
-        raise ModelFormatError(f"{where} is not a {FORMAT} manifest (its JSON is nested too deeply)") from None
-    if not isinstance(data, dict) or data.get("format") != FORMAT:
-        raise ModelFormatError(f"{where} is not a {FORMAT} manifest")
-    version = data.get("version")
-    if not _is_int(version) or version > VERSION:
-        raise ModelFormatError(f"{where} has format version {version!r}; upgrade bytepiece to read it")
-    layout = data.get("layout", "bytepiece")
-    if layout not in _DTYPES:
-        raise ModelFormatError(f"{where}: unknown shard layout {layout!r}; upgrade bytepiece to read it")
-    dtype = data.get("dtype")
-    if dtype not in _DTYPES[layout] or data.get("byteorder", "little") != "little":
-        raise ModelFormatError(f"{where}: unsupported token type {dtype!r} / byte order {data.get('byteorder')!r}")
-    vocab_size = data.get("vocab_size")
-    if not _is_int(vocab_size) or vocab_size < 1:
-        raise ModelFormatError(f"{where}: vocab_size must be a positive integer, got {vocab_size!r}")
+    data = _manifest_json(text, where)
+    layout, dtype, vocab_size = _header(data, where)
     raw_shards = data.get("shards")
     if not isinstance(raw_shards, list):
         raise ModelFormatError(f"{where}: 'shards' must be a list")
-    shards = []
-    for k, raw in enumerate(raw_shards):
-        if not isinstance(raw, dict):
-            raise ModelFormatError(f"{where}: shard {k} is not an object")
-        for name, kind in _SHARD_FIELDS.items():
-            value = raw.get(name)
-            if not (_is_int(value) if kind is int else isinstance(value, kind)):
-                raise ModelFormatError(f"{where}: shard {k} field {name!r} must be {kind.__name__}, got {value!r}")
-        if not (0 <= raw["n_tokens"] < MAX_COUNT and 0 <= raw["n_documents"] < MAX_COUNT):
-            raise ModelFormatError(f"{where}: shard {k} has n_tokens {raw['n_tokens']} and n_documents "
-                                   f"{raw['n_documents']}; each must be a count from 0 to 2**62 - 1 (the manifest is "
-                                   "damaged, re-encode the corpus)")
-        check_relative(raw["file"], where)
-        shards.append(ShardEntry(**{name: raw[name] for name in _SHARD_FIELDS}))
+    shards = [_shard(raw, k, where) for k, raw in enumerate(raw_shards)]
     for name in ("n_tokens", "n_documents"):
         total = sum(getattr(s, name) for s in shards)
         if total > MAX_TOTAL:
@@ -198,7 +167,51 @@ def parse_manifest(text: str | bytes, where: str) -> Manifest:
                                      data.get("stats") or {})
     if not (isinstance(model, dict) and isinstance(inputs, list) and isinstance(options, dict) and isinstance(stats, dict)):
         raise ModelFormatError(f"{where}: 'model', 'options' and 'stats' must be objects and 'inputs' a list")
-    return Manifest(dtype, int(vocab_size), shards, model, inputs, options, stats, layout)
+    return Manifest(dtype, vocab_size, shards, model, inputs, options, stats, layout)
+
+
+def _manifest_json(text: str | bytes, where: str) -> dict[str, Any]:
+    try:
+        data = json.loads(text)
+    except ValueError as e:
+        raise ModelFormatError(f"{where} is not valid JSON ({e}); the corpus was not written completely, re-encode it") from None
+    except RecursionError:
+        raise ModelFormatError(f"{where} is not a {FORMAT} manifest (its JSON is nested too deeply)") from None
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        raise ModelFormatError(f"{where} is not a {FORMAT} manifest")
+    version = data.get("version")
+    if not _is_int(version) or version > VERSION:
+        raise ModelFormatError(f"{where} has format version {version!r}; upgrade bytepiece to read it")
+    return data
+
+
+def _header(data: dict[str, Any], where: str) -> tuple[str, str, int]:
+    """The layout, token type and vocabulary size a manifest declares."""
+    layout = data.get("layout", "bytepiece")
+    if layout not in _DTYPES:
+        raise ModelFormatError(f"{where}: unknown shard layout {layout!r}; upgrade bytepiece to read it")
+    dtype = data.get("dtype")
+    if dtype not in _DTYPES[layout] or data.get("byteorder", "little") != "little":
+        raise ModelFormatError(f"{where}: unsupported token type {dtype!r} / byte order {data.get('byteorder')!r}")
+    vocab_size = data.get("vocab_size")
+    if not _is_int(vocab_size) or vocab_size < 1:
+        raise ModelFormatError(f"{where}: vocab_size must be a positive integer, got {vocab_size!r}")
+    return layout, dtype, int(vocab_size)
+
+
+def _shard(raw: Any, k: int, where: str) -> ShardEntry:
+    if not isinstance(raw, dict):
+        raise ModelFormatError(f"{where}: shard {k} is not an object")
+    for name, kind in _SHARD_FIELDS.items():
+        value = raw.get(name)
+        if not (_is_int(value) if kind is int else isinstance(value, kind)):
+            raise ModelFormatError(f"{where}: shard {k} field {name!r} must be {kind.__name__}, got {value!r}")
+    if not (0 <= raw["n_tokens"] < MAX_COUNT and 0 <= raw["n_documents"] < MAX_COUNT):
+        raise ModelFormatError(f"{where}: shard {k} has n_tokens {raw['n_tokens']} and n_documents "
+                               f"{raw['n_documents']}; each must be a count from 0 to 2**62 - 1 (the manifest is "
+                               "damaged, re-encode the corpus)")
+    check_relative(raw["file"], where)
+    return ShardEntry(**{name: raw[name] for name in _SHARD_FIELDS})
 
 
 def check_relative(name: str, where: str) -> None:
