@@ -178,6 +178,21 @@ def test_empty_corpus_is_a_clear_error(tmp_path):
         Trainer(max_vocab_size=300, progress=False).train(["", ""])
 
 
+def test_a_few_ids_short_of_the_size_asked_for_is_said_with_the_count(shared):
+    """Pieces that no segmentation uses after the cut are removed: the run says how many."""
+    with open(shared / "corpora" / "en.txt", encoding="utf-8") as f:
+        lines = [next(f) for _ in range(2000)]
+    trainer = Trainer(max_vocab_size=500, progress=False)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model = trainer.train(lines)[0]
+    short = 500 - model.vocab_size
+    assert short > 0, "2,000 lines of English at 500 ids lose a few pieces after the cut"
+    expected = f"the model has {model.vocab_size:,} ids, {short:,} fewer than the 500 asked for"
+    assert [n for n in trainer.report.notices if n.startswith(expected)]
+    assert any(expected in str(w.message) for w in caught)
+
+
 def test_corpus_smaller_than_vocabulary_gives_a_smaller_model_and_a_notice():
     trainer = Trainer(max_vocab_size=5000, progress=False)
     with pytest.warns(UserWarning, match="only supports"):

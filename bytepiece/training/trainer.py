@@ -187,9 +187,14 @@ class Trainer:
         self.models = []
         for size, counts_map in zip(self.max_vocab_size, results):
             self.models.append(Model.from_counts(counts_map, self._metadata(size, len(counts_map))))
-            if len(counts_map) + FIRST_PIECE_ID < 0.9 * size:
+            got = len(counts_map) + FIRST_PIECE_ID
+            if got < 0.9 * size:
                 self._notice(f"vocabulary size {size} was asked for, but the corpus only supports "
-                             f"{len(counts_map) + FIRST_PIECE_ID} ({len(counts_map)} pieces); the model is smaller")
+                             f"{got} ({len(counts_map)} pieces); the model is smaller")
+            elif got < size:
+                self._notice(f"the model has {got:,} ids, {size - got:,} fewer than the {size:,} asked for: after the "
+                             f"cut to size, {size - got:,} piece(s) were used by no segmentation (other pieces spell "
+                             "them more probably) and were removed")
         return self.models
 
     def output_paths(self, path: str | os.PathLike) -> list[Path]:
