@@ -26,6 +26,21 @@ def stderr_is_terminal() -> bool:
         return False
 
 
+def _rate_column() -> Any:
+    """Throughput in the units sizes are shown in (:mod:`bytepiece.units`: MiB/s)."""
+    from rich.progress import ProgressColumn
+    from rich.text import Text
+
+    from .units import format_rate
+
+    class Rate(ProgressColumn):
+        def render(self, task: Any) -> Text:
+            speed = task.finished_speed or task.speed
+            return Text("?" if speed is None else format_rate(speed, 1.0), style="progress.data.speed")
+
+    return Rate()
+
+
 class Progress:
     """Factory of per-phase bars; ``enabled=None`` means "when stderr is a terminal"."""
 
@@ -49,14 +64,13 @@ class Progress:
             yield _noop
             return
         from rich.progress import (BarColumn, DownloadColumn, MofNCompleteColumn, Progress as RichProgress,
-                                   SpinnerColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn,
-                                   TransferSpeedColumn)
+                                   SpinnerColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn)
 
         columns: list[Any] = [TextColumn("{task.description:<16}")]
         if total is None:
             columns += [SpinnerColumn(), TimeElapsedColumn()]
         elif unit == "bytes":
-            columns += [BarColumn(bar_width=24), DownloadColumn(), TransferSpeedColumn(), TimeElapsedColumn(),
+            columns += [BarColumn(bar_width=24), DownloadColumn(binary_units=True), _rate_column(), TimeElapsedColumn(),
                         TextColumn("eta"), TimeRemainingColumn()]
         else:
             columns += [BarColumn(bar_width=24), MofNCompleteColumn(), TextColumn(unit), TimeElapsedColumn(),

@@ -175,9 +175,9 @@ def _print_summary(summary, output: Path | None) -> None:
         note("the input holds no documents; the output holds none either")
     if output is None:
         return
-    from bytepiece.engine import format_size
+    from bytepiece.units import format_rate, format_size
 
-    rate = f"{format_size(summary.text_bytes)} in {summary.seconds:.1f} s, {summary.mb_per_s:.1f} MB/s"
+    rate = f"{format_size(summary.text_bytes)} in {summary.seconds:.1f} s, {format_rate(summary.text_bytes, summary.seconds)}"
     counts = f"{summary.n_tokens:,} tokens ({summary.dtype}) of {summary.n_documents:,} documents"
     if summary.sharded:
         where = f"{len(summary.files)} shard(s) listed in {summary.path}"

@@ -147,7 +147,7 @@ def _summary(trainer, written: list[Path], on_sample: bool, valid: Optional[Path
     from rich.table import Table
     from rich.text import Text
 
-    from bytepiece.engine import format_size
+    from bytepiece.units import format_rate, format_size
     from bytepiece.compression import file_compression
 
     report = trainer.report
@@ -171,11 +171,11 @@ def _summary(trainer, written: list[Path], on_sample: bool, valid: Optional[Path
     table.add_row("n-grams kept", f"{report.ngrams_kept:,}")
     table.add_row("pieces counted", f"{report.pieces_counted:,} ({report.distinct_pieces:,} distinct)")
     for name, phase in report.phases.items():
-        line = f"{phase.wall_s:.2f} s, peak RSS {phase.peak_rss_mb:,.0f} MB"
+        line = f"{phase.wall_s:.2f} s, peak RSS {phase.peak_rss_mb:,.0f} MiB"
         if phase.worker_peak_rss_mb:
-            line += f" (workers: {', '.join(f'{v:,.0f}' for v in phase.worker_peak_rss_mb.values())} MB)"
+            line += f" (workers: {', '.join(f'{v:,.0f}' for v in phase.worker_peak_rss_mb.values())} MiB)"
         table.add_row(f"time: {name}", line)
-    table.add_row("time: total", f"{report.total_s:.2f} s ({report.mb_per_s:.2f} MB/s; compiling kernels: "
+    table.add_row("time: total", f"{report.total_s:.2f} s ({format_rate(report.bytes, report.total_s)}; compiling kernels: "
                   f"{report.compile_s:.1f} s more)")
     out_console.print(table)
 

@@ -17,7 +17,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bytepiece.engine import make_engine, parse_size
+from bytepiece.engine import make_engine
+from bytepiece.units import parse_size
 from bytepiece.engine.local import LocalEngine
 from bytepiece.training.spill import KeyRun, PieceRun, RunStore, SpillDir
 from bytepiece.errors import InputError, TrainingError

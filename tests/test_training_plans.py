@@ -146,7 +146,7 @@ def test_cli_plan_options_and_errors(runner, corpus_path, tmp_path):
     result = runner.invoke(app, ["train", str(corpus_path), "-o", str(out), "-v", "500", "--max-memory", "512M",
                                  "--workers", "2", "--tmp-dir", str(tmp_path)])
     assert result.exit_code == 0, result.output
-    assert "budget 512.0 MB" in result.output and "time: count pieces" in result.output
+    assert "budget 512.0 MiB" in result.output and "time: count pieces" in result.output
     assert load_model(out).vocab_size <= 500
     bad = runner.invoke(app, ["train", str(corpus_path), "-o", str(tmp_path / "x.model"), "--max-memory", "lots"])
     assert bad.exit_code == 2 and "--max-memory must be a size such as 1G" in bad.output  # a usage error

@@ -1,4 +1,4 @@
-"""Memory as a budget: parsing sizes, the default budget, and measuring resident memory per phase.
+"""Memory as a budget: the default budget, and measuring resident memory per phase.
 
 The default budget is half of the memory available when the run starts, so a run with default
 options leaves room for everything else on the machine and never dies of OOM. Peak resident
@@ -10,43 +10,10 @@ from __future__ import annotations
 
 import functools
 import os
-import re
 import resource
 import sys
 import threading
 import time
-
-from ..errors import InputError
-
-_UNITS = {"": 1, "B": 1, "K": 1 << 10, "KB": 1 << 10, "KIB": 1 << 10, "M": 1 << 20, "MB": 1 << 20, "MIB": 1 << 20,
-          "G": 1 << 30, "GB": 1 << 30, "GIB": 1 << 30, "T": 1 << 40, "TB": 1 << 40, "TIB": 1 << 40}
-_SIZE_RE = re.compile(r"^\s*([0-9]+(?:\.[0-9]*)?)\s*([A-Za-z]*)\s*$")
-
-
-def parse_size(value: str | int | float, *, name: str = "size") -> int:
-    """Bytes of ``"1G"``, ``"512MB"``, ``"1.5GiB"`` or a plain number (powers of 1024)."""
-    if isinstance(value, bool):
-        raise InputError(f"{name} must be a size such as 1G or 512M, got {value!r}")
-    if isinstance(value, (int, float)):
-        if value <= 0 or value != value:
-            raise InputError(f"{name} must be positive, got {value!r}")
-        return int(value)
-    match = _SIZE_RE.match(str(value))
-    unit = match.group(2).upper() if match else None
-    if not match or unit not in _UNITS:
-        raise InputError(f"{name} must be a size such as 1G, 512M or 2GB, got {value!r}")
-    size = int(float(match.group(1)) * _UNITS[unit])
-    if size <= 0:
-        raise InputError(f"{name} must be positive, got {value!r}")
-    return size
-
-
-def format_size(n: float) -> str:
-    for unit in ("B", "KB", "MB", "GB"):
-        if abs(n) < 1024 or unit == "GB":
-            return f"{n:,.0f} {unit}" if unit == "B" else f"{n:,.1f} {unit}"
-        n /= 1024
-    return f"{n:,.1f} TB"  # pragma: no cover
 
 
 def available_memory() -> int:

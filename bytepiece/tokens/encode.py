@@ -29,7 +29,8 @@ import numpy as np
 from ..corpus import DEFAULT_BATCH_BYTES, DEFAULT_SHARD_BYTES, CorpusInputs, open_corpus, plan_shards, read_shard
 from ..corpus.sources import Source, TextDocument
 from ..corpus.utf8 import check_errors
-from ..engine import Engine, make_engine, parse_size, stands_once_committed
+from ..engine import Engine, make_engine, stands_once_committed
+from ..units import parse_size
 from ..errors import InputError
 from ..model import content_sha256, file_sha256
 from ..options import alpha_value, kernel_seed

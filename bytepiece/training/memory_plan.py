@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..corpus import DEFAULT_SHARD_BYTES
-from ..engine.memory import format_size
+from ..units import format_size
 from ..errors import TrainingError
 
 MIN_SHARD_BYTES = 1 << 20

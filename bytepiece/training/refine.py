@@ -37,7 +37,8 @@ import numpy as np
 import numpy.typing as npt
 
 from ..corpus import DEFAULT_BATCH_BYTES, Shard, open_corpus, plan_shards, read_shard
-from ..engine import Engine, default_budget, make_engine, parse_size
+from ..engine import Engine, default_budget, make_engine
+from ..units import parse_size
 from .spill import KeyRun, RunStore, SpillDir
 from ..errors import InputError, TrainingError
 from ..model import FIRST_PIECE_ID

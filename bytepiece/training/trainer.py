@@ -27,7 +27,8 @@ import numpy as np
 from ..io.atomic import OutputSet, check_writable, is_stream
 from ..corpus import DEFAULT_BATCH_BYTES, open_corpus, plan_shards
 from ..corpus.sources import check_text_document
-from ..engine import RssMonitor, default_budget, make_engine, parse_size
+from ..engine import RssMonitor, default_budget, make_engine
+from ..units import parse_size
 from ..engine.memory import return_freed_memory
 from .spill import SpillDir
 from ..errors import InputError, TrainingError
