@@ -14,6 +14,8 @@ repeats; the machine may be shared, so compare the ratios of one run and read th
   timed end to end (reading, JSON, NFC, encoding, writing and hashing shards, the manifest):
   MB/s of the same text, and the peak RSS of the process (``ru_maxrss``). Target: at least 0.9x
   ``encode_batch``, peak RSS below 500 MB.
+- ``megatron``: the ``local`` run with ``format="megatron"`` (Megatron's ``.bin``/``.idx``
+  shards). Target: within 10% of ``local``, peak RSS below 500 MB.
 - ``local:1`` / ``local:2``: the same on a Dask ``LocalCluster`` of 1 and 2 worker processes
   (started before the clock) with ``--cluster-shard-size`` (the plan needs a few tasks per
   worker); the peak RSS of the client and of each worker. Target: local:2 at least 1.7x local:1,
@@ -73,7 +75,7 @@ print(json.dumps({"seconds": seconds, "text_bytes": text_bytes}))
 _ENCODE = r"""
 import json, logging, resource, sys, time
 from bytepiece import encode_corpus
-corpus, model, out, shard_size, cluster = sys.argv[1:6]
+corpus, model, out, shard_size, cluster, fmt = sys.argv[1:7]
 client = None
 peaks = {}
 if cluster != "threads":
@@ -82,7 +84,7 @@ if cluster != "threads":
     lc = distributed.LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None,
                                   silence_logs=logging.ERROR)
     client = distributed.Client(lc)
-summary = encode_corpus(corpus, model, out, shard_size=shard_size, cluster=client, overwrite=True)
+summary = encode_corpus(corpus, model, out, format=fmt, shard_size=shard_size, cluster=client, overwrite=True)
 def usage():
     r = resource.getrusage(resource.RUSAGE_SELF)
     return r.ru_maxrss * 1024, r.ru_utime + r.ru_stime
@@ -134,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"corpus {args.corpus} not found (bench/make_scale_corpus.py builds one)", file=sys.stderr)
         return 2
     work = Path(tempfile.mkdtemp(prefix="bench-encode-corpus-", dir=args.work_dir))
-    steps = ([] if args.only_cluster else ["encode_batch", "local"]) + (
+    steps = ([] if args.only_cluster else ["encode_batch", "local", "megatron"]) + (
         [] if args.skip_cluster else ["local:1", "local:2", "threads@cluster-size"])
     runs: dict[str, list[dict]] = {step: [] for step in steps}
     digests: dict[str, list[dict[str, str]]] = {}
@@ -148,9 +150,10 @@ def main(argv: list[str] | None = None) -> int:
                 if step == "encode_batch":
                     result = _child(_BASELINE, str(args.corpus), str(args.model), str(args.chunk_mb << 20))
                 else:
-                    cluster = "threads" if step.startswith(("local", "threads")) and ":" not in step else step
-                    size = args.shard_size if step == "local" else args.cluster_shard_size
-                    result = _child(_ENCODE, str(args.corpus), str(args.model), str(out / "c"), size, cluster)
+                    cluster = step if ":" in step and not step.startswith("threads") else "threads"
+                    size = args.shard_size if step in ("local", "megatron") else args.cluster_shard_size
+                    fmt = "megatron" if step == "megatron" else "bin"
+                    result = _child(_ENCODE, str(args.corpus), str(args.model), str(out / "c"), size, cluster, fmt)
                     if step != "local":
                         digests.setdefault(step, []).append(_digest(out))
                     shutil.rmtree(out, ignore_errors=True)
@@ -188,6 +191,9 @@ def main(argv: list[str] | None = None) -> int:
         report["local_over_encode_batch"] = {"per_repeat": ratios("local", "encode_batch"),
                                              "median": statistics.median(ratios("local", "encode_batch"))}
         report["local_peak_rss_mb"] = max(run["peak_rss"] for run in runs["local"]) / 2**20
+        report["megatron_over_local"] = {"per_repeat": ratios("megatron", "local"),
+                                         "median": statistics.median(ratios("megatron", "local"))}
+        report["megatron_peak_rss_mb"] = max(run["peak_rss"] for run in runs["megatron"]) / 2**20
     if not args.skip_cluster:
         report["local2_over_local1"] = {"per_repeat": ratios("local:2", "local:1"),
                                         "median": statistics.median(ratios("local:2", "local:1"))}
