@@ -111,7 +111,7 @@ def _advance_ranges(V, S, p, b):
 
 
 @njit(cache=True, nogil=True)
-def _pull(V, T, S, t):
+def _pull(V, T, S, t):  # noqa: C901 - the byte-level lattice recursion: one loop over trie cells is the algorithm
     """All mass arriving at position t (every piece ending there, from every live state)."""
     R = S.buf.shape[0]
     K = S.node.shape[1]

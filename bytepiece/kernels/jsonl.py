@@ -43,7 +43,7 @@ def _put_code_point(out, o, v):
 
 
 @njit(cache=True, nogil=True)
-def _copy_string(d, i, n, out, o):
+def _copy_string(d, i, n, out, o):  # noqa: C901 - a JSON string decoder: one state machine over bytes
     """d[i] is an opening quote: copy the string's content, unescaped, to out[o:]. Returns
     (index after the closing quote or -1, new end in ``out``, all ASCII). Rejects what the
     Python path must handle (see the module docstring)."""
@@ -126,7 +126,7 @@ def _line_end(d, i, n):
 
 
 @njit(cache=True, nogil=True)
-def _record(d, a, n, key, stack, out, o):
+def _record(d, a, n, key, stack, out, o):  # noqa: C901 - a JSON record scanner: one state machine over bytes
     """Parse the line starting at d[a] (it ends at the next \\n or at n). Returns (status,
     line end, new end in ``out``, ASCII): for OK lines the field's value was written at out[o:]."""
     i = a

@@ -82,7 +82,7 @@ def utf8_length(d, i, end):
 
 
 @njit(cache=True, nogil=True)
-def scan_string(d, i, end):
+def scan_string(d, i, end):  # noqa: C901 - a JSON string validator: one state machine over bytes
     """d[i] is an opening quote: (index after the closing quote or -1, has escapes, all ASCII)."""
     i += 1
     escaped = False
@@ -192,7 +192,7 @@ def _scan_key(d, i, end):
 
 
 @njit(cache=True, nogil=True)
-def scan_value(d, i, end, stack):
+def scan_value(d, i, end, stack):  # noqa: C901 - a JSON value validator: one state machine over bytes
     """Any JSON value at d[i] (no leading whitespace): its end, or -1. Containers are followed
     with an explicit stack, never recursion."""
     depth = 0

@@ -16,7 +16,7 @@ from .byterange import narrow
 
 
 @njit(cache=True, nogil=True)
-def stable_point(sb, so, rank_id, max_len, scores, data, own_ends):
+def stable_point(sb, so, rank_id, max_len, scores, data, own_ends):  # noqa: C901 - the stable-prefix search: one backward scan is the algorithm
     """Stable point of ``data`` or -1 when the back-pointers do not reproduce ``own_ends`` (the
     token ends of the tokenizer's own encoding, as a boolean mask of length n + 1): the caller
     then falls back to encoding the prefixes."""

@@ -31,7 +31,7 @@ def _grown(a, n, fill):
 
 
 @njit(cache=True, nogil=True)
-def build_double_array(buf, offsets, ids):
+def build_double_array(buf, offsets, ids):  # noqa: C901 - the double-array construction: one loop over trie nodes is the algorithm
     """(base_check, piece) of the double array of lexicographically sorted pieces.
 
     Built breadth-first straight from the sorted pieces: a node at depth d is the range of
