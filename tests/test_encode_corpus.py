@@ -204,6 +204,11 @@ def test_sampling_is_per_document_whatever_the_plan(tmp_path, tiny_tokenizer, mo
     streamed = [batch.ids[batch.offsets[i]:batch.offsets[i + 1]].tolist()
                 for batch in encode_stream(path, tiny_tokenizer, alpha=0.1, seed=5) for i in range(len(batch.offsets) - 1)]
     assert streamed == a
+    from bytepiece.tokens.npyfile import open_npy
+
+    encode_corpus(path, tiny_tokenizer, tmp_path / "one.npy", format="npy", alpha=0.1, seed=5)  # one file: a stream
+    tokens, offsets = open_npy(tmp_path / "one.npy")
+    assert [tokens[x:y].tolist() for x, y in zip(offsets[:-1], offsets[1:])] == a
     for threads in (1, 2):
         assert tiny_tokenizer.encode_batch(docs, alpha=0.1, seed=5, num_threads=threads) == a
     assert tiny_tokenizer.encode(docs[0], alpha=0.1, seed=5) == a[0]
