@@ -1,4 +1,4 @@
-"""Temporaries and commit journals for :mod:`bytepiece.atomic` (the writer's side; reading
+"""Temporaries and commit journals for :mod:`bytepiece.io.atomic` (the writer's side; reading
 journals back and finishing interrupted commits is :mod:`bytepiece.io.recovery`).
 
 Names in a directory:

@@ -1,6 +1,6 @@
 """Finishing interrupted commits and removing dead writers' temporaries (see :mod:`bytepiece.io.journal`).
 
-Only writers call this (:class:`bytepiece.atomic.OutputSet` before its first file in a
+Only writers call this (:class:`bytepiece.io.atomic.OutputSet` before its first file in a
 directory); reading a model or token file never changes anything on disk.
 
 Recovery acts on a marker only when all of this holds; otherwise the marker is left exactly as

@@ -1,5 +1,4 @@
-"""Token ids as NumPy files (``bytepiece encode --format npy``), and reading back any token file
-``bytepiece encode`` writes.
+"""Token ids as NumPy files (``bytepiece encode --format npy``): the writer and the reader.
 
 ``ids.npy`` holds every token id of every document, concatenated (``uint16`` when the
 vocabulary has at most 65,536 ids, else ``uint32``, as in :mod:`.binfile`);
