@@ -120,8 +120,8 @@ def import_model(
         table.add_row("sum of piece probabilities", f"{info['probability_mass']:.4f}")
     out_console.print(table)
     if "exact" not in str(info.get("counts", "")):
-        note("bytepiece applies its own normalization (NFC, newline chunking), not sentencepiece's normalizer "
-             "(NFKC, dummy prefix, whitespace handling)")
+        note("bytepiece normalizes text to NFC unless given --raw (normalization='none'); sentencepiece's "
+             "identity normalization does not, so compare ids on NFC text or with --raw")
 
 
 def register(app: typer.Typer) -> None:
