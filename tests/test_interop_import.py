@@ -94,13 +94,17 @@ def test_bytepiece_exports_import_without_a_warning(tmp_path, tiny_tokenizer, st
     assert _import_quietly(path.read_bytes()).pieces == tiny_tokenizer.model.pieces
 
 
-def test_cli_import_shows_the_warning_as_one_note(runner, tmp_path):
-    spm_file = tmp_path / "default.spm.model"
-    spm_file.write_bytes(_train_spm())
+@pytest.mark.parametrize("options, expected", [
+    ({}, "normalizes text with normalization 'nmt_nfkc', add_dummy_prefix"),
+    (SAME_IDS, "gives sentencepiece's ids on NFC text, or on any text when encoding with --raw"),
+])
+def test_cli_import_says_in_one_note_what_gives_sentencepiece_ids(runner, tmp_path, options, expected):
+    spm_file = tmp_path / "trained.spm.model"
+    spm_file.write_bytes(_train_spm(**options))
     result = runner.invoke(app, ["import", str(spm_file), "-o", str(tmp_path / "out.model")])
     assert result.exit_code == 0, result.output
     notes = [line for line in result.stderr.splitlines() if line.startswith("note:")]
-    assert any("add_dummy_prefix" in line and "remove_extra_whitespaces" in line for line in notes), result.stderr
+    assert len(notes) == 1 and expected in notes[0], result.stderr
     assert "Traceback" not in result.output
 
 
