@@ -100,9 +100,13 @@ def import_model(
     if not spm_model.exists() or spm_model.is_dir():
         raise fail(f"cannot read {spm_model}: {'is a directory' if spm_model.is_dir() else 'no such file'}")
     check_outputs([output], force)
-    from bytepiece.interop.sentencepiece import import_sentencepiece
+    import warnings
 
-    model = import_sentencepiece(spm_model)
+    from bytepiece.interop.sentencepiece import NormalizerWarning, import_sentencepiece
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", NormalizerWarning)
+        model = import_sentencepiece(spm_model)
     model.save(output, overwrite=force)
     info = model.metadata.get("sentencepiece", {})
     from rich.table import Table
@@ -119,9 +123,11 @@ def import_model(
     if "probability_mass" in info:
         table.add_row("sum of piece probabilities", f"{info['probability_mass']:.4f}")
     out_console.print(table)
-    if "exact" not in str(info.get("counts", "")):
-        note("bytepiece applies its own normalization (NFC, newline chunking), not sentencepiece's normalizer "
-             "(NFKC, dummy prefix, whitespace handling)")
+    for warning in caught:  # after the table, as the note below
+        note(str(warning.message))
+    if not caught and "exact" not in str(info.get("counts", "")):
+        note("the imported model gives sentencepiece's ids on NFC text, or on any text when encoding with --raw "
+             "(normalization='none'): bytepiece normalizes text to NFC, sentencepiece's identity normalization does not")
 
 
 def register(app: typer.Typer) -> None:

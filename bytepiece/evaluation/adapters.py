@@ -6,10 +6,14 @@ Three kinds of model file are recognised:
 * a sentencepiece ``ModelProto`` (binary ``.model``; needs the ``sentencepiece`` package);
 * a Hugging Face ``tokenizer.json`` (or a directory holding one; needs ``tokenizers``).
 
-Each adapter counts the tokens of a text. bytepiece and HF tokenizers see the text exactly as
-given (HF line by line, newlines kept, no special tokens). sentencepiece cannot represent a
-newline with its default normalizer, so it sees the lines without their newlines; the per-token
-figures still divide the whole text's bytes and characters, and the adapter says so.
+Every tokenizer counts the tokens of the same documents: :func:`documents` cuts a text after
+each run of newlines, the cuts bytepiece's own encoding makes (so its count is the whole text's),
+and :func:`compression_rows` hands the one list to every adapter. bytepiece and HF tokenizers
+encode the documents exactly as given (newlines kept, special-token strings as text, no
+special tokens added), so a bytepiece model and its HF export count the same tokens.
+sentencepiece cannot represent a newline with its default normalizer, so it sees the documents
+without their trailing newlines; the per-token figures still divide the whole text's bytes and
+characters, and the adapter says so.
 """
 
 from __future__ import annotations
@@ -30,8 +34,16 @@ class CountingTokenizer:
     name: str
     kind: str  # "bytepiece", "sentencepiece" or "hf"
     vocab_size: int
-    count: Callable[[str], int]
+    count: Callable[[list[str]], int]  # the number of tokens of the documents (see documents())
     note: str = ""
+
+
+def documents(text: str) -> list[str]:
+    """The documents every tokenizer encodes for ``text``: cut after each run of newlines (which
+    stays with the text before it), where bytepiece cuts a text before segmenting it."""
+    from ..normalize import chunks
+
+    return chunks(text)
 
 
 def _read_model(path: Path) -> bytes:
@@ -67,12 +79,11 @@ def load_counting_tokenizer(path: str | os.PathLike, *, normalization: Normaliza
 
 def _bytepiece(path: Path, name: str, normalization: Normalization) -> CountingTokenizer:
     from ..tokenizer import Tokenizer
-    from ..normalize import chunks
 
     tok = Tokenizer(path, normalization=normalization)
 
-    def count(text: str) -> int:
-        _, offsets = tok.encode_batch(chunks(tok.normalize(text)), return_flat=True)
+    def count(docs: list[str]) -> int:
+        _, offsets = tok.encode_batch(docs, return_flat=True)
         return int(offsets[-1])
 
     return CountingTokenizer(name, "bytepiece", tok.vocab_size, count)
@@ -89,8 +100,8 @@ def _sentencepiece(path: Path, name: str) -> CountingTokenizer:
     except Exception as e:  # sentencepiece raises RuntimeError/OSError with C++ messages
         raise ModelFormatError(f"{path} is neither a bytepiece JSON model nor a sentencepiece model ({e})") from None
 
-    def count(text: str) -> int:
-        lines = [line for line in text.split("\n") if line]
+    def count(docs: list[str]) -> int:
+        lines = [line for line in (doc.rstrip("\n") for doc in docs) if line]
         return sum(len(ids) for ids in sp.encode(lines))
 
     return CountingTokenizer(name, "sentencepiece", sp.get_piece_size(), count,
@@ -108,9 +119,10 @@ def _hf(path: Path, name: str) -> CountingTokenizer:
     except Exception as e:
         raise ModelFormatError(f"{path}: tokenizers could not load it ({e})") from None
 
-    def count(text: str) -> int:
-        lines = text.splitlines(keepends=True)
-        return sum(len(e.ids) for e in tok.encode_batch(lines, add_special_tokens=False))
+    tok.encode_special_tokens = True  # the text "<bos>" is text, as for bytepiece
+
+    def count(docs: list[str]) -> int:
+        return sum(len(e.ids) for e in tok.encode_batch(docs, add_special_tokens=False))
 
     return CountingTokenizer(name, "hf", tok.get_vocab_size(), count)
 
@@ -118,8 +130,9 @@ def _hf(path: Path, name: str) -> CountingTokenizer:
 def compression_rows(tokenizers: list[CountingTokenizer], texts: list[tuple[str, str]]) -> list[dict]:
     """Per tokenizer: tokens, bytes/token and chars/token of every text and of all together."""
     out = []
+    docs = [documents(text) for _, text in texts]  # one list per text, the same for every tokenizer
     for t in tokenizers:
-        per_text = {name: Compression.of_text(text, t.count(text)) for name, text in texts}
+        per_text = {name: Compression.of_text(text, t.count(d)) for (name, text), d in zip(texts, docs)}
         total = sum(per_text.values(), Compression())
         out.append({"name": t.name, "kind": t.kind, "vocab_size": t.vocab_size, "note": t.note,
                     "files": {name: c.as_dict() for name, c in per_text.items()}, "all": total.as_dict()})

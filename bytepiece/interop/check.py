@@ -43,6 +43,32 @@ def load_hf(path: str | os.PathLike, *, text_specials: bool = True):
     return tok
 
 
+def load_transformers(path: str | os.PathLike, *, text_specials: bool = True):
+    """A ``transformers.PreTrainedTokenizerFast`` for an HF export (a ``tokenizer.json`` or a
+    directory export) with ``pad_token``, ``bos_token``, ``eos_token`` and the tokenizer's own
+    special tokens in their roles. ``PreTrainedTokenizerFast(tokenizer_file=...)`` alone leaves
+    them unset, since transformers reads the roles only from ``tokenizer_config.json`` or from
+    keyword arguments; they are passed here as a directory export's config passes them.
+    ``text_specials`` treats the special tokens' strings in text as text, as bytepiece does
+    (``split_special_tokens``)."""
+    import json
+    from pathlib import Path
+
+    from ..errors import InputError
+    from ..io.read import read_limited
+    from ..model import MAX_MODEL_BYTES
+    from .hf import DIRECTORY_FILES, special_token_roles
+
+    transformers = require("transformers", "loading an HF export with transformers")
+    file = Path(path) / DIRECTORY_FILES[0] if Path(path).is_dir() else Path(path)
+    try:
+        data = json.loads(read_limited(file, limit=MAX_MODEL_BYTES, what="tokenizer.json", error=InputError))
+    except ValueError as e:
+        raise InputError(f"{file} is not a tokenizer.json ({e})") from None
+    return transformers.PreTrainedTokenizerFast(tokenizer_file=str(file), split_special_tokens=text_specials,
+                                                clean_up_tokenization_spaces=False, **special_token_roles(data))
+
+
 @dataclass
 class Agreement:
     texts: int = 0

@@ -21,6 +21,9 @@ DEFAULT_STYLE: dict[str, Style] = {"sentencepiece": "byte_fallback", "hf": "byte
 #: the module that loads an export, and the pip extra that provides it
 RUNTIME = {"sentencepiece": ("sentencepiece", "sentencepiece.SentencePieceProcessor(model_file=...)"),
            "hf": ("tokenizers", "tokenizers.Tokenizer.from_file(...)")}
+#: how to load each HF export form with transformers so that pad/bos/eos have their roles
+TRANSFORMERS_LOAD = {"file": "bytepiece.interop.check.load_transformers(...)",
+                     "directory": "transformers.AutoTokenizer.from_pretrained(...)"}
 
 
 @dataclass(frozen=True)
@@ -68,15 +71,18 @@ def export_model(tokenizer, path: str | os.PathLike, *, target: str, style: str 
         written = atomic.atomic_write(path, proto.serialize(), overwrite=overwrite)
         total = len(proto.pieces)
         unusable = sum(1 for p in proto.pieces[: tokenizer.vocab_size] if p.type == UNUSED)
+        load_with = RUNTIME[target][1]
     else:
-        from .hf import build_hf_json, write_hf
+        from .hf import build_hf_json, is_directory_target, write_hf
 
         data = build_hf_json(tokenizer, style=chosen)
+        form = "directory" if is_directory_target(path) else "file"
         written = write_hf(data, path, overwrite=overwrite)
         vocab = data["model"]["vocab"]
         total = len(vocab)
         unusable = sum(1 for token, _ in vocab[: tokenizer.vocab_size] if token.startswith(PLACEHOLDER_PREFIX))
-    return ExportReport(written, target, chosen, tokenizer.vocab_size, total, unusable, RUNTIME[target][1])
+        load_with = f"{RUNTIME[target][1]}; transformers: {TRANSFORMERS_LOAD[form]}"
+    return ExportReport(written, target, chosen, tokenizer.vocab_size, total, unusable, load_with)
 
 
 def _check_target(target: str) -> str:

@@ -23,6 +23,13 @@ those literal strings in the input to ids 0-2 where bytepiece encodes them as te
 ``encode`` adds no ``<bos>``/``<eos>``. A tokenizer's own special tokens (``<|im_start|>``, ...)
 follow the pieces with their bytepiece ids, as special added tokens too: HF matches them in the
 text as bytepiece does with ``allowed_special="all"``. :func:`import_hf` reads an export back.
+
+transformers gives special tokens their roles (``pad_token``, ``bos_token``, ...) only from
+``tokenizer_config.json`` or keyword arguments, never from a ``tokenizer.json``: a directory
+export writes the config (:func:`special_token_roles`), and
+:func:`bytepiece.interop.check.load_transformers` passes the roles for a lone file. The file has
+no ``padding`` section, the one place transformers would take ``pad_token`` from: ``tokenizers``
+would then pad every ``encode_batch`` result to the longest.
 """
 
 from __future__ import annotations
@@ -36,7 +43,7 @@ from pathlib import Path
 from typing import Any
 
 from ..io import atomic
-from ..model import FIRST_PIECE_ID, Model
+from ..model import BOS_ID, EOS_ID, FIRST_PIECE_ID, PAD_ID, Model
 from ._proto import NORMAL
 from ._vocab import Style, byte_level_tokens, bytes_to_unicode, check_style, fallback_entries, special_names
 
@@ -103,6 +110,32 @@ def build_hf_json(tokenizer, *, style: Style = "byte_level") -> dict[str, Any]:
     }
 
 
+def special_token_roles(data: dict[str, Any]) -> dict[str, Any]:
+    """The role transformers gives each special token of an export (a ``build_hf_json`` result,
+    or a ``tokenizer.json`` bytepiece wrote): ``pad_token``, ``bos_token`` and ``eos_token`` are
+    ids 0-2, ``unk_token`` the ``byte_fallback`` style's unknown token, and
+    ``additional_special_tokens`` the tokenizer's own special tokens. transformers takes the
+    roles from ``tokenizer_config.json`` (a directory export writes it) or from keyword
+    arguments, never from a ``tokenizer.json``: see :func:`bytepiece.interop.check.load_transformers`."""
+    from ..errors import InputError
+
+    try:
+        added = [(int(t["id"]), str(t["content"])) for t in data["added_tokens"] if t.get("special")]
+        unk_id = data["model"].get("unk_id")
+    except (KeyError, TypeError, ValueError, AttributeError) as e:
+        raise InputError(f"not an HF tokenizer.json written by bytepiece (no special added tokens: {e!r})") from None
+    by_id = dict(added)
+    if any(i not in by_id for i in (PAD_ID, BOS_ID, EOS_ID)):
+        raise InputError("not an HF tokenizer.json written by bytepiece (ids 0-2 are not its pad, bos and eos tokens)")
+    roles: dict[str, Any] = {"pad_token": by_id[PAD_ID], "bos_token": by_id[BOS_ID], "eos_token": by_id[EOS_ID]}
+    if unk_id is not None and unk_id in by_id:
+        roles["unk_token"] = by_id[unk_id]
+    extra = [content for i, content in added if i not in (PAD_ID, BOS_ID, EOS_ID, unk_id)]
+    if extra:
+        roles["additional_special_tokens"] = extra
+    return roles
+
+
 #: What a directory export writes (``transformers.AutoTokenizer.from_pretrained(directory)``).
 DIRECTORY_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json")
 
@@ -126,15 +159,12 @@ def write_hf(data: dict, path: str | os.PathLike, *, overwrite: bool = True) -> 
     directory created for the export is removed again if the export fails (a full disk must
     not leave an empty ``DIR`` behind)."""
     path = Path(path)
-    names = [t["content"] for t in data["added_tokens"]]
     created: list[Path] = []
     try:
         with atomic.OutputSet(overwrite=overwrite) as out:
             if is_directory_target(path):
                 _make_dirs(path, created)
-                special = {"pad_token": names[0], "bos_token": names[1], "eos_token": names[2]}
-                if len(names) > 3:
-                    special["unk_token"] = names[3]
+                special = special_token_roles(data)
                 config = {"tokenizer_class": "PreTrainedTokenizerFast", "model_max_length": 1 << 30,
                           "clean_up_tokenization_spaces": False, "split_special_tokens": True, **special}
                 directory, path = path, path / DIRECTORY_FILES[0]

@@ -27,6 +27,7 @@ from __future__ import annotations
 import math
 import os
 import re
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -160,15 +161,75 @@ def import_sentencepiece(path: str | os.PathLike | bytes) -> Model:
     ``min_score - 10`` per character) gets probability ``exp((min_score - 10) / 3)``, so a
     three-byte character costs what sentencepiece charges for an unknown character.
 
-    What is not converted: sentencepiece's normalizer (NFKC, dummy prefix ``▁``, whitespace
-    collapsing) is not applied by bytepiece, which uses its own (NFC, newline chunking).
+    What is not converted: sentencepiece's normalizer (a character map such as NFKC, the dummy
+    prefix ``▁``, whitespace collapsing) is not applied by bytepiece, which uses its own (NFC,
+    newline chunking). A model whose normalizer changes text warns (:class:`NormalizerWarning`):
+    only a model trained with ``normalization_rule_name="identity"``, ``add_dummy_prefix=False``
+    and ``remove_extra_whitespaces=False`` gives sentencepiece's ids after import.
     """
+    proto, name = _parse_source(path)
+    _check_unigram(proto, name)
+    normalizer = {**P.NORMALIZER_DEFAULTS, **proto.normalizer_spec}
+    _warn_about_normalizer(normalizer, name)
+    found = _collect_pieces(proto, normalizer)
+    if not found.order:
+        raise ModelFormatError(f"{name} has no pieces that can be imported")
+    _check_scores(found, name)
+    missing = _add_fallback_bytes(found, proto)
+    info: dict = {"source": None if isinstance(path, (bytes, bytearray)) else os.path.basename(name),
+                  "pieces_in_file": len(proto.pieces), "imported_pieces": len(found.order),
+                  "added_single_bytes": len(missing)}
+    counts = _counts(found, name, info)
+    _check_bytes(found.order, name)
+    _validate_pieces(found.order, counts, name)
+    if found.specials:
+        info["special_tokens"] = len(found.specials)
+    try:
+        return Model(found.order, counts, {"sentencepiece": info}).with_special_tokens(found.specials)
+    except InputError as e:
+        raise ModelFormatError(f"{name}: user-defined symbol cannot be a special token: {e}") from e
+
+
+class NormalizerWarning(UserWarning):
+    """A sentencepiece model imported by :func:`import_sentencepiece` normalizes text in a way
+    bytepiece does not, so the imported model's ids differ from sentencepiece's."""
+
+
+def _parse_source(path: str | os.PathLike | bytes) -> tuple[P.ModelProto, str]:
+    """The parsed model and the name messages give it; a JSON file (a bytepiece model or an HF
+    ``tokenizer.json``) is named as what it is rather than reported as a damaged protobuf."""
     if isinstance(path, (bytes, bytearray)):
         data, name = bytes(path), "sentencepiece model"
     else:
         name = str(path)
         data = _read_proto(path)
-    proto = P.ModelProto.parse(data, name)
+    what = _json_kind(data, name)
+    if what is not None:
+        raise ModelFormatError(what)
+    return P.ModelProto.parse(data, name), name
+
+
+def _json_kind(data: bytes, name: str) -> str | None:
+    """What to say about ``data`` when it is JSON, else None. A ``ModelProto`` never starts
+    with ``{``, but may start with a newline byte followed by one (a piece of length 123), so
+    only text that parses as JSON counts after leading whitespace."""
+    import json
+
+    if data.lstrip()[:1] != b"{":
+        return None
+    try:
+        head = json.loads(data)
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        if data[:1] == b"{":
+            return f"{name} is not a sentencepiece model (it starts like JSON, but is not valid JSON)"
+        return None
+    if isinstance(head, dict) and isinstance(head.get("model"), dict):
+        return (f"{name} is an HF tokenizer.json, not a sentencepiece model; "
+                "bytepiece.interop.hf.import_hf reads the ones bytepiece exported")
+    return f"{name} is already a bytepiece model; use it directly with -m (Tokenizer(path) in Python)"
+
+
+def _check_unigram(proto: P.ModelProto, name: str) -> None:
     model_type = proto.trainer_spec.get("model_type", P.UNIGRAM)
     if model_type != P.UNIGRAM:
         kind = P.MODEL_TYPE_NAMES.get(model_type, str(model_type))
@@ -176,79 +237,117 @@ def import_sentencepiece(path: str | os.PathLike | bytes) -> Model:
             f"{name} is a sentencepiece {kind.upper()} model; only Unigram models can be imported "
             "(their pieces have probabilities; BPE merges do not)"
         )
-    normalizer = {**P.NORMALIZER_DEFAULTS, **proto.normalizer_spec}
-    escaped = normalizer["escape_whitespaces"]
-    reverse = None
-    if str(normalizer.get("name", "")).startswith("bytepiece_byte_level"):
-        reverse = {ch: b for b, ch in byte_level_table().items()}
 
-    order: list[bytes] = []
-    specials: list[str] = []
-    score_of: dict[bytes, float] = {}
-    count_of: dict[bytes, int] = {}
-    normal_seen: set[bytes] = set()
-    exact = True
+
+def _warn_about_normalizer(normalizer: dict[str, Any], name: str) -> None:
+    """Warn when sentencepiece changes the text before segmenting it and bytepiece will not:
+    a character map (NFKC and the like; bytepiece's own ``byte_level`` map is undone on import),
+    the dummy prefix ``▁``, whitespace collapsing."""
+    changes = []
+    if normalizer.get("precompiled_charsmap") and _byte_level_reverse(normalizer) is None:
+        changes.append(f"normalization {normalizer.get('name') or 'map'!r}")
+    if normalizer["add_dummy_prefix"]:
+        changes.append("add_dummy_prefix (a \u2581 before every text: nearly every text's first ids differ)")
+    if normalizer["remove_extra_whitespaces"]:
+        changes.append("remove_extra_whitespaces (leading, trailing and repeated spaces removed)")
+    if changes:
+        import warnings
+
+        warnings.warn(
+            f"{name}: sentencepiece normalizes text with {', '.join(changes)} before encoding it with this model; "
+            "bytepiece does not, so the imported model's ids will differ from sentencepiece's. Only a model trained "
+            "with normalization_rule_name='identity', add_dummy_prefix=False and remove_extra_whitespaces=False "
+            "gives sentencepiece's ids after import",
+            NormalizerWarning, stacklevel=3)
+
+
+def _byte_level_reverse(normalizer: dict[str, Any]) -> dict[str, int] | None:
+    """For bytepiece's ``byte_level`` export, the byte of each mapped character; else None."""
+    if str(normalizer.get("name", "")).startswith("bytepiece_byte_level"):
+        return {ch: b for b, ch in byte_level_table().items()}
+    return None
+
+
+@dataclass
+class _Found:
+    """The pieces of a ``ModelProto`` in import order, with what is known about each."""
+
+    order: list[bytes] = field(default_factory=list)
+    specials: list[str] = field(default_factory=list)
+    score_of: dict[bytes, float] = field(default_factory=dict)
+    count_of: dict[bytes, int] = field(default_factory=dict)
+    normal_seen: set[bytes] = field(default_factory=set)
+    exact: bool = True
+
+
+def _collect_pieces(proto: P.ModelProto, normalizer: dict[str, Any]) -> _Found:
+    found = _Found()
+    escaped, reverse = normalizer["escape_whitespaces"], _byte_level_reverse(normalizer)
     for p in proto.pieces:
         if p.type == P.USER_DEFINED and p.piece:
-            specials.append(p.piece)  # matched as a whole in text: a special token
+            found.specials.append(p.piece)  # matched as a whole in text: a special token
             continue
         raw = _piece_bytes(p, escaped, reverse)
-        if raw is None:
-            continue
-        is_normal = p.type in (P.NORMAL, P.USER_DEFINED) or (p.type == P.UNUSED and raw is not None)
-        if raw not in score_of:
-            order.append(raw)
-            score_of[raw] = p.score
-            if p.count is not None:
-                count_of[raw] = p.count
-            else:
-                exact = False
-        elif is_normal and raw not in normal_seen:
-            score_of[raw] = p.score
-            if p.count is not None:
-                count_of[raw] = p.count
-        if is_normal:
-            normal_seen.add(raw)
-    if not order:
-        raise ModelFormatError(f"{name} has no pieces that can be imported")
+        if raw is not None:
+            _take(found, p, raw)
+    return found
 
-    for raw in order:  # NaN or infinite scores would make NaN counts and a model nobody can load
-        if not math.isfinite(score_of[raw]):
-            raise ModelFormatError(f"{name}: piece {raw!r} has score {score_of[raw]}; scores must be finite "
+
+def _take(found: _Found, p: P.Piece, raw: bytes) -> None:
+    """Record piece ``p`` (bytes ``raw``): the first entry of some bytes fixes their id, a
+    normal entry their score and count."""
+    is_normal = p.type in (P.NORMAL, P.USER_DEFINED, P.UNUSED)
+    if raw not in found.score_of:
+        found.order.append(raw)
+        found.score_of[raw] = p.score
+        if p.count is not None:
+            found.count_of[raw] = p.count
+        else:
+            found.exact = False
+    elif is_normal and raw not in found.normal_seen:
+        found.score_of[raw] = p.score
+        if p.count is not None:
+            found.count_of[raw] = p.count
+    if is_normal:
+        found.normal_seen.add(raw)
+
+
+def _check_scores(found: _Found, name: str) -> None:
+    """NaN or infinite scores would make NaN counts and a model nobody can load."""
+    for raw in found.order:
+        if not math.isfinite(found.score_of[raw]):
+            raise ModelFormatError(f"{name}: piece {raw!r} has score {found.score_of[raw]}; scores must be finite "
                                    "log probabilities, so this model cannot be imported")
+
+
+def _add_fallback_bytes(found: _Found, proto: P.ModelProto) -> list[bytes]:
+    """Add the single bytes the model lacks, and score every single byte that sentencepiece
+    reaches only through byte fallback like an unknown character's share; returns those added."""
     normal_scores = [p.score for p in proto.pieces if p.type == P.NORMAL and math.isfinite(p.score)]
     min_score = min(normal_scores) if normal_scores else 0.0
     fallback_score = (min_score - UNK_PENALTY) / 3.0
-    missing = [bytes([b]) for b in range(256) if bytes([b]) not in score_of]
+    missing = [bytes([b]) for b in range(256) if bytes([b]) not in found.score_of]
     for raw in missing:
-        order.append(raw)
-        score_of[raw] = fallback_score
-        exact = False
-    # Bytes reached only through byte fallback score like an unknown character's share.
-    for raw in order:
-        if len(raw) == 1 and raw not in normal_seen and raw not in count_of:
-            score_of[raw] = fallback_score
+        found.order.append(raw)
+        found.score_of[raw] = fallback_score
+        found.exact = False
+    for raw in found.order:
+        if len(raw) == 1 and raw not in found.normal_seen and raw not in found.count_of:
+            found.score_of[raw] = fallback_score
+    return missing
 
-    info: dict = {"source": os.path.basename(name) if not isinstance(path, (bytes, bytearray)) else None,
-                  "pieces_in_file": len(proto.pieces), "imported_pieces": len(order),
-                  "added_single_bytes": len(missing)}
-    if exact and len(count_of) == len(order):
-        counts = checked_counts(order, [count_of[p] for p in order], name)
+
+def _counts(found: _Found, name: str, info: dict) -> np.ndarray:
+    """The exact counts of a bytepiece export, else counts proportional to ``exp(score)``
+    (``info`` says which, and the probability mass of the scores)."""
+    order = found.order
+    if found.exact and len(found.count_of) == len(order):
         info["counts"] = "exact (bytepiece count extension)"
-    else:
-        s = np.array([score_of[p] for p in order], dtype=np.float64)
-        top = s.max()
-        counts = np.maximum(1, np.rint(np.exp(s - top) * 2.0**53)).astype(np.int64)
-        info["counts"] = "exp(score) scaled so the largest is 2**53"
-        info["probability_mass"] = float(np.exp(s).sum())
-    _check_bytes(order, name)
-    _validate_pieces(order, counts, name)
-    if specials:
-        info["special_tokens"] = len(specials)
-    try:
-        return Model(order, counts, {"sentencepiece": info}).with_special_tokens(specials)
-    except InputError as e:
-        raise ModelFormatError(f"{name}: user-defined symbol cannot be a special token: {e}") from e
+        return checked_counts(order, [found.count_of[p] for p in order], name)
+    s = np.array([found.score_of[p] for p in order], dtype=np.float64)
+    info["counts"] = "exp(score) scaled so the largest is 2**53"
+    info["probability_mass"] = float(np.exp(s).sum())
+    return np.maximum(1, np.rint(np.exp(s - s.max()) * 2.0**53)).astype(np.int64)
 
 
 def sentencepiece_id_map(source: str | os.PathLike | bytes, model: Model) -> np.ndarray:
@@ -259,9 +358,7 @@ def sentencepiece_id_map(source: str | os.PathLike | bytes, model: Model) -> np.
     data = bytes(source) if isinstance(source, (bytes, bytearray)) else _read_proto(source)
     proto = P.ModelProto.parse(data, "sentencepiece model")
     normalizer = {**P.NORMALIZER_DEFAULTS, **proto.normalizer_spec}
-    reverse = None
-    if str(normalizer.get("name", "")).startswith("bytepiece_byte_level"):
-        reverse = {ch: b for b, ch in byte_level_table().items()}
+    reverse = _byte_level_reverse(normalizer)
     trainer = {**P.TRAINER_DEFAULTS, **proto.trainer_spec}
     specials = {trainer["pad_id"]: 0, trainer["bos_id"]: 1, trainer["eos_id"]: 2}
     index = {p: i + FIRST_PIECE_ID for i, p in enumerate(model.pieces)}

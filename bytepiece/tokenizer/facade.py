@@ -23,8 +23,8 @@ from typing import Any, Literal, overload
 import numpy as np
 import numpy.typing as npt
 
-from ..errors import InputError
-from ..model import Model, ModelSource
+from ..errors import BytePieceError, InputError, ModelFormatError
+from ..model import Model, ModelSource, content_sha256
 from ..options import Seed, alpha_value, kernel_seed, resolve_threads
 from ..vocab import BOS_ID, EOS_ID, PAD_ID
 from .core import Segmenter, Text
@@ -61,7 +61,19 @@ class Tokenizer:
         return cls(Model.from_counts(counts), **kwargs)
 
     def __reduce__(self):
-        return (_restore, (self.model, self.normalization))
+        """A tokenizer loaded from a model file pickles as a reference to that file: its path, the
+        hash of its model (``bytepiece.model.content_sha256``) and the options, a few hundred
+        bytes however large the model, so worker processes (``datasets.map(num_proc=N)``,
+        multiprocessing) receive it cheaply and load the file through the array cache. The file
+        must then hold the same model, at the same path; any other tokenizer pickles its model."""
+        path = self._loaded.path
+        if path is None:
+            return (_restore, (self.model, self.normalization))
+        return (_restore_file, (str(path), self._content_sha256, self.normalization, self.special_tokens))
+
+    @functools.cached_property
+    def _content_sha256(self) -> str:
+        return content_sha256(self.model)
 
     def __repr__(self) -> str:
         return f"Tokenizer(vocab_size={self.vocab_size}, normalization={self.normalization!r})"
@@ -297,3 +309,23 @@ def _codec_errors(errors: str) -> str:
 
 def _restore(model: Model, normalization: str) -> Tokenizer:
     return Tokenizer(model, normalization=normalization)  # type: ignore[arg-type]
+
+
+def _restore_file(path: str, sha256: str, normalization: str, special_tokens: tuple[str, ...]) -> Tokenizer:
+    """Unpickle a tokenizer pickled by reference: the model file is loaded the usual way and must
+    still hold the model (pieces, counts, special tokens) the pickled tokenizer had."""
+    what = f"cannot unpickle the Tokenizer of {path}"
+    fix = ("to send the model itself, pickle Tokenizer(tok.model, normalization=tok.normalization) "
+           "instead (any process can unpickle it, at the size of the model)")
+    try:
+        tok = Tokenizer(path, normalization=normalization, special_tokens=special_tokens)  # type: ignore[arg-type]
+    except BytePieceError as e:
+        raise ModelFormatError(f"{what}: {e}; the model file must be at the same path wherever the tokenizer is "
+                               f"unpickled, or {fix}") from e
+    now = content_sha256(tok.model)
+    if now != sha256 or tok.special_tokens != tuple(special_tokens):
+        changed = (f"content sha256 {sha256[:16]}... then, {now[:16]}... now" if now != sha256 else
+                   f"special tokens {list(special_tokens)} then, {list(tok.special_tokens)} now")
+        raise ModelFormatError(f"{what}: the model in that file changed since the tokenizer was pickled ({changed}), "
+                               f"so the ids would change; load the new model, or {fix}")
+    return tok

@@ -32,15 +32,18 @@ class Loaded:
     model: Model | None
     metadata: dict[str, Any] = field(default_factory=dict)
     special_tokens: tuple[str, ...] = ()
+    #: the model file's absolute path, when the model came from a file (pickles refer to it)
+    path: Path | None = None
 
 
 def load(source: ModelSource) -> Loaded:
     arrays, model, metadata = load_arrays(source)
+    path = Path(os.path.abspath(source)) if isinstance(source, (str, os.PathLike)) else None
     if model is not None:
-        return Loaded(arrays, model, model.metadata, model.special_tokens)
+        return Loaded(arrays, model, model.metadata, model.special_tokens, path)
     metadata = dict(metadata)
     specials = decode_special_tokens(metadata.pop(SPECIAL_TOKENS_KEY, None), arrays.vocab_size, "cached model")
-    return Loaded(arrays, None, metadata, specials)
+    return Loaded(arrays, None, metadata, specials, path)
 
 
 def load_arrays(source: ModelSource) -> tuple[EncoderArrays, Model | None, dict[str, Any]]:
