@@ -72,7 +72,7 @@ def test_second_load_reads_the_entry_instead_of_building(cache_home, model_file,
     assert second.model.pieces == tiny_tokenizer.model.pieces
     assert np.array_equal(second.model.counts, tiny_tokenizer.model.counts)
     monkeypatch.undo()
-    restored = pickle.loads(pickle.dumps(second))  # pickles the model, rebuilt on loading
+    restored = pickle.loads(pickle.dumps(second))  # pickles a reference to the file, reloaded through the cache
     _same_behaviour(restored, tiny_tokenizer)
 
 

@@ -129,3 +129,14 @@ def test_spawned_workers_get_the_tokenizer(tmp_path, tiny_tokenizer):
     with multiprocessing.get_context("spawn").Pool(2) as pool:
         results = pool.starmap_async(_encode_in_worker, [(tok, TEXTS), (tok, TEXTS[::-1])]).get(timeout=180)
     assert results == [tok.encode_batch(TEXTS), tok.encode_batch(TEXTS[::-1])]
+
+
+def test_by_value_carries_the_model_for_processes_that_cannot_read_the_file(tmp_path):
+    """What corpus encoding sends a cluster's workers: the model itself, not its path."""
+    model = tmp_path / "m.model"
+    model.write_bytes(data_file(DEFAULT_MODEL).read_bytes())
+    tok = Tokenizer(model, special_tokens=SPECIALS)
+    data = pickle.dumps(tok.by_value())
+    assert len(data) > 500_000 and len(pickle.dumps(tok)) < 400
+    model.unlink()
+    _same_ids(pickle.loads(data), tok)

@@ -14,6 +14,7 @@ command never waits for numba.
 
 from __future__ import annotations
 
+import copy
 import functools
 import os
 from collections.abc import Iterable
@@ -47,6 +48,7 @@ class Tokenizer:
     pad_id = PAD_ID
     bos_id = BOS_ID
     eos_id = EOS_ID
+    _by_value = False  # see by_value()
 
     def __init__(self, model: ModelSource, *, normalization: Literal["nfc", "none"] = "nfc",
                  special_tokens: Iterable[str] = ()) -> None:
@@ -66,10 +68,17 @@ class Tokenizer:
         bytes however large the model, so worker processes (``datasets.map(num_proc=N)``,
         multiprocessing) receive it cheaply and load the file through the array cache. The file
         must then hold the same model, at the same path; any other tokenizer pickles its model."""
-        path = self._loaded.path
+        path = None if self._by_value else self._loaded.path
         if path is None:
             return (_restore, (self.model, self.normalization))
         return (_restore_file, (str(path), self._content_sha256, self.normalization, self.special_tokens))
+
+    def by_value(self) -> Tokenizer:
+        """This tokenizer (sharing its arrays), pickling its model itself rather than a reference
+        to its file: for processes that may not see the file, such as a remote cluster's workers."""
+        clone = copy.copy(self)
+        vars(clone).update(_by_value=True)
+        return clone
 
     @functools.cached_property
     def _content_sha256(self) -> str:

@@ -314,7 +314,8 @@ def _run_tasks(engine: Engine, tasks: list[EncodeTask], job: EncodeJob, tokenize
     with progress.status("compiling kernels (first run only)"):
         warm_up_encoding()
         engine.run_on_workers(warm_up_encoding)
-    handle = engine.share(tokenizer)
+    # a cluster's workers may not see the model file: they get the model itself
+    handle = engine.share(tokenizer if engine.is_local else tokenizer.by_value())
     if job.alpha >= 0:
         with progress.phase("number documents", sum(t.size for t in tasks)) as advance:
             counts = []
