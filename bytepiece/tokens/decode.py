@@ -94,29 +94,36 @@ def decode_corpus(inputs: Any, model: Any, out: str | os.PathLike | None = None,
         progress = Progress(progress)
     paths = [inputs] if isinstance(inputs, (str, os.PathLike)) else list(inputs) or ["-"]
     path = None if out is None else Path(out)
-    n_documents = n_tokens = text_bytes = 0
     with ExitStack() as stack:
         opened = [open_token_input(p, tokenizer, stack) for p in paths]
-        chosen = format
-        if chosen == "auto":
-            chosen = "jsonl" if any(o.multiline for o in opened) else "text"
-        output = atomic.OutputSet(overwrite=overwrite) if path is not None else None
-        stream: IO[str] = sys.stdout if output is None or path is None else stack.enter_context(output).open(path, "w")
-        lengths = np.fromiter(map(len, tokenizer.segmenter.id_bytes), dtype=np.int64)
-        table = tokenizer.segmenter.id_bytes
+        if format == "auto":
+            format = "jsonl" if any(o.multiline for o in opened) else "text"
+        stream: IO[str] = sys.stdout
+        if path is not None:
+            stream = stack.enter_context(atomic.OutputSet(overwrite=overwrite)).open(path, "w")
         known = [o.n_tokens for o in opened]
-        total = sum(k for k in known if k is not None) if all(k is not None for k in known) else None
+        total = None if None in known else sum(k for k in known if k is not None)
         with progress.phase("decode", total) as advance:
-            for item in opened:
-                for first, ids, offsets in item.batches:
-                    texts = _decode_batch(item, first, ids, offsets, table, lengths, tokenizer.vocab_size, errors)
-                    stream.write(_render(item, first, texts, chosen))
-                    stream.flush()
-                    n_documents += len(texts)
-                    n_tokens += int(ids.size)
-                    text_bytes += sum(map(len, texts))
-                    advance(int(ids.size))
-    return DecodeSummary(path, chosen, n_documents, n_tokens, text_bytes, time.perf_counter() - t0)
+            counts = _write(opened, stream, tokenizer, format, errors, advance)
+    return DecodeSummary(path, format, *counts, time.perf_counter() - t0)
+
+
+def _write(opened: list[TokenInput], stream: IO[str], tokenizer: Tokenizer, format: str, errors: str,
+           advance: Any) -> tuple[int, int, int]:
+    """Every document of every input to ``stream``, a batch at a time; (documents, tokens, text bytes)."""
+    table = tokenizer.segmenter.id_bytes
+    lengths = np.fromiter(map(len, table), dtype=np.int64)
+    n_documents = n_tokens = text_bytes = 0
+    for item in opened:
+        for first, ids, offsets in item.batches:
+            texts = _decode_batch(item, first, ids, offsets, table, lengths, tokenizer.vocab_size, errors)
+            stream.write(_render(item, first, texts, format))
+            stream.flush()
+            n_documents += len(texts)
+            n_tokens += int(ids.size)
+            text_bytes += sum(map(len, texts))
+            advance(int(ids.size))
+    return n_documents, n_tokens, text_bytes
 
 
 def _decode_batch(item: TokenInput, first: int, ids: npt.NDArray[np.integer], offsets: npt.NDArray[np.int64],
