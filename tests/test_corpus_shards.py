@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import unicodedata
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bytepiece.corpus import describe_sources, plan_shards, read_shard
+from bytepiece.errors import InputError
 
 _line = st.text(alphabet=st.sampled_from(list("ab c\u00e9\u4e2d\u6587e\u0301\r") + ["\U0001f600"]), max_size=80)
 
@@ -45,3 +47,41 @@ def test_encode_shards_yield_each_line_once_in_order(tmp_path_factory, lines, sh
         for batch in read_shard(shard, purpose="encode", batch_bytes=100):
             got.extend(batch.data[a:b] for a, b in zip(batch.offsets[:-1].tolist(), batch.offsets[1:].tolist()))
     assert got == [unicodedata.normalize("NFC", line).encode("utf-8") for line in lines]
+
+
+def _peak_bytes_reading(shard, **kwargs) -> tuple[list[bytes], int]:
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        docs = [bytes(b.data[a:z]) for b in read_shard(shard, **kwargs)
+                for a, z in zip(b.offsets[:-1].tolist(), b.offsets[1:].tolist())]
+        return docs, tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+def test_a_shard_inside_a_long_line_reads_one_block_at_a_time(tmp_path):
+    """A shard that starts inside a line owned by an earlier shard skips it a block at a time
+    and stops at its own end: it neither holds the line in memory nor reads past itself."""
+    path = tmp_path / "long.txt"
+    with open(path, "wb") as f:
+        f.write(b"first line\n" + b"a" * (24 << 20) + b"\nlast line\n")
+    shards = plan_shards(describe_sources([path]), 1 << 20)
+    inside = [s for s in shards if 0 < s.start and s.end < (24 << 20)]
+    assert len(inside) > 10
+    docs, peak = _peak_bytes_reading(inside[5], purpose="encode", batch_bytes=1 << 16)
+    assert docs == [] and peak < 4 << 20, peak
+    owner = [s for s in shards if s.start <= len(b"first line\n") < s.end][0]
+    last = [s for s in shards if s.start <= (24 << 20) + 11 < s.end][0]
+    assert b"last line" in b"".join(_peak_bytes_reading(last, purpose="encode", batch_bytes=1 << 16)[0])
+    assert owner.start == 0
+
+
+def test_a_run_of_nul_bytes_is_refused_by_the_shard_that_starts_inside_it(tmp_path):
+    path = tmp_path / "nul.txt"
+    with open(path, "wb") as f:
+        f.write(b"some text\n" * 200_000 + bytes(8 << 20))  # the head is text: only the shards see the NULs
+    shards = plan_shards(describe_sources([path]), 1 << 20)
+    with pytest.raises(InputError, match="binary data"):
+        _peak_bytes_reading(shards[5], purpose="train", batch_bytes=1 << 16)

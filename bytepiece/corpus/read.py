@@ -22,7 +22,7 @@ import re
 import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 
@@ -158,10 +158,9 @@ class _LineReader:
             pos = 0
             end = shard.end if source.splittable else -1
             if source.splittable and shard.start > 0:
-                raw.seek(shard.start - 1)
-                if raw.read(1) != b"\n":
-                    raw.readline()  # the line cut at our start belongs to the previous shard
-                pos = raw.tell()
+                pos = self._skip_cut_line(raw)
+                if pos is None:  # a line from before the shard runs past its end: it owns no line
+                    return
             read_at = pos  # where the next block starts in the (decompressed) input
             last_tell = shard.start if source.splittable else 0
             budget = shard.size  # progress never counts past the shard's own bytes
@@ -214,6 +213,27 @@ class _LineReader:
             reader.close()
             if raw is not reader:
                 raw.close()
+
+    def _skip_cut_line(self, raw: Any) -> int | None:
+        """Past the line cut at the shard's start (it belongs to the previous shard): the offset
+        of the shard's first line, or None when that line starts at or after the shard's end.
+        Read a block at a time and checked for binary content, so a long line or a run of NULs
+        costs one block of memory and is not read past the shard."""
+        shard = self.shard
+        raw.seek(shard.start - 1)
+        pos = shard.start - 1
+        while pos < shard.end:
+            block = raw.read(min(self.batch_bytes, shard.end - pos))
+            if not block:
+                return None
+            check_block(block, self.source.label, pos)
+            k = block.find(b"\n")
+            if k >= 0:
+                first = pos + k + 1
+                raw.seek(first)
+                return first if first < shard.end else None
+            pos += len(block)
+        return None
 
     def _check_lines(self, carried: int, lines: bytes) -> None:
         """A line of ``lines`` (the first continuing ``carried`` bytes before it) longer than
