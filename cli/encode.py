@@ -146,9 +146,16 @@ def encode(
         raise usage_error("--cluster writes shards: use --format bin or megatron with -o PREFIX (a name without "
                           ".bin)")
     from bytepiece.corpus import Files as CorpusFiles
+    from bytepiece.errors import InputError
     from bytepiece.model import check_special_tokens
     from bytepiece.progress import Progress
     from bytepiece.tokens import DEFAULT_SHARD_SIZE, encode_corpus
+    from bytepiece.units import parse_size
+
+    try:  # command-line mistakes: before any work
+        shard_bytes = DEFAULT_SHARD_SIZE if shard_size is None else parse_size(shard_size, name="shard_size")
+    except InputError as e:
+        raise usage_error(str(e)) from None
 
     from .common import resolve_model
 
@@ -159,7 +166,7 @@ def encode(
         inputs, resolve_model(model), output, format=fmt.value, normalization="none" if raw else "nfc",
         add_bos=add_bos, add_eos=add_eos, alpha=spec.alpha if spec else None, seed=seed_value,
         errors="strict" if strict_utf8 else "replace", allowed_special="all" if allow_special else (),
-        special_tokens=check_special_tokens(special_token or ()), shard_size=shard_size or DEFAULT_SHARD_SIZE,
+        special_tokens=check_special_tokens(special_token or ()), shard_size=shard_bytes,
         cluster=cluster, workers=threads, overwrite=force,
         progress=Progress(err_console.is_terminal and output is not None, console=err_console))
     _print_summary(summary, output)

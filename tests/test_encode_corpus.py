@@ -438,7 +438,10 @@ def test_cli_shards_manifest_and_force(runner, tiny_model_file, tiny_tokenizer, 
     (["--shard-size", "1M"], "--shard-size applies to shards", 2),
     (["--cluster", "local:2"], "--cluster writes shards", 2),
     (["-f", "bin", "-o", "{tmp}/c", "--strict-utf8"], "invalid UTF-8 at line 2", 1),
-    (["-f", "bin", "-o", "{tmp}/c", "--shard-size", "huge"], "must be a size", 1),
+    (["-f", "bin", "-o", "{tmp}/c", "--shard-size", "huge"], "--shard-size must be a size", 2),
+    (["-f", "bin", "-o", "{tmp}/c", "--shard-size", "1Q"], "--shard-size must be a size", 2),
+    (["-f", "bin", "-o", "{tmp}/c", "--shard-size", "-5"], "--shard-size must be a size", 2),
+    (["-f", "bin", "-o", "{tmp}/c", "--shard-size", ""], "--shard-size must be a size", 2),
     (["-f", "bin", "-o", "{tmp}/c.bin", "--shard-size", "1M"], "--shard-size applies to shards", 2),
 ])
 def test_cli_errors_are_one_line(runner, tiny_model_file, tmp_path, args, message, code):
