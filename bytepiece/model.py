@@ -119,7 +119,7 @@ class Model:
     def stage(self, out: atomic.OutputSet, path: str | os.PathLike) -> None:
         """Add the model file and its sidecar to ``out``, so that several models commit together.
         A model without metadata removes a stale sidecar; a device or FIFO gets no sidecar."""
-        text = json.dumps(self.to_json_dict(), ensure_ascii=False, indent=1)
+        text = json.dumps(self.to_json_dict(), ensure_ascii=False, indent=4)  # as the original writes it
         out.write(path, text)
         if atomic.is_stream(path):
             return

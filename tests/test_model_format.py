@@ -88,6 +88,17 @@ def test_save_roundtrip_and_original_layout(tmp_path, tiny_tokenizer):
     assert not list(tmp_path.glob("*.tmp"))
 
 
+@pytest.mark.parametrize("name", ["models/bytepiece_80k.model", "golden/train_mixed20k.2000.model"])
+def test_saving_a_published_model_gives_the_same_bytes(shared, tmp_path, name):
+    """A model without special tokens is written as the original writes it (JSON indented by 4,
+    UTF-8 text unescaped): loading and saving a published model changes no byte."""
+    from bytepiece.model import load_model
+
+    original = shared / name
+    load_model(original).save(tmp_path / "again.model")
+    assert (tmp_path / "again.model").read_bytes() == original.read_bytes()
+
+
 def test_save_is_atomic(tmp_path, tiny_tokenizer, monkeypatch):
     path = tmp_path / "keep.model"
     tiny_tokenizer.save(path)
