@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import warnings
 from pathlib import Path
 from typing import Annotated, Optional
@@ -96,6 +97,9 @@ def train(
             if not sample.is_file():
                 raise fail(f"no corpus given and the sample corpus is not installed ({sample}); pass CORPUS files")
             inputs, on_sample = [sample], True
+            if _stdin_is_pipe():
+                note("no CORPUS given and standard input had nothing to read: training on the "
+                     "sample corpus (pass '-' to wait for standard input)")
     if valid is not None and not valid.is_file():
         raise fail(f"--valid file {valid} does not exist" if not valid.exists() else f"--valid {valid} is not a file")
     from bytepiece.errors import InputError
@@ -124,13 +128,24 @@ def train(
     _summary(trainer, written, on_sample, valid)
 
 
+def _stdin_is_pipe() -> bool:
+    import stat
+    import sys
+
+    try:
+        return stat.S_ISFIFO(os.fstat(sys.stdin.fileno()).st_mode)
+    except (AttributeError, OSError, ValueError):
+        return False
+
+
 def _stdin_has_data() -> bool:
-    """Whether standard input (not a terminal) has anything to read, without consuming it."""
+    """Whether standard input (not a terminal) has anything to read, without consuming it; a
+    pipe gets a second for its writer to start (a closed, empty one answers at once)."""
     import select
     import sys
 
     try:
-        readable, _, _ = select.select([sys.stdin], [], [], 0.05)
+        readable, _, _ = select.select([sys.stdin], [], [], 1.0 if _stdin_is_pipe() else 0.05)
     except (OSError, ValueError, TypeError):
         return False
     if not readable:

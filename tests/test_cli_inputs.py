@@ -132,6 +132,17 @@ def test_train_on_empty_stdin_is_an_empty_corpus(runner, tmp_path):
     _one_line_error(result, "the corpus is empty")
 
 
+def test_train_without_corpus_waits_a_moment_for_a_pipe_and_says_when_it_uses_the_sample(corpus, tmp_path):
+    """A producer that starts writing after half a second is the corpus; a pipe with nothing on
+    it for a second leaves the sample corpus, with a note saying so and how to wait."""
+    late = _shell('(sleep 0.5; cat "$1") | $BYTEPIECE train -o "$2" -v 270', str(corpus), str(tmp_path / "a.model"))
+    assert late.returncode == 0, late.stderr
+    assert "<stdin>" in late.stdout and "sample corpus" not in late.stdout
+    idle = _shell('(sleep 3; cat "$1") | $BYTEPIECE train -o "$2" -v 270', str(corpus), str(tmp_path / "b.model"))
+    assert idle.returncode == 0, idle.stderr
+    assert "sample corpus" in idle.stdout and "note: no CORPUS given" in idle.stderr and "pass '-'" in idle.stderr
+
+
 def test_closed_standard_input_is_one_line(tiny_model_file):
     done = _shell('$BYTEPIECE encode -m "$1" <&-', str(tiny_model_file))
     assert done.returncode == 1
