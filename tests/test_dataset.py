@@ -287,6 +287,15 @@ def test_manifest_counts_out_of_range(corpus, tmp_path, field, value, message):
             TokenDataset(prefix)
 
 
+@pytest.mark.parametrize("value", [10**30, 65537, 0, True])
+def test_manifest_vocabulary_larger_than_its_ids_can_hold(corpus, tmp_path, value):
+    """A crafted vocab_size would make verify's id check pass anything: it must fit the token type."""
+    prefix = _copy_corpus(corpus, tmp_path)
+    _edit_manifest(prefix, lambda data: data.update(vocab_size=value))
+    with pytest.raises(ModelFormatError, match="vocab_size must be an integer from 1 to 65536 for uint16 ids"):
+        TokenDataset(prefix, verify=True)
+
+
 def test_deeply_nested_manifest(tmp_path):
     (tmp_path / "c.manifest.json").write_text('{"format": "bytepiece-corpus", "inputs": ' + "[" * 100_000)
     with pytest.raises(ModelFormatError, match="nested too deeply"):

@@ -144,6 +144,8 @@ class Manifest:
 
 #: token types of each layout
 _DTYPES = {"bytepiece": ("uint16", "uint32"), "megatron": ("uint16", "int32")}
+#: the most ids a token type can hold (a larger vocab_size would make the id check meaningless)
+_ID_LIMITS = {"uint16": 1 << 16, "uint32": 1 << 32, "int32": 1 << 31}
 _SHARD_FIELDS = {"file": str, "n_tokens": int, "n_documents": int, "sha256": str, "index_sha256": str,
                  "probe_sha256": str, "index_probe_sha256": str}
 
@@ -194,8 +196,10 @@ def _header(data: dict[str, Any], where: str) -> tuple[str, str, int]:
     if dtype not in _DTYPES[layout] or data.get("byteorder", "little") != "little":
         raise ModelFormatError(f"{where}: unsupported token type {dtype!r} / byte order {data.get('byteorder')!r}")
     vocab_size = data.get("vocab_size")
-    if not _is_int(vocab_size) or vocab_size < 1:
-        raise ModelFormatError(f"{where}: vocab_size must be a positive integer, got {vocab_size!r}")
+    limit = _ID_LIMITS[dtype]
+    if not _is_int(vocab_size) or not 1 <= vocab_size <= limit:
+        raise ModelFormatError(f"{where}: vocab_size must be an integer from 1 to {limit} for {dtype} ids, got "
+                               f"{vocab_size!r}; the manifest is damaged, re-encode the corpus")
     return layout, dtype, int(vocab_size)
 
 
