@@ -86,7 +86,8 @@ class Lattice:
     def nbest(self, text: Text, n: int) -> list[Scored]:
         if not (isinstance(n, (int, np.integer)) and not isinstance(n, bool) and n >= 1):
             raise InputError(f"n must be a positive integer (how many segmentations), got {n!r}")
-        n = min(int(n), MAX_N)
+        asked = int(n)
+        n = min(asked, MAX_N)
         data = self.data(text)
         L = len(data)
         if L == 0:
@@ -95,7 +96,8 @@ class Lattice:
             n = min(n, self.count_bound(data))
             need = (L + 1) * n * _LIST_BYTES
             if need > MAX_LIST_BYTES:
-                raise InputError(f"n={n:,} best segmentations of {L:,} bytes need about {need / 2**30:.1f} GiB; ask "
+                about = "about" if n == asked else "at least"
+                raise InputError(f"n={asked:,} best segmentations of {L:,} bytes need {about} {need / 2**30:.1f} GiB; ask "
                                  f"for at most {max(1, MAX_LIST_BYTES // ((L + 1) * _LIST_BYTES)):,} (or a shorter text)")
         if n == 1:
             back, tok, total = self.viterbi(data)
