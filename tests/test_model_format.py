@@ -146,6 +146,9 @@ def test_bad_arguments_raise_input_error(tiny_tokenizer):
         tiny_tokenizer.decode([5, 10**6])
     with pytest.raises(InputError, match="outside this vocabulary"):
         tiny_tokenizer.decode([-1])
+    for not_ids in (None, 5, 1.5):
+        with pytest.raises(InputError, match="ids must be a sequence of integers"):
+            tiny_tokenizer.decode(not_ids)  # type: ignore[arg-type]
     with pytest.raises(InputError, match="outside this vocabulary"):
         tiny_tokenizer.id_to_piece(10**6)
     with pytest.raises(InputError, match="not a piece"):

@@ -157,7 +157,10 @@ class Segmenter:
             raise InputError(f"ids must be a sequence of integers, got {type(ids).__name__}; "
                              "to encode text use encode()")
         elif not isinstance(ids, list):
-            ids = list(ids)
+            try:
+                ids = list(ids)
+            except TypeError:
+                raise InputError(f"ids must be a sequence of integers, got {type(ids).__name__}") from None
         table = self.id_bytes
         try:
             if all(type(i) is int for i in ids) and (not ids or min(ids) >= 0):
