@@ -9,7 +9,7 @@ from .tokenizer import Tokenizer
 
 if TYPE_CHECKING:  # imported on first use below; type checkers see the real classes
     from .continuation import ByteLevelLM, stable_split
-    from .strategies import complete
+    from .continuation import complete
     from .training import Trainer
 
 __version__ = "0.1.0"
@@ -28,7 +28,7 @@ def __getattr__(name: str) -> Any:
 
         return getattr(continuation, name)
     if name == "complete":
-        from .strategies import complete
+        from .continuation import complete
 
         return complete
     if name in ("encode_corpus", "TokenDataset", "EncodeSummary"):

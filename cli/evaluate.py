@@ -13,7 +13,7 @@ from .checks import check_outputs, usage_error
 from .common import err_console, fail, handle_errors, note, out_console
 from .core import Command, Group
 
-# Plain names (no numba, no numpy import at CLI start-up): kept equal to bytepiece.healing's by a test.
+# Plain names (no numba, no numpy import at CLI start-up): kept equal to bytepiece.continuation.healing's by a test.
 STRATEGIES = ("naive", "healing", "healing-d1", "healing-3", "soft", "exact")
 DEFAULT_SOFT_BIAS = 3.0
 _DATA = "Text"

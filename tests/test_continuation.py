@@ -16,13 +16,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from bytepiece import Tokenizer
-from bytepiece import continuation as C
-from bytepiece import stable_prefix as SP
+from bytepiece.continuation import byte_lm as C
+from bytepiece.continuation import split as SP
 from bytepiece.continuation import ByteLevelLM, stable_split
 from bytepiece.errors import InputError
-from bytepiece.healing import VocabIndex, generate, heal
-from bytepiece.lm import NGramLM
-from bytepiece.strategies import complete
+from bytepiece.continuation.healing import VocabIndex, generate, heal
+from bytepiece.continuation.lm import NGramLM
+from bytepiece.continuation.strategies import complete
 
 TRAIN = "abcd ab cd abc bcd abcd\n\nab 中文 中 " * 20
 
@@ -295,7 +295,7 @@ def texts(draw):
 
 
 def _check_stable(tokenizer, prompt, continuations):
-    from bytepiece.stable_prefix import _by_encoding
+    from bytepiece.continuation.split import _by_encoding
 
     if id(tokenizer) not in _lm_cache:
         index = VocabIndex.from_tokenizer(tokenizer)
@@ -359,7 +359,7 @@ def test_complete_strategies(tok, kn):
 def test_hf_adapter_needs_torch(monkeypatch):
     import sys
 
-    from bytepiece.lm_adapters import HFCausalLM
+    from bytepiece.continuation.adapters import HFCausalLM
 
     monkeypatch.setitem(sys.modules, "torch", None)
     with pytest.raises(InputError, match=r"bytepiece-tk\[lm\]"):
@@ -369,7 +369,7 @@ def test_hf_adapter_needs_torch(monkeypatch):
 def test_hf_causal_lm_matches_brute_force(tok, pieces):
     torch = pytest.importorskip("torch")
     transformers = pytest.importorskip("transformers")
-    from bytepiece.lm_adapters import HFCausalLM
+    from bytepiece.continuation.adapters import HFCausalLM
 
     torch.manual_seed(0)
     config = transformers.GPT2Config(vocab_size=tok.vocab_size + 4, n_positions=64, n_embd=16, n_layer=1, n_head=2)

@@ -19,8 +19,8 @@ from bytepiece.evaluation import continuation as C
 from bytepiece.evaluation import metrics as M
 from bytepiece.evaluation.corpus import MIN_DISTINCTIVE_CHARS, heldout_slice
 from bytepiece.evaluation.runner import EvalConfig, _pooled, run_evaluation
-from bytepiece.healing import STRATEGIES
-from bytepiece.lm import NGramLM
+from bytepiece.continuation.healing import STRATEGIES
+from bytepiece.continuation.lm import NGramLM
 
 SYLLABLES = ["ka", "to", "ri", "mon", "sel", "a", "e", "tha", "ing", "str", "qu", "ov"]
 HAN = [chr(0x4E00 + i * 37) for i in range(40)]
@@ -279,8 +279,8 @@ def test_harness_scores_equal_library_calls(small_tokenizer, corpus):
     # Per cut, the harness's greedy continuation and log-loss equal what the public API computes
     # from the prompt text alone (strategies.complete, ByteLevelLM, heal + a cursor).
     from bytepiece.continuation import ByteLevelLM
-    from bytepiece.healing import backoff_of, heal
-    from bytepiece.strategies import complete
+    from bytepiece.continuation.healing import backoff_of, heal
+    from bytepiece.continuation.strategies import complete
 
     tok = small_tokenizer
     text = (corpus / "beta.txt").read_text(encoding="utf-8")[:4000]
@@ -415,7 +415,7 @@ def test_cli_run(cli, corpus, small_tokenizer, tmp_path):
 
 
 def test_cli_strategy_subset(cli, corpus, small_tokenizer, tmp_path):
-    from bytepiece import healing
+    from bytepiece.continuation import healing
     from bytepiece_cli import evaluate
 
     assert evaluate.STRATEGIES == healing.STRATEGIES and evaluate.DEFAULT_SOFT_BIAS == healing.DEFAULT_SOFT_BIAS

@@ -8,8 +8,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bytepiece.errors import InputError
-from bytepiece.healing import VocabIndex, allowed_tokens, generate, heal
-from bytepiece.lm import NGramLM
+from bytepiece.continuation.healing import VocabIndex, allowed_tokens, generate, heal
+from bytepiece.continuation.lm import NGramLM
 
 
 def brute_allowed(tokenizer, prefix: bytes) -> set[int]:
@@ -168,7 +168,7 @@ def test_generate_validation(tiny_tokenizer):
 
 
 def test_strategy_names(tiny_tokenizer):
-    from bytepiece.healing import STRATEGIES, backoff_of
+    from bytepiece.continuation.healing import STRATEGIES, backoff_of
 
     tok = tiny_tokenizer
     for prompt in ["xxabc", "ab 中文 abcd", "zab"]:

@@ -7,7 +7,7 @@ tokenized as the tokenizer would tokenize that text on its own (the finished chu
 tokens; the chunk the cut falls in is re-encoded up to the cut). A cut is *mid-token* when it
 is not a token boundary of the full text's tokenization.
 
-Conditions: every strategy of :data:`bytepiece.healing.STRATEGIES` (``naive``, the healing
+Conditions: every strategy of :data:`bytepiece.continuation.healing.STRATEGIES` (``naive``, the healing
 variants, ``soft``, ``exact``) with the LM trained on deterministic and on sampled segmentations,
 all on the same cuts. Decoding is greedy until ``target_bytes`` bytes beyond the prompt exist
 (token strategies: greedy tokens; ``exact``: the most probable byte, one at a time). Scores: the
@@ -31,9 +31,9 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from ..continuation import ByteLevelLM, stable_points
-from ..healing import DEFAULT_SOFT_BIAS, STRATEGIES, VocabIndex, backoff_of, generate, heal
-from ..lm import NGramLM
+from ..continuation.byte_lm import ByteLevelLM, stable_points
+from ..continuation.healing import DEFAULT_SOFT_BIAS, STRATEGIES, VocabIndex, backoff_of, generate, heal
+from ..continuation.lm import NGramLM
 from ..tokenizer import Tokenizer
 from .metrics import EncodedText
 

@@ -8,7 +8,7 @@ sizes trained here with :class:`bytepiece.Trainer`), it measures for every token
   one on its deterministic (Viterbi) segmentation, one on ``passes`` sampled segmentations
   (``alpha_train``). Both score the deterministic tokens of the held-out text;
 * the continuation experiment (:mod:`.continuation`) for every strategy in ``strategies``
-  (default: all of :data:`bytepiece.healing.STRATEGIES`) x {det, sampled}, on the same cuts;
+  (default: all of :data:`bytepiece.continuation.healing.STRATEGIES`) x {det, sampled}, on the same cuts;
 * the sampling profile (:func:`.metrics.sampling_profile`) for every alpha in ``alphas``.
 
 Held-out texts are carved with :func:`.corpus.heldout_slice` so that no distinctive line of the
@@ -39,7 +39,7 @@ import numpy as np
 from ..compression import Compression
 from ..errors import InputError
 from ..model import file_sha256
-from ..healing import DEFAULT_SOFT_BIAS, STRATEGIES
+from ..continuation.healing import DEFAULT_SOFT_BIAS, STRATEGIES
 from ..normalize import chunks
 from .continuation import DEFAULT_CUTS, DEFAULT_TARGET_BYTES, continuation_experiment
 from .corpus import (
@@ -258,8 +258,8 @@ def _tokenizers(config: EvalConfig, say: Progress, timings: dict[str, float]) ->
 
 # -- one tokenizer ------------------------------------------------------------------------------
 def _evaluate_one(cand: _Candidate, config: EvalConfig, train_texts: list[str], heldout, say: Progress) -> dict:
-    from ..healing import VocabIndex
-    from ..lm import NGramLM
+    from ..continuation.healing import VocabIndex
+    from ..continuation.lm import NGramLM
 
     tok = cand.tokenizer
     t_tok = time.perf_counter()

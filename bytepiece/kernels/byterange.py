@@ -32,7 +32,7 @@ class SortedVocab(NamedTuple):
 
 
 class KNView(NamedTuple):
-    """The tables of :class:`bytepiece.lm.NGramLM` plus unigram sums in rank order."""
+    """The tables of :class:`bytepiece.continuation.lm.NGramLM` plus unigram sums in rank order."""
 
     order: int
     p1: np.ndarray

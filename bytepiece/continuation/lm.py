@@ -32,8 +32,8 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from .errors import InputError
-from .kernels import kn as K
+from ..errors import InputError
+from ..kernels import kn as K
 
 DEFAULT_ORDER = 4
 MAX_ORDER = 10
@@ -63,7 +63,7 @@ class NGramLM:
 
     Build one with :meth:`train`. Queries: :meth:`next_probs` / :meth:`next_logprobs` (the full
     distribution over the vocabulary after a context; calling the model is ``next_logprobs``, so
-    it plugs into :func:`bytepiece.healing.generate`), :meth:`prob`, :meth:`token_logprobs` and
+    it plugs into :func:`bytepiece.continuation.healing.generate`), :meth:`prob`, :meth:`token_logprobs` and
     :meth:`bits` (total ``-log2`` likelihood of documents).
     """
 

@@ -1,7 +1,7 @@
-"""One call to continue a prompt with any strategy of :data:`bytepiece.healing.STRATEGIES`.
+"""One call to continue a prompt with any strategy of :data:`bytepiece.continuation.healing.STRATEGIES`.
 
-The token-level strategies back off and constrain (:func:`bytepiece.healing.heal` and
-:func:`bytepiece.healing.generate`); ``exact`` never backs off, it decodes bytes from the
+The token-level strategies back off and constrain (:func:`bytepiece.continuation.healing.heal` and
+:func:`bytepiece.continuation.healing.generate`); ``exact`` never backs off, it decodes bytes from the
 byte-level distribution of :class:`bytepiece.continuation.ByteLevelLM`. Having both behind one
 name is what lets the evaluation harness and users compare them on the same prompts.
 """
@@ -11,8 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from .continuation import ByteLevelLM, Seed, TokenLM
-from .errors import InputError
+from .byte_lm import ByteLevelLM, Seed, TokenLM
+from ..errors import InputError
 from .healing import DEFAULT_SOFT_BIAS, STRATEGIES, VocabIndex, generate, heal
 
 __all__ = ["Completion", "complete"]

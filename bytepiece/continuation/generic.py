@@ -16,10 +16,10 @@ from typing import TYPE_CHECKING
 import numpy as np
 import numpy.typing as npt
 
-from .errors import InputError
+from ..errors import InputError
 
 if TYPE_CHECKING:
-    from .continuation import ByteLevelLM, Seed
+    from .byte_lm import ByteLevelLM, Seed
 
 State = tuple[float, tuple[int, ...], float]  # log mass, history, log factor on transitions out
 

@@ -16,13 +16,13 @@ hash lookups. Both work for any vocabulary size and any tokenizer that can list 
 so the same healing applies to any LM: the n-gram model of the harness, a neural model, or a
 remote API that returns scores.
 
-Named strategies (:data:`STRATEGIES`, accepted by :func:`heal`; :func:`bytepiece.strategies.complete`
+Named strategies (:data:`STRATEGIES`, accepted by :func:`heal`; :func:`bytepiece.continuation.strategies.complete`
 runs any of them end to end): ``naive`` (no back-off), ``healing`` (back off one token, hard
 constraint), ``healing-d1`` (back off while one vocabulary token can still cover every removed
 byte), ``healing-3`` (back off three tokens; the constraint then spans several steps), ``soft``
 (back off one token but only add ``bias`` nats to the tokens that agree with it: the others stay
 possible and, if chosen, rewrite the end of the prompt) and ``exact`` (no back-off at all: the
-byte-level distribution of :mod:`bytepiece.continuation`).
+byte-level distribution of :mod:`bytepiece.continuation.byte_lm`).
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ from typing import Protocol, Union
 import numpy as np
 import numpy.typing as npt
 
-from .errors import InputError
+from ..errors import InputError
 
 __all__ = ["STRATEGIES", "DEFAULT_SOFT_BIAS", "VocabIndex", "HealedPrompt", "Generation", "heal", "generate",
            "allowed_tokens", "backoff_of"]

@@ -25,8 +25,8 @@ from typing import Any
 import numpy as np
 
 from .healing import VocabIndex
-from .kernels.byterange import SortedVocab
-from .kernels.stable import stable_point
+from ..kernels.byterange import SortedVocab
+from ..kernels.stable import stable_point
 
 __all__ = ["StableSplit", "stable_points", "stable_split"]
 
@@ -50,7 +50,7 @@ def stable_points(tokenizer: Any, chunks: Sequence[bytes], *, index: VocabIndex 
     pass does not reproduce the tokenizer's own encoding (a tokenizer with other tie rules), the
     paths come from encoding each prefix ``chunk[:q]`` instead.
     """
-    from .continuation import sorted_vocab
+    from .byte_lm import sorted_vocab
 
     index = index or VocabIndex.from_tokenizer(tokenizer)
     vocab = vocab or sorted_vocab(index)

@@ -51,14 +51,14 @@ from typing import TYPE_CHECKING, Any, Protocol, Union, cast
 import numpy as np
 import numpy.typing as npt
 
-from .errors import InputError
+from ..errors import InputError
 from .healing import VocabIndex
-from .kernels import bytedp as D
-from .kernels.byterange import big_tables
-from .stable_prefix import StableSplit, stable_points, stable_split
+from ..kernels import bytedp as D
+from ..kernels.byterange import big_tables
+from .split import StableSplit, stable_points, stable_split
 
 if TYPE_CHECKING:
-    from .continuation_generic import GenericCursor
+    from .generic import GenericCursor
 
 __all__ = ["ByteCursor", "ByteLevelLM", "StableSplit", "TokenLM", "stable_points", "stable_split"]
 
@@ -114,7 +114,7 @@ def kn_view(lm: Any, vocab: D.SortedVocab) -> D.KNView:
 class ByteLevelLM:
     """A token LM seen as a model of bytes, through a tokenizer (see the module docstring).
 
-    ``lm``: a :class:`bytepiece.lm.NGramLM` (compiled dynamic program) or any object with
+    ``lm``: a :class:`bytepiece.continuation.lm.NGramLM` (compiled dynamic program) or any object with
     ``next_token_logprobs(context_ids)`` over the tokenizer's ids (generic recursion; an LM that
     looks at the whole history makes the number of states grow with the number of tilings of the
     tail, and ``max_states`` caps it, keeping the most probable states: the result is then
@@ -161,7 +161,7 @@ class ByteLevelLM:
         ctx = [int(t) for t in context]
         if self._kn is not None:
             return ByteCursor(self, ctx, data, constrained, math.inf if bias is None else float(bias))
-        from .continuation_generic import GenericCursor
+        from .generic import GenericCursor
 
         return GenericCursor(self, ctx, data, constrained, math.inf if bias is None else float(bias))
 
