@@ -34,6 +34,7 @@ import numpy.typing as npt
 
 from ..errors import InputError
 from ..kernels import kn as K
+from .context import last_tokens
 
 DEFAULT_ORDER = 4
 MAX_ORDER = 10
@@ -125,8 +126,7 @@ class NGramLM:
 
     # -- queries ----------------------------------------------------------------------------
     def _context(self, context) -> IdArray:
-        arr = _as_ids(context, self.vocab_size, 0, "context")
-        return np.ascontiguousarray(arr[max(0, len(arr) - (self.order - 1)):])
+        return np.ascontiguousarray(last_tokens(_as_ids(context, self.vocab_size, 0, "context"), self.order - 1))
 
     def next_probs(self, context: Sequence[int] | npt.NDArray[np.integer] = (), *,
                    out: npt.NDArray[np.float64] | None = None) -> npt.NDArray[np.float64]:
