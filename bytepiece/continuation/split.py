@@ -1,98 +1,114 @@
-"""The stable prefix of a prompt's encoding: the tokens no continuation of the prompt can change.
+"""Where each byte-level distribution starts on a prompt: the token context it conditions on and
+the bytes it sums over.
 
-Why it matters: the exact byte-level distribution (:mod:`bytepiece.continuation`) conditions on
-these tokens and sums over token sequences for the remaining bytes only, so the shorter that
-remainder, the less work; and a token that can still change must not be conditioned on.
+The three distributions (:data:`TOKENIZATIONS`, see docs/evaluation.md for the precise sums):
 
-Rule: text is segmented chunk by chunk (a chunk ends after a run of newlines), so every chunk
-but the prompt's last one is final; the last one stays open (even one ending in a newline: the
-next byte may be another newline). Inside it, Viterbi's back-pointer at a byte position depends
-only on the bytes before that position. A continuation either starts a token exactly at the end
-of the prompt, or extends a token that starts at some q from which the rest of the prompt is a
-proper prefix of a longer piece; the tokens before that token are the back-pointer path from q.
-Boundaries shared by the paths from every such q and from the end are boundaries of every
-continuation's encoding, and the stable prefix ends at the last of them. (Conservative: chunk
-rules could only make more of the prompt stable.)
+* ``"all"``: every token sequence whose bytes spell the prompt and go on; the sum starts at the
+  prompt's first byte with no context.
+* ``"stable"``: the prompt's *stable prefix* (the tokens of its encoding that no continuation can
+  change, ``Tokenizer.encode_stable``) is taken as the context, and every tokenization of the rest
+  is summed.
+* ``"canonical"``: only the token sequences the tokenizer itself produces (its Viterbi
+  segmentations, :mod:`.canonical`); the sum starts at the prompt's last chunk, since chunks are
+  segmented independently, with the tokens of the chunks before it as the context.
+
+The stable prefix of a bytepiece :class:`~bytepiece.Tokenizer` is its own ``encode_stable``
+(which also knows what NFC can still change at the end); for another tokenizer it is found by
+encoding prefixes (:func:`stable_by_encoding`).
 """
 
 from __future__ import annotations
 
-import re
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from .healing import VocabIndex
-from ..kernels.byterange import SortedVocab
-from ..kernels.stable import stable_point
+from ..errors import InputError
+from .vocab import VocabIndex
 
-__all__ = ["StableSplit", "stable_points", "stable_split"]
+__all__ = ["TOKENIZATIONS", "StableSplit", "check_tokenizations", "prompt_split", "stable_by_encoding",
+           "stable_split"]
 
-_CHUNK = re.compile(rb"[^\n]*\n+|[^\n]+")
+TOKENIZATIONS = ("canonical", "stable", "all")
+
+
+def check_tokenizations(name: str) -> str:
+    if name not in TOKENIZATIONS:
+        raise InputError(f"unknown tokenizations {name!r}; choose from {', '.join(TOKENIZATIONS)}")
+    return name
 
 
 @dataclass(frozen=True)
 class StableSplit:
-    """A prompt as a token prefix no continuation can change, plus the bytes after it."""
+    """A prompt as a token prefix no continuation can change, plus the (normalized) bytes after it."""
 
     ids: list[int]
     tail: bytes
 
 
-def stable_points(tokenizer: Any, chunks: Sequence[bytes], *, index: VocabIndex | None = None,
-                  vocab: SortedVocab | None = None, num_threads: int | None = 1) -> list[tuple[int, list[int]]]:
-    """For each chunk (the last, open chunk of a prompt): ``(p, ids)``: ``ids`` are the tokens of
-    ``chunk[:p]``, the first tokens of the chunk's encoding whatever follows it (module doc).
-
-    One Viterbi pass per chunk with the tokenizer's scores finds every back-pointer path; if that
-    pass does not reproduce the tokenizer's own encoding (a tokenizer with other tie rules), the
-    paths come from encoding each prefix ``chunk[:q]`` instead.
-    """
-    from .byte_lm import sorted_vocab
-
-    index = index or VocabIndex.from_tokenizer(tokenizer)
-    vocab = vocab or sorted_vocab(index)
-    scores = np.ascontiguousarray(getattr(tokenizer, "scores", np.zeros(0)), dtype=np.float64)
-    owns = tokenizer.encode_batch(list(chunks), num_threads=num_threads) if chunks else []
-    out: list[tuple[int, list[int]]] = []
-    for c, own in zip(chunks, owns):
-        lengths = [len(tokenizer.id_to_piece(t)) for t in own]
-        ends = np.zeros(len(c) + 1, dtype=np.bool_)
-        ends[np.cumsum([0] + lengths)] = True
-        p = -1
-        if len(scores) == index.vocab_size and sum(lengths) == len(c):
-            p = int(stable_point(vocab.sb, vocab.so, vocab.rank_id, vocab.max_len, scores,
-                                 np.frombuffer(c, dtype=np.uint8), ends))
-        if p < 0:
-            p = _by_encoding(tokenizer, index, c, own)
-        ntok = int(np.searchsorted(np.cumsum([0] + lengths), p))
-        out.append((p, own[:ntok]))
-    return out
-
-
-def _by_encoding(tokenizer: Any, index: VocabIndex, chunk: bytes, own: list[int]) -> int:
-    """The same rule with each path taken from ``encode(chunk[:q])`` (slower, tokenizer-agnostic)."""
-    n = len(chunk)
-    qs = [q for q in range(max(0, n - index.max_piece_length + 1), n) if index.has_longer(chunk[q:])]
-    common = None
-    for q, ids in zip([n, *qs], [own, *tokenizer.encode_batch([chunk[:q] for q in qs], num_threads=1)]):
-        if tokenizer.decode_bytes(ids) != chunk[:q]:  # normalization changed the prefix: trust nothing
-            return 0
-        ends = set(np.cumsum([0] + [len(tokenizer.id_to_piece(t)) for t in ids]).tolist())
-        common = ends if common is None else common & ends
-    return max(common) if common else 0
-
-
-def stable_split(tokenizer: Any, prompt: str | bytes, *, index: VocabIndex | None = None,
-                 vocab: SortedVocab | None = None) -> StableSplit:
-    """The stable prefix of ``prompt``'s encoding and the (normalized) bytes after it."""
+def stable_split(tokenizer: Any, prompt: str | bytes, *, index: VocabIndex | None = None) -> StableSplit:
+    """The stable prefix of ``prompt``'s encoding and the normalized bytes after it."""
     data = tokenizer.normalize(prompt)
-    parts = _CHUNK.findall(data)
-    if not parts:
-        return StableSplit([], b"")
-    last = parts[-1]
-    head = data[: len(data) - len(last)]
-    ((p, ids),) = stable_points(tokenizer, [last], index=index, vocab=vocab)
-    return StableSplit((tokenizer.encode(head) if head else []) + list(ids), last[p:])
+    own = getattr(tokenizer, "encode_stable", None)
+    if not callable(own):
+        return stable_by_encoding(tokenizer, data, index=index or VocabIndex.from_tokenizer(tokenizer))
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:  # ends inside a character (or is not UTF-8): the bytes form handles it
+        ids, tail = own(data)
+        return StableSplit(list(ids), bytes(tail))
+    # As text: encode_stable then also holds the last character back when NFC could still
+    # compose it with what follows (an ASCII "e" and a combining accent), which its bytes form
+    # does not do for ASCII input.
+    ids, rest = own(text)
+    return StableSplit(list(ids), tokenizer.normalize(rest))
+
+
+def stable_by_encoding(tokenizer: Any, data: bytes, *, index: VocabIndex) -> StableSplit:
+    """The stable prefix of ``data`` (normalized bytes) for a tokenizer without ``encode_stable``.
+
+    A continuation either starts a token at the end of ``data`` or extends a token that starts
+    at some q from which the rest of ``data`` is a proper prefix of a longer piece; if every
+    prefix ``data[:q]`` is encoded the way the whole text's encoding goes up to q (true of a
+    Viterbi tokenizer, whose back-pointers depend only on the bytes before), the token
+    boundaries that the encodings of ``data`` and of every such ``data[:q]`` share are
+    boundaries of every continuation's encoding. The split is at the last of them. A tokenizer
+    that changes the bytes of a prefix (normalization) gets no stable prefix at all.
+    """
+    own = tokenizer.encode(data)
+    n = len(data)
+    qs = [q for q in range(max(0, n - index.max_piece_length + 1), n) if index.has_longer(data[q:])]
+    common: set[int] | None = None
+    for q, ids in zip([n, *qs], [own, *(tokenizer.encode(data[:q]) for q in qs)]):
+        if tokenizer.decode_bytes(ids) != data[:q]:
+            return StableSplit([], data)
+        ends = set(np.cumsum([0] + [len(index.piece(t)) for t in ids]).tolist())
+        common = ends if common is None else common & ends
+    p = max(common) if common else 0
+    lengths = np.cumsum([0] + [len(index.piece(t)) for t in own])
+    return StableSplit(list(own[: int(np.searchsorted(lengths, p))]), data[p:])
+
+
+def last_chunk(data: bytes) -> int:
+    """Where the last chunk of ``data`` starts (chunks end after each run of newlines; the
+    tokenizer segments each on its own). A prompt ending in newlines keeps them in its last
+    chunk: one more newline would extend it."""
+    from ..normalize import chunks
+
+    parts = chunks(data)
+    return len(data) - len(parts[-1]) if parts else 0
+
+
+def prompt_split(tokenizer: Any, prompt: str | bytes, tokenizations: str, *,
+                 index: VocabIndex | None = None) -> tuple[list[int], bytes]:
+    """``(context ids, bytes)``: where the sum of ``tokenizations`` starts on ``prompt``."""
+    check_tokenizations(tokenizations)
+    if tokenizations == "stable":
+        split = stable_split(tokenizer, prompt, index=index)
+        return split.ids, split.tail
+    data = tokenizer.normalize(prompt)
+    if tokenizations == "all":
+        return [], data
+    start = last_chunk(data)
+    return (list(tokenizer.encode(data[:start])) if start else []), data[start:]
