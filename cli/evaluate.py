@@ -14,8 +14,9 @@ from .common import err_console, fail, handle_errors, note, out_console
 from .core import Command, Group
 
 # Plain names (no numba, no numpy import at CLI start-up): kept equal to bytepiece.continuation.healing's by a test.
-STRATEGIES = ("naive", "healing", "healing-d1", "healing-3", "soft", "exact")
+STRATEGIES = ("naive", "healing", "healing-d1", "healing-3", "soft", "exact-canonical", "exact-stable", "exact-all")
 DEFAULT_SOFT_BIAS = 3.0
+DEFAULT_GENERIC_CUTS = 10
 _DATA = "Text"
 _TOKENIZERS = "Tokenizers"
 _EXPERIMENT = "Experiment"
@@ -49,7 +50,7 @@ def parse_floats(value: str, name: str) -> list[float]:
 
 
 def parse_strategies(value: str) -> list[str]:
-    """``"naive,exact"`` -> names, with a one-line error naming an unknown or repeated one."""
+    """``"naive,exact-stable"`` -> names, with a one-line error naming an unknown or repeated one."""
     out = []
     for item in value.split(","):
         item = item.strip()
@@ -119,6 +120,9 @@ def run(
                                             + ".", show_default=False, rich_help_panel=_EXPERIMENT)] = ",".join(STRATEGIES),
     soft_bias: Annotated[float, typer.Option(metavar="NATS", help="Bias of the soft strategy toward agreeing tokens.",
                                              rich_help_panel=_EXPERIMENT)] = DEFAULT_SOFT_BIAS,
+    generic_cuts: Annotated[int, typer.Option(metavar="N", help="Cuts per file on which the exact strategies run "
+                                              "again through the generic LM path (0: none).",
+                                              rich_help_panel=_EXPERIMENT)] = DEFAULT_GENERIC_CUTS,
     json_out: Annotated[Optional[Path], typer.Option("--json", metavar="PATH", help="Write every number and the "
                                                      "configuration.", show_default=False, rich_help_panel=_OUTPUT)] = None,
     markdown: Annotated[Optional[Path], typer.Option("--markdown", metavar="PATH", help="Write the tables as markdown.",
@@ -149,7 +153,7 @@ def run(
 
     config = EvalConfig(train=train, heldout=heldout, models=model or [], vocab_sizes=vocab_size or [], order=order,
                         cuts=cuts, alpha_train=alpha_train, passes=passes, alphas=alpha_list, seed=seed,
-                        strategies=strategy_list, soft_bias=soft_bias,
+                        strategies=strategy_list, soft_bias=soft_bias, generic_cuts=generic_cuts,
                         heldout_bytes=heldout_bytes, lm_train_bytes=lm_train_bytes, workers=workers,
                         save_models=save_models, trainer_options={"refine": True} if refine else {})
     try:

@@ -15,6 +15,7 @@ import sys
 from pathlib import Path, PurePath
 
 from ..atomic import atomic_write
+from ..continuation.healing import STRATEGIES
 from ..errors import InputError
 from . import report
 
@@ -32,7 +33,7 @@ def markers(section: str | None = None) -> tuple[str, str]:
             f"<!-- results:{section}:end -->")
 
 _DEFAULTS = {"order": 4, "cuts": 2000, "alpha_train": 0.1, "passes": 1, "alphas": [0.01, 0.1, 0.5, 1.0], "seed": 0,
-             "heldout_bytes": 300_000, "soft_bias": 3.0}
+             "heldout_bytes": 300_000, "soft_bias": 3.0, "generic_cuts": 10}
 
 
 def command_line(res: dict) -> str:
@@ -50,7 +51,7 @@ def command_line(res: dict) -> str:
             value = ",".join(f"{a:g}" for a in cfg[key]) if isinstance(cfg[key], list) else cfg[key]
             parts.append(f"--{key.replace('_', '-')} {value}")
     strategies = cfg.get("strategies")
-    if strategies and list(strategies) != list(report.STRATEGY_ORDER):
+    if strategies and list(strategies) != list(STRATEGIES):
         parts.append(f"--strategies {','.join(strategies)}")
     lines, line = [], ""
     for p in parts:

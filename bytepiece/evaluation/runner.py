@@ -8,7 +8,9 @@ sizes trained here with :class:`bytepiece.Trainer`), it measures for every token
   one on its deterministic (Viterbi) segmentation, one on ``passes`` sampled segmentations
   (``alpha_train``). Both score the deterministic tokens of the held-out text;
 * the continuation experiment (:mod:`.continuation`) for every strategy in ``strategies``
-  (default: all of :data:`bytepiece.continuation.healing.STRATEGIES`) x {det, sampled}, on the same cuts;
+  (default: all of :data:`bytepiece.continuation.healing.STRATEGIES`) x {det, sampled}, on the same cuts,
+  and the exact strategies again on the first ``generic_cuts`` cuts of each file with the det LM
+  seen only through ``next_token_logprobs`` (the generic path any other LM takes);
 * the sampling profile (:func:`.metrics.sampling_profile`) for every alpha in ``alphas``.
 
 Held-out texts are carved with :func:`.corpus.heldout_slice` so that no distinctive line of the
@@ -40,6 +42,7 @@ from ..compression import Compression
 from ..errors import InputError
 from ..model import file_sha256
 from ..continuation.healing import DEFAULT_SOFT_BIAS, STRATEGIES
+from .exact import pool_generic
 from ..normalize import chunks
 from .continuation import DEFAULT_CUTS, DEFAULT_TARGET_BYTES, continuation_experiment
 from .corpus import (
@@ -55,6 +58,7 @@ from .metrics import bits_per_byte, compression, encode_text, piece_lengths, sam
 DEFAULT_ALPHAS = (0.01, 0.1, 0.5, 1.0)
 DEFAULT_ALPHA_TRAIN = 0.1
 DEFAULT_ORDER = 4
+DEFAULT_GENERIC_CUTS = 10
 LM_NAMES = ("det", "sampled")
 
 Progress = Callable[[str], None]
@@ -76,6 +80,7 @@ class EvalConfig:
     seed: int = 0
     strategies: Sequence[str] = STRATEGIES
     soft_bias: float = DEFAULT_SOFT_BIAS  # nats added to the agreeing tokens by the "soft" strategy
+    generic_cuts: int = DEFAULT_GENERIC_CUTS  # per file: exact strategies again through the generic LM path
     target_bytes: int = DEFAULT_TARGET_BYTES
     heldout_bytes: int = DEFAULT_HELDOUT_BYTES
     heldout_segments: int = DEFAULT_SEGMENTS
@@ -106,6 +111,7 @@ class EvalConfig:
             whole("vocab size", s, 259)
         whole("order", self.order, 1, 10)
         whole("cuts", self.cuts, 0)
+        whole("generic_cuts", self.generic_cuts, 0)
         whole("passes", self.passes, 1)
         whole("seed", self.seed, 0)
         if not self.strategies:
@@ -258,8 +264,8 @@ def _tokenizers(config: EvalConfig, say: Progress, timings: dict[str, float]) ->
 
 # -- one tokenizer ------------------------------------------------------------------------------
 def _evaluate_one(cand: _Candidate, config: EvalConfig, train_texts: list[str], heldout, say: Progress) -> dict:
-    from ..continuation.healing import VocabIndex
     from ..continuation.lm import NGramLM
+    from ..continuation.vocab import VocabIndex
 
     tok = cand.tokenizer
     t_tok = time.perf_counter()
@@ -309,7 +315,8 @@ def _evaluate_one(cand: _Candidate, config: EvalConfig, train_texts: list[str], 
         t0 = time.perf_counter()
         cont = continuation_experiment(tok, enc, lms, cuts=config.cuts, seed=config.seed,
                                        target_bytes=config.target_bytes, index=index, num_threads=config.num_threads,
-                                       strategies=config.strategies, soft_bias=config.soft_bias)
+                                       strategies=config.strategies, soft_bias=config.soft_bias,
+                                       generic_cuts=config.generic_cuts)
         t_cont += time.perf_counter() - t0
         t0 = time.perf_counter()
         samp = sampling_profile(tok, enc, config.alphas, seed=config.seed, lengths=lengths,
@@ -359,6 +366,9 @@ def _pooled(per_file: dict[str, dict]) -> dict:
             secs = sum(f["continuation"]["conditions"][cond]["seconds_per_cut"] * f["continuation"]["cuts"] for f in files)
             entry["seconds_per_cut"] = secs / cuts if cuts else None
         cont["conditions"][cond] = entry
+    generic = pool_generic([f["continuation"]["generic"] for f in files if "generic" in f["continuation"]])
+    if generic is not None:
+        cont["generic"] = generic
     out["continuation"] = cont
     samp = []
     if files:
