@@ -16,7 +16,7 @@ from .core import Command, Group
 # Plain names (no numba, no numpy import at CLI start-up): kept equal to bytepiece.continuation.healing's by a test.
 STRATEGIES = ("naive", "healing", "healing-d1", "healing-3", "soft", "exact-canonical", "exact-stable", "exact-all")
 DEFAULT_SOFT_BIAS = 3.0
-DEFAULT_GENERIC_CUTS = 10
+DEFAULT_GENERIC_CUTS = 2
 _DATA = "Text"
 _TOKENIZERS = "Tokenizers"
 _EXPERIMENT = "Experiment"

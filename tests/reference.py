@@ -152,10 +152,12 @@ def memo(prob):
     return cached
 
 
-def next_byte(prob, pieces: dict[bytes, int], context: list[int], x: bytes, keep=None) -> np.ndarray:
+def next_byte(prob, pieces: dict[bytes, int], context: list[int], x: bytes, keep=None, *,
+              normalized: bool = True) -> np.ndarray:
     """P(next byte | x): the summed probability of the token sequences t1..tk after ``context``
     whose first k-1 tokens spell a prefix of x and whose last token spells the rest of x and at
-    least one byte more, split by that byte (``keep(T)`` filters the sequences), normalized."""
+    least one byte more, split by that byte (``keep(T)`` filters the sequences), normalized
+    (or the 256 sums themselves)."""
     out = np.zeros(256)
 
     def rec(seq, pos, w):
@@ -168,7 +170,7 @@ def next_byte(prob, pieces: dict[bytes, int], context: list[int], x: bytes, keep
                 rec(seq + [t], pos + len(piece), w * prob(context + seq, t))
 
     rec([], 0, 1.0)
-    return out / out.sum()
+    return out / out.sum() if normalized else out
 
 
 def all_reference(tok, prob, pieces, prompt: str) -> np.ndarray:

@@ -217,6 +217,26 @@ def test_canonical_chained_and_generic_agree(tok):
             assert p == pytest.approx(math.exp(fast.logprob(prompt, ch)), rel=1e-9)
 
 
+def test_boundary_split(tok, pieces):
+    """The canonical next-byte mass split by where the last token starts: at the end of the
+    prompt (a token boundary there) or before it (a token that goes on)."""
+    lm, prob = lm_of(tok, 3)
+    blm = ByteLevelLM(tok, lm)
+    piece_of = {t: p for p, t in pieces.items()}
+    for x in (b"ab", b"abcd ", b"cd ab c", b"ab  "):
+        def canonical(seq):
+            return tok.encode(b"".join(piece_of[t] for t in seq)) == seq
+
+        def starts_here(seq):
+            return canonical(seq) and sum(len(piece_of[t]) for t in seq[:-1]) == len(x)
+
+        every = brute(prob, pieces, [], x, keep=canonical, normalized=False)
+        here = brute(prob, pieces, [], x, keep=starts_here, normalized=False)
+        given, share = blm.cursor([], x, canonical=True).boundary_split()
+        np.testing.assert_allclose(given, here / here.sum(), rtol=1e-9, atol=1e-12)
+        assert share == pytest.approx(here.sum() / every.sum(), rel=1e-9)
+
+
 def test_nfc_stable_prefix(tok):
     """"cafe" may still become "café" (e + U+0301 composes under NFC): the stable split keeps the
     "e" in the tail, so the context is never a token the continuation replaces."""

@@ -172,7 +172,7 @@ def test_pooled_is_weighted():
 def result(corpus, small_tokenizer):
     config = EvalConfig(train=[corpus / "train.txt"], heldout=[corpus / "alpha.txt", corpus / "beta.txt"],
                         models=[corpus / "small.model"], vocab_sizes=[300, 700], cuts=150, alphas=[0.1, 1.0],
-                        heldout_bytes=6000, seed=3, workers=1, save_models=corpus / "saved")
+                        heldout_bytes=6000, seed=3, workers=1, save_models=corpus / "saved", generic_cuts=10)
     return run_evaluation(config)
 
 
@@ -233,6 +233,11 @@ def test_runner_result(result):
                 assert s["bytes_per_token"] <= comp["bytes_per_token"] + 1e-9  # Viterbi has the fewest tokens
         pooled = t["pooled"]
         assert pooled["continuation"]["cuts"] == 300
+        # exact-canonical also says how much of its mass is on a token starting at the cut
+        canon = pooled["continuation"]["conditions"]["exact-canonical/det"]
+        for part in ("all", "boundary", "mid_token"):
+            _check_fraction(canon[part]["boundary_mass"])
+            _check_fraction(canon[part]["next_char_given_boundary"])
         # the generic LM path computes what the kernels compute, on the first cuts of each file
         generic = pooled["continuation"]["generic"]
         assert generic["cuts"] == 20 and set(generic["strategies"]) == {"exact-canonical", "exact-stable", "exact-all"}

@@ -40,6 +40,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ..errors import InputError
+from ..kernels.byterange import SortedVocab
 from .canonical import CanonicalCursor, CanonicalTables, GenericChains, KNChains
 from .cursor import Cursor, Seed
 from .generic import Distributions, GenericCursor
@@ -78,6 +79,10 @@ class ByteLevelLM:
     probabilities are conditional on none of them being generated.
     """
 
+    tokenizer: Any
+    index: VocabIndex
+    vocab: SortedVocab
+
     def __init__(self, tokenizer: Any, lm: TokenLM, *, tokenizations: str = DEFAULT_TOKENIZATIONS,
                  index: VocabIndex | None = None, max_states: int = DEFAULT_MAX_STATES,
                  share: ByteLevelLM | None = None) -> None:
@@ -86,7 +91,8 @@ class ByteLevelLM:
         if isinstance(max_states, bool) or not isinstance(max_states, int) or max_states < 1:
             raise InputError(f"max_states must be a positive integer, got {max_states!r}")
         if not callable(getattr(lm, "next_token_logprobs", None)):
-            raise InputError("lm must have a next_token_logprobs(context_ids) method (see bytepiece.continuation.TokenLM)")
+            raise InputError("lm must have a next_token_logprobs(context_ids) method "
+                             "(see bytepiece.continuation.TokenLM)")
         if getattr(lm, "vocab_size", tokenizer.vocab_size) != tokenizer.vocab_size:
             raise InputError(f"the LM predicts {lm.vocab_size} ids but the tokenizer has {tokenizer.vocab_size}; "
                              "train the LM on this tokenizer's ids")
@@ -101,7 +107,7 @@ class ByteLevelLM:
         self._tables: CanonicalTables | None = None
         self.lm = lm
         self.kn = kn_view(lm, self.vocab) if isinstance(lm, NGramLM) else None
-        self._dists = None if self.kn is not None else Distributions(lm, self.index.vocab_size)
+        self._dists = None if self.kn is not None else Distributions(lm, self.vocab)
         self._masked: Any = None
 
     def with_lm(self, lm: TokenLM) -> ByteLevelLM:
@@ -168,7 +174,7 @@ class ByteLevelLM:
         name = check_tokenizations(tokenizations or self.tokenizations)
         ctx, data = prompt_split(self.tokenizer, prompt, name, index=self.index)
         cur = self.cursor(ctx, data, canonical=name == "canonical")
-        if name == "canonical" and isinstance(cur, CanonicalCursor) and cur.tokens() != list(self.tokenizer.encode(data)):
+        if isinstance(cur, CanonicalCursor) and cur.tokens() != list(self.tokenizer.encode(data)):
             raise InputError("the tokenizer's encoding is not the Viterbi segmentation of its scores (another tie "
                              "rule or normalization), so its canonical sequences cannot be decided locally; use "
                              "tokenizations='stable' or 'all'")

@@ -252,10 +252,11 @@ class CanonicalCursor(Cursor):
             self._excl[j] = got
         return got
 
-    def _masses(self) -> tuple[npt.NDArray[np.float64], float, float]:
-        """Next-byte masses, the mass of the pieces ending here, and the log scale of both."""
+    def _masses(self, here_only: bool = False) -> tuple[npt.NDArray[np.float64], float, float]:
+        """Next-byte masses, the mass of the pieces ending here, and the log scale of both
+        (``here_only``: of the sequences whose last token starts at the current position)."""
         m = len(self._data)
-        a = max(0, m - self._V.max_len + 1)
+        a = m if here_only else max(0, m - self._V.max_len + 1)
         lo = np.empty(m - a + 1, dtype=np.int64)
         hi = np.empty(m - a + 1, dtype=np.int64)
         K.window_ranges(self._V.sb, self._V.so, self._buf, a, m, lo, hi)
@@ -276,6 +277,17 @@ class CanonicalCursor(Cursor):
         out, _, _ = self._masses()
         total = out.sum()
         return out / total if total > 0 else out
+
+    def boundary_split(self) -> tuple[npt.NDArray[np.float64], float]:
+        """How the next byte splits between the two ways the text can go on: ``(P(next byte |
+        a token starts here), P(a token starts here))``; the rest of the mass is on sequences
+        whose last token started earlier and goes on past this position."""
+        out, _, top = self._masses()
+        here, _, top_here = self._masses(here_only=True)
+        total, at = float(out.sum()), float(here.sum())
+        if total <= 0 or at <= 0:
+            return np.zeros(256), 0.0
+        return here / at, at * math.exp(top_here - top) / total
 
     def log_mass(self) -> float:
         """Natural log of the summed probability of the canonical token sequences that cover the

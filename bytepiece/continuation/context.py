@@ -9,14 +9,13 @@ is kept whole (slicing ``h[len(h) - n:]`` with a negative start would keep only 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import numpy as np
 
 __all__ = ["context_size", "last_tokens"]
 
-S = TypeVar("S", bound=Sequence[Any])
+S = TypeVar("S")  # a list, tuple or 1-D array of token ids
 
 
 def last_tokens(history: S, n: int | None) -> S:
@@ -26,7 +25,8 @@ def last_tokens(history: S, n: int | None) -> S:
         return history
     if n < 0:
         raise ValueError(f"a context size is >= 0, got {n}")
-    return history[max(len(history) - n, 0) :] if n else history[:0]
+    h = cast(Any, history)
+    return cast(S, h[max(len(h) - n, 0) :] if n else h[:0])
 
 
 def context_size(lm: Any) -> int | None:

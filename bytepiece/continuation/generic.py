@@ -35,12 +35,15 @@ class Distributions:
     under the tokens the LM declares it looks at (the most recently used ones, up to
     :data:`CACHE_BYTES` of vectors)."""
 
-    def __init__(self, lm: Any, vocab_size: int) -> None:
+    def __init__(self, lm: Any, vocab: SortedVocab) -> None:
         self._lm = lm
-        self._vocab_size = vocab_size
+        self._vocab_size = len(vocab.id_rank)
+        self._ids = vocab.rank_id
+        self._first_byte = vocab.sb[vocab.so[:-1]]
         self.keep = context_size(lm)
         self._cache: OrderedDict[tuple[int, ...], npt.NDArray[np.float64]] = OrderedDict()
-        self._room = max(64, CACHE_BYTES // (8 * max(vocab_size, 1)))
+        self._firsts: dict[tuple[int, ...], npt.NDArray[np.float64]] = {}
+        self._room = max(64, CACHE_BYTES // (8 * max(self._vocab_size, 1)))
 
     def key(self, history: tuple[int, ...]) -> tuple[int, ...]:
         """Histories with the same key predict the same."""
@@ -68,8 +71,17 @@ class Distributions:
             self._cache.move_to_end(k)
             out.append(self._cache[k])
         while len(self._cache) > max(self._room, len(histories)):
-            self._cache.popitem(last=False)
+            self._firsts.pop(self._cache.popitem(last=False)[0], None)
         return out
+
+    def first_bytes(self, history: tuple[int, ...], p: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+        """``p`` (the distribution after ``history``) summed by the first byte of each token."""
+        key = self.key(history)
+        got = self._firsts.get(key)
+        if got is None:
+            got = np.asarray(np.bincount(self._first_byte, weights=p[self._ids], minlength=256), dtype=np.float64)
+            self._firsts[key] = got
+        return got
 
 
 class GenericCursor(Cursor):
@@ -155,12 +167,15 @@ class GenericCursor(Cursor):
                 continue
             states = list(self._pos[j].values())
             for (lm, hist, lf), p in zip(states, self._dists([s[1] for s in states])):
-                terms.append((lm + lf, p, lo, hi, d))
+                terms.append((lm + lf, hist, p, lo, hi, d))
         out = np.zeros(256, dtype=np.float64)
         if not terms:
             return out, -math.inf
         base = max(t[0] for t in terms)
-        for lw, p, lo, hi, d in terms:
+        for lw, hist, p, lo, hi, d in terms:
+            if d == 0:
+                out += math.exp(lw - base) * self._dists.first_bytes(hist, p)
+                continue
             nxt = V.sb[V.so[lo:hi] + d]
             out += math.exp(lw - base) * np.bincount(nxt, weights=p[V.rank_id[lo:hi]], minlength=256)
         total = float(out.sum())

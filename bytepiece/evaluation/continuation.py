@@ -146,14 +146,18 @@ def run_strategy(strategy: str, lm: NGramLM, byte_lm: ByteLevelLM, prompts: Prom
     scores = {"next_char": np.zeros(n, dtype=bool), "next_bytes": np.zeros(n, dtype=bool),
               "matched_bytes": np.zeros(n, dtype=np.int64), "logloss_bits": np.zeros(n, dtype=np.float64)}
     tokenizations = exact_tokenizations(strategy)
+    extra: dict[int, dict[str, float]] = {}
     if tokenizations is not None:
-        runs = X.exact_cuts(tokenizations, byte_lm, prompts, data, range(n), target_bytes=target_bytes, splits=splits)
+        runs = X.exact_cuts(tokenizations, byte_lm, prompts, data, range(n), target_bytes=target_bytes, splits=splits,
+                            extra=extra)
     else:
         runs = _token_cuts(strategy, lm, byte_lm, prompts, data, target_bytes=target_bytes, soft_bias=soft_bias)
     for i, out, bits in runs:
         truth = data[int(prompts.cuts[i]) : int(prompts.cuts[i]) + target_bytes]
         scores["next_char"][i], scores["next_bytes"][i], scores["matched_bytes"][i] = _score(out, truth)
         scores["logloss_bits"][i] = bits
+    for key in (next(iter(extra.values())) if extra else {}):
+        scores[key] = np.array([extra[i][key] for i in range(n)], dtype=np.float64)
     return scores
 
 

@@ -33,7 +33,7 @@ def markers(section: str | None = None) -> tuple[str, str]:
             f"<!-- results:{section}:end -->")
 
 _DEFAULTS = {"order": 4, "cuts": 2000, "alpha_train": 0.1, "passes": 1, "alphas": [0.01, 0.1, 0.5, 1.0], "seed": 0,
-             "heldout_bytes": 300_000, "soft_bias": 3.0, "generic_cuts": 10}
+             "heldout_bytes": 300_000, "soft_bias": 3.0, "generic_cuts": 2}
 
 
 def command_line(res: dict) -> str:

@@ -53,6 +53,15 @@ def _char_hit(data: bytes, b: int, out: bytes) -> bool:
     return out[: len(char)] == char
 
 
+def _split(cur: Any, data: bytes, b: int) -> dict[str, float]:
+    """``boundary_mass``: the share of the canonical next-byte mass on sequences whose last token
+    starts at the cut (the rest lets a token that started before the cut go on);
+    ``next_char_given_boundary``: whether the most probable next byte under that part alone (the
+    model told that a token starts at the cut) is the text's."""
+    given, share = cur.boundary_split()
+    return {"boundary_mass": share, "next_char_given_boundary": float(int(np.argmax(given)) == data[b])}
+
+
 def _probe(cur: Cursor, data: bytes, b: int, target_bytes: int) -> tuple[bytes, float]:
     """At a cursor standing at cut b: the log-loss (bits) of the true next character, and the
     greedy continuation; the cursor ends where it started."""
@@ -65,9 +74,11 @@ def _probe(cur: Cursor, data: bytes, b: int, target_bytes: int) -> tuple[bytes, 
 
 
 def exact_cuts(tokenizations: str, byte_lm: ByteLevelLM, prompts: Any, data: bytes, indices: Iterable[int], *,
-               target_bytes: int, splits: list[Split] | None = None) -> Iterator[tuple[int, bytes, float]]:
+               target_bytes: int, splits: list[Split] | None = None,
+               extra: dict[int, dict[str, float]] | None = None) -> Iterator[tuple[int, bytes, float]]:
     """``(cut, greedy continuation, log-loss bits of the true next character)`` at each cut of
-    ``indices`` (in increasing order) under the distribution ``tokenizations``."""
+    ``indices`` (in increasing order) under the distribution ``tokenizations``. For
+    ``canonical``, ``extra[cut]`` gets where its next-byte mass comes from (:func:`_split`)."""
     keep = context_size(byte_lm.lm)
     if tokenizations == "all":
         cur = byte_lm.cursor((), b"")
@@ -82,6 +93,8 @@ def exact_cuts(tokenizations: str, byte_lm: ByteLevelLM, prompts: Any, data: byt
         b = int(prompts.cuts[i])
         if tokenizations == "canonical":
             cur = byte_lm.cursor(_history(prompts, i, keep), prompts.last[i], canonical=True)
+            if extra is not None:
+                extra[i] = _split(cur, data, b)
         else:
             if splits is not None:
                 ids, tail = splits[i]
@@ -118,17 +131,19 @@ def generic_check(byte_lm: ByteLevelLM, prompts: Any, data: bytes, strategies: S
     for strategy in strategies:
         name = exact_tokenizations(strategy)
         assert name is not None
-        runs = {}
+        runs: dict[str, list[tuple[int, bytes, float]]] = {}
+        seconds: dict[str, float] = {}
         for which, blm in (("kernel", byte_lm), ("generic", generic)):
             t0 = time.perf_counter()
             runs[which] = list(exact_cuts(name, blm, prompts, data, range(n), target_bytes=target_bytes, splits=splits))
-            runs[which + "_s"] = time.perf_counter() - t0
+            seconds[which] = time.perf_counter() - t0
+        hits = [_char_hit(data, int(prompts.cuts[i]), cont) for i, cont, _ in runs["generic"]]
         out["strategies"][strategy] = {
-            "next_char": float(np.mean([_char_hit(data, int(prompts.cuts[i]), cont) for i, cont, _ in runs["generic"]])),
+            "next_char": float(np.mean(hits)),
             "same_continuation": float(np.mean([a[1] == b[1] for a, b in zip(runs["kernel"], runs["generic"])])),
             "max_logloss_diff_bits": float(max(abs(a[2] - b[2]) for a, b in zip(runs["kernel"], runs["generic"]))),
-            "seconds_per_cut": runs["generic_s"] / n,
-            "kernel_seconds_per_cut": runs["kernel_s"] / n,
+            "seconds_per_cut": seconds["generic"] / n,
+            "kernel_seconds_per_cut": seconds["kernel"] / n,
         }
     return out
 

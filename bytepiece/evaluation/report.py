@@ -259,6 +259,27 @@ def exact_gap_table(res: dict) -> TableData:
                              "column; all / bnd / mid: every cut, cuts on a token boundary, cuts inside a token")
 
 
+def boundary_table(res: dict) -> TableData:
+    """exact-canonical split by where a token starts: how much of its next-byte mass says "a new
+    token starts at the cut", and how accurate it is when told so."""
+    headers = ["tokenizer", "LM", "naive bnd", "canon bnd", "told bnd", "P(start) bnd", "P(start) mid"]
+    rows = []
+    for t in res["tokenizers"]:
+        c = t["pooled"]["continuation"]["conditions"]
+        for lm in LMS:
+            ex, naive = c.get(f"exact-canonical/{lm}"), c.get(f"naive/{lm}")
+            if ex is None or "boundary_mass" not in ex["all"]:
+                continue
+            rows.append([t["name"], lm, _pct(naive["boundary"]["next_char"]) if naive else "-",
+                         _pct(ex["boundary"]["next_char"]), _pct(ex["boundary"].get("next_char_given_boundary")),
+                         _pct(ex["boundary"].get("boundary_mass")), _pct(ex["mid_token"].get("boundary_mass"))])
+    return TableData("Where exact-canonical puts the next token: next-character match (%) at cuts on a token "
+                     "boundary, and its mass on a token starting at the cut (%)", headers, rows, keys=2,
+                     caption="told bnd: the same distribution restricted to the sequences whose next token starts "
+                             "at the cut (what naive assumes); P(start): the share of its next-byte mass on those "
+                             "sequences, at boundary and at mid-token cuts")
+
+
 def generic_table(res: dict) -> TableData:
     """The exact strategies through the generic LM path (the det LM behind next_token_logprobs)."""
     headers = ["tokenizer", "strategy", "cuts", "next char %", "same %", "max dlog", "ms generic", "ms kernel"]
@@ -304,6 +325,9 @@ def all_tables(res: dict, *, per_file: bool = True, width: int | None = WIDTH, a
     out += [strategy_table(res, m) for m in ("next_char", "next_bytes", "logloss_bits")]
     if any(c.startswith("exact") for t in res["tokenizers"] for c in t["pooled"]["continuation"]["conditions"]):
         out.append(exact_gap_table(res))
+    conditions = [v for t in res["tokenizers"] for v in t["pooled"]["continuation"]["conditions"].values()]
+    if any("boundary_mass" in v["all"] for v in conditions):
+        out.append(boundary_table(res))
     if any(t["pooled"]["continuation"].get("generic") for t in res["tokenizers"]):
         out.append(generic_table(res))
     if per_file and len(res["heldout"]) > 1:
@@ -422,8 +446,8 @@ def vocabulary_notes(res: dict) -> list[str]:
     return out
 
 
-__all__ = ["CONDITION_LABELS", "TableData", "all_tables", "exact_gap_table", "fit", "generic_table", "heldout_table",
-           "markdown_report", "plot",
+__all__ = ["CONDITION_LABELS", "TableData", "all_tables", "boundary_table", "exact_gap_table", "fit", "generic_table",
+           "heldout_table", "markdown_report", "plot",
            "strategies_of", "strategy_table", "summary_lines", "to_markdown", "to_rich", "vocabulary_notes"]
 
 

@@ -58,7 +58,7 @@ from .metrics import bits_per_byte, compression, encode_text, piece_lengths, sam
 DEFAULT_ALPHAS = (0.01, 0.1, 0.5, 1.0)
 DEFAULT_ALPHA_TRAIN = 0.1
 DEFAULT_ORDER = 4
-DEFAULT_GENERIC_CUTS = 10
+DEFAULT_GENERIC_CUTS = 2
 LM_NAMES = ("det", "sampled")
 
 Progress = Callable[[str], None]
@@ -355,8 +355,8 @@ def _pooled(per_file: dict[str, dict]) -> dict:
         for part in ("all", "boundary", "mid_token"):
             n = sum(f["continuation"]["conditions"][cond][part]["n"] for f in files)
             cell: dict[str, Any] = {"n": n}
-            for key in ("next_char", "next_bytes", "matched_bytes", "logloss_bits"):
-                if any(key not in f["continuation"]["conditions"][cond][part] for f in files):
+            for key in files[0]["continuation"]["conditions"][cond][part]:
+                if key == "n" or any(key not in f["continuation"]["conditions"][cond][part] for f in files):
                     continue  # results written before the key existed
                 total = sum((f["continuation"]["conditions"][cond][part][key] or 0.0)
                             * f["continuation"]["conditions"][cond][part]["n"] for f in files)
