@@ -223,7 +223,8 @@ def test_boundary_split(tok, pieces):
     lm, prob = lm_of(tok, 3)
     blm = ByteLevelLM(tok, lm)
     piece_of = {t: p for p, t in pieces.items()}
-    for x in (b"ab", b"abcd ", b"cd ab c", b"ab  "):
+    checked = 0
+    for x in (b"ab", b"abcd ", b"cd ab c", b"ab  ", b"cd"):
         def canonical(seq):
             return tok.encode(b"".join(piece_of[t] for t in seq)) == seq
 
@@ -232,9 +233,28 @@ def test_boundary_split(tok, pieces):
 
         every = brute(prob, pieces, [], x, keep=canonical, normalized=False)
         here = brute(prob, pieces, [], x, keep=starts_here, normalized=False)
-        given, share = blm.cursor([], x, canonical=True).boundary_split()
+        cur = blm.cursor([], x, canonical=True)
+        given, share = cur.boundary_split()
         np.testing.assert_allclose(given, here / here.sum(), rtol=1e-9, atol=1e-12)
         assert share == pytest.approx(here.sum() / every.sum(), rel=1e-9)
+        # told that a token starts after x, two bytes later: the sequences with a boundary there
+        cur.assume_boundary(len(x))
+        np.testing.assert_allclose(cur.probs(), given, rtol=1e-12, atol=1e-15)
+        cur.extend(b" a")
+
+        def through(seq):
+            ends = np.cumsum([len(piece_of[t]) for t in seq[:-1]]).tolist()
+            return canonical(seq) and (not x or len(x) in ends)
+
+        told = brute(prob, pieces, [], x + b" a", keep=through, normalized=False)
+        if told.sum() == 0:  # no canonical sequence has a boundary there: nothing left to predict
+            assert cur.probs().sum() == 0
+        else:
+            np.testing.assert_allclose(cur.probs(), told / told.sum(), rtol=1e-9, atol=1e-12)
+            checked += 1
+        cur.truncate(len(x) - 1 if x else 0)  # going back before the boundary forgets it
+        np.testing.assert_allclose(cur.probs(), blm.cursor([], x[:-1], canonical=True).probs(), rtol=1e-12)
+    assert checked >= 3
 
 
 def test_nfc_stable_prefix(tok):

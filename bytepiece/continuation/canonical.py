@@ -14,16 +14,18 @@ piece, the earliest on a tie) depends only on the bytes before it, and a segment
 encoding of its bytes exactly when each of its token ends has its token's start as back-pointer.
 So every token of T but the last one is fixed by x: the tokens before a position j are the chain
 of back-pointers from j, one history per position, and the dynamic program carries one state per
-byte position (:func:`bytepiece.kernels.canonical.viterbi`, ``kn_chain``). The last token t, from
-j into bytes not seen yet, is canonical iff three local conditions hold (A: ``[t]`` is a best
-segmentation of t; B, C: no piece crossing j does better; see :mod:`bytepiece.kernels.canonical`),
-checked against a table of the best segmentation score of every suffix of every piece. The
-candidates a crossing piece rules out at j are listed once per position (:meth:`CanonicalTables.exclusions`)
-and subtracted from the range sums, which already leave out the pieces condition A rejects.
+byte position (:mod:`bytepiece.kernels.canonical_dp`). The last token t, from j into bytes not
+seen yet, is canonical iff three local conditions hold (A: ``[t]`` is a best segmentation of t;
+B, C: no piece crossing j does better; see :mod:`bytepiece.kernels.canonical`), checked against a
+table of the best segmentation score of every suffix of every piece. The candidates a crossing
+piece rules out at j are listed once per position (:meth:`CanonicalTables.exclusions`) and
+subtracted from the range sums, which already leave out the pieces condition A rejects.
 
-Exact up to floating-point ties between different segmentations (the tokenizer sums scores left
-to right, the tables right to left). Pieces containing a newline followed by another byte cannot
-be produced (chunks end after newline runs) and never compete.
+Ties: the tables add scores in another order than the tokenizer, so a comparison within 1e-9 of a
+tie (two segmentations with the same pieces in another order, as in a run of spaces) is settled
+by replaying the tokenizer's own sums; the kept sequences are exactly the tokenizer's. Pieces
+containing a newline followed by another byte cannot be produced (chunks end after newline runs)
+and never compete.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ import numpy.typing as npt
 
 from ..errors import InputError
 from ..kernels import canonical as K
+from ..kernels import canonical_dp as DP
 from ..kernels.byterange import KNView, SortedVocab
 from .context import last_tokens
 from .cursor import Cursor
@@ -61,12 +64,11 @@ class CanonicalTables:
         if scores.ndim != 1 or len(vocab.rank_id) and scores.shape[0] <= int(vocab.rank_id.max()):
             raise InputError(f"tokenizer.scores has shape {scores.shape}; expected one score per piece id")
         self.vocab = vocab
-        self._index = index
         self.score_r = np.ascontiguousarray(scores[vocab.rank_id])
         self.barrier = np.array([_BARRIER.search(p) is not None for p in index.sorted_pieces()], dtype=np.bool_)
         self.beta, self.boff, self.keep, tie = K.piece_tables(vocab.sb, vocab.so, vocab.max_len, self.score_r,
                                                               self.barrier)
-        self.ties = np.flatnonzero(tie)
+        self.ties = np.flatnonzero(tie)  # condition A within rounding: checked in context at every position
         self.slo, self.shi, self.order, self.hval = K.suffix_tables(vocab.sb, vocab.so, vocab.max_len, self.score_r,
                                                                     self.beta, self.boff, self.keep)
         n = len(vocab.rank_id)
@@ -142,7 +144,7 @@ class KNChains:
             self.ctx = np.concatenate([self.ctx, np.zeros((cap - len(self.ctx), self.ctx.shape[1]), np.int32)])
             self.clen = np.concatenate([self.clen, np.zeros(cap - len(self.clen), np.int32)])
             self.lmass = np.concatenate([self.lmass, np.full(cap - len(self.lmass), -np.inf)])
-        K.kn_chain(self._full, pos.back, pos.tok, t0, t1, self.ctx, self.clen, self.lmass)
+        DP.kn_chain(self._full, pos.back, pos.tok, t0, t1, self.ctx, self.clen, self.lmass)
 
     def masses(self, starts: npt.NDArray[np.int64], weights: npt.NDArray[np.float64], m: int,
                lo: npt.NDArray[np.int64], hi: npt.NDArray[np.int64], excl: npt.NDArray[np.int64],
@@ -151,7 +153,7 @@ class KNChains:
         ``starts[i]`` (weighted), without each one's ruled-out ranks; and the mass of the pieces
         that end exactly at m."""
         out = np.zeros(256, dtype=np.float64)
-        ending = K.kn_buckets(vocab, self._masked, self._keep, np.ascontiguousarray(self.ctx[starts]),
+        ending = DP.kn_buckets(vocab, self._masked, self._keep, np.ascontiguousarray(self.ctx[starts]),
                               np.ascontiguousarray(self.clen[starts]), weights, starts, m, lo, hi, excl, excl_off,
                               self._mark, out)
         return out, float(ending)
@@ -217,6 +219,7 @@ class CanonicalCursor(Cursor):
         self._pos = _Positions(len(data))
         self._buf = np.frombuffer(bytes(data), dtype=np.uint8).copy()
         self._excl: dict[int, npt.NDArray[np.int64]] = {}
+        self._through: int | None = None
         self._advance(0)
 
     def _advance(self, t0: int) -> None:
@@ -229,7 +232,7 @@ class CanonicalCursor(Cursor):
         if len(self._buf) < t1:
             self._buf = np.resize(self._buf, max(t1, 2 * len(self._buf)))
         self._buf[t0:t1] = np.frombuffer(bytes(self._data[t0:t1]), dtype=np.uint8)
-        K.viterbi(V.sb, V.so, V.rank_id, V.max_len, self._tables.score_r, self._tables.barrier, self._buf[:t1], t0,
+        DP.viterbi(V.sb, V.so, V.rank_id, V.max_len, self._tables.score_r, self._tables.barrier, self._buf[:t1], t0,
                   t1, self._pos.best, self._pos.back, self._pos.tok)
         self._chains.extend(self._pos, t0, t1)
 
@@ -252,16 +255,21 @@ class CanonicalCursor(Cursor):
             self._excl[j] = got
         return got
 
-    def _masses(self, here_only: bool = False) -> tuple[npt.NDArray[np.float64], float, float]:
-        """Next-byte masses, the mass of the pieces ending here, and the log scale of both
-        (``here_only``: of the sequences whose last token starts at the current position)."""
+    def _masses(self, through: int | None = None) -> tuple[npt.NDArray[np.float64], float, float]:
+        """Next-byte masses, the mass of the pieces ending here, and the log scale of both, of
+        the sequences with a token boundary at byte ``through`` (default: :meth:`assume_boundary`'s,
+        or all of them)."""
+        through = self._through if through is None else through
         m = len(self._data)
-        a = m if here_only else max(0, m - self._V.max_len + 1)
+        a = max(0, m - self._V.max_len + 1, through or 0)
         lo = np.empty(m - a + 1, dtype=np.int64)
         hi = np.empty(m - a + 1, dtype=np.int64)
-        K.window_ranges(self._V.sb, self._V.so, self._buf, a, m, lo, hi)
+        DP.window_ranges(self._V.sb, self._V.so, self._buf, a, m, lo, hi)
         lm = np.asarray(self._chains.lmass[a : m + 1], dtype=np.float64)
-        live = np.flatnonzero((lm > -np.inf) & (hi > lo))
+        ok = (lm > -np.inf) & (hi > lo)
+        if through is not None:
+            ok &= np.array([self._passes(a + i, through) for i in range(len(ok))], dtype=np.bool_)
+        live = np.flatnonzero(ok)
         if len(live) == 0:
             return np.zeros(256), 0.0, -math.inf
         top = float(lm[live].max())
@@ -278,12 +286,26 @@ class CanonicalCursor(Cursor):
         total = out.sum()
         return out / total if total > 0 else out
 
+    def _passes(self, j: int, through: int) -> bool:
+        """Whether the chain of back-pointers from position j has a token boundary at ``through``."""
+        back = self._pos.back
+        while j > through:
+            j = int(back[j])
+        return j == through
+
+    def assume_boundary(self, n: int | None) -> None:
+        """From now on keep only the sequences with a token boundary at byte ``n`` (None: all of
+        them again): the distribution a model has when told where a token starts."""
+        if n is not None and not 0 <= n <= len(self._data):
+            raise InputError(f"a boundary must be at 0..{len(self._data)} bytes, not {n}")
+        self._through = n
+
     def boundary_split(self) -> tuple[npt.NDArray[np.float64], float]:
         """How the next byte splits between the two ways the text can go on: ``(P(next byte |
         a token starts here), P(a token starts here))``; the rest of the mass is on sequences
         whose last token started earlier and goes on past this position."""
         out, _, top = self._masses()
-        here, _, top_here = self._masses(here_only=True)
+        here, _, top_here = self._masses(through=len(self._data))
         total, at = float(out.sum()), float(here.sum())
         if total <= 0 or at <= 0:
             return np.zeros(256), 0.0
@@ -304,3 +326,5 @@ class CanonicalCursor(Cursor):
     def _back_to(self, n: int) -> None:
         for j in [j for j in self._excl if j > n]:
             del self._excl[j]
+        if self._through is not None and self._through > n:
+            self._through = None

@@ -56,10 +56,16 @@ def _char_hit(data: bytes, b: int, out: bytes) -> bool:
 def _split(cur: Any, data: bytes, b: int) -> dict[str, float]:
     """``boundary_mass``: the share of the canonical next-byte mass on sequences whose last token
     starts at the cut (the rest lets a token that started before the cut go on);
-    ``next_char_given_boundary``: whether the most probable next byte under that part alone (the
-    model told that a token starts at the cut) is the text's."""
-    given, share = cur.boundary_split()
-    return {"boundary_mass": share, "next_char_given_boundary": float(int(np.argmax(given)) == data[b])}
+    ``next_char_given_boundary``: whether greedy bytes under that part alone (the model told that
+    a token starts at the cut) spell the text's next character. The cursor ends where it began."""
+    _, share = cur.boundary_split()
+    n0 = len(cur)
+    char = data[b : b + char_length(data[b])]
+    cur.assume_boundary(n0)
+    hit = cur.greedy(len(char)) == char
+    cur.truncate(n0)
+    cur.assume_boundary(None)
+    return {"boundary_mass": share, "next_char_given_boundary": float(hit)}
 
 
 def _probe(cur: Cursor, data: bytes, b: int, target_bytes: int) -> tuple[bytes, float]:
