@@ -7,7 +7,7 @@ from .errors import BytePieceError, InputError, ModelFormatError, TrainingError
 if TYPE_CHECKING:  # imported on first use below; type checkers see the real names
     from .continuation import ByteLevelLM, stable_split
     from .model import Model, load_model
-    from .strategies import complete
+    from .continuation import complete
     from .tokenizer import Tokenizer
     from .tokenizer.streaming import DecodeStream
     from .tokens import EncodeSummary, TokenDataset, decode_corpus, encode_corpus
@@ -23,7 +23,7 @@ _HOMES = {
     "Tokenizer": "tokenizer", "DecodeStream": "tokenizer.streaming",
     "Trainer": "training",
     "ByteLevelLM": "continuation", "stable_split": "continuation",
-    "complete": "strategies",
+    "complete": "continuation",
     "encode_corpus": "tokens", "decode_corpus": "tokens", "TokenDataset": "tokens", "EncodeSummary": "tokens",
 }
 

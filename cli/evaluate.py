@@ -13,9 +13,10 @@ from .checks import check_outputs, usage_error
 from .common import err_console, fail, handle_errors, note
 from .core import Command, Group
 
-# Plain names (no numba, no numpy import at CLI start-up): kept equal to bytepiece.healing's by a test.
-STRATEGIES = ("naive", "healing", "healing-d1", "healing-3", "soft", "exact")
+# Plain names (no numba, no numpy import at CLI start-up): kept equal to bytepiece.continuation.healing's by a test.
+STRATEGIES = ("naive", "healing", "healing-d1", "healing-3", "soft", "exact-canonical", "exact-stable", "exact-all")
 DEFAULT_SOFT_BIAS = 3.0
+DEFAULT_GENERIC_CUTS = 2
 _DATA = "Text"
 _TOKENIZERS = "Tokenizers"
 _EXPERIMENT = "Experiment"
@@ -49,7 +50,7 @@ def parse_floats(value: str, name: str) -> list[float]:
 
 
 def parse_strategies(value: str) -> list[str]:
-    """``"naive,exact"`` -> names, with a one-line error naming an unknown or repeated one."""
+    """``"naive,exact-stable"`` -> names, with a one-line error naming an unknown or repeated one."""
     out = []
     for item in value.split(","):
         item = item.strip()
@@ -75,9 +76,14 @@ def _table_console():
 
 
 def _check_files(paths: list[Path], what: str) -> None:
+    from bytepiece.errors import InputError
+    from bytepiece.io.read import check_file
+
     for p in paths:
-        if not p.is_file():
-            raise fail(f"{what} {p}: no such file")
+        try:
+            check_file(p, what=what, error=InputError)
+        except InputError as e:
+            raise fail(str(e)) from None
 
 
 @handle_errors
@@ -119,6 +125,9 @@ def run(
                                             + ".", show_default=False, rich_help_panel=_EXPERIMENT)] = ",".join(STRATEGIES),
     soft_bias: Annotated[float, typer.Option(metavar="NATS", help="Bias of the soft strategy toward agreeing tokens.",
                                              rich_help_panel=_EXPERIMENT)] = DEFAULT_SOFT_BIAS,
+    generic_cuts: Annotated[int, typer.Option(metavar="N", help="Cuts per file on which the exact strategies run "
+                                              "again through the generic LM path (0: none).",
+                                              rich_help_panel=_EXPERIMENT)] = DEFAULT_GENERIC_CUTS,
     json_out: Annotated[Optional[Path], typer.Option("--json", metavar="PATH", help="Write every number and the "
                                                      "configuration.", show_default=False, rich_help_panel=_OUTPUT)] = None,
     markdown: Annotated[Optional[Path], typer.Option("--markdown", metavar="PATH", help="Write the tables as markdown.",
@@ -149,7 +158,7 @@ def run(
 
     config = EvalConfig(train=train, heldout=heldout, models=model or [], vocab_sizes=vocab_size or [], order=order,
                         cuts=cuts, alpha_train=alpha_train, passes=passes, alphas=alpha_list, seed=seed,
-                        strategies=strategy_list, soft_bias=soft_bias,
+                        strategies=strategy_list, soft_bias=soft_bias, generic_cuts=generic_cuts,
                         heldout_bytes=heldout_bytes, lm_train_bytes=lm_train_bytes, workers=workers,
                         save_models=save_models, trainer_options={"refine": True} if refine else {})
     try:
@@ -213,20 +222,14 @@ def show(
     force: Annotated[bool, typer.Option("--force", help="Overwrite existing output files.")] = False,
 ) -> None:
     """Print the tables of a saved run again (and markdown or a plot)."""
-    import json
 
-    if not results.is_file():
-        raise fail(f"{results}: no such file")
+    from bytepiece.evaluation.report import load_results
+
+    _check_files([results], "results file")
     if plot is not None:
         _require_matplotlib()
     check_outputs([p for p in (markdown, plot) if p is not None], force)
-    try:
-        res = json.loads(results.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise fail(f"{results} is not a JSON file ({e})") from None
-    if not isinstance(res, dict) or res.get("format") != "bytepiece-eval/1":
-        raise fail(f"{results} is not the JSON of bytepiece eval run --json")
-    _render(res, markdown, plot)
+    _render(load_results(results), markdown, plot)
 
 
 @handle_errors
@@ -242,9 +245,7 @@ def compression(
 ) -> None:
     """Compare tokenizers' compression (bytes and characters per token)."""
     _check_files(files, "text file")
-    for m in model:
-        if not m.exists():
-            raise fail(f"--model {m}: no such file")
+    _check_files([m for m in model if not m.is_dir()], "model")
     if json_out is not None:
         check_outputs([json_out], force)
 

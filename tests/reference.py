@@ -12,6 +12,8 @@ import re
 from collections.abc import Mapping
 from typing import Literal
 
+import numpy as np
+
 CHUNK = re.compile(rb"[^\n]*\n+|[^\n]+")
 
 
@@ -20,8 +22,6 @@ def chunks(data: bytes) -> list[bytes]:
 
 
 def piece_scores(counts: Mapping[bytes, int]) -> dict[bytes, float]:
-    import numpy as np
-
     log_total = np.log(sum(counts.values()))
     return {p: float(np.log(c) - log_total) for p, c in counts.items()}
 
@@ -132,3 +132,69 @@ def leftmost_longest(text, tokens) -> list[tuple[int, int, str]]:
             out.append((i, i + len(best), best))
             i += len(best)
     return out
+
+
+# -- byte-level continuation ------------------------------------------------------------------------
+# The next-byte distributions of a token LM (bytepiece.continuation), each from its definition: every
+# token sequence that covers the bytes and reaches past them is enumerated, and the LM is asked one
+# probability at a time with the whole history.
+
+def memo(prob):
+    """The same token probabilities, each (history, token) asked of the LM once."""
+    seen: dict = {}
+
+    def cached(ctx, t):
+        key = (tuple(ctx), t)
+        if key not in seen:
+            seen[key] = prob(ctx, t)
+        return seen[key]
+
+    return cached
+
+
+def next_byte(prob, pieces: dict[bytes, int], context: list[int], x: bytes, keep=None, *,
+              normalized: bool = True) -> np.ndarray:
+    """P(next byte | x): the summed probability of the token sequences t1..tk after ``context``
+    whose first k-1 tokens spell a prefix of x and whose last token spells the rest of x and at
+    least one byte more, split by that byte (``keep(T)`` filters the sequences), normalized
+    (or the 256 sums themselves)."""
+    out = np.zeros(256)
+
+    def rec(seq, pos, w):
+        rest = x[pos:]
+        for piece, t in pieces.items():
+            if piece.startswith(rest) and len(piece) > len(rest):
+                if keep is None or keep(seq + [t]):
+                    out[piece[len(rest)]] += w * prob(context + seq, t)
+            elif rest.startswith(piece):
+                rec(seq + [t], pos + len(piece), w * prob(context + seq, t))
+
+    rec([], 0, 1.0)
+    return out / out.sum() if normalized else out
+
+
+def all_reference(tok, prob, pieces, prompt: str) -> np.ndarray:
+    return next_byte(prob, pieces, [], tok.normalize(prompt))
+
+
+def stable_reference(tok, prob, pieces, prompt: str) -> np.ndarray:
+    ids, tail = tok.encode_stable(prompt)
+    return next_byte(prob, pieces, list(ids), tok.normalize(tail))
+
+
+def canonical_reference(tok, prob, pieces, prompt: str) -> np.ndarray:
+    data = tok.normalize(prompt)
+    cut = data.rfind(b"\n", 0, len(data.rstrip(b"\n"))) + 1  # the last chunk starts after a newline run
+    head = data[:cut]
+    head_ids = tok.encode(head)
+    piece_of = {t: p for p, t in pieces.items()}
+
+    def canonical(seq):
+        return tok.encode(head + b"".join(piece_of[t] for t in seq)) == head_ids + seq
+
+    return next_byte(prob, pieces, head_ids, data[cut:], keep=canonical)
+
+
+REFERENCES = {"all": all_reference, "stable": stable_reference, "canonical": canonical_reference}
+
+

@@ -16,13 +16,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from bytepiece import Tokenizer
-from bytepiece import continuation as C
-from bytepiece import stable_prefix as SP
-from bytepiece.continuation import ByteLevelLM, stable_split
+from bytepiece.continuation import ByteLevelLM, NGramLM, StableSplit, VocabIndex, complete, generate, heal, stable_split
+from bytepiece.continuation import kn as KN
+from bytepiece.continuation.cursor import char_length
+from bytepiece.continuation.split import stable_by_encoding
 from bytepiece.errors import InputError
-from bytepiece.healing import VocabIndex, generate, heal
-from bytepiece.lm import NGramLM
-from bytepiece.strategies import complete
 
 TRAIN = "abcd ab cd abc bcd abcd\n\nab 中文 中 " * 20
 
@@ -169,9 +167,9 @@ def test_presummed_contexts_match_brute_force(tok, pieces, kn, monkeypatch):
     prob = memo(kn.prob)
     results = []
     for threshold in (1, 10**9):
-        monkeypatch.setattr(C, "BIG_CONTEXT", threshold)
+        monkeypatch.setattr(KN, "BIG_CONTEXT", threshold)
         blm = ByteLevelLM(tok, kn)
-        assert (blm._kn.big_row >= 0).any() == (threshold == 1 and kn.order > 1)
+        assert (blm.kn.big_row >= 0).any() == (threshold == 1 and kn.order > 1)
         out = []
         for r, nl in [(b"", 0), (b"ab", 0), (b"abc", 0), (b"cd a", 0), (b"abc", 3), (b"ab", 1)]:
             cur = blm.cursor(ctx, r, constrained=nl)
@@ -232,7 +230,7 @@ def test_chaining(tok, pieces, kn):
     assert [p for _, p in chars] == sorted((p for _, p in chars), reverse=True)
     for ch, p in chars:
         assert p == pytest.approx(math.exp(blm.logprob("abcd ab中", ch)), rel=1e-9)
-        assert len(ch) == C.char_length(ch[0])
+        assert len(ch) == char_length(ch[0])
 
 
 def test_sampling_follows_the_distribution(tok, kn):
@@ -253,7 +251,7 @@ def test_state_growth_and_replay(tok, kn, monkeypatch):
     ctx = tok.encode("abcd ")
     blm = ByteLevelLM(tok, kn)
     ref = blm.cursor(ctx, b"abcdabcd ab")
-    monkeypatch.setattr(C, "_FIRST_STATES", 1)  # every position overflows at first
+    monkeypatch.setattr(KN, "FIRST_STATES", 1)  # every position overflows at first
     small = blm.cursor(ctx, b"abcdabcd ab")
     np.testing.assert_allclose(small.probs(), ref.probs(), rtol=1e-12)
     assert small.greedy(4) == ref.greedy(4)
@@ -294,23 +292,40 @@ def texts(draw):
     return "".join(draw(st.lists(alphabet, max_size=25)))
 
 
-def _check_stable(tokenizer, prompt, continuations):
-    from bytepiece.stable_prefix import _by_encoding
+class Foreign:
+    """A tokenizer without ``encode_stable`` (another library's): the split falls back to
+    encoding prefixes."""
 
+    def __init__(self, tok):
+        self._tok = tok
+        self.vocab_size = tok.vocab_size
+
+    def normalize(self, text):
+        return self._tok.normalize(text)
+
+    def encode(self, text):
+        return self._tok.encode(text)
+
+    def decode_bytes(self, ids):
+        return self._tok.decode_bytes(ids)
+
+    def pieces(self):
+        return self._tok.pieces()
+
+
+def _check_stable(tokenizer, prompt, continuations):
     if id(tokenizer) not in _lm_cache:
-        index = VocabIndex.from_tokenizer(tokenizer)
-        _lm_cache[id(tokenizer)] = index, C.sorted_vocab(index)
-    index, vocab = _lm_cache[id(tokenizer)]
-    split = stable_split(tokenizer, prompt, index=index, vocab=vocab)
+        _lm_cache[id(tokenizer)] = VocabIndex.from_tokenizer(tokenizer)
+    index = _lm_cache[id(tokenizer)]
     data = tokenizer.normalize(prompt)
-    assert tokenizer.decode_bytes(split.ids) + split.tail == data
-    # the one-pass kernel and the rule applied by encoding every candidate prefix agree
-    last = ([b""] + SP._CHUNK.findall(data))[-1] if data else b""
-    if last:
-        assert len(data) - len(split.tail) - (len(data) - len(last)) == _by_encoding(
-            tokenizer, index, last, tokenizer.encode(last))
-    for cont in continuations:
-        assert tokenizer.encode(prompt + cont)[: len(split.ids)] == split.ids, (prompt, cont)
+    for split in (stable_split(tokenizer, prompt, index=index), stable_split(Foreign(tokenizer), prompt, index=index),
+                  stable_by_encoding(tokenizer, data, index=index)):
+        assert tokenizer.decode_bytes(split.ids) + split.tail == data
+        for cont in continuations:
+            assert tokenizer.encode(prompt + cont)[: len(split.ids)] == split.ids, (prompt, cont)
+    # the tokenizer's own split is encode_stable (it also knows what NFC may still change)
+    ids, tail = tokenizer.encode_stable(data.decode("utf-8"))
+    assert stable_split(tokenizer, prompt, index=index) == StableSplit(ids, tokenizer.normalize(tail))
 
 
 @given(prompt=texts(), conts=st.lists(texts(), min_size=1, max_size=4))
@@ -331,7 +346,7 @@ def test_stable_prefix_never_changes_default_model(prompt, conts):
 def test_stable_prefix_examples(tok):
     s = stable_split(tok, "xx abcd ab")
     assert s.tail == b"ab" and tok.decode_bytes(s.ids) == b"xx abcd "
-    assert stable_split(tok, "") == SP.StableSplit([], b"")
+    assert stable_split(tok, "") == StableSplit([], b"")
     # a finished chunk is stable; the open last chunk may be extended by another newline
     s = stable_split(tok, "ab\n\nab")
     assert tok.decode_bytes(s.ids).startswith(b"ab\n\n")
@@ -342,7 +357,9 @@ def test_complete_strategies(tok, kn):
     index = VocabIndex.from_tokenizer(tok)
     prompt = "abcd ab cd ab"
     blm = ByteLevelLM(tok, kn, index=index)
-    assert complete(tok, kn, prompt, strategy="exact", max_new_bytes=6).continuation == blm.greedy(prompt, 6)
+    for name in ("canonical", "stable", "all"):
+        got = complete(tok, kn, prompt, strategy=f"exact-{name}", max_new_bytes=6).continuation
+        assert got == blm.greedy(prompt, 6, tokenizations=name)
     for strategy, k in (("naive", 0), ("healing", 1), ("healing-d1", "cover"), ("healing-3", 3)):
         h = heal(tok, prompt, k, index=index)
         g = generate(kn.next_token_logprobs, index, h.kept_ids, h.prefix, max_new_bytes=6)
@@ -359,7 +376,7 @@ def test_complete_strategies(tok, kn):
 def test_hf_adapter_needs_torch(monkeypatch):
     import sys
 
-    from bytepiece.lm_adapters import HFCausalLM
+    from bytepiece.continuation.adapters import HFCausalLM
 
     monkeypatch.setitem(sys.modules, "torch", None)
     with pytest.raises(InputError, match=r"bytepiece-tk\[lm\]"):
@@ -369,7 +386,7 @@ def test_hf_adapter_needs_torch(monkeypatch):
 def test_hf_causal_lm_matches_brute_force(tok, pieces):
     torch = pytest.importorskip("torch")
     transformers = pytest.importorskip("transformers")
-    from bytepiece.lm_adapters import HFCausalLM
+    from bytepiece.continuation.adapters import HFCausalLM
 
     torch.manual_seed(0)
     config = transformers.GPT2Config(vocab_size=tok.vocab_size + 4, n_positions=64, n_embd=16, n_layer=1, n_head=2)

@@ -19,8 +19,8 @@ from bytepiece.evaluation import continuation as C
 from bytepiece.evaluation import metrics as M
 from bytepiece.evaluation.corpus import MIN_DISTINCTIVE_CHARS, heldout_slice
 from bytepiece.evaluation.runner import EvalConfig, _pooled, run_evaluation
-from bytepiece.healing import STRATEGIES
-from bytepiece.lm import NGramLM
+from bytepiece.continuation.healing import STRATEGIES
+from bytepiece.continuation.lm import NGramLM
 
 SYLLABLES = ["ka", "to", "ri", "mon", "sel", "a", "e", "tha", "ing", "str", "qu", "ov"]
 HAN = [chr(0x4E00 + i * 37) for i in range(40)]
@@ -172,7 +172,7 @@ def test_pooled_is_weighted():
 def result(corpus, small_tokenizer):
     config = EvalConfig(train=[corpus / "train.txt"], heldout=[corpus / "alpha.txt", corpus / "beta.txt"],
                         models=[corpus / "small.model"], vocab_sizes=[300, 700], cuts=150, alphas=[0.1, 1.0],
-                        heldout_bytes=6000, seed=3, workers=1, save_models=corpus / "saved")
+                        heldout_bytes=6000, seed=3, workers=1, save_models=corpus / "saved", generic_cuts=10)
     return run_evaluation(config)
 
 
@@ -233,6 +233,17 @@ def test_runner_result(result):
                 assert s["bytes_per_token"] <= comp["bytes_per_token"] + 1e-9  # Viterbi has the fewest tokens
         pooled = t["pooled"]
         assert pooled["continuation"]["cuts"] == 300
+        # exact-canonical also says how much of its mass is on a token starting at the cut
+        canon = pooled["continuation"]["conditions"]["exact-canonical/det"]
+        for part in ("all", "boundary", "mid_token"):
+            _check_fraction(canon[part]["boundary_mass"])
+            _check_fraction(canon[part]["next_char_given_boundary"])
+        # the generic LM path computes what the kernels compute, on the first cuts of each file
+        generic = pooled["continuation"]["generic"]
+        assert generic["cuts"] == 20 and set(generic["strategies"]) == {"exact-canonical", "exact-stable", "exact-all"}
+        for cell in generic["strategies"].values():
+            assert cell["same_continuation"] == 1.0 and cell["max_logloss_diff_bits"] < 1e-9
+            assert cell["seconds_per_cut"] > 0 and cell["kernel_seconds_per_cut"] > 0
         _check_fraction(pooled["continuation"]["mid_token_fraction"])
 
 
@@ -263,13 +274,14 @@ def test_runner_cuts_are_paired_and_seeded(result, corpus):
     # the same configuration gives the same numbers (timings aside)
     config = EvalConfig(train=[corpus / "train.txt"], heldout=[corpus / "alpha.txt", corpus / "beta.txt"],
                         models=[corpus / "small.model"], cuts=150, alphas=[0.1, 1.0], heldout_bytes=6000, seed=3,
-                        strategies=["naive", "exact"])
+                        strategies=["naive", "exact-stable", "exact-canonical"], generic_cuts=0)
     again = run_evaluation(config)
     a = next(t for t in result["tokenizers"] if t["name"] == "small")
     b = again["tokenizers"][0]
     for name in slices:
         ca, cb = a["heldout"][name]["continuation"], b["heldout"][name]["continuation"]
-        assert set(cb["conditions"]) == {"naive/det", "naive/sampled", "exact/det", "exact/sampled"}
+        assert set(cb["conditions"]) == {f"{s}/{lm}" for s in ("naive", "exact-stable", "exact-canonical")
+                                         for lm in ("det", "sampled")}
         for cond in cb["conditions"]:
             assert _without_times(cb["conditions"][cond]) == _without_times(ca["conditions"][cond])
     assert again["heldout"] == result["heldout"]
@@ -279,8 +291,8 @@ def test_harness_scores_equal_library_calls(small_tokenizer, corpus):
     # Per cut, the harness's greedy continuation and log-loss equal what the public API computes
     # from the prompt text alone (strategies.complete, ByteLevelLM, heal + a cursor).
     from bytepiece.continuation import ByteLevelLM
-    from bytepiece.healing import backoff_of, heal
-    from bytepiece.strategies import complete
+    from bytepiece.continuation.healing import backoff_of, heal
+    from bytepiece.continuation.strategies import complete
 
     tok = small_tokenizer
     text = (corpus / "beta.txt").read_text(encoding="utf-8")[:4000]
@@ -298,8 +310,8 @@ def test_harness_scores_equal_library_calls(small_tokenizer, corpus):
             out = complete(tok, lm, prompt, strategy=strategy, max_new_bytes=8, byte_lm=blm).continuation
             assert scores["next_char"][i] == (out[: len(char)] == char)
             assert scores["next_bytes"][i] == (out[:8] == truth)
-            if strategy == "exact":
-                lp = blm.logprob(prompt, char)
+            if strategy.startswith("exact-"):
+                lp = blm.logprob(prompt, char, tokenizations=strategy.removeprefix("exact-"))
             else:
                 h = heal(tok, prompt, backoff_of(strategy), index=blm.index)
                 cur = blm.cursor(h.kept_ids, h.prefix, constrained=len(h.prefix),
@@ -308,13 +320,50 @@ def test_harness_scores_equal_library_calls(small_tokenizer, corpus):
             assert scores["logloss_bits"][i] == pytest.approx(-lp / math.log(2), rel=1e-9, abs=1e-9)
 
 
+@pytest.mark.parametrize("order", (2, 3, 4, 5))
+def test_harness_short_contexts_against_brute_force(tiny_tokenizer, order):
+    """Cuts in the first bytes of a text leave fewer tokens than the LM's window: the harness's
+    log-loss of every exact strategy is the brute force's, and every token strategy's is the
+    library's (which keeps a short context whole)."""
+    from reference import REFERENCES, memo
+
+    from bytepiece.continuation import ByteLevelLM
+    from bytepiece.continuation.healing import backoff_of, heal
+
+    tok = tiny_tokenizer
+    pieces = {p: i + 3 for i, p in enumerate(tok.pieces())}
+    text = "ab cd abcd\nab abc cd ab\n" * 3
+    lm = NGramLM.train(tok.encode(text * 5, alpha=0.3, seed=1), tok.vocab_size, order=order, min_id=3)
+    prob = memo(lm.prob)
+    enc = M.encode_text(tok, text, "t")
+    cuts = np.array([1, 2, 3, 5, 6, 8, 11, 13, 15], dtype=np.int64)
+    prompts = C.build_prompts(tok, enc, cuts)
+    assert {len(tok.encode(enc.data[:b])) for b in cuts.tolist()} >= set(range(1, order + 2))
+    blm = ByteLevelLM(tok, lm)
+    for strategy in STRATEGIES:
+        bits = C.run_strategy(strategy, lm, blm, prompts, enc.data, target_bytes=4)["logloss_bits"]
+        for i, b in enumerate(cuts.tolist()):
+            prompt, char = enc.data[:b].decode(), enc.data[b : b + 1]
+            if strategy.startswith("exact-"):
+                p = REFERENCES[strategy.removeprefix("exact-")](tok, prob, pieces, prompt)[char[0]]
+                assert bits[i] == pytest.approx(-math.log2(p), rel=1e-9, abs=1e-9), (strategy, prompt)
+            else:
+                h = heal(tok, prompt, backoff_of(strategy), index=blm.index)
+                cur = blm.cursor(h.kept_ids, h.prefix, constrained=len(h.prefix),
+                                 bias=3.0 if strategy == "soft" else None)
+                lp = cur.log_mass() + cur.score(char)
+                assert bits[i] == pytest.approx(-lp / math.log(2), rel=1e-9, abs=1e-9), (strategy, prompt)
+
+
 def test_runner_validation(corpus):
     base = dict(train=[corpus / "train.txt"], heldout=[corpus / "alpha.txt"], vocab_sizes=[300])
-    for bad, match in [({"train": [corpus / "missing.txt"]}, "no such file"), ({"vocab_sizes": [], "models": []},
+    for bad, match in [({"train": [corpus / "missing.txt"]}, "missing.txt does not exist"), ({"vocab_sizes": [], "models": []},
                        "no tokenizer"), ({"alphas": [0.1, -1.0]}, "alphas"), ({"alpha_train": float("nan")}, "alpha_train"),
                        ({"cuts": -1}, "cuts"), ({"vocab_sizes": [100]}, "vocab size"), ({"order": 0}, "order"),
                        ({"strategies": ["naive", "magic"]}, "unknown strategy"), ({"strategies": []}, "strategies"),
-                       ({"strategies": ["exact", "exact"]}, "twice"), ({"soft_bias": float("inf")}, "soft_bias")]:
+                       ({"strategies": ["exact-all", "exact-all"]}, "twice"),
+                       ({"strategies": ["exact"]}, "unknown strategy"), ({"generic_cuts": -1}, "generic_cuts"),
+                       ({"soft_bias": float("inf")}, "soft_bias")]:
         with pytest.raises(InputError, match=match):
             run_evaluation(EvalConfig(**{**base, **bad}))
     with pytest.raises(InputError, match="every line"):
@@ -335,8 +384,8 @@ def test_report_tables(result):
     # the accuracy table holds the JSON's numbers, one row per tokenizer and strategy
     acc = tables[4]
     assert len(acc.rows) == len(result["tokenizers"]) * len(STRATEGIES)
-    row = next(r for r in acc.rows if r[:2] == ["bnlm-300", "exact"])
-    cell = result["tokenizers"][0]["pooled"]["continuation"]["conditions"]["exact/sampled"]["mid_token"]["next_char"]
+    row = next(r for r in acc.rows if r[:2] == ["bnlm-300", "exact-canonical"])
+    cell = result["tokenizers"][0]["pooled"]["continuation"]["conditions"]["exact-canonical/sampled"]["mid_token"]["next_char"]
     assert row[acc.headers.index("s:mid")] == f"{100 * cell:.1f}"
     # every part of every table fits 80 columns, key columns repeated; no column is lost
     for t in tables:
@@ -347,7 +396,16 @@ def test_report_tables(result):
         assert sum(len(p.headers) - t.keys for p in parts) == len(t.headers) - t.keys
     md = report.markdown_report(result)
     assert max(len(line) for line in md.splitlines() if line.startswith("|")) <= 80
-    assert md.count("| bnlm-300 | exact |") == 3
+    generic = next(t for t in tables if t.title.startswith("The exact strategies through the generic LM path"))
+    assert len(generic.rows) == 3 * len(result["tokenizers"])
+    # next char, next bytes, log-loss, and each part of the generic path's table
+    assert md.count("| bnlm-300 | exact-all |") == 3 + len(report.fit(generic))
+    gap = next(t for t in tables if t.title.startswith("Each exact strategy"))
+    cond = result["tokenizers"][0]["pooled"]["continuation"]["conditions"]
+    best = max(cond[f"{h}/det"]["boundary"]["next_char"] for h in ("naive", "healing", "healing-d1", "healing-3", "soft"))
+    row = next(r for r in gap.rows if r[:3] == ["bnlm-300", "det", "exact-stable"])
+    assert row[gap.headers.index("-best bnd")] == \
+        f"{100 * (cond['exact-stable/det']['boundary']['next_char'] - best):+.1f}"
     assert len(report.summary_lines(result)) == 1 + len(result["tokenizers"])
 
 
@@ -371,7 +429,7 @@ def test_docs_section_is_regenerated(result, tmp_path):
     page.write_text(text + f"\n{start}\n{end}\n", encoding="utf-8")
     assert docsgen.main([str(tmp_path / "r.json"), "--docs", str(page), "--section", "other"]) == 0
     both = page.read_text(encoding="utf-8")
-    assert both.startswith(text) and both.count("| bnlm-300 | exact |") == 2 * text.count("| bnlm-300 | exact |")
+    assert both.startswith(text) and both.count("| bnlm-300 | exact-all |") == 2 * text.count("| bnlm-300 | exact-all |")
     page.write_text("no markers\n", encoding="utf-8")
     assert docsgen.main([str(tmp_path / "r.json"), "--docs", str(page)]) == 1
 
@@ -415,19 +473,19 @@ def test_cli_run(cli, corpus, small_tokenizer, tmp_path):
 
 
 def test_cli_strategy_subset(cli, corpus, small_tokenizer, tmp_path):
-    from bytepiece import healing
+    from bytepiece.continuation import healing
     from bytepiece_cli import evaluate
 
     assert evaluate.STRATEGIES == healing.STRATEGIES and evaluate.DEFAULT_SOFT_BIAS == healing.DEFAULT_SOFT_BIAS
     out = tmp_path / "r.json"
     res = cli("eval", "run", "--train", corpus / "train.txt", "-H", corpus / "alpha.txt", "-m", corpus / "small.model",
-              "--cuts", 30, "--alphas", "0.5", "--heldout-bytes", 3000, "--json", out, "--strategies", "exact,soft",
+              "--cuts", 30, "--alphas", "0.5", "--heldout-bytes", 3000, "--json", out, "--strategies", "exact-all,soft",
               "--soft-bias", "1.5")
     assert res.exit_code == 0, res.output
     data = json.loads(out.read_text(encoding="utf-8"))
-    assert data["config"]["strategies"] == ["exact", "soft"] and data["config"]["soft_bias"] == 1.5
+    assert data["config"]["strategies"] == ["exact-all", "soft"] and data["config"]["soft_bias"] == 1.5
     conds = data["tokenizers"][0]["heldout"]["alpha"]["continuation"]["conditions"]
-    assert set(conds) == {"exact/det", "exact/sampled", "soft/det", "soft/sampled"}
+    assert set(conds) == {"exact-all/det", "exact-all/sampled", "soft/det", "soft/sampled"}
 
 
 def test_cli_run_refined(cli, corpus, tmp_path):
@@ -441,8 +499,21 @@ def test_cli_run_refined(cli, corpus, tmp_path):
 
 def test_cli_errors(cli, corpus, tmp_path):
     train, held = corpus / "train.txt", corpus / "alpha.txt"
-    assert "no such file" in _one_line_error(cli("eval", "run", "--train", tmp_path / "nope.txt", "-H", held, "-v", 300))
-    assert "no such file" in _one_line_error(cli("eval", "run", "--train", train, "-H", tmp_path / "nope.txt", "-v", 300))
+    assert "nope.txt does not exist" in _one_line_error(cli("eval", "run", "--train", tmp_path / "nope.txt", "-H", held,
+                                                            "-v", 300))
+    assert "nope.txt does not exist" in _one_line_error(cli("eval", "run", "--train", train, "-H", tmp_path / "nope.txt",
+                                                            "-v", 300))
+    loop = tmp_path / "loop"
+    loop.symlink_to(loop.name)
+    for args in (["run", "--train", train, "-H", loop, "-v", 300], ["compression", "-m", loop, held],
+                 ["compression", "-m", train, loop], ["report", loop]):
+        assert "symbolic link loop" in _one_line_error(cli("eval", *args))
+    assert "directory without a tokenizer.json" in _one_line_error(cli("eval", "compression", "-m", tmp_path, held))
+    assert "is a directory" in _one_line_error(cli("eval", "report", tmp_path))
+    assert "is a directory" in _one_line_error(cli("eval", "run", "--train", tmp_path, "-H", held, "-v", 300))
+    header = tmp_path / "header.json"
+    header.write_text('{"format": "bytepiece-eval/1"}')
+    assert "incomplete or damaged (no 'heldout')" in _one_line_error(cli("eval", "report", header))
     assert "--alphas" in _one_line_error(cli("eval", "run", "--train", train, "-H", held, "-v", 300, "--alphas", "0.1,x"), 2)
     assert "--alphas" in _one_line_error(cli("eval", "run", "--train", train, "-H", held, "-v", 300, "--alphas", "0.1,-2"),
                                          2)
@@ -450,10 +521,10 @@ def test_cli_errors(cli, corpus, tmp_path):
     assert "unknown strategy 'magic'" in _one_line_error(cli("eval", "run", "--train", train, "-H", held, "-v", 300,
                                                              "--strategies", "naive,magic"), 2)
     assert "twice" in _one_line_error(cli("eval", "run", "--train", train, "-H", held, "-v", 300,
-                                          "--strategies", "exact,exact"), 2)
+                                          "--strategies", "exact-all,exact-all"), 2)
     assert "vocab size" in _one_line_error(cli("eval", "run", "--train", train, "-H", held, "-v", 10), 2)
     assert "every line" in _one_line_error(cli("eval", "run", "--train", train, "-H", train, "-v", 300, "--cuts", 5))
-    assert "no such file" in _one_line_error(cli("eval", "compression", "-m", tmp_path / "x.model", held))
+    assert "x.model does not exist" in _one_line_error(cli("eval", "compression", "-m", tmp_path / "x.model", held))
     bad = tmp_path / "bad.model"
     bad.write_bytes(b"\x00\x01not a model")
     _one_line_error(cli("eval", "compression", "-m", bad, held))

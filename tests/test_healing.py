@@ -8,8 +8,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bytepiece.errors import InputError
-from bytepiece.healing import VocabIndex, allowed_tokens, generate, heal
-from bytepiece.lm import NGramLM
+from bytepiece.continuation.healing import VocabIndex, allowed_tokens, generate, heal
+from bytepiece.continuation.lm import NGramLM
 
 
 def brute_allowed(tokenizer, prefix: bytes) -> set[int]:
@@ -168,7 +168,7 @@ def test_generate_validation(tiny_tokenizer):
 
 
 def test_strategy_names(tiny_tokenizer):
-    from bytepiece.healing import STRATEGIES, backoff_of
+    from bytepiece.continuation.healing import STRATEGIES, TOKEN_STRATEGIES, backoff_of, exact_tokenizations
 
     tok = tiny_tokenizer
     for prompt in ["xxabc", "ab 中文 abcd", "zab"]:
@@ -176,11 +176,15 @@ def test_strategy_names(tiny_tokenizer):
         assert heal(tok, prompt, "healing") == heal(tok, prompt, 1) == heal(tok, prompt, "soft")
         assert heal(tok, prompt, "healing-3") == heal(tok, prompt, 3)
         assert heal(tok, prompt, "healing-d1") == heal(tok, prompt, "cover")
-    assert [s for s in STRATEGIES if s != "exact"] == ["naive", "healing", "healing-d1", "healing-3", "soft"]
-    with pytest.raises(InputError, match="exact"):
-        backoff_of("exact")
-    with pytest.raises(InputError, match="unknown strategy"):
-        heal(tok, "ab", "healing-7")
+    assert list(TOKEN_STRATEGIES) == ["naive", "healing", "healing-d1", "healing-3", "soft"]
+    assert list(STRATEGIES) == [*TOKEN_STRATEGIES, "exact-canonical", "exact-stable", "exact-all"]
+    assert [exact_tokenizations(s) for s in STRATEGIES] == [None] * 5 + ["canonical", "stable", "all"]
+    for strategy in ("exact-canonical", "exact-all"):
+        with pytest.raises(InputError, match="backs off no tokens"):
+            backoff_of(strategy)
+    for bad in ("exact", "healing-7"):
+        with pytest.raises(InputError, match="unknown strategy"):
+            heal(tok, "ab", bad)
 
 
 def test_soft_bias(tiny_tokenizer):

@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from bytepiece.errors import InputError
-from bytepiece.lm import NGramLM, estimate_discounts
+from bytepiece.continuation.lm import NGramLM, estimate_discounts
 
 
 # -- a slow, obviously-correct reference --------------------------------------------------------

@@ -158,9 +158,10 @@ class _LineReader:
             pos = 0
             end = shard.end if source.splittable else -1
             if source.splittable and shard.start > 0:
-                pos = self._skip_cut_line(raw)
-                if pos is None:  # a line from before the shard runs past its end: it owns no line
+                first = self._skip_cut_line(raw)
+                if first is None:  # a line from before the shard runs past its end: it owns no line
                     return
+                pos = first
             read_at = pos  # where the next block starts in the (decompressed) input
             last_tell = shard.start if source.splittable else 0
             budget = shard.size  # progress never counts past the shard's own bytes

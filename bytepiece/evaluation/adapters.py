@@ -26,6 +26,7 @@ from typing import Callable
 
 from ..compression import Compression
 from ..errors import InputError, ModelFormatError
+from ..io.read import check_file
 from ..normalize import Normalization
 
 
@@ -62,8 +63,7 @@ def load_counting_tokenizer(path: str | os.PathLike, *, normalization: Normaliza
             p = p / "tokenizer.json"
         else:
             raise InputError(f"{path} is a directory without a tokenizer.json; pass a model file")
-    if not p.is_file():
-        raise InputError(f"{path}: no such file")
+    check_file(p, what="tokenizer file", error=InputError)
     name = p.parent.name if p.name == "tokenizer.json" else p.name.removesuffix(".model").removesuffix(".json")
     data = _read_model(p)
     if data.lstrip()[:1] == b"{":

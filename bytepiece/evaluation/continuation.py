@@ -7,16 +7,18 @@ tokenized as the tokenizer would tokenize that text on its own (the finished chu
 tokens; the chunk the cut falls in is re-encoded up to the cut). A cut is *mid-token* when it
 is not a token boundary of the full text's tokenization.
 
-Conditions: every strategy of :data:`bytepiece.healing.STRATEGIES` (``naive``, the healing
-variants, ``soft``, ``exact``) with the LM trained on deterministic and on sampled segmentations,
-all on the same cuts. Decoding is greedy until ``target_bytes`` bytes beyond the prompt exist
-(token strategies: greedy tokens; ``exact``: the most probable byte, one at a time). Scores: the
-first character (its UTF-8 bytes) and the first ``target_bytes`` bytes match the text exactly;
-``matched_bytes``: length of the common prefix; ``logloss_bits``: ``-log2`` of the probability
-the strategy's generation process gives the true next character (sampling at temperature 1:
-the byte-level dynamic program of :mod:`bytepiece.continuation` run with the strategy's context,
-required prefix and constraint; ``exact`` conditions on the prompt's bytes). A ``soft``
-generation that rewrites the prompt's end continues nothing, so it scores as a miss.
+Conditions: every strategy of :data:`bytepiece.continuation.healing.STRATEGIES` (``naive``, the
+healing variants, ``soft``, and the exact byte-level distributions ``exact-canonical``,
+``exact-stable``, ``exact-all``, :mod:`.exact`) with the LM trained on deterministic and on
+sampled segmentations, all on the same cuts. Decoding is greedy until ``target_bytes`` bytes
+beyond the prompt exist (token strategies: greedy tokens; ``exact-*``: the most probable byte,
+one at a time). Scores: the first character (its UTF-8 bytes) and the first ``target_bytes``
+bytes match the text exactly; ``matched_bytes``: length of the common prefix; ``logloss_bits``:
+``-log2`` of the probability the strategy's generation process gives the true next character
+(sampling at temperature 1: the byte-level dynamic program of :mod:`bytepiece.continuation` run
+with the strategy's context, required prefix and constraint; ``exact-*`` condition on the
+prompt's bytes). A ``soft`` generation that rewrites the prompt's end continues nothing, so it
+scores as a miss.
 """
 
 from __future__ import annotations
@@ -31,26 +33,18 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from ..continuation import ByteLevelLM, stable_points
-from ..healing import DEFAULT_SOFT_BIAS, STRATEGIES, VocabIndex, backoff_of, generate, heal
-from ..lm import NGramLM
+from ..continuation.byte_lm import ByteLevelLM
+from ..continuation.context import context_size, last_tokens
+from ..continuation.cursor import char_length
+from ..continuation.healing import DEFAULT_SOFT_BIAS, STRATEGIES, backoff_of, exact_tokenizations, generate, heal
+from ..continuation.lm import NGramLM
+from ..continuation.vocab import VocabIndex
 from ..tokenizer import Tokenizer
+from . import exact as X
 from .metrics import EncodedText
 
 DEFAULT_CUTS = 2000
 DEFAULT_TARGET_BYTES = 8
-
-
-def char_length(lead: int) -> int:
-    if lead < 0x80:
-        return 1
-    if lead >= 0xF0:
-        return 4
-    if lead >= 0xE0:
-        return 3
-    if lead >= 0xC0:
-        return 2
-    return 1
 
 
 def cuts_digest(cuts: npt.NDArray[np.int64]) -> str:
@@ -91,18 +85,12 @@ class Prompts:
     ids: npt.NDArray[np.int32]
 
     def tail(self, i: int, n: int) -> list[int]:
-        """The last ``n`` token ids of prompt ``i``."""
-        own = self.own[i]
-        need = n - len(own)
-        b = self.before[i]
-        prev = self.ids[max(0, b - need) : b].tolist() if need > 0 else []
-        seq = prev + own
-        return seq[len(seq) - n :] if 0 < n < len(seq) else (seq if n > 0 else [])
+        """The last ``n`` token ids of prompt ``i`` (all of them when it has fewer)."""
+        return last_tokens(self.before_last(i, max(n - len(self.own[i]), 0)) + self.own[i], n)
 
     def before_last(self, i: int, n: int) -> list[int]:
         """The last ``n`` ids before prompt ``i``'s last chunk."""
-        b = self.before[i]
-        return self.ids[max(0, b - n) : b].tolist() if n > 0 else []
+        return last_tokens(self.ids[: self.before[i]], n).tolist()
 
     def tails(self, n: int) -> list[list[int]]:
         return [self.tail(i, n) for i in range(len(self.cuts))]
@@ -151,57 +139,60 @@ def _score(out: bytes, truth: bytes) -> tuple[bool, bool, int]:
 
 def run_strategy(strategy: str, lm: NGramLM, byte_lm: ByteLevelLM, prompts: Prompts, data: bytes, *,
                  target_bytes: int = DEFAULT_TARGET_BYTES, soft_bias: float = DEFAULT_SOFT_BIAS,
-                 stable: list[tuple[int, list[int]]] | None = None) -> dict[str, npt.NDArray]:
-    """Greedy continuation and log-loss of the true next character for every cut, one strategy."""
+                 splits: list[tuple[list[int], bytes]] | None = None) -> dict[str, npt.NDArray]:
+    """Greedy continuation and log-loss of the true next character for every cut, one strategy
+    (``splits``: the stable splits of the prompts' last chunks, shared by the LMs)."""
     n = len(prompts.cuts)
-    match_char = np.zeros(n, dtype=bool)
-    match_bytes = np.zeros(n, dtype=bool)
-    matched = np.zeros(n, dtype=np.int64)
-    logloss = np.zeros(n, dtype=np.float64)
-    keep = lm.order - 1
+    scores = {"next_char": np.zeros(n, dtype=bool), "next_bytes": np.zeros(n, dtype=bool),
+              "matched_bytes": np.zeros(n, dtype=np.int64), "logloss_bits": np.zeros(n, dtype=np.float64)}
+    tokenizations = exact_tokenizations(strategy)
+    extra: dict[int, dict[str, float]] = {}
+    if tokenizations is not None:
+        runs = X.exact_cuts(tokenizations, byte_lm, prompts, data, range(n), target_bytes=target_bytes, splits=splits,
+                            extra=extra)
+    else:
+        runs = _token_cuts(strategy, lm, byte_lm, prompts, data, target_bytes=target_bytes, soft_bias=soft_bias)
+    for i, out, bits in runs:
+        truth = data[int(prompts.cuts[i]) : int(prompts.cuts[i]) + target_bytes]
+        scores["next_char"][i], scores["next_bytes"][i], scores["matched_bytes"][i] = _score(out, truth)
+        scores["logloss_bits"][i] = bits
+    for key in (next(iter(extra.values())) if extra else {}):
+        scores[key] = np.array([extra[i][key] for i in range(n)], dtype=np.float64)
+    return scores
+
+
+def _token_cuts(strategy: str, lm: NGramLM, byte_lm: ByteLevelLM, prompts: Prompts, data: bytes, *,
+                target_bytes: int, soft_bias: float):
+    """``(cut, continuation, log-loss bits)`` of a token strategy at every cut: back off, generate
+    greedily, and score the true next character with the same process as a sampler."""
+    keep = context_size(lm)
     index = byte_lm.index
-    tokenizer = byte_lm.tokenizer
     bias = soft_bias if strategy == "soft" else None
     buf = np.empty(lm.vocab_size, dtype=np.float64)
+    lm_next: Callable[[list[int]], npt.NDArray[np.float64]]
     if bias is None:
         def lm_next(ctx):
             return lm.next_probs(ctx, out=buf)
     else:
         def lm_next(ctx):
             return lm.next_logprobs(ctx, out=buf)
-    if strategy == "exact" and stable is None:
-        stable = stable_points(tokenizer, prompts.last, index=index)
-    points = stable or []
-    k = 0 if strategy == "exact" else backoff_of(strategy)
+    k = backoff_of(strategy)
     back = index.max_piece_length + 1 if k == "cover" else int(k)
-    for i in range(n):
+    for i in range(len(prompts.cuts)):
         b = int(prompts.cuts[i])
-        truth = data[b : b + target_bytes]
-        char = truth[: char_length(truth[0])]
-        if strategy == "exact":
-            p, sids = points[i]
-            ctx = prompts.before_last(i, keep) + sids
-            cur = byte_lm.cursor(ctx[len(ctx) - keep :] if keep else [], prompts.last[i][p:])
-            n0 = len(cur)
-            logloss[i] = -cur.score(char) / LN2
-            cur.truncate(n0)
-            out = cur.greedy(target_bytes)
+        char = data[b : b + char_length(data[b])]
+        ids = prompts.tail(i, (keep or 0) + back) if keep is not None else prompts.tail(i, len(prompts.ids))
+        if back:
+            healed = heal(byte_lm.tokenizer, ids, k, index=index)
+            kept, prefix = healed.kept_ids, healed.prefix
         else:
-            ids = prompts.tail(i, keep + back)
-            if back:
-                healed = heal(tokenizer, ids, k, index=index)
-                kept, prefix = healed.kept_ids, healed.prefix
-            else:
-                kept, prefix = ids, b""
-            context = kept[len(kept) - keep :] if keep else []
-            g = generate(lm_next, index, context, prefix, max_new_bytes=target_bytes,
-                         max_new_tokens=target_bytes + len(prefix), bias=bias)
-            out = g.continuation
-            cur = byte_lm.cursor(context, prefix, constrained=len(prefix), bias=bias)
-            lp = cur.log_mass() if prefix else 0.0
-            logloss[i] = -(lp + cur.score(char)) / LN2
-        match_char[i], match_bytes[i], matched[i] = _score(out, truth)
-    return {"next_char": match_char, "next_bytes": match_bytes, "matched_bytes": matched, "logloss_bits": logloss}
+            kept, prefix = ids, b""
+        context = last_tokens(kept, keep)
+        g = generate(lm_next, index, context, prefix, max_new_bytes=target_bytes,
+                     max_new_tokens=target_bytes + len(prefix), bias=bias)
+        cur = byte_lm.cursor(context, prefix, constrained=len(prefix), bias=bias)
+        lp = cur.log_mass() if prefix else 0.0
+        yield i, g.continuation, -(lp + cur.score(char)) / LN2
 
 
 def summarize(scores: dict[str, npt.NDArray], is_boundary: npt.NDArray[np.bool_]) -> dict:
@@ -215,25 +206,34 @@ def summarize(scores: dict[str, npt.NDArray], is_boundary: npt.NDArray[np.bool_]
 def continuation_experiment(tokenizer: Tokenizer, enc: EncodedText, lms: dict[str, NGramLM], *, cuts: int,
                             seed: int, target_bytes: int = DEFAULT_TARGET_BYTES, index: VocabIndex | None = None,
                             num_threads: int | None = None, strategies: Sequence[str] = STRATEGIES,
-                            soft_bias: float = DEFAULT_SOFT_BIAS) -> dict:
+                            soft_bias: float = DEFAULT_SOFT_BIAS, generic_cuts: int = 0) -> dict:
     """Every strategy with every LM on one text: ``{"cuts", "mid_token_fraction", "conditions":
-    {"<strategy>/<lm>": {"all" | "boundary" | "mid_token": scores, "seconds_per_cut": ...}}}``."""
+    {"<strategy>/<lm>": {"all" | "boundary" | "mid_token": scores, "seconds_per_cut": ...}},
+    "generic": ...}``; ``generic`` (:func:`.exact.generic_check`) runs the exact strategies on the
+    first ``generic_cuts`` cuts again with the first LM seen only through ``next_token_logprobs``."""
     index = index or VocabIndex.from_tokenizer(tokenizer)
     positions = choose_cuts(enc.data, cuts, cut_seed(seed, enc.name), min_after=target_bytes)
     prompts = build_prompts(tokenizer, enc, positions, num_threads=num_threads)
-    result: dict[str, Any] = {"cuts": int(len(positions)), "cuts_sha256": cuts_digest(positions), "mid_token_fraction": float((~prompts.is_boundary).mean()) if len(positions) else None,
-              "conditions": {}}
+    result: dict[str, Any] = {"cuts": int(len(positions)), "cuts_sha256": cuts_digest(positions),
+                              "mid_token_fraction": float((~prompts.is_boundary).mean()) if len(positions) else None,
+                              "conditions": {}}
     t0 = time.perf_counter()
-    stable = stable_points(tokenizer, prompts.last, index=index) if "exact" in strategies else None
-    t_stable = time.perf_counter() - t0  # part of the exact strategy's cost, for each LM
+    splits = X.stable_splits(tokenizer, prompts) if "exact-stable" in strategies else None
+    t_stable = time.perf_counter() - t0  # part of the exact-stable strategy's cost, for each LM
+    first: ByteLevelLM | None = None
     for lm_name, lm in lms.items():
-        byte_lm = ByteLevelLM(tokenizer, lm, index=index)
+        byte_lm = first.with_lm(lm) if first is not None else ByteLevelLM(tokenizer, lm, index=index)
+        first = first or byte_lm
         for strategy in strategies:
             t0 = time.perf_counter()
             scores = run_strategy(strategy, lm, byte_lm, prompts, enc.data, target_bytes=target_bytes,
-                                  soft_bias=soft_bias, stable=stable)
-            seconds = time.perf_counter() - t0 + (t_stable if strategy == "exact" else 0.0)
+                                  soft_bias=soft_bias, splits=splits)
+            seconds = time.perf_counter() - t0 + (t_stable if strategy == "exact-stable" else 0.0)
             entry = summarize(scores, prompts.is_boundary)
             entry["seconds_per_cut"] = seconds / max(len(positions), 1)
             result["conditions"][f"{strategy}/{lm_name}"] = entry
+    exact = [s for s in strategies if exact_tokenizations(s) is not None]
+    if generic_cuts and exact and first is not None and len(positions):
+        result["generic"] = X.generic_check(first, prompts, enc.data, exact, min(generic_cuts, len(positions)),
+                                            target_bytes=target_bytes, splits=splits)
     return result

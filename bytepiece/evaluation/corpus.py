@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError
+from ..io.read import open_regular
 
 DEFAULT_HELDOUT_BYTES = 300_000
 DEFAULT_SEGMENTS = 8
@@ -34,11 +35,9 @@ NEIGHBOUR_WINDOW = 8
 def read_text(path: str | os.PathLike) -> str:
     """A UTF-8 text file as ``str`` (newlines kept as they are)."""
     path = Path(path)
-    try:
-        with open(path, "rb") as f:
-            data = f.read()
-    except FileNotFoundError:
-        raise InputError(f"{path}: no such file") from None
+    f, _ = open_regular(path, what="text file", error=InputError)
+    with f:
+        data = f.read()
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as e:

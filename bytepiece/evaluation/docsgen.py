@@ -9,12 +9,12 @@ only (a reader does not have the author's directories).
 from __future__ import annotations
 
 import argparse
-import json
 import re
 import sys
 from pathlib import Path, PurePath
 
 from ..io.atomic import atomic_write
+from ..continuation.healing import STRATEGIES
 from ..errors import InputError
 from . import report
 
@@ -32,7 +32,7 @@ def markers(section: str | None = None) -> tuple[str, str]:
             f"<!-- results:{section}:end -->")
 
 _DEFAULTS = {"order": 4, "cuts": 2000, "alpha_train": 0.1, "passes": 1, "alphas": [0.01, 0.1, 0.5, 1.0], "seed": 0,
-             "heldout_bytes": 300_000, "soft_bias": 3.0}
+             "heldout_bytes": 300_000, "soft_bias": 3.0, "generic_cuts": 2}
 
 
 def command_line(res: dict) -> str:
@@ -50,7 +50,7 @@ def command_line(res: dict) -> str:
             value = ",".join(f"{a:g}" for a in cfg[key]) if isinstance(cfg[key], list) else cfg[key]
             parts.append(f"--{key.replace('_', '-')} {value}")
     strategies = cfg.get("strategies")
-    if strategies and list(strategies) != list(report.STRATEGY_ORDER):
+    if strategies and list(strategies) != list(STRATEGIES):
         parts.append(f"--strategies {','.join(strategies)}")
     lines, line = [], ""
     for p in parts:
@@ -66,7 +66,7 @@ def results_section(res: dict, plot_name: str | None = None) -> str:
     env = res.get("environment", {})
     total = res.get("timings", {}).get("total")
     head = [
-        report._wrap(
+        report.wrap_markdown(
             f"_Generated from the JSON of one run, created {res.get('created', '?')} on {env.get('platform', '?')} "
             f"({env.get('cpus', '?')} CPUs; bytepiece {env.get('bytepiece', '?')}, numba {env.get('numba', '?')})"
             + (f"; the whole run took {total / 60:.1f} minutes._" if total is not None else "._")),
@@ -106,9 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--section", help="which results section of the page (default: the unnamed one)")
     args = parser.parse_args(argv)
     try:
-        res = json.loads(Path(args.results).read_text(encoding="utf-8"))
-        if not isinstance(res, dict) or res.get("format") != "bytepiece-eval/1":
-            raise InputError(f"{args.results} is not the JSON of bytepiece eval run --json")
+        res = report.load_results(args.results)
         if args.plot:
             report.plot(res, args.plot)
         if args.docs:

@@ -9,7 +9,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ..compression import Compression
-from ..lm import NGramLM
+from ..continuation.lm import NGramLM
 from ..model import FIRST_PIECE_ID
 from ..normalize import chunks as split_chunks
 from ..tokenizer import Tokenizer

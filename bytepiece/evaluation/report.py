@@ -11,17 +11,19 @@ results section of a documentation page from the JSON of ``bytepiece eval run`` 
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import PurePath
 
+from ..continuation.healing import STRATEGIES, TOKEN_STRATEGIES
 from ..errors import InputError
 
 WIDTH = 80
 LMS = ("det", "sampled")
 LM_SHORT = {"det": "d", "sampled": "s"}
 PARTS = (("all", "all"), ("boundary", "bnd"), ("mid_token", "mid"))
-STRATEGY_ORDER = ("naive", "healing", "healing-d1", "healing-3", "soft", "exact")
+STRATEGY_ORDER = (*STRATEGIES, "exact")  # "exact": results written before the exact strategies were named
 
 # The four conditions of the first harness; kept so older code and JSON read the same labels.
 CONDITION_LABELS = {
@@ -228,27 +230,73 @@ def files_table(res: dict, lm: str) -> TableData:
 
 
 def exact_gap_table(res: dict) -> TableData:
-    """Exact minus each other strategy on the same cuts: where a heuristic beats the reference."""
-    strategies = [s for s in strategies_of(res) if s != "exact"]
-    headers = ["tokenizer", "LM", "cuts"] + strategies
+    """Each exact strategy minus naive and minus the best heuristic of each cell, on the same cuts:
+    where a heuristic beats the byte-level distribution, and by how much."""
+    headers = ["tokenizer", "LM", "strategy"] + [f"-naive {short}" for _, short in PARTS] + \
+              [f"-best {short}" for _, short in PARTS]
+    rows, groups = [], []
+    for t in res["tokenizers"]:
+        c = t["pooled"]["continuation"]["conditions"]
+        for lm in LMS:
+            for s in (s for s in strategies_of(res) if s.startswith("exact")):
+                ex = c.get(f"{s}/{lm}")
+                if ex is None:
+                    continue
+                row = [t["name"], lm, s]
+                for versus in ("naive", "best"):
+                    for part, _ in PARTS:
+                        rivals = [c[f"{h}/{lm}"][part]["next_char"] for h in TOKEN_STRATEGIES
+                                  if f"{h}/{lm}" in c and (versus == "best" or h == "naive")]
+                        rivals = [x for x in rivals if x is not None]
+                        mine = ex[part]["next_char"]
+                        row.append("-" if mine is None or not rivals else f"{100 * (mine - max(rivals)):+.1f}")
+                rows.append(row)
+            if rows:
+                groups.append(len(rows) - 1)
+    return TableData("Each exact strategy minus naive and minus the best heuristic of the same cuts, next-character "
+                     "match (percentage points; negative: a heuristic is ahead)", headers, rows, keys=3,
+                     groups=sorted(set(groups))[:-1],
+                     caption="best: the most accurate of naive, healing, healing-d1, healing-3 and soft in each "
+                             "column; all / bnd / mid: every cut, cuts on a token boundary, cuts inside a token")
+
+
+def boundary_table(res: dict) -> TableData:
+    """exact-canonical split by where a token starts: how much of its next-byte mass says "a new
+    token starts at the cut", and how accurate it is when told so."""
+    headers = ["tokenizer", "LM", "naive bnd", "canon bnd", "told bnd", "P(start) bnd", "P(start) mid"]
     rows = []
     for t in res["tokenizers"]:
         c = t["pooled"]["continuation"]["conditions"]
         for lm in LMS:
-            ex = c.get(f"exact/{lm}")
-            if ex is None:
+            ex, naive = c.get(f"exact-canonical/{lm}"), c.get(f"naive/{lm}")
+            if ex is None or "boundary_mass" not in ex["all"]:
                 continue
-            for part, short in PARTS[1:]:
-                row = [t["name"], lm, short]
-                for s in strategies:
-                    other = c.get(f"{s}/{lm}")
-                    if other is None or ex[part]["next_char"] is None:
-                        row.append("-")
-                    else:
-                        row.append(f"{100 * (ex[part]['next_char'] - other[part]['next_char']):+.1f}")
-                rows.append(row)
-    return TableData("Exact minus each strategy, next-character match (percentage points; negative: the strategy "
-                     "beats exact)", headers, rows, keys=3)
+            rows.append([t["name"], lm, _pct(naive["boundary"]["next_char"]) if naive else "-",
+                         _pct(ex["boundary"]["next_char"]), _pct(ex["boundary"].get("next_char_given_boundary")),
+                         _pct(ex["boundary"].get("boundary_mass")), _pct(ex["mid_token"].get("boundary_mass"))])
+    return TableData("Where exact-canonical puts the next token: next-character match (%) at cuts on a token "
+                     "boundary, and its mass on a token starting at the cut (%)", headers, rows, keys=2,
+                     caption="told bnd: the same distribution restricted to the sequences whose next token starts "
+                             "at the cut (what naive assumes); P(start): the share of its next-byte mass on those "
+                             "sequences, at boundary and at mid-token cuts")
+
+
+def generic_table(res: dict) -> TableData:
+    """The exact strategies through the generic LM path (the det LM behind next_token_logprobs)."""
+    headers = ["tokenizer", "strategy", "cuts", "next char %", "same %", "max dlog", "ms generic", "ms kernel"]
+    rows = []
+    for t in res["tokenizers"]:
+        g = t["pooled"]["continuation"].get("generic")
+        if not g:
+            continue
+        for s, cell in g["strategies"].items():
+            rows.append([t["name"], s, f"{g['cuts']:,}", _pct(cell["next_char"]), _pct(cell["same_continuation"]),
+                         f"{cell['max_logloss_diff_bits']:.1e}", f"{1000 * cell['seconds_per_cut']:.0f}",
+                         f"{1000 * cell['kernel_seconds_per_cut']:.1f}"])
+    return TableData("The exact strategies through the generic LM path, first cuts of each file", headers, rows,
+                     keys=2, caption="the det LM seen only through next_token_logprobs (as any other LM is): next-"
+                     "character match, greedy continuations identical to the Kneser-Ney kernels' (same %), the "
+                     "largest log-loss difference from them (bits), milliseconds per cut of each path")
 
 
 def sampling_table(res: dict) -> TableData:
@@ -276,8 +324,13 @@ def heldout_table(res: dict, *, public: bool = False) -> TableData:
 def all_tables(res: dict, *, per_file: bool = True, width: int | None = WIDTH, aligned: bool = False) -> list[TableData]:
     out = [compression_table(res), bpb_table(res), cuts_table(res), time_table(res)]
     out += [strategy_table(res, m) for m in ("next_char", "next_bytes", "logloss_bits")]
-    if any("exact/" in c for t in res["tokenizers"] for c in t["pooled"]["continuation"]["conditions"]):
+    if any(c.startswith("exact") for t in res["tokenizers"] for c in t["pooled"]["continuation"]["conditions"]):
         out.append(exact_gap_table(res))
+    conditions = [v for t in res["tokenizers"] for v in t["pooled"]["continuation"]["conditions"].values()]
+    if any("boundary_mass" in v["all"] for v in conditions):
+        out.append(boundary_table(res))
+    if any(t["pooled"]["continuation"].get("generic") for t in res["tokenizers"]):
+        out.append(generic_table(res))
     if per_file and len(res["heldout"]) > 1:
         out += [files_table(res, lm) for lm in LMS]
     out.append(sampling_table(res))
@@ -304,15 +357,15 @@ def to_markdown(table: TableData) -> str:
     def esc(s: str) -> str:
         return s.replace("|", "\\|")
 
-    lines = [_wrap(f"**{esc(table.title)}**"), "", "| " + " | ".join(esc(h) for h in table.headers) + " |",
+    lines = [wrap_markdown(f"**{esc(table.title)}**"), "", "| " + " | ".join(esc(h) for h in table.headers) + " |",
              "| " + " | ".join("---" if i < table.keys else "---:" for i in range(len(table.headers))) + " |"]
     lines += ["| " + " | ".join(esc(c) for c in row) + " |" for row in table.rows]
     if table.caption:
-        lines += ["", _wrap(f"_{table.caption}_")]
+        lines += ["", wrap_markdown(f"_{table.caption}_")]
     return "\n".join(lines) + "\n"
 
 
-def _wrap(text: str) -> str:
+def wrap_markdown(text: str) -> str:
     """Prose lines of the markdown kept to the page width (a paragraph renders the same)."""
     import textwrap
 
@@ -394,5 +447,39 @@ def vocabulary_notes(res: dict) -> list[str]:
     return out
 
 
-__all__ = ["CONDITION_LABELS", "TableData", "all_tables", "fit", "heldout_table", "markdown_report", "plot",
+__all__ = ["CONDITION_LABELS", "TableData", "all_tables", "boundary_table", "exact_gap_table", "fit", "generic_table",
+           "heldout_table", "load_results", "markdown_report", "plot",
            "strategies_of", "strategy_table", "summary_lines", "to_markdown", "to_rich", "vocabulary_notes"]
+
+
+#: the format of ``bytepiece eval run --json``
+RESULTS_FORMAT = "bytepiece-eval/1"
+MAX_RESULTS_BYTES = 256 << 20
+
+
+def load_results(path: str | os.PathLike) -> dict:
+    """The results of ``bytepiece eval run --json`` read from ``path``, checked by rendering
+    every table once: a file that is not such JSON, or a damaged or partial one, is one
+    ``InputError`` that says so (never a ``KeyError`` from deep inside a table)."""
+    import json
+
+    from ..io.read import read_limited
+
+    data = read_limited(path, limit=MAX_RESULTS_BYTES, what="results file", error=InputError)
+    try:
+        res = json.loads(data)
+    except (UnicodeDecodeError, ValueError, RecursionError) as e:
+        raise InputError(f"{path} is not a JSON file ({e})") from None
+    if not isinstance(res, dict) or res.get("format") != RESULTS_FORMAT:
+        raise InputError(f"{path} is not the JSON of bytepiece eval run --json")
+    try:
+        heldout_table(res)
+        all_tables(res)
+        summary_lines(res)
+        vocabulary_notes(res)
+    except (KeyError, TypeError, IndexError, AttributeError, ValueError) as e:
+        what = f"no {e.args[0]!r}" if isinstance(e, KeyError) else f"{type(e).__name__}: {e}"
+        raise InputError(f"{path} is incomplete or damaged ({what}); write it again with bytepiece eval run "
+                         "--json") from None
+    return res
+

@@ -8,7 +8,9 @@ sizes trained here with :class:`bytepiece.Trainer`), it measures for every token
   one on its deterministic (Viterbi) segmentation, one on ``passes`` sampled segmentations
   (``alpha_train``). Both score the deterministic tokens of the held-out text;
 * the continuation experiment (:mod:`.continuation`) for every strategy in ``strategies``
-  (default: all of :data:`bytepiece.healing.STRATEGIES`) x {det, sampled}, on the same cuts;
+  (default: all of :data:`bytepiece.continuation.healing.STRATEGIES`) x {det, sampled}, on the same cuts,
+  and the exact strategies again on the first ``generic_cuts`` cuts of each file with the det LM
+  seen only through ``next_token_logprobs`` (the generic path any other LM takes);
 * the sampling profile (:func:`.metrics.sampling_profile`) for every alpha in ``alphas``.
 
 Held-out texts are carved with :func:`.corpus.heldout_slice` so that no distinctive line of the
@@ -38,8 +40,10 @@ import numpy as np
 
 from ..compression import Compression
 from ..errors import InputError
+from ..io.read import check_file
 from ..model import file_sha256
-from ..healing import DEFAULT_SOFT_BIAS, STRATEGIES
+from ..continuation.healing import DEFAULT_SOFT_BIAS, STRATEGIES
+from .exact import pool_generic
 from ..normalize import chunks
 from .continuation import DEFAULT_CUTS, DEFAULT_TARGET_BYTES, continuation_experiment
 from .corpus import (
@@ -55,6 +59,7 @@ from .metrics import bits_per_byte, compression, encode_text, piece_lengths, sam
 DEFAULT_ALPHAS = (0.01, 0.1, 0.5, 1.0)
 DEFAULT_ALPHA_TRAIN = 0.1
 DEFAULT_ORDER = 4
+DEFAULT_GENERIC_CUTS = 2
 LM_NAMES = ("det", "sampled")
 
 Progress = Callable[[str], None]
@@ -76,6 +81,7 @@ class EvalConfig:
     seed: int = 0
     strategies: Sequence[str] = STRATEGIES
     soft_bias: float = DEFAULT_SOFT_BIAS  # nats added to the agreeing tokens by the "soft" strategy
+    generic_cuts: int = DEFAULT_GENERIC_CUTS  # per file: exact strategies again through the generic LM path
     target_bytes: int = DEFAULT_TARGET_BYTES
     heldout_bytes: int = DEFAULT_HELDOUT_BYTES
     heldout_segments: int = DEFAULT_SEGMENTS
@@ -85,6 +91,28 @@ class EvalConfig:
     save_models: str | os.PathLike | None = None  # directory for the trained models
     trainer_options: dict[str, Any] = field(default_factory=dict)
 
+    def _check_inputs(self) -> None:
+        if not self.train:
+            raise InputError("no training text given; pass --train FILE")
+        if not self.heldout:
+            raise InputError("no held-out text given; pass --heldout FILE")
+        if not self.models and not self.vocab_sizes:
+            raise InputError("no tokenizer given; pass -m MODEL and/or --vocab-size N")
+        for what, paths in (("training text", self.train), ("held-out text", self.heldout), ("model", self.models)):
+            for p in paths:
+                if what == "model" and Path(p).is_dir():
+                    continue  # a directory holding a tokenizer.json (read_tokenizer checks it)
+                check_file(p, what=what, error=InputError)
+
+    def _check_strategies(self) -> None:
+        if not self.strategies:
+            raise InputError(f"strategies must list at least one of {', '.join(STRATEGIES)}")
+        for strategy in self.strategies:
+            if strategy not in STRATEGIES:
+                raise InputError(f"unknown strategy {strategy!r}; choose from {', '.join(STRATEGIES)}")
+        if len(set(self.strategies)) != len(self.strategies):
+            raise InputError(f"strategies lists a strategy twice: {', '.join(self.strategies)}")
+
     def validate(self) -> None:
         def whole(name: str, value: Any, low: int, high: int | None = None) -> None:
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low or (
@@ -93,28 +121,15 @@ class EvalConfig:
                 rng = f"from {low} to {high}" if high is not None else f">= {low}"
                 raise InputError(f"{name} must be an integer {rng}, got {value!r}")
 
-        if not self.train:
-            raise InputError("no training text given; pass --train FILE")
-        if not self.heldout:
-            raise InputError("no held-out text given; pass --heldout FILE")
-        if not self.models and not self.vocab_sizes:
-            raise InputError("no tokenizer given; pass -m MODEL and/or --vocab-size N")
-        for p in [*self.train, *self.heldout, *self.models]:
-            if not Path(p).is_file():
-                raise InputError(f"{p}: no such file")
+        self._check_inputs()
         for s in self.vocab_sizes:
             whole("vocab size", s, 259)
         whole("order", self.order, 1, 10)
         whole("cuts", self.cuts, 0)
+        whole("generic_cuts", self.generic_cuts, 0)
         whole("passes", self.passes, 1)
         whole("seed", self.seed, 0)
-        if not self.strategies:
-            raise InputError(f"strategies must list at least one of {', '.join(STRATEGIES)}")
-        for strategy in self.strategies:
-            if strategy not in STRATEGIES:
-                raise InputError(f"unknown strategy {strategy!r}; choose from {', '.join(STRATEGIES)}")
-        if len(set(self.strategies)) != len(self.strategies):
-            raise InputError(f"strategies lists a strategy twice: {', '.join(self.strategies)}")
+        self._check_strategies()
         if isinstance(self.soft_bias, bool) or not isinstance(self.soft_bias, (int, float)) or not math.isfinite(self.soft_bias):
             raise InputError(f"soft_bias must be a finite number of nats, got {self.soft_bias!r}")
         whole("target_bytes", self.target_bytes, 1)
@@ -258,8 +273,8 @@ def _tokenizers(config: EvalConfig, say: Progress, timings: dict[str, float]) ->
 
 # -- one tokenizer ------------------------------------------------------------------------------
 def _evaluate_one(cand: _Candidate, config: EvalConfig, train_texts: list[str], heldout, say: Progress) -> dict:
-    from ..healing import VocabIndex
-    from ..lm import NGramLM
+    from ..continuation.lm import NGramLM
+    from ..continuation.vocab import VocabIndex
 
     tok = cand.tokenizer
     t_tok = time.perf_counter()
@@ -309,7 +324,8 @@ def _evaluate_one(cand: _Candidate, config: EvalConfig, train_texts: list[str], 
         t0 = time.perf_counter()
         cont = continuation_experiment(tok, enc, lms, cuts=config.cuts, seed=config.seed,
                                        target_bytes=config.target_bytes, index=index, num_threads=config.num_threads,
-                                       strategies=config.strategies, soft_bias=config.soft_bias)
+                                       strategies=config.strategies, soft_bias=config.soft_bias,
+                                       generic_cuts=config.generic_cuts)
         t_cont += time.perf_counter() - t0
         t0 = time.perf_counter()
         samp = sampling_profile(tok, enc, config.alphas, seed=config.seed, lengths=lengths,
@@ -348,8 +364,8 @@ def _pooled(per_file: dict[str, dict]) -> dict:
         for part in ("all", "boundary", "mid_token"):
             n = sum(f["continuation"]["conditions"][cond][part]["n"] for f in files)
             cell: dict[str, Any] = {"n": n}
-            for key in ("next_char", "next_bytes", "matched_bytes", "logloss_bits"):
-                if any(key not in f["continuation"]["conditions"][cond][part] for f in files):
+            for key in files[0]["continuation"]["conditions"][cond][part]:
+                if key == "n" or any(key not in f["continuation"]["conditions"][cond][part] for f in files):
                     continue  # results written before the key existed
                 total = sum((f["continuation"]["conditions"][cond][part][key] or 0.0)
                             * f["continuation"]["conditions"][cond][part]["n"] for f in files)
@@ -359,6 +375,9 @@ def _pooled(per_file: dict[str, dict]) -> dict:
             secs = sum(f["continuation"]["conditions"][cond]["seconds_per_cut"] * f["continuation"]["cuts"] for f in files)
             entry["seconds_per_cut"] = secs / cuts if cuts else None
         cont["conditions"][cond] = entry
+    generic = pool_generic([f["continuation"]["generic"] for f in files if "generic" in f["continuation"]])
+    if generic is not None:
+        cont["generic"] = generic
     out["continuation"] = cont
     samp = []
     if files:

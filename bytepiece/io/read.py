@@ -12,6 +12,7 @@ that same descriptor, never on the path again.
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 from typing import IO, Literal
@@ -53,6 +54,22 @@ def check_regular(st: os.stat_result, path: str | os.PathLike, *, what: str, err
     :func:`open_regular` gives; a cheap first look, not a substitute for opening it through
     :func:`open_regular` (the path may change in between)."""
     _check(st, os.fspath(path), what, error, None, False)
+
+
+def check_file(path: str | os.PathLike, *, what: str, error: type[Exception]) -> None:
+    """Before any work: ``path`` names a regular file (through its symbolic links). A missing
+    file, a broken link or a link loop, a directory, a FIFO or a device each get their own
+    message (never "no such file" for what exists)."""
+    name = os.fspath(path)
+    try:
+        st = os.stat(name)
+    except FileNotFoundError:
+        broken = os.path.islink(name)
+        raise error(f"{what} {name} {'is a symbolic link to a missing file' if broken else 'does not exist'}") from None
+    except OSError as e:
+        reason = "symbolic link loop" if e.errno == errno.ELOOP else e.strerror
+        raise error(f"cannot read {what} {name}: {reason}") from None
+    check_regular(st, name, what=what, error=error)
 
 
 def open_regular(path: str | os.PathLike, *, what: str, error: type[Exception], limit: int | None = None,

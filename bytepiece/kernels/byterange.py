@@ -32,7 +32,7 @@ class SortedVocab(NamedTuple):
 
 
 class KNView(NamedTuple):
-    """The tables of :class:`bytepiece.lm.NGramLM` plus unigram sums in rank order."""
+    """The tables of :class:`bytepiece.continuation.lm.NGramLM` plus unigram sums in rank order."""
 
     order: int
     p1: np.ndarray
@@ -120,8 +120,9 @@ def _big_sum(T, row, a, b):
 
 
 @njit(cache=True)
-def big_tables(child_start, words, counts, disc, id_rank, sb, so, n_ctx, min_children):
-    """The big-context tables of :class:`KNView` (contexts with at least ``min_children``)."""
+def big_tables(child_start, words, counts, disc, id_rank, sb, so, n_ctx, min_children, keep):
+    """The big-context tables of :class:`KNView` (contexts with at least ``min_children``); the
+    terms of ranks where ``keep`` is False are 0 (their context's normaliser is unchanged)."""
     level = np.zeros(words.shape[0], np.int64)
     for e in range(n_ctx):
         for c in range(child_start[e], child_start[e + 1]):
@@ -158,6 +159,8 @@ def big_tables(child_start, words, counts, disc, id_rank, sb, so, n_ctx, min_chi
             if c > 0 and dn > 0.0:
                 t = max(c - disc[level[e] + 1, min(c, 3)], 0.0) / dn
             r = id_rank[words[lo + i]]
+            if r >= 0 and not keep[r]:
+                t = 0.0
             big_rank[start + i] = r
             terms[start + i] = t
             if r >= 0:
@@ -213,7 +216,7 @@ def range_mass(V, T, nodes, scale, a, b):
 
 
 @njit(cache=True, nogil=True)
-def ext_buckets(V, T, nodes, scale, lo, hi, d, w, out):
+def ext_buckets(V, T, nodes, scale, lo, hi, d, w, out):  # noqa: C901 - one walk over a range of ranked pieces is the algorithm
     """``out[b] += w * P(a piece in [lo, hi) longer than d bytes, whose byte d is b)``."""
     a = lo
     if a < hi and V.so[a + 1] - V.so[a] == d:

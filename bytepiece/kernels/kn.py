@@ -27,7 +27,7 @@ vector costs one pass over the vocabulary plus one update per seen continuation,
 they agree bit for bit.
 
 Counting itself (sort/unique over packed uint64 keys ``parent << 32 | token``) is vectorised
-numpy in :mod:`bytepiece.lm`; this module holds the loops numpy cannot express.
+numpy in :mod:`bytepiece.continuation.lm`; this module holds the loops numpy cannot express.
 """
 
 from __future__ import annotations

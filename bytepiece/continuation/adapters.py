@@ -14,7 +14,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from .errors import InputError
+from ..errors import InputError
+from .context import last_tokens
 
 __all__ = ["HFCausalLM"]
 
@@ -64,8 +65,7 @@ class HFCausalLM:
         seqs = []
         for ctx in contexts:
             ids = [int(t) for t in ctx]
-            if self.context_size is not None:
-                ids = ids[len(ids) - self.context_size:] if len(ids) > self.context_size else ids
+            ids = last_tokens(ids, self.context_size)
             if self.bos_id is not None:
                 ids = [self.bos_id, *ids]
             if not ids:

@@ -7,27 +7,25 @@ the first generated tokens to agree with it: a token is allowed while the prefix
 its bytes start with the whole remaining prefix (the constraint is then met) or if it is a
 proper prefix of it (the rest stays pending for the next step).
 
-Vocabulary queries (:class:`VocabIndex`): the pieces sorted lexicographically make "tokens
-starting with P" one contiguous range, found by two binary searches (O(log V), independent of
-how many tokens match); "tokens that are a proper prefix of P" are at most ``len(P) - 1``
-hash lookups. Both work for any vocabulary size and any tokenizer that can list its pieces.
+Which tokens agree with a pending prefix is a vocabulary query (:class:`.vocab.VocabIndex`).
 
 :func:`generate` is a greedy / sampling loop over a callable ``next_logprobs(ids) -> array``,
 so the same healing applies to any LM: the n-gram model of the harness, a neural model, or a
 remote API that returns scores.
 
-Named strategies (:data:`STRATEGIES`, accepted by :func:`heal`; :func:`bytepiece.strategies.complete`
+Named strategies (:data:`STRATEGIES`, accepted by :func:`heal`; :func:`bytepiece.continuation.complete`
 runs any of them end to end): ``naive`` (no back-off), ``healing`` (back off one token, hard
 constraint), ``healing-d1`` (back off while one vocabulary token can still cover every removed
 byte), ``healing-3`` (back off three tokens; the constraint then spans several steps), ``soft``
 (back off one token but only add ``bias`` nats to the tokens that agree with it: the others stay
-possible and, if chosen, rewrite the end of the prompt) and ``exact`` (no back-off at all: the
-byte-level distribution of :mod:`bytepiece.continuation`).
+possible and, if chosen, rewrite the end of the prompt) and ``exact-canonical``, ``exact-stable``,
+``exact-all`` (no back-off at all: the byte-level distribution of
+:class:`bytepiece.continuation.ByteLevelLM` over the token sequences its name says, see
+:data:`bytepiece.continuation.split.TOKENIZATIONS`).
 """
 
 from __future__ import annotations
 
-import bisect
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, Union
@@ -35,141 +33,46 @@ from typing import Protocol, Union
 import numpy as np
 import numpy.typing as npt
 
-from .errors import InputError
+from ..errors import InputError
+from .context import last_tokens
+from .split import TOKENIZATIONS
+from .vocab import PieceSource, VocabIndex
 
-__all__ = ["STRATEGIES", "DEFAULT_SOFT_BIAS", "VocabIndex", "HealedPrompt", "Generation", "heal", "generate",
-           "allowed_tokens", "backoff_of"]
+__all__ = ["STRATEGIES", "TOKEN_STRATEGIES", "DEFAULT_SOFT_BIAS", "HealedPrompt", "Generation", "heal", "generate",
+           "allowed_tokens", "backoff_of", "check_strategy", "exact_tokenizations"]
 
-STRATEGIES = ("naive", "healing", "healing-d1", "healing-3", "soft", "exact")
+TOKEN_STRATEGIES = ("naive", "healing", "healing-d1", "healing-3", "soft")
+STRATEGIES = TOKEN_STRATEGIES + tuple(f"exact-{t}" for t in TOKENIZATIONS)
 DEFAULT_SOFT_BIAS = 3.0  # nats added to the agreeing tokens by the "soft" strategy (x20 in probability)
 _BACKOFF: dict[str, int | str] = {"naive": 0, "healing": 1, "healing-d1": "cover", "healing-3": 3, "soft": 1}
 
 
+def check_strategy(strategy: str) -> str:
+    """``strategy`` if it is one of :data:`STRATEGIES`; InputError naming them otherwise."""
+    if strategy not in STRATEGIES:
+        raise InputError(f"unknown strategy {strategy!r}; choose from {', '.join(STRATEGIES)}")
+    return strategy
+
+
+def exact_tokenizations(strategy: str) -> str | None:
+    """The token sequences an ``exact-*`` strategy sums over (``"canonical"``, ``"stable"``,
+    ``"all"``); None for a token strategy."""
+    check_strategy(strategy)
+    return strategy.removeprefix("exact-") if strategy.startswith("exact-") else None
+
+
 def backoff_of(strategy: str) -> int | str:
     """Tokens a strategy backs off: a count, or ``"cover"`` (see :func:`heal`)."""
-    if strategy == "exact":
-        raise InputError("the exact strategy backs off no tokens; use bytepiece.continuation.ByteLevelLM")
-    try:
-        return _BACKOFF[strategy]
-    except KeyError:
-        raise InputError(f"unknown strategy {strategy!r}; choose from {', '.join(STRATEGIES)}") from None
-
-
-class _PieceSource(Protocol):
-    @property
-    def vocab_size(self) -> int: ...
-
-    def pieces(self) -> list[bytes]: ...
+    if exact_tokenizations(strategy) is not None:
+        raise InputError(f"the {strategy} strategy backs off no tokens; use bytepiece.continuation.ByteLevelLM")
+    return _BACKOFF[strategy]
 
 
 Seed = Union[int, np.random.Generator, None]
 
 
-class VocabIndex:
-    """Prefix queries over a vocabulary: ``pieces[i]`` is the byte string of id ``first_id + i``.
 
-    Build it from a :class:`~bytepiece.Tokenizer` (``VocabIndex.from_tokenizer``) or from any
-    list of token byte strings (for other tokenizers: ``VocabIndex(pieces, first_id=...)``;
-    empty pieces, e.g. special tokens, are never allowed by a prefix constraint).
-    """
-
-    def __init__(self, pieces: Sequence[bytes], *, first_id: int = 0, vocab_size: int | None = None) -> None:
-        if first_id < 0:
-            raise InputError(f"first_id must be >= 0, got {first_id}")
-        pieces = [bytes(p) for p in pieces]
-        self.first_id = first_id
-        self.vocab_size = vocab_size if vocab_size is not None else first_id + len(pieces)
-        if self.vocab_size < first_id + len(pieces):
-            raise InputError(f"vocab_size {self.vocab_size} is smaller than first_id + len(pieces)")
-        self._by_id: list[bytes] = [b""] * first_id + pieces + [b""] * (self.vocab_size - first_id - len(pieces))
-        order = sorted((i for i in range(len(pieces)) if pieces[i]), key=pieces.__getitem__)
-        self._sorted: list[bytes] = [pieces[i] for i in order]
-        self._sorted_ids = np.array(order, dtype=np.int64) + first_id
-        self._to_id: dict[bytes, int] = {}
-        for i in order:  # on duplicate pieces the lowest id wins
-            self._to_id.setdefault(pieces[i], i + first_id)
-        self.max_piece_length = max((len(p) for p in pieces), default=0)
-        self._pad = b"\xff" * (self.max_piece_length + 1)
-
-    @classmethod
-    def from_tokenizer(cls, tokenizer: _PieceSource) -> VocabIndex:
-        """Index of a bytepiece :class:`~bytepiece.Tokenizer` (ids 0-2 are special, pieces from 3)."""
-        pieces = tokenizer.pieces()
-        first = tokenizer.vocab_size - len(pieces)
-        return cls(pieces, first_id=first, vocab_size=tokenizer.vocab_size)
-
-    def piece(self, token_id: int) -> bytes:
-        """Bytes of ``token_id`` (empty for special tokens)."""
-        return self._by_id[token_id]
-
-    def extension_range(self, prefix: bytes) -> tuple[int, int]:
-        """``(lo, hi)``: the tokens whose bytes start with ``prefix`` are ``sorted_ids[lo:hi]``."""
-        lo = bisect.bisect_left(self._sorted, prefix)
-        hi = bisect.bisect_right(self._sorted, prefix + self._pad, lo)
-        return lo, hi
-
-    @property
-    def sorted_ids(self) -> npt.NDArray[np.int64]:
-        """Token ids in lexicographic order of their bytes (read-only view)."""
-        view = self._sorted_ids.view()
-        view.flags.writeable = False
-        return view
-
-    def extensions(self, prefix: bytes) -> npt.NDArray[np.int64]:
-        """Ids of the tokens whose bytes start with ``prefix`` (lexicographic order)."""
-        lo, hi = self.extension_range(prefix)
-        return self._sorted_ids[lo:hi]
-
-    def id_of(self, piece: bytes) -> int:
-        """Id of the token whose bytes are ``piece``, or -1."""
-        return self._to_id.get(piece, -1)
-
-    def has_longer(self, prefix: bytes) -> bool:
-        """Whether some token's bytes start with ``prefix`` and go on beyond it: the cut after
-        ``prefix`` could fall inside that token."""
-        lo, hi = self.extension_range(prefix)
-        return hi - lo > 1 or (hi - lo == 1 and len(self._sorted[lo]) > len(prefix))
-
-    def sorted_pieces(self) -> list[bytes]:
-        """The non-empty pieces in lexicographic order (``sorted_ids`` gives their ids)."""
-        return list(self._sorted)
-
-    def proper_prefixes(self, prefix: bytes) -> list[int]:
-        """Ids of the tokens that are a proper (shorter, non-empty) prefix of ``prefix``, shortest first."""
-        to_id = self._to_id
-        top = min(len(prefix), self.max_piece_length + 1)
-        return [to_id[prefix[:j]] for j in range(1, top) if prefix[:j] in to_id]
-
-    def allowed(self, prefix: bytes) -> npt.NDArray[np.int64]:
-        """Every id consistent with a pending ``prefix``: extensions, then proper prefixes."""
-        ext = self.extensions(prefix)
-        short = self.proper_prefixes(prefix)
-        if not short:
-            return ext
-        return np.concatenate([ext, np.array(short, dtype=np.int64)])
-
-    def allowed_mask(self, prefix: bytes, out: npt.NDArray[np.bool_] | None = None) -> npt.NDArray[np.bool_]:
-        """Boolean mask over the vocabulary of the ids :meth:`allowed` returns."""
-        if out is None:
-            out = np.zeros(self.vocab_size, dtype=np.bool_)
-        else:
-            out[:] = False
-        out[self.allowed(prefix)] = True
-        return out
-
-    def advance(self, prefix: bytes, token_id: int) -> bytes | None:
-        """The prefix still pending after emitting ``token_id``, or None if it is not allowed."""
-        piece = self._by_id[token_id]
-        if not piece:
-            return None if prefix else b""
-        if piece.startswith(prefix):
-            return b""
-        if prefix.startswith(piece):
-            return prefix[len(piece):]
-        return None
-
-
-def allowed_tokens(tokenizer: _PieceSource, prefix: bytes) -> npt.NDArray[np.int64]:
+def allowed_tokens(tokenizer: PieceSource, prefix: bytes) -> npt.NDArray[np.int64]:
     """Ids consistent with the byte ``prefix`` (convenience; build a :class:`VocabIndex` once
     for repeated queries)."""
     return VocabIndex.from_tokenizer(tokenizer).allowed(prefix)
@@ -217,7 +120,7 @@ def heal(
     if k == "cover":
         index = index or VocabIndex.from_tokenizer(tokenizer)
         n = min(1, len(ids))
-        tail = tokenizer.decode_bytes(ids[len(ids) - n:])
+        tail = tokenizer.decode_bytes(last_tokens(ids, n))
         while n < len(ids):
             longer = tokenizer.decode_bytes(ids[-n - 1 : -n]) + tail
             lo, hi = index.extension_range(longer)
@@ -228,7 +131,7 @@ def heal(
     if not isinstance(k, (int, np.integer)) or isinstance(k, bool) or k < 0:
         raise InputError(f"k must be a non-negative number of tokens or 'cover', got {k!r}")
     n = min(int(k), len(ids))
-    return HealedPrompt(ids, ids[: len(ids) - n], tokenizer.decode_bytes(ids[len(ids) - n:]))
+    return HealedPrompt(ids, ids[: len(ids) - n], tokenizer.decode_bytes(last_tokens(ids, n)))
 
 
 @dataclass

@@ -32,8 +32,9 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from .errors import InputError
-from .kernels import kn as K
+from ..errors import InputError
+from ..kernels import kn as K
+from .context import last_tokens
 
 DEFAULT_ORDER = 4
 MAX_ORDER = 10
@@ -63,7 +64,7 @@ class NGramLM:
 
     Build one with :meth:`train`. Queries: :meth:`next_probs` / :meth:`next_logprobs` (the full
     distribution over the vocabulary after a context; calling the model is ``next_logprobs``, so
-    it plugs into :func:`bytepiece.healing.generate`), :meth:`prob`, :meth:`token_logprobs` and
+    it plugs into :func:`bytepiece.continuation.healing.generate`), :meth:`prob`, :meth:`token_logprobs` and
     :meth:`bits` (total ``-log2`` likelihood of documents).
     """
 
@@ -125,8 +126,7 @@ class NGramLM:
 
     # -- queries ----------------------------------------------------------------------------
     def _context(self, context) -> IdArray:
-        arr = _as_ids(context, self.vocab_size, 0, "context")
-        return np.ascontiguousarray(arr[max(0, len(arr) - (self.order - 1)):])
+        return np.ascontiguousarray(last_tokens(_as_ids(context, self.vocab_size, 0, "context"), self.order - 1))
 
     def next_probs(self, context: Sequence[int] | npt.NDArray[np.integer] = (), *,
                    out: npt.NDArray[np.float64] | None = None) -> npt.NDArray[np.float64]:

@@ -1,55 +1,58 @@
-"""The byte-level recursion of :mod:`bytepiece.continuation` for any token LM, in Python.
+"""The any-LM backend: every tokenization of the bytes, for a model seen only through
+``next_token_logprobs`` (:class:`bytepiece.continuation.TokenLM`), in Python.
 
 Same quantities as the Kneser-Ney kernels (:mod:`bytepiece.kernels.bytedp`), but an LM is a black
 box here: a state is a token history, and histories merge only when the LM declares a finite
-``context_size`` (they then predict the same once their last ``context_size`` tokens agree).
-One full next-token distribution per distinct history is computed (in one batch per byte
-position when the LM has ``next_token_logprobs_batch``) and cached for the cursor's lifetime.
-Masses are kept as natural logs, so nothing underflows.
+``context_size`` (they then predict the same once their last ``context_size`` tokens agree,
+:func:`.context.last_tokens`). One full next-token distribution per distinct history is computed
+(in one batch per byte position when the LM has ``next_token_logprobs_batch``) and cached for the
+cursor's lifetime (:class:`Distributions`). Masses are kept as natural logs, so nothing underflows.
 """
 
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
+from collections import OrderedDict
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
-from .errors import InputError
+from ..errors import InputError
+from ..kernels.byterange import SortedVocab
+from .context import context_size, last_tokens
+from .cursor import Cursor
+from .vocab import VocabIndex
 
-if TYPE_CHECKING:
-    from .continuation import ByteLevelLM, Seed
+__all__ = ["Distributions", "GenericCursor"]
 
 State = tuple[float, tuple[int, ...], float]  # log mass, history, log factor on transitions out
+CACHE_BYTES = 1 << 28
 
 
-class GenericCursor:
-    """:class:`bytepiece.continuation.ByteCursor`'s interface over ``next_token_logprobs``."""
+class Distributions:
+    """Next-token probabilities of a black-box LM, one full vector per distinct history, cached
+    under the tokens the LM declares it looks at (the most recently used ones, up to
+    :data:`CACHE_BYTES` of vectors)."""
 
-    def __init__(self, owner: ByteLevelLM, context: list[int], data: bytes, constrained: int, log_bias: float) -> None:
-        self._lm = owner.lm
-        self._index = owner.index
-        self._V = owner.vocab
-        self._max_states = owner.max_states
-        size = getattr(self._lm, "context_size", None)
-        self._keep = int(size) if isinstance(size, (int, np.integer)) and size >= 0 else None
-        self._context = tuple(context)
-        self._nl = constrained
-        self._log_bias = log_bias
-        self._cache: dict[tuple[int, ...], npt.NDArray[np.float64]] = {}
-        self.exact = True
-        self._rebuild(bytes(data))
+    def __init__(self, lm: Any, vocab: SortedVocab) -> None:
+        self._lm = lm
+        self._vocab_size = len(vocab.id_rank)
+        self._ids = vocab.rank_id
+        self._first_byte = vocab.sb[vocab.so[:-1]]
+        self.keep = context_size(lm)
+        self._cache: OrderedDict[tuple[int, ...], npt.NDArray[np.float64]] = OrderedDict()
+        self._firsts: dict[tuple[int, ...], npt.NDArray[np.float64]] = {}
+        self._room = max(64, CACHE_BYTES // (8 * max(self._vocab_size, 1)))
 
-    # -- LM access ---------------------------------------------------------------------------------
-    def _key(self, history: tuple[int, ...]) -> tuple[int, ...]:
-        if self._keep is None:
-            return history
-        return history[len(history) - self._keep:] if self._keep else ()
+    def key(self, history: tuple[int, ...]) -> tuple[int, ...]:
+        """Histories with the same key predict the same."""
+        return last_tokens(history, self.keep)
 
-    def _dists(self, histories: list[tuple[int, ...]]) -> list[npt.NDArray[np.float64]]:
-        missing = [h for h in dict.fromkeys(self._key(h) for h in histories) if h not in self._cache]
-        full = {self._key(h): h for h in histories}
+    def __call__(self, histories: list[tuple[int, ...]]) -> list[npt.NDArray[np.float64]]:
+        """The next-token probabilities after each history (batched for the ones not cached)."""
+        missing = [h for h in dict.fromkeys(self.key(h) for h in histories) if h not in self._cache]
+        full = {self.key(h): h for h in histories}
         if missing:
             batch = getattr(self._lm, "next_token_logprobs_batch", None)
             if callable(batch) and len(missing) > 1:
@@ -57,17 +60,50 @@ class GenericCursor:
             else:
                 rows = np.stack([np.asarray(self._lm.next_token_logprobs(list(full[k])), dtype=np.float64)
                                  for k in missing])
-            if rows.shape != (len(missing), self._index.vocab_size):
+            if rows.shape != (len(missing), self._vocab_size):
                 raise InputError(f"next_token_logprobs returned shape {rows.shape[1:]}, expected "
-                                 f"({self._index.vocab_size},)")
+                                 f"({self._vocab_size},)")
             for k, row in zip(missing, rows):
                 self._cache[k] = np.exp(row)
-        return [self._cache[self._key(h)] for h in histories]
+        out = []
+        for h in histories:
+            k = self.key(h)
+            self._cache.move_to_end(k)
+            out.append(self._cache[k])
+        while len(self._cache) > max(self._room, len(histories)):
+            self._firsts.pop(self._cache.popitem(last=False)[0], None)
+        return out
+
+    def first_bytes(self, history: tuple[int, ...], p: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+        """``p`` (the distribution after ``history``) summed by the first byte of each token."""
+        key = self.key(history)
+        got = self._firsts.get(key)
+        if got is None:
+            got = np.asarray(np.bincount(self._first_byte, weights=p[self._ids], minlength=256), dtype=np.float64)
+            self._firsts[key] = got
+        return got
+
+
+class GenericCursor(Cursor):
+    """Every tokenization of the bytes after a token context, under any LM."""
+
+    def __init__(self, index: VocabIndex, vocab: SortedVocab, dists: Distributions, max_states: int,
+                 context: list[int], data: bytes, constrained: int, log_bias: float) -> None:
+        super().__init__(data, constrained)
+        self._index = index
+        self._V = vocab
+        self._dists = dists
+        self._max_states = max_states
+        self._context = tuple(context)
+        self._log_bias = log_bias
+        self.exact = True
+        self._rebuild()
 
     # -- the recursion -----------------------------------------------------------------------------
-    def _rebuild(self, data: bytes) -> None:
-        self._data = bytearray(data)
-        self._pos: list[dict[tuple[int, ...], State]] = [{self._key(self._context): (0.0, self._context, 0.0)}]
+    def _rebuild(self) -> None:
+        key = self._dists.key
+        self._pos: list[dict[tuple[int, ...], State]] = [{key(self._context): (0.0, self._context, 0.0)}]
+        data = bytes(self._data)
         if self._nl > 0:
             self._set_factors(0)
         for t in range(1, len(data) + 1):
@@ -88,7 +124,7 @@ class GenericCursor:
                     continue
                 value = lm + lf + math.log(p[tid])
                 new = hist + (tid,)
-                key = self._key(new)
+                key = self._dists.key(new)
                 if key in acc:
                     old = acc[key]
                     acc[key] = (float(np.logaddexp(old[0], value)), old[1], 0.0)
@@ -131,12 +167,15 @@ class GenericCursor:
                 continue
             states = list(self._pos[j].values())
             for (lm, hist, lf), p in zip(states, self._dists([s[1] for s in states])):
-                terms.append((lm + lf, p, lo, hi, d))
+                terms.append((lm + lf, hist, p, lo, hi, d))
         out = np.zeros(256, dtype=np.float64)
         if not terms:
             return out, -math.inf
         base = max(t[0] for t in terms)
-        for lw, p, lo, hi, d in terms:
+        for lw, hist, p, lo, hi, d in terms:
+            if d == 0:
+                out += math.exp(lw - base) * self._dists.first_bytes(hist, p)
+                continue
             nxt = V.sb[V.so[lo:hi] + d]
             out += math.exp(lw - base) * np.bincount(nxt, weights=p[V.rank_id[lo:hi]], minlength=256)
         total = float(out.sum())
@@ -145,63 +184,14 @@ class GenericCursor:
         return out / total, base + math.log(total)
 
     # -- the cursor interface ----------------------------------------------------------------------
-    def __len__(self) -> int:
-        return len(self._data)
-
-    @property
-    def data(self) -> bytes:
-        return bytes(self._data)
-
     def probs(self) -> npt.NDArray[np.float64]:
         return self._buckets()[0]
 
     def log_mass(self) -> float:
         return self._buckets()[1]
 
-    def push(self, byte: int) -> None:
-        self.extend(bytes([byte]))
+    def _append(self, byte: int) -> None:
+        self._pull(len(self._data))
 
-    def extend(self, data: bytes) -> None:
-        for b in bytes(data):
-            self._data.append(b)
-            self._pull(len(self._data))
-
-    def score(self, data: bytes) -> float:
-        total = 0.0
-        for b in bytes(data):
-            p = self.probs()
-            total += math.log(p[b]) if p[b] > 0 else -math.inf
-            self.push(b)
-        return total
-
-    def greedy(self, n: int) -> bytes:
-        out = bytearray()
-        for _ in range(n):
-            b = int(np.argmax(self.probs()))
-            self.push(b)
-            out.append(b)
-        return bytes(out)
-
-    def sample(self, n: int, *, temperature: float = 1.0, seed: Seed = None) -> bytes:
-        if not (temperature > 0 and math.isfinite(temperature)):
-            raise InputError(f"temperature must be a positive number, got {temperature!r}")
-        rng = np.random.default_rng(seed)
-        out = bytearray()
-        for _ in range(n):
-            p = self.probs()
-            if temperature != 1.0:
-                with np.errstate(divide="ignore"):
-                    logits = np.log(p) / temperature
-                p = np.exp(logits - logits.max())
-                p /= p.sum()
-            b = int(rng.choice(256, p=p))
-            self.push(b)
-            out.append(b)
-        return bytes(out)
-
-    def truncate(self, n: int) -> None:
-        if not self._nl <= n <= len(self._data):
-            raise InputError(f"can truncate to {self._nl}..{len(self._data)} bytes, not {n}")
-        del self._data[n:]
+    def _back_to(self, n: int) -> None:
         del self._pos[n + 1:]
-
