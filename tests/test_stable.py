@@ -60,6 +60,10 @@ def test_nfc_composition_with_the_continuation(default):
     assert default.encode("cafe\u0301")[: len(ids)] == ids
     ids, tail = default.encode_stable("done! ")
     assert default.decode(ids) + tail == "done! "
+    for text in ("cafe", "a plain ASCII prompt, then e"):  # bytes and str decide alike, ASCII too
+        ids, tail = default.encode_stable(text)
+        assert default.encode_stable(text.encode()) == (ids, tail.encode())
+        assert default.encode(text.encode() + "\u0301".encode())[: len(ids)] == ids
 
 
 def test_long_text_keeps_almost_everything(default, small):

@@ -93,7 +93,7 @@ def encode_stable(core: Segmenter, lattice: Lattice, text: Text) -> tuple[list[i
     if not isinstance(text, (bytes, bytearray, memoryview)):
         raise InputError(f"expected str or bytes, got {type(text).__name__}")
     data = bytes(text)
-    if core.normalization == NFC and not data.isascii():
+    if core.normalization == NFC:  # ASCII too: a final letter may compose with what follows (e + U+0301)
         cut = _incomplete_tail(data)
         try:
             body = data[:cut].decode("utf-8")
