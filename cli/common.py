@@ -162,6 +162,9 @@ def handle_errors(func: F) -> F:
             _silence_stdout()  # the reader went away (| head): no message, no "Exception ignored"
             raise typer.Exit(1) from None
         except OSError as e:
+            if _stdout_is_full(e):
+                _silence_stdout()  # what is still buffered cannot go out either: no second error at exit
+                raise fail(STDOUT_FULL.format(os.strerror(e.errno))) from None
             where = f" ({e.filename})" if getattr(e, "filename", None) else ""
             raise fail(f"{e.strerror or e}{where}") from None
         except Terminated:
@@ -189,6 +192,33 @@ def note(message: str) -> None:
 
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
     note(str(message))
+
+
+STDOUT_FULL = ("cannot write standard output: {}; the output is incomplete (what was written "
+               "before stays); free some space or redirect standard output elsewhere")
+
+
+def _stdout_is_full(e: OSError) -> bool:
+    """Whether a full disk that names no file (files bytepiece writes are named in their own
+    errors) is standard output's: writing out what it still holds fails the same way, or it is
+    a character device (``/dev/full``) or a file on a file system with no free block."""
+    import errno
+    import stat
+
+    if e.errno not in (errno.ENOSPC, errno.EDQUOT) or e.filename is not None or stdout_is_closed():
+        return False
+    try:
+        sys.stdout.flush()
+        fd = sys.stdout.fileno()
+        mode = os.fstat(fd).st_mode
+        if stat.S_ISCHR(mode):
+            return not os.isatty(fd)
+        vfs = os.fstatvfs(fd)
+        return stat.S_ISREG(mode) and (vfs.f_bfree if os.geteuid() == 0 else vfs.f_bavail) == 0
+    except OSError as again:  # io.UnsupportedOperation too: a stand-in without a descriptor
+        return again.errno in (errno.ENOSPC, errno.EDQUOT)
+    except (ValueError, AttributeError):
+        return False
 
 
 def _silence_stdout() -> None:

@@ -22,7 +22,9 @@ those literal strings in the input to ids 0-2 where bytepiece encodes them as te
 (transformers) to treat them as text too. No post-processor: like ``bytepiece encode``,
 ``encode`` adds no ``<bos>``/``<eos>``. A tokenizer's own special tokens (``<|im_start|>``, ...)
 follow the pieces with their bytepiece ids, as special added tokens too: HF matches them in the
-text as bytepiece does with ``allowed_special="all"``. :func:`import_hf` reads an export back.
+text as bytepiece does with ``allowed_special="all"``. :func:`import_hf` reads an export back
+(:mod:`bytepiece.interop.hf_import`: any file, however crafted, gives a ``Model`` or one
+``ModelFormatError``).
 
 transformers gives special tokens their roles (``pad_token``, ``bos_token``, ...) only from
 ``tokenizer_config.json`` or keyword arguments, never from a ``tokenizer.json``: a directory
@@ -38,14 +40,14 @@ import contextlib
 import json
 import math
 import os
-import re
 from pathlib import Path
 from typing import Any
 
 from ..io import atomic
-from ..model import BOS_ID, EOS_ID, FIRST_PIECE_ID, PAD_ID, Model
+from ..model import BOS_ID, EOS_ID, FIRST_PIECE_ID, PAD_ID
 from ._proto import NORMAL
 from ._vocab import Style, byte_level_tokens, bytes_to_unicode, check_style, fallback_entries, special_names
+from .hf_import import import_hf as import_hf  # where it always was
 
 #: Score of tokens the lattice must never prefer (special and byte-fallback tokens are in HF's
 #: piece trie, so their literal text in the input would otherwise match them).
@@ -245,60 +247,3 @@ def exact_float_text(x: float) -> str:
                     return candidate
                 fallback = fallback or candidate
     return fallback or text
-
-
-def import_hf(path: str | os.PathLike) -> Model:
-    """Read an HF ``tokenizer.json`` written by :func:`export_hf` (either style) back as a
-    ``Model``: pieces in id order, added special tokens after them as the model's special
-    tokens. HF files keep scores, not counts, so counts are ``exp(score)`` scaled so that the
-    largest is 2**53 (the same piece probabilities up to float rounding)."""
-    import numpy as np
-
-    from ..io.read import read_limited
-    from ..errors import ModelFormatError
-    from ..model import MAX_MODEL_BYTES, SPECIAL_TOKENS, _validate_pieces
-    from ._vocab import parse_placeholder
-
-    name = str(path)
-    content = read_limited(path, limit=MAX_MODEL_BYTES, what="tokenizer.json", error=ModelFormatError)
-    try:
-        data = json.loads(content)
-        vocab = data["model"]["vocab"]
-        kind = data["model"]["type"]
-    except (ValueError, KeyError, TypeError) as e:
-        raise ModelFormatError(f"{name} is not an HF tokenizer.json with a model vocabulary ({e})") from None
-    if kind != "Unigram":
-        raise ModelFormatError(f"{name} holds a {kind} model; only Unigram tokenizer.json files can be imported")
-    added = {t["id"]: t["content"] for t in data.get("added_tokens", []) if t.get("special")}
-    byte_level = "ByteLevel" in json.dumps(data.get("pre_tokenizer"))
-    reverse = {ch: b for b, ch in bytes_to_unicode().items()}
-    pieces: list[bytes] = []
-    scores: list[float] = []
-    specials: list[str] = []
-    seen: set[bytes] = set()
-    for i, (token, score) in enumerate(vocab):
-        if i < FIRST_PIECE_ID:
-            continue
-        if i in added:
-            if added[i] not in SPECIAL_TOKENS and not token.startswith("<unk"):
-                specials.append(added[i])
-            continue
-        raw = parse_placeholder(token)
-        if raw is None and byte_level:
-            raw = bytes(reverse[ch] for ch in token)
-        elif raw is None:
-            byte = re.fullmatch(r"<0x([0-9A-Fa-f]{2})>", token)
-            raw = bytes([int(byte.group(1), 16)]) if byte else token.encode("utf-8")
-        if raw in seen:
-            continue
-        seen.add(raw)
-        pieces.append(raw)
-        scores.append(float(score))
-    s = np.array(scores, dtype=np.float64)
-    counts = np.maximum(1, np.rint(np.exp(s - s.max()) * 2.0**53)).astype(np.int64)
-    try:
-        _validate_pieces(pieces, counts, name)
-    except ModelFormatError as e:
-        raise ModelFormatError(f"{e} (was the file written by bytepiece's export_hf?)") from e
-    model = Model(pieces, counts, {"hf": {"source": os.path.basename(name)}})
-    return model.with_special_tokens(specials)

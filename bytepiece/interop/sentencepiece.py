@@ -223,7 +223,7 @@ def _json_kind(data: bytes, name: str) -> str | None:
         if data[:1] == b"{":
             return f"{name} is not a sentencepiece model (it starts like JSON, but is not valid JSON)"
         return None
-    if isinstance(head, dict) and isinstance(head.get("model"), dict):
+    if isinstance(head, dict) and "model" in head:  # never a key of a bytepiece model (base64, or "_...")
         return (f"{name} is an HF tokenizer.json, not a sentencepiece model; "
                 "bytepiece.interop.hf.import_hf reads the ones bytepiece exported")
     return f"{name} is already a bytepiece model; use it directly with -m (Tokenizer(path) in Python)"

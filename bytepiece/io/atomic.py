@@ -15,6 +15,10 @@ temporaries whose writer is dead (the pid in the name no longer runs and nobody 
 temporary's lock), so leftovers of a killed run go away and, being hidden ``*.tmp`` files, are
 never taken for output meanwhile. Reading never changes anything on disk.
 
+A full disk (or quota) is a :class:`~bytepiece.io.nospace.NoSpaceError` (an ``InputError``)
+that names the output and says that any previous file is untouched, wherever it happens: in a
+write to a file the set handed out, in its commit, or in a writer's last parts.
+
 What is replaced: only regular files. A symlink is followed (its target is replaced, the link
 stays); a character device or FIFO (``/dev/null``, ``/dev/stdout``, a named pipe) is written to
 directly, as a shell redirection would; a directory, socket or block device is refused.
@@ -34,11 +38,12 @@ from typing import IO, Literal, TypeVar, Union
 from ..errors import InputError
 from . import journal as J
 from . import recovery
+from .nospace import NoSpaceError, device_full, is_no_space, is_short_write, no_space_error, output_file
 
 StrPath = Union[str, "os.PathLike[str]"]
 
-__all__ = ["OutputSet", "atomic_open", "atomic_write", "check_writable", "cleanup", "default_mode", "is_stream",
-           "make_temp", "recover", "resolve"]
+__all__ = ["NoSpaceError", "OutputSet", "atomic_open", "atomic_write", "check_writable", "cleanup", "default_mode",
+           "is_stream", "make_temp", "recover", "resolve"]
 
 recover = recovery.recover
 cleanup = recovery.cleanup
@@ -193,18 +198,21 @@ class OutputSet:
         if mode not in ("w", "wb"):
             raise ValueError(f"mode must be 'w' or 'wb', got {mode!r}")
         member = self._stage(path, overwrite)
+        stream = member.kind == "stream"
         try:
-            if member.kind == "stream":
-                raw: IO = open(member.target, "wb")  # noqa: SIM115 - closed by commit/abort
+            if stream:
+                raw: IO = output_file(member.target, member.shown, stream=True)
             else:
                 member.lock_fd, member.tmp = J.create_temp(member.target)
                 with contextlib.suppress(OSError):  # keep the mode of the file being replaced
                     os.fchmod(member.lock_fd, stat.S_IMODE(os.stat(member.target).st_mode))
-                raw = os.fdopen(os.dup(member.lock_fd), "wb")
+                raw = output_file(os.dup(member.lock_fd), member.shown, stream=False)
                 J.step("temp")
-        except BaseException:
+        except BaseException as e:
             self._members.remove(member)
             self._discard(member)
+            if is_no_space(e):
+                raise no_space_error(e, member.shown, stream=stream) from e
             raise
         member.file = io.TextIOWrapper(raw, encoding="utf-8", newline="\n") if mode == "w" else raw
         return member.file
@@ -246,12 +254,7 @@ class OutputSet:
         self._state = "committing"
         try:
             for m in self._members:
-                if m.file is not None and not m.file.closed:
-                    m.file.flush()
-                if m.kind == "replace":
-                    os.fsync(m.lock_fd)
-                if m.file is not None:
-                    m.file.close()
+                self._flush(m)
             ops = [m for m in self._members if m.kind != "stream"]
             for m in ops:
                 if m.kind == "replace" and not m.overwrite and os.path.lexists(m.target):
@@ -259,8 +262,11 @@ class OutputSet:
             pending = [(m.kind, m.tmp, m.target) for m in ops]
             J.step("synced")
             journal = J.write_journal(pending) if len(pending) > 1 else None
-        except BaseException:
+        except BaseException as e:
+            found = self.no_space_error(e)
             self.abort()
+            if found is not None:
+                raise found from e
             raise
         try:
             J.apply(pending)  # past the commit point: an interruption here is rolled forward later
@@ -271,6 +277,35 @@ class OutputSet:
                 self._discard(m, keep_tmp=True)
             self._state = "committed"
         return [Path(m.shown) for m in self._members if m.kind != "remove"]
+
+    @staticmethod
+    def _flush(m: _Member) -> None:
+        """Everything written to ``m`` on disk (fsynced) and its file closed."""
+        try:
+            if m.file is not None and not m.file.closed:
+                m.file.flush()
+            if m.kind == "replace":
+                os.fsync(m.lock_fd)
+            if m.file is not None:
+                m.file.close()
+        except OSError as e:
+            if is_no_space(e):
+                raise no_space_error(e, m.shown, stream=m.kind == "stream") from e
+            raise
+
+    def no_space_error(self, error: BaseException) -> NoSpaceError | None:
+        """``error`` as a :class:`NoSpaceError` naming the member it is about, when it is a full
+        disk that no member has reported yet (raw ``ENOSPC``/``EDQUOT`` from a write the set did
+        not see, or a short write without an error number, numpy's, into a full file system);
+        otherwise None. The member named is the last staged whose file system is full, else the last."""
+        written = [m for m in self._members if m.kind != "remove"]
+        if not (is_no_space(error) or is_short_write(error)) or not written:
+            return None
+        full = [m for m in written if device_full(m.target.parent)]
+        if not full and not is_no_space(error):
+            return None
+        m = (full or written)[-1]
+        return no_space_error(error, m.shown, stream=m.kind == "stream")
 
     def abort(self) -> None:
         """Discard every staged member; the previous files stay as they were."""
@@ -299,7 +334,10 @@ class OutputSet:
             if exc_type is None:
                 self.commit()
             else:
+                found = self.no_space_error(exc)
                 self.abort()
+                if found is not None:
+                    raise found from exc
         return False
 
     def __del__(self) -> None:  # an abandoned set must not leave temporaries behind
@@ -331,8 +369,11 @@ class StagedWriter:
         try:
             self._finish()
             self._out.commit()
-        except BaseException:
+        except BaseException as e:
+            found = self._out.no_space_error(e)
             self._out.abort()
+            if found is not None:
+                raise found from e
             raise
         return self.path
 
@@ -350,7 +391,11 @@ class StagedWriter:
         if exc_type is None:
             self.close()
         else:
+            out = getattr(self, "_out", None)
+            found = out.no_space_error(exc) if out is not None and not self._closed else None
             self.abort()
+            if found is not None:
+                raise found from exc
         return False
 
     def __del__(self) -> None:  # an abandoned writer must not leave temporaries behind
