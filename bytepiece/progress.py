@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import sys
+import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -89,3 +90,34 @@ class Progress:
             return
         with self._console().status(message):
             yield
+
+
+class ShardBar:
+    """A phase bar over shards, in input bytes. Local workers report bytes as they read
+    (:meth:`reading`); :meth:`done` adds whatever of a shard was not reported when its result
+    arrives, so the bar is exact on any engine and moves within a shard where it can."""
+
+    def __init__(self, advance: Advance) -> None:
+        self._advance = advance
+        self._lock = threading.Lock()
+        self._reported: dict[int, int] = {}
+
+    def reading(self, key: int, size: int) -> Advance:
+        """The callback for the worker reading shard ``key`` (``size`` input bytes)."""
+
+        def report(n: int) -> None:
+            with self._lock:
+                seen = self._reported.get(key, 0)
+                n = min(n, size - seen)
+                if n <= 0:
+                    return
+                self._reported[key] = seen + n
+            self._advance(n)
+
+        return report
+
+    def done(self, key: int, size: int) -> None:
+        with self._lock:
+            rest = size - self._reported.pop(key, 0)
+        if rest > 0:
+            self._advance(rest)

@@ -18,9 +18,11 @@ those of the whole line, and no line has to be held whole); encoding reads it to
 
 from __future__ import annotations
 
+import contextlib
 import re
+import threading
 import unicodedata
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -59,6 +61,22 @@ class DocBatch:
         return len(self.offsets) - 1
 
 
+_read_reports = threading.local()
+
+
+@contextlib.contextmanager
+def reporting_reads(sink: Callable[[int], None]) -> Iterator[None]:
+    """While active, :func:`read_shard` in this thread calls ``sink(n)`` with the input bytes
+    each batch consumed. A local caller's bar then moves within a shard; without it, one
+    compressed file (one shard) would show no progress until its whole pass was done."""
+    previous = getattr(_read_reports, "sink", None)
+    _read_reports.sink = sink
+    try:
+        yield
+    finally:
+        _read_reports.sink = previous
+
+
 def read_shard(shard: Shard, *, purpose: Purpose = "train", errors: str = "replace", normalize: bool = True,
                batch_bytes: int = DEFAULT_BATCH_BYTES, max_line: int = MAX_LINE_BYTES) -> Iterator[DocBatch]:
     """The documents of ``shard`` in input order, in batches of about ``batch_bytes``. A line
@@ -68,12 +86,16 @@ def read_shard(shard: Shard, *, purpose: Purpose = "train", errors: str = "repla
     if max_line < 1:
         raise InputError(f"max_line must be a positive number of bytes, got {max_line}")
     source = shard.source
+    sink = getattr(_read_reports, "sink", None)
     try:
         if source.format == "parquet":
-            yield from _parquet_batches(shard, errors, normalize, batch_bytes)
-            return
-        reader = _LineReader(shard, purpose, errors, normalize, batch_bytes, max_line)
-        yield from reader.batches()
+            batches = _parquet_batches(shard, errors, normalize, batch_bytes)
+        else:
+            batches = _LineReader(shard, purpose, errors, normalize, batch_bytes, max_line).batches()
+        for batch in batches:
+            if sink is not None and batch.consumed:
+                sink(batch.consumed)
+            yield batch
     except InputError:
         raise
     except Exception as e:

@@ -24,7 +24,8 @@ from ..errors import TrainingError
 from ..progress import Progress
 from .dropped import DroppedPieces, concat
 from .memory_plan import MemoryPlan
-from .passes import NO_READS, NgramModel, PassOptions, ReadCounts, count_shard_grams, count_shard_pieces
+from .passes import (NO_READS, NgramModel, PassOptions, ReadCounts, count_shard_grams, count_shard_pieces,
+                     map_shards)
 
 #: load factor of the n-gram score table (open addressing, linear probing)
 TABLE_LOAD = 0.6
@@ -52,12 +53,11 @@ def count_ngrams(engine: Engine, shards: list[Shard], options: PassOptions, plan
     twos = np.zeros(1 << 16, np.int64)
     read = NO_READS
     with progress.phase("count n-grams", _sum_shard_bytes(shards)) as advance:
-        for shard, result in engine.map(count_shard_grams, shards, options, window=plan.window):
+        for _, result in map_shards(engine, count_shard_grams, shards, options, advance=advance, window=plan.window):
             store.add(result.run)
             ones += result.ones
             twos += result.twos
             read = read + result.read
-            advance(shard.size)
     report = PassReport(spilled_bytes=store.spilled_bytes, worker_peaks=engine.phase_peaks())
     return NgramCounts(store, ones, twos), read, report
 
@@ -146,10 +146,10 @@ def count_pieces(engine: Engine, shards: list[Shard], model: NgramModel, options
     seen = 0
     shared = engine.share(model)
     with progress.phase("count pieces", _sum_shard_bytes(shards)) as advance:
-        for shard, result in engine.map(count_shard_pieces, shards, shared, options, window=plan.window):
+        for _, result in map_shards(engine, count_shard_pieces, shards, shared, options, advance=advance,
+                                    window=plan.window):
             store.add(result.run)
             seen += result.seen
-            advance(shard.size)
     del shared
     report = PassReport(spilled_bytes=store.spilled_bytes, worker_peaks=engine.phase_peaks())
     candidates: list[PieceRun] = []

@@ -7,15 +7,35 @@ send to a worker). The trainer reduces the results in corpus order.
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
 
-from ..corpus import DEFAULT_BATCH_BYTES, Shard, read_shard
+from ..corpus import DEFAULT_BATCH_BYTES, Shard, read_shard, reporting_reads
+from ..engine import Engine
+from ..progress import Advance, ShardBar
 from .spill import KeyRun, PieceRun
 from ..normalize import training_jobs
+
+
+def map_shards(engine: Engine, fn: Callable[..., Any], shards: list[Shard], *args: Any, advance: Advance,
+               window: int | None = None) -> Iterator[tuple[Shard, Any]]:
+    """``engine.map`` of a corpus pass, with its bar in input bytes: on a local engine the bar
+    moves as the workers read (a single gzip file is one shard), elsewhere per shard."""
+    bar = ShardBar(advance)
+    task = functools.partial(_reporting_reads, fn, bar) if engine.is_local else fn
+    for shard, result in engine.map(task, shards, *args, window=window):
+        bar.done(id(shard), shard.size)
+        yield shard, result
+
+
+def _reporting_reads(fn: Callable[..., Any], bar: ShardBar, shard: Shard, *args: Any) -> Any:
+    with reporting_reads(bar.reading(id(shard), shard.size)):
+        return fn(shard, *args)
 
 
 @dataclass(frozen=True)

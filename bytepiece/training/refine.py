@@ -45,7 +45,7 @@ from ..model import FIRST_PIECE_ID
 from ..normalize import training_jobs
 from ..progress import Progress
 from .memory_plan import MemoryPlan
-from .passes import PassOptions
+from .passes import PassOptions, map_shards
 
 
 class _Vocab:
@@ -127,18 +127,17 @@ class _Passes:
         self.total_bytes = 0
 
     @contextlib.contextmanager
-    def _bar(self, what: str) -> Iterator[Callable[[Shard], None]]:
+    def _bar(self, what: str) -> Iterator[Callable[[int], None]]:
         """Per pass, a bar in input bytes with its total and ETA (or the caller's callback)."""
         self.passes += 1
         if isinstance(self.progress, Progress):
             with self.progress.phase(f"{self.label} {self.passes} {what}", sum(s.size for s in self.shards),
                                      transient=True) as advance:
-                yield lambda shard: advance(shard.size)
+                yield advance
         elif self.progress is not None:
-            callback = self.progress
-            yield lambda shard: callback(shard.size)
+            yield self.progress
         else:
-            yield lambda shard: None
+            yield lambda n: None
 
     def expectation(self, vocab: _Vocab, hard: bool) -> tuple[np.ndarray, float]:
         logp = vocab.log_probs()
@@ -148,12 +147,11 @@ class _Passes:
         loglik = 0.0
         n_bytes = 0
         with self._bar("count") as advance:
-            for shard, (counts, ll, size) in self.engine.map(expectation_task, self.shards, lattice, hard, self.options,
-                                                             window=self.plan.window):
+            for _, (counts, ll, size) in map_shards(self.engine, expectation_task, self.shards, lattice, hard,
+                                                    self.options, advance=advance, window=self.plan.window):
                 total += counts
                 loglik += ll
                 n_bytes += size
-                advance(shard)
         self.total_bytes = n_bytes
         return total, loglik
 
@@ -163,11 +161,10 @@ class _Passes:
         store = RunStore(self.plan.pass1_reducer_limit(), self.spill)
         total = 0
         with self._bar("grow") as advance:
-            for shard, (run, n_bytes) in self.engine.map(pairs_task, self.shards, lattice, self.options,
-                                                         window=self.plan.window):
+            for _, (run, n_bytes) in map_shards(self.engine, pairs_task, self.shards, lattice, self.options,
+                                                advance=advance, window=self.plan.window):
                 store.add(run)
                 total += n_bytes
-                advance(shard)
         self.total_bytes = total
         return store
 
@@ -305,8 +302,8 @@ def refine_vocabulary(
     and ``grow_rounds``. ``workers``/``cluster``/``max_memory``/``tmp_dir`` choose the engine
     and budget as for :class:`~bytepiece.Trainer`. Returns positive integer counts for every
     kept piece, all 256 single bytes included, ready for :meth:`bytepiece.Model.from_counts`.
-    ``progress(n)`` is called with the input bytes of each processed shard (every pass reads
-    the whole corpus); ``stats``, if given, receives the number of passes, rounds, the final
+    ``progress(n)`` is called with input bytes as the corpus is read (every pass reads the
+    whole corpus); ``stats``, if given, receives the number of passes, rounds, the final
     log likelihood and the pieces per round.
     """
     if workers is not None and (isinstance(workers, bool) or not isinstance(workers, (int, np.integer)) or workers < 1):
