@@ -6,7 +6,7 @@ import time
 
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bytepiece import Tokenizer
@@ -113,3 +113,21 @@ def test_exact_tie_keeps_the_longer_last_piece():
     s = dict(zip(tokenizer.pieces(), tokenizer.scores[3:]))
     assert s[b"a"] + s[b"ab"] == s[b"aa"] + s[b"b"]
     assert tokenizer.tokenize("aab") == [b"a", b"ab"] == viterbi(piece_scores(counts), b"aab")
+
+
+@settings(deadline=None)
+@given(multi_byte_pieces, st.lists(texts, max_size=8), st.sampled_from([-1.0, 0.3, 1e6]), st.integers(0, 2**32),
+       st.booleans())
+def test_whole_documents_path_equals_the_segment_path(extra, batch, alpha, seed, marks):
+    """A batch of one-segment documents takes a shorter loop in the kernel; a special-token
+    array of only text segments (-1) sends the same batch through the general loop."""
+    core = Tokenizer.from_counts(_vocab(extra), normalization="none")._core
+    buf = np.frombuffer(b"".join(batch), np.uint8)
+    bounds = np.zeros(len(batch) + 1, np.int64)
+    bounds[1:] = np.cumsum([len(t) for t in batch])
+    text_only = np.full(len(batch), -1, np.int32)
+    bos, eos = (1, 2) if marks else (-1, -1)
+    fast = core.segment_documents(buf, bounds, alpha=alpha, seed=np.uint64(seed), doc_base=5, bos=bos, eos=eos)
+    general = core.segment_documents(buf, bounds, alpha=alpha, seed=np.uint64(seed), doc_base=5, bos=bos, eos=eos,
+                                     special=text_only)
+    assert np.array_equal(fast[0], general[0]) and np.array_equal(fast[1], general[1])

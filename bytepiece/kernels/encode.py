@@ -378,13 +378,19 @@ def encode_segments(bc, pair, piece, values, mode_tag, max_len, alpha, buf, boun
     extra = (1 if bos >= 0 else 0) + (1 if eos >= 0 else 0)
     longest = 0
     total = 0
+    one_segment_each = True
     for d in range(n_docs):
         size = bounds[doc_segs[d + 1]] - bounds[doc_segs[d]]
         longest = max(longest, size)
         total += size
+        one_segment_each = one_segment_each and doc_segs[d + 1] == d + 1
     acc, back, tok, mark, sums, cells = _work_arrays(np.int64(longest), np.int64(max_len), np.int64(window))
     cap = acc.shape[0] - 1
     has_special = special.shape[0] > 0
+    if one_segment_each and not has_special and longest <= cap:
+        ids, token_offsets = _whole_documents(bc, pair, piece, values, mode_tag, max_len, alpha, buf, bounds, seed,
+                                              doc_base, bos, eos, acc, back, tok, sums, cells, total)
+        return ids, token_offsets, 0
     out = np.empty(total // 2 + extra * n_docs + 16, np.int32)
     token_offsets = np.empty(n_docs + 1, np.int64)
     token_offsets[0] = 0
@@ -435,3 +441,38 @@ def encode_segments(bc, pair, piece, values, mode_tag, max_len, alpha, buf, boun
     if 2 * pos < out.shape[0]:
         return out[:pos].copy(), token_offsets, forced  # do not keep a buffer several times the ids alive
     return out[:pos], token_offsets, forced
+
+
+@njit(cache=True, nogil=True)
+def _whole_documents(bc, pair, piece, values, mode_tag, max_len, alpha, buf, bounds, seed, doc_base, bos, eos, acc, back,
+                     tok, sums, cells, total):
+    """:func:`encode_segments` where each document is one text segment that fits the work
+    arrays (a batch of lines): the same results through a loop with no segments, windows or
+    growth checks per chunk, which made many short documents (code) 10-14% slower."""
+    n_docs = bounds.shape[0] - 1
+    extra = (1 if bos >= 0 else 0) + (1 if eos >= 0 else 0)
+    out = np.empty(total // 2 + extra * n_docs + 16, np.int32)
+    token_offsets = np.empty(n_docs + 1, np.int64)
+    token_offsets[0] = 0
+    pos = np.int64(0)
+    for d in range(n_docs):
+        a, n = bounds[d], bounds[d + 1]
+        if pos + (n - a) + extra > out.shape[0]:  # never more ids than bytes in a document
+            out = _grown(out, pos, (n - a) + extra)
+        if bos >= 0:
+            out[pos] = bos
+            pos += 1
+        state = seed_state(seed, doc_base + d)
+        while a < n:
+            b = chunk_end(buf, a, n)
+            state, _ = forward(mode_tag, bc, pair, values, max_len, alpha, buf, a, 1, b - a, acc, back, tok, sums, cells,
+                               state, 0.0)
+            pos = _emit(back, tok, piece, b - a, 0, out, pos)
+            a = b
+        if eos >= 0:
+            out[pos] = eos
+            pos += 1
+        token_offsets[d + 1] = pos
+    if 2 * pos < out.shape[0]:
+        return out[:pos].copy(), token_offsets
+    return out[:pos], token_offsets
