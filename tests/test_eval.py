@@ -609,3 +609,29 @@ def test_cli_report(cli, result, tmp_path):
     (tmp_path / "x.json").write_text("[1]", encoding="utf-8")
     assert "not the JSON" in _one_line_error(cli("eval", "report", tmp_path / "x.json"))
 
+
+
+def test_plot_labels_each_vocabulary_size_once(result, tmp_path, monkeypatch):
+    """Three sizes within one decade made matplotlib label its minor log ticks, which
+    overlapped ("3×10³4×10³"): the x axis shows exactly the sizes, in plain digits."""
+    pytest.importorskip("matplotlib")
+    import copy
+
+    import matplotlib.pyplot as plt
+
+    from bytepiece.evaluation import report
+
+    res = copy.deepcopy(result)
+    first = res["tokenizers"][0]
+    res["tokenizers"] = [dict(copy.deepcopy(first), name=f"v{size}", vocab_size=size) for size in (3000, 4000, 8000)]
+    figures = []
+    monkeypatch.setattr(plt, "close", figures.append)
+    report.plot(res, tmp_path / "p.png")
+    (fig,) = figures
+    for ax in fig.axes:
+        if ax.get_xscale() != "log":
+            continue
+        majors = [t.get_text() for t in ax.get_xticklabels()]
+        minors = [t.get_text() for t in ax.get_xticklabels(minor=True) if t.get_text()]
+        assert majors == ["3,000", "4,000", "8,000"] and minors == []
+    plt.close(fig)

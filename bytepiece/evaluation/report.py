@@ -416,6 +416,8 @@ def plot(res: dict, path) -> None:
     fig.legend(handles, labels, loc="lower center", ncol=6, fontsize=8)
     for ax in axes.flat:
         ax.set_xscale("log")
+        ax.set_xticks(xs, [f"{x:,}" for x in xs])  # log axes label minor ticks too: "3×10³4×10³"
+        ax.minorticks_off()
         ax.set_xlabel("vocabulary size")
         ax.grid(alpha=0.3)
     fig.tight_layout(rect=(0, 0.07, 1, 1))
