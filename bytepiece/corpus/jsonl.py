@@ -11,7 +11,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ..errors import InputError
-from .utf8 import nfc_utf8
+from .utf8 import utf8_document
 
 PythonLine = Callable[[bytes, int], tuple[bytes, int]]  # (raw line, line number) -> (UTF-8, invalid count)
 _SURROGATE = re.compile("[\ud800-\udfff]")
@@ -51,7 +51,7 @@ def kernel_documents(data: bytes, key: npt.NDArray[np.uint8], *, normalize: bool
         if j not in redo_set:
             docs.append(buffer[a:b])
         elif status[j] == OK:  # valid UTF-8 that may not be NFC
-            docs.append(nfc_utf8(buffer[a:b].decode("utf-8"), buffer[a:b]))
+            docs.append(utf8_document(buffer[a:b], "strict", "")[0])
         else:
             if lines is None:
                 lines = data.split(b"\n")

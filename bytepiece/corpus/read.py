@@ -33,7 +33,7 @@ from .binary import check_block
 from .jsonl import field_key, json_field, kernel_documents, replace_surrogates
 from .shards import Shard, open_parquet
 from .sources import Source, open_raw, open_stream
-from .utf8 import check_errors, decode, nfc_utf8, plain_utf8, safe_cut
+from .utf8 import check_errors, decode, nfc_utf8, plain_utf8, safe_cut, utf8_document
 
 DEFAULT_BATCH_BYTES = 4 << 20
 #: Longest line (a text document, a JSON Lines record) read into memory: ``/dev/zero`` or a
@@ -283,6 +283,13 @@ class _LineReader:
             if not data:
                 yield _one(b"", self.source.index, consumed, 0, 0, empty=True)
                 continue
+            if complete and not carry:
+                out, invalid = utf8_document(data, self.errors, self._where(), self.lines_before,
+                                             normalize=self.normalize)
+                batch = _lines(out, self.source.index, consumed, invalid)
+                self.lines_before += batch.texts
+                yield batch
+                continue
             text, invalid = decode(data, self.errors, self._where(), self.lines_before)
             if not complete:
                 # A piece of a line longer than a block: its whole 10000-character chunks, as a
@@ -295,11 +302,8 @@ class _LineReader:
                 out = self._to_utf8(text[:cut], None) if cut else b""
                 yield _one(out, self.source.index, consumed, 0, invalid)
                 continue
-            if carry:
-                out = self._to_utf8(carry + text, None)
-                carry = ""
-            else:
-                out = self._to_utf8(text, data)
+            out = self._to_utf8(carry + text, None)
+            carry = ""
             batch = _lines(out, self.source.index, consumed, invalid)
             self.lines_before += batch.texts
             yield batch
@@ -321,8 +325,8 @@ class _LineReader:
             if raw is not reader:
                 raw.close()
         data = parts.take()
-        text, invalid = decode(data, self.errors, self._where(), 0)
-        out = self._to_utf8(text, data)
+        out, invalid = utf8_document(data, self.errors, self._where(), 0, normalize=self.normalize)
+        del data
         yield DocBatch(out, np.array([0, len(out)], np.int64), self.source.index, consumed, 1, invalid, MAX_NEWLINES)
 
     # -- JSON Lines ----------------------------------------------------------------------------
