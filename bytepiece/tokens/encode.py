@@ -313,9 +313,9 @@ def _run_tasks(engine: Engine, tasks: list[EncodeTask], job: EncodeJob, tokenize
                progress: Progress) -> list[TaskResult]:
     with progress.status("compiling kernels (first run only)"):
         warm_up_encoding()
-        engine.run_on_workers(warm_up_encoding)
+        engine.run_on_workers(warm_up_encoding, error=InputError)
     # a cluster's workers may not see the model file: they get the model itself
-    handle = engine.share(tokenizer if engine.is_local else tokenizer.by_value())
+    handle = engine.share(tokenizer if engine.is_local else tokenizer.by_value(), error=InputError)
     if job.alpha >= 0:
         with progress.phase("number documents", sum(t.size for t in tasks)) as advance:
             counts = []
