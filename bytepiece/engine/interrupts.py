@@ -110,3 +110,33 @@ def stands_once_committed() -> Iterator[Callable[[], None]]:
             raise
         warnings.warn(EngineNotice("interrupted after the output was committed, while cleaning up; the result "
                                    "stands"), stacklevel=3)
+
+
+def interrupt_behind(error: BaseException) -> KeyboardInterrupt | None:
+    """The Ctrl-C (or SIGTERM, raised as a ``KeyboardInterrupt`` subclass) that ``error`` stands
+    for, if any. A compiled kernel runs a little Python while it is called (numba converts some
+    arguments and results in Python); a signal handler that raises there leaves the call
+    returning a result with the exception still set, which Python reports as a ``SystemError``
+    caused by the interrupt (through one such error per level of calls)."""
+    seen: set[int] = set()
+    while isinstance(error, SystemError) and id(error) not in seen:
+        seen.add(id(error))
+        cause = error.__cause__ or error.__context__
+        if isinstance(cause, KeyboardInterrupt):
+            return cause
+        if cause is None:
+            return None
+        error = cause
+    return None
+
+
+def call_interruptibly(fn: Callable[..., T], *args: Any) -> T:
+    """``fn(*args)``, where an interrupt that came during a compiled kernel's call is raised as
+    itself rather than as the ``SystemError`` Python makes of it (:func:`interrupt_behind`)."""
+    try:
+        return fn(*args)
+    except SystemError as e:
+        interrupt = interrupt_behind(e)
+        if interrupt is None:
+            raise
+    raise interrupt  # outside the handler: the SystemError, which refers to it, is not kept as its context
