@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import atexit
+import contextlib
 import functools
 import os
 import re
 import signal
 import sys
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -198,6 +199,23 @@ def _failure(e: BaseException) -> typer.Exit:
         raise e
     return fail(f"unexpected {type(e).__name__}: {e} (this is a bug; rerun with BYTEPIECE_DEBUG=1 "
                 "for the traceback and report it)")
+
+
+@contextlib.contextmanager
+def result_stands() -> Iterator[None]:
+    """What a command does after its output is committed (notes, its summary): a Ctrl-C or
+    SIGTERM there ends that, not the command. The output is complete and stays, a note says so,
+    and the exit status is 0, as for any complete run."""
+    from bytepiece.engine.interrupts import interrupt_behind
+
+    try:
+        yield
+    except (KeyboardInterrupt, SystemError) as e:
+        interrupt = e if isinstance(e, KeyboardInterrupt) else interrupt_behind(e)
+        if interrupt is None:
+            raise
+        word = "terminated" if isinstance(interrupt, Terminated) else "interrupted"
+        note(f"{word} after the output was written; the result stands")
 
 
 #: set by :func:`quiet_exit` in a process that ends with its command (not in tests that run commands in-process)
