@@ -237,6 +237,7 @@ def quiet_exit() -> None:
 
 
 def _exit_quietly(completed: bool) -> None:
+    _forget_unhandled_interrupt()
     noted = False
 
     def late(signum: int, frame: Any) -> None:
@@ -250,6 +251,14 @@ def _exit_quietly(completed: bool) -> None:
                 pass
 
     _set_interrupt_handlers(late)
+
+
+def _forget_unhandled_interrupt() -> None:
+    """CPython ends a process with SIGINT (status -2 to its parent, not the command's 130 or 0)
+    once a Ctrl-C has escaped code it ran from a string (``exec`` of generated code, as numba and
+    the standard library do), even one handled later: it keeps a flag for that, which each such
+    run resets first. One empty run resets it, and the process exits with the command's status."""
+    exec("None", {})  # noqa: S102
 
 
 def _ignore_interrupts() -> None:

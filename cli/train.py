@@ -79,7 +79,7 @@ def train(
 ) -> None:
     """Train a model with the BytePiece algorithm (original JSON format)."""
     from bytepiece.corpus import Files
-    from bytepiece.engine import EngineNotice
+    from bytepiece.engine import EngineNotice, held_interrupts
     from bytepiece.training import Trainer
 
     check_field_names(jsonl_field, parquet_column)
@@ -122,8 +122,9 @@ def train(
         warnings.simplefilter("ignore")  # notices are printed below
         warnings.simplefilter("always", EngineNotice)  # the engine's, as they happen
         trainer.train(files)
-    written = trainer.save(output, overwrite=force, special_tokens=special_tokens)
     with result_stands():
+        with held_interrupts():  # the models are complete once saved: no Ctrl-C in between
+            written = trainer.save(output, overwrite=force, special_tokens=special_tokens)
         for notice in trainer.report.notices:
             note(notice)
         _summary(trainer, written, on_sample, valid)

@@ -112,6 +112,33 @@ def stands_once_committed() -> Iterator[Callable[[], None]]:
                                    "stands"), stacklevel=3)
 
 
+@contextlib.contextmanager
+def held_interrupts() -> Iterator[None]:
+    """A block that a Ctrl-C (or a SIGTERM that Python handles) must not cut in two, such as a
+    commit: its output is complete once the block returns, so an interrupt in between would
+    report as stopped a run whose output is there. A signal that comes meanwhile is held and
+    handled when the block has completed, as it would have been when it came (an error of the
+    block goes on instead). Off the main thread, where no signal handler runs, the block just runs."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    held: list[tuple[int, Any]] = []
+    previous: dict[int, Callable[[int, Any], Any]] = {}
+    for name in ("SIGINT", "SIGTERM"):
+        signum = getattr(signal, name, None)
+        handler = None if signum is None else signal.getsignal(signum)
+        if callable(handler):
+            previous[signum] = handler
+            signal.signal(signum, lambda number, frame: held.append((number, frame)))
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    for signum, frame in held[:1]:
+        previous[signum](signum, frame)
+
+
 def interrupt_behind(error: BaseException) -> KeyboardInterrupt | None:
     """The Ctrl-C (or SIGTERM, raised as a ``KeyboardInterrupt`` subclass) that ``error`` stands
     for, if any. A compiled kernel runs a little Python while it is called (numba converts some
