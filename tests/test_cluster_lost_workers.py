@@ -157,5 +157,7 @@ def test_losing_every_worker_mid_run_is_one_error_after_the_wait(command, kill_a
     assert f"the Dask cluster at {address}" in error or f"of the Dask cluster at {address}" in error, error
     assert "start workers" in error or "check the workers" in error, error
     assert "this is a bug" not in error and "cannot run bytepiece" not in error, error
-    assert seconds < 20 * WAIT_S, error  # the wait for workers is WAIT_S each time, not Dask's 30 s or forever
+    # bounded: WAIT_S for workers each time, and at worst once Dask's own 30 s to reach a worker it
+    # still lists (the version check right after the kill); before, some of these waited forever
+    assert seconds < 30 * WAIT_S, error
     assert not list(tmp_path.glob("m.model*")) and not list(tmp_path.glob("out*"))
