@@ -188,7 +188,7 @@ def _failure(e: BaseException) -> typer.Exit:
     if isinstance(e, OSError):
         if _stdout_is_full(e):
             _silence_stdout()  # what is still buffered cannot go out either: no second error at exit
-            return fail(STDOUT_FULL.format(os.strerror(e.errno)))
+            return fail(STDOUT_FULL.format(os.strerror(e.errno or 0)))
         where = f" ({e.filename})" if getattr(e, "filename", None) else ""
         return fail(f"{e.strerror or e}{where}")
     if isinstance(e, MemoryError):

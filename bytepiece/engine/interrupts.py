@@ -124,9 +124,8 @@ def held_interrupts() -> Iterator[None]:
         return
     held: list[tuple[int, Any]] = []
     previous: dict[int, Callable[[int, Any], Any]] = {}
-    for name in ("SIGINT", "SIGTERM"):
-        signum = getattr(signal, name, None)
-        handler = None if signum is None else signal.getsignal(signum)
+    for signum in [getattr(signal, name) for name in ("SIGINT", "SIGTERM") if hasattr(signal, name)]:
+        handler = signal.getsignal(signum)
         if callable(handler):
             previous[signum] = handler
             signal.signal(signum, lambda number, frame: held.append((number, frame)))
