@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from .common import handle_sigterm
+from .common import handle_sigterm, quiet_exit
 from .core import Group
 
 app = typer.Typer(
@@ -57,6 +57,7 @@ _register()
 
 def main() -> None:
     handle_sigterm()
+    quiet_exit()
     app()
 
 

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import functools
 import os
 import re
 import signal
 import sys
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -141,47 +143,138 @@ def stdout_is_closed() -> bool:
 def handle_errors(func: F) -> F:
     """Turn every error into a one-line message and exit status 1, never a traceback (set
     ``BYTEPIECE_DEBUG=1`` to see the traceback of an unexpected error). Warnings become one
-    ``note:`` line each."""
+    ``note:`` line each. In the ``bytepiece`` process, the exit that follows is quiet
+    (:func:`quiet_exit`)."""
 
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
-        from bytepiece.errors import BytePieceError
-
         _stand_in_for_closed_streams()
+        completed = False
         try:
             with warnings.catch_warnings():
                 warnings.showwarning = _show_warning
-                return func(*args, **kwargs)
-        except (typer.Exit, typer.Abort, ClickException):
+                result = func(*args, **kwargs)
+            completed = True
+            return result
+        except typer.Exit as e:
+            completed = not e.exit_code
             raise
-        except ClosedStreamError as e:
-            raise fail(str(e)) from None
-        except (BytePieceError, FileExistsError) as e:
-            raise fail(str(e)) from None
+        except (typer.Abort, ClickException):
+            raise
         except BrokenPipeError:
             _silence_stdout()  # the reader went away (| head): no message, no "Exception ignored"
             raise typer.Exit(1) from None
-        except OSError as e:
-            if _stdout_is_full(e):
-                _silence_stdout()  # what is still buffered cannot go out either: no second error at exit
-                raise fail(STDOUT_FULL.format(os.strerror(e.errno))) from None
-            where = f" ({e.filename})" if getattr(e, "filename", None) else ""
-            raise fail(f"{e.strerror or e}{where}") from None
-        except Terminated:
-            raise fail("terminated", 143) from None
-        except KeyboardInterrupt:
-            raise fail("interrupted", 130) from None
-        except MemoryError:
-            raise fail("out of memory; use smaller inputs or batches") from None
-        except RecursionError:
-            raise fail("input nested too deeply to process") from None
-        except Exception as e:
-            if os.environ.get("BYTEPIECE_DEBUG"):
-                raise
-            raise fail(f"unexpected {type(e).__name__}: {e} (this is a bug; rerun with BYTEPIECE_DEBUG=1 "
-                       "for the traceback and report it)") from None
+        except (Exception, KeyboardInterrupt) as e:
+            raise _failure(e) from None
+        finally:
+            if _quiet_exit:
+                _exit_quietly(completed)
 
     return wrapper  # type: ignore[return-value]
+
+
+def _failure(e: BaseException) -> typer.Exit:
+    """The one-line error (and exit status) for an exception that ended a command."""
+    from bytepiece.engine.interrupts import interrupt_behind
+    from bytepiece.errors import BytePieceError
+
+    e = interrupt_behind(e) or e  # a Ctrl-C that landed in a compiled kernel's call
+    if isinstance(e, Terminated):
+        return fail("terminated", 143)
+    if isinstance(e, KeyboardInterrupt):
+        return fail("interrupted", 130)
+    if isinstance(e, (ClosedStreamError, BytePieceError, FileExistsError)):
+        return fail(str(e))
+    if isinstance(e, OSError):
+        if _stdout_is_full(e):
+            _silence_stdout()  # what is still buffered cannot go out either: no second error at exit
+            return fail(STDOUT_FULL.format(os.strerror(e.errno or 0)))
+        where = f" ({e.filename})" if getattr(e, "filename", None) else ""
+        return fail(f"{e.strerror or e}{where}")
+    if isinstance(e, MemoryError):
+        return fail("out of memory; use smaller inputs or batches")
+    if isinstance(e, RecursionError):
+        return fail("input nested too deeply to process")
+    if os.environ.get("BYTEPIECE_DEBUG"):
+        raise e
+    return fail(f"unexpected {type(e).__name__}: {e} (this is a bug; rerun with BYTEPIECE_DEBUG=1 "
+                "for the traceback and report it)")
+
+
+@contextlib.contextmanager
+def result_stands() -> Iterator[None]:
+    """What a command does after its output is committed (notes, its summary): a Ctrl-C or
+    SIGTERM there ends that, not the command. The output is complete and stays, a note says so,
+    and the exit status is 0, as for any complete run."""
+    from bytepiece.engine.interrupts import interrupt_behind
+
+    try:
+        yield
+    except (KeyboardInterrupt, SystemError) as e:
+        interrupt = e if isinstance(e, KeyboardInterrupt) else interrupt_behind(e)
+        if interrupt is None:
+            raise
+        word = "terminated" if isinstance(interrupt, Terminated) else "interrupted"
+        note(f"{word} after the output was written; the result stands")
+
+
+#: set by :func:`quiet_exit` in a process that ends with its command (not in tests that run commands in-process)
+_quiet_exit = False
+
+
+def quiet_exit() -> None:
+    """For ``bytepiece`` itself, whose process ends when its command does: once the command is
+    over, a Ctrl-C or SIGTERM no longer changes how it ends. The work is done (a ``note:``
+    says the result stands) or its error has been reported, but the process still has to exit
+    (join threads, run exit hooks, tear down modules), and an interrupt meanwhile would print an
+    "Exception ignored" traceback or, late in the exit, end the process with status 130 anyway:
+    Python gives signals back to the system's default action while it tears modules down (which
+    takes a while after numba or Dask was used). The last exit hook (registered first, it runs
+    last) ignores them instead."""
+    global _quiet_exit
+    _quiet_exit = True
+    atexit.register(_ignore_interrupts)
+
+
+def _exit_quietly(completed: bool) -> None:
+    _forget_unhandled_interrupt()
+    noted = False
+
+    def late(signum: int, frame: Any) -> None:
+        nonlocal noted
+        if completed and not noted:
+            noted = True
+            word = "terminated" if signum == getattr(signal, "SIGTERM", None) else "interrupted"
+            try:
+                note(f"{word} after the work was complete, while exiting; the result stands")
+            except (OSError, ValueError):
+                pass
+
+    _set_interrupt_handlers(late)
+
+
+def _forget_unhandled_interrupt() -> None:
+    """CPython ends a process with SIGINT (status -2 to its parent, not the command's 130 or 0)
+    once a Ctrl-C has escaped code it ran from a string (``exec`` of generated code, as numba and
+    the standard library do), even one handled later: it keeps a flag for that, which each such
+    run resets first. One empty run resets it, and the process exits with the command's status."""
+    exec("None", {})  # noqa: S102
+
+
+def _ignore_interrupts() -> None:
+    _set_interrupt_handlers(signal.SIG_IGN)
+
+
+def _set_interrupt_handlers(handler: Any) -> None:
+    """``handler`` for SIGINT and SIGTERM, where this process handles them (one that a parent
+    chose to ignore stays ignored)."""
+    for name in ("SIGINT", "SIGTERM"):
+        try:
+            signum = getattr(signal, name)
+            if signal.getsignal(signum) != signal.SIG_IGN:
+                signal.signal(signum, handler)
+        except (ValueError, OSError, AttributeError):  # not the main thread, or no such signal here
+            pass
 
 
 def note(message: str) -> None:

@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 import typer
 
 from .checks import (FLOAT, TEXT_DOCUMENT_HELP, check_field_names, check_inputs, input_paths, parse_seed, TextDocument, usage_error)
-from .common import err_console, handle_errors, note
+from .common import err_console, handle_errors, note, result_stands
 from .core import Command
 
 
@@ -169,7 +169,8 @@ def encode(
         special_tokens=check_special_tokens(special_token or ()), shard_size=shard_bytes,
         cluster=cluster, workers=threads, overwrite=force,
         progress=Progress(err_console.is_terminal and output is not None, console=err_console))
-    _print_summary(summary, output)
+    with result_stands():
+        _print_summary(summary, output)
 
 
 def _print_summary(summary, output: Path | None) -> None:

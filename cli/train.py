@@ -10,8 +10,8 @@ from typing import Annotated, Optional
 import typer
 
 from .checks import TEXT_DOCUMENT_HELP, TextDocument, check_field_names, input_paths, usage_error
-from .common import (STDOUT_CLOSED, err_console, fail, handle_errors, note, out_console, stdin_is_interactive,
-                     stdout_is_closed)
+from .common import (STDOUT_CLOSED, err_console, fail, handle_errors, note, out_console, result_stands,
+                     stdin_is_interactive, stdout_is_closed)
 from .core import Command
 
 #: vocabulary size when training on the bundled sample corpus (it is a few hundred KB)
@@ -79,7 +79,7 @@ def train(
 ) -> None:
     """Train a model with the BytePiece algorithm (original JSON format)."""
     from bytepiece.corpus import Files
-    from bytepiece.engine import EngineNotice
+    from bytepiece.engine import EngineNotice, held_interrupts
     from bytepiece.training import Trainer
 
     check_field_names(jsonl_field, parquet_column)
@@ -122,10 +122,12 @@ def train(
         warnings.simplefilter("ignore")  # notices are printed below
         warnings.simplefilter("always", EngineNotice)  # the engine's, as they happen
         trainer.train(files)
-    written = trainer.save(output, overwrite=force, special_tokens=special_tokens)
-    for notice in trainer.report.notices:
-        note(notice)
-    _summary(trainer, written, on_sample, valid)
+    with result_stands():
+        with held_interrupts():  # the models are complete once saved: no Ctrl-C in between
+            written = trainer.save(output, overwrite=force, special_tokens=special_tokens)
+        for notice in trainer.report.notices:
+            note(notice)
+        _summary(trainer, written, on_sample, valid)
 
 
 def _stdin_is_pipe() -> bool:

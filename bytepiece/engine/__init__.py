@@ -9,9 +9,9 @@ their results in corpus order. :mod:`.memory` holds the memory budget and RSS me
 
 from .base import Engine, EngineNotice
 from .make import make_engine
-from .interrupts import stands_once_committed
+from .interrupts import held_interrupts, stands_once_committed
 from .memory import RssMonitor, default_budget
 from .pool import thread_pool
 
-__all__ = ["Engine", "EngineNotice", "RssMonitor", "default_budget", "make_engine",
+__all__ = ["Engine", "EngineNotice", "RssMonitor", "default_budget", "held_interrupts", "make_engine",
            "stands_once_committed", "thread_pool"]

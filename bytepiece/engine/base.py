@@ -47,13 +47,16 @@ class Engine:
         stops with ``error``, the class the caller reports its failures with."""
         raise NotImplementedError
 
-    def run_on_workers(self, fn: Callable[..., Any], *args: Any) -> dict[str, Any]:
+    def run_on_workers(self, fn: Callable[..., Any], *args: Any,
+                       error: type[BytePieceError] = TrainingError) -> dict[str, Any]:
         """``fn(*args)`` once in every worker process (set-up that is per process, such as
-        compiling the kernels), by worker; nothing where tasks run in this process."""
+        compiling the kernels), by worker; nothing where tasks run in this process. ``error``
+        as for :meth:`map`."""
         return {}
 
-    def share(self, value: Any) -> Any:
-        """A handle for ``value`` to pass to task functions in place of the value itself."""
+    def share(self, value: Any, *, error: type[BytePieceError] = TrainingError) -> Any:
+        """A handle for ``value`` to pass to task functions in place of the value itself.
+        ``error`` as for :meth:`map`."""
         return value
 
     def phase_peaks(self) -> dict[str, int]:

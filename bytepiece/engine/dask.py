@@ -5,13 +5,16 @@ worker (a shared file system, or URLs fsspec can open); partial results come bac
 as numpy arrays and are reduced there in corpus order, exactly as with the local backend, which
 is why the result does not depend on the backend. Dask retries a task whose worker died; when a
 task cannot be completed, or every worker has been gone for ``WORKER_WAIT_S``, the run stops with
-one error and writes nothing. A cluster starts and stops whole even when Ctrl-C comes meanwhile
+one error and writes nothing; every request to the cluster (tasks, their results, shared data,
+functions run on each worker) is bounded that way, and Dask's own log lines about such trouble
+are kept from the user. A cluster starts and stops whole even when Ctrl-C comes meanwhile
 (:mod:`.interrupts`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import logging
 import multiprocessing
@@ -23,6 +26,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from ..errors import BytePieceError, InputError, TrainingError
+from . import quiet
 from .base import Engine, R, T
 from .interrupts import run_apart
 from .local import capped_workers
@@ -33,6 +37,8 @@ CONNECT_TIMEOUT_S = 30
 WORKER_WAIT_S = 60
 #: how often a task that is not done yet is checked for a cluster without workers
 POLL_S = 1.0
+#: how many times a request to the workers (shared data, a function run on each) is made when it fails
+REQUEST_TRIES = 3
 MAIN_GUARD_HINT = ('worker processes import the main module again, so a Python script must start the work '
                    'under `if __name__ == "__main__":`')
 
@@ -56,26 +62,39 @@ def check_workers(client: Any, where: str) -> None:
     """The cluster must have a worker (an adaptive one gets ``WORKER_WAIT_S`` to start one; tasks
     would otherwise wait forever), and every worker must import the same bytepiece as this
     process: tasks are bytepiece functions, and a different version could count differently and
-    break "the same model on any engine"."""
+    break "the same model on any engine". Workers that leave during the check (a closed stream)
+    are waited for again, as at the start, up to ``REQUEST_TRIES`` times."""
     from .. import __version__
 
+    reason = ""
+    for _ in range(REQUEST_TRIES):
+        _wait_for_a_worker(client, where)
+        try:
+            versions = client.run(worker_version)
+            break
+        except (OSError, asyncio.TimeoutError) as e:
+            reason = _first_line(e)
+        except Exception as e:
+            raise InputError(f"the workers of the Dask cluster at {where} cannot run bytepiece ({_first_line(e)}); "
+                             f'install bytepiece-tk=={__version__} in their environment (with the "dask" '
+                             'extra)') from None
+    else:
+        raise InputError(f"the workers of the Dask cluster at {where} left while they were being checked ({reason}; "
+                         f"tried {REQUEST_TRIES} times); start workers and run again")
+    other = {worker: version for worker, version in versions.items() if version != __version__}
+    if other:
+        worker, version = sorted(other.items())[0]
+        raise InputError(f"{len(other)} worker(s) of the Dask cluster at {where} run bytepiece {version} (for example "
+                         f"{worker}) and this process runs {__version__}; install the same version everywhere")
+
+
+def _wait_for_a_worker(client: Any, where: str) -> None:
     if not client.nthreads():
         try:
             client.wait_for_workers(1, timeout=WORKER_WAIT_S)
         except (TimeoutError, asyncio.TimeoutError):
             raise InputError(f"the Dask cluster at {where} has no workers, and none joined within {WORKER_WAIT_S} s; "
                              "start workers (or scale the cluster up) and run again") from None
-    try:
-        versions = client.run(worker_version)
-    except Exception as e:
-        reason = str(e).splitlines()[0] if str(e) else type(e).__name__
-        raise InputError(f"the workers of the Dask cluster at {where} cannot run bytepiece ({reason}); install "
-                         f'bytepiece-tk=={__version__} in their environment (with the "dask" extra)') from None
-    other = {worker: version for worker, version in versions.items() if version != __version__}
-    if other:
-        worker, version = sorted(other.items())[0]
-        raise InputError(f"{len(other)} worker(s) of the Dask cluster at {where} run bytepiece {version} (for example "
-                         f"{worker}) and this process runs {__version__}; install the same version everywhere")
 
 
 def _distributed():
@@ -114,18 +133,6 @@ def address_problem(address: str) -> str | None:
     return None
 
 
-def _stop_gc_diagnosis() -> None:
-    """The scheduler of a local cluster runs in this process and hooks a Python function into
-    every garbage collection (to log their cost, which nobody sees here); a Ctrl-C that lands in
-    it is lost, printed as an "ignored" exception. Unhooked, a Ctrl-C always stops the run."""
-    try:
-        from distributed.gc import disable_gc_diagnosis
-
-        disable_gc_diagnosis(force=True)
-    except (ImportError, AssertionError, ValueError):
-        pass
-
-
 class DaskEngine(Engine):
     backend = "dask"
 
@@ -134,6 +141,10 @@ class DaskEngine(Engine):
         self._owns = owns
         self._cluster = cluster
         self._closed = False
+        self._logs = contextlib.ExitStack()
+        if owns:
+            self._logs.enter_context(quiet.silenced_logs())
+        quiet.hide_internal_errors()
         self.address = address or getattr(client.scheduler, "address", None)
         nthreads = client.nthreads()
         self.n_processes = len(nthreads)
@@ -159,16 +170,18 @@ class DaskEngine(Engine):
             # The scheduler serves HTTP even without a dashboard, by default on 8787: a random port on
             # the loopback leaves 8787 to the user's own cluster and warns no one that it is taken.
             # Its log lines are not for the user: what goes wrong reaches the run as an error of its own,
-            # and what a shutdown leaves in flight (a heartbeat) would print a traceback.
+            # and what a shutdown leaves in flight (a heartbeat) would print a traceback. Nor is what
+            # a worker process prints as it is stopped mid-work (see quiet.dask_teardown).
             cluster = distributed.LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True,
                                                dashboard_address=None, silence_logs=logging.CRITICAL,
-                                               scheduler_kwargs={"dashboard_address": "127.0.0.1:0"})
+                                               scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
+                                               preload=[quiet.__name__])
         except Exception as e:
             hint = f"; if this runs from a script: {MAIN_GUARD_HINT}" if getattr(sys.modules.get("__main__"),
                                                                                  "__file__", None) else ""
             raise InputError(f"could not start a local Dask cluster of {n_workers} worker processes "
                              f"({_first_line(e)}){hint}") from None
-        _stop_gc_diagnosis()
+        quiet.stop_gc_diagnosis()
         try:
             return cls(distributed.Client(cluster), owns=True, cluster=cluster, address=f"local:{n_workers}")
         except BaseException:
@@ -218,8 +231,10 @@ class DaskEngine(Engine):
         check_workers(client, getattr(client.scheduler, "address", None) or "the client's scheduler")
         return cls(client, owns=False)
 
-    def run_on_workers(self, fn: Callable[..., Any], *args: Any) -> dict[str, Any]:
-        return dict(self.client.run(fn, *args))
+    def run_on_workers(self, fn: Callable[..., Any], *args: Any,
+                       error: type[BytePieceError] = TrainingError) -> dict[str, Any]:
+        return dict(self._request(f"run {getattr(fn, '__name__', 'a function')} on its workers",
+                                  lambda: self.client.run(fn, *args), error))
 
     def map(self, fn: Callable[..., R], items: Iterable[T], *args: Any, window: int | None = None,
             error: type[BytePieceError] = TrainingError) -> Iterator[tuple[T, R]]:
@@ -235,7 +250,8 @@ class DaskEngine(Engine):
                 yield self._result(*pending.popleft(), distributed, error)
         finally:
             if pending:
-                self.client.cancel([f for _, f in pending])
+                with contextlib.suppress(OSError, asyncio.TimeoutError):  # the run ends either way
+                    self.client.cancel([f for _, f in pending])
 
     def _submit(self, fn: Callable[..., Any], item: Any, *args: Any) -> Any:
         """Items travel inside the task (a batch of pieces is about 13 MB): unlike scattered data,
@@ -265,21 +281,51 @@ class DaskEngine(Engine):
 
     def _wait(self, future: Any, error: type[BytePieceError]) -> Any:
         """The future's result. A cluster whose workers all left keeps tasks waiting for good:
-        after ``WORKER_WAIT_S`` without a worker the run stops instead."""
-        alone_since: float | None = None
+        after ``WORKER_WAIT_S`` without a worker the run stops instead. A finished task's result
+        may take long to come over, or never come (its worker died with it, and Dask computes it
+        again): the wait for it grows, and the run stops as above when no worker is left."""
+        timeout, alone_since = POLL_S, None
         while True:
             try:
-                return future.result(timeout=POLL_S)
+                return future.result(timeout=timeout)
             except (TimeoutError, asyncio.TimeoutError):  # one class from Python 3.11 on
-                if future.done():  # the task's own TimeoutError
+                if future.status in ("error", "cancelled"):  # the task's own TimeoutError, or none
                     return future.result()
-            if self._worker_count() != 0:
-                alone_since = None
-            elif alone_since is None:
-                alone_since = time.monotonic()
-            elif time.monotonic() - alone_since >= WORKER_WAIT_S:
-                raise error(f"all workers of the Dask cluster at {self.address} left during the run, and none came "
-                            f"back within {WORKER_WAIT_S} s; nothing was written; start workers and run again")
+            timeout = min(2 * timeout, WORKER_WAIT_S) if future.status == "finished" else POLL_S
+            alone_since = self._alone(alone_since, error)
+
+    def _alone(self, since: float | None, error: type[BytePieceError]) -> float | None:
+        """When the cluster was first seen without workers in the span that includes now
+        (``since`` as the previous call gave it), ``None`` when it has workers; ``error`` once
+        that span reaches ``WORKER_WAIT_S``."""
+        if self._worker_count() != 0:
+            return None
+        now = time.monotonic()
+        if since is not None and now - since >= WORKER_WAIT_S:
+            raise error(f"all workers of the Dask cluster at {self.address} left during the run, and none came "
+                        f"back within {WORKER_WAIT_S} s; nothing was written; start workers and run again")
+        return now if since is None else since
+
+    def _await_workers(self, error: type[BytePieceError]) -> None:
+        alone_since = self._alone(None, error)
+        while alone_since is not None:
+            time.sleep(POLL_S)
+            alone_since = self._alone(alone_since, error)
+
+    def _request(self, what: str, call: Callable[[], R], error: type[BytePieceError]) -> R:
+        """``call()``, a request to every worker, made once the cluster has one (the run stops
+        as a task's would when none comes back). Dask fails such a request when a worker leaves
+        during it (a closed stream, a connection that times out): it is made again, up to
+        ``REQUEST_TRIES`` times."""
+        reason = ""
+        for _ in range(REQUEST_TRIES):
+            self._await_workers(error)
+            try:
+                return call()
+            except (OSError, asyncio.TimeoutError, CancelledError) as e:
+                reason = _first_line(e)
+        raise error(f"the Dask cluster at {self.address} could not {what} ({reason}; tried {REQUEST_TRIES} times); "
+                    "nothing was written; check the workers and run again")
 
     def _worker_count(self) -> int:
         """Workers of the cluster now (0 when the scheduler cannot say)."""
@@ -288,8 +334,10 @@ class DaskEngine(Engine):
         except (OSError, TimeoutError, asyncio.TimeoutError):  # a lost scheduler connection is an OSError too
             return 0
 
-    def share(self, value: Any) -> Any:
-        return self.client.scatter(value, broadcast=True, hash=False)
+    def share(self, value: Any, *, error: type[BytePieceError] = TrainingError) -> Any:
+        # The scatter's own wait for a worker is as long as ours (its default is 30 s, then a raw TimeoutError).
+        return self._request("send data to its workers", lambda: self.client.scatter(
+            value, broadcast=True, hash=False, timeout=WORKER_WAIT_S), error)
 
     def phase_peaks(self) -> dict[str, int]:
         try:
@@ -307,13 +355,17 @@ class DaskEngine(Engine):
         if not self._owns or self._closed:
             return
         self._closed = True
-        _, interrupted = run_apart(self._shut_down, name="bytepiece-dask-close")
+        try:
+            _, interrupted = run_apart(self._shut_down, name="bytepiece-dask-close")
+        finally:
+            self._logs.close()
         if interrupted:
             raise KeyboardInterrupt
 
     def _shut_down(self) -> None:
         try:
-            self.client.close()
+            with contextlib.suppress(OSError, asyncio.TimeoutError):  # a connection lost by now changes no result
+                self.client.close()
         finally:
             if self._cluster is not None:
                 self._cluster.close()

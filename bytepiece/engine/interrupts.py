@@ -110,3 +110,59 @@ def stands_once_committed() -> Iterator[Callable[[], None]]:
             raise
         warnings.warn(EngineNotice("interrupted after the output was committed, while cleaning up; the result "
                                    "stands"), stacklevel=3)
+
+
+@contextlib.contextmanager
+def held_interrupts() -> Iterator[None]:
+    """A block that a Ctrl-C (or a SIGTERM that Python handles) must not cut in two, such as a
+    commit: its output is complete once the block returns, so an interrupt in between would
+    report as stopped a run whose output is there. A signal that comes meanwhile is held and
+    handled when the block has completed, as it would have been when it came (an error of the
+    block goes on instead). Off the main thread, where no signal handler runs, the block just runs."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    held: list[tuple[int, Any]] = []
+    previous: dict[int, Callable[[int, Any], Any]] = {}
+    for signum in [getattr(signal, name) for name in ("SIGINT", "SIGTERM") if hasattr(signal, name)]:
+        handler = signal.getsignal(signum)
+        if callable(handler):
+            previous[signum] = handler
+            signal.signal(signum, lambda number, frame: held.append((number, frame)))
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    for signum, frame in held[:1]:
+        previous[signum](signum, frame)
+
+
+def interrupt_behind(error: BaseException) -> KeyboardInterrupt | None:
+    """The Ctrl-C (or SIGTERM, raised as a ``KeyboardInterrupt`` subclass) that ``error`` stands
+    for, if any. A compiled kernel runs a little Python while it is called (numba converts some
+    arguments and results in Python); a signal handler that raises there leaves the call
+    returning a result with the exception still set, which Python reports as a ``SystemError``
+    caused by the interrupt (through one such error per level of calls)."""
+    seen: set[int] = set()
+    while isinstance(error, SystemError) and id(error) not in seen:
+        seen.add(id(error))
+        cause = error.__cause__ or error.__context__
+        if isinstance(cause, KeyboardInterrupt):
+            return cause
+        if cause is None:
+            return None
+        error = cause
+    return None
+
+
+def call_interruptibly(fn: Callable[..., T], *args: Any) -> T:
+    """``fn(*args)``, where an interrupt that came during a compiled kernel's call is raised as
+    itself rather than as the ``SystemError`` Python makes of it (:func:`interrupt_behind`)."""
+    try:
+        return fn(*args)
+    except SystemError as e:
+        interrupt = interrupt_behind(e)
+        if interrupt is None:
+            raise
+    raise interrupt  # outside the handler: the SystemError, which refers to it, is not kept as its context

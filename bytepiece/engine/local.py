@@ -15,6 +15,7 @@ from typing import Any
 
 from ..errors import BytePieceError, InputError, TrainingError
 from .base import Engine, EngineNotice, R, T
+from .interrupts import call_interruptibly
 from .pool import thread_pool
 
 #: workers per available CPU beyond which more only cost memory (the kernels keep a CPU busy each)
@@ -57,9 +58,9 @@ class LocalEngine(Engine):
 
     def map(self, fn: Callable[..., R], items: Iterable[T], *args: Any, window: int | None = None,
             error: type[BytePieceError] = TrainingError) -> Iterator[tuple[T, R]]:
-        if self.workers == 1:
+        if self.workers == 1:  # on this thread, where signals land: see call_interruptibly
             for item in items:
-                yield item, fn(item, *args)
+                yield item, call_interruptibly(fn, item, *args)
             return
         window = max(1, window or 2 * self.workers)
         pool = thread_pool(self.workers)

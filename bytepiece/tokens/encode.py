@@ -29,7 +29,7 @@ import numpy as np
 from ..corpus import DEFAULT_BATCH_BYTES, DEFAULT_SHARD_BYTES, CorpusInputs, open_corpus, plan_shards, read_shard
 from ..corpus.sources import Source, TextDocument
 from ..corpus.utf8 import check_errors
-from ..engine import Engine, make_engine, stands_once_committed
+from ..engine import Engine, held_interrupts, make_engine, stands_once_committed
 from ..units import parse_size
 from ..errors import InputError
 from ..model import content_sha256, file_sha256
@@ -295,10 +295,11 @@ def _encode_shards(fmt: TokenFormat, out: Path, run: _Run, corpus: CorpusInputs,
                           **run.model_file_info()}
             manifest = Manifest(dtype.name, tokenizer.vocab_size, shard_entries(parts, out.name), model_info,
                                 [_describe(s) for s in corpus.sources], options, _stats(results), layout=layout)
-            commit_output(staging, parts, out, manifest=manifest, extra_model=run.model_file_info())
-            files = [out.parent / entry.file for entry in manifest.shards]
-            description = engine.describe()
-            committed()
+            with held_interrupts():  # the output is complete once the commit returns: no Ctrl-C in between
+                commit_output(staging, parts, out, manifest=manifest, extra_model=run.model_file_info())
+                files = [out.parent / entry.file for entry in manifest.shards]
+                description = engine.describe()
+                committed()
         finally:
             discard_staging(staging)
     return EncodeSummary(
@@ -313,9 +314,9 @@ def _run_tasks(engine: Engine, tasks: list[EncodeTask], job: EncodeJob, tokenize
                progress: Progress) -> list[TaskResult]:
     with progress.status("compiling kernels (first run only)"):
         warm_up_encoding()
-        engine.run_on_workers(warm_up_encoding)
+        engine.run_on_workers(warm_up_encoding, error=InputError)
     # a cluster's workers may not see the model file: they get the model itself
-    handle = engine.share(tokenizer if engine.is_local else tokenizer.by_value())
+    handle = engine.share(tokenizer if engine.is_local else tokenizer.by_value(), error=InputError)
     if job.alpha >= 0:
         with progress.phase("number documents", sum(t.size for t in tasks)) as advance:
             counts = []
