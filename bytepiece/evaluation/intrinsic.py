@@ -83,6 +83,9 @@ def renyi_entropy(counts: npt.ArrayLike, alpha: float) -> float:
         h = -float(np.sum(np.exp(logp) * logp))
     elif math.isinf(a):
         h = -float(logp.max())
+    elif abs(a - 1.0) < 0.5:  # sum p**alpha = 1 + sum p * expm1((alpha - 1) log p): no cancellation near 1
+        d = a - 1.0
+        h = -math.log1p(float(np.sum(np.exp(logp) * np.expm1(d * logp)))) / d
     else:  # log-sum-exp: p**alpha of rare pieces underflows long before the sum does
         scaled = a * logp
         top = float(scaled.max())
