@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import PurePath
 
 from ..continuation.healing import STRATEGIES, TOKEN_STRATEGIES
 from ..errors import InputError
+from .tables import TableData, intrinsic_tables
 
 WIDTH = 80
 LMS = ("det", "sampled")
@@ -32,16 +33,6 @@ CONDITION_LABELS = {
     "naive/sampled": "naive, sampled LM",
     "healing/sampled": "healing, sampled LM",
 }
-
-
-@dataclass
-class TableData:
-    title: str
-    headers: list[str]
-    rows: list[list[str]]
-    caption: str = ""
-    groups: list[int] = field(default_factory=list)  # row indices after which a separator goes
-    keys: int = 1  # leading columns that identify a row (repeated when the table is split)
 
 
 def _pct(x: float | None) -> str:
@@ -334,6 +325,7 @@ def all_tables(res: dict, *, per_file: bool = True, width: int | None = WIDTH, a
     if per_file and len(res["heldout"]) > 1:
         out += [files_table(res, lm) for lm in LMS]
     out.append(sampling_table(res))
+    out += intrinsic_tables(res)
     if width is None:
         return out
     return [part for t in out for part in fit(t, width, aligned=aligned)]

@@ -11,7 +11,9 @@ sizes trained here with :class:`bytepiece.Trainer`), it measures for every token
   (default: all of :data:`bytepiece.continuation.healing.STRATEGIES`) x {det, sampled}, on the same cuts,
   and the exact strategies again on the first ``generic_cuts`` cuts of each file with the det LM
   seen only through ``next_token_logprobs`` (the generic path any other LM takes);
-* the sampling profile (:func:`.metrics.sampling_profile`) for every alpha in ``alphas``.
+* the sampling profile (:func:`.metrics.sampling_profile`) for every alpha in ``alphas``;
+* the intrinsic metrics of the deterministic tokens (:mod:`.intrinsic`), per file and pooled with
+  the parity of tokens per byte between the files.
 
 Held-out texts are carved with :func:`.corpus.heldout_slice` so that no distinctive line of the
 training text occurs in them (checked again after slicing and recorded in the output). Every
@@ -54,6 +56,7 @@ from .corpus import (
     heldout_slice,
     read_text,
 )
+from .intrinsic import pooled_profile, profile, token_counts
 from .metrics import bits_per_byte, compression, encode_text, piece_lengths, sampling_profile, training_ids
 
 DEFAULT_ALPHAS = (0.01, 0.1, 0.5, 1.0)
@@ -314,6 +317,7 @@ def _evaluate_one(cand: _Candidate, config: EvalConfig, train_texts: list[str], 
 
     index = VocabIndex.from_tokenizer(tok)
     per_file: dict[str, dict] = {}
+    counts: dict[str, tuple[np.ndarray, int]] = {}
     t_cont = t_samp = t_bpb = 0.0
     for name, text, _desc in heldout:
         enc = encode_text(tok, text, name, lengths, num_threads=config.num_threads)
@@ -331,13 +335,16 @@ def _evaluate_one(cand: _Candidate, config: EvalConfig, train_texts: list[str], 
         samp = sampling_profile(tok, enc, config.alphas, seed=config.seed, lengths=lengths,
                                 num_threads=config.num_threads)
         t_samp += time.perf_counter() - t0
+        counts[name] = (token_counts(enc.ids, tok.vocab_size, first_id=min_id), enc.raw_bytes)
         per_file[name] = {"compression": compression(enc), "bits_per_byte": bpb, "continuation": cont,
-                          "sampling": samp}
+                          "sampling": samp, "intrinsic": profile(counts[name][0], lengths[min_id:],
+                                                                 raw_bytes=enc.raw_bytes)}
     timings["bits per byte"] = t_bpb
     timings["continuation"] = t_cont
     timings["sampling profile"] = t_samp
     timings["total"] = time.perf_counter() - t_tok
-    return {"name": cand.name, **cand.info, "lm": lm_info, "heldout": per_file, "pooled": _pooled(per_file),
+    pooled = {**_pooled(per_file), "intrinsic": pooled_profile(counts, lengths[min_id:])}
+    return {"name": cand.name, **cand.info, "lm": lm_info, "heldout": per_file, "pooled": pooled,
             "timings": timings}
 
 
