@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from .common import handle_sigterm, quiet_exit
+from .common import buffered_stdout, handle_sigterm, quiet_exit
 from .core import Group
 
 app = typer.Typer(
@@ -56,6 +56,7 @@ _register()
 
 
 def main() -> None:
+    buffered_stdout()
     handle_sigterm()
     quiet_exit()
     app()

@@ -291,6 +291,22 @@ STDOUT_FULL = ("cannot write standard output: {}; the output is incomplete (what
                "before stays); free some space or redirect standard output elsewhere")
 
 
+def buffered_stdout() -> None:
+    """Under ``PYTHONUNBUFFERED=1`` (or ``python -u``) ``sys.stdout`` writes straight to the raw
+    file, and its text layer drops what a short write (a full disk) left out: the output would
+    end early with exit 0. A buffer in between retries short writes and raises the error; line
+    buffering keeps the output coming a line at a time, as the user asked."""
+    import io
+
+    out = sys.stdout
+    raw = getattr(out, "buffer", None)
+    if not isinstance(raw, io.RawIOBase):
+        return
+    with contextlib.suppress(ValueError, OSError, AttributeError):
+        sys.stdout = io.TextIOWrapper(io.BufferedWriter(raw), encoding=out.encoding, errors=out.errors,
+                                      line_buffering=True)
+
+
 def _stdout_is_full(e: OSError) -> bool:
     """Whether a full disk that names no file (files bytepiece writes are named in their own
     errors) is standard output's: writing out what it still holds fails the same way, or it is
