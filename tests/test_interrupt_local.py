@@ -153,3 +153,22 @@ def test_ctrl_c_after_the_output_is_written_leaves_it_and_exits_0(moment, tiny_m
     assert notes == [f"note: interrupted after the {word}; the result stands"], done.stderr
     assert "Traceback" not in done.stderr and "Exception ignored" not in done.stderr, done.stderr
     assert len(TokenDataset(tmp_path / "out")) == 50
+
+
+def test_trainer_raises_the_interrupt_behind_a_kernels_system_error(tmp_path, monkeypatch):
+    """In the library too: a Ctrl-C that lands while a compiled kernel is called on the main
+    thread (the merge steps) reaches the caller as KeyboardInterrupt, not as a SystemError."""
+    from bytepiece import Trainer
+    from bytepiece.training import trainer as trainer_module
+
+    def interrupted_run(self, *args):
+        try:
+            raise KeyboardInterrupt
+        except KeyboardInterrupt as e:
+            raise SystemError("<built-in function merge> returned a result with an exception set") from e
+
+    monkeypatch.setattr(trainer_module.Trainer, "_run", interrupted_run)
+    corpus = tmp_path / "c.txt"
+    corpus.write_text("some text to train on\n" * 50, encoding="utf-8")
+    with pytest.raises(KeyboardInterrupt):
+        Trainer(max_vocab_size=300, workers=1).train(str(corpus))

@@ -30,6 +30,7 @@ from ..corpus.sources import check_text_document
 from ..engine import RssMonitor, default_budget, make_engine
 from ..units import parse_size
 from ..engine.memory import return_freed_memory
+from ..engine.interrupts import call_interruptibly
 from .spill import SpillDir
 from ..errors import InputError, TrainingError
 from ..model import FIRST_PIECE_ID, Model, metadata_path
@@ -180,7 +181,7 @@ class Trainer:
                     warm_up(engine, tuple(sorted({src.format for src in inputs.sources})))
                 report.compile_s = time.perf_counter() - t0
                 monitor.phase_peak()
-                results = self._run(engine, shards, plan, spill, progress, monitor, inputs)
+                results = call_interruptibly(self._run, engine, shards, plan, spill, progress, monitor, inputs)
                 report.plan = {**engine.describe(), **plan.describe(), "shards": len(shards)}
                 report.spilled_bytes = spill.bytes_written
         finally:
