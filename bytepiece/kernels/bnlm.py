@@ -28,6 +28,7 @@ import numpy as np
 import numpy.typing as npt
 from ._jit import njit
 
+from .copying import grown_copy
 from .ngrams import lookup
 from .runs import hash_bytes
 
@@ -174,20 +175,13 @@ def _grow(slots, hashes, starts, lengths, counts, arena, meta, room):
         slots = _rehash(hashes, n, cap)
     if n + room > hashes.shape[0]:
         new = max(16, 2 * hashes.shape[0], n + room)
-        g_h = np.empty(new, np.uint64)
-        g_h[:n] = hashes[:n]
-        g_s = np.empty(new, np.int64)
-        g_s[:n] = starts[:n]
-        g_l = np.empty(new, np.int32)
-        g_l[:n] = lengths[:n]
-        g_c = np.empty(new, np.int64)
-        g_c[:n] = counts[:n]
-        hashes, starts, lengths, counts = g_h, g_s, g_l, g_c
+        hashes = grown_copy(hashes, n, new)
+        starts = grown_copy(starts, n, new)
+        lengths = grown_copy(lengths, n, new)
+        counts = grown_copy(counts, n, new)
     if used + room > arena.shape[0]:
         new = max(2 * arena.shape[0], used + room + 1024)
-        g_a = np.empty(new, np.uint8)
-        g_a[:used] = arena[:used]
-        arena = g_a
+        arena = grown_copy(arena, used, new)
     return slots, hashes, starts, lengths, counts, arena
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 from ._jit import njit
+from .copying import grown_copy
 
 NEWLINE = 10
 
@@ -93,9 +94,7 @@ def chunk_boundaries(buf, text_ends, max_chars, max_newlines, digits):
                         q += 1
                         nl += 1
             if k >= out.shape[0]:
-                grown = np.empty(out.shape[0] * 2, np.int64)
-                grown[:k] = out[:k]
-                out = grown
+                out = grown_copy(out, k, out.shape[0] * 2)
             out[k] = q
             k += 1
             p = q

@@ -352,8 +352,9 @@ def viterbi_encode(bc, pair, piece, scores, text):
     cells = np.empty(0, np.int64)
     while a < n:
         b = chunk_end(text, a, n)
-        forward_viterbi(bc, pair, scores, 0, 0.0, text, a, 1, b - a, best, back, tok, sums, cells, NO_STATE, 0.0)
-        pos = _emit(back, tok, piece, b - a, 0, out, pos)
+        forward_viterbi(bc, pair, scores, np.int64(0), 0.0, text, a, np.int64(1), b - a, best, back, tok, sums, cells,
+                        NO_STATE, 0.0)
+        pos = _emit(back, tok, piece, b - a, np.int64(0), out, pos)
         a = b
     return out[:pos]
 
@@ -413,13 +414,13 @@ def encode_segments(bc, pair, piece, values, mode_tag, max_len, alpha, buf, boun
                 b = chunk_end(buf, a, n)
                 if b - a <= cap:
                     out = _grown(out, pos, b - a)
-                    state, _ = forward(mode_tag, bc, pair, values, max_len, alpha, buf, a, 1, b - a, acc, back, tok,
+                    state, _ = forward(mode_tag, bc, pair, values, max_len, alpha, buf, a, np.int64(1), b - a, acc, back, tok,
                                        sums, cells, state, 0.0)
-                    pos = _emit(back, tok, piece, b - a, 0, out, pos)
+                    pos = _emit(back, tok, piece, b - a, np.int64(0), out, pos)
                     a = b
                     continue
                 # a chunk longer than the work arrays: window by window (see the module docstring)
-                base, e, done, u_next = a, 0, 0, 0.0
+                base, e, done, u_next = a, np.int64(0), np.int64(0), 0.0
                 while True:
                     e1 = min(cap, b - base)
                     state, u_next = forward(mode_tag, bc, pair, values, max_len, alpha, buf, base, e + 1, e1, acc, back,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 from ._jit import njit
+from .copying import grown_copy
 
 ROOT = 0
 #: A free cell that was tried as the first child's cell of this many nodes with several
@@ -13,7 +14,7 @@ ROOT = 0
 RETIRE_AFTER = 8
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def _next_free(skip, i):
     """Smallest free cell >= i. ``skip[j]`` is j for a free cell, otherwise a cell to jump to
     (union-find "next free" with path halving), so scans never step over runs of used cells."""
@@ -23,10 +24,12 @@ def _next_free(skip, i):
     return i
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def _grown(a, n, fill):
-    out = np.full(n, fill, a.dtype)
-    out[: a.shape[0]] = a
+    """``a`` grown to ``n`` entries, the new ones ``fill``."""
+    out = grown_copy(a, a.shape[0], n)
+    for i in range(a.shape[0], n):
+        out[i] = fill
     return out
 
 
@@ -99,10 +102,8 @@ def build_double_array(buf, offsets, ids):  # noqa: C901 - the double-array cons
             # and touches cells below p + 256: make sure they exist.
             if max(top, 256) + 257 > cap:
                 new_cap = cap + cap // 4 + 512
-                grown_bc = np.empty(2 * new_cap, np.int32)
-                grown_bc[: 2 * cap] = bc
-                _fill_cells(grown_bc, cap, new_cap)
-                bc = grown_bc
+                bc = grown_copy(bc, 2 * cap, 2 * new_cap)
+                _fill_cells(bc, cap, new_cap)
                 piece_of = _grown(piece_of, new_cap, -1)
                 skip = _grown_free(skip, cap, new_cap)
                 scan = _grown_free(scan, cap, new_cap)
@@ -137,7 +138,7 @@ def build_double_array(buf, offsets, ids):  # noqa: C901 - the double-array cons
     return bc[: 2 * size], piece_of[:size]
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def _place(skip, scan, fails, labels, k):
     """First-fit base for children ``labels[:k]`` (k >= 2, ascending), trying as the first
     child's cell only free cells not yet retired; a cell that fails ``RETIRE_AFTER`` times is
@@ -158,17 +159,16 @@ def _place(skip, scan, fails, labels, k):
         p = _next_free(scan, p + 1)
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def _grown_free(skip, cap, new_cap):
     """``skip`` (``cap + 1`` entries, the last a sentinel) grown to ``new_cap + 1``: the new
     cells free."""
-    out = np.empty(new_cap + 1, np.int32)
-    out[:cap] = skip[:cap]
+    out = grown_copy(skip, cap, new_cap + 1)
     _fill_free(out, cap, new_cap + 1)
     return out
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def _fill_cells(bc, lo, hi):
     """Cells lo..hi-1 empty: base 0, check -1 (no parent)."""
     for i in range(lo, hi):
@@ -176,7 +176,7 @@ def _fill_cells(bc, lo, hi):
         bc[2 * i + 1] = -1
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def _fill_free(skip, lo, hi):
     """Cells lo..hi-1 free (``skip[i] == i``), written in place: ``np.arange`` would first make
     an int64 copy as large as the whole double array."""

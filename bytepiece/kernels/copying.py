@@ -1,0 +1,30 @@
+"""Array copies for the kernels, written as loops.
+
+A slice assignment between arrays (``dst[:n] = src[:n]``) makes numba compile its shape check,
+whose error message formats the shapes as text: 1.5-2 s of CPU on the first compile of a
+process, more than most kernels take. These loops compile in milliseconds (inlined into the
+caller) and run as fast.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ._jit import njit
+
+
+@njit(cache=True, nogil=True, inline="always")
+def copy_head(dst, src, n):
+    """``dst[:n] = src[:n]``."""
+    for i in range(n):
+        dst[i] = src[i]
+
+
+@njit(cache=True, nogil=True, inline="always")
+def grown_copy(src, n, size):
+    """A new array of ``size`` elements of ``src``'s dtype whose first ``n`` are ``src[:n]`` (the
+    rest uninitialized)."""
+    out = np.empty(size, src.dtype)
+    for i in range(n):
+        out[i] = src[i]
+    return out
