@@ -13,7 +13,7 @@ one-line sampled encode (``echo hi | bytepiece encode --sample alpha=0.1``), wit
 run of each for scale.
 
 ``--trace JOB`` runs one job in this process with a listener on numba's compile events and
-prints every compilation (kernel, argument types, seconds, nesting depth): a kernel listed twice
+prints every compilation (kernel, argument types, CPU seconds of the compiling thread, nesting depth): a kernel listed twice
 was compiled twice, a ``Literal[int]`` argument is a specialization made for a constant.
 """
 
@@ -94,14 +94,14 @@ def trace(job: str) -> None:
 
     class Listener(event.Listener):
         def on_start(self, ev):
-            stack.append(time.perf_counter())
+            stack.append(time.thread_time())
 
         def on_end(self, ev):
             t0 = stack.pop()
             data = ev.data or {}
             func = getattr(data.get("dispatcher"), "py_func", None)
             name = f"{getattr(func, '__module__', '?')}.{getattr(func, '__qualname__', '?')}"
-            records.append((name, str(data.get("args")), time.perf_counter() - t0, len(stack)))
+            records.append((name, str(data.get("args")), time.thread_time() - t0, len(stack)))
 
     argv, stdin = jobs(Path(sys.executable))[job]
     os.chdir(scratch)
