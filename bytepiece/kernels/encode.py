@@ -43,6 +43,7 @@ from numba.extending import overload
 from ._jit import njit
 
 from .chunking import chunk_end
+from .copying import grown_copy
 from .rng import next_uniform, seed_state
 
 #: work arrays hold at most this many positions; longer chunks go window by window
@@ -346,8 +347,8 @@ def viterbi_encode(bc, pair, piece, scores, text):
     back = ints[: n + 1]
     tok = ints[n + 1 : 2 * n + 2]
     out = ints[2 * n + 2 :]
-    pos = 0
-    a = 0
+    pos = np.int64(0)
+    a = np.int64(0)
     sums = np.empty(0, np.float64)
     cells = np.empty(0, np.int64)
     while a < n:
@@ -440,7 +441,7 @@ def encode_segments(bc, pair, piece, values, mode_tag, max_len, alpha, buf, boun
             pos += 1
         token_offsets[d + 1] = pos
     if 2 * pos < out.shape[0]:
-        return out[:pos].copy(), token_offsets, forced  # do not keep a buffer several times the ids alive
+        return grown_copy(out, pos, pos), token_offsets, forced  # do not keep a buffer several times the ids alive
     return out[:pos], token_offsets, forced
 
 
