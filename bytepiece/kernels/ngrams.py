@@ -136,7 +136,11 @@ def _close(stack, cur, depth, keep, min_count, out_keys, out_counts, emit, m):
 
 
 @njit(cache=True, nogil=True)
-def _walk(keys, counts, order, min_count, out_keys, out_counts, emit):
+def _walk(keys, counts, order, min_count, out_keys, out_counts):
+    """Walk the sorted maximal-gram run; emits into ``out_keys``/``out_counts`` unless they are
+    empty (a counting pass). One compiled function serves both passes: a literal flag would
+    compile it twice."""
+    emit = out_keys.shape[0] > 0
     stack = np.zeros(order + 1, np.int64)  # stack[d]: count of the open prefix of length d
     cur = np.uint64(0)  # bytes of the open path
     depth = 0
@@ -167,7 +171,7 @@ def count_long(keys, counts, order, min_count):
     """How many n-grams of length 3..order ``derive_long`` would emit for this partition."""
     e_u = np.empty(0, np.uint64)
     e_i = np.empty(0, np.int64)
-    return _walk(keys, counts, order, min_count, e_u, e_i, False)
+    return _walk(keys, counts, order, min_count, e_u, e_i)
 
 
 @njit(cache=True, nogil=True)
@@ -182,7 +186,7 @@ def derive_long(keys, counts, order, min_count, twos):
     m = count_long(keys, counts, order, min_count)
     out_keys = np.empty(m, np.uint64)
     out_counts = np.empty(m, np.int64)
-    _walk(keys, counts, order, min_count, out_keys, out_counts, True)
+    _walk(keys, counts, order, min_count, out_keys, out_counts)
     parents = np.empty(m, np.int64)
     last = np.zeros(MAX_ORDER + 1, np.int64)
     for i in range(m - 1, -1, -1):

@@ -137,7 +137,10 @@ def gather_pieces(order, hashes, counts, starts, lengths, arena):
 
 
 @njit(cache=True, nogil=True)
-def _merge_pieces(h1, c1, o1, a1, h2, c2, o2, a2, out_h, out_c, out_o, out_a, emit):
+def _merge_pieces(h1, c1, o1, a1, h2, c2, o2, a2, out_h, out_c, out_o, out_a):
+    """Merge two sorted piece runs into the ``out_*`` arrays, or only size the result when they
+    are empty (one compiled function for both passes: a literal flag would compile it twice)."""
+    emit = out_h.shape[0] > 0
     n1, n2 = h1.shape[0], h2.shape[0]
     i = j = m = 0
     p = 0
@@ -179,12 +182,12 @@ def merge_pieces(h1, c1, o1, a1, h2, c2, o2, a2):
     e_c = np.empty(0, np.int64)
     e_o = np.empty(0, np.int64)
     e_a = np.empty(0, np.uint8)
-    m, p = _merge_pieces(h1, c1, o1, a1, h2, c2, o2, a2, e_h, e_c, e_o, e_a, False)
+    m, p = _merge_pieces(h1, c1, o1, a1, h2, c2, o2, a2, e_h, e_c, e_o, e_a)
     out_h = np.empty(m, np.uint64)
     out_c = np.empty(m, np.int64)
     out_o = np.zeros(m + 1, np.int64)
     out_a = np.empty(p, np.uint8)
-    _merge_pieces(h1, c1, o1, a1, h2, c2, o2, a2, out_h, out_c, out_o, out_a, True)
+    _merge_pieces(h1, c1, o1, a1, h2, c2, o2, a2, out_h, out_c, out_o, out_a)
     return out_h, out_c, out_o, out_a
 
 
