@@ -29,7 +29,7 @@ import numpy.typing as npt
 from ._jit import njit
 
 from .copying import grown_copy
-from .ngrams import lookup
+from .ngrams import lookup, prefetch_slot
 from .runs import hash_bytes
 
 NEG_INF = -np.inf
@@ -54,14 +54,39 @@ class PieceTable(NamedTuple):
                    np.zeros(3, np.int64))
 
 
+#: chunk bytes ahead whose n-gram lookups are prefetched (the score table is hundreds of MB, a
+#: cache miss per lookup): on the Linux sources 4 makes the lookups 25% faster, 8 or 16 no more
+PREFETCH_AHEAD = 4
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _prefetch_grams(buf, p, b, order, table, cap):
+    """Prefetch the score-table slots of the n-grams of length 3.. that start at ``buf[p]``."""
+    top = min(order, b - p)
+    if top < 3:
+        return
+    key = (np.uint64(buf[p]) << np.uint64(56)) | (np.uint64(buf[p + 1]) << np.uint64(48))
+    for k in range(3, top + 1):
+        key |= np.uint64(buf[p + k - 1]) << np.uint64(64 - 8 * k)
+        prefetch_slot(table, cap, key | np.uint64(k))
+
+
 @njit(cache=True, nogil=True)
 def _emissions(buf, a, b, order, ensure_unicode, ones, twos, table, vals, cap, emit):
-    """``emit[i, j]``: score of the (j+1)-gram ending at chunk byte ``i`` (or -inf)."""
+    """``emit[i, j]``: score of the (j+1)-gram ending at chunk byte ``i`` (or -inf).
+
+    A loop of lookups only (the Viterbi runs after it): the lookups of different start
+    positions are independent, so the CPU keeps many of their cache misses in flight, which a
+    loop interleaving them with the Viterbi's dependent steps measured at half the speed."""
     m = b - a
     for i in range(m):
         for j in range(order):
             emit[i, j] = NEG_INF
+    for s in range(min(PREFETCH_AHEAD, m)):
+        _prefetch_grams(buf, a + s, b, order, table, cap)
     for s in range(m):
+        if s + PREFETCH_AHEAD < m:
+            _prefetch_grams(buf, a + s + PREFETCH_AHEAD, b, order, table, cap)
         top = min(order, m - s)
         b0 = np.int64(buf[a + s])
         emit[s, 0] = ones[b0]
