@@ -33,6 +33,10 @@ _FIB = np.uint64(0x9E3779B97F4A7C15)
 PREFIX3_MASK = ~((1 << 40) - 1) & ((1 << 64) - 1)  # the first three bytes of a key
 
 
+#: positions ahead whose table slot ``count_grams`` prefetches
+COUNT_AHEAD = 4
+
+
 @njit(cache=True, nogil=True)
 def count_grams(buf, bounds, lo, hi, order, bits):
     """Count the maximal grams of chunks ``lo..hi-1`` in an open-addressing table of ``2**bits``
@@ -46,14 +50,31 @@ def count_grams(buf, bounds, lo, hi, order, bits):
     keys = np.zeros(cap, np.uint64)
     counts = np.zeros(cap, np.int64)
     n = 0
+    low = np.uint64(64 - 8 * order)  # where a window's last byte goes
     for c in range(lo, hi):
         a, b = bounds[c], bounds[c + 1]
+        # The bytes of the gram at p and of the gram COUNT_AHEAD positions on, each rolled one
+        # byte a step (instead of packed anew from up to ``order`` loads); the table slot of the
+        # one ahead is prefetched. Together 1.5x the speed on the Linux sources.
+        window = np.uint64(0)
+        for i in range(min(order, b - a)):
+            window |= np.uint64(buf[a + i]) << np.uint64(56 - 8 * i)
+        ahead = np.uint64(0)
+        for i in range(min(order, b - a - COUNT_AHEAD)):
+            ahead |= np.uint64(buf[a + COUNT_AHEAD + i]) << np.uint64(56 - 8 * i)
         for p in range(a, b):
-            m = min(order, b - p)
-            key = np.uint64(0)
-            for i in range(m):
-                key |= np.uint64(buf[p + i]) << np.uint64(56 - 8 * i)
-            key |= np.uint64(m)
+            q = p + COUNT_AHEAD
+            if q < b:
+                slot = np.int64(((ahead | np.uint64(min(order, b - q))) * _FIB) >> shift)
+                prefetch(keys, slot)
+                prefetch(counts, slot)
+                ahead = ahead << np.uint64(8)
+                if q + order < b:
+                    ahead |= np.uint64(buf[q + order]) << low
+            key = window | np.uint64(min(order, b - p))
+            window = window << np.uint64(8)
+            if p + order < b:
+                window |= np.uint64(buf[p + order]) << low
             s = np.int64((key * _FIB) >> shift)
             while True:
                 k = keys[s]
