@@ -9,8 +9,9 @@ fresh install; one run of every job per round, in turn, so load on a shared mach
 them alike. Reported: medians of the child's CPU time (user + system, all threads: what the
 wall time would be on an idle core), of the wall time and of the peak RSS, as ``/usr/bin/time
 -v`` gives them. The jobs are README's main job (``bytepiece train -o sample.model``) and a
-one-line sampled encode (``echo hi | bytepiece encode --sample alpha=0.1``), with a warm-cache
-run of each for scale.
+one-line sampled encode (``echo hi | bytepiece encode --sample alpha=0.1``), with a plain
+one-line encode and a JSON Lines training run from standard input beside them (the warm-up then
+compiles the JSON Lines parser too), and a warm-cache run of each for scale.
 
 ``--trace JOB`` runs one job in this process with a listener on numba's compile events and
 prints every compilation (kernel, argument types, CPU seconds of the compiling thread, nesting depth): a kernel listed twice
@@ -42,7 +43,17 @@ def jobs(python: Path) -> dict[str, tuple[list[str], str]]:
     return {
         "train": ([cli, "train", "-o", "sample.model"], ""),
         "encode --sample": ([cli, "encode", "--sample", "alpha=0.1"], "hi\n"),
+        "encode": ([cli, "encode"], "hi\n"),
+        # JSON Lines on stdin: the warm-up compiles the JSON Lines parser too
+        "train jsonl": ([cli, "train", "-", "-o", "sample.model", "-v", "1000"], _jsonl_sample()),
     }
+
+
+def _jsonl_sample() -> str:
+    """The first 300 KB of the sample corpus, a JSON Lines document per line."""
+    sample = Path(__file__).resolve().parents[1] / "data" / "sample_corpus.txt"
+    lines = sample.read_text(encoding="utf-8")[:300_000].splitlines(keepends=True)
+    return "".join(json.dumps({"text": line}) + "\n" for line in lines)
 
 
 def run_once(argv: list[str], stdin: str, *, cold: bool, scratch: Path) -> dict[str, float]:
@@ -105,9 +116,10 @@ def trace(job: str) -> None:
 
     argv, stdin = jobs(Path(sys.executable))[job]
     os.chdir(scratch)
-    if stdin:
-        (scratch / "in.txt").write_text(stdin)
-        argv = [*argv, str(scratch / "in.txt")]
+    if stdin:  # from a file instead: "-" is JSON Lines, an encode input plain text
+        name = scratch / ("in.jsonl" if "-" in argv else "in.txt")
+        name.write_text(stdin, encoding="utf-8")
+        argv = [str(name) if a == "-" else a for a in argv] if "-" in argv else [*argv, str(name)]
     event.register("numba:compile", Listener())
     sys.argv = ["bytepiece", *argv[1:]]
     cpu0, wall0 = time.process_time(), time.perf_counter()
@@ -131,8 +143,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="python of the environment to measure (its bin/ must hold the bytepiece command)")
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--json", type=Path)
-    parser.add_argument("--trace", choices=sorted(TARGETS))
-    parser.add_argument("--only", action="append", choices=sorted(TARGETS), help="measure this job only (repeatable)")
+    names = sorted(jobs(Path(sys.executable)))
+    parser.add_argument("--trace", choices=names)
+    parser.add_argument("--only", action="append", choices=names, help="measure this job only (repeatable)")
     parser.add_argument("--cold-only", action="store_true", help="skip the warm-cache runs")
     args = parser.parse_args(argv)
     if args.trace:
