@@ -165,7 +165,7 @@ def test_budget_too_small_for_the_ngram_table(many_ngrams, monkeypatch):
     second_pass = _record_calls(monkeypatch, build, "count_shard_pieces")
     options = dict(max_vocab_size=500, workers=1, shard_bytes=4 << 10, progress=False)
     with pytest.raises(TrainingError, match=r"cannot hold the n-gram table .* smallest budget that works here is "
-                                            r"[\d.]+ MB \(--max-memory (\d+)M\)") as refused:
+                                            r"[\d.]+ MiB \(--max-memory (\d+)M\)") as refused:
         Trainer(max_memory="2M", **options).train(str(many_ngrams))
     assert built == [] and second_pass == []
     least = int(re.search(r"--max-memory (\d+)M", str(refused.value)).group(1))
