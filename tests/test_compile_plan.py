@@ -6,12 +6,14 @@ warm-up (both passes and pruning on a sample, text and JSON Lines) and encodes a
 listener records every compilation. The test fails when a kernel is compiled twice (a constant
 argument is a ``Literal`` type and compiles one more specialization; a read-only and a writable
 array are two) or when a kernel uses an array slice assignment (numba then compiles its shape
-check, whose error text alone costs 1.5-2 s of CPU).
+check, whose error text alone costs 1.5-2 s of CPU). On a terminal, the compile shows as a
+status line with a clock.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import os
 import subprocess
 import sys
@@ -83,3 +85,48 @@ def test_no_array_slice_assignment_in_kernels(compiled):
     assert not [n for n in names if "raise_with_shape_context" in n], (
         "a kernel assigns an array to a slice (numba compiles its shape check and error text, 1.5-2 s): "
         "use kernels.copying")
+
+
+def _run_on_a_terminal(argv: list[str], cwd, timeout: float = 600) -> tuple[int, str]:
+    """Run ``argv`` with a pseudo-terminal as its standard streams; (exit status, all it wrote)."""
+    import threading
+
+    master, slave = os.openpty()
+    env = {**os.environ, "TERM": "xterm", "COLUMNS": "120"}
+    proc = subprocess.Popen(argv, stdin=slave, stdout=slave, stderr=slave, cwd=cwd, env=env, close_fds=True)
+    os.close(slave)
+    chunks: list[bytes] = []
+
+    def drain() -> None:
+        while True:
+            try:
+                chunk = os.read(master, 1 << 16)
+            except OSError:  # EIO: the child closed the terminal
+                return
+            if not chunk:
+                return
+            chunks.append(chunk)
+
+    reader = threading.Thread(target=drain, daemon=True)
+    reader.start()
+    try:
+        status = proc.wait(timeout=timeout)
+    finally:
+        proc.kill()
+        reader.join(timeout=10)
+        os.close(master)
+    return status, b"".join(chunks).decode("utf-8", "replace")
+
+
+@pytest.mark.skipif(not hasattr(os, "openpty"), reason="needs a pseudo-terminal")
+def test_train_on_a_terminal_shows_the_compile_status_with_a_clock(tmp_path):
+    """README's main job on a terminal says what the first run's 10-20 s go to, with the seconds
+    elapsed so that it visibly moves (a bare spinner looked stuck); the summary reports it apart."""
+    status, shown = _run_on_a_terminal(
+        [sys.executable, "-c", "from bytepiece_cli.app import main; main()", "train", "-o", "s.model", "-v", "500"],
+        cwd=tmp_path)
+    assert status == 0, shown[-2000:]
+    shown = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", shown)  # colours and cursor movements
+    assert "compiling kernels (first run only)" in shown
+    assert re.search(r"compiling kernels \(first run only\)\s+\d+:\d\d:\d\d", shown), shown[-2000:]
+    assert "compiling kernels:" in shown and (tmp_path / "s.model").is_file()
