@@ -20,7 +20,6 @@ import argparse
 import datetime
 import filecmp
 import json
-import os
 import statistics
 import subprocess
 import sys
