@@ -30,6 +30,7 @@ from ._jit import njit
 
 from .copying import grown_copy
 from .ngrams import lookup, prefetch_slot
+from .prefetch import prefetch
 from .runs import hash_bytes
 
 NEG_INF = -np.inf
@@ -211,10 +212,10 @@ def _grow(slots, hashes, starts, lengths, counts, arena, meta, room):
 
 
 @njit(cache=True, nogil=True, inline="always")
-def _add(buf, a, b, weight, slots, shift, mask, hashes, starts, lengths, counts, arena, meta):
-    """Add ``weight`` to the count of piece ``buf[a:b]``. The caller guarantees room for one more
-    entry and ``b - a`` more arena bytes (see ``_grow``), so nothing is reallocated here."""
-    h = hash_bytes(buf, a, b)
+def _add(buf, a, b, h, weight, slots, shift, mask, hashes, starts, lengths, counts, arena, meta):
+    """Add ``weight`` to the count of piece ``buf[a:b]``, whose ``hash_bytes`` is ``h``. The caller
+    guarantees room for one more entry and ``b - a`` more arena bytes (see ``_grow``), so nothing
+    is reallocated here."""
     s = np.int64((h * _FIB) >> shift)
     length = b - a
     while True:
@@ -245,6 +246,25 @@ def _add(buf, a, b, weight, slots, shift, mask, hashes, starts, lengths, counts,
     meta[1] = used + length
 
 
+#: pieces ahead whose table slot is prefetched; at half that distance the slot is read and the
+#: fields of its entry are prefetched (a table of millions of pieces misses the cache on both)
+PIECES_AHEAD = 8
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _prefetch_piece(h, shift, slots):
+    prefetch(slots, np.int64((h * _FIB) >> shift))
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _prefetch_entry(h, shift, slots, hashes, starts, lengths):
+    e = slots[np.int64((h * _FIB) >> shift)]
+    if e >= 0:
+        prefetch(hashes, e)
+        prefetch(starts, e)
+        prefetch(lengths, e)
+
+
 @njit(cache=True, nogil=True)
 def count_pieces(buf, bounds, lo, hi, order, ensure_unicode, ones, twos, table, cap,
                  slots, hashes, starts, lengths, counts, arena, meta):
@@ -257,6 +277,8 @@ def count_pieces(buf, bounds, lo, hi, order, ensure_unicode, ones, twos, table, 
     emit = np.empty((longest, order), np.float64)
     routes = np.zeros((longest, order), np.int8)
     states = np.zeros(longest, np.int8)
+    ends = np.empty(longest, np.int64)
+    piece_hashes = np.empty(longest, np.uint64)
     prev = np.empty(order, np.float64)
     cur = np.empty(order, np.float64)
     seen = 0
@@ -274,11 +296,26 @@ def count_pieces(buf, bounds, lo, hi, order, ensure_unicode, ones, twos, table, 
             mask = slots.shape[0] - 1
         _emissions(buf, a, b, order, ensure_unicode, ones, twos, table, vals, cap, emit)
         _viterbi_states(emit, m, order, routes, prev, cur, states)
+        # The pieces and their hashes first, so that their table lookups can be asked for ahead.
+        k = 0
         start = 0
         for i in range(1, m + 1):
             if i == m or states[i] == 0:
-                _add(buf, a + start, a + i, 1, slots, shift, mask, hashes, starts, lengths, counts, arena, meta)
-                seen += 1
+                ends[k] = a + i
+                piece_hashes[k] = hash_bytes(buf, a + start, a + i)
+                k += 1
                 start = i
+        for q in range(min(PIECES_AHEAD, k)):
+            _prefetch_piece(piece_hashes[q], shift, slots)
+        start = a
+        for q in range(k):
+            if q + PIECES_AHEAD < k:
+                _prefetch_piece(piece_hashes[q + PIECES_AHEAD], shift, slots)
+            if q + PIECES_AHEAD // 2 < k:
+                _prefetch_entry(piece_hashes[q + PIECES_AHEAD // 2], shift, slots, hashes, starts, lengths)
+            _add(buf, start, ends[q], piece_hashes[q], 1, slots, shift, mask, hashes, starts, lengths, counts, arena,
+                 meta)
+            start = ends[q]
+        seen += k
     meta[2] += seen
     return slots, hashes, starts, lengths, counts, arena
