@@ -14,10 +14,13 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import shutil
 import statistics
 import sys
+import tempfile
 import time
 import warnings
+from pathlib import Path
 
 import numpy as np
 
@@ -32,9 +35,15 @@ def main(argv: list[str] | None = None) -> int:
     import bytepiece.kernels.bnlm as this
     from bytepiece.training import Trainer
 
-    spec = importlib.util.spec_from_file_location("bytepiece.kernels._bnlm_other", args.other)
+    # a copy in a fresh directory: numba caches beside the file, and a cache entry of another
+    # process's copy would refer to a module that does not exist here
+    scratch = tempfile.TemporaryDirectory(prefix="bench-count-pieces-")
+    copy = Path(scratch.name) / "bnlm_other.py"
+    shutil.copyfile(args.other, copy)
+    spec = importlib.util.spec_from_file_location("bytepiece.kernels._bnlm_other", copy)
     assert spec is not None and spec.loader is not None
     other = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = other
     spec.loader.exec_module(other)
     jobs = []
     kernel = this.count_pieces
