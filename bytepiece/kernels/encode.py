@@ -379,7 +379,7 @@ def encode_segments(bc, pair, piece, values, mode_tag, max_len, alpha, buf, boun
     n_docs = doc_segs.shape[0] - 1
     extra = (1 if bos >= 0 else 0) + (1 if eos >= 0 else 0)
     longest = 0
-    total = 0
+    total = np.int64(0)  # not the constant 0: _whole_documents would be compiled for Literal[int](0)
     one_segment_each = True
     for d in range(n_docs):
         size = bounds[doc_segs[d + 1]] - bounds[doc_segs[d]]
@@ -467,14 +467,14 @@ def _whole_documents(bc, pair, piece, values, mode_tag, max_len, alpha, buf, bou
         state = seed_state(seed, doc_base + d)
         while a < n:
             b = chunk_end(buf, a, n)
-            state, _ = forward(mode_tag, bc, pair, values, max_len, alpha, buf, a, 1, b - a, acc, back, tok, sums, cells,
-                               state, 0.0)
-            pos = _emit(back, tok, piece, b - a, 0, out, pos)
+            state, _ = forward(mode_tag, bc, pair, values, max_len, alpha, buf, a, np.int64(1), b - a, acc, back, tok,
+                               sums, cells, state, 0.0)
+            pos = _emit(back, tok, piece, b - a, np.int64(0), out, pos)
             a = b
         if eos >= 0:
             out[pos] = eos
             pos += 1
         token_offsets[d + 1] = pos
     if 2 * pos < out.shape[0]:
-        return out[:pos].copy(), token_offsets
+        return grown_copy(out, pos, pos), token_offsets
     return out[:pos], token_offsets
