@@ -119,6 +119,7 @@ def _run_on_a_terminal(argv: list[str], cwd, timeout: float = 600) -> tuple[int,
     return status, b"".join(chunks).decode("utf-8", "replace")
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not hasattr(os, "openpty"), reason="needs a pseudo-terminal")
 def test_train_on_a_terminal_shows_the_compile_status_with_a_clock(tmp_path):
     """README's main job on a terminal says what the first run's 10-20 s go to, with the seconds
