@@ -9,8 +9,9 @@ JSON Lines), vocabulary 32000, every trainer in its own subprocess, one after th
   ``RAYON_NUM_THREADS`` = workers);
 - ours on a Dask ``LocalCluster`` of 1 and of 2 worker processes (on the quarter corpus by default).
 
-Reported per run: wall time of the training call, peak RSS of the process (``ru_maxrss``) and of
-its process tree (sampled), and for ours the per-phase times and spilled bytes; then the ratios
+Reported per run: wall time of the training call, CPU seconds of the process and its worker
+processes (on a shared machine, the figure that other load hardly moves), peak RSS of the
+process (``ru_maxrss``) and of its process tree (sampled), and for ours the per-phase times and spilled bytes; then the ratios
 the targets are stated in, and whether the models of all our plans are byte-identical.
 
     python bench/make_scale_corpus.py --out /tmp/bytepiece-scale
@@ -133,6 +134,7 @@ def main() -> None:
         ratios["same model budget and unbounded"] = identical
     if "hf bpe" in runs:
         ratios["time ours (budget) / HF BPE"] = runs["ours budget"]["wall_s"] / runs["hf bpe"]["wall_s"]
+        ratios["CPU ours (budget) / HF BPE"] = runs["ours budget"]["cpu_s"] / runs["hf bpe"]["cpu_s"]
         if "ours unbounded" in runs:
             ratios["time ours (unbounded) / HF BPE"] = runs["ours unbounded"]["wall_s"] / runs["hf bpe"]["wall_s"]
     if "dask local:2" in runs:

@@ -145,6 +145,7 @@ def run_child(argv: list[str], cwd: str | None = None) -> dict:
     result["peak_rss_mb"] = usage.ru_maxrss / 1024
     result["tree_peak_rss_mb"] = peak[0] / 1024
     result["process_s"] = process_s
+    result["cpu_s"] = usage.ru_utime + usage.ru_stime  # with the reaped children: worker processes
     return result
 
 

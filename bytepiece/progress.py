@@ -84,11 +84,16 @@ class Progress:
 
     @contextlib.contextmanager
     def status(self, message: str) -> Iterator[None]:
-        """A transient spinner line (e.g. "compiling kernels (first run only)")."""
+        """A transient spinner line with the seconds elapsed (e.g. "compiling kernels (first run
+        only)", which takes 15-30 s of wall time on a busy machine: the clock shows that it moves)."""
         if not self.enabled:
             yield
             return
-        with self._console().status(message):
+        from rich.progress import Progress as RichProgress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+        columns = (SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn())
+        with RichProgress(*columns, console=self._console(), transient=True, refresh_per_second=5) as bar:
+            bar.add_task(message, total=None)
             yield
 
 

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import json
 import random
+import re
 import warnings
 
 import pytest
 
 from bytepiece import TrainingError, load_model
-from bytepiece.training import Trainer
-from bytepiece.training import memory_plan
+from bytepiece.training import Trainer, build, memory_plan
+from bytepiece.training.warmup import warm_up_here
 from bytepiece_cli.app import app
 
 WORDS = ("the quick brown fox jumps over lazy dogs while tokenizers split text into pieces "
@@ -123,9 +124,72 @@ def test_temporary_files_are_removed_on_error_and_interrupt(corpus_path, tmp_pat
     assert not any(tmp_path.iterdir())
 
 
-def test_budget_too_small_for_the_ngram_table(corpus_path):
-    with pytest.raises(TrainingError, match=r"smallest budget that works here is about .*--max-memory \d+M"):
+def _record_calls(monkeypatch, module, name):
+    calls = []
+    real = getattr(module, name)
+
+    def recorded(*args, **kwargs):
+        calls.append(name)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(module, name, recorded)
+    return calls
+
+
+def test_budget_below_any_corpus_is_refused_before_reading(corpus_path, monkeypatch):
+    """A budget below what the second pass needs with the smallest n-gram model is refused
+    before the first pass reads anything."""
+    read = _record_calls(monkeypatch, build, "count_shard_grams")
+    with pytest.raises(TrainingError, match=r"too small for any corpus: the second pass needs .* \(--max-memory \d+M\)"):
         _train(corpus_path, workers=1, max_memory="64K", shard_bytes=4 << 10)
+    assert read == []
+
+
+@pytest.fixture(scope="module")
+def many_ngrams(tmp_path_factory):
+    """400 KB of random words over ten letters: an n-gram table of about 4 MB."""
+    rng = random.Random(3)
+    path = tmp_path_factory.mktemp("ngrams") / "random.txt"
+    path.write_text("".join(" ".join("".join(rng.choice("abcdefghij") for _ in range(rng.randint(2, 7)))
+                                     for _ in range(12)) + "\n" for _ in range(6000)), encoding="utf-8")
+    return path
+
+
+def test_budget_too_small_for_the_ngram_table(many_ngrams, monkeypatch):
+    """Refused as soon as the n-gram table's size is known (before it is built, and before the
+    second pass), with the smallest budget that works: that one works, one MiB less does not."""
+    import bytepiece.kernels.ngrams as ngrams
+
+    warm_up_here()  # compiled first: the warm-up runs both passes on a sample
+    built = _record_calls(monkeypatch, ngrams, "derive_long")
+    second_pass = _record_calls(monkeypatch, build, "count_shard_pieces")
+    options = dict(max_vocab_size=500, workers=1, shard_bytes=4 << 10, progress=False)
+    with pytest.raises(TrainingError, match=r"cannot hold the n-gram table .* smallest budget that works here is "
+                                            r"[\d.]+ MiB \(--max-memory (\d+)M\)") as refused:
+        Trainer(max_memory="2M", **options).train(str(many_ngrams))
+    assert built == [] and second_pass == []
+    least = int(re.search(r"--max-memory (\d+)M", str(refused.value)).group(1))
+    with pytest.raises(TrainingError, match=f"--max-memory {least}M"):
+        Trainer(max_memory=f"{least - 1}M", **options).train(str(many_ngrams))
+    Trainer(max_memory=f"{least}M", **options).train(str(many_ngrams))  # works the first time
+
+
+@pytest.mark.parametrize("workers", [1, 2, 8])
+@pytest.mark.parametrize("input_bytes", [None, 10 << 20, 1_381_258_351])
+@pytest.mark.parametrize("shard_bytes", [None, 4 << 10, 64 << 20])
+def test_suggested_budget_covers_its_own_plan(workers, input_bytes, shard_bytes):
+    """A larger budget plans larger shards, so more work in flight: the budget a refusal
+    suggests must hold the second pass under the plan made for that budget, not for the budget
+    refused (given 5M, the old suggestion of 185M was then refused with 207M, 211M, 213M)."""
+    for model_bytes in (1 << 20, 166 << 20, 1200 << 20):
+        refused = memory_plan.MemoryPlan.make(1 << 20, workers, shard_bytes, input_bytes)
+        with pytest.raises(TrainingError) as error:
+            refused.pass2_reducer_limit(model_bytes)
+        least = int(re.search(r"--max-memory (\d+)M", str(error.value)).group(1))
+        memory_plan.MemoryPlan.make(least << 20, workers, shard_bytes, input_bytes).pass2_reducer_limit(model_bytes)
+        with pytest.raises(TrainingError):
+            memory_plan.MemoryPlan.make((least - 1) << 20, workers, shard_bytes, input_bytes).pass2_reducer_limit(
+                model_bytes)
 
 
 @pytest.mark.slow

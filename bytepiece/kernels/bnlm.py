@@ -28,7 +28,9 @@ import numpy as np
 import numpy.typing as npt
 from ._jit import njit
 
-from .ngrams import lookup
+from .copying import grown_copy
+from .ngrams import lookup, prefetch_slot
+from .prefetch import prefetch
 from .runs import hash_bytes
 
 NEG_INF = -np.inf
@@ -53,14 +55,39 @@ class PieceTable(NamedTuple):
                    np.zeros(3, np.int64))
 
 
+#: chunk bytes ahead whose n-gram lookups are prefetched (the score table is hundreds of MB, a
+#: cache miss per lookup): on the Linux sources 4 makes the lookups 25% faster, 8 or 16 no more
+PREFETCH_AHEAD = 4
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _prefetch_grams(buf, p, b, order, table, cap):
+    """Prefetch the score-table slots of the n-grams of length 3.. that start at ``buf[p]``."""
+    top = min(order, b - p)
+    if top < 3:
+        return
+    key = (np.uint64(buf[p]) << np.uint64(56)) | (np.uint64(buf[p + 1]) << np.uint64(48))
+    for k in range(3, top + 1):
+        key |= np.uint64(buf[p + k - 1]) << np.uint64(64 - 8 * k)
+        prefetch_slot(table, cap, key | np.uint64(k))
+
+
 @njit(cache=True, nogil=True)
 def _emissions(buf, a, b, order, ensure_unicode, ones, twos, table, vals, cap, emit):
-    """``emit[i, j]``: score of the (j+1)-gram ending at chunk byte ``i`` (or -inf)."""
+    """``emit[i, j]``: score of the (j+1)-gram ending at chunk byte ``i`` (or -inf).
+
+    A loop of lookups only (the Viterbi runs after it): the lookups of different start
+    positions are independent, so the CPU keeps many of their cache misses in flight, which a
+    loop interleaving them with the Viterbi's dependent steps measured at half the speed."""
     m = b - a
     for i in range(m):
         for j in range(order):
             emit[i, j] = NEG_INF
+    for s in range(min(PREFETCH_AHEAD, m)):
+        _prefetch_grams(buf, a + s, b, order, table, cap)
     for s in range(m):
+        if s + PREFETCH_AHEAD < m:
+            _prefetch_grams(buf, a + s + PREFETCH_AHEAD, b, order, table, cap)
         top = min(order, m - s)
         b0 = np.int64(buf[a + s])
         emit[s, 0] = ones[b0]
@@ -174,28 +201,21 @@ def _grow(slots, hashes, starts, lengths, counts, arena, meta, room):
         slots = _rehash(hashes, n, cap)
     if n + room > hashes.shape[0]:
         new = max(16, 2 * hashes.shape[0], n + room)
-        g_h = np.empty(new, np.uint64)
-        g_h[:n] = hashes[:n]
-        g_s = np.empty(new, np.int64)
-        g_s[:n] = starts[:n]
-        g_l = np.empty(new, np.int32)
-        g_l[:n] = lengths[:n]
-        g_c = np.empty(new, np.int64)
-        g_c[:n] = counts[:n]
-        hashes, starts, lengths, counts = g_h, g_s, g_l, g_c
+        hashes = grown_copy(hashes, n, new)
+        starts = grown_copy(starts, n, new)
+        lengths = grown_copy(lengths, n, new)
+        counts = grown_copy(counts, n, new)
     if used + room > arena.shape[0]:
         new = max(2 * arena.shape[0], used + room + 1024)
-        g_a = np.empty(new, np.uint8)
-        g_a[:used] = arena[:used]
-        arena = g_a
+        arena = grown_copy(arena, used, new)
     return slots, hashes, starts, lengths, counts, arena
 
 
 @njit(cache=True, nogil=True, inline="always")
-def _add(buf, a, b, weight, slots, shift, mask, hashes, starts, lengths, counts, arena, meta):
-    """Add ``weight`` to the count of piece ``buf[a:b]``. The caller guarantees room for one more
-    entry and ``b - a`` more arena bytes (see ``_grow``), so nothing is reallocated here."""
-    h = hash_bytes(buf, a, b)
+def _add(buf, a, b, h, weight, slots, shift, mask, hashes, starts, lengths, counts, arena, meta):
+    """Add ``weight`` to the count of piece ``buf[a:b]``, whose ``hash_bytes`` is ``h``. The caller
+    guarantees room for one more entry and ``b - a`` more arena bytes (see ``_grow``), so nothing
+    is reallocated here."""
     s = np.int64((h * _FIB) >> shift)
     length = b - a
     while True:
@@ -226,6 +246,25 @@ def _add(buf, a, b, weight, slots, shift, mask, hashes, starts, lengths, counts,
     meta[1] = used + length
 
 
+#: pieces ahead whose table slot is prefetched; at half that distance the slot is read and the
+#: fields of its entry are prefetched (a table of millions of pieces misses the cache on both)
+PIECES_AHEAD = 8
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _prefetch_piece(h, shift, slots):
+    prefetch(slots, np.int64((h * _FIB) >> shift))
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _prefetch_entry(h, shift, slots, hashes, starts, lengths):
+    e = slots[np.int64((h * _FIB) >> shift)]
+    if e >= 0:
+        prefetch(hashes, e)
+        prefetch(starts, e)
+        prefetch(lengths, e)
+
+
 @njit(cache=True, nogil=True)
 def count_pieces(buf, bounds, lo, hi, order, ensure_unicode, ones, twos, table, cap,
                  slots, hashes, starts, lengths, counts, arena, meta):
@@ -238,6 +277,8 @@ def count_pieces(buf, bounds, lo, hi, order, ensure_unicode, ones, twos, table, 
     emit = np.empty((longest, order), np.float64)
     routes = np.zeros((longest, order), np.int8)
     states = np.zeros(longest, np.int8)
+    ends = np.empty(longest, np.int64)
+    piece_hashes = np.empty(longest, np.uint64)
     prev = np.empty(order, np.float64)
     cur = np.empty(order, np.float64)
     seen = 0
@@ -255,11 +296,26 @@ def count_pieces(buf, bounds, lo, hi, order, ensure_unicode, ones, twos, table, 
             mask = slots.shape[0] - 1
         _emissions(buf, a, b, order, ensure_unicode, ones, twos, table, vals, cap, emit)
         _viterbi_states(emit, m, order, routes, prev, cur, states)
+        # The pieces and their hashes first, so that their table lookups can be asked for ahead.
+        k = 0
         start = 0
         for i in range(1, m + 1):
             if i == m or states[i] == 0:
-                _add(buf, a + start, a + i, 1, slots, shift, mask, hashes, starts, lengths, counts, arena, meta)
-                seen += 1
+                ends[k] = a + i
+                piece_hashes[k] = hash_bytes(buf, a + start, a + i)
+                k += 1
                 start = i
+        for q in range(min(PIECES_AHEAD, k)):
+            _prefetch_piece(piece_hashes[q], shift, slots)
+        start = a
+        for q in range(k):
+            if q + PIECES_AHEAD < k:
+                _prefetch_piece(piece_hashes[q + PIECES_AHEAD], shift, slots)
+            if q + PIECES_AHEAD // 2 < k:
+                _prefetch_entry(piece_hashes[q + PIECES_AHEAD // 2], shift, slots, hashes, starts, lengths)
+            _add(buf, start, ends[q], piece_hashes[q], 1, slots, shift, mask, hashes, starts, lengths, counts, arena,
+                 meta)
+            start = ends[q]
+        seen += k
     meta[2] += seen
     return slots, hashes, starts, lengths, counts, arena

@@ -43,6 +43,7 @@ from numba.extending import overload
 from ._jit import njit
 
 from .chunking import chunk_end
+from .copying import grown_copy
 from .rng import next_uniform, seed_state
 
 #: work arrays hold at most this many positions; longer chunks go window by window
@@ -346,14 +347,15 @@ def viterbi_encode(bc, pair, piece, scores, text):
     back = ints[: n + 1]
     tok = ints[n + 1 : 2 * n + 2]
     out = ints[2 * n + 2 :]
-    pos = 0
-    a = 0
+    pos = np.int64(0)
+    a = np.int64(0)
     sums = np.empty(0, np.float64)
     cells = np.empty(0, np.int64)
     while a < n:
         b = chunk_end(text, a, n)
-        forward_viterbi(bc, pair, scores, 0, 0.0, text, a, 1, b - a, best, back, tok, sums, cells, NO_STATE, 0.0)
-        pos = _emit(back, tok, piece, b - a, 0, out, pos)
+        forward_viterbi(bc, pair, scores, np.int64(0), 0.0, text, a, np.int64(1), b - a, best, back, tok, sums, cells,
+                        NO_STATE, 0.0)
+        pos = _emit(back, tok, piece, b - a, np.int64(0), out, pos)
         a = b
     return out[:pos]
 
@@ -377,7 +379,7 @@ def encode_segments(bc, pair, piece, values, mode_tag, max_len, alpha, buf, boun
     n_docs = doc_segs.shape[0] - 1
     extra = (1 if bos >= 0 else 0) + (1 if eos >= 0 else 0)
     longest = 0
-    total = 0
+    total = np.int64(0)  # not the constant 0: _whole_documents would be compiled for Literal[int](0)
     one_segment_each = True
     for d in range(n_docs):
         size = bounds[doc_segs[d + 1]] - bounds[doc_segs[d]]
@@ -413,13 +415,13 @@ def encode_segments(bc, pair, piece, values, mode_tag, max_len, alpha, buf, boun
                 b = chunk_end(buf, a, n)
                 if b - a <= cap:
                     out = _grown(out, pos, b - a)
-                    state, _ = forward(mode_tag, bc, pair, values, max_len, alpha, buf, a, 1, b - a, acc, back, tok,
+                    state, _ = forward(mode_tag, bc, pair, values, max_len, alpha, buf, a, np.int64(1), b - a, acc, back, tok,
                                        sums, cells, state, 0.0)
-                    pos = _emit(back, tok, piece, b - a, 0, out, pos)
+                    pos = _emit(back, tok, piece, b - a, np.int64(0), out, pos)
                     a = b
                     continue
                 # a chunk longer than the work arrays: window by window (see the module docstring)
-                base, e, done, u_next = a, 0, 0, 0.0
+                base, e, done, u_next = a, np.int64(0), np.int64(0), 0.0
                 while True:
                     e1 = min(cap, b - base)
                     state, u_next = forward(mode_tag, bc, pair, values, max_len, alpha, buf, base, e + 1, e1, acc, back,
@@ -439,7 +441,7 @@ def encode_segments(bc, pair, piece, values, mode_tag, max_len, alpha, buf, boun
             pos += 1
         token_offsets[d + 1] = pos
     if 2 * pos < out.shape[0]:
-        return out[:pos].copy(), token_offsets, forced  # do not keep a buffer several times the ids alive
+        return grown_copy(out, pos, pos), token_offsets, forced  # do not keep a buffer several times the ids alive
     return out[:pos], token_offsets, forced
 
 
@@ -465,14 +467,14 @@ def _whole_documents(bc, pair, piece, values, mode_tag, max_len, alpha, buf, bou
         state = seed_state(seed, doc_base + d)
         while a < n:
             b = chunk_end(buf, a, n)
-            state, _ = forward(mode_tag, bc, pair, values, max_len, alpha, buf, a, 1, b - a, acc, back, tok, sums, cells,
-                               state, 0.0)
-            pos = _emit(back, tok, piece, b - a, 0, out, pos)
+            state, _ = forward(mode_tag, bc, pair, values, max_len, alpha, buf, a, np.int64(1), b - a, acc, back, tok,
+                               sums, cells, state, 0.0)
+            pos = _emit(back, tok, piece, b - a, np.int64(0), out, pos)
             a = b
         if eos >= 0:
             out[pos] = eos
             pos += 1
         token_offsets[d + 1] = pos
     if 2 * pos < out.shape[0]:
-        return out[:pos].copy(), token_offsets
+        return grown_copy(out, pos, pos), token_offsets
     return out[:pos], token_offsets

@@ -213,8 +213,8 @@ def jsonl_field_values(d, key):
     ascii_flags = np.ones(lines, np.bool_)
     out = np.empty(n, np.uint8)
     stack = np.empty(MAX_DEPTH, np.uint8)
-    o = 0
-    a = 0
+    o = np.int64(0)  # int64, not the constant 0: one compiled _record (and _copy_string), not two
+    a = np.int64(0)
     for j in range(lines):
         starts[j] = a
         st, b, o_new, asc = _record(d, a, n, key, stack, out, o)

@@ -60,7 +60,8 @@ def build_trie(pieces: list[bytes], ids: npt.NDArray[np.int32] | None = None) ->
     lengths = np.fromiter(map(len, sorted_pieces), dtype=np.int64, count=len(pieces))
     offsets = np.zeros(len(pieces) + 1, dtype=np.int64)
     np.cumsum(lengths, out=offsets[1:])
-    buf = np.frombuffer(b"".join(sorted_pieces), dtype=np.uint8)
+    # writable, as the arrays the trainer builds tries from: one compiled build_double_array
+    buf = np.frombuffer(bytearray(b"".join(sorted_pieces)), dtype=np.uint8)
     sorted_ids = np.ascontiguousarray(np.asarray(ids, dtype=np.int32)[np.array(order, dtype=np.int64)])
     base_check, piece = build_double_array(buf, offsets, sorted_ids)
     return Trie(base_check, piece, int(lengths.max()) if len(lengths) else 0)

@@ -1,9 +1,14 @@
-"""Construction kernels of the double-array trie (layout: ``bytepiece.kernels.trie``)."""
+"""Construction kernels of the double-array trie (layout: ``bytepiece.kernels.trie``).
+
+Every model load without a cached entry compiles these on a first run, so they use only
+``np.empty`` of one dimension and loops (see :mod:`.copying`): each other numpy constructor or
+builtin is one more implementation for numba to compile."""
 
 from __future__ import annotations
 
 import numpy as np
 from ._jit import njit
+from .copying import fill, grown_copy
 
 ROOT = 0
 #: A free cell that was tried as the first child's cell of this many nodes with several
@@ -13,7 +18,7 @@ ROOT = 0
 RETIRE_AFTER = 8
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def _next_free(skip, i):
     """Smallest free cell >= i. ``skip[j]`` is j for a free cell, otherwise a cell to jump to
     (union-find "next free" with path halving), so scans never step over runs of used cells."""
@@ -23,10 +28,11 @@ def _next_free(skip, i):
     return i
 
 
-@njit(cache=True, nogil=True)
-def _grown(a, n, fill):
-    out = np.full(n, fill, a.dtype)
-    out[: a.shape[0]] = a
+@njit(cache=True, nogil=True, inline="always")
+def _grown(a, n, value):
+    """``a`` grown to ``n`` entries, the new ones ``value``."""
+    out = grown_copy(a, a.shape[0], n)
+    fill(out, a.shape[0], n, value)
     return out
 
 
@@ -61,25 +67,27 @@ def build_double_array(buf, offsets, ids):  # noqa: C901 - the double-array cons
     cap = n_nodes + n_nodes // 16 + 4 * 256 + 1
     bc = np.empty(2 * cap, np.int32)  # interleaved base, check: the result itself, never copied
     _fill_cells(bc, 0, cap)
-    piece_of = np.full(cap, -1, np.int32)
+    piece_of = np.empty(cap, np.int32)
+    fill(piece_of, 0, cap, -1)
     skip = np.empty(cap + 1, np.int32)  # skip[cap] == cap is a sentinel "free" cell
     _fill_free(skip, 0, cap + 1)
     skip[ROOT] = ROOT + 1
-    scan = skip.copy()
-    fails = np.zeros(cap, np.uint8)
-    # Ranges of the current and the next level: [lo, hi) of the sorted pieces, and the cell.
-    cur = np.empty((max(1, n_pieces), 3), np.int32)
-    nxt = np.empty((max(1, n_pieces), 3), np.int32)
+    scan = grown_copy(skip, cap + 1, cap + 1)
+    fails = np.empty(cap, np.uint8)
+    fill(fails, 0, cap, 0)
+    # Ranges of the current and the next level, three int32 each: [lo, hi) of the sorted pieces, and the cell.
+    cur = np.empty(3 * n_pieces + 3, np.int32)
+    nxt = np.empty(3 * n_pieces + 3, np.int32)
     n_cur = 1
-    cur[0, 0], cur[0, 1], cur[0, 2] = 0, n_pieces, ROOT
-    labels = np.zeros(256, np.int64)
-    starts = np.zeros(257, np.int64)
+    cur[0], cur[1], cur[2] = 0, n_pieces, ROOT
+    labels = np.empty(256, np.int64)
+    starts = np.empty(257, np.int64)
     top = 1  # one past the highest used cell
     depth = 0
     while n_cur > 0:
         n_next = 0
         for q in range(n_cur):
-            lo, hi, parent_cell = cur[q, 0], cur[q, 1], cur[q, 2]
+            lo, hi, parent_cell = cur[3 * q], cur[3 * q + 1], cur[3 * q + 2]
             i = lo
             if i < hi and offsets[i + 1] - offsets[i] == depth:
                 i += 1  # the piece that ends at this node
@@ -99,10 +107,8 @@ def build_double_array(buf, offsets, ids):  # noqa: C901 - the double-array cons
             # and touches cells below p + 256: make sure they exist.
             if max(top, 256) + 257 > cap:
                 new_cap = cap + cap // 4 + 512
-                grown_bc = np.empty(2 * new_cap, np.int32)
-                grown_bc[: 2 * cap] = bc
-                _fill_cells(grown_bc, cap, new_cap)
-                bc = grown_bc
+                bc = grown_copy(bc, 2 * cap, 2 * new_cap)
+                _fill_cells(bc, cap, new_cap)
                 piece_of = _grown(piece_of, new_cap, -1)
                 skip = _grown_free(skip, cap, new_cap)
                 scan = _grown_free(scan, cap, new_cap)
@@ -124,7 +130,7 @@ def build_double_array(buf, offsets, ids):  # noqa: C901 - the double-array cons
                     piece_of[c] = ids[first]
                 if c + 1 > top:
                     top = c + 1
-                nxt[n_next, 0], nxt[n_next, 1], nxt[n_next, 2] = first, starts[j + 1], c
+                nxt[3 * n_next], nxt[3 * n_next + 1], nxt[3 * n_next + 2] = first, starts[j + 1], c
                 n_next += 1
         cur, nxt = nxt, cur
         n_cur = n_next
@@ -137,7 +143,7 @@ def build_double_array(buf, offsets, ids):  # noqa: C901 - the double-array cons
     return bc[: 2 * size], piece_of[:size]
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def _place(skip, scan, fails, labels, k):
     """First-fit base for children ``labels[:k]`` (k >= 2, ascending), trying as the first
     child's cell only free cells not yet retired; a cell that fails ``RETIRE_AFTER`` times is
@@ -158,17 +164,16 @@ def _place(skip, scan, fails, labels, k):
         p = _next_free(scan, p + 1)
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def _grown_free(skip, cap, new_cap):
     """``skip`` (``cap + 1`` entries, the last a sentinel) grown to ``new_cap + 1``: the new
     cells free."""
-    out = np.empty(new_cap + 1, np.int32)
-    out[:cap] = skip[:cap]
+    out = grown_copy(skip, cap, new_cap + 1)
     _fill_free(out, cap, new_cap + 1)
     return out
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def _fill_cells(bc, lo, hi):
     """Cells lo..hi-1 empty: base 0, check -1 (no parent)."""
     for i in range(lo, hi):
@@ -176,7 +181,7 @@ def _fill_cells(bc, lo, hi):
         bc[2 * i + 1] = -1
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def _fill_free(skip, lo, hi):
     """Cells lo..hi-1 free (``skip[i] == i``), written in place: ``np.arange`` would first make
     an int64 copy as large as the whole double array."""

@@ -8,6 +8,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import numpy.typing as npt
 
+from ..kernels.trie import Trie
 from ..model import Model
 from ..vocab import FIRST_PIECE_ID
 
@@ -42,24 +43,35 @@ DTYPES = {
 }
 
 
-def build_arrays(model: Model) -> EncoderArrays:
-    """Compute the arrays of ``model`` (builds the trie with numba)."""
+def reversed_trie(pieces: list[bytes], piece_bytes: bytes, offsets: npt.NDArray[np.int64]) -> Trie:
+    """The trie of the reversed pieces (ids from ``FIRST_PIECE_ID`` in order): the shipped one
+    of the default model (:mod:`.shipped`), otherwise built with numba."""
     from ..kernels.trie import build_trie
+    from .shipped import pieces_key, shipped_trie
 
+    trie = shipped_trie(pieces_key(piece_bytes, offsets))
+    if trie is not None:
+        return trie
+    return build_trie([p[::-1] for p in pieces], np.arange(FIRST_PIECE_ID, FIRST_PIECE_ID + len(pieces), dtype=np.int32))
+
+
+def build_arrays(model: Model) -> EncoderArrays:
+    """Compute the arrays of ``model`` (builds the trie with numba unless it ships with bytepiece)."""
     pieces = model.pieces
     n = model.vocab_size
-    trie = build_trie([p[::-1] for p in pieces], np.arange(FIRST_PIECE_ID, n, dtype=np.int32))
+    piece_bytes = b"".join(pieces)
+    offsets = np.zeros(len(pieces) + 1, dtype=np.int64)
+    np.cumsum(np.fromiter(map(len, pieces), dtype=np.int64, count=len(pieces)), out=offsets[1:])
+    trie = reversed_trie(pieces, piece_bytes, offsets)
     # Same float64 operations as the original (np.log per count minus np.log of the total), so
     # Viterbi ties resolve identically.
     scores = np.zeros(n, dtype=np.float64)
     scores[FIRST_PIECE_ID:] = np.log(model.counts.astype(np.float64)) - np.log(int(model.counts.sum()))
-    offsets = np.zeros(len(pieces) + 1, dtype=np.int64)
-    np.cumsum(np.fromiter(map(len, pieces), dtype=np.int64, count=len(pieces)), out=offsets[1:])
     arrays = EncoderArrays(
         base_check=trie.base_check, piece=trie.piece, pair=trie.pair_cells(),
         cell_scores=trie.cell_values(scores, -np.inf), scores=scores,
         counts=np.array(model.counts, dtype=np.int64),
-        piece_bytes=np.frombuffer(b"".join(pieces), dtype=np.uint8), piece_offsets=offsets,
+        piece_bytes=np.frombuffer(piece_bytes, dtype=np.uint8), piece_offsets=offsets,
         max_depth=trie.max_depth,
     )
     return freeze(arrays)

@@ -96,6 +96,9 @@ def ngram_model(counts: NgramCounts, options: PassOptions, plan: MemoryPlan, pro
             n_long += int(count_long(run.keys, run.counts, options.order, options.min_count))
             del run
         cap = max(16, int(n_long / TABLE_LOAD) + 1)
+        # The model's size is known now: refuse a budget that cannot hold it in pass 2 before
+        # building it (and before its partitions are read back a second time).
+        plan.check_pass2(score1.nbytes + score2.nbytes + 16 * cap)
         spilled_before = store.spilled_bytes
         if store.nbytes + 16 * cap > plan.budget:
             store.spill_all()  # the table is needed whole: the counts wait on disk, one partition at a time

@@ -173,6 +173,7 @@ class Trainer:
         try:
             with inputs, SpillDir(self.tmp_dir) as spill, make_engine(self.cluster, workers=self.workers) as engine:
                 plan = MemoryPlan.make(budget, engine.workers, self.shard_bytes, sum(src.size for src in inputs.sources))
+                plan.check_floor()
                 shards = plan_shards(inputs.sources, plan.shard_bytes)
                 t0 = time.perf_counter()
                 with progress.status("compiling kernels (first run only)"):

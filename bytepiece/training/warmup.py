@@ -1,9 +1,10 @@
 """Compile (or load from numba's cache) every training kernel before the clock starts.
 
-The first run after an install compiles the kernels (10-30 s); later runs load them from the
-cache in well under a second. Doing it up front, on a tiny corpus that reaches every kernel,
-keeps compilation out of the reported phase times and lets the CLI say what is happening.
-On a Dask cluster every worker process warms up too (each has its own numba state).
+The first run after an install compiles the kernels (about 11 s of CPU for README's training
+command); later runs load them from the cache in well under a second. Doing it up front, on a
+tiny corpus that reaches every kernel, keeps compilation out of the reported phase times and
+lets the CLI say what is happening. On a Dask cluster every worker process warms up too (each
+has its own numba state).
 """
 
 from __future__ import annotations
