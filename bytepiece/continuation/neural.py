@@ -62,14 +62,14 @@ class TransformerConfig:
     ``train_bytes // epochs`` bytes (a fresh sampled segmentation per epoch when sampling)."""
 
     layers: int = 2
-    width: int = 128
+    width: int = 64
     heads: int = 4
-    context: int = 128
-    train_bytes: int = 2_000_000
+    context: int = 64
+    train_bytes: int = 300_000
     epochs: int = 2
     batch_size: int = 16
     lr: float = 3e-3
-    warmup_steps: int = 20
+    warmup_steps: int = 10
     weight_decay: float = 0.1
     seed: int = 0
     device: str = "cpu"
