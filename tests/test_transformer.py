@@ -200,3 +200,18 @@ def test_cli_lm_option(cli, corpus, small_tokenizer, tmp_path):  # noqa: F811
     assert "transformer-det" in res["tokenizers"][0]["pooled"]["bits_per_byte"]
     bad = cli(*args[:-2], "--lm", "gpt")
     assert bad.exit_code == 2 and "unknown LM 'gpt'" in bad.output
+
+
+def test_lm_options_are_checked(corpus):  # noqa: F811
+    from bytepiece.evaluation.runner import EvalConfig
+
+    base = {"train": [corpus / "train.txt"], "heldout": [corpus / "alpha.txt"], "vocab_sizes": [300]}
+    for lms, options, message in ((["transformer"], {}, "always runs the kn LM"), (["kn", "kn"], {}, "twice"),
+                                  (["kn", "gpt"], {}, "unknown LM 'gpt'"),
+                                  (["kn", "transformer"], {"depth": 3}, "transformer options"),
+                                  (["kn", "transformer"], {"heads": 0}, "heads must be a positive integer")):
+        with pytest.raises(InputError, match=message):
+            EvalConfig(**base, lms=lms, transformer=options).validate()
+    EvalConfig(**base, lms=["kn"], transformer={"depth": 3}).validate()  # unused without --lm transformer
+    cfg = EvalConfig(**base, lms=["kn", "transformer"], transformer={"layers": 3}, seed=7)
+    assert cfg.as_dict()["transformer"] == {**TransformerConfig(layers=3, seed=7).as_dict()}

@@ -19,9 +19,11 @@ from pathlib import Path
 from typing import Any
 
 from ..continuation.neural import TransformerConfig, TransformerLM
+from ..errors import InputError
 from ..tokens import TokenDataset, encode_corpus
 from .continuation import continuation_experiment
 
+LM_KINDS = ("kn", "transformer")
 TRANSFORMER_LMS = {"transformer-det": None, "transformer-sampled": "sampled"}
 DEFAULT_TRANSFORMER_CUTS = 100
 DEFAULT_TRANSFORMER_MAX_STATES = 64
@@ -33,6 +35,31 @@ TRANSFORMER_SKIPS = {
     "exact-canonical": "walks the prompt's whole last chunk, paragraph-long in prose (16 KB in en), one transformer "
                        "pass per byte",
 }
+
+
+def transformer_config(seed: int, options: dict[str, Any]) -> TransformerConfig:
+    """The run's transformer configuration: ``options`` over the defaults, the run's seed unless
+    ``options`` names one."""
+    try:
+        cfg = TransformerConfig(**{"seed": seed, **options})
+    except TypeError as e:
+        raise InputError(f"transformer options: {e}") from None
+    cfg.validate()
+    return cfg
+
+
+def check_lms(lms: Sequence[str], seed: int, options: dict[str, Any]) -> None:
+    """``lms`` names known LMs, each once, kn among them (the transformer is compared with it)."""
+    for lm in lms:
+        if lm not in LM_KINDS:
+            raise InputError(f"unknown LM {lm!r}; choose from {', '.join(LM_KINDS)}")
+    if len(set(lms)) != len(lms):
+        raise InputError(f"lms lists an LM twice: {', '.join(lms)}")
+    if "kn" not in lms:
+        raise InputError("the harness always runs the kn LM (the transformer is compared with it); "
+                         "pass --lm kn --lm transformer")
+    if "transformer" in lms:
+        transformer_config(seed, options)
 
 
 def lm_text(parts: Sequence[bytes], nbytes: int) -> tuple[str, int]:

@@ -54,7 +54,13 @@ from .corpus import (
     heldout_slice,
     read_text,
 )
-from .neural import DEFAULT_TRANSFORMER_CUTS, DEFAULT_TRANSFORMER_MAX_STATES, transformer_conditions
+from .neural import (
+    DEFAULT_TRANSFORMER_CUTS,
+    DEFAULT_TRANSFORMER_MAX_STATES,
+    check_lms,
+    transformer_conditions,
+    transformer_config,
+)
 from .metrics import bits_per_byte, compression, encode_text, piece_lengths, sampling_profile, training_ids
 
 DEFAULT_ALPHAS = (0.01, 0.1, 0.5, 1.0)
@@ -62,7 +68,6 @@ DEFAULT_ALPHA_TRAIN = 0.1
 DEFAULT_ORDER = 4
 DEFAULT_GENERIC_CUTS = 2
 LM_NAMES = ("det", "sampled")
-LM_KINDS = ("kn", "transformer")
 
 Progress = Callable[[str], None]
 
@@ -99,26 +104,7 @@ class EvalConfig:
 
     def transformer_config(self) -> Any:
         """The :class:`bytepiece.continuation.neural.TransformerConfig` of ``--lm transformer``."""
-        from ..continuation.neural import TransformerConfig
-
-        try:
-            cfg = TransformerConfig(**{"seed": self.seed, **self.transformer})
-        except TypeError as e:
-            raise InputError(f"transformer options: {e}") from None
-        cfg.validate()
-        return cfg
-
-    def _check_lms(self) -> None:
-        for lm in self.lms:
-            if lm not in LM_KINDS:
-                raise InputError(f"unknown LM {lm!r}; choose from {', '.join(LM_KINDS)}")
-        if len(set(self.lms)) != len(self.lms):
-            raise InputError(f"lms lists an LM twice: {', '.join(self.lms)}")
-        if "kn" not in self.lms:
-            raise InputError("the harness always runs the kn LM (the transformer is compared with it); "
-                             "pass --lm kn --lm transformer")
-        if "transformer" in self.lms:
-            self.transformer_config()
+        return transformer_config(self.seed, self.transformer)
 
     def _check_inputs(self) -> None:
         if not self.train:
@@ -159,7 +145,7 @@ class EvalConfig:
         whole("passes", self.passes, 1)
         whole("seed", self.seed, 0)
         self._check_strategies()
-        self._check_lms()
+        check_lms(self.lms, self.seed, self.transformer)
         whole("transformer_cuts", self.transformer_cuts, 1)
         whole("transformer_max_states", self.transformer_max_states, 1)
         if isinstance(self.soft_bias, bool) or not isinstance(self.soft_bias, (int, float)) or not math.isfinite(self.soft_bias):
