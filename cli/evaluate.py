@@ -145,7 +145,7 @@ def run(
     transformer_epochs: Annotated[int, typer.Option(metavar="N", help="Epochs (a fresh sample each for the sampled "
                                                     "model).", rich_help_panel=_LM)] = 2,
     transformer_cuts: Annotated[int, typer.Option(metavar="N", help="Cuts per file for the transformer, spread over "
-                                                  "--cuts.", rich_help_panel=_LM)] = 100,
+                                                  "--cuts.", rich_help_panel=_LM)] = 15,
     transformer_max_states: Annotated[int, typer.Option(metavar="N", help="State cap of the transformer's exact "
                                                         "strategies.", rich_help_panel=_LM)] = 64,
     json_out: Annotated[Optional[Path], typer.Option("--json", metavar="PATH", help="Write every number and the "

@@ -215,3 +215,19 @@ def test_lm_options_are_checked(corpus):  # noqa: F811
     EvalConfig(**base, lms=["kn"], transformer={"depth": 3}).validate()  # unused without --lm transformer
     cfg = EvalConfig(**base, lms=["kn", "transformer"], transformer={"layers": 3}, seed=7)
     assert cfg.as_dict()["transformer"] == {**TransformerConfig(layers=3, seed=7).as_dict()}
+
+
+def test_cli_defaults_are_the_library_defaults():
+    import inspect
+
+    from bytepiece.evaluation import docsgen
+    from bytepiece.evaluation.neural import DEFAULT_TRANSFORMER_CUTS, DEFAULT_TRANSFORMER_MAX_STATES
+    from bytepiece_cli.evaluate import run
+
+    given = {k: p.default for k, p in inspect.signature(run).parameters.items()}
+    cfg = TransformerConfig()
+    for k in ("layers", "width", "heads", "context", "train_bytes", "epochs"):
+        assert given[f"transformer_{k}"] == getattr(cfg, k) == docsgen._TRANSFORMER_DEFAULTS[k], k
+    assert given["transformer_cuts"] == DEFAULT_TRANSFORMER_CUTS
+    assert given["transformer_max_states"] == DEFAULT_TRANSFORMER_MAX_STATES
+    assert given["device"] == cfg.device

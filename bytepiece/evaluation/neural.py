@@ -25,7 +25,7 @@ from .continuation import continuation_experiment
 
 LM_KINDS = ("kn", "transformer")
 TRANSFORMER_LMS = {"transformer-det": None, "transformer-sampled": "sampled"}
-DEFAULT_TRANSFORMER_CUTS = 100
+DEFAULT_TRANSFORMER_CUTS = 15  # per file: a few minutes per vocabulary on two CPU cores
 DEFAULT_TRANSFORMER_MAX_STATES = 64
 # Strategies whose dynamic program walks far more bytes than the cut's neighbourhood: cheap in the KN
 # kernels, hours for a transformer on CPU (one pass per byte). The library runs them with any LM
