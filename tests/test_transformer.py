@@ -132,12 +132,17 @@ def test_bad_configuration_and_device():
         TransformerLM.train(TransformerConfig(device="nosuchdevice"), 50, lambda e: None)
 
 
-def test_missing_torch_is_one_error_naming_the_extra(monkeypatch):
+def test_missing_torch_is_one_error_naming_the_extra(monkeypatch, corpus):  # noqa: F811
     from bytepiece.continuation import neural
+    from bytepiece.evaluation.runner import EvalConfig
 
     monkeypatch.setitem(sys.modules, "torch", None)
     with pytest.raises(InputError, match=r"bytepiece-tk\[lm\]"):
         neural.require_torch()
+    config = EvalConfig(train=[corpus / "train.txt"], heldout=[corpus / "alpha.txt"], vocab_sizes=[300],
+                        lms=["kn", "transformer"])
+    with pytest.raises(InputError, match=r"install the lm extra"):  # before any work
+        config.validate()
 
 
 TINY = {"layers": 1, "width": 16, "heads": 2, "context": 16, "train_bytes": 20_000, "epochs": 2, "threads": 1}

@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from ..continuation.neural import TransformerConfig, TransformerLM
+from ..continuation.neural import TransformerConfig, TransformerLM, require_torch
 from ..errors import InputError
 from ..tokens import TokenDataset, encode_corpus
 from .continuation import continuation_experiment
@@ -60,6 +60,7 @@ def check_lms(lms: Sequence[str], seed: int, options: dict[str, Any]) -> None:
                          "pass --lm kn --lm transformer")
     if "transformer" in lms:
         transformer_config(seed, options)
+        require_torch()  # before any work: a missing lm extra is one error, not a failure after the KN models
 
 
 def lm_text(parts: Sequence[bytes], nbytes: int) -> tuple[str, int]:
