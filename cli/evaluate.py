@@ -21,6 +21,7 @@ _DATA = "Text"
 _TOKENIZERS = "Tokenizers"
 _EXPERIMENT = "Experiment"
 _OUTPUT = "Output"
+_LM = "Transformer LM (--lm transformer)"
 
 eval_app = typer.Typer(
     name="eval",
@@ -128,6 +129,25 @@ def run(
     generic_cuts: Annotated[int, typer.Option(metavar="N", help="Cuts per file on which the exact strategies run "
                                               "again through the generic LM path (0: none).",
                                               rich_help_panel=_EXPERIMENT)] = DEFAULT_GENERIC_CUTS,
+    lm: Annotated[Optional[list[str]], typer.Option("--lm", metavar="NAME", help="LMs to run: kn (default; always "
+                                                   "run) and transformer (needs the lm extra); repeatable.",
+                                                   show_default=False, rich_help_panel=_LM)] = None,
+    device: Annotated[str, typer.Option(metavar="DEV", help="torch device of the transformer (cpu, cuda, cuda:1, ...).",
+                                        rich_help_panel=_LM)] = "cpu",
+    transformer_layers: Annotated[int, typer.Option(metavar="N", help="Transformer layers.", rich_help_panel=_LM)] = 2,
+    transformer_width: Annotated[int, typer.Option(metavar="N", help="Transformer width.", rich_help_panel=_LM)] = 64,
+    transformer_heads: Annotated[int, typer.Option(metavar="N", help="Attention heads.", rich_help_panel=_LM)] = 4,
+    transformer_context: Annotated[int, typer.Option(metavar="N", help="Positions the transformer reads (BOS "
+                                                     "included).", rich_help_panel=_LM)] = 64,
+    transformer_train_bytes: Annotated[int, typer.Option(metavar="N", help="Bytes of text read in training, all "
+                                                         "epochs together (the same for every vocabulary).",
+                                                         rich_help_panel=_LM)] = 300_000,
+    transformer_epochs: Annotated[int, typer.Option(metavar="N", help="Epochs (a fresh sample each for the sampled "
+                                                    "model).", rich_help_panel=_LM)] = 2,
+    transformer_cuts: Annotated[int, typer.Option(metavar="N", help="Cuts per file for the transformer, spread over "
+                                                  "--cuts.", rich_help_panel=_LM)] = 15,
+    transformer_max_states: Annotated[int, typer.Option(metavar="N", help="State cap of the transformer's exact "
+                                                        "strategies.", rich_help_panel=_LM)] = 64,
     json_out: Annotated[Optional[Path], typer.Option("--json", metavar="PATH", help="Write every number and the "
                                                      "configuration.", show_default=False, rich_help_panel=_OUTPUT)] = None,
     markdown: Annotated[Optional[Path], typer.Option("--markdown", metavar="PATH", help="Write the tables as markdown.",
@@ -160,7 +180,12 @@ def run(
                         cuts=cuts, alpha_train=alpha_train, passes=passes, alphas=alpha_list, seed=seed,
                         strategies=strategy_list, soft_bias=soft_bias, generic_cuts=generic_cuts,
                         heldout_bytes=heldout_bytes, lm_train_bytes=lm_train_bytes, workers=workers,
-                        save_models=save_models, trainer_options={"refine": True} if refine else {})
+                        save_models=save_models, trainer_options={"refine": True} if refine else {},
+                        lms=lm or ["kn"], transformer_cuts=transformer_cuts,
+                        transformer_max_states=transformer_max_states,
+                        transformer={"device": device, "layers": transformer_layers, "width": transformer_width,
+                                     "heads": transformer_heads, "context": transformer_context,
+                                     "train_bytes": transformer_train_bytes, "epochs": transformer_epochs})
     try:
         config.validate()
     except InputError as e:

@@ -8,6 +8,8 @@
   (:mod:`.generic`) or the tokenizer's own segmentations only (:mod:`.canonical`);
 * :mod:`.strategies`: :func:`complete`, any strategy by name, end to end;
 * :mod:`.adapters`: :class:`HFCausalLM`, a transformers model behind the token-LM interface;
+* :mod:`.neural`: :class:`~.neural.TransformerLM`, the harness's small transformer (:mod:`.transformer`;
+  PyTorch, the ``lm`` extra, imported only from these two modules);
 * :mod:`.context`: which tokens of a history a model looks at; :mod:`.vocab`: prefix queries.
 """
 

@@ -26,14 +26,14 @@ from __future__ import annotations
 import math
 import time
 import zlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
-from ..continuation.byte_lm import ByteLevelLM
+from ..continuation.byte_lm import DEFAULT_MAX_STATES, ByteLevelLM
 from ..continuation.context import context_size, last_tokens
 from ..continuation.cursor import char_length
 from ..continuation.healing import DEFAULT_SOFT_BIAS, STRATEGIES, backoff_of, exact_tokenizations, generate, heal
@@ -137,7 +137,7 @@ def _score(out: bytes, truth: bytes) -> tuple[bool, bool, int]:
     return out[:L] == truth[:L], out[:n] == truth, m
 
 
-def run_strategy(strategy: str, lm: NGramLM, byte_lm: ByteLevelLM, prompts: Prompts, data: bytes, *,
+def run_strategy(strategy: str, lm: Any, byte_lm: ByteLevelLM, prompts: Prompts, data: bytes, *,
                  target_bytes: int = DEFAULT_TARGET_BYTES, soft_bias: float = DEFAULT_SOFT_BIAS,
                  splits: list[tuple[list[int], bytes]] | None = None) -> dict[str, npt.NDArray]:
     """Greedy continuation and log-loss of the true next character for every cut, one strategy
@@ -161,7 +161,7 @@ def run_strategy(strategy: str, lm: NGramLM, byte_lm: ByteLevelLM, prompts: Prom
     return scores
 
 
-def _token_cuts(strategy: str, lm: NGramLM, byte_lm: ByteLevelLM, prompts: Prompts, data: bytes, *,
+def _token_cuts(strategy: str, lm: Any, byte_lm: ByteLevelLM, prompts: Prompts, data: bytes, *,
                 target_bytes: int, soft_bias: float):
     """``(cut, continuation, log-loss bits)`` of a token strategy at every cut: back off, generate
     greedily, and score the true next character with the same process as a sampler."""
@@ -170,7 +170,11 @@ def _token_cuts(strategy: str, lm: NGramLM, byte_lm: ByteLevelLM, prompts: Promp
     bias = soft_bias if strategy == "soft" else None
     buf = np.empty(lm.vocab_size, dtype=np.float64)
     lm_next: Callable[[list[int]], npt.NDArray[np.float64]]
-    if bias is None:
+    if not isinstance(lm, NGramLM):  # any other token LM: its log-probabilities
+        def lm_next(ctx):
+            logp = lm.next_token_logprobs(ctx)
+            return logp if bias is not None else np.exp(logp)
+    elif bias is None:
         def lm_next(ctx):
             return lm.next_probs(ctx, out=buf)
     else:
@@ -203,16 +207,21 @@ def summarize(scores: dict[str, npt.NDArray], is_boundary: npt.NDArray[np.bool_]
     return out
 
 
-def continuation_experiment(tokenizer: Tokenizer, enc: EncodedText, lms: dict[str, NGramLM], *, cuts: int,
+def continuation_experiment(tokenizer: Tokenizer, enc: EncodedText, lms: Mapping[str, Any], *, cuts: int,
                             seed: int, target_bytes: int = DEFAULT_TARGET_BYTES, index: VocabIndex | None = None,
                             num_threads: int | None = None, strategies: Sequence[str] = STRATEGIES,
-                            soft_bias: float = DEFAULT_SOFT_BIAS, generic_cuts: int = 0) -> dict:
+                            soft_bias: float = DEFAULT_SOFT_BIAS, generic_cuts: int = 0, subset: int | None = None,
+                            max_states: int | None = None) -> dict:
     """Every strategy with every LM on one text: ``{"cuts", "mid_token_fraction", "conditions":
     {"<strategy>/<lm>": {"all" | "boundary" | "mid_token": scores, "seconds_per_cut": ...}},
     "generic": ...}``; ``generic`` (:func:`.exact.generic_check`) runs the exact strategies on the
-    first ``generic_cuts`` cuts again with the first LM seen only through ``next_token_logprobs``."""
+    first ``generic_cuts`` cuts again with the first LM seen only through ``next_token_logprobs``.
+    ``subset``: run on that many of the cuts only, evenly spread over them (a slow LM's share of
+    the same cuts); ``max_states``: the state cap of the byte-level recursion (generic LMs)."""
     index = index or VocabIndex.from_tokenizer(tokenizer)
     positions = choose_cuts(enc.data, cuts, cut_seed(seed, enc.name), min_after=target_bytes)
+    if subset is not None and subset < len(positions):
+        positions = positions[np.unique(np.linspace(0, len(positions) - 1, subset).round().astype(np.int64))]
     prompts = build_prompts(tokenizer, enc, positions, num_threads=num_threads)
     result: dict[str, Any] = {"cuts": int(len(positions)), "cuts_sha256": cuts_digest(positions),
                               "mid_token_fraction": float((~prompts.is_boundary).mean()) if len(positions) else None,
@@ -222,7 +231,8 @@ def continuation_experiment(tokenizer: Tokenizer, enc: EncodedText, lms: dict[st
     t_stable = time.perf_counter() - t0  # part of the exact-stable strategy's cost, for each LM
     first: ByteLevelLM | None = None
     for lm_name, lm in lms.items():
-        byte_lm = first.with_lm(lm) if first is not None else ByteLevelLM(tokenizer, lm, index=index)
+        byte_lm = first.with_lm(lm) if first is not None else \
+            ByteLevelLM(tokenizer, lm, index=index, max_states=max_states or DEFAULT_MAX_STATES)
         first = first or byte_lm
         for strategy in strategies:
             t0 = time.perf_counter()

@@ -35,6 +35,9 @@ _DEFAULTS = {"order": 4, "cuts": 2000, "alpha_train": 0.1, "passes": 1, "alphas"
              "heldout_bytes": 300_000, "soft_bias": 3.0, "generic_cuts": 2}
 
 
+_TRANSFORMER_DEFAULTS = {"layers": 2, "width": 64, "heads": 4, "context": 64, "train_bytes": 300_000, "epochs": 2}
+
+
 def command_line(res: dict) -> str:
     """The ``bytepiece eval run`` command that reproduces ``res`` (base names for files)."""
     cfg = res["config"]
@@ -49,6 +52,16 @@ def command_line(res: dict) -> str:
         if key in cfg and cfg[key] != default:
             value = ",".join(f"{a:g}" for a in cfg[key]) if isinstance(cfg[key], list) else cfg[key]
             parts.append(f"--{key.replace('_', '-')} {value}")
+    if "transformer" in cfg.get("lms", ()):
+        parts += ["--lm kn", "--lm transformer"]
+        t = cfg["transformer"]
+        parts += [f"--transformer-{k.replace('_', '-')} {t[k]}" for k, default in _TRANSFORMER_DEFAULTS.items()
+                  if k in t and t[k] != default]
+        parts += [f"--{k.replace('_', '-')} {cfg[k]}" for k, default in (("transformer_cuts", 15),
+                                                                          ("transformer_max_states", 64))
+                  if k in cfg and cfg[k] != default]
+        if t.get("device", "cpu") != "cpu":
+            parts.append(f"--device {t['device']}")
     strategies = cfg.get("strategies")
     if strategies and list(strategies) != list(STRATEGIES):
         parts.append(f"--strategies {','.join(strategies)}")

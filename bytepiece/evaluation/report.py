@@ -22,7 +22,9 @@ from .tables import TableData, intrinsic_tables
 
 WIDTH = 80
 LMS = ("det", "sampled")
-LM_SHORT = {"det": "d", "sampled": "s"}
+NEURAL_LMS = ("transformer-det", "transformer-sampled")  # bytepiece eval run --lm transformer
+LM_SHORT = {"det": "d", "sampled": "s", "transformer-det": "td", "transformer-sampled": "ts"}
+LM_LABEL = {"det": "det", "sampled": "samp", "transformer-det": "tf det", "transformer-sampled": "tf samp"}
 PARTS = (("all", "all"), ("boundary", "bnd"), ("mid_token", "mid"))
 STRATEGY_ORDER = (*STRATEGIES, "exact")  # "exact": results written before the exact strategies were named
 
@@ -45,6 +47,21 @@ def _f(x: float | None, digits: int = 2) -> str:
 
 def _name(path: str, public: bool) -> str:
     return PurePath(path).name if public else path
+
+
+def lms_of(res: dict) -> tuple[str, ...]:
+    """The LMs of a result: the two KN models, then the two transformers when the run had them."""
+    bpb = res["tokenizers"][0]["pooled"]["bits_per_byte"] if res["tokenizers"] else {}
+    return LMS + tuple(lm for lm in NEURAL_LMS if lm in bpb)
+
+
+def _transformer_caption(res: dict) -> str:
+    t = res["config"].get("transformer")
+    if not t or "transformer" not in res["config"].get("lms", ()):
+        return ""
+    return (f" tf: a transformer ({t['layers']} layers, width {t['width']}, {t['heads']} heads, {t['context']} "
+            f"positions) trained on {t['train_bytes']:,} bytes of text ({t['epochs']} epochs, a fresh sample per "
+            f"epoch for tf samp), seed {t['seed']}.")
 
 
 def strategies_of(res: dict) -> list[str]:
@@ -125,21 +142,23 @@ def compression_table(res: dict) -> TableData:
 def bpb_table(res: dict) -> TableData:
     files = [h["name"] for h in res["heldout"]]
     order = res["config"]["order"]
-    headers = ["tokenizer"] + [f"{f} det" for f in files] + [f"{f} samp" for f in files] + ["all det", "all samp"]
+    lms = lms_of(res)
+    headers = ["tokenizer"] + [f"{f} {LM_LABEL[lm]}" for lm in lms for f in files] + [f"all {LM_LABEL[lm]}" for lm in lms]
     rows = []
     for t in res["tokenizers"]:
         row = [t["name"]]
-        for lm in LMS:
+        for lm in lms:
             row += [_f(t["heldout"][f]["bits_per_byte"][lm]["bits_per_byte"], 3) for f in files]
-        row += [_f(t["pooled"]["bits_per_byte"][lm]["bits_per_byte"], 3) for lm in LMS]
+        row += [_f(t["pooled"]["bits_per_byte"][lm]["bits_per_byte"], 3) for lm in lms]
         rows.append(row)
     cfg = res["config"]
     tokens = ", ".join(f"{t['name']} {t['lm']['det']['train_tokens']:,} / {t['lm']['sampled']['train_tokens']:,}"
                        for t in res["tokenizers"])
-    return TableData(f"Bits per byte of the held-out texts, token {order}-gram KN LM (lower is better)", headers, rows,
+    which = f"token {order}-gram KN LM" + (" and transformer (tf)" if len(lms) > len(LMS) else "")
+    return TableData(f"Bits per byte of the held-out texts, {which} (lower is better)", headers, rows,
                      caption=f"det: LM trained on the Viterbi segmentation; samp: on {cfg['passes']} sampled "
                              f"segmentation pass(es), alpha={cfg['alpha_train']}; both score the Viterbi tokens. "
-                             f"LM training tokens (det / samp): {tokens}")
+                             f"LM training tokens (det / samp): {tokens}.{_transformer_caption(res)}")
 
 
 _METRICS = {
@@ -154,13 +173,14 @@ def strategy_table(res: dict, metric: str, file: str | None = None) -> TableData
     """Rows tokenizer x strategy; columns LM x cut type. ``file=None`` pools the held-out files."""
     title, fmt = _METRICS[metric]
     title = title.format(nb=res["config"]["target_bytes"])
-    headers = ["tokenizer", "strategy"] + [f"{LM_SHORT[lm]}:{short}" for lm in LMS for _, short in PARTS]
+    lms = lms_of(res)
+    headers = ["tokenizer", "strategy"] + [f"{LM_SHORT[lm]}:{short}" for lm in lms for _, short in PARTS]
     rows, groups = [], []
     for t in res["tokenizers"]:
         c = t["pooled"]["continuation"] if file is None else t["heldout"][file]["continuation"]
         for s in strategies_of(res):
             row = [t["name"], s]
-            for lm in LMS:
+            for lm in lms:
                 cell = c["conditions"].get(f"{s}/{lm}")
                 row += [fmt(cell[part].get(metric)) if cell else "-" for part, _ in PARTS]
             rows.append(row)
@@ -168,7 +188,10 @@ def strategy_table(res: dict, metric: str, file: str | None = None) -> TableData
     where = "all held-out files" if file is None else file
     return TableData(f"{title}, {where}", headers, rows, groups=groups[:-1], keys=2,
                      caption="d: LM trained on Viterbi tokens, s: on sampled segmentations; all / bnd / mid: every "
-                             "cut, cuts on a token boundary, cuts inside a token")
+                             "cut, cuts on a token boundary, cuts inside a token"
+                             + ("; td, ts: the transformers, on "
+                                f"{res['config'].get('transformer_cuts')} of each file's cuts (spread over them)"
+                                if len(lms) > len(LMS) else ""))
 
 
 def cuts_table(res: dict) -> TableData:
@@ -228,7 +251,7 @@ def exact_gap_table(res: dict) -> TableData:
     rows, groups = [], []
     for t in res["tokenizers"]:
         c = t["pooled"]["continuation"]["conditions"]
-        for lm in LMS:
+        for lm in lms_of(res):
             for s in (s for s in strategies_of(res) if s.startswith("exact")):
                 ex = c.get(f"{s}/{lm}")
                 if ex is None:
@@ -258,7 +281,7 @@ def boundary_table(res: dict) -> TableData:
     rows = []
     for t in res["tokenizers"]:
         c = t["pooled"]["continuation"]["conditions"]
-        for lm in LMS:
+        for lm in lms_of(res):
             ex, naive = c.get(f"exact-canonical/{lm}"), c.get(f"naive/{lm}")
             if ex is None or "boundary_mass" not in ex["all"]:
                 continue
@@ -397,7 +420,8 @@ def plot(res: dict, path) -> None:
     for ax, metric, title in ((axes[1, 0], "next_char", "next-character exact match, all cuts"),
                               (axes[1, 1], "logloss_bits", "log-loss of the next character (bits)")):
         for k, s in enumerate(strategies_of(res)):
-            for lm, style in (("det", "o-"), ("sampled", "s--")):
+            for lm, style in (("det", "o-"), ("sampled", "s--"), ("transformer-det", "^:"),
+                              ("transformer-sampled", "v-.")):
                 ys = [t["pooled"]["continuation"]["conditions"].get(f"{s}/{lm}", {}).get("all", {}).get(metric)
                       for t in toks]
                 if any(y is not None for y in ys):

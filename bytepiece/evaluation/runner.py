@@ -57,6 +57,13 @@ from .corpus import (
     read_text,
 )
 from .intrinsic import pooled_profile, profile, token_counts
+from .neural import (
+    DEFAULT_TRANSFORMER_CUTS,
+    DEFAULT_TRANSFORMER_MAX_STATES,
+    check_lms,
+    transformer_conditions,
+    transformer_config,
+)
 from .metrics import bits_per_byte, compression, encode_text, piece_lengths, sampling_profile, training_ids
 
 DEFAULT_ALPHAS = (0.01, 0.1, 0.5, 1.0)
@@ -93,6 +100,14 @@ class EvalConfig:
     num_threads: int | None = None  # encoding threads (None: all cores)
     save_models: str | os.PathLike | None = None  # directory for the trained models
     trainer_options: dict[str, Any] = field(default_factory=dict)
+    lms: Sequence[str] = ("kn",)  # "kn" (always), "transformer"
+    transformer: dict[str, Any] = field(default_factory=dict)  # TransformerConfig fields that differ from its defaults
+    transformer_cuts: int = DEFAULT_TRANSFORMER_CUTS  # per file, spread over the cuts; the transformer's conditions
+    transformer_max_states: int = DEFAULT_TRANSFORMER_MAX_STATES  # state cap of its exact strategies
+
+    def transformer_config(self) -> Any:
+        """The :class:`bytepiece.continuation.neural.TransformerConfig` of ``--lm transformer``."""
+        return transformer_config(self.seed, self.transformer)
 
     def _check_inputs(self) -> None:
         if not self.train:
@@ -133,6 +148,9 @@ class EvalConfig:
         whole("passes", self.passes, 1)
         whole("seed", self.seed, 0)
         self._check_strategies()
+        check_lms(self.lms, self.seed, self.transformer)
+        whole("transformer_cuts", self.transformer_cuts, 1)
+        whole("transformer_max_states", self.transformer_max_states, 1)
         if isinstance(self.soft_bias, bool) or not isinstance(self.soft_bias, (int, float)) or not math.isfinite(self.soft_bias):
             raise InputError(f"soft_bias must be a finite number of nats, got {self.soft_bias!r}")
         whole("target_bytes", self.target_bytes, 1)
@@ -163,6 +181,9 @@ class EvalConfig:
         d["strategies"] = [str(s) for s in self.strategies]
         d["soft_bias"] = float(self.soft_bias)
         d["save_models"] = str(self.save_models) if self.save_models is not None else None
+        d["lms"] = [str(lm) for lm in self.lms]
+        if "transformer" in self.lms:
+            d["transformer"] = self.transformer_config().as_dict()
         return d
 
 
@@ -315,10 +336,20 @@ def _evaluate_one(cand: _Candidate, config: EvalConfig, train_texts: list[str], 
         timings[f"{lm_name} LM"] = time.perf_counter() - t0
         del ids, offsets
 
+    neural: dict[str, Any] = {}
+    if "transformer" in config.lms:
+        from .neural import train_transformers
+
+        t0 = time.perf_counter()
+        neural, neural_info = train_transformers(tok, parts, config.transformer_config(), alpha=config.alpha_train,
+                                                 say=lambda msg: say(f"{cand.name}: {msg}"))
+        lm_info.update(neural_info)
+        timings["transformer LMs"] = time.perf_counter() - t0
+
     index = VocabIndex.from_tokenizer(tok)
     per_file: dict[str, dict] = {}
     counts: dict[str, tuple[np.ndarray, int]] = {}
-    t_cont = t_samp = t_bpb = 0.0
+    t_cont = t_samp = t_bpb = t_neural = 0.0
     for name, text, _desc in heldout:
         enc = encode_text(tok, text, name, lengths, num_threads=config.num_threads)
         t0 = time.perf_counter()
@@ -331,6 +362,12 @@ def _evaluate_one(cand: _Candidate, config: EvalConfig, train_texts: list[str], 
                                        strategies=config.strategies, soft_bias=config.soft_bias,
                                        generic_cuts=config.generic_cuts)
         t_cont += time.perf_counter() - t0
+        if neural:
+            t0 = time.perf_counter()
+            say(f"{cand.name}: transformer bits per byte and continuation on {name}")
+            bpb.update({k: bits_per_byte(lm, enc) for k, lm in neural.items()})
+            cont["conditions"].update(transformer_conditions(tok, enc, neural, config, index))
+            t_neural += time.perf_counter() - t0
         t0 = time.perf_counter()
         samp = sampling_profile(tok, enc, config.alphas, seed=config.seed, lengths=lengths,
                                 num_threads=config.num_threads)
@@ -342,6 +379,8 @@ def _evaluate_one(cand: _Candidate, config: EvalConfig, train_texts: list[str], 
     timings["bits per byte"] = t_bpb
     timings["continuation"] = t_cont
     timings["sampling profile"] = t_samp
+    if neural:
+        timings["transformer evaluation"] = t_neural
     timings["total"] = time.perf_counter() - t_tok
     pooled = {**_pooled(per_file), "intrinsic": pooled_profile(counts, lengths[min_id:])}
     return {"name": cand.name, **cand.info, "lm": lm_info, "heldout": per_file, "pooled": pooled,

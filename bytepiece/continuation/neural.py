@@ -1,0 +1,295 @@
+"""A small transformer as a token LM (:class:`TransformerLM`): trained from token windows,
+scored on documents, and queried by every continuation strategy through ``next_token_logprobs``.
+
+PyTorch is an optional extra (``lm``); it is imported when a model is made or trained, and a
+missing torch is one :class:`~bytepiece.errors.InputError` naming the extra.
+
+Which tokens the model sees. A model of ``context`` positions reads the BOS id and at most
+``window = context - 1`` tokens. A history of ``n`` tokens is read from token ``start(n)`` on:
+``0`` while it fits, else the smallest multiple of ``stride`` that leaves at most ``window``
+tokens. The start moves in steps of ``stride``, so a history extended by one token is usually
+read from the same start: its keys and values are those of the shorter history plus one
+position (a KV cache keyed by the tokens read serves them), and only every ``stride``-th token
+recomputes a window. Scoring a document (:meth:`TransformerLM.token_logprobs`) uses the same
+rule, so bits per byte and the continuation strategies see one and the same model. The start
+depends on the history's length, so the model declares no ``context_size``: the byte-level
+recursion keeps whole histories apart (it merges none) and its state cap applies.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from ..errors import InputError
+
+__all__ = ["TransformerConfig", "TransformerLM", "require_torch"]
+
+ROWS_PER_PASS = 128
+
+
+def require_torch() -> Any:
+    """``torch``, or the one-line error that says how to get it."""
+    try:
+        import torch
+    except ImportError:
+        raise InputError("the transformer LM needs PyTorch, which is not installed; install the lm extra: "
+                         "pip install 'bytepiece-tk[lm]'") from None
+    return torch
+
+
+def check_device(torch: Any, device: str) -> None:
+    """An InputError for a device torch does not know or this machine does not have."""
+    try:
+        torch.empty(1, device=device)
+    except (RuntimeError, ValueError, AssertionError) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise InputError(f"cannot use device {device!r}: {first}; pass --device cpu or an available GPU") from None
+
+
+@dataclass(frozen=True)
+class TransformerConfig:
+    """The few numbers that define a model and its training (the harness's ``--transformer-*``).
+
+    ``train_bytes``: bytes of text the model reads in training, all epochs together, the same for
+    every vocabulary so that they are compared under one budget; each of the ``epochs`` reads
+    ``train_bytes // epochs`` bytes (a fresh sampled segmentation per epoch when sampling)."""
+
+    layers: int = 2
+    width: int = 64
+    heads: int = 4
+    context: int = 64
+    train_bytes: int = 300_000
+    epochs: int = 2
+    batch_size: int = 16
+    lr: float = 3e-3
+    warmup_steps: int = 10
+    weight_decay: float = 0.1
+    seed: int = 0
+    device: str = "cpu"
+    threads: int | None = None  # torch CPU threads (None: torch's default, all cores)
+
+    def validate(self) -> None:
+        for name in ("layers", "width", "heads", "context", "train_bytes", "epochs", "batch_size"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+                raise InputError(f"transformer {name} must be a positive integer, got {value!r}")
+        if self.context < 2:
+            raise InputError(f"transformer context must be at least 2 positions (BOS and one token), got {self.context}")
+        if self.width % self.heads or (self.width // self.heads) % 2:
+            raise InputError(f"transformer width {self.width} must split into {self.heads} heads of an even width")
+        if not (isinstance(self.lr, (int, float)) and math.isfinite(self.lr) and self.lr > 0):
+            raise InputError(f"transformer lr must be a positive number, got {self.lr!r}")
+        if self.threads is not None and (not isinstance(self.threads, int) or self.threads < 1):
+            raise InputError(f"transformer threads must be a positive integer, got {self.threads!r}")
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class TransformerLM:
+    """``next_token_logprobs`` (batched, KV-cached) and document scores from a
+    :class:`.transformer.TinyTransformer` over the ids ``0 .. vocab_size - 1`` plus a BOS row.
+
+    Ids below ``min_id`` (special tokens) are never predicted. ``stride``: how far the read start
+    moves (default half the window); ``cache_entries``: windows whose keys and values are kept.
+    """
+
+    context_size = None  # the read start depends on the history's length (module docstring)
+
+    def __init__(self, model: Any, *, vocab_size: int, min_id: int = 0, device: str = "cpu",
+                 stride: int | None = None, cache_entries: int = 1024) -> None:
+        self._torch = require_torch()
+        if model.vocab_size != vocab_size + 1:
+            raise InputError(f"the model has {model.vocab_size} rows; a TransformerLM over {vocab_size} ids "
+                             f"needs {vocab_size + 1} (the ids and BOS)")
+        self.model = model.to(device).eval()
+        self.vocab_size = vocab_size
+        self.min_id = min_id
+        self.bos_id = vocab_size
+        self.device = device
+        self.window = model.context - 1
+        self.stride = stride or max(self.window // 2, 1)
+        if not 1 <= self.stride <= self.window:
+            raise InputError(f"stride must be from 1 to the window ({self.window}), got {self.stride}")
+        self._room = max(int(cache_entries), 1)
+        self._cache: OrderedDict[tuple[int, ...], tuple[list, npt.NDArray[np.float64]]] = OrderedDict()
+        self.rows = 0  # positions computed, for the record
+        self.passes = 0  # forward passes
+
+    # -- which tokens are read -----------------------------------------------------------------
+    def start(self, n: int) -> int:
+        """The first token read of a history of ``n`` tokens (module docstring)."""
+        if n <= self.window:
+            return 0
+        return -(-(n - self.window) // self.stride) * self.stride
+
+    def _read(self, history: Sequence[int] | npt.NDArray[np.integer]) -> tuple[int, ...]:
+        n = len(history)
+        window = tuple(int(t) for t in history[self.start(n):])
+        if window and (min(window) < 0 or max(window) >= self.vocab_size):
+            bad = min(window) if min(window) < 0 else max(window)
+            raise InputError(f"context contains id {bad}, outside 0..{self.vocab_size - 1}")
+        return window
+
+    # -- the token-LM interface ----------------------------------------------------------------
+    def next_token_logprobs(self, context_ids: Sequence[int]) -> npt.NDArray[np.float64]:
+        return self.next_token_logprobs_batch([context_ids])[0]
+
+    def next_token_logprobs_batch(self, contexts: Sequence[Sequence[int]]) -> npt.NDArray[np.float64]:
+        """One row of natural-log probabilities per context. The distinct windows not cached run
+        as few forward passes: those whose window minus its last token is cached extend it by one
+        position (one pass for all of them), the others are computed whole."""
+        windows = [self._read(c) for c in contexts]
+        todo = [w for w in dict.fromkeys(windows) if w not in self._cache]
+        grow = [w for w in todo if w and w[:-1] in self._cache]
+        fresh = [w for w in todo if not (w and w[:-1] in self._cache)]
+        with self._torch.no_grad():
+            for lo in range(0, len(grow), ROWS_PER_PASS):
+                self._extend(grow[lo: lo + ROWS_PER_PASS])
+            for lo in range(0, len(fresh), ROWS_PER_PASS):
+                self._whole(fresh[lo: lo + ROWS_PER_PASS])
+        out = np.empty((len(windows), self.vocab_size), dtype=np.float64)
+        for i, w in enumerate(windows):
+            self._cache.move_to_end(w)
+            out[i] = self._cache[w][1]
+        while len(self._cache) > max(self._room, len(set(windows))):
+            self._cache.popitem(last=False)
+        return out
+
+    def _logprobs(self, logits: Any) -> npt.NDArray[np.float64]:
+        x = logits[..., : self.vocab_size].double()
+        x[..., : self.min_id] = -math.inf
+        return self._torch.log_softmax(x, dim=-1).cpu().numpy()
+
+    def _whole(self, windows: list[tuple[int, ...]]) -> None:
+        torch = self._torch
+        width = max(len(w) for w in windows) + 1
+        ids = torch.zeros((len(windows), width), dtype=torch.long)
+        for i, w in enumerate(windows):
+            ids[i, 0] = self.bos_id
+            ids[i, 1: len(w) + 1] = torch.tensor(w, dtype=torch.long)
+        logits, present = self.model(ids.to(self.device))
+        last = torch.tensor([len(w) for w in windows], device=logits.device)
+        rows = self._logprobs(logits[torch.arange(len(windows), device=logits.device), last])
+        for i, w in enumerate(windows):
+            kv = [(k[i: i + 1, :, : len(w) + 1].clone(), v[i: i + 1, :, : len(w) + 1].clone()) for k, v in present]
+            self._cache[w] = (kv, rows[i])
+        self.rows += len(windows) * width
+        self.passes += 1
+
+    def _extend(self, windows: list[tuple[int, ...]]) -> None:
+        torch = self._torch
+        pasts = [self._cache[w[:-1]][0] for w in windows]
+        lengths = [len(w) for w in windows]  # BOS and the window minus its last token
+        longest = max(lengths)
+        past = []
+        for layer in range(len(pasts[0])):
+            k0 = pasts[0][layer][0]
+            keys = k0.new_zeros((len(windows), k0.shape[1], longest, k0.shape[3]))
+            values = torch.zeros_like(keys)
+            for i, p in enumerate(pasts):
+                keys[i, :, : lengths[i]] = p[layer][0][0]
+                values[i, :, : lengths[i]] = p[layer][1][0]
+            past.append((keys, values))
+        ids = torch.tensor([[w[-1]] for w in windows], dtype=torch.long, device=self.device)
+        logits, present = self.model(ids, past, torch.tensor(lengths, device=self.device))
+        rows = self._logprobs(logits[:, -1])
+        for i, w in enumerate(windows):
+            n = lengths[i]
+            kv = [(torch.cat([k[i: i + 1, :, :n], k[i: i + 1, :, longest:]], dim=2),
+                   torch.cat([v[i: i + 1, :, :n], v[i: i + 1, :, longest:]], dim=2)) for k, v in present]
+            self._cache[w] = (kv, rows[i])
+        self.rows += len(windows)
+        self.passes += 1
+
+    # -- documents -----------------------------------------------------------------------------
+    def token_logprobs(self, ids: Sequence[int] | npt.NDArray[np.integer],
+                       offsets: Sequence[int] | npt.NDArray[np.integer] | None = None, *,
+                       batch_size: int = 16) -> npt.NDArray[np.float64]:
+        """Natural-log probability of each token given the tokens before it in its document, each
+        read as :meth:`next_token_logprobs` reads a history (one pass per ``stride`` tokens)."""
+        arr = np.asarray(ids, dtype=np.int64)
+        offs = np.asarray([0, len(arr)] if offsets is None else offsets, dtype=np.int64)
+        out = np.empty(len(arr), dtype=np.float64)
+        blocks = [(int(a), s, lo, hi) for a, b in zip(offs[:-1], offs[1:]) for s, lo, hi in self._blocks(int(b - a))]
+        with self._torch.no_grad():
+            for k in range(0, len(blocks), batch_size):
+                self._score_blocks(arr, blocks[k: k + batch_size], out)
+        return out
+
+    def _blocks(self, n: int) -> list[tuple[int, int, int]]:
+        """``(start, first, last)``: tokens ``first..last`` of a document of ``n`` are predicted
+        from the window read from ``start`` (one forward pass each)."""
+        out = [(0, 0, min(self.window, n - 1))] if n else []
+        s = self.stride
+        while s + self.window - self.stride + 1 <= n - 1:
+            out.append((s, s + self.window - self.stride + 1, min(s + self.window, n - 1)))
+            s += self.stride
+        return out
+
+    def _score_blocks(self, arr: npt.NDArray[np.int64], blocks: list[tuple[int, int, int, int]],
+                      out: npt.NDArray[np.float64]) -> None:
+        torch = self._torch
+        width = max(hi - s for _, s, _, hi in blocks) + 1
+        inputs = torch.zeros((len(blocks), width), dtype=torch.long)
+        inputs[:, 0] = self.bos_id
+        for r, (a, s, _, hi) in enumerate(blocks):
+            inputs[r, 1: hi - s + 1] = torch.from_numpy(arr[a + s: a + hi])
+        logits, _ = self.model(inputs.to(self.device))
+        for r, (a, s, lo, hi) in enumerate(blocks):
+            logp = self._logprobs(logits[r, lo - s: hi - s + 1])
+            out[a + lo: a + hi + 1] = logp[np.arange(hi - lo + 1), arr[a + lo: a + hi + 1]]
+        self.rows += len(blocks) * width
+        self.passes += 1
+
+    def bits(self, ids: Sequence[int] | npt.NDArray[np.integer],
+             offsets: Sequence[int] | npt.NDArray[np.integer] | None = None) -> float:
+        """Total ``-log2`` likelihood of the documents."""
+        return float(-self.token_logprobs(ids, offsets).sum() / math.log(2.0))
+
+    # -- training ------------------------------------------------------------------------------
+    @classmethod
+    def train(cls, config: TransformerConfig, vocab_size: int, epoch_data: Callable[[int], Any], *, min_id: int = 0,
+              on_step: Callable[[int, float], None] | None = None) -> tuple[TransformerLM, dict[str, Any]]:
+        """A model trained for ``config.epochs`` epochs; ``epoch_data(e)`` gives epoch ``e``'s
+        tokens (anything with ``n_tokens`` and ``windows(batch_size, length, seed=)``, such as a
+        :class:`bytepiece.tokens.TokenDataset`). An epoch draws as many random windows as cover
+        its tokens once. Everything random derives from ``config.seed``. Returns the LM and what
+        happened (steps, seconds, the loss curve)."""
+        torch = require_torch()
+        from .transformer import TinyTransformer, train_model
+
+        config.validate()
+        check_device(torch, config.device)
+        if config.threads is not None:
+            torch.set_num_threads(config.threads)
+        torch.manual_seed(config.seed)
+        model = TinyTransformer(vocab_size + 1, layers=config.layers, width=config.width, heads=config.heads,
+                                context=config.context).to(config.device)
+        first = epoch_data(0)
+        per_step = config.batch_size * config.context
+        steps_per_epoch = max(1, -(-int(first.n_tokens) // per_step))
+        rng = np.random.default_rng(config.seed)
+        bos = vocab_size
+
+        def batches():
+            for e in range(config.epochs):
+                data = first if e == 0 else epoch_data(e)
+                for _ in range(steps_per_epoch):
+                    x, y = data.windows(config.batch_size, config.context - 1, seed=rng)
+                    inputs = np.concatenate([np.full((len(x), 1), bos, dtype=np.int64), x], axis=1)
+                    yield inputs, np.concatenate([x[:, :1], y], axis=1)
+
+        info = train_model(model, batches(), steps_per_epoch * config.epochs, lr=config.lr,
+                           warmup_steps=config.warmup_steps, weight_decay=config.weight_decay, device=config.device,
+                           bf16=False, on_step=on_step)
+        info.update(parameters=model.parameters_count, tokens_per_epoch=int(first.n_tokens),
+                    steps_per_epoch=steps_per_epoch)
+        return cls(model, vocab_size=vocab_size, min_id=min_id, device=config.device), info

@@ -1,0 +1,238 @@
+"""The transformer LM (the ``lm`` extra): its KV cache against whole recomputation, document
+scores against one-history queries, exact byte-level continuation against brute force,
+reproducible training, the missing-extra error, and the harness end to end with ``--lm
+transformer`` on a tiny configuration (CI installs the extra, so these run there)."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import numpy as np
+import pytest
+
+from bytepiece.errors import InputError
+
+from test_continuation import brute_next
+from test_eval import cli, corpus, small_tokenizer  # noqa: F401 - fixtures
+
+torch = pytest.importorskip("torch")
+
+from bytepiece.continuation import ByteLevelLM  # noqa: E402
+from bytepiece.continuation.neural import TransformerConfig, TransformerLM  # noqa: E402
+from bytepiece.continuation.transformer import TinyTransformer  # noqa: E402
+
+
+def tiny_lm(vocab_size: int, *, context: int = 9, seed: int = 0, min_id: int = 3, **kw) -> TransformerLM:
+    torch.manual_seed(seed)
+    model = TinyTransformer(vocab_size + 1, layers=2, width=16, heads=2, context=context)
+    for p in model.parameters():  # sharper than the initialisation, so histories differ visibly
+        p.data.mul_(8.0) if p.dim() == 2 else None
+    return TransformerLM(model, vocab_size=vocab_size, min_id=min_id, **kw)
+
+
+def whole(lm: TransformerLM, history) -> np.ndarray:
+    """The next-token log-probabilities of a history computed from nothing (no cache)."""
+    window = list(history[lm.start(len(history)):])
+    ids = torch.tensor([[lm.bos_id, *window]])
+    with torch.no_grad():
+        logits, _ = lm.model(ids)
+    x = logits[0, -1, : lm.vocab_size].double()
+    x[: lm.min_id] = -float("inf")
+    return torch.log_softmax(x, dim=-1).numpy()
+
+
+def test_kv_cache_equals_recomputation():
+    lm = tiny_lm(40, context=9)  # a window of 8 tokens, read from multiples of 4
+    rng = np.random.default_rng(0)
+    base = rng.integers(3, 40, size=20).tolist()
+    histories = [base[:n] for n in range(len(base) + 1)]
+    for n in range(len(base) + 1):  # grown one token at a time, plus siblings of different lengths in one batch
+        batch = [histories[n], base[: max(n - 3, 0)] + [5], histories[n][:-1] + [7] if n else [9]]
+        rows = lm.next_token_logprobs_batch(batch)
+        for h, row in zip(batch, rows):
+            np.testing.assert_allclose(row, whole(lm, h), atol=2e-5)  # float32: summation order differs
+    assert lm.passes < 3 * (len(base) + 1)  # one pass for the extended rows, one for the rest
+    assert lm.start(8) == 0 and lm.start(9) == 4 and lm.start(12) == 4 and lm.start(13) == 8
+
+
+def test_document_scores_equal_history_queries():
+    lm = tiny_lm(30, context=7)
+    rng = np.random.default_rng(1)
+    ids = rng.integers(3, 30, size=41)
+    offsets = [0, 17, 17, 41]
+    got = lm.token_logprobs(ids, offsets)
+    want = [whole(lm, ids[a:i])[ids[i]] for a, b in zip(offsets[:-1], offsets[1:]) for i in range(a, b)]
+    np.testing.assert_allclose(got, want, atol=2e-5)
+    assert lm.bits(ids, offsets) == pytest.approx(-sum(want) / np.log(2), rel=1e-5)
+
+
+def test_exact_continuation_matches_brute_force(tiny_tokenizer):
+    tok = tiny_tokenizer
+    pieces = {p: i + 3 for i, p in enumerate(tok.pieces())}
+    lm = tiny_lm(tok.vocab_size, context=6)  # histories below cross the read start (window 5, stride 2)
+    blm = ByteLevelLM(tok, lm)
+    cache: dict = {}
+
+    def prob(ctx, t):
+        key = tuple(ctx)
+        if key not in cache:
+            cache[key] = np.exp(whole(lm, list(ctx)))
+        return float(cache[key][t])
+
+    for ctx, r in (([7], b""), ([7, 8, 9], b"ab"), ([7], b"abc"), ([], b"\xe4\xb8")):
+        M = brute_next(prob, pieces, ctx, r)
+        cur = blm.cursor(ctx, r)
+        assert cur.exact
+        np.testing.assert_allclose(cur.probs(), M / M.sum(), rtol=1e-4, atol=1e-9)
+    for tokenizations in ("all", "stable", "canonical"):
+        p = blm.next_byte_probs("abc ab", tokenizations=tokenizations)
+        assert p.sum() == pytest.approx(1.0)
+
+
+class Windows:
+    """Token data in memory with TokenDataset's training interface."""
+
+    def __init__(self, ids):
+        self.ids = np.asarray(ids, dtype=np.int64)
+        self.n_tokens = len(self.ids)
+
+    def windows(self, batch_size, length, *, seed=None):
+        starts = seed.integers(0, self.n_tokens - length, size=batch_size)
+        block = np.stack([self.ids[s: s + length + 1] for s in starts])
+        return block[:, :-1], block[:, 1:]
+
+
+def test_training_is_seeded():
+    data = Windows(np.random.default_rng(2).integers(3, 50, size=3000))
+    config = TransformerConfig(layers=1, width=16, heads=2, context=16, train_bytes=2, epochs=2, batch_size=4,
+                               threads=1)
+
+    def run(seed):
+        lm, info = TransformerLM.train(TransformerConfig(**{**config.as_dict(), "seed": seed}), 50, lambda e: data,
+                                       min_id=3)
+        return lm, info
+
+    (a, ia), (b, _), (c, _) = run(0), run(0), run(1)
+    assert ia["steps"] == 2 * -(-3000 // (4 * 16)) and ia["loss_curve"][-1][1] < ia["loss_curve"][0][1]
+    for (name, p), q, r in zip(a.model.state_dict().items(), b.model.state_dict().values(),
+                               c.model.state_dict().values()):
+        assert torch.equal(p, q), name
+    assert any(not torch.equal(p, r) for p, r in zip(a.model.state_dict().values(), c.model.state_dict().values()))
+    probe = [5, 6, 7]
+    np.testing.assert_array_equal(a.next_token_logprobs(probe), b.next_token_logprobs(probe))
+
+
+def test_bad_configuration_and_device():
+    with pytest.raises(InputError, match="heads of an even width"):
+        TransformerConfig(width=15, heads=5).validate()
+    with pytest.raises(InputError, match="train_bytes"):
+        TransformerConfig(train_bytes=0).validate()
+    with pytest.raises(InputError, match="device"):
+        TransformerLM.train(TransformerConfig(device="nosuchdevice"), 50, lambda e: None)
+
+
+def test_missing_torch_is_one_error_naming_the_extra(monkeypatch, corpus):  # noqa: F811
+    from bytepiece.continuation import neural
+    from bytepiece.evaluation.runner import EvalConfig
+
+    monkeypatch.setitem(sys.modules, "torch", None)
+    with pytest.raises(InputError, match=r"bytepiece-tk\[lm\]"):
+        neural.require_torch()
+    config = EvalConfig(train=[corpus / "train.txt"], heldout=[corpus / "alpha.txt"], vocab_sizes=[300],
+                        lms=["kn", "transformer"])
+    with pytest.raises(InputError, match=r"install the lm extra"):  # before any work
+        config.validate()
+
+
+TINY = {"layers": 1, "width": 16, "heads": 2, "context": 16, "train_bytes": 20_000, "epochs": 2, "threads": 1}
+
+
+@pytest.fixture(scope="module")
+def neural_result(corpus, small_tokenizer):  # noqa: F811
+    from bytepiece.evaluation.runner import EvalConfig, run_evaluation
+
+    config = EvalConfig(train=[corpus / "train.txt"], heldout=[corpus / "alpha.txt", corpus / "beta.txt"],
+                        models=[corpus / "small.model"], cuts=12, alphas=[0.1], heldout_bytes=3000, seed=3, workers=1,
+                        generic_cuts=0, lms=["kn", "transformer"], transformer=TINY, transformer_cuts=5)
+    return run_evaluation(config)
+
+
+def test_eval_run_with_transformer(neural_result, small_tokenizer):  # noqa: F811
+    t = neural_result["tokenizers"][0]
+    for name in ("transformer-det", "transformer-sampled"):
+        info = t["lm"][name]
+        assert info["train_bytes"] <= 20_000 and info["steps"] > 0 and info["parameters"] > 0
+        assert info["tokens_per_epoch"] > 0
+        for f in ("alpha", "beta"):
+            bpb = t["heldout"][f]["bits_per_byte"][name]
+            assert bpb["tokens"] == t["heldout"][f]["bits_per_byte"]["det"]["tokens"]
+            assert 0 < bpb["bits_per_byte"] < 20
+        assert t["pooled"]["bits_per_byte"][name]["bits_per_byte"] > 0
+        for strategy in ("naive", "healing", "soft", "exact-stable"):
+            cell = t["pooled"]["continuation"]["conditions"][f"{strategy}/{name}"]
+            assert cell["all"]["n"] == 10  # 5 of the 12 cuts in each file
+            assert 0 <= cell["all"]["next_char"] <= 1 and cell["all"]["logloss_bits"] > 0
+        assert f"exact-all/{name}" not in t["pooled"]["continuation"]["conditions"]
+        assert f"exact-canonical/{name}" not in t["pooled"]["continuation"]["conditions"]
+    assert t["pooled"]["continuation"]["conditions"]["naive/det"]["all"]["n"] == 24
+    assert neural_result["config"]["transformer"]["layers"] == 1
+    assert neural_result["config"]["lms"] == ["kn", "transformer"]
+    json.dumps(neural_result)
+
+
+def test_report_shows_both_lms(neural_result, tmp_path):
+    from bytepiece.evaluation import report
+
+    md = report.markdown_report(neural_result)
+    assert "transformer" in md and "KN" in md
+    assert "td:all" in md or "td:" in md
+    pytest.importorskip("matplotlib")
+    report.plot(neural_result, tmp_path / "p.png")
+    assert (tmp_path / "p.png").stat().st_size > 0
+
+
+def test_cli_lm_option(cli, corpus, small_tokenizer, tmp_path):  # noqa: F811
+    out = tmp_path / "r.json"
+    args = ["eval", "run", "--train", str(corpus / "train.txt"), "--heldout", str(corpus / "alpha.txt"),
+            "-m", str(corpus / "small.model"), "--cuts", "4", "--heldout-bytes", "2000", "--alphas", "0.1",
+            "--generic-cuts", "0", "--lm", "kn", "--lm", "transformer", "--transformer-layers", "1",
+            "--transformer-width", "16", "--transformer-heads", "2", "--transformer-context", "16",
+            "--transformer-train-bytes", "8000", "--transformer-cuts", "2", "--json", str(out)]
+    r = cli(*args)
+    assert r.exit_code == 0, r.output
+    res = json.loads(out.read_text())
+    assert "transformer-det" in res["tokenizers"][0]["pooled"]["bits_per_byte"]
+    bad = cli(*args[:-2], "--lm", "gpt")
+    assert bad.exit_code == 2 and "unknown LM 'gpt'" in bad.output
+
+
+def test_lm_options_are_checked(corpus):  # noqa: F811
+    from bytepiece.evaluation.runner import EvalConfig
+
+    base = {"train": [corpus / "train.txt"], "heldout": [corpus / "alpha.txt"], "vocab_sizes": [300]}
+    for lms, options, message in ((["transformer"], {}, "always runs the kn LM"), (["kn", "kn"], {}, "twice"),
+                                  (["kn", "gpt"], {}, "unknown LM 'gpt'"),
+                                  (["kn", "transformer"], {"depth": 3}, "transformer options"),
+                                  (["kn", "transformer"], {"heads": 0}, "heads must be a positive integer")):
+        with pytest.raises(InputError, match=message):
+            EvalConfig(**base, lms=lms, transformer=options).validate()
+    EvalConfig(**base, lms=["kn"], transformer={"depth": 3}).validate()  # unused without --lm transformer
+    cfg = EvalConfig(**base, lms=["kn", "transformer"], transformer={"layers": 3}, seed=7)
+    assert cfg.as_dict()["transformer"] == {**TransformerConfig(layers=3, seed=7).as_dict()}
+
+
+def test_cli_defaults_are_the_library_defaults():
+    import inspect
+
+    from bytepiece.evaluation import docsgen
+    from bytepiece.evaluation.neural import DEFAULT_TRANSFORMER_CUTS, DEFAULT_TRANSFORMER_MAX_STATES
+    from bytepiece_cli.evaluate import run
+
+    given = {k: p.default for k, p in inspect.signature(run).parameters.items()}
+    cfg = TransformerConfig()
+    for k in ("layers", "width", "heads", "context", "train_bytes", "epochs"):
+        assert given[f"transformer_{k}"] == getattr(cfg, k) == docsgen._TRANSFORMER_DEFAULTS[k], k
+    assert given["transformer_cuts"] == DEFAULT_TRANSFORMER_CUTS
+    assert given["transformer_max_states"] == DEFAULT_TRANSFORMER_MAX_STATES
+    assert given["device"] == cfg.device
