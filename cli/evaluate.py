@@ -210,6 +210,7 @@ def run(
 
 def _render(res: dict, markdown: Path | None, plot: Path | None) -> None:
     from bytepiece.evaluation import report
+    from bytepiece.evaluation.plot import plot as plot_results
     from bytepiece.io.atomic import atomic_write
 
     console = _table_console()
@@ -225,7 +226,7 @@ def _render(res: dict, markdown: Path | None, plot: Path | None) -> None:
         atomic_write(markdown, report.markdown_report(res), overwrite=True)
         err_console.print(f"wrote {markdown}", markup=False, highlight=False)
     if plot is not None:
-        report.plot(res, plot)
+        plot_results(res, plot)
         err_console.print(f"wrote {plot}", markup=False, highlight=False)
 
 

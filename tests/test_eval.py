@@ -18,7 +18,8 @@ from bytepiece.errors import InputError
 from bytepiece.evaluation import continuation as C
 from bytepiece.evaluation import metrics as M
 from bytepiece.evaluation.corpus import MIN_DISTINCTIVE_CHARS, heldout_slice
-from bytepiece.evaluation.runner import EvalConfig, _pooled, run_evaluation
+from bytepiece.evaluation.pooling import pooled_files
+from bytepiece.evaluation.runner import EvalConfig, run_evaluation
 from bytepiece.continuation.healing import STRATEGIES
 from bytepiece.continuation.lm import NGramLM
 
@@ -156,7 +157,7 @@ def test_pooled_is_weighted():
                 "continuation": {"cuts": b_n + m_n, "conditions": {"naive/det": cond}},
                 "sampling": [{"alpha": 0.1, "tokens": 2 * tokens, "changed_fraction": 0.5, "viterbi_kept_fraction": 0.25}]}
 
-    p = _pooled({"a": file(100, 400, 10, 30, 0.5, 0.1, 800.0), "b": file(300, 600, 30, 10, 0.2, 0.3, 1200.0)})
+    p = pooled_files({"a": file(100, 400, 10, 30, 0.5, 0.1, 800.0), "b": file(300, 600, 30, 10, 0.2, 0.3, 1200.0)})
     assert p["compression"]["bytes_per_token"] == pytest.approx(1000 / 400)
     assert p["bits_per_byte"]["det"]["bits_per_byte"] == pytest.approx(2000 / 1000)
     c = p["continuation"]
@@ -577,9 +578,9 @@ def test_cli_plot_without_matplotlib(cli, corpus, tmp_path, monkeypatch):
 
 def test_plot(result, tmp_path):
     pytest.importorskip("matplotlib")
-    from bytepiece.evaluation import report
+    from bytepiece.evaluation import plot
 
-    report.plot(result, tmp_path / "p.png")
+    plot.plot(result, tmp_path / "p.png")
     assert (tmp_path / "p.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
@@ -619,14 +620,14 @@ def test_plot_labels_each_vocabulary_size_once(result, tmp_path, monkeypatch):
 
     import matplotlib.pyplot as plt
 
-    from bytepiece.evaluation import report
+    from bytepiece.evaluation import plot
 
     res = copy.deepcopy(result)
     first = res["tokenizers"][0]
     res["tokenizers"] = [dict(copy.deepcopy(first), name=f"v{size}", vocab_size=size) for size in (3000, 4000, 8000)]
     figures = []
     monkeypatch.setattr(plt, "close", figures.append)
-    report.plot(res, tmp_path / "p.png")
+    plot.plot(res, tmp_path / "p.png")
     (fig,) = figures
     for ax in fig.axes:
         if ax.get_xscale() != "log":

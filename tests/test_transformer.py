@@ -188,7 +188,9 @@ def test_report_shows_both_lms(neural_result, tmp_path):
     assert "transformer" in md and "KN" in md
     assert "td:all" in md or "td:" in md
     pytest.importorskip("matplotlib")
-    report.plot(neural_result, tmp_path / "p.png")
+    from bytepiece.evaluation import plot
+
+    plot.plot(neural_result, tmp_path / "p.png")
     assert (tmp_path / "p.png").stat().st_size > 0
 
 

@@ -40,12 +40,10 @@ from typing import Any
 
 import numpy as np
 
-from ..compression import Compression
 from ..errors import InputError
 from ..io.read import check_file
 from ..model import file_sha256
 from ..continuation.healing import DEFAULT_SOFT_BIAS, STRATEGIES
-from .exact import pool_generic
 from ..normalize import chunks
 from .continuation import DEFAULT_CUTS, DEFAULT_TARGET_BYTES, continuation_experiment
 from .corpus import (
@@ -64,6 +62,7 @@ from .neural import (
     transformer_conditions,
     transformer_config,
 )
+from .pooling import pooled_files
 from .metrics import bits_per_byte, compression, encode_text, piece_lengths, sampling_profile, training_ids
 
 DEFAULT_ALPHAS = (0.01, 0.1, 0.5, 1.0)
@@ -382,61 +381,9 @@ def _evaluate_one(cand: _Candidate, config: EvalConfig, train_texts: list[str], 
     if neural:
         timings["transformer evaluation"] = t_neural
     timings["total"] = time.perf_counter() - t_tok
-    pooled = {**_pooled(per_file), "intrinsic": pooled_profile(counts, lengths[min_id:])}
+    pooled = {**pooled_files(per_file), "intrinsic": pooled_profile(counts, lengths[min_id:])}
     return {"name": cand.name, **cand.info, "lm": lm_info, "heldout": per_file, "pooled": pooled,
             "timings": timings}
-
-
-# -- pooling ------------------------------------------------------------------------------------
-def _pooled(per_file: dict[str, dict]) -> dict:
-    """Numbers over all held-out files together (token- and cut-weighted)."""
-    files = list(per_file.values())
-    pooled = sum((Compression(f["compression"]["bytes"], f["compression"]["chars"], f["compression"]["tokens"])
-                  for f in files), Compression())
-    tokens, nbytes, chars = pooled.tokens, pooled.bytes, pooled.chars
-    out: dict[str, Any] = {"compression": pooled.as_dict()}
-    out["bits_per_byte"] = {}
-    for lm_name in files[0]["bits_per_byte"] if files else ():
-        bits = sum(f["bits_per_byte"][lm_name]["bits"] for f in files)
-        out["bits_per_byte"][lm_name] = {"bits": bits, "bits_per_byte": bits / max(nbytes, 1),
-                                         "bits_per_token": bits / max(tokens, 1), "tokens": tokens}
-    cuts = sum(f["continuation"]["cuts"] for f in files)
-    mid = sum(f["continuation"]["conditions"][next(iter(f["continuation"]["conditions"]))]["mid_token"]["n"]
-              for f in files if f["continuation"]["conditions"])
-    cont: dict[str, Any] = {"cuts": cuts, "mid_token_fraction": mid / cuts if cuts else None, "conditions": {}}
-    cond_names = list(files[0]["continuation"]["conditions"]) if files else []
-    for cond in cond_names:
-        entry: dict[str, Any] = {}
-        for part in ("all", "boundary", "mid_token"):
-            n = sum(f["continuation"]["conditions"][cond][part]["n"] for f in files)
-            cell: dict[str, Any] = {"n": n}
-            for key in files[0]["continuation"]["conditions"][cond][part]:
-                if key == "n" or any(key not in f["continuation"]["conditions"][cond][part] for f in files):
-                    continue  # results written before the key existed
-                total = sum((f["continuation"]["conditions"][cond][part][key] or 0.0)
-                            * f["continuation"]["conditions"][cond][part]["n"] for f in files)
-                cell[key] = total / n if n else None
-            entry[part] = cell
-        if all("seconds_per_cut" in f["continuation"]["conditions"][cond] for f in files):
-            secs = sum(f["continuation"]["conditions"][cond]["seconds_per_cut"] * f["continuation"]["cuts"] for f in files)
-            entry["seconds_per_cut"] = secs / cuts if cuts else None
-        cont["conditions"][cond] = entry
-    generic = pool_generic([f["continuation"]["generic"] for f in files if "generic" in f["continuation"]])
-    if generic is not None:
-        cont["generic"] = generic
-    out["continuation"] = cont
-    samp = []
-    if files:
-        for i, row in enumerate(files[0]["sampling"]):
-            n_tok = sum(f["sampling"][i]["tokens"] for f in files)
-            changed = sum(f["sampling"][i]["changed_fraction"] * f["sampling"][i]["tokens"] for f in files)
-            kept = sum(f["sampling"][i]["viterbi_kept_fraction"] * f["compression"]["tokens"] for f in files)
-            sampled = Compression(nbytes, chars, n_tok)
-            samp.append({"alpha": row["alpha"], "tokens": n_tok, "changed_fraction": changed / max(n_tok, 1),
-                         "viterbi_kept_fraction": kept / max(tokens, 1), "bytes_per_token": sampled.bytes_per_token,
-                         "chars_per_token": sampled.chars_per_token})
-    out["sampling"] = samp
-    return out
 
 
 # -- helpers ------------------------------------------------------------------------------------
