@@ -60,17 +60,36 @@ class Terminated(KeyboardInterrupt):
     files, spill directories, Dask clusters) runs before the process exits with status 143."""
 
 
+#: interrupts that Python could not raise where they landed (see :func:`handle_sigterm`)
+_swallowed: list[KeyboardInterrupt] = []
+
+
 def _on_sigterm(signum: int, frame: Any) -> None:
     raise Terminated
 
 
+def _unraisable(hook: Any) -> Any:
+    def keep_interrupts(unraisable: Any) -> None:
+        if isinstance(unraisable.exc_value, KeyboardInterrupt):
+            _swallowed.append(unraisable.exc_value)
+        else:
+            hook(unraisable)
+
+    return keep_interrupts
+
+
 def handle_sigterm() -> None:
-    """Turn SIGTERM into :class:`Terminated` (a SIGTERM a parent chose to ignore stays ignored)."""
+    """Turn SIGTERM into :class:`Terminated` (a SIGTERM a parent chose to ignore stays ignored).
+    A Ctrl-C or SIGTERM can also land where Python cannot raise it: in a callback from C, such
+    as llvmlite's while numba compiles on a first run. Python would print "Exception ignored"
+    and the interrupted code then fails with an error of its own; that error is reported as the
+    interrupt it came from (:func:`_failure`), without the message."""
     try:
         if signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
             signal.signal(signal.SIGTERM, _on_sigterm)
     except (ValueError, OSError, AttributeError):  # not the main thread, or no SIGTERM here
         pass
+    sys.unraisablehook = _unraisable(sys.unraisablehook)
 
 
 #: library parameter names as the command line spells them (messages from the library name
@@ -179,6 +198,8 @@ def _failure(e: BaseException) -> typer.Exit:
     from bytepiece.errors import BytePieceError
 
     e = interrupt_behind(e) or e  # a Ctrl-C that landed in a compiled kernel's call
+    if _swallowed and not isinstance(e, KeyboardInterrupt):  # an interrupt lost in a C callback, then this
+        e = _swallowed[-1]
     if isinstance(e, Terminated):
         return fail("terminated", 143)
     if isinstance(e, KeyboardInterrupt):
