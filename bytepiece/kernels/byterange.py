@@ -14,6 +14,7 @@ from typing import NamedTuple
 
 import numpy as np
 from ._jit import njit
+from .search import lower_bound
 
 from .kn import _prob, _scales, find_contexts
 
@@ -99,23 +100,12 @@ def _children(T, nodes, scale):
 
 
 @njit(cache=True, nogil=True)
-def _lower(a, lo, hi, x):
-    while lo < hi:
-        mid = (lo + hi) >> 1
-        if a[mid] < x:
-            lo = mid + 1
-        else:
-            hi = mid
-    return lo
-
-
-@njit(cache=True, nogil=True)
 def _big_sum(T, row, a, b):
     """Continuation terms of big context ``row`` whose rank is in [a, b)."""
     lo = T.big_off[row]
     hi = T.big_off[row + 1]
-    i = _lower(T.big_rank, lo, hi, a)
-    k = _lower(T.big_rank, i, hi, b)
+    i = lower_bound(T.big_rank, lo, hi, a)
+    k = lower_bound(T.big_rank, i, hi, b)
     return T.big_cum[k + row] - T.big_cum[i + row]
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 from ._jit import njit
+from .search import find_sorted, lower_bound
 
 from .byterange import _p, _setup, ext_buckets, narrow
 from .canonical import NO_SCORE, chunk_base, range_of
@@ -25,17 +26,6 @@ def window_ranges(sb, so, data, a, m, lo, hi):
     n = so.shape[0] - 1
     for i in range(m - a + 1):
         lo[i], hi[i] = range_of(sb, so, n, data, a + i, m)
-
-
-@njit(cache=True, nogil=True)
-def _lower(a, lo, hi, x):
-    while lo < hi:
-        mid = (lo + hi) >> 1
-        if a[mid] < x:
-            lo = mid + 1
-        else:
-            hi = mid
-    return lo
 
 
 @njit(cache=True, nogil=True)
@@ -64,7 +54,7 @@ def _subtract(V, T, nodes, scale, excl, ea, eb, d, w, mark, out):  # noqa: C901 
                 r = excl[e]
                 if so[r + 1] - so[r] <= d:
                     continue
-                k = _child(T.words, c0, c1, V.rank_id[r])
+                k = find_sorted(T.words, c0, c1, V.rank_id[r])
                 if k >= 0 and T.counts[k] > 0:
                     c = T.counts[k]
                     out[sb[so[r] + d]] -= sj * (max(c - T.disc[jj + 1, min(c, 3)], 0.0) / dn)
@@ -83,20 +73,6 @@ def _subtract(V, T, nodes, scale, excl, ea, eb, d, w, mark, out):  # noqa: C901 
     if marked:
         for e in range(ea, eb):
             mark[excl[e]] = False
-
-
-@njit(cache=True, nogil=True, inline="always")
-def _child(words, lo, hi, w):
-    while lo < hi:
-        mid = (lo + hi) >> 1
-        x = words[mid]
-        if x < w:
-            lo = mid + 1
-        elif x > w:
-            hi = mid
-        else:
-            return mid
-    return -1
 
 
 @njit(cache=True, nogil=True)
@@ -121,8 +97,8 @@ def kn_buckets(V, T, keep, ctx, clen, weight, start, m, rlo, rhi, excl, excl_off
         if lo >= hi:
             continue
         _setup(T, ctx[i], clen[i], nodes, scale)
-        ea = _lower(excl, excl_off[i], excl_off[i + 1], lo)
-        eb = _lower(excl, ea, excl_off[i + 1], hi)
+        ea = lower_bound(excl, excl_off[i], excl_off[i + 1], lo)
+        eb = lower_bound(excl, ea, excl_off[i + 1], hi)
         a = lo
         if V.so[lo + 1] - V.so[lo] == d:
             a = lo + 1

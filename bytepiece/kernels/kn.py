@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import numpy as np
 from ._jit import njit
+from .search import find_sorted
 
 ROOT = 0
 
@@ -41,18 +42,7 @@ ROOT = 0
 @njit(cache=True, nogil=True, inline="always")
 def _child(words, child_start, node, w):
     """Entry of the child of ``node`` on token ``w`` or -1 (binary search in its range)."""
-    lo = child_start[node]
-    hi = child_start[node + 1]
-    while lo < hi:
-        mid = (lo + hi) >> 1
-        x = words[mid]
-        if x < w:
-            lo = mid + 1
-        elif x > w:
-            hi = mid
-        else:
-            return mid
-    return -1
+    return find_sorted(words, child_start[node], child_start[node + 1], w)
 
 
 @njit(cache=True, nogil=True)
