@@ -27,11 +27,15 @@ class _DaskInternals(logging.Filter):
     """Drops asyncio's report of Dask's internal ``AllExit``: a wait for a task's result that is
     cut short (``Future.result(timeout=...)``) leaves Dask helper tasks behind, which end with
     this exception once the task fails or the client closes; asyncio prints each as "Task
-    exception was never retrieved" with a traceback."""
+    exception was never retrieved" with a traceback. Likewise the timed-out connection attempts
+    to a worker that has left, which Dask abandons as unread futures ("Future exception was
+    never retrieved ... TimeoutError"): the run reports the lost workers itself, in one line."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         error = record.exc_info[1] if record.exc_info else None
-        return not (type(error).__name__ == "AllExit" and type(error).__module__ == "distributed.client")
+        if type(error).__name__ == "AllExit" and type(error).__module__ == "distributed.client":
+            return False
+        return not (isinstance(error, TimeoutError) and str(record.msg).startswith("Future exception was never"))
 
 
 def hide_internal_errors() -> None:
