@@ -144,6 +144,9 @@ def run(
                                                          rich_help_panel=_LM)] = 300_000,
     transformer_epochs: Annotated[int, typer.Option(metavar="N", help="Epochs (a fresh sample each for the sampled "
                                                     "model).", rich_help_panel=_LM)] = 2,
+    transformer_softmax_head: Annotated[int, typer.Option(metavar="N", help="Most frequent ids in the adaptive "
+                                                          "softmax's first cluster (0: a full softmax).",
+                                                          rich_help_panel=_LM)] = 2048,
     transformer_cuts: Annotated[int, typer.Option(metavar="N", help="Cuts per file for the transformer, spread over "
                                                   "--cuts.", rich_help_panel=_LM)] = 15,
     transformer_max_states: Annotated[int, typer.Option(metavar="N", help="State cap of the transformer's exact "
@@ -185,7 +188,8 @@ def run(
                         transformer_max_states=transformer_max_states,
                         transformer={"device": device, "layers": transformer_layers, "width": transformer_width,
                                      "heads": transformer_heads, "context": transformer_context,
-                                     "train_bytes": transformer_train_bytes, "epochs": transformer_epochs})
+                                     "train_bytes": transformer_train_bytes, "epochs": transformer_epochs,
+                                     "softmax_head": transformer_softmax_head})
     try:
         config.validate()
     except InputError as e:

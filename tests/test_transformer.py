@@ -23,27 +23,48 @@ from bytepiece.continuation.neural import TransformerConfig, TransformerLM  # no
 from bytepiece.continuation.transformer import TinyTransformer  # noqa: E402
 
 
-def tiny_lm(vocab_size: int, *, context: int = 9, seed: int = 0, min_id: int = 3, **kw) -> TransformerLM:
+def tiny_lm(vocab_size: int, *, context: int = 9, seed: int = 0, min_id: int = 3, head: int = 0, shuffle: bool = False,
+            **kw) -> TransformerLM:
+    """A random model; ``head``: an adaptive softmax with that first cluster; ``shuffle``: the
+    model numbers the ids in a random order (as a trained LM numbers them by frequency)."""
     torch.manual_seed(seed)
-    model = TinyTransformer(vocab_size + 1, layers=2, width=16, heads=2, context=context)
+    model = TinyTransformer(vocab_size + 1, layers=2, width=16, heads=2, context=context, head=head)
     for p in model.parameters():  # sharper than the initialisation, so histories differ visibly
         p.data.mul_(8.0) if p.dim() == 2 else None
-    return TransformerLM(model, vocab_size=vocab_size, min_id=min_id, **kw)
+    order = np.random.default_rng(seed).permutation(vocab_size) if shuffle else None
+    return TransformerLM(model, vocab_size=vocab_size, min_id=min_id, order=order, **kw)
 
 
 def whole(lm: TransformerLM, history) -> np.ndarray:
-    """The next-token log-probabilities of a history computed from nothing (no cache)."""
+    """The next-token log-probabilities of a history computed from nothing (no cache), by brute
+    force where the model has clusters: each id's probability is its cluster's times its own
+    within the cluster, written out one id at a time."""
     window = list(history[lm.start(len(history)):])
-    ids = torch.tensor([[lm.bos_id, *window]])
+    number = {int(t): n for n, t in enumerate(lm.order)}
+    ids = torch.tensor([[lm.bos_id, *(number[t] for t in window)]])
+    m = lm.model
     with torch.no_grad():
-        logits, _ = lm.model(ids)
-    x = logits[0, -1, : lm.vocab_size].double()
+        h = m(ids)[0][0, -1].double()
+        first = h @ m.embed.weight.double().T
+        if len(m.tails):
+            first = torch.cat([first, h @ m.cluster.double().T])
+        first = torch.log_softmax(first, dim=-1)
+        by_number = list(first[: m.bounds[1]])
+        for k, (table, proj) in enumerate(zip(m.tails, m.tail_proj)):
+            inner = torch.log_softmax((h @ proj.weight.double()) @ table.weight.double().T, dim=-1)
+            by_number += [first[m.bounds[1] + k] + v for v in inner]
+    x = torch.tensor([float(by_number[number[t]]) for t in range(lm.vocab_size)], dtype=torch.float64)
     x[: lm.min_id] = -float("inf")
     return torch.log_softmax(x, dim=-1).numpy()
 
 
-def test_kv_cache_equals_recomputation():
-    lm = tiny_lm(40, context=9)  # a window of 8 tokens, read from multiples of 4
+#: a full softmax; an adaptive one (clusters 0-7, 8-31, 32-40 of the 41 numbers) over ids in a random order
+SOFTMAXES = pytest.mark.parametrize("softmax", [{}, {"head": 8, "shuffle": True}], ids=["full", "adaptive"])
+
+
+@SOFTMAXES
+def test_kv_cache_equals_recomputation(softmax):
+    lm = tiny_lm(40, context=9, **softmax)  # a window of 8 tokens, read from multiples of 4
     rng = np.random.default_rng(0)
     base = rng.integers(3, 40, size=20).tolist()
     histories = [base[:n] for n in range(len(base) + 1)]
@@ -56,8 +77,9 @@ def test_kv_cache_equals_recomputation():
     assert lm.start(8) == 0 and lm.start(9) == 4 and lm.start(12) == 4 and lm.start(13) == 8
 
 
-def test_document_scores_equal_history_queries():
-    lm = tiny_lm(30, context=7)
+@SOFTMAXES
+def test_document_scores_equal_history_queries(softmax):
+    lm = tiny_lm(30, context=7, **softmax)
     rng = np.random.default_rng(1)
     ids = rng.integers(3, 30, size=41)
     offsets = [0, 17, 17, 41]
@@ -67,10 +89,11 @@ def test_document_scores_equal_history_queries():
     assert lm.bits(ids, offsets) == pytest.approx(-sum(want) / np.log(2), rel=1e-5)
 
 
-def test_exact_continuation_matches_brute_force(tiny_tokenizer):
+@SOFTMAXES
+def test_exact_continuation_matches_brute_force(tiny_tokenizer, softmax):
     tok = tiny_tokenizer
     pieces = {p: i + 3 for i, p in enumerate(tok.pieces())}
-    lm = tiny_lm(tok.vocab_size, context=6)  # histories below cross the read start (window 5, stride 2)
+    lm = tiny_lm(tok.vocab_size, context=6, **softmax)  # histories below cross the read start (window 5, stride 2)
     blm = ByteLevelLM(tok, lm)
     cache: dict = {}
 
@@ -97,16 +120,47 @@ class Windows:
         self.ids = np.asarray(ids, dtype=np.int64)
         self.n_tokens = len(self.ids)
 
+    def tokens(self, start, stop):
+        return self.ids[start:stop]
+
     def windows(self, batch_size, length, *, seed=None):
         starts = seed.integers(0, self.n_tokens - length, size=batch_size)
         block = np.stack([self.ids[s: s + length + 1] for s in starts])
         return block[:, :-1], block[:, 1:]
 
 
-def test_training_is_seeded():
+def test_adaptive_softmax_is_a_distribution():
+    from bytepiece.continuation.transformer import cluster_bounds
+
+    assert cluster_bounds(100, 0) == [0, 100] and cluster_bounds(100, 100) == [0, 100]
+    assert cluster_bounds(100, 5) == [0, 5, 20, 80, 100] and cluster_bounds(81, 5) == [0, 5, 20, 80, 81]
+    torch.manual_seed(4)
+    model = TinyTransformer(100, layers=1, width=32, heads=2, context=8, head=5)
+    assert [t.embedding_dim for t in model.tails] == [8, 8, 8]  # 32 / 4, then the floor of 8
+    with torch.no_grad():
+        h, _ = model(torch.randint(0, 100, (3, 8)))
+        lp = model.log_probs(h)
+        assert lp.shape == (3, 8, 100)
+        np.testing.assert_allclose(torch.logsumexp(lp.double(), -1).numpy(), 0, atol=1e-5)
+        targets = torch.randint(0, 100, (24,))
+        np.testing.assert_allclose(model.target_log_probs(h.reshape(24, 32), targets).numpy(),
+                                   lp.reshape(24, 100).gather(-1, targets[:, None]).squeeze(-1).numpy(), atol=1e-5)
+
+
+def test_ids_are_numbered_by_frequency():
+    from bytepiece.continuation.neural import frequency_order
+
+    data = Windows([4, 1, 4, 2, 4, 1] * 5)
+    assert frequency_order(data, 6, chunk=7).tolist() == [4, 1, 2, 0, 3, 5]  # unseen ids last, by id
+    with pytest.raises(InputError, match="outside 0..3"):
+        frequency_order(data, 4)
+
+
+@pytest.mark.parametrize("softmax_head", [0, 8])
+def test_training_is_seeded(softmax_head):
     data = Windows(np.random.default_rng(2).integers(3, 50, size=3000))
     config = TransformerConfig(layers=1, width=16, heads=2, context=16, train_bytes=2, epochs=2, batch_size=4,
-                               threads=1)
+                               threads=1, softmax_head=softmax_head)
 
     def run(seed):
         lm, info = TransformerLM.train(TransformerConfig(**{**config.as_dict(), "seed": seed}), 50, lambda e: data,
@@ -115,6 +169,7 @@ def test_training_is_seeded():
 
     (a, ia), (b, _), (c, _) = run(0), run(0), run(1)
     assert ia["steps"] == 2 * -(-3000 // (4 * 16)) and ia["loss_curve"][-1][1] < ia["loss_curve"][0][1]
+    assert ia["clusters"] == ([0, 51] if softmax_head == 0 else [0, 8, 32, 51])
     for (name, p), q, r in zip(a.model.state_dict().items(), b.model.state_dict().values(),
                                c.model.state_dict().values()):
         assert torch.equal(p, q), name
@@ -128,6 +183,8 @@ def test_bad_configuration_and_device():
         TransformerConfig(width=15, heads=5).validate()
     with pytest.raises(InputError, match="train_bytes"):
         TransformerConfig(train_bytes=0).validate()
+    with pytest.raises(InputError, match="softmax_head must be 0"):
+        TransformerConfig(softmax_head=-1).validate()
     with pytest.raises(InputError, match="device"):
         TransformerLM.train(TransformerConfig(device="nosuchdevice"), 50, lambda e: None)
 
@@ -233,7 +290,7 @@ def test_cli_defaults_are_the_library_defaults():
 
     given = {k: p.default for k, p in inspect.signature(run).parameters.items()}
     cfg = TransformerConfig()
-    for k in ("layers", "width", "heads", "context", "train_bytes", "epochs"):
+    for k in ("layers", "width", "heads", "context", "train_bytes", "epochs", "softmax_head"):
         assert given[f"transformer_{k}"] == getattr(cfg, k) == docsgen._TRANSFORMER_DEFAULTS[k], k
     assert given["transformer_cuts"] == DEFAULT_TRANSFORMER_CUTS
     assert given["transformer_max_states"] == DEFAULT_TRANSFORMER_MAX_STATES

@@ -71,6 +71,7 @@ class TransformerConfig:
     lr: float = 3e-3
     warmup_steps: int = 10
     weight_decay: float = 0.1
+    softmax_head: int = 2048  # ids in the adaptive softmax's first cluster; 0: a full softmax
     seed: int = 0
     device: str = "cpu"
     threads: int | None = None  # torch CPU threads (None: torch's default, all cores)
@@ -80,6 +81,10 @@ class TransformerConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
                 raise InputError(f"transformer {name} must be a positive integer, got {value!r}")
+        if isinstance(self.softmax_head, bool) or not isinstance(self.softmax_head, (int, np.integer)) \
+                or self.softmax_head < 0:
+            raise InputError(f"transformer softmax_head must be 0 (a full softmax) or a positive integer, "
+                             f"got {self.softmax_head!r}")
         if self.context < 2:
             raise InputError(f"transformer context must be at least 2 positions (BOS and one token), got {self.context}")
         if self.width % self.heads or (self.width // self.heads) % 2:
@@ -99,13 +104,17 @@ class TransformerLM:
 
     Ids below ``min_id`` (special tokens) are never predicted. ``stride``: how far the read start
     moves (default half the window); ``cache_entries``: windows whose keys and values are kept.
+    ``order``: the token ids by falling training frequency; the model numbers them ``0, 1, ...``
+    in that order (the adaptive softmax's clusters follow it) and BOS last. Default: the ids as
+    they are.
     """
 
     context_size = None  # the read start depends on the history's length (module docstring)
 
     def __init__(self, model: Any, *, vocab_size: int, min_id: int = 0, device: str = "cpu",
-                 stride: int | None = None, cache_entries: int = 1024) -> None:
-        self._torch = require_torch()
+                 stride: int | None = None, cache_entries: int = 1024,
+                 order: npt.NDArray[np.integer] | None = None) -> None:
+        torch = self._torch = require_torch()
         if model.vocab_size != vocab_size + 1:
             raise InputError(f"the model has {model.vocab_size} rows; a TransformerLM over {vocab_size} ids "
                              f"needs {vocab_size + 1} (the ids and BOS)")
@@ -114,6 +123,16 @@ class TransformerLM:
         self.min_id = min_id
         self.bos_id = vocab_size
         self.device = device
+        self.order = np.arange(vocab_size) if order is None else np.asarray(order, dtype=np.int64)
+        if sorted(self.order.tolist()) != list(range(vocab_size)):
+            raise InputError(f"order must list each of the ids 0..{vocab_size - 1} once")
+        rank = np.empty(vocab_size + 1, dtype=np.int64)
+        rank[self.order] = np.arange(vocab_size)
+        rank[vocab_size] = vocab_size  # BOS
+        self._rank = torch.from_numpy(rank)  # id -> the model's number
+        self._to_ids = torch.from_numpy(rank[:vocab_size]).to(device)  # log-probs by number -> by id
+        self._barred = torch.zeros(vocab_size, dtype=torch.bool, device=device)
+        self._barred[:min_id] = True
         self.window = model.context - 1
         self.stride = stride or max(self.window // 2, 1)
         if not 1 <= self.stride <= self.window:
@@ -163,10 +182,18 @@ class TransformerLM:
             self._cache.popitem(last=False)
         return out
 
-    def _logprobs(self, logits: Any) -> npt.NDArray[np.float64]:
-        x = logits[..., : self.vocab_size].double()
-        x[..., : self.min_id] = -math.inf
+    def _log_probs(self, h: Any) -> Any:
+        """Log-probabilities by id of the states ``h`` (float32 tensor, last axis the ids): the
+        model's, with BOS and the ids below ``min_id`` removed and the rest renormalised."""
+        x = self.model.log_probs(h)[..., self._to_ids].masked_fill(self._barred, -math.inf)
+        return x - self._torch.logsumexp(x, dim=-1, keepdim=True)
+
+    def _logprobs(self, h: Any) -> npt.NDArray[np.float64]:
+        x = self.model.log_probs(h)[..., self._to_ids].double().masked_fill(self._barred, -math.inf)
         return self._torch.log_softmax(x, dim=-1).cpu().numpy()
+
+    def _model_ids(self, window: Sequence[Any] | npt.NDArray[np.integer]) -> Any:
+        return self._rank[self._torch.as_tensor(window, dtype=self._torch.long)]
 
     def _whole(self, windows: list[tuple[int, ...]]) -> None:
         torch = self._torch
@@ -174,10 +201,10 @@ class TransformerLM:
         ids = torch.zeros((len(windows), width), dtype=torch.long)
         for i, w in enumerate(windows):
             ids[i, 0] = self.bos_id
-            ids[i, 1: len(w) + 1] = torch.tensor(w, dtype=torch.long)
-        logits, present = self.model(ids.to(self.device))
-        last = torch.tensor([len(w) for w in windows], device=logits.device)
-        rows = self._logprobs(logits[torch.arange(len(windows), device=logits.device), last])
+            ids[i, 1: len(w) + 1] = self._model_ids(w)
+        h, present = self.model(ids.to(self.device))
+        last = torch.tensor([len(w) for w in windows], device=h.device)
+        rows = self._logprobs(h[torch.arange(len(windows), device=h.device), last])
         for i, w in enumerate(windows):
             kv = [(k[i: i + 1, :, : len(w) + 1].clone(), v[i: i + 1, :, : len(w) + 1].clone()) for k, v in present]
             self._cache[w] = (kv, rows[i])
@@ -198,9 +225,9 @@ class TransformerLM:
                 keys[i, :, : lengths[i]] = p[layer][0][0]
                 values[i, :, : lengths[i]] = p[layer][1][0]
             past.append((keys, values))
-        ids = torch.tensor([[w[-1]] for w in windows], dtype=torch.long, device=self.device)
-        logits, present = self.model(ids, past, torch.tensor(lengths, device=self.device))
-        rows = self._logprobs(logits[:, -1])
+        ids = self._model_ids([[w[-1]] for w in windows]).to(self.device)
+        h, present = self.model(ids, past, torch.tensor(lengths, device=self.device))
+        rows = self._logprobs(h[:, -1])
         for i, w in enumerate(windows):
             n = lengths[i]
             kv = [(torch.cat([k[i: i + 1, :, :n], k[i: i + 1, :, longest:]], dim=2),
@@ -241,11 +268,12 @@ class TransformerLM:
         inputs = torch.zeros((len(blocks), width), dtype=torch.long)
         inputs[:, 0] = self.bos_id
         for r, (a, s, _, hi) in enumerate(blocks):
-            inputs[r, 1: hi - s + 1] = torch.from_numpy(arr[a + s: a + hi])
-        logits, _ = self.model(inputs.to(self.device))
+            inputs[r, 1: hi - s + 1] = self._model_ids(arr[a + s: a + hi])
+        h, _ = self.model(inputs.to(self.device))
         for r, (a, s, lo, hi) in enumerate(blocks):
-            logp = self._logprobs(logits[r, lo - s: hi - s + 1])
-            out[a + lo: a + hi + 1] = logp[np.arange(hi - lo + 1), arr[a + lo: a + hi + 1]]
+            logp = self._log_probs(h[r, lo - s: hi - s + 1])
+            targets = torch.from_numpy(arr[a + lo: a + hi + 1]).to(logp.device)
+            out[a + lo: a + hi + 1] = logp.gather(-1, targets[:, None]).squeeze(-1).double().cpu().numpy()
         self.rows += len(blocks) * width
         self.passes += 1
 
@@ -259,9 +287,11 @@ class TransformerLM:
     def train(cls, config: TransformerConfig, vocab_size: int, epoch_data: Callable[[int], Any], *, min_id: int = 0,
               on_step: Callable[[int, float], None] | None = None) -> tuple[TransformerLM, dict[str, Any]]:
         """A model trained for ``config.epochs`` epochs; ``epoch_data(e)`` gives epoch ``e``'s
-        tokens (anything with ``n_tokens`` and ``windows(batch_size, length, seed=)``, such as a
-        :class:`bytepiece.tokens.TokenDataset`). An epoch draws as many random windows as cover
-        its tokens once. Everything random derives from ``config.seed``. Returns the LM and what
+        tokens (anything with ``n_tokens``, ``tokens(start, stop)`` and ``windows(batch_size,
+        length, seed=)``, such as a :class:`bytepiece.tokens.TokenDataset`). An epoch draws as
+        many random windows as cover its tokens once. The model numbers the ids by their
+        frequency in epoch 0's tokens (:func:`frequency_order`), which the adaptive softmax's
+        clusters need. Everything random derives from ``config.seed``. Returns the LM and what
         happened (steps, seconds, the loss curve)."""
         torch = require_torch()
         from .transformer import TinyTransformer, train_model
@@ -271,9 +301,13 @@ class TransformerLM:
         if config.threads is not None:
             torch.set_num_threads(config.threads)
         torch.manual_seed(config.seed)
-        model = TinyTransformer(vocab_size + 1, layers=config.layers, width=config.width, heads=config.heads,
-                                context=config.context).to(config.device)
         first = epoch_data(0)
+        order = frequency_order(first, vocab_size)
+        rank = np.empty(vocab_size + 1, dtype=np.int64)
+        rank[order] = np.arange(vocab_size)
+        rank[vocab_size] = vocab_size
+        model = TinyTransformer(vocab_size + 1, layers=config.layers, width=config.width, heads=config.heads,
+                                context=config.context, head=config.softmax_head).to(config.device)
         per_step = config.batch_size * config.context
         steps_per_epoch = max(1, -(-int(first.n_tokens) // per_step))
         rng = np.random.default_rng(config.seed)
@@ -284,6 +318,7 @@ class TransformerLM:
                 data = first if e == 0 else epoch_data(e)
                 for _ in range(steps_per_epoch):
                     x, y = data.windows(config.batch_size, config.context - 1, seed=rng)
+                    x, y = rank[x], rank[y]
                     inputs = np.concatenate([np.full((len(x), 1), bos, dtype=np.int64), x], axis=1)
                     yield inputs, np.concatenate([x[:, :1], y], axis=1)
 
@@ -291,5 +326,17 @@ class TransformerLM:
                            warmup_steps=config.warmup_steps, weight_decay=config.weight_decay, device=config.device,
                            bf16=False, on_step=on_step)
         info.update(parameters=model.parameters_count, tokens_per_epoch=int(first.n_tokens),
-                    steps_per_epoch=steps_per_epoch)
-        return cls(model, vocab_size=vocab_size, min_id=min_id, device=config.device), info
+                    steps_per_epoch=steps_per_epoch, clusters=model.bounds)
+        return cls(model, vocab_size=vocab_size, min_id=min_id, device=config.device, order=order), info
+
+
+def frequency_order(data: Any, vocab_size: int, chunk: int = 1 << 22) -> npt.NDArray[np.int64]:
+    """The ids ``0 .. vocab_size - 1`` by falling count in ``data`` (anything with ``n_tokens``
+    and ``tokens(start, stop)``), ties and unseen ids by id."""
+    counts = np.zeros(vocab_size, dtype=np.int64)
+    for lo in range(0, int(data.n_tokens), chunk):
+        ids = np.asarray(data.tokens(lo, min(lo + chunk, int(data.n_tokens))), dtype=np.int64)
+        if len(ids) and (ids.min() < 0 or ids.max() >= vocab_size):
+            raise InputError(f"training tokens hold ids outside 0..{vocab_size - 1}")
+        counts += np.bincount(ids, minlength=vocab_size)
+    return np.argsort(-counts, kind="stable")

@@ -6,6 +6,21 @@ the width), a final LayerNorm and an output layer tied to the token embedding. E
 with the BOS id, so the empty history has a position to predict from and the model learns to
 predict from a window that starts anywhere in a text (training windows start at arbitrary tokens).
 
+The output layer of a full softmax costs ``vocabulary x width`` per position: with 32,000 ids and a
+width of 64 that is twenty times the two blocks together, so on a CPU it decides how much text a
+model can read in a given time. With ``head > 0`` the model uses an adaptive softmax with tied
+adaptive input embeddings (Grave et al. 2017, "Efficient softmax approximation for GPUs"; Baevski
+and Auli 2019, "Adaptive input representations"): the ids, ordered by frequency, fall into
+clusters :func:`cluster_bounds`; the first ``head`` ids and one entry per further cluster share one
+softmax at full width, and each further cluster (four times larger than the one before) has its
+own softmax over vectors four times shorter, reached through a projection. One table per cluster
+serves as both the input embedding (projected up) and the output vectors (the state projected
+down through the same matrix). The distribution stays exact and normalised, ``p(id) =
+p(cluster) p(id | cluster)``; training computes a further cluster's softmax only at the positions
+whose target is in it (:meth:`TinyTransformer.target_log_probs`), which makes a step over 32,000
+ids about ten times cheaper. The ids must be numbered by falling frequency for the clusters to
+pay (:class:`bytepiece.continuation.neural.TransformerLM` does that).
+
 :meth:`TinyTransformer.forward` takes an optional past (each layer's keys and values of earlier
 positions) so that a history can be extended by a few tokens without recomputing its prefix; the
 rows of one call may have pasts of different lengths (padded, masked). :func:`train_model` is the
@@ -18,7 +33,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -26,6 +41,22 @@ import torch.nn.functional as F
 from torch import nn
 
 Past = list[tuple[torch.Tensor, torch.Tensor]]  # per layer: keys, values (batch, heads, positions, head width)
+
+#: each further cluster of the adaptive softmax holds this many times the ids of the one before, in
+#: vectors this many times shorter (at least MIN_TAIL_WIDTH)
+CLUSTER_GROWTH = 4
+MIN_TAIL_WIDTH = 8
+
+
+def cluster_bounds(n_ids: int, head: int) -> list[int]:
+    """The first id of each cluster and ``n_ids`` at the end: ``[0, head, 4 head, 16 head, ...,
+    n_ids]``, one cluster (a full softmax) when ``head`` is 0 or covers every id."""
+    if head <= 0 or head >= n_ids:
+        return [0, n_ids]
+    bounds = [0, head]
+    while bounds[-1] * CLUSTER_GROWTH < n_ids:
+        bounds.append(bounds[-1] * CLUSTER_GROWTH)
+    return [*bounds, n_ids]
 
 
 def rotary_tables(positions: torch.Tensor, head_width: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -80,31 +111,90 @@ class Block(nn.Module):
 
 
 class TinyTransformer(nn.Module):
-    """A decoder-only LM over ``vocab_size`` ids with ``context`` positions (BOS included)."""
+    """A decoder-only LM over ``vocab_size`` ids with ``context`` positions (BOS included);
+    ``head > 0``: an adaptive softmax whose first cluster holds ids ``0 .. head - 1`` (module
+    docstring)."""
 
-    def __init__(self, vocab_size: int, *, layers: int, width: int, heads: int, context: int) -> None:
+    def __init__(self, vocab_size: int, *, layers: int, width: int, heads: int, context: int, head: int = 0) -> None:
         super().__init__()
         if width % heads or (width // heads) % 2:
             raise ValueError(f"width {width} must split into {heads} heads of an even width")
-        self.vocab_size, self.context, self.heads = vocab_size, context, heads
-        self.embed = nn.Embedding(vocab_size, width)
+        self.vocab_size, self.context, self.heads, self.width = vocab_size, context, heads, width
+        self.bounds = cluster_bounds(vocab_size, head)
+        self.embed = nn.Embedding(self.bounds[1], width)  # the first cluster's ids, at full width
+        tails = list(zip(self.bounds[1:-1], self.bounds[2:]))
+        dims = [max(width // CLUSTER_GROWTH ** (k + 1), MIN_TAIL_WIDTH) for k in range(len(tails))]
+        self.tails = nn.ModuleList(nn.Embedding(b - a, d) for (a, b), d in zip(tails, dims))
+        self.tail_proj = nn.ModuleList(nn.Linear(d, width, bias=False) for d in dims)
+        self.cluster = nn.Parameter(torch.zeros(len(tails), width))  # the first softmax's entry per further cluster
         self.blocks = nn.ModuleList(Block(width, heads) for _ in range(layers))
         self.norm = nn.LayerNorm(width)
         self._init(layers)
 
     def _init(self, layers: int) -> None:
         for name, p in self.named_parameters():
-            if p.dim() == 2:
+            if name.startswith("tail_proj."):  # keeps a projected tail vector at the scale of a head one
+                nn.init.normal_(p, std=p.shape[1] ** -0.5)
+            elif p.dim() == 2:
                 std = 0.02 / math.sqrt(2 * layers) if name.endswith(("proj.weight", "mlp.2.weight")) else 0.02
                 nn.init.normal_(p, std=std)
             elif name.endswith("bias"):
                 nn.init.zeros_(p)
 
+    def _tail_clusters(self) -> list[tuple[int, int, torch.Tensor, torch.Tensor]]:
+        """Each further cluster: its first id, its end, its vectors (ids, d) and projection (width, d)."""
+        return [(a, b, cast(torch.Tensor, table.weight), cast(torch.Tensor, proj.weight))
+                for a, b, table, proj in zip(self.bounds[1:-1], self.bounds[2:], self.tails, self.tail_proj)]
+
+    def _embed(self, ids: torch.Tensor) -> torch.Tensor:
+        if not self.tails:
+            return self.embed(ids)
+        x = self.embed(ids.clamp(max=self.bounds[1] - 1))
+        for a, b, table, proj in self._tail_clusters():
+            inside = (ids >= a) & (ids < b)
+            x = torch.where(inside[..., None], F.embedding((ids - a).clamp(0, b - a - 1), table) @ proj.T, x)
+        return x
+
+    def _first_softmax(self, h: torch.Tensor) -> torch.Tensor:
+        logits = h @ self.embed.weight.T
+        if self.tails:
+            logits = torch.cat([logits, h @ self.cluster.T], dim=-1)
+        return torch.log_softmax(logits.float(), dim=-1)
+
+    def log_probs(self, h: torch.Tensor) -> torch.Tensor:
+        """Natural-log probabilities of every id (float32, last axis ``vocab_size``) from the
+        final states ``h`` that :meth:`forward` returns."""
+        first = self._first_softmax(h)
+        head = self.bounds[1]
+        parts = [first[..., :head]]
+        for k, (_, _, table, proj) in enumerate(self._tail_clusters()):
+            inner = torch.log_softmax(((h @ proj) @ table.T).float(), dim=-1)
+            parts.append(first[..., head + k, None] + inner)
+        return torch.cat(parts, dim=-1) if self.tails else first
+
+    def target_log_probs(self, h: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """``log p(targets[i] | h[i])`` for states ``h`` (n, width) and ids ``targets`` (n,), each
+        further cluster's softmax computed only at the rows whose target is in it."""
+        first = self._first_softmax(h)
+        head = self.bounds[1]
+        if not self.tails:
+            return first.gather(-1, targets[:, None]).squeeze(-1)
+        which = torch.bucketize(targets, torch.tensor(self.bounds[2:-1], device=targets.device), right=True)
+        column = torch.where(targets < head, targets, head + which)
+        out = first.gather(-1, column[:, None]).squeeze(-1)
+        for a, b, table, proj in self._tail_clusters():
+            rows = ((targets >= a) & (targets < b)).nonzero().squeeze(1)
+            if rows.numel():
+                inner = torch.log_softmax(((h[rows] @ proj) @ table.T).float(), dim=-1)
+                out = out.index_add(0, rows, inner.gather(-1, (targets[rows] - a)[:, None]).squeeze(-1))
+        return out
+
     def forward(self, ids: torch.Tensor, past: Past | None = None, past_lengths: torch.Tensor | None = None
                 ) -> tuple[torch.Tensor, Past]:
-        """Logits of every position of ``ids`` (batch, new positions) and each layer's keys and
-        values of all positions. ``past``: keys and values of the positions before (padded to the
-        longest; ``past_lengths`` says how many of them each row has)."""
+        """The final state of every position of ``ids`` (batch, new positions, width; what
+        :meth:`log_probs` and :meth:`target_log_probs` read) and each layer's keys and values of
+        all positions. ``past``: keys and values of the positions before (padded to the longest;
+        ``past_lengths`` says how many of them each row has)."""
         b, t = ids.shape
         mask = None
         if past is None:
@@ -117,14 +207,14 @@ class TinyTransformer(nn.Module):
             step = torch.arange(t, device=ids.device)
             new = step[None, None, :] <= step[None, :, None]
             mask = torch.cat([old.expand(b, t, width), new.expand(b, t, t)], dim=2)[:, None]
-        cos, sin = rotary_tables(positions, self.embed.embedding_dim // self.heads)
+        cos, sin = rotary_tables(positions, self.width // self.heads)
         cos, sin = cos[:, None], sin[:, None]
-        x = self.embed(ids)
+        x = self._embed(ids)
         present: Past = []
         for i, block in enumerate(self.blocks):
             x, kv = block(x, cos, sin, None if past is None else past[i], mask)
             present.append(kv)
-        return self.norm(x) @ self.embed.weight.T, present
+        return self.norm(x), present
 
     @property
     def parameters_count(self) -> int:
@@ -154,8 +244,8 @@ def train_model(model: TinyTransformer, batches: Batches, steps: int, *, lr: flo
             group["lr"] = lr * scale
         xs, ys = torch.from_numpy(x).to(device), torch.from_numpy(y).to(device)
         with torch.autocast(device_type=torch.device(device).type, dtype=torch.bfloat16, enabled=bf16):
-            logits, _ = model(xs)
-        loss = F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), ys.reshape(-1))
+            h, _ = model(xs)
+            loss = -model.target_log_probs(h.reshape(-1, h.shape[-1]), ys.reshape(-1)).mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
