@@ -131,8 +131,6 @@ class TransformerLM:
         rank[vocab_size] = vocab_size  # BOS
         self._rank = torch.from_numpy(rank)  # id -> the model's number
         self._to_ids = torch.from_numpy(rank[:vocab_size]).to(device)  # log-probs by number -> by id
-        self._barred = torch.zeros(vocab_size, dtype=torch.bool, device=device)
-        self._barred[:min_id] = True
         self.window = model.context - 1
         self.stride = stride or max(self.window // 2, 1)
         if not 1 <= self.stride <= self.window:
@@ -185,12 +183,13 @@ class TransformerLM:
     def _log_probs(self, h: Any) -> Any:
         """Log-probabilities by id of the states ``h`` (float32 tensor, last axis the ids): the
         model's, with BOS and the ids below ``min_id`` removed and the rest renormalised."""
-        x = self.model.log_probs(h)[..., self._to_ids].masked_fill(self._barred, -math.inf)
+        x = self.model.log_probs(h).index_select(-1, self._to_ids)
+        if self.min_id:
+            x[..., : self.min_id] = -math.inf
         return x - self._torch.logsumexp(x, dim=-1, keepdim=True)
 
     def _logprobs(self, h: Any) -> npt.NDArray[np.float64]:
-        x = self.model.log_probs(h)[..., self._to_ids].double().masked_fill(self._barred, -math.inf)
-        return self._torch.log_softmax(x, dim=-1).cpu().numpy()
+        return self._log_probs(h).double().cpu().numpy()
 
     def _model_ids(self, window: Sequence[Any] | npt.NDArray[np.integer]) -> Any:
         return self._rank[self._torch.as_tensor(window, dtype=self._torch.long)]
