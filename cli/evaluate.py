@@ -138,12 +138,12 @@ def run(
     transformer_width: Annotated[int, typer.Option(metavar="N", help="Transformer width.", rich_help_panel=_LM)] = 64,
     transformer_heads: Annotated[int, typer.Option(metavar="N", help="Attention heads.", rich_help_panel=_LM)] = 4,
     transformer_context: Annotated[int, typer.Option(metavar="N", help="Positions the transformer reads (BOS "
-                                                     "included).", rich_help_panel=_LM)] = 64,
+                                                     "included).", rich_help_panel=_LM)] = 128,
     transformer_train_bytes: Annotated[int, typer.Option(metavar="N", help="Bytes of text read in training, all "
                                                          "epochs together (the same for every vocabulary).",
-                                                         rich_help_panel=_LM)] = 300_000,
+                                                         rich_help_panel=_LM)] = 6_000_000,
     transformer_epochs: Annotated[int, typer.Option(metavar="N", help="Epochs (a fresh sample each for the sampled "
-                                                    "model).", rich_help_panel=_LM)] = 2,
+                                                    "model).", rich_help_panel=_LM)] = 1,
     transformer_softmax_head: Annotated[int, typer.Option(metavar="N", help="Most frequent ids in the adaptive "
                                                           "softmax's first cluster (0: a full softmax).",
                                                           rich_help_panel=_LM)] = 2048,

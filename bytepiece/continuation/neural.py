@@ -64,9 +64,9 @@ class TransformerConfig:
     layers: int = 2
     width: int = 64
     heads: int = 4
-    context: int = 64
-    train_bytes: int = 300_000
-    epochs: int = 2
+    context: int = 128
+    train_bytes: int = 6_000_000
+    epochs: int = 1
     batch_size: int = 16
     lr: float = 3e-3
     warmup_steps: int = 10

@@ -36,7 +36,7 @@ _DEFAULTS = {"order": 4, "cuts": 2000, "alpha_train": 0.1, "passes": 1, "alphas"
              "heldout_bytes": 300_000, "soft_bias": 3.0, "generic_cuts": 2}
 
 
-_TRANSFORMER_DEFAULTS = {"layers": 2, "width": 64, "heads": 4, "context": 64, "train_bytes": 300_000, "epochs": 2,
+_TRANSFORMER_DEFAULTS = {"layers": 2, "width": 64, "heads": 4, "context": 128, "train_bytes": 6_000_000, "epochs": 1,
                          "softmax_head": 2048}
 
 
