@@ -22,6 +22,10 @@ during the forward pass). The textbook alternative, a forward pass of totals onl
 pass that samples one token at a time, was measured at 0.54-0.57x of Viterbi against this one's
 0.75-0.80x: its forward pass alone beats Viterbi, but each backward step waits for the previous
 choice, so the trie walks of the backward pass run one after another instead of overlapping.
+(Since the unsigned indices below, which sped up Viterbi more, this one runs at 0.70-0.77x of
+Viterbi in the kernels. Most of the difference is the choice itself: without the uniform and the
+count the same walk ran at 0.86-0.91x; finding the chosen cell by walking again instead of
+recording ``cells`` ran at 0.44-0.49x.)
 ``LINEAR`` works with weights ``p ** alpha`` in the linear domain and rescales the window behind
 e when a total leaves [1e-100, 1e100]; ``LOG`` sums relative to the best candidate, in units of
 log p, for alphas so large that ``p ** alpha`` would underflow (any finite alpha works there).
@@ -32,6 +36,29 @@ after each window the back-pointer chains of the last ``max_len`` positions are 
 their common ancestor, a position every final path goes through whatever comes next, and the
 tokens up to it are final. Only if no such position appears within half a window (no real text
 does this) is the chunk cut at a boundary of the best path so far and restarted there.
+
+What the compiled code depends on (measured by same-process A/B of the kernels, issue 23):
+
+- The forward loops run from the constant 1 and skip the positions before ``e0`` (only a window
+  after the first starts later). From a start known at compile time LLVM proves every position
+  positive, so numba's wraparound of negative indices (a compare and a select, and the array's
+  length kept in a register) drops out of ``acc[e - 1]``, ``back[e]``, ``tok[e]`` and ``acc[e]``;
+  from ``range(e0, e1 + 1)`` it did not, and the sampler ran 5-8% slower.
+- Trie cells and text offsets index as unsigned (``bc[np.uint64(2 * node)]``): numba wraps a
+  negative signed index around, a compare and a select on the address of each load, and in the
+  walk those sit on its chain of dependent loads. The arrays are checked when a model is loaded
+  (``tokenizer.arrays.check_bounds``: every base and cell is >= 0 and in bounds), so no index is
+  negative. Viterbi 1.35x and the sampler 1.3-1.45x faster (zh, en, code).
+- The forward functions use ``error_model="numpy"``: the sampler's rescaling division then has
+  no zero-division check (its total is never 0), whose exception path kept numba from pruning an
+  increment and a decrement of every array argument's reference count on each call: 7% of
+  sampling short lines (code).
+- A kernel gets the forward function of its mode from ``forward_for(mode_tag)``, an overload
+  inlined into the kernel that returns the function itself, so the kernel calls it directly. The
+  overload that made the call (``forward(mode_tag, ...)``) cost each call of the sampler, which
+  LLVM does not inline, another round of reference counting: 8-10% on code. A forward function
+  passed to the kernel as an argument is no alternative: a kernel with a function in its
+  signature is not loaded from numba's cache by the next process (it compiles again each time).
 """
 
 from __future__ import annotations
@@ -53,7 +80,7 @@ _RESCALE_HIGH = 1e100
 _RESCALE_LOW = 1e-100
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, error_model="numpy")
 def forward_viterbi(bc, pair, scores, max_len, alpha, text, base, e0, e1, best, back, tok, sums, cells, state, u_next):
     """Viterbi at positions ``e0..e1`` (relative to ``base``: position e ends at
     ``text[base + e - 1]``) given ``best[0..e0-1]``; ``e0 == 1`` starts a chunk. Every forward
@@ -65,26 +92,28 @@ def forward_viterbi(bc, pair, scores, max_len, alpha, text, base, e0, e1, best, 
     if e0 == 1:
         best[0] = 0.0
     base0 = bc[0]
-    for e in range(e0, e1 + 1):
-        c = np.int64(text[base + e - 1])
+    for e in range(1, e1 + 1):  # a constant start: see the module docstring
+        if e < e0:
+            continue
+        c = np.int64(text[np.uint64(base + e - 1)])
         node = base0 + c
-        top = best[e - 1] + scores[node]
+        top = best[e - 1] + scores[np.uint64(node)]
         start = e - 1
         cell = node
         if e >= 2:
-            node = pair[(c << 8) | np.int64(text[base + e - 2])]
+            node = pair[(c << 8) | np.int64(text[np.uint64(base + e - 2)])]
             if node >= 0:
-                v = best[e - 2] + scores[node]
+                v = best[e - 2] + scores[np.uint64(node)]
                 if v >= top:
                     top = v
                     start = e - 2
                     cell = node
                 for s in range(e - 3, -1, -1):
-                    nxt = bc[2 * node] + text[base + s]
-                    if bc[2 * nxt + 1] != node:
+                    nxt = bc[np.uint64(2 * node)] + text[np.uint64(base + s)]
+                    if bc[np.uint64(2 * nxt + 1)] != node:
                         break
                     node = nxt
-                    v = best[s] + scores[node]
+                    v = best[s] + scores[np.uint64(node)]
                     if v >= top:
                         top = v
                         start = s
@@ -95,7 +124,7 @@ def forward_viterbi(bc, pair, scores, max_len, alpha, text, base, e0, e1, best, 
     return state, u_next
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, error_model="numpy")
 def forward_linear(bc, pair, weights, max_len, alpha, text, base, e0, e1, acc, back, tok, sums, cells, state, u_next):
     """The sampler in the linear domain. ``weights[cell]``: p ** alpha of the piece ending at the cell, 0 where none ends.
 
@@ -111,29 +140,31 @@ def forward_linear(bc, pair, weights, max_len, alpha, text, base, e0, e1, acc, b
     if e0 == 1:
         acc[0] = 1.0
     base0 = bc[0]
-    for e in range(e0, e1 + 1):
-        c = np.int64(text[base + e - 1])
+    for e in range(1, e1 + 1):  # a constant start: see the module docstring
+        if e < e0:
+            continue
+        c = np.int64(text[np.uint64(base + e - 1)])
         node = base0 + c
-        total = acc[e - 1] * weights[node]
+        total = acc[e - 1] * weights[np.uint64(node)]
         start = e - 1
         cell = node
         if e >= 2:
-            node = pair[(c << 8) | np.int64(text[base + e - 2])]
+            node = pair[(c << 8) | np.int64(text[np.uint64(base + e - 2)])]
             if node >= 0:
                 sums[0] = total
                 cells[0] = cell
                 k = 1
                 s = e - 2
                 while True:
-                    total += acc[s] * weights[node]
+                    total += acc[s] * weights[np.uint64(node)]
                     sums[k] = total
                     cells[k] = node
                     k += 1
                     s -= 1
                     if s < 0:
                         break
-                    nxt = bc[2 * node] + text[base + s]
-                    if bc[2 * nxt + 1] != node:
+                    nxt = bc[np.uint64(2 * node)] + text[np.uint64(base + s)]
+                    if bc[np.uint64(2 * nxt + 1)] != node:
                         break
                     node = nxt
                 u, state = next_uniform(state)
@@ -155,7 +186,7 @@ def forward_linear(bc, pair, weights, max_len, alpha, text, base, e0, e1, acc, b
     return state, u_next
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, error_model="numpy")
 def forward_log(bc, pair, scores, max_len, alpha, text, base, e0, e1, acc, back, tok, sums, cells, state, u_next):
     """The sampler for alphas so large that ``p ** alpha`` underflows (or ``alpha * log p``
     overflows). ``scores[cell]`` is log p (-inf where no piece ends), as for Viterbi. Returns
@@ -173,23 +204,25 @@ def forward_log(bc, pair, scores, max_len, alpha, text, base, e0, e1, acc, back,
         acc[0] = 0.0
         u_next, state = next_uniform(state)
     base0 = bc[0]
-    for e in range(e0, e1 + 1):
-        c = np.int64(text[base + e - 1])
+    for e in range(1, e1 + 1):  # a constant start: see the module docstring
+        if e < e0:
+            continue
+        c = np.int64(text[np.uint64(base + e - 1)])
         node = base0 + c
-        top = acc[e - 1] + scores[node]
+        top = acc[e - 1] + scores[np.uint64(node)]
         total = 1.0
         kept = 1.0
         start = e - 1
         cell = node
         if e >= 2:
-            node = pair[(c << 8) | np.int64(text[base + e - 2])]
+            node = pair[(c << 8) | np.int64(text[np.uint64(base + e - 2)])]
             s = e - 2
             u = 0.0
             if node >= 0:
                 u = u_next
                 u_next, state = next_uniform(state)
             while node >= 0:
-                score = scores[node]
+                score = scores[np.uint64(node)]
                 if score > -np.inf:
                     v = acc[s] + score
                     if v > top:
@@ -208,8 +241,8 @@ def forward_log(bc, pair, scores, max_len, alpha, text, base, e0, e1, acc, back,
                 s -= 1
                 if s < 0:
                     break
-                nxt = bc[2 * node] + text[base + s]
-                if bc[2 * nxt + 1] != node:
+                nxt = bc[np.uint64(2 * node)] + text[np.uint64(base + s)]
+                if bc[np.uint64(2 * nxt + 1)] != node:
                     break
                 node = nxt
         back[e] = start
@@ -225,20 +258,21 @@ MODE_TAGS = (np.empty(0, np.int8), np.empty(0, np.int16), np.empty(0, np.int32))
 _FORWARDS = {np.dtype(np.int8): forward_viterbi, np.dtype(np.int16): forward_linear, np.dtype(np.int32): forward_log}
 
 
-def forward(tag, bc, pair, values, max_len, alpha, text, base, e0, e1, acc, back, tok, sums, cells, state, u_next):
-    """The forward function of the mode ``tag`` stands for (see :data:`MODE_TAGS`); this body
-    runs without numba (``NUMBA_DISABLE_JIT=1``), the overload below inside kernels."""
-    return _FORWARDS[tag.dtype](bc, pair, values, max_len, alpha, text, base, e0, e1, acc, back, tok, sums, cells,
-                                state, u_next)
+def forward_for(tag):
+    """The forward function of the mode ``tag`` stands for (see :data:`MODE_TAGS`): a kernel
+    calls ``forward_for(mode_tag)(...)``. This body runs without numba (``NUMBA_DISABLE_JIT=1``),
+    the overload below inside kernels."""
+    return _FORWARDS[tag.dtype]
 
 
-@overload(forward, jit_options={"nogil": True})
-def _forward_by_tag(tag, bc, pair, values, max_len, alpha, text, base, e0, e1, acc, back, tok, sums, cells, state,
-                    u_next):
+@overload(forward_for, inline="always")
+def _forward_by_tag(tag):
+    """Inlined into the kernel, which then calls the chosen function itself (see the module
+    docstring)."""
     chosen = {types.int8: forward_viterbi, types.int16: forward_linear, types.int32: forward_log}[tag.dtype]
 
-    def impl(tag, bc, pair, values, max_len, alpha, text, base, e0, e1, acc, back, tok, sums, cells, state, u_next):
-        return chosen(bc, pair, values, max_len, alpha, text, base, e0, e1, acc, back, tok, sums, cells, state, u_next)
+    def impl(tag):
+        return chosen
 
     return impl
 
@@ -387,6 +421,7 @@ def encode_segments(bc, pair, piece, values, mode_tag, max_len, alpha, buf, boun
         total += size
         one_segment_each = one_segment_each and doc_segs[d + 1] == d + 1
     acc, back, tok, mark, sums, cells = _work_arrays(np.int64(longest), np.int64(max_len), np.int64(window))
+    forward = forward_for(mode_tag)
     cap = acc.shape[0] - 1
     has_special = special.shape[0] > 0
     if one_segment_each and not has_special and longest <= cap:
@@ -415,7 +450,7 @@ def encode_segments(bc, pair, piece, values, mode_tag, max_len, alpha, buf, boun
                 b = chunk_end(buf, a, n)
                 if b - a <= cap:
                     out = _grown(out, pos, b - a)
-                    state, _ = forward(mode_tag, bc, pair, values, max_len, alpha, buf, a, np.int64(1), b - a, acc, back, tok,
+                    state, _ = forward(bc, pair, values, max_len, alpha, buf, a, np.int64(1), b - a, acc, back, tok,
                                        sums, cells, state, 0.0)
                     pos = _emit(back, tok, piece, b - a, np.int64(0), out, pos)
                     a = b
@@ -424,7 +459,7 @@ def encode_segments(bc, pair, piece, values, mode_tag, max_len, alpha, buf, boun
                 base, e, done, u_next = a, np.int64(0), np.int64(0), 0.0
                 while True:
                     e1 = min(cap, b - base)
-                    state, u_next = forward(mode_tag, bc, pair, values, max_len, alpha, buf, base, e + 1, e1, acc, back,
+                    state, u_next = forward(bc, pair, values, max_len, alpha, buf, base, e + 1, e1, acc, back,
                                             tok, sums, cells, state, u_next)
                     e = e1
                     if base + e == b:
@@ -451,6 +486,7 @@ def _whole_documents(bc, pair, piece, values, mode_tag, max_len, alpha, buf, bou
     """:func:`encode_segments` where each document is one text segment that fits the work
     arrays (a batch of lines): the same results through a loop with no segments, windows or
     growth checks per chunk, which made many short documents (code) 10-14% slower."""
+    forward = forward_for(mode_tag)
     n_docs = bounds.shape[0] - 1
     extra = (1 if bos >= 0 else 0) + (1 if eos >= 0 else 0)
     out = np.empty(total // 2 + extra * n_docs + 16, np.int32)
@@ -467,7 +503,7 @@ def _whole_documents(bc, pair, piece, values, mode_tag, max_len, alpha, buf, bou
         state = seed_state(seed, doc_base + d)
         while a < n:
             b = chunk_end(buf, a, n)
-            state, _ = forward(mode_tag, bc, pair, values, max_len, alpha, buf, a, np.int64(1), b - a, acc, back, tok,
+            state, _ = forward(bc, pair, values, max_len, alpha, buf, a, np.int64(1), b - a, acc, back, tok,
                                sums, cells, state, 0.0)
             pos = _emit(back, tok, piece, b - a, np.int64(0), out, pos)
             a = b
