@@ -71,7 +71,7 @@ class Tokenizer:
         path = None if self._by_value else self._loaded.path
         if path is None:
             return (_restore, (self.model, self.normalization))
-        return (_restore_file, (str(path), self._content_sha256, self.normalization, self.special_tokens))
+        return (_restore_file, (str(path), self.model_sha256, self.normalization, self.special_tokens))
 
     def by_value(self) -> Tokenizer:
         """This tokenizer (sharing its arrays), pickling its model itself rather than a reference
@@ -81,7 +81,9 @@ class Tokenizer:
         return clone
 
     @functools.cached_property
-    def _content_sha256(self) -> str:
+    def model_sha256(self) -> str:
+        """The model's identity, ``bytepiece.model.content_sha256`` (computed once: tens of
+        milliseconds for a large vocabulary), as token files and manifests record it."""
         return content_sha256(self.model)
 
     def __repr__(self) -> str:

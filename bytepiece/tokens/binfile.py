@@ -116,7 +116,7 @@ class BinWriter(atomic.StagedWriter):
         self.n_documents = 0
         self._model_info: dict[str, Any] = {}
         if tokenizer is not None:
-            self._model_info["sha256"] = content_sha256(tokenizer.model)
+            self._model_info["sha256"] = getattr(tokenizer, "model_sha256", None) or content_sha256(tokenizer.model)
             self._model_info["normalization"] = getattr(tokenizer, "normalization", None)
         if model_path is not None:
             self._model_info["file"] = Path(model_path).name

@@ -32,7 +32,7 @@ from ..corpus.utf8 import check_errors
 from ..engine import Engine, held_interrupts, make_engine, stands_once_committed
 from ..units import parse_size
 from ..errors import InputError
-from ..model import content_sha256, file_sha256
+from ..model import file_sha256
 from ..options import alpha_value, kernel_seed
 from ..progress import Progress
 from ..tokenizer import Tokenizer
@@ -291,7 +291,7 @@ def _encode_shards(fmt: TokenFormat, out: Path, run: _Run, corpus: CorpusInputs,
                             engine.is_local, sidecar, run.allowed, layout)
             results = _run_tasks(engine, tasks, job, tokenizer, progress)
             parts = [part for result in results for part in result.parts]
-            model_info = {"sha256": content_sha256(tokenizer.model), "normalization": tokenizer.normalization,
+            model_info = {"sha256": tokenizer.model_sha256, "normalization": tokenizer.normalization,
                           **run.model_file_info()}
             manifest = Manifest(dtype.name, tokenizer.vocab_size, shard_entries(parts, out.name), model_info,
                                 [_describe(s) for s in corpus.sources], options, _stats(results), layout=layout)
