@@ -44,13 +44,18 @@ def plot(res: dict, path) -> None:
                             label=f"{s}, {lm} LM")
         ax.set_title(title)
     handles, labels = axes[1, 0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="lower center", ncol=6, fontsize=8)
+    # the transformer's labels are long: fewer columns, and room below the plots for every row
+    ncol = 6 if max((len(x) for x in labels), default=0) <= 26 else 4
+    rows = -(-len(labels) // ncol)
+    fig.set_size_inches(12, 8 + 0.2 * rows)
+    legend_room = (0.02 + 0.2 * rows) / (8 + 0.2 * rows) + 0.03
+    fig.legend(handles, labels, loc="lower center", ncol=ncol, fontsize=8)
     for ax in axes.flat:
         ax.set_xscale("log")
         ax.set_xticks(xs, [f"{x:,}" for x in xs])  # log axes label minor ticks too: "3×10³4×10³"
         ax.minorticks_off()
         ax.set_xlabel("vocabulary size")
         ax.grid(alpha=0.3)
-    fig.tight_layout(rect=(0, 0.07, 1, 1))
-    fig.savefig(path, dpi=110)
+    fig.tight_layout(rect=(0, legend_room, 1, 1))
+    fig.savefig(path, dpi=110, bbox_inches="tight")
     plt.close(fig)
