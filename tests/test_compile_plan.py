@@ -53,7 +53,7 @@ json.dump(records, sys.stdout)
 
 #: kernels compiled once per encode mode that the script uses (Viterbi and one sampler)
 PER_MODE = {"bytepiece.kernels.encode.encode_segments", "bytepiece.kernels.encode._whole_documents",
-            "bytepiece.kernels.encode._forward_by_tag.<locals>.impl"}
+            "bytepiece.kernels.forward._forward_by_tag.<locals>.impl"}
 
 
 @pytest.fixture(scope="module")
