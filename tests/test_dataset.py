@@ -81,6 +81,35 @@ def test_training_windows(corpus, flat):
         ds.windows(1, 0)
 
 
+@pytest.mark.parametrize("batch_size,length", [(7, 50), (1, 13), (32, 1)])
+def test_epoch_windows_read_each_token_once(corpus, flat, batch_size, length, monkeypatch):
+    """One epoch: consecutive windows from an offset below ``length``, shuffled; every input
+    position from the offset on is read exactly once, except those of the partial last batch."""
+    ds = TokenDataset(corpus[0] / "c")
+    reads: list[tuple[int, int]] = []
+    read = ds.tokens
+    monkeypatch.setattr(ds, "tokens", lambda a, b: reads.append((a, b)) or read(a, b))
+    batches = list(ds.epoch_windows(batch_size, length, seed=5))
+    starts = [a for a, _ in reads]
+    assert all(b == a + length + 1 for a, b in reads) and len(reads) == len(batches) * batch_size
+    seen = np.zeros(len(flat), dtype=np.int64)
+    for k, (x, y) in enumerate(batches):
+        assert x.shape == y.shape == (batch_size, length) and x.dtype == np.int64
+        for row in range(batch_size):
+            s = starts[k * batch_size + row]
+            assert np.array_equal(x[row], flat[s: s + length]) and np.array_equal(y[row], flat[s + 1: s + length + 1])
+            seen[s: s + length] += 1
+    offset = min(starts) % length
+    assert offset < length and len({s % length for s in starts}) == 1  # one offset
+    assert len(batches) == (len(flat) - 1 - offset) // length // batch_size  # only the partial batch is left out
+    assert seen.max() == 1 and starts != sorted(starts)  # each position once, in shuffled order
+    again = [x for x, _ in ds.epoch_windows(batch_size, length, seed=np.random.default_rng(5))]
+    assert all(np.array_equal(a, x) for a, (x, _) in zip(again, batches))
+    with pytest.raises(InputError, match="need at least"):
+        next(ds.epoch_windows(1, len(flat)))
+    with pytest.raises(InputError, match="batch_size must be a positive integer"):
+        next(ds.epoch_windows(0, 3))
+
 def _copy_corpus(corpus, tmp_path):
     directory, _ = corpus
     for p in directory.iterdir():

@@ -323,6 +323,30 @@ class TokenDataset:
         return block[:, :-1], block[:, 1:]
 
 
+    def epoch_windows(self, batch_size: int, length: int, *, seed: int | np.random.Generator | None = None
+                      ) -> Iterator[tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]]:
+        """One pass over the token stream in training batches: the stream cut into consecutive
+        windows of ``length`` inputs (each window's last target is the next window's first
+        input), from a random offset below ``length``, shuffled and grouped ``batch_size`` at a
+        time; a last partial batch is left out. Unlike :meth:`windows`, which draws starts with
+        replacement and so leaves about a third of the tokens unread in as many windows as cover
+        the stream once, every token but those of the offset and the partial batch is read once."""
+        for name, value in (("batch_size", batch_size), ("length", length)):
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+                raise InputError(f"{name} must be a positive integer, got {value!r}")
+        if self.n_tokens < length + 1:
+            raise InputError(f"windows of {length} tokens need at least {length + 1} tokens; the corpus has {self.n_tokens}")
+        rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+        offset = int(rng.integers(0, min(length, self.n_tokens - length)))
+        starts = offset + length * np.arange((self.n_tokens - 1 - offset) // length, dtype=np.int64)
+        rng.shuffle(starts)
+        for lo in range(0, len(starts) - batch_size + 1, batch_size):
+            block = np.empty((batch_size, length + 1), dtype=np.int64)
+            for row, s in enumerate(starts[lo: lo + batch_size].tolist()):
+                block[row] = self.tokens(s, s + length + 1)
+            yield block[:, :-1], block[:, 1:]
+
+
 def batch_bounds(offsets: npt.NDArray[np.integer], max_tokens: int) -> Iterator[tuple[int, int]]:
     """``(first, stop)`` document ranges of about ``max_tokens`` tokens each (at least one
     document each), covering every document of ``offsets`` in order."""
