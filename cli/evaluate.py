@@ -147,6 +147,9 @@ def run(
     transformer_softmax_head: Annotated[int, typer.Option(metavar="N", help="Most frequent ids in the adaptive "
                                                           "softmax's first cluster (0: a full softmax).",
                                                           rich_help_panel=_LM)] = 2048,
+    transformer_ngrams: Annotated[int, typer.Option(metavar="N", help="n-gram input tables: the 2- to (N+1)-grams "
+                                                    "ending at each position, each seen twice in training (0: "
+                                                    "none).", rich_help_panel=_LM)] = 3,
     transformer_cuts: Annotated[int, typer.Option(metavar="N", help="Cuts per file for the transformer, spread over "
                                                   "--cuts.", rich_help_panel=_LM)] = 15,
     transformer_max_states: Annotated[int, typer.Option(metavar="N", help="State cap of the transformer's exact "
@@ -189,7 +192,7 @@ def run(
                         transformer={"device": device, "layers": transformer_layers, "width": transformer_width,
                                      "heads": transformer_heads, "context": transformer_context,
                                      "train_bytes": transformer_train_bytes, "epochs": transformer_epochs,
-                                     "softmax_head": transformer_softmax_head})
+                                     "softmax_head": transformer_softmax_head, "ngrams": transformer_ngrams})
     try:
         config.validate()
     except InputError as e:

@@ -20,18 +20,27 @@ torch = pytest.importorskip("torch")
 
 from bytepiece.continuation import ByteLevelLM  # noqa: E402
 from bytepiece.continuation.neural import TransformerConfig, TransformerLM  # noqa: E402
-from bytepiece.continuation.transformer import TinyTransformer  # noqa: E402
+from bytepiece.continuation.transformer import TinyTransformer, count_ngram_keys  # noqa: E402
 
 
 def tiny_lm(vocab_size: int, *, context: int = 9, seed: int = 0, min_id: int = 3, head: int = 0, shuffle: bool = False,
-            **kw) -> TransformerLM:
+            ngrams: int = 0, **kw) -> TransformerLM:
     """A random model; ``head``: an adaptive softmax with that first cluster; ``shuffle``: the
-    model numbers the ids in a random order (as a trained LM numbers them by frequency)."""
+    model numbers the ids in a random order (as a trained LM numbers them by frequency);
+    ``ngrams``: n-gram tables over the n-grams seen twice in a random stream of the ids the tests
+    draw (a small alphabet, so that histories hit them), with random rows."""
     torch.manual_seed(seed)
-    model = TinyTransformer(vocab_size + 1, layers=2, width=16, heads=2, context=context, head=head)
+    order = np.random.default_rng(seed).permutation(vocab_size) if shuffle else None
+    keys = []
+    if ngrams:
+        number = np.argsort(order) if shuffle else np.arange(vocab_size)  # id -> the model's number
+        keys = count_ngram_keys(number[np.random.default_rng(seed + 100).integers(3, 12, size=20_000)], ngrams,
+                                vocab_size + 2, 2)
+    model = TinyTransformer(vocab_size + 1, layers=2, width=16, heads=2, context=context, head=head, ngram_keys=keys)
     for p in model.parameters():  # sharper than the initialisation, so histories differ visibly
         p.data.mul_(8.0) if p.dim() == 2 else None
-    order = np.random.default_rng(seed).permutation(vocab_size) if shuffle else None
+    for table in model.ngrams:
+        torch.nn.init.normal_(table.weight, std=1.0)
     return TransformerLM(model, vocab_size=vocab_size, min_id=min_id, order=order, **kw)
 
 
@@ -58,15 +67,18 @@ def whole(lm: TransformerLM, history) -> np.ndarray:
     return torch.log_softmax(x, dim=-1).numpy()
 
 
-#: a full softmax; an adaptive one (clusters 0-7, 8-31, 32-40 of the 41 numbers) over ids in a random order
-SOFTMAXES = pytest.mark.parametrize("softmax", [{}, {"head": 8, "shuffle": True}], ids=["full", "adaptive"])
+#: a full softmax; an adaptive one (clusters 0-7, 8-31, 32-40 of the 41 numbers) over ids in a random order;
+#: the adaptive one with n-gram tables of 2-, 3- and 4-grams (the ids below draw from a small alphabet to hit them)
+SOFTMAXES = pytest.mark.parametrize("softmax", [{}, {"head": 8, "shuffle": True},
+                                                {"head": 8, "shuffle": True, "ngrams": 3}],
+                                    ids=["full", "adaptive", "ngrams"])
 
 
 @SOFTMAXES
 def test_kv_cache_equals_recomputation(softmax):
     lm = tiny_lm(40, context=9, **softmax)  # a window of 8 tokens, read from multiples of 4
     rng = np.random.default_rng(0)
-    base = rng.integers(3, 40, size=20).tolist()
+    base = rng.integers(3, 12, size=20).tolist()
     histories = [base[:n] for n in range(len(base) + 1)]
     for n in range(len(base) + 1):  # grown one token at a time, plus siblings of different lengths in one batch
         batch = [histories[n], base[: max(n - 3, 0)] + [5], histories[n][:-1] + [7] if n else [9]]
@@ -81,7 +93,7 @@ def test_kv_cache_equals_recomputation(softmax):
 def test_document_scores_equal_history_queries(softmax):
     lm = tiny_lm(30, context=7, **softmax)
     rng = np.random.default_rng(1)
-    ids = rng.integers(3, 30, size=41)
+    ids = rng.integers(3, 12, size=41)
     offsets = [0, 17, 17, 41]
     got = lm.token_logprobs(ids, offsets)
     want = [whole(lm, ids[a:i])[ids[i]] for a, b in zip(offsets[:-1], offsets[1:]) for i in range(a, b)]
@@ -128,6 +140,12 @@ class Windows:
         block = np.stack([self.ids[s: s + length + 1] for s in starts])
         return block[:, :-1], block[:, 1:]
 
+    def epoch_windows(self, batch_size, length, *, seed=None):
+        starts = seed.permutation(np.arange(0, self.n_tokens - length, length))
+        for lo in range(0, len(starts) - batch_size + 1, batch_size):
+            block = np.stack([self.ids[s: s + length + 1] for s in starts[lo: lo + batch_size]])
+            yield block[:, :-1], block[:, 1:]
+
 
 def test_adaptive_softmax_is_a_distribution():
     from bytepiece.continuation.transformer import cluster_bounds
@@ -147,6 +165,36 @@ def test_adaptive_softmax_is_a_distribution():
                                    lp.reshape(24, 100).gather(-1, targets[:, None]).squeeze(-1).numpy(), atol=1e-5)
 
 
+@pytest.mark.parametrize("min_count", [1, 2, 3])
+def test_ngram_rows_against_counting(min_count):
+    """Each position's row in the n-gram table: nonzero exactly where the n-gram ending there
+    occurs ``min_count`` times in the training stream (never across BOS or the pad before it),
+    one row per distinct n-gram; a history extended with ``prev`` gets the rows of the whole."""
+    from collections import Counter
+
+    rng = np.random.default_rng(min_count)
+    stream = rng.integers(0, 5, size=500)  # model numbers 0-4; 5 is BOS, 6 the pad
+    keys = count_ngram_keys(stream, 3, 7, min_count)
+    model = TinyTransformer(6, layers=1, width=8, heads=2, context=24, ngram_keys=keys)
+    assert model.ngram_context == 3 and [t.num_embeddings for t in model.ngrams] == [len(k) + 1 for k in keys]
+    counts = Counter(tuple(stream[i - n + 1: i + 1].tolist()) for n in (2, 3, 4) for i in range(n - 1, len(stream)))
+    window = np.concatenate([[5], rng.integers(0, 5, size=20)])
+    rows = model.ngram_rows(torch.tensor(window[None]))
+    named: dict = {}
+    for k, row in enumerate(rows):
+        n = k + 2
+        for i in range(len(window)):
+            gram = tuple(window[i - n + 1: i + 1].tolist()) if i >= n - 1 else None
+            has = gram is not None and 5 not in gram and counts[gram] >= min_count
+            assert (int(row[0, i]) > 0) == has, (n, i, gram)
+            if has:
+                assert named.setdefault((n, int(row[0, i])), gram) == gram
+        assert len({g for (m, _), g in named.items() if m == n}) == len({r for m, r in named if m == n})
+    tail = model.ngram_rows(torch.tensor(window[None, 12:]), prev=torch.tensor(window[None, 9:12]))
+    for whole_row, part in zip(rows, tail):
+        assert torch.equal(whole_row[:, 12:], part)
+
+
 def test_ids_are_numbered_by_frequency():
     from bytepiece.continuation.neural import frequency_order
 
@@ -160,7 +208,7 @@ def test_ids_are_numbered_by_frequency():
 def test_training_is_seeded(softmax_head):
     data = Windows(np.random.default_rng(2).integers(3, 50, size=3000))
     config = TransformerConfig(layers=1, width=16, heads=2, context=16, train_bytes=2, epochs=2, batch_size=4,
-                               threads=1, softmax_head=softmax_head)
+                               threads=1, softmax_head=softmax_head, ngrams=2)
 
     def run(seed):
         lm, info = TransformerLM.train(TransformerConfig(**{**config.as_dict(), "seed": seed}), 50, lambda e: data,
@@ -168,7 +216,7 @@ def test_training_is_seeded(softmax_head):
         return lm, info
 
     (a, ia), (b, _), (c, _) = run(0), run(0), run(1)
-    assert ia["steps"] == 2 * -(-3000 // (4 * 16)) and ia["loss_curve"][-1][1] < ia["loss_curve"][0][1]
+    assert ia["steps"] == 2 * (2999 // 15 // 4) and ia["loss_curve"][-1][1] < ia["loss_curve"][0][1]
     assert ia["clusters"] == ([0, 51] if softmax_head == 0 else [0, 8, 32, 51])
     for (name, p), q, r in zip(a.model.state_dict().items(), b.model.state_dict().values(),
                                c.model.state_dict().values()):
@@ -185,6 +233,12 @@ def test_bad_configuration_and_device():
         TransformerConfig(train_bytes=0).validate()
     with pytest.raises(InputError, match="softmax_head must be 0"):
         TransformerConfig(softmax_head=-1).validate()
+    with pytest.raises(InputError, match="ngrams must be an integer >= 0"):
+        TransformerConfig(ngrams=-1).validate()
+    with pytest.raises(InputError, match="ngram_min_count must be an integer >= 1"):
+        TransformerConfig(ngram_min_count=0).validate()
+    with pytest.raises(InputError, match="ngram_lr must be a positive number"):
+        TransformerConfig(ngram_lr=float("nan")).validate()
     with pytest.raises(InputError, match="device"):
         TransformerLM.train(TransformerConfig(device="nosuchdevice"), 50, lambda e: None)
 
@@ -290,7 +344,7 @@ def test_cli_defaults_are_the_library_defaults():
 
     given = {k: p.default for k, p in inspect.signature(run).parameters.items()}
     cfg = TransformerConfig()
-    for k in ("layers", "width", "heads", "context", "train_bytes", "epochs", "softmax_head"):
+    for k in ("layers", "width", "heads", "context", "train_bytes", "epochs", "softmax_head", "ngrams"):
         assert given[f"transformer_{k}"] == getattr(cfg, k) == docsgen._TRANSFORMER_DEFAULTS[k], k
     assert given["transformer_cuts"] == DEFAULT_TRANSFORMER_CUTS
     assert given["transformer_max_states"] == DEFAULT_TRANSFORMER_MAX_STATES

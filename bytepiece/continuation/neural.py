@@ -72,6 +72,9 @@ class TransformerConfig:
     warmup_steps: int = 10
     weight_decay: float = 0.1
     softmax_head: int = 2048  # ids in the adaptive softmax's first cluster; 0: a full softmax
+    ngrams: int = 3  # n-gram input tables: the 2-, 3-, ... (ngrams + 1)-grams ending at each position; 0: none
+    ngram_min_count: int = 2  # occurrences in the training tokens that give an n-gram a row
+    ngram_lr: float = 0.09  # peak learning rate of the n-gram tables (sparse Adam)
     seed: int = 0
     device: str = "cpu"
     threads: int | None = None  # torch CPU threads (None: torch's default, all cores)
@@ -89,8 +92,14 @@ class TransformerConfig:
             raise InputError(f"transformer context must be at least 2 positions (BOS and one token), got {self.context}")
         if self.width % self.heads or (self.width // self.heads) % 2:
             raise InputError(f"transformer width {self.width} must split into {self.heads} heads of an even width")
-        if not (isinstance(self.lr, (int, float)) and math.isfinite(self.lr) and self.lr > 0):
-            raise InputError(f"transformer lr must be a positive number, got {self.lr!r}")
+        for name in ("lr", "ngram_lr"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
+                raise InputError(f"transformer {name} must be a positive number, got {value!r}")
+        for name, low in (("ngrams", 0), ("ngram_min_count", 1)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+                raise InputError(f"transformer {name} must be an integer >= {low}, got {value!r}")
         if self.threads is not None and (not isinstance(self.threads, int) or self.threads < 1):
             raise InputError(f"transformer threads must be a positive integer, got {self.threads!r}")
 
@@ -225,7 +234,13 @@ class TransformerLM:
                 values[i, :, : lengths[i]] = p[layer][1][0]
             past.append((keys, values))
         ids = self._model_ids([[w[-1]] for w in windows]).to(self.device)
-        h, present = self.model(ids, past, torch.tensor(lengths, device=self.device))
+        pad = self.model.vocab_size
+        back = max(self.model.ngram_context, 1)
+        prev = torch.full((len(windows), back), pad, dtype=torch.long)
+        for i, w in enumerate(windows):
+            seq = [self.bos_id, *self._model_ids(w[:-1]).tolist()][-back:]
+            prev[i, back - len(seq):] = torch.tensor(seq)
+        h, present = self.model(ids, past, torch.tensor(lengths, device=self.device), prev=prev.to(self.device))
         rows = self._logprobs(h[:, -1])
         for i, w in enumerate(windows):
             n = lengths[i]
@@ -286,14 +301,15 @@ class TransformerLM:
     def train(cls, config: TransformerConfig, vocab_size: int, epoch_data: Callable[[int], Any], *, min_id: int = 0,
               on_step: Callable[[int, float], None] | None = None) -> tuple[TransformerLM, dict[str, Any]]:
         """A model trained for ``config.epochs`` epochs; ``epoch_data(e)`` gives epoch ``e``'s
-        tokens (anything with ``n_tokens``, ``tokens(start, stop)`` and ``windows(batch_size,
-        length, seed=)``, such as a :class:`bytepiece.tokens.TokenDataset`). An epoch draws as
-        many random windows as cover its tokens once. The model numbers the ids by their
-        frequency in epoch 0's tokens (:func:`frequency_order`), which the adaptive softmax's
-        clusters need. Everything random derives from ``config.seed``. Returns the LM and what
+        tokens (anything with ``n_tokens``, ``tokens(start, stop)``, ``epoch_windows`` and
+        ``windows``, such as a :class:`bytepiece.tokens.TokenDataset`). An epoch reads its tokens
+        once, in shuffled windows of ``context - 1`` tokens (after BOS). The model numbers the ids
+        by their frequency in epoch 0's tokens (:func:`frequency_order`), which the adaptive
+        softmax's clusters need, and its n-gram tables hold the n-grams of epoch 0's tokens seen
+        ``config.ngram_min_count`` times. Everything random derives from ``config.seed``. Returns the LM and what
         happened (steps, seconds, the loss curve)."""
         torch = require_torch()
-        from .transformer import TinyTransformer, train_model
+        from .transformer import TinyTransformer, count_ngram_keys, train_model
 
         config.validate()
         check_device(torch, config.device)
@@ -305,28 +321,50 @@ class TransformerLM:
         rank = np.empty(vocab_size + 1, dtype=np.int64)
         rank[order] = np.arange(vocab_size)
         rank[vocab_size] = vocab_size
+        keys = []
+        if config.ngrams:
+            numbers = rank[np.asarray(first.tokens(0, int(first.n_tokens)), dtype=np.int64)]
+            keys = count_ngram_keys(numbers, config.ngrams, vocab_size + 2, config.ngram_min_count)
         model = TinyTransformer(vocab_size + 1, layers=config.layers, width=config.width, heads=config.heads,
-                                context=config.context, head=config.softmax_head).to(config.device)
-        per_step = config.batch_size * config.context
-        steps_per_epoch = max(1, -(-int(first.n_tokens) // per_step))
+                                context=config.context, head=config.softmax_head,
+                                ngram_keys=keys).to(config.device)
+        length = config.context - 1  # BOS takes the first position
+        steps_per_epoch = max(1, (int(first.n_tokens) - 1) // length // config.batch_size)
         rng = np.random.default_rng(config.seed)
         bos = vocab_size
 
         def batches():
             for e in range(config.epochs):
-                data = first if e == 0 else epoch_data(e)
-                for _ in range(steps_per_epoch):
-                    x, y = data.windows(config.batch_size, config.context - 1, seed=rng)
+                for x, y in _epoch_batches(first if e == 0 else epoch_data(e), config.batch_size, length,
+                                           steps_per_epoch, rng):
                     x, y = rank[x], rank[y]
                     inputs = np.concatenate([np.full((len(x), 1), bos, dtype=np.int64), x], axis=1)
                     yield inputs, np.concatenate([x[:, :1], y], axis=1)
 
         info = train_model(model, batches(), steps_per_epoch * config.epochs, lr=config.lr,
                            warmup_steps=config.warmup_steps, weight_decay=config.weight_decay, device=config.device,
-                           bf16=False, on_step=on_step)
+                           bf16=False, ngram_lr=config.ngram_lr, on_step=on_step)
         info.update(parameters=model.parameters_count, tokens_per_epoch=int(first.n_tokens),
+                    ngram_rows=[len(k) for k in keys],
                     steps_per_epoch=steps_per_epoch, clusters=model.bounds)
         return cls(model, vocab_size=vocab_size, min_id=min_id, device=config.device, order=order), info
+
+
+def _epoch_batches(data: Any, batch_size: int, length: int, steps: int, rng: np.random.Generator) -> Any:
+    """``steps`` batches of one epoch: passes of :meth:`~bytepiece.tokens.TokenDataset.epoch_windows`
+    (a second, reshuffled pass only for the few batches a sampled epoch's other token count or
+    the random offset leaves short), random windows where a pass holds no whole batch."""
+    made = 0
+    while made < steps:
+        before = made
+        for batch in data.epoch_windows(batch_size, length, seed=rng):
+            yield batch
+            made += 1
+            if made == steps:
+                return
+        if made == before:
+            yield data.windows(batch_size, length, seed=rng)
+            made += 1
 
 
 def frequency_order(data: Any, vocab_size: int, chunk: int = 1 << 22) -> npt.NDArray[np.int64]:

@@ -37,7 +37,7 @@ _DEFAULTS = {"order": 4, "cuts": 2000, "alpha_train": 0.1, "passes": 1, "alphas"
 
 
 _TRANSFORMER_DEFAULTS = {"layers": 2, "width": 64, "heads": 4, "context": 128, "train_bytes": 6_000_000, "epochs": 1,
-                         "softmax_head": 2048}
+                         "softmax_head": 2048, "ngrams": 3}
 
 
 def command_line(res: dict) -> str:
