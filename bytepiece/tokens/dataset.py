@@ -310,18 +310,8 @@ class TokenDataset:
         """``batch_size`` random training windows: inputs ``x`` and next-token targets ``y``
         (``y[b] == x[b]`` shifted by one), each ``(batch_size, length)`` int64, starting at
         positions drawn uniformly from the whole token stream (windows cross documents and shards)."""
-        for name, value in (("batch_size", batch_size), ("length", length)):
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-                raise InputError(f"{name} must be a positive integer, got {value!r}")
-        if self.n_tokens < length + 1:
-            raise InputError(f"windows of {length} tokens need at least {length + 1} tokens; the corpus has {self.n_tokens}")
-        rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
-        starts = rng.integers(0, self.n_tokens - length, size=batch_size)
-        block = np.empty((batch_size, length + 1), dtype=np.int64)
-        for row, s in enumerate(starts.tolist()):
-            block[row] = self.tokens(s, s + length + 1)
-        return block[:, :-1], block[:, 1:]
-
+        rng = self._window_rng(batch_size, length, seed)
+        return self._windows_at(rng.integers(0, self.n_tokens - length, size=batch_size), length)
 
     def epoch_windows(self, batch_size: int, length: int, *, seed: int | np.random.Generator | None = None
                       ) -> Iterator[tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]]:
@@ -331,20 +321,29 @@ class TokenDataset:
         time; a last partial batch is left out. Unlike :meth:`windows`, which draws starts with
         replacement and so leaves about a third of the tokens unread in as many windows as cover
         the stream once, every token but those of the offset and the partial batch is read once."""
+        rng = self._window_rng(batch_size, length, seed)
+        offset = int(rng.integers(0, min(length, self.n_tokens - length)))
+        starts = offset + length * np.arange((self.n_tokens - 1 - offset) // length, dtype=np.int64)
+        rng.shuffle(starts)
+        for lo in range(0, len(starts) - batch_size + 1, batch_size):
+            yield self._windows_at(starts[lo: lo + batch_size], length)
+
+    def _window_rng(self, batch_size: int, length: int, seed: int | np.random.Generator | None
+                    ) -> np.random.Generator:
         for name, value in (("batch_size", batch_size), ("length", length)):
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
                 raise InputError(f"{name} must be a positive integer, got {value!r}")
         if self.n_tokens < length + 1:
             raise InputError(f"windows of {length} tokens need at least {length + 1} tokens; the corpus has {self.n_tokens}")
-        rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
-        offset = int(rng.integers(0, min(length, self.n_tokens - length)))
-        starts = offset + length * np.arange((self.n_tokens - 1 - offset) // length, dtype=np.int64)
-        rng.shuffle(starts)
-        for lo in range(0, len(starts) - batch_size + 1, batch_size):
-            block = np.empty((batch_size, length + 1), dtype=np.int64)
-            for row, s in enumerate(starts[lo: lo + batch_size].tolist()):
-                block[row] = self.tokens(s, s + length + 1)
-            yield block[:, :-1], block[:, 1:]
+        return seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+
+    def _windows_at(self, starts: npt.NDArray[np.int64], length: int
+                    ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+        """Inputs and targets of the windows of ``length`` inputs that start at ``starts``."""
+        block = np.empty((len(starts), length + 1), dtype=np.int64)
+        for row, s in enumerate(starts.tolist()):
+            block[row] = self.tokens(s, s + length + 1)
+        return block[:, :-1], block[:, 1:]
 
 
 def batch_bounds(offsets: npt.NDArray[np.integer], max_tokens: int) -> Iterator[tuple[int, int]]:
