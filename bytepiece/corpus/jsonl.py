@@ -36,31 +36,35 @@ def kernel_documents(data: bytes, key: npt.NDArray[np.uint8], *, normalize: bool
     status, line_starts, bounds, ascii_flags, out = jsonl_field_values(np.frombuffer(data, np.uint8), key)
     keep = status != 0
     redo = np.flatnonzero((status == PYTHON) | ((status == OK) & ~ascii_flags & normalize))
-    invalid = 0
-    if not len(redo):
-        sizes = np.diff(bounds)[keep]
-        offsets = np.zeros(len(sizes) + 1, np.int64)
-        np.cumsum(sizes, out=offsets[1:])
-        return out.tobytes(), offsets, line_starts[keep], 0, len(status)
+    # Only the documents the Python way changes are spliced in (usually none: a non-ASCII value
+    # is most often NFC already), so a block costs one copy, not one per document.
     buffer = out.tobytes()
-    docs: list[bytes] = []
-    redo_set = set(redo.tolist())
+    kept = np.flatnonzero(keep)
+    sizes = np.diff(bounds)[keep]
+    pieces: list[bytes] = []
+    done = 0  # bytes of buffer already in pieces
+    invalid = 0
     lines = None
-    for j in np.flatnonzero(keep).tolist():
+    for j in redo.tolist():
         a, b = int(bounds[j]), int(bounds[j + 1])
-        if j not in redo_set:
-            docs.append(buffer[a:b])
-        elif status[j] == OK:  # valid UTF-8 that may not be NFC
-            docs.append(utf8_document(buffer[a:b], "strict", "")[0])
-        else:
+        if status[j] == OK:  # valid UTF-8 that may not be NFC
+            value = buffer[a:b]
+            doc = utf8_document(value, "strict", "")[0]
+            if doc is value:
+                continue
+        else:  # the kernel wrote nothing for the line (a == b)
             if lines is None:
                 lines = data.split(b"\n")
             doc, bad = python_line(lines[j], lines_before + j + 1)
             invalid += bad
-            docs.append(doc)
-    offsets = np.zeros(len(docs) + 1, np.int64)
-    np.cumsum(np.fromiter(map(len, docs), np.int64, len(docs)), out=offsets[1:])
-    return b"".join(docs), offsets, line_starts[keep], invalid, len(status)
+        pieces += (buffer[done:a], doc)
+        done = b
+        sizes[np.searchsorted(kept, j)] = len(doc)
+    offsets = np.zeros(len(sizes) + 1, np.int64)
+    np.cumsum(sizes, out=offsets[1:])
+    if pieces:
+        buffer = b"".join([*pieces, buffer[done:]])
+    return buffer, offsets, line_starts[keep], invalid, len(status)
 
 
 def json_field(line: str, field: str, where: str) -> str:
