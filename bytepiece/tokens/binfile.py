@@ -162,11 +162,11 @@ class BinWriter(atomic.StagedWriter):
         if len(offsets) > 1 and np.any(np.diff(offsets) < 0):
             raise InputError("offsets must be non-decreasing")
         if ids.size:
-            lo, hi = int(ids.min()), int(ids.max())
+            lo, hi = (int(ids.min()) if ids.dtype.kind == "i" else 0), int(ids.max())
             if lo < 0 or hi >= self.vocab_size:
                 bad = lo if lo < 0 else hi
                 raise InputError(f"token id {bad} is outside the vocabulary (0..{self.vocab_size - 1})")
-        self._bin.write(ids.astype(self.dtype, copy=False).tobytes())
+        self._bin.write(np.ascontiguousarray(ids, dtype=self.dtype).data)  # the array's bytes, not a copy
         self._index(offsets)
         self.n_tokens += len(ids)
         self.n_documents += len(offsets) - 1
