@@ -9,9 +9,11 @@ error names the right file wherever the write happens, and from their commit.
 
 from __future__ import annotations
 
+import concurrent.futures
 import errno
 import io
 import os
+import threading
 from pathlib import Path
 from typing import TypeGuard
 
@@ -74,23 +76,75 @@ def device_full(path: str | os.PathLike) -> bool:
     return (vfs.f_bfree if os.geteuid() == 0 else vfs.f_bavail) == 0
 
 
+#: a replaced file is synced in the background after every this many bytes written
+WRITE_BEHIND_BYTES = 16 << 20
+
+_sync_pool: tuple[int, concurrent.futures.ThreadPoolExecutor] | None = None  # (pid, pool)
+_sync_pool_lock = threading.Lock()
+_datasync = getattr(os, "fdatasync", os.fsync)  # macOS has no fdatasync
+
+
+def _syncer() -> concurrent.futures.ThreadPoolExecutor:
+    """The one background thread of this process (a pool inherited through ``fork`` has no
+    thread in the child and would never run a job: a child makes its own)."""
+    global _sync_pool
+    with _sync_pool_lock:
+        if _sync_pool is None or _sync_pool[0] != os.getpid():
+            _sync_pool = (os.getpid(), concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="bytepiece-sync"))
+        return _sync_pool[1]
+
+
 class _GuardedFile(io.FileIO):
     """The raw file under an output's buffer: a full disk, found whenever the buffer is written
     out (in the caller's ``write``, a ``flush`` or the commit), is a :class:`NoSpaceError` naming
-    the output."""
+    the output.
+
+    A file that will be replaced atomically (not a ``stream``) is also synced as it grows: after
+    every :data:`WRITE_BEHIND_BYTES` an ``fdatasync`` runs on a background thread, so the fsync
+    of the commit finds little left to write. Without it a 116 MB token file spent 0.19 s in that
+    fsync, a tenth of encoding it; the page cache holds dirty data for 30 s before the kernel
+    writes it on its own. A failure of a background sync is raised by the next write or by
+    ``close`` (the commit's fsync would not see it again: the kernel reports it once)."""
 
     def __init__(self, file: int | str | os.PathLike, output: str | os.PathLike, *, stream: bool) -> None:
         super().__init__(file, "wb")
         self._output = output
         self._stream = stream
+        self._unsynced = 0
+        self._sync: concurrent.futures.Future | None = None
 
     def write(self, data) -> int | None:  # type: ignore[override]
         try:
-            return super().write(data)
+            self._synced(wait=False)
+            n = super().write(data)
         except OSError as e:
             if is_no_space(e):
                 raise no_space_error(e, self._output, stream=self._stream) from e
             raise
+        if n and not self._stream:
+            self._unsynced += n
+            if self._unsynced >= WRITE_BEHIND_BYTES and self._sync is None:
+                self._sync = _syncer().submit(_datasync, self.fileno())
+                self._unsynced = 0
+        return n
+
+    def _synced(self, *, wait: bool) -> None:
+        """Collect the background sync when it is done (or, with ``wait``, when it ends):
+        raises its error."""
+        job = self._sync
+        if job is not None and (wait or job.done()):
+            self._sync = None
+            job.result()
+
+    def close(self) -> None:
+        try:
+            self._synced(wait=True)
+        except OSError as e:
+            super().close()
+            if is_no_space(e):
+                raise no_space_error(e, self._output, stream=self._stream) from e
+            raise
+        super().close()
 
 
 def output_file(file: int | Path, output: str | os.PathLike, *, stream: bool) -> io.BufferedWriter:
