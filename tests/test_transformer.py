@@ -85,6 +85,7 @@ def test_kv_cache_equals_recomputation(softmax):
         rows = lm.next_token_logprobs_batch(batch)
         for h, row in zip(batch, rows):
             np.testing.assert_allclose(row, whole(lm, h), atol=2e-5)  # float32: summation order differs
+        np.testing.assert_allclose(lm.next_token_probs_batch(batch), np.exp(rows), rtol=1e-14, atol=0)
     assert lm.passes < 3 * (len(base) + 1)  # one pass for the extended rows, one for the rest
     assert lm.start(8) == 0 and lm.start(9) == 4 and lm.start(12) == 4 and lm.start(13) == 8
 

@@ -38,8 +38,9 @@ class Distributions:
     def __init__(self, lm: Any, vocab: SortedVocab) -> None:
         self._lm = lm
         self._vocab_size = len(vocab.id_rank)
-        self._ids = vocab.rank_id
-        self._first_byte = vocab.sb[vocab.so[:-1]]
+        # the first byte of each id's piece, 256 for ids without bytes: summed by id, no gather of p
+        self._first_byte_of_id = np.full(self._vocab_size, 256, dtype=np.intp)
+        self._first_byte_of_id[vocab.rank_id] = vocab.sb[vocab.so[:-1]]
         self.keep = context_size(lm)
         self._cache: OrderedDict[tuple[int, ...], npt.NDArray[np.float64]] = OrderedDict()
         self._firsts: dict[tuple[int, ...], npt.NDArray[np.float64]] = {}
@@ -51,23 +52,27 @@ class Distributions:
 
     def __call__(self, histories: list[tuple[int, ...]]) -> list[npt.NDArray[np.float64]]:
         """The next-token probabilities after each history (batched for the ones not cached)."""
-        missing = [h for h in dict.fromkeys(self.key(h) for h in histories) if h not in self._cache]
-        full = {self.key(h): h for h in histories}
+        keys = [self.key(h) for h in histories]
+        missing = [k for k in dict.fromkeys(keys) if k not in self._cache]
         if missing:
+            full = dict(zip(keys, histories))
+            contexts = [list(full[k]) for k in missing]
+            probs = getattr(self._lm, "next_token_probs_batch", None)
             batch = getattr(self._lm, "next_token_logprobs_batch", None)
-            if callable(batch) and len(missing) > 1:
-                rows = np.asarray(batch([list(full[k]) for k in missing]), dtype=np.float64)
+            if callable(probs):  # probabilities computed where it is cheaper (a transformer's exp in torch)
+                rows, logs = np.asarray(probs(contexts), dtype=np.float64), False
+            elif callable(batch) and len(missing) > 1:
+                rows, logs = np.asarray(batch(contexts), dtype=np.float64), True
             else:
-                rows = np.stack([np.asarray(self._lm.next_token_logprobs(list(full[k])), dtype=np.float64)
-                                 for k in missing])
+                rows = np.stack([np.asarray(self._lm.next_token_logprobs(c), dtype=np.float64) for c in contexts])
+                logs = True
             if rows.shape != (len(missing), self._vocab_size):
                 raise InputError(f"next_token_logprobs returned shape {rows.shape[1:]}, expected "
                                  f"({self._vocab_size},)")
-            for k, row in zip(missing, rows):
-                self._cache[k] = np.exp(row)
+            for k, row in zip(missing, rows):  # one array each: a view would keep its whole batch alive
+                self._cache[k] = np.exp(row) if logs else row.copy()
         out = []
-        for h in histories:
-            k = self.key(h)
+        for k in keys:
             self._cache.move_to_end(k)
             out.append(self._cache[k])
         while len(self._cache) > max(self._room, len(histories)):
@@ -79,7 +84,7 @@ class Distributions:
         key = self.key(history)
         got = self._firsts.get(key)
         if got is None:
-            got = np.asarray(np.bincount(self._first_byte, weights=p[self._ids], minlength=256), dtype=np.float64)
+            got = np.asarray(np.bincount(self._first_byte_of_id, weights=p, minlength=257)[:256], dtype=np.float64)
             self._firsts[key] = got
         return got
 
