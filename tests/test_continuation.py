@@ -191,7 +191,8 @@ def test_generic_lm_matches_brute_force(tok, pieces):
         np.testing.assert_allclose(cur.probs(), M / M.sum(), rtol=1e-9, atol=1e-15)
 
 
-def test_generic_path_equals_kernel(tok, kn):
+@pytest.mark.parametrize("probabilities", [False, True], ids=["logs", "probs"])
+def test_generic_path_equals_kernel(tok, kn, probabilities):
     class Plain:  # the KN model seen only through the protocol (with its context size: states merge)
         vocab_size = kn.vocab_size
         context_size = kn.order - 1
@@ -202,7 +203,14 @@ def test_generic_path_equals_kernel(tok, kn):
         def next_token_logprobs_batch(self, ctxs):
             return kn.next_token_logprobs_batch(ctxs)
 
-    fast, slow = ByteLevelLM(tok, kn), ByteLevelLM(tok, Plain())
+    class PlainProbs(Plain):  # offers probabilities too: the generic path takes them instead
+        def next_token_probs_batch(self, ctxs):
+            return kn.next_token_probs_batch(ctxs)
+
+        def next_token_logprobs_batch(self, ctxs):
+            raise AssertionError("the generic path exponentiated log-probabilities it could have had directly")
+
+    fast, slow = ByteLevelLM(tok, kn), ByteLevelLM(tok, PlainProbs() if probabilities else Plain())
     ctx = tok.encode("x abcd")
     for r, nl in [(b"abcd ab", 0), (b"ab", 2), (b"abcd", 4)]:
         a, b = fast.cursor(ctx, r, constrained=nl), slow.cursor(ctx, r, constrained=nl)

@@ -89,6 +89,11 @@ def test_hand_computed_bigram():
     expected = math.log(0.375 * 0.625 * 0.4375 * 0.625 * 0.375 * 0.6875)
     assert lm.token_logprobs([0, 1, 0, 1, 2, 0]).sum() == pytest.approx(expected, rel=1e-15)
     assert lm.bits([0, 1, 0, 1, 2, 0]) == pytest.approx(-expected / math.log(2), rel=1e-15)
+    # the batch forms (the generic continuation's) give the same rows
+    contexts = [[], [1], [0], [3, 3, 0]]
+    np.testing.assert_array_equal(lm.next_token_probs_batch(contexts), [lm.next_probs(c) for c in contexts])
+    np.testing.assert_allclose(np.exp(lm.next_token_logprobs_batch(contexts)), lm.next_token_probs_batch(contexts),
+                               rtol=1e-15)
 
 
 def test_hand_computed_trigram():

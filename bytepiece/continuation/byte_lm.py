@@ -57,7 +57,9 @@ DEFAULT_TOKENIZATIONS = "stable"
 class TokenLM(Protocol):
     """What :class:`ByteLevelLM` needs from a language model over the tokenizer's ids.
 
-    Optional: ``next_token_logprobs_batch(contexts) -> (n, vocab_size)`` (used when present) and
+    Optional: ``next_token_logprobs_batch(contexts) -> (n, vocab_size)`` (used when present),
+    ``next_token_probs_batch(contexts)``, the same as probabilities (preferred: the generic path
+    needs probabilities, and an LM may compute them more cheaply than their exp) and
     ``context_size`` (histories that agree on their last ``context_size`` tokens predict the
     same; lets the generic recursion merge them)."""
 

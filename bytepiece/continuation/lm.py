@@ -155,6 +155,14 @@ class NGramLM:
             K.next_logprobs(self._context(ctx), self.order, *self._t.args(), out[i])
         return out
 
+    def next_token_probs_batch(self, contexts: Sequence[Sequence[int]]) -> npt.NDArray[np.float64]:
+        """``next_probs`` of several contexts, one row each: what the exact continuation's generic
+        path needs, without a log here and an exp there (half its time on a 39k vocabulary)."""
+        out = np.empty((len(contexts), self.vocab_size), dtype=np.float64)
+        for i, ctx in enumerate(contexts):
+            K.next_probs(self._context(ctx), self.order, *self._t.args(), out[i])
+        return out
+
     @property
     def context_size(self) -> int:
         """Tokens of context the model looks at: histories agreeing on them predict the same."""

@@ -112,8 +112,9 @@ def exact_cuts(tokenizations: str, byte_lm: ByteLevelLM, prompts: Any, data: byt
 
 
 class ThroughProtocol:
-    """An LM seen only through the token-LM interface (``next_token_logprobs``, its batch form
-    and ``context_size``), so that :class:`ByteLevelLM` takes its generic path."""
+    """An LM seen only through the token-LM interface (``next_token_logprobs``, its batch forms
+    in logs and in probabilities, and ``context_size``), so that :class:`ByteLevelLM` takes its
+    generic path."""
 
     def __init__(self, lm: Any) -> None:
         self._lm = lm
@@ -125,6 +126,9 @@ class ThroughProtocol:
 
     def next_token_logprobs_batch(self, contexts: Sequence[Sequence[int]]) -> np.ndarray:
         return self._lm.next_token_logprobs_batch(contexts)
+
+    def next_token_probs_batch(self, contexts: Sequence[Sequence[int]]) -> np.ndarray:
+        return self._lm.next_token_probs_batch(contexts)
 
 
 def generic_check(byte_lm: ByteLevelLM, prompts: Any, data: bytes, strategies: Sequence[str], n: int, *,
