@@ -107,11 +107,11 @@ class _GuardedFile(io.FileIO):
     ``close`` (the commit's fsync would not see it again: the kernel reports it once)."""
 
     def __init__(self, file: int | str | os.PathLike, output: str | os.PathLike, *, stream: bool) -> None:
-        super().__init__(file, "wb")
         self._output = output
         self._stream = stream
         self._unsynced = 0
-        self._sync: concurrent.futures.Future | None = None
+        self._sync: concurrent.futures.Future | None = None  # set first: close() may run if opening fails
+        super().__init__(file, "wb")
 
     def write(self, data) -> int | None:  # type: ignore[override]
         try:
