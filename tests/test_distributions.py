@@ -329,3 +329,22 @@ def test_canonical_needs_a_viterbi_tokenizer(tok):
     other = NoScores(tok, scores=tok.scores, encode=bytewise)
     with pytest.raises(InputError, match="not the Viterbi segmentation"):
         ByteLevelLM(other, lm).next_byte_probs("abcd", tokenizations="canonical")
+
+
+@pytest.mark.parametrize("offers", ["logprobs", "probs"])
+def test_rows_of_the_wrong_length_name_the_method(tok, offers):
+    """An LM whose rows do not cover the vocabulary is one error naming what returned them."""
+    class Short:
+        vocab_size = tok.vocab_size
+
+        def next_token_logprobs(self, ctx):
+            return np.zeros(self.vocab_size - 1)
+
+    class ShortProbs(Short):
+        def next_token_probs_batch(self, ctxs):
+            return np.full((len(ctxs), self.vocab_size - 1), 1.0 / self.vocab_size)
+
+    blm = ByteLevelLM(tok, Short() if offers == "logprobs" else ShortProbs())
+    name = "next_token_logprobs" if offers == "logprobs" else "next_token_probs_batch"
+    with pytest.raises(InputError, match=f"{name} returned rows of shape \\({tok.vocab_size - 1},\\), expected"):
+        blm.cursor([], b"ab").probs()

@@ -67,8 +67,8 @@ class Distributions:
                 rows = np.stack([np.asarray(self._lm.next_token_logprobs(c), dtype=np.float64) for c in contexts])
                 logs = True
             if rows.shape != (len(missing), self._vocab_size):
-                raise InputError(f"next_token_logprobs returned shape {rows.shape[1:]}, expected "
-                                 f"({self._vocab_size},)")
+                name = "next_token_logprobs" if logs else "next_token_probs_batch"
+                raise InputError(f"{name} returned rows of shape {rows.shape[1:]}, expected ({self._vocab_size},)")
             for k, row in zip(missing, rows):  # one array each: a view would keep its whole batch alive
                 self._cache[k] = np.exp(row) if logs else row.copy()
         out = []
