@@ -128,7 +128,8 @@ class ThroughProtocol:
         return self._lm.next_token_logprobs_batch(contexts)
 
     def next_token_probs_batch(self, contexts: Sequence[Sequence[int]]) -> np.ndarray:
-        return self._lm.next_token_probs_batch(contexts)
+        probs = getattr(self._lm, "next_token_probs_batch", None)  # an LM without it: its log rows exponentiated
+        return probs(contexts) if callable(probs) else np.exp(self._lm.next_token_logprobs_batch(contexts))
 
 
 def generic_check(byte_lm: ByteLevelLM, prompts: Any, data: bytes, strategies: Sequence[str], n: int, *,
