@@ -83,12 +83,16 @@ def handle_sigterm() -> None:
     A Ctrl-C or SIGTERM can also land where Python cannot raise it: in a callback from C, such
     as llvmlite's while numba compiles on a first run. Python would print "Exception ignored"
     and the interrupted code then fails with an error of its own; that error is reported as the
-    interrupt it came from (:func:`_failure`), without the message."""
+    interrupt it came from (:func:`_failure`), without the message. Neither is handled while a
+    compiled kernel's results are converted (``bytepiece.engine.interrupts``)."""
+    from bytepiece.engine.interrupts import protect_kernel_calls
+
     try:
         if signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
             signal.signal(signal.SIGTERM, _on_sigterm)
     except (ValueError, OSError, AttributeError):  # not the main thread, or no SIGTERM here
         pass
+    protect_kernel_calls()  # for the whole process: kernels run on the main thread in many places
     sys.unraisablehook = _unraisable(sys.unraisablehook)
 
 

@@ -1,5 +1,6 @@
-"""Ctrl-C while a cluster of processes starts or stops.
+"""Ctrl-C (and SIGTERM) where Python cannot simply raise it.
 
+While a cluster of processes starts or stops.
 A terminal's Ctrl-C goes to every process of its foreground group: to this one, at any moment of
 a cluster's start or shutdown (an interrupted start leaves a half-made cluster that Dask's exit
 hook then fails to close, with a traceback), and to the worker processes of a local cluster
@@ -9,12 +10,26 @@ starts inherit the blocked signal: the workers leave the interrupt to this proce
 them. This thread waits meanwhile; an interrupt is noted, the start or stop completes, and the
 caller then stops what was started and raises ``KeyboardInterrupt``. A second Ctrl-C stops
 waiting at once (worker processes watch their parent and exit with it).
+
+Ctrl-C while compiled kernels run on the main thread (where Python runs signal handlers). A
+kernel runs no Python, so the interrupt is handled at the first Python that runs after it:
+numba converting the kernel's results into Python objects, which calls Python to fetch the
+array type. Raised there, the interrupt is not checked by numba's conversion of a tuple of
+results: the call comes back as a ``SystemError`` (:func:`interrupt_behind` finds the interrupt
+behind it) or, when a later conversion has cleared the error, as a tuple holding a NULL, which
+crashes the process when it is unpacked. An interrupt raised inside llvmlite's ``__del__`` (on a
+first run, while numba compiles) leaves LLVM memory to be freed twice, which aborts the
+process; in any other ``__del__`` Python prints it and drops it. :func:`kernel_safe_signals` (used by :func:`call_interruptibly`, and for the whole
+process by the command line) wraps the handlers so that an interrupt landing in such code is
+raised at the first call or return outside it.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
+import sys
 import threading
 import warnings
 from collections.abc import Callable, Iterator
@@ -157,12 +172,122 @@ def interrupt_behind(error: BaseException) -> KeyboardInterrupt | None:
 
 
 def call_interruptibly(fn: Callable[..., T], *args: Any) -> T:
-    """``fn(*args)``, where an interrupt that came during a compiled kernel's call is raised as
-    itself rather than as the ``SystemError`` Python makes of it (:func:`interrupt_behind`)."""
+    """``fn(*args)`` (work that calls compiled kernels on this thread), with the signal handlers
+    of :func:`kernel_safe_signals`; an interrupt that still comes back from a kernel's call as
+    a ``SystemError`` is raised as itself (:func:`interrupt_behind`)."""
     try:
-        return fn(*args)
+        with kernel_safe_signals():
+            return fn(*args)
     except SystemError as e:
         interrupt = interrupt_behind(e)
         if interrupt is None:
             raise
     raise interrupt  # outside the handler: the SystemError, which refers to it, is not kept as its context
+
+
+#: the signals whose Python handlers :func:`kernel_safe_signals` wraps
+_WRAPPED = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM") if hasattr(signal, name))
+
+
+def _unsafe_code() -> tuple[Any, str | None]:
+    """The code object of numba's ``_numba_unpickle`` (the Python that compiled code calls while
+    it converts a kernel's results) and the folder of llvmlite's bindings (whose objects free
+    LLVM memory in ``__del__``: cut short there, they free it twice), where loaded."""
+    serialize = sys.modules.get("numba.core.serialize")
+    ffi = sys.modules.get("llvmlite.binding.ffi")
+    code = getattr(getattr(serialize, "_numba_unpickle", None), "__code__", None)
+    folder = os.path.dirname(ffi.__file__) + os.sep if ffi is not None and ffi.__file__ else None
+    return code, folder
+
+
+def in_unsafe_code(frame: Any) -> bool:
+    """Whether ``frame`` runs, at any depth, in code that an exception raised by a signal
+    handler would leave broken (:func:`_unsafe_code`), or in a ``__del__``, where Python would
+    only print the interrupt and go on ("Exception ignored")."""
+    code, folder = _unsafe_code()
+    while frame is not None:
+        f_code = frame.f_code
+        if (f_code is code or f_code.co_name == "__del__"
+                or (folder is not None and f_code.co_filename.startswith(folder))):
+            return True
+        frame = frame.f_back
+    return False
+
+
+#: how long after an interrupt that landed in unsafe code it is sent again, when a profiler
+#: already watches this thread
+RESEND_DELAY_S = 0.002
+
+
+class _RunOutside:
+    """The profile function that runs a held signal's handler at the first call or return
+    outside unsafe code; the exception of the handler is raised in the frame of that event."""
+
+    __slots__ = ("handler", "signum")
+
+    def __init__(self, handler: Callable[[int, Any], Any], signum: int) -> None:
+        self.handler = handler
+        self.signum = signum
+
+    def __call__(self, frame: Any, event: str, arg: Any) -> None:
+        if not in_unsafe_code(frame):
+            sys.setprofile(None)
+            self.handler(self.signum, frame)
+
+
+class KernelSafeHandler:
+    """A signal handler that runs ``previous`` (the handler it replaced), except in unsafe code
+    (:func:`in_unsafe_code`): it then runs ``previous`` at the first call or return outside it,
+    which a profile function of this thread watches for (where a profiler is there already, it
+    stays, and the signal is sent again a moment later instead)."""
+
+    __slots__ = ("previous",)
+
+    def __init__(self, previous: Callable[[int, Any], Any]) -> None:
+        self.previous = previous
+
+    def __call__(self, signum: int, frame: Any) -> Any:
+        if not in_unsafe_code(frame):
+            return self.previous(signum, frame)
+        profiler = sys.getprofile()
+        if profiler is None:
+            sys.setprofile(_RunOutside(self.previous, signum))
+        elif not isinstance(profiler, _RunOutside):  # else one signal is held already: it stands for both
+            timer = threading.Timer(RESEND_DELAY_S, signal.raise_signal, (signum,))
+            timer.daemon = True
+            timer.start()
+        return None
+
+
+def protect_kernel_calls() -> Callable[[], None]:
+    """Wrap this process's Python handlers of SIGINT and SIGTERM in :class:`KernelSafeHandler`
+    (on the main thread, where they run; ignored and default actions stay as they are).
+    Returns the function that puts back what it replaced, where no one has changed it since."""
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+    replaced: list[tuple[int, KernelSafeHandler]] = []
+    for signum in _WRAPPED:
+        handler = signal.getsignal(signum)
+        if callable(handler) and not isinstance(handler, KernelSafeHandler):
+            safe = KernelSafeHandler(handler)
+            signal.signal(signum, safe)
+            replaced.append((signum, safe))
+
+    def restore() -> None:
+        for number, ours in replaced:
+            previous = ours.previous
+            if signal.getsignal(number) is ours:
+                signal.signal(number, previous)
+
+    return restore
+
+
+@contextlib.contextmanager
+def kernel_safe_signals() -> Iterator[None]:
+    """A block during which a Ctrl-C or SIGTERM is never handled inside the conversion of a
+    compiled kernel's results (:func:`protect_kernel_calls`, undone at the end)."""
+    restore = protect_kernel_calls()
+    try:
+        yield
+    finally:
+        restore()

@@ -1,0 +1,230 @@
+"""Signals that land while compiled kernels run on the main thread (``engine.interrupts``): the
+first Python after a kernel is numba converting its results, where a raised interrupt comes back
+as a ``SystemError`` or crashes the process (a tuple holding a NULL); inside llvmlite's
+``__del__`` it frees LLVM memory twice. The wrapped handlers raise it at the first call or
+return outside such code."""
+
+from __future__ import annotations
+
+import json
+import pickle
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+
+import pytest
+
+from bytepiece.engine import interrupts
+from bytepiece.engine.interrupts import KernelSafeHandler, in_unsafe_code, kernel_safe_signals, protect_kernel_calls
+
+pytestmark = pytest.mark.skipif(not hasattr(signal, "pthread_kill"), reason="POSIX signals")
+
+# Encodes one text with sampling (the kernel returns a tuple) on the main thread, over and over,
+# while another thread sends SIGINT every millisecond or two; prints how each call ended.
+STORM = textwrap.dedent("""
+    import collections, json, random, signal, sys, threading, time
+    from bytepiece import Tokenizer
+    from bytepiece.engine.interrupts import kernel_safe_signals
+
+    tokenizer = Tokenizer(sys.argv[1])
+    text = "the quick brown fox jumps over the lazy dog " * 60
+    tokenizer.encode(text, alpha=0.1)  # compiled (or loaded) before the storm
+    ended = collections.Counter()
+    stop = threading.Event()
+
+    def storm():
+        rng = random.Random(1)
+        while not stop.wait(rng.uniform(0.0005, 0.002)):
+            signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)
+
+    def encode_until(deadline):
+        while True:
+            try:
+                try:
+                    if time.monotonic() > deadline:
+                        return
+                    tokenizer.encode(text, alpha=0.1)
+                    ended["ok"] += 1
+                except KeyboardInterrupt:
+                    ended["interrupt"] += 1
+                except SystemError:
+                    ended["system_error"] += 1
+            except KeyboardInterrupt:  # landed in this loop's own code
+                ended["interrupt"] += 1
+
+    threading.Thread(target=storm, daemon=True).start()
+    deadline = time.monotonic() + float(sys.argv[2])
+    if sys.argv[3] == "safe":
+        with kernel_safe_signals():
+            encode_until(deadline)
+    else:
+        encode_until(deadline)
+    while True:
+        try:
+            stop.set()
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+            break
+        except KeyboardInterrupt:
+            pass
+    print(json.dumps(ended))
+""")
+
+
+def _storm(model, mode: str, seconds: float = 2.0) -> dict[str, int]:
+    done = subprocess.run([sys.executable, "-c", STORM, str(model), str(seconds), mode], capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, (done.returncode, done.stderr[-2000:])
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.slow
+def test_interrupts_during_kernel_calls_are_keyboard_interrupts_never_system_errors(tiny_model_file):
+    unsafe = _storm(tiny_model_file, "plain")
+    assert unsafe.get("system_error", 0) > 0, unsafe  # the failure this guards against happens here
+    safe = _storm(tiny_model_file, "safe")
+    assert safe.get("system_error", 0) == 0, safe
+    assert safe.get("interrupt", 0) > 0 and safe.get("ok", 0) > 0, safe  # delivered, not held back for good
+
+
+def _frame_inside_numba_unpickle():
+    """The frame of a function that numba's ``_numba_unpickle`` runs (unpickling calls it)."""
+    from numba.core import serialize
+
+    payload = pickle.dumps(_Capture())
+    serialize._numba_unpickle(id(payload), payload, b"test-" + payload[-8:])
+    return _capture_store.pop()
+
+
+class _Capture:
+    def __reduce__(self):
+        return _capture_frame, ()
+
+
+_capture_store: list = []
+
+
+def _capture_frame():
+    _capture_store.append(sys._getframe())
+
+
+def test_unsafe_code_is_numba_result_conversion_llvmlite_and_finalizers():
+    assert not in_unsafe_code(sys._getframe())
+    assert in_unsafe_code(_frame_inside_numba_unpickle())
+
+    def __del__():  # a finalizer's frame, as Python runs it
+        _capture_store.append(in_unsafe_code(sys._getframe()))
+
+    __del__()
+    assert _capture_store.pop() is True
+
+    import llvmlite.binding.ffi as ffi
+
+    code = compile("import sys\nframe = sys._getframe()", ffi.__file__, "exec")
+    scope: dict = {}
+    exec(code, scope)  # noqa: S102 - a frame whose file is llvmlite's
+    assert in_unsafe_code(scope["frame"])
+
+
+class _Stop(Exception):
+    pass
+
+
+def test_a_signal_in_unsafe_code_runs_the_handler_at_the_next_call_outside():
+    calls: list[tuple[int, str]] = []
+
+    def previous(signum, frame):
+        calls.append((signum, frame.f_code.co_name))
+        raise _Stop
+
+    handler = KernelSafeHandler(previous)
+
+    def __del__():
+        handler(signal.SIGINT, sys._getframe())  # lands in a finalizer
+        calls.append((0, "still inside"))  # not raised here
+        len("x")  # calls inside are not "outside" either
+        handler(signal.SIGINT, sys._getframe())  # a second one while the first is held: one call
+
+    assert sys.getprofile() is None
+    with pytest.raises(_Stop):
+        __del__()
+        len("y")  # the first call after the finalizer returned
+    assert calls == [(0, "still inside"), (signal.SIGINT, sys._getframe().f_code.co_name)]
+    assert sys.getprofile() is None
+
+    with pytest.raises(_Stop):
+        handler(signal.SIGINT, sys._getframe())  # outside: at once
+    assert len(calls) == 3
+
+
+def test_with_a_profiler_present_the_signal_is_sent_again_instead(monkeypatch):
+    sent = threading.Event()
+    monkeypatch.setattr(interrupts.signal, "raise_signal", lambda signum: sent.set())
+    profiler_events: list[str] = []
+    handler = KernelSafeHandler(lambda signum, frame: pytest.fail("ran inside unsafe code"))
+
+    def __del__():
+        handler(signal.SIGINT, sys._getframe())
+
+    def profiler(frame, event, arg):
+        profiler_events.append(event)
+
+    sys.setprofile(profiler)
+    try:
+        __del__()
+        assert sys.getprofile() is profiler  # left as it was
+    finally:
+        sys.setprofile(None)
+    assert sent.wait(5)
+    assert profiler_events
+
+
+def test_protect_wraps_callable_handlers_once_and_restores_only_its_own():
+    original = signal.getsignal(signal.SIGINT)
+    restore = protect_kernel_calls()
+    try:
+        wrapped = signal.getsignal(signal.SIGINT)
+        assert isinstance(wrapped, KernelSafeHandler) and wrapped.previous is original
+        protect_kernel_calls()()  # nested: nothing to wrap, nothing to put back
+        assert signal.getsignal(signal.SIGINT) is wrapped
+    finally:
+        restore()
+    assert signal.getsignal(signal.SIGINT) is original
+
+    def mine(signum, frame):
+        pass
+
+    restore = protect_kernel_calls()
+    signal.signal(signal.SIGINT, mine)  # changed meanwhile by someone else: stays
+    restore()
+    assert signal.getsignal(signal.SIGINT) is mine
+    signal.signal(signal.SIGINT, original)
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # ignored stays ignored
+    try:
+        with kernel_safe_signals():
+            assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGINT, original)
+
+
+def test_off_the_main_thread_nothing_is_wrapped():
+    seen = []
+    worker = threading.Thread(target=lambda: seen.append(protect_kernel_calls()()))
+    worker.start()
+    worker.join(10)
+    assert seen == [None] and not isinstance(signal.getsignal(signal.SIGINT), KernelSafeHandler)
+
+
+def test_the_command_line_wraps_its_handlers(tmp_path):
+    script = textwrap.dedent("""
+        import signal
+        from bytepiece_cli.common import handle_sigterm
+        from bytepiece.engine.interrupts import KernelSafeHandler
+        handle_sigterm()
+        print(isinstance(signal.getsignal(signal.SIGINT), KernelSafeHandler),
+              isinstance(signal.getsignal(signal.SIGTERM), KernelSafeHandler))
+    """)
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert done.stdout.split() == ["True", "True"], done.stderr
