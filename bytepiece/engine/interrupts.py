@@ -1,27 +1,27 @@
 """Ctrl-C (and SIGTERM) where Python cannot simply raise it.
 
-While a cluster of processes starts or stops.
-A terminal's Ctrl-C goes to every process of its foreground group: to this one, at any moment of
-a cluster's start or shutdown (an interrupted start leaves a half-made cluster that Dask's exit
-hook then fails to close, with a traceback), and to the worker processes of a local cluster
-(each of which would print a traceback of its own). So the work that starts or stops a cluster
-runs on a thread of its own on which SIGINT is blocked, and the threads and processes that work
-starts inherit the blocked signal: the workers leave the interrupt to this process, which stops
-them. This thread waits meanwhile; an interrupt is noted, the start or stop completes, and the
-caller then stops what was started and raises ``KeyboardInterrupt``. A second Ctrl-C stops
-waiting at once (worker processes watch their parent and exit with it).
+While a cluster of processes starts or stops: a terminal's Ctrl-C goes to every process of its
+foreground group: to this one, at any moment of a cluster's start or shutdown (an interrupted
+start leaves a half-made cluster that Dask's exit hook then fails to close, with a traceback),
+and to the worker processes of a local cluster (each of which would print a traceback of its
+own). So the work that starts or stops a cluster runs on a thread of its own on which SIGINT is
+blocked, and the threads and processes that work starts inherit the blocked signal: the workers
+leave the interrupt to this process, which stops them. This thread waits meanwhile; an interrupt
+is noted, the start or stop completes, and the caller then stops what was started and raises
+``KeyboardInterrupt``. A second Ctrl-C stops waiting at once (worker processes watch their
+parent and exit with it).
 
-Ctrl-C while compiled kernels run on the main thread (where Python runs signal handlers). A
-kernel runs no Python, so the interrupt is handled at the first Python that runs after it:
-numba converting the kernel's results into Python objects, which calls Python to fetch the
-array type. Raised there, the interrupt is not checked by numba's conversion of a tuple of
-results: the call comes back as a ``SystemError`` (:func:`interrupt_behind` finds the interrupt
-behind it) or, when a later conversion has cleared the error, as a tuple holding a NULL, which
-crashes the process when it is unpacked. An interrupt raised inside llvmlite's ``__del__`` (on a
-first run, while numba compiles) leaves LLVM memory to be freed twice, which aborts the
-process; in any other ``__del__`` Python prints it and drops it. :func:`kernel_safe_signals` (used by :func:`call_interruptibly`, and for the whole
-process by the command line) wraps the handlers so that an interrupt landing in such code is
-raised at the first call or return outside it.
+While compiled kernels run on the main thread (where Python runs signal handlers): a kernel runs
+no Python, so the interrupt is handled at the first Python that runs after it, which is numba
+converting the kernel's results into Python objects (it calls Python to fetch the array type).
+Raised there, the interrupt is not checked by numba's conversion of a tuple of results: the call
+comes back as a ``SystemError`` (:func:`interrupt_behind` finds the interrupt behind it) or, when
+a later conversion has cleared the error, as a tuple holding a NULL, which crashes the process
+when it is unpacked. Raised inside llvmlite's ``__del__`` (on a first run, while numba
+compiles), it leaves LLVM memory to be freed twice, which aborts the process; in any other
+``__del__`` Python prints it and drops it. :func:`kernel_safe_signals` (used by
+:func:`call_interruptibly`, and for the whole process by the command line) wraps the handlers so
+that an interrupt landing in such code is raised at the first call or return outside it.
 """
 
 from __future__ import annotations
