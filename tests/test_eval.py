@@ -636,3 +636,20 @@ def test_plot_labels_each_vocabulary_size_once(result, tmp_path, monkeypatch):
         minors = [t.get_text() for t in ax.get_xticklabels(minor=True) if t.get_text()]
         assert majors == ["3,000", "4,000", "8,000"] and minors == []
     plt.close(fig)
+
+
+def test_the_run_holds_interrupts_out_of_kernel_results_and_restores_handlers(corpus, monkeypatch):
+    """run_evaluation runs its kernels on this thread: for its duration the signal handlers are
+    the kernel-safe ones (engine.interrupts), and afterwards the caller's again."""
+    import signal
+
+    from bytepiece.engine.interrupts import KernelSafeHandler
+    from bytepiece.evaluation import runner
+
+    seen = []
+    monkeypatch.setattr(runner, "_run", lambda config, say: seen.append(signal.getsignal(signal.SIGINT)) or {})
+    before = signal.getsignal(signal.SIGINT)
+    config = EvalConfig(train=[corpus / "train.txt"], heldout=[corpus / "alpha.txt"], vocab_sizes=[300])
+    assert run_evaluation(config) == {}
+    assert isinstance(seen[0], KernelSafeHandler) and seen[0].previous is before
+    assert signal.getsignal(signal.SIGINT) is before

@@ -40,6 +40,7 @@ from typing import Any
 
 import numpy as np
 
+from ..engine.interrupts import call_interruptibly
 from ..errors import InputError
 from ..io.read import check_file
 from ..model import file_sha256
@@ -198,9 +199,14 @@ def _quiet(_: str) -> None:
 
 
 def run_evaluation(config: EvalConfig, *, on_progress: Progress | None = None) -> dict[str, Any]:
-    """Run the whole experiment; returns the JSON-ready result (see the module docstring)."""
+    """Run the whole experiment; returns the JSON-ready result (see the module docstring). Its
+    kernels run on this thread, so a Ctrl-C meanwhile is held out of their results' conversion
+    (``engine.interrupts.call_interruptibly``)."""
     config.validate()
-    say = on_progress or _quiet
+    return call_interruptibly(_run, config, on_progress or _quiet)
+
+
+def _run(config: EvalConfig, say: Progress) -> dict[str, Any]:
     t_start = time.perf_counter()
     timings: dict[str, float] = {}
 
