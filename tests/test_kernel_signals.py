@@ -230,3 +230,26 @@ def test_the_command_line_wraps_its_handlers(tmp_path):
     """)
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
     assert done.stdout.split() == ["True", "True"], done.stderr
+
+
+def test_with_a_profiler_and_no_thread_to_send_it_again_the_handler_runs_at_once(monkeypatch):
+    """While Python shuts down no thread can start: the interrupt is then handled where it landed
+    rather than lost."""
+
+    class NoThreads(threading.Timer):
+        def start(self):
+            raise RuntimeError("can't create new thread at interpreter shutdown")
+
+    monkeypatch.setattr(interrupts.threading, "Timer", NoThreads)
+    calls = []
+    handler = KernelSafeHandler(lambda signum, frame: calls.append(signum))
+
+    def __del__():
+        handler(signal.SIGINT, sys._getframe())
+
+    sys.setprofile(lambda frame, event, arg: None)
+    try:
+        __del__()
+    finally:
+        sys.setprofile(None)
+    assert calls == [signal.SIGINT]

@@ -255,7 +255,10 @@ class KernelSafeHandler:
         elif not isinstance(profiler, _RunOutside):  # else one signal is held already: it stands for both
             timer = threading.Timer(RESEND_DELAY_S, signal.raise_signal, (signum,))
             timer.daemon = True
-            timer.start()
+            try:
+                timer.start()
+            except RuntimeError:  # no new thread while Python shuts down: handled here after all
+                return self.previous(signum, frame)
         return None
 
 
