@@ -26,7 +26,7 @@ pytestmark = pytest.mark.skipif(not hasattr(signal, "pthread_kill"), reason="POS
 STORM = textwrap.dedent("""
     import json, random, signal, sys, threading, time
     from bytepiece import Tokenizer
-    from bytepiece.engine.interrupts import kernel_safe_signals
+    from bytepiece.engine import kernel_safe_signals  # the public name docs/reliability.md gives
 
     tokenizer = Tokenizer(sys.argv[1])
     text = "the quick brown fox jumps over the lazy dog " * 60
