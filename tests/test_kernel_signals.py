@@ -74,20 +74,25 @@ STORM = textwrap.dedent("""
 """)
 
 
-def _storm(model, mode: str, seconds: float = 2.0) -> dict[str, int]:
+def _storm(model, mode: str, seconds: float = 2.0) -> tuple[int, dict[str, int]]:
     done = subprocess.run([sys.executable, "-c", STORM, str(model), str(seconds), mode], capture_output=True,
                           text=True, timeout=300)
-    assert done.returncode == 0, (done.returncode, done.stderr[-2000:])
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    if done.returncode != 0:
+        return done.returncode, {}
+    return 0, json.loads(done.stdout.strip().splitlines()[-1])
 
 
 @pytest.mark.slow
 def test_interrupts_during_kernel_calls_are_keyboard_interrupts_never_system_errors(tiny_model_file):
-    unsafe = _storm(tiny_model_file, "plain")
-    assert unsafe.get("system_error", 0) > 0, unsafe  # the failure this guards against happens here
-    safe = _storm(tiny_model_file, "safe")
-    assert safe.get("system_error", 0) == 0, safe
-    assert safe.get("interrupt", 0) > 0 and safe.get("ok", 0) > 0, safe  # delivered, not held back for good
+    status, unsafe = _storm(tiny_model_file, "plain")
+    if status == 0 and not unsafe["system_error"]:
+        pytest.skip("numba converts a kernel's results without running Python a signal can interrupt: "
+                    "nothing here to guard against")
+    assert status in (0, -signal.SIGSEGV, -signal.SIGABRT), status  # the failure shows: errors or a crash
+    status, safe = _storm(tiny_model_file, "safe")
+    assert status == 0, status
+    assert safe["system_error"] == 0, safe
+    assert safe["interrupt"] > 0 and safe["ok"] > 0, safe  # delivered, not held back for good
 
 
 def _frame_inside_numba_unpickle():
@@ -160,26 +165,81 @@ def test_a_signal_in_unsafe_code_runs_the_handler_at_the_next_call_outside():
     assert len(calls) == 3
 
 
-def test_with_a_profiler_present_the_signal_is_sent_again_instead(monkeypatch):
-    sent = threading.Event()
-    monkeypatch.setattr(interrupts.signal, "raise_signal", lambda signum: sent.set())
-    profiler_events: list[str] = []
+def test_under_a_python_profiler_it_keeps_every_event_and_is_put_back():
+    """The profiler sees every event while the signal is held, and is put back before the
+    handler runs (a handler that raises there ends the profiling, as any exception raised in a
+    profile function does)."""
+    events: list[tuple[str, str]] = []
+    calls: list[int] = []
+    handler = KernelSafeHandler(lambda signum, frame: calls.append(signum))
+
+    def profiler(frame, event, arg):
+        events.append((event, frame.f_code.co_name))
+
+    def __del__():
+        handler(signal.SIGINT, sys._getframe())
+        calls.append(0)
+
+    sys.setprofile(profiler)
+    try:
+        __del__()
+        len("y")
+        assert sys.getprofile() is profiler
+    finally:
+        sys.setprofile(None)
+    assert calls == [0, signal.SIGINT]
+    assert ("return", "__del__") in events, events  # seen while the signal was held
+
+
+def test_under_a_profiler_written_in_c_the_signal_is_sent_again_instead(monkeypatch):
+    sent: list[int] = []
+    ready = threading.Event()
+    monkeypatch.setattr(interrupts.signal, "raise_signal", lambda signum: (sent.append(signum), ready.set()))
     handler = KernelSafeHandler(lambda signum, frame: pytest.fail("ran inside unsafe code"))
 
     def __del__():
         handler(signal.SIGINT, sys._getframe())
 
-    def profiler(frame, event, arg):
-        profiler_events.append(event)
+    import cProfile
 
-    sys.setprofile(profiler)
+    profiler = cProfile.Profile()
+    profiler.enable()
     try:
         __del__()
         assert sys.getprofile() is profiler  # left as it was
     finally:
-        sys.setprofile(None)
-    assert sent.wait(5)
-    assert profiler_events
+        profiler.disable()
+    assert ready.wait(5) and sent == [signal.SIGINT]
+
+
+def test_a_sigterm_that_comes_while_an_interrupt_is_held_wins():
+    """Both run at the first call outside, SIGTERM first (the command line then exits 143, not 130)."""
+    calls: list[int] = []
+
+    def previous(signum, frame):
+        calls.append(signum)
+        raise _Stop(signum)
+
+    on_int, on_term = KernelSafeHandler(previous), KernelSafeHandler(previous)
+
+    def __del__():
+        on_int(signal.SIGINT, sys._getframe())
+        on_term(signal.SIGTERM, sys._getframe())
+
+    with pytest.raises(_Stop) as stopped:
+        __del__()
+        len("y")
+    assert stopped.value.args == (signal.SIGTERM,) and calls == [signal.SIGTERM]
+    assert sys.getprofile() is None
+
+    def __del__():  # noqa: F811 - the SIGTERM lands outside: it and the held SIGINT run at once
+        on_int(signal.SIGINT, sys._getframe())
+
+    here = sys._getframe()
+    with pytest.raises(_Stop) as stopped:
+        __del__()
+        on_term(signal.SIGTERM, here)  # the first call after the finalizer: the handler itself
+    assert stopped.value.args == (signal.SIGTERM,) and sys.getprofile() is None
 
 
 def test_protect_wraps_callable_handlers_once_and_restores_only_its_own():
@@ -199,9 +259,11 @@ def test_protect_wraps_callable_handlers_once_and_restores_only_its_own():
 
     restore = protect_kernel_calls()
     signal.signal(signal.SIGINT, mine)  # changed meanwhile by someone else: stays
-    restore()
-    assert signal.getsignal(signal.SIGINT) is mine
-    signal.signal(signal.SIGINT, original)
+    try:
+        restore()
+        assert signal.getsignal(signal.SIGINT) is mine
+    finally:
+        signal.signal(signal.SIGINT, original)
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # ignored stays ignored
     try:
@@ -232,7 +294,7 @@ def test_the_command_line_wraps_its_handlers(tmp_path):
     assert done.stdout.split() == ["True", "True"], done.stderr
 
 
-def test_with_a_profiler_and_no_thread_to_send_it_again_the_handler_runs_at_once(monkeypatch):
+def test_under_a_c_profiler_and_no_thread_to_send_it_again_the_handler_runs_at_once(monkeypatch):
     """While Python shuts down no thread can start: the interrupt is then handled where it landed
     rather than lost."""
 
@@ -247,9 +309,12 @@ def test_with_a_profiler_and_no_thread_to_send_it_again_the_handler_runs_at_once
     def __del__():
         handler(signal.SIGINT, sys._getframe())
 
-    sys.setprofile(lambda frame, event, arg: None)
+    import cProfile
+
+    profiler = cProfile.Profile()  # written in C: the signal would be sent again
+    profiler.enable()
     try:
         __del__()
     finally:
-        sys.setprofile(None)
+        profiler.disable()
     assert calls == [signal.SIGINT]

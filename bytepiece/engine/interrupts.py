@@ -215,31 +215,43 @@ def in_unsafe_code(frame: Any) -> bool:
 
 
 #: how long after an interrupt that landed in unsafe code it is sent again, when a profiler
-#: already watches this thread
+#: written in C (cProfile before Python 3.12) watches this thread
 RESEND_DELAY_S = 0.002
 
 
-class _RunOutside:
-    """The profile function that runs a held signal's handler at the first call or return
-    outside unsafe code; the exception of the handler is raised in the frame of that event."""
+def _first_terminate(signum: int) -> bool:
+    return signum != getattr(signal, "SIGTERM", None)
 
-    __slots__ = ("handler", "signum")
 
-    def __init__(self, handler: Callable[[int, Any], Any], signum: int) -> None:
-        self.handler = handler
-        self.signum = signum
+class _Held:
+    """The profile function that holds the signals that landed in unsafe code and runs their
+    handlers at the first call or return outside it (SIGTERM first: the first handler that
+    raises ends it, and its exception is raised in the frame of that event). A profile function
+    that was there already goes on getting every event, and is put back."""
+
+    __slots__ = ("chained", "pending")
+
+    def __init__(self, chained: Callable[..., Any] | None) -> None:
+        self.chained = chained
+        self.pending: dict[int, Callable[[int, Any], Any]] = {}
 
     def __call__(self, frame: Any, event: str, arg: Any) -> None:
-        if not in_unsafe_code(frame):
-            sys.setprofile(None)
-            self.handler(self.signum, frame)
+        if self.chained is not None:
+            self.chained(frame, event, arg)
+        if not (in_unsafe_code(frame) or _in_handler(frame)):
+            self.release(frame)
+
+    def release(self, frame: Any) -> None:
+        sys.setprofile(self.chained)
+        for signum in sorted(self.pending, key=_first_terminate):
+            self.pending[signum](signum, frame)
 
 
 class KernelSafeHandler:
     """A signal handler that runs ``previous`` (the handler it replaced), except in unsafe code
-    (:func:`in_unsafe_code`): it then runs ``previous`` at the first call or return outside it,
-    which a profile function of this thread watches for (where a profiler is there already, it
-    stays, and the signal is sent again a moment later instead)."""
+    (:func:`in_unsafe_code`): the signal is then held by a profile function of this thread
+    (:class:`_Held`) until the first call or return outside it. Under a profiler written in C,
+    which no Python function can stand in for, it is sent again a moment later instead."""
 
     __slots__ = ("previous",)
 
@@ -247,19 +259,38 @@ class KernelSafeHandler:
         self.previous = previous
 
     def __call__(self, signum: int, frame: Any) -> Any:
+        profiler = sys.getprofile()
+        held = profiler if isinstance(profiler, _Held) else None
+        if held is not None:
+            held.pending.setdefault(signum, self.previous)
+            if not in_unsafe_code(frame):
+                held.release(frame)
+            return None
         if not in_unsafe_code(frame):
             return self.previous(signum, frame)
-        profiler = sys.getprofile()
-        if profiler is None:
-            sys.setprofile(_RunOutside(self.previous, signum))
-        elif not isinstance(profiler, _RunOutside):  # else one signal is held already: it stands for both
-            timer = threading.Timer(RESEND_DELAY_S, signal.raise_signal, (signum,))
-            timer.daemon = True
-            try:
-                timer.start()
-            except RuntimeError:  # no new thread while Python shuts down: handled here after all
-                return self.previous(signum, frame)
+        if profiler is None or callable(profiler):
+            held = _Held(profiler)
+            held.pending[signum] = self.previous
+            sys.setprofile(held)
+            return None
+        timer = threading.Timer(RESEND_DELAY_S, signal.raise_signal, (signum,))
+        timer.daemon = True
+        try:
+            timer.start()
+        except RuntimeError:  # no new thread while Python shuts down: handled here after all
+            return self.previous(signum, frame)
         return None
+
+
+def _in_handler(frame: Any) -> bool:
+    """Whether ``frame`` runs inside :class:`KernelSafeHandler` (which takes a held signal's
+    place itself: see its ``__call__``)."""
+    code = KernelSafeHandler.__call__.__code__
+    while frame is not None:
+        if frame.f_code is code:
+            return True
+        frame = frame.f_back
+    return False
 
 
 def protect_kernel_calls() -> Callable[[], None]:
