@@ -205,13 +205,15 @@ def in_unsafe_code(frame: Any) -> bool:
     handler would leave broken (:func:`_unsafe_code`), or in a ``__del__``, where Python would
     only print the interrupt and go on ("Exception ignored")."""
     code, folder = _unsafe_code()
+    return any(f.f_code is code or f.f_code.co_name == "__del__"
+               or (folder is not None and f.f_code.co_filename.startswith(folder)) for f in _stack(frame))
+
+
+def _stack(frame: Any) -> Iterator[Any]:
+    """``frame`` and the frames that called it, innermost first."""
     while frame is not None:
-        f_code = frame.f_code
-        if (f_code is code or f_code.co_name == "__del__"
-                or (folder is not None and f_code.co_filename.startswith(folder))):
-            return True
+        yield frame
         frame = frame.f_back
-    return False
 
 
 #: how long after an interrupt that landed in unsafe code it is sent again, when a profiler
@@ -286,11 +288,7 @@ def _in_handler(frame: Any) -> bool:
     """Whether ``frame`` runs inside :class:`KernelSafeHandler` (which takes a held signal's
     place itself: see its ``__call__``)."""
     code = KernelSafeHandler.__call__.__code__
-    while frame is not None:
-        if frame.f_code is code:
-            return True
-        frame = frame.f_back
-    return False
+    return any(f.f_code is code for f in _stack(frame))
 
 
 def protect_kernel_calls() -> Callable[[], None]:
