@@ -17,3 +17,7 @@ class InputError(BytePieceError, ValueError):
 
 class TrainingError(BytePieceError, ValueError):
     """A corpus or option combination from which no model can be trained."""
+
+
+class WorkerLost(BytePieceError, RuntimeError):
+    """A worker process ended without its result: killed, out of memory, or crashed."""
