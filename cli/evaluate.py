@@ -154,6 +154,9 @@ def run(
                                                   "--cuts.", rich_help_panel=_LM)] = 15,
     transformer_max_states: Annotated[int, typer.Option(metavar="N", help="State cap of the transformer's exact "
                                                         "strategies.", rich_help_panel=_LM)] = 64,
+    transformer_processes: Annotated[Optional[int], typer.Option(
+        metavar="N", help="Transformers trained and scored at once, a process each (default: one per core on "
+        "a CPU, 1 on a GPU; 1: one by one in this process).", show_default=False, rich_help_panel=_LM)] = None,
     json_out: Annotated[Optional[Path], typer.Option("--json", metavar="PATH", help="Write every number and the "
                                                      "configuration.", show_default=False, rich_help_panel=_OUTPUT)] = None,
     markdown: Annotated[Optional[Path], typer.Option("--markdown", metavar="PATH", help="Write the tables as markdown.",
@@ -188,7 +191,7 @@ def run(
                         heldout_bytes=heldout_bytes, lm_train_bytes=lm_train_bytes, workers=workers,
                         save_models=save_models, trainer_options={"refine": True} if refine else {},
                         lms=lm or ["kn"], transformer_cuts=transformer_cuts,
-                        transformer_max_states=transformer_max_states,
+                        transformer_max_states=transformer_max_states, transformer_processes=transformer_processes,
                         transformer={"device": device, "layers": transformer_layers, "width": transformer_width,
                                      "heads": transformer_heads, "context": transformer_context,
                                      "train_bytes": transformer_train_bytes, "epochs": transformer_epochs,

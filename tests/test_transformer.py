@@ -260,14 +260,64 @@ def test_missing_torch_is_one_error_naming_the_extra(monkeypatch, corpus):  # no
 TINY = {"layers": 1, "width": 16, "heads": 2, "context": 16, "train_bytes": 20_000, "epochs": 2, "threads": 1}
 
 
+def _neural_config(corpus, **kwargs):  # noqa: F811
+    """Two tokenizers: one from a model file, one trained in the run (pickled whole)."""
+    from bytepiece.evaluation.runner import EvalConfig
+
+    return EvalConfig(train=[corpus / "train.txt"], heldout=[corpus / "alpha.txt", corpus / "beta.txt"],
+                      models=[corpus / "small.model"], vocab_sizes=[300], cuts=12, alphas=[0.1], heldout_bytes=3000,
+                      seed=3, workers=1, generic_cuts=0, lms=["kn", "transformer"], transformer=TINY,
+                      transformer_cuts=5, **kwargs)
+
+
+_PROGRESS: list[str] = []
+
+
 @pytest.fixture(scope="module")
 def neural_result(corpus, small_tokenizer):  # noqa: F811
-    from bytepiece.evaluation.runner import EvalConfig, run_evaluation
+    """The transformers in two worker processes, beside the KN work."""
+    from bytepiece.evaluation.runner import run_evaluation
 
-    config = EvalConfig(train=[corpus / "train.txt"], heldout=[corpus / "alpha.txt", corpus / "beta.txt"],
-                        models=[corpus / "small.model"], cuts=12, alphas=[0.1], heldout_bytes=3000, seed=3, workers=1,
-                        generic_cuts=0, lms=["kn", "transformer"], transformer=TINY, transformer_cuts=5)
-    return run_evaluation(config)
+    return run_evaluation(_neural_config(corpus, transformer_processes=2), on_progress=_PROGRESS.append)
+
+
+def test_transformers_in_worker_processes_give_the_numbers_they_give_here(neural_result, corpus):  # noqa: F811
+    """One thread each way, so every number is the same: the jobs carry all they need, and their
+    results go back to their tokenizer, file and LM."""
+    from bytepiece.evaluation.docsgen import command_line
+    from bytepiece.evaluation.runner import run_evaluation
+
+    assert "transformers: 4 to train and score, 2 at once in worker processes" in [m.strip() for m in _PROGRESS]
+    here = run_evaluation(_neural_config(corpus, transformer_processes=1))
+    assert [t["name"] for t in neural_result["tokenizers"]] == [t["name"] for t in here["tokenizers"]] == \
+        ["bnlm-300", "small"]
+    for a, b in zip(neural_result["tokenizers"], here["tokenizers"]):
+        assert _without_seconds(a["heldout"]) == _without_seconds(b["heldout"])
+        assert _without_seconds(a["pooled"]) == _without_seconds(b["pooled"])
+        assert _without_seconds(a["lm"]) == _without_seconds(b["lm"])
+        assert list(a["lm"]) == ["det", "sampled", "transformer-det", "transformer-sampled"]
+        assert list(a["heldout"]["alpha"]["continuation"]["conditions"]) == \
+            list(b["heldout"]["alpha"]["continuation"]["conditions"])
+        assert a["lm"]["transformer-det"]["segmentation"] == "viterbi" and a["lm"]["transformer-det"]["alpha"] is None
+        assert a["lm"]["transformer-sampled"]["segmentation"] == "sampled"
+        assert a["lm"]["transformer-sampled"]["alpha"] == 0.1
+        assert a["lm"]["transformer-det"]["threads"] == 1
+    # the two tokenizers' numbers differ: nothing went to the wrong one
+    bpb = [t["pooled"]["bits_per_byte"]["transformer-det"]["bits_per_byte"] for t in here["tokenizers"]]
+    assert bpb[0] != bpb[1]
+    assert neural_result["config"]["transformer_processes"] == 2
+    assert "--transformer-processes 2" in command_line(neural_result)
+    assert "--transformer-processes 1" in command_line(here)
+
+
+def _without_seconds(value):
+    """``value`` less its timings (which differ from run to run)."""
+    if isinstance(value, dict):
+        return {k: _without_seconds(v) for k, v in value.items()
+                if not (k.endswith("_s") or k in ("seconds", "seconds_per_cut"))}
+    if isinstance(value, list):
+        return [_without_seconds(v) for v in value]
+    return value
 
 
 def test_eval_run_with_transformer(neural_result, small_tokenizer):  # noqa: F811
@@ -332,6 +382,12 @@ def test_lm_options_are_checked(corpus):  # noqa: F811
         with pytest.raises(InputError, match=message):
             EvalConfig(**base, lms=lms, transformer=options).validate()
     EvalConfig(**base, lms=["kn"], transformer={"depth": 3}).validate()  # unused without --lm transformer
+    from bytepiece.evaluation.runner import run_evaluation
+
+    kn_only = run_evaluation(EvalConfig(train=base["train"], heldout=base["heldout"], models=[corpus / "small.model"],
+                                        cuts=2, alphas=[0.1], heldout_bytes=2000, generic_cuts=0, lms=["kn"],
+                                        transformer={"depth": 3}))  # and not read in the run either
+    assert list(kn_only["tokenizers"][0]["lm"]) == ["det", "sampled"]
     cfg = EvalConfig(**base, lms=["kn", "transformer"], transformer={"layers": 3}, seed=7)
     assert cfg.as_dict()["transformer"] == {**TransformerConfig(layers=3, seed=7).as_dict()}
 
@@ -350,3 +406,4 @@ def test_cli_defaults_are_the_library_defaults():
     assert given["transformer_cuts"] == DEFAULT_TRANSFORMER_CUTS
     assert given["transformer_max_states"] == DEFAULT_TRANSFORMER_MAX_STATES
     assert given["device"] == cfg.device
+    assert given["transformer_processes"] is None

@@ -352,7 +352,7 @@ class TransformerLM:
                            warmup_steps=config.warmup_steps, weight_decay=config.weight_decay, device=config.device,
                            bf16=False, ngram_lr=config.ngram_lr, on_step=on_step)
         info.update(parameters=model.parameters_count, tokens_per_epoch=int(first.n_tokens),
-                    ngram_rows=[len(k) for k in keys],
+                    ngram_rows=[len(k) for k in keys], threads=torch.get_num_threads(),
                     steps_per_epoch=steps_per_epoch, clusters=model.bounds)
         return cls(model, vocab_size=vocab_size, min_id=min_id, device=config.device, order=order), info
 

@@ -60,7 +60,8 @@ def command_line(res: dict) -> str:
         parts += [f"--transformer-{k.replace('_', '-')} {t[k]}" for k, default in _TRANSFORMER_DEFAULTS.items()
                   if k in t and t[k] != default]
         parts += [f"--{k.replace('_', '-')} {cfg[k]}" for k, default in (("transformer_cuts", 15),
-                                                                          ("transformer_max_states", 64))
+                                                                          ("transformer_max_states", 64),
+                                                                          ("transformer_processes", None))
                   if k in cfg and cfg[k] != default]
         if t.get("device", "cpu") != "cpu":
             parts.append(f"--device {t['device']}")

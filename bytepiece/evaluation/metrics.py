@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 import numpy.typing as npt
 
 from ..compression import Compression
-from ..continuation.lm import NGramLM
 from ..model import FIRST_PIECE_ID
 from ..normalize import chunks as split_chunks
 from ..tokenizer import Tokenizer
@@ -77,7 +77,13 @@ def training_ids(tokenizer: Tokenizer, parts: Sequence[bytes], *, alpha: float =
     return np.concatenate(runs) if runs else np.zeros(0, np.int32), offsets
 
 
-def bits_per_byte(lm: NGramLM, enc: EncodedText) -> dict:
+class ScoresTokens(Protocol):
+    """A token LM that scores a whole text (the KN model, the transformer)."""
+
+    def token_logprobs(self, ids: npt.NDArray[np.int32], /) -> npt.NDArray[np.floating]: ...
+
+
+def bits_per_byte(lm: ScoresTokens, enc: EncodedText) -> dict:
     """Total -log2 likelihood of the text's deterministic tokens (one document: the context runs
     across lines) over the text's UTF-8 bytes."""
     logp = lm.token_logprobs(enc.ids)

@@ -12,13 +12,16 @@ is not given more text.
 
 from __future__ import annotations
 
+import dataclasses
 import tempfile
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ..continuation.neural import TransformerConfig, TransformerLM, require_torch
+from ..engine.local import default_workers
 from ..errors import InputError
 from ..tokens import TokenDataset, encode_corpus
 from .continuation import continuation_experiment
@@ -75,26 +78,101 @@ def lm_text(parts: Sequence[bytes], nbytes: int) -> tuple[str, int]:
     return b"".join(taken).decode("utf-8", "replace"), total
 
 
-def train_transformers(tokenizer: Any, parts: Sequence[bytes], config: TransformerConfig, *, alpha: float,
-                       say: Callable[[str], None]) -> tuple[dict[str, TransformerLM], dict[str, dict]]:
-    """``{"transformer-det": lm, "transformer-sampled": lm}`` and what each training did."""
+@dataclass(frozen=True)
+class TransformerJob:
+    """One transformer of one tokenizer, trained on ``text`` (``alpha``: sampled segmentations;
+    None: Viterbi) and then scored on every held-out file: bits per byte and the continuation
+    conditions of ``eval_config`` (the run's :class:`~bytepiece.evaluation.runner.EvalConfig`).
+    It carries everything it needs, so that it runs the same in a worker process as here."""
+
+    tokenizer_name: str
+    tokenizer: Any
+    lm_name: str  # a key of TRANSFORMER_LMS
+    text: str
+    text_bytes: int
+    config: TransformerConfig
+    alpha: float | None
+    heldout: tuple[tuple[str, str], ...]  # (name, text) of every held-out file
+    eval_config: Any
+
+    @property
+    def sort_key(self) -> tuple[bool, int]:
+        """Longest first: a sampled model reads a new sample per epoch and trains on more tokens
+        (about 1.5x a Viterbi one), and a larger vocabulary costs more per token."""
+        return (self.alpha is None, -int(self.tokenizer.vocab_size))
+
+
+def transformer_jobs(tokenizer_name: str, tokenizer: Any, parts: Sequence[bytes], eval_config: Any,
+                     heldout: Sequence[tuple[str, str]], *, threads: int | None) -> list[TransformerJob]:
+    """The jobs of one tokenizer: its Viterbi and its sampled transformer, on the first
+    ``train_bytes // epochs`` bytes of its LM training text ``parts``; ``threads``: torch and
+    encoding threads of each (None: as configured)."""
+    config = eval_config.transformer_config()
+    if threads is not None:
+        config = dataclasses.replace(config, threads=threads)
+        eval_config = dataclasses.replace(eval_config, num_threads=threads)
     text, nbytes = lm_text(parts, config.train_bytes // config.epochs)
+    return [TransformerJob(tokenizer_name, tokenizer, name, text, nbytes, config,
+                           eval_config.alpha_train if kind == "sampled" else None, tuple(heldout), eval_config)
+            for name, kind in TRANSFORMER_LMS.items()]
+
+
+def run_transformer_job(job: TransformerJob) -> dict[str, Any]:
+    """Train and score one job: ``{"lm": what the training did, "bits_per_byte": {file: ...},
+    "conditions": {file: {condition: ...}}, "train_s", "evaluate_s"}``."""
+    from ..continuation.vocab import VocabIndex
+    from .metrics import bits_per_byte, encode_text, piece_lengths
+
+    tok, run = job.tokenizer, job.eval_config
+    t0 = time.perf_counter()
+    lm, info = train_transformer(tok, job.text, job.text_bytes, job.config, alpha=job.alpha)
+    t1 = time.perf_counter()
+    lengths = piece_lengths(tok)
+    index = VocabIndex.from_tokenizer(tok)
+    bpb: dict[str, dict] = {}
+    conditions: dict[str, dict] = {}
+    for name, text in job.heldout:
+        enc = encode_text(tok, text, name, lengths, num_threads=run.num_threads)
+        bpb[name] = bits_per_byte(lm, enc)
+        conditions[name] = transformer_conditions(tok, enc, {job.lm_name: lm}, run, index)
+    return {"lm": info, "bits_per_byte": bpb, "conditions": conditions, "train_s": t1 - t0,
+            "evaluate_s": time.perf_counter() - t1}
+
+
+def job_processes(eval_config: Any, jobs: int) -> tuple[int, int | None]:
+    """How many of ``jobs`` run at once, a process each, and the threads each gets (None: as
+    configured). On a CPU two one-thread models train 1.3x faster than one model on two threads,
+    and the continuation strategies use one thread whatever they are given, so by default every
+    core (or every ``threads`` of them, when configured) runs a job of its own. A GPU runs them
+    one by one in this process, as does ``transformer_processes`` 1."""
+    config = eval_config.transformer_config()
+    cores = default_workers()
+    if eval_config.transformer_processes is not None:
+        processes = eval_config.transformer_processes
+    elif config.device == "cpu":
+        processes = max(1, cores // (config.threads or 1))
+    else:
+        processes = 1
+    processes = max(1, min(processes, jobs))
+    if processes == 1 or config.threads is not None:
+        return processes, None
+    return processes, max(1, cores // processes)
+
+
+def train_transformer(tokenizer: Any, text: str, nbytes: int, config: TransformerConfig, *,
+                      alpha: float | None) -> tuple[TransformerLM, dict[str, Any]]:
+    """One transformer on ``text`` (``nbytes`` of LM training text, read ``config.epochs``
+    times), on its Viterbi segmentation (``alpha`` None) or on a fresh sample per epoch."""
     min_id = tokenizer.vocab_size - len(tokenizer.pieces())
-    lms: dict[str, TransformerLM] = {}
-    info: dict[str, dict] = {}
+    sampled = alpha is not None
+    t0 = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="bytepiece-lm-") as tmp:
-        for name, kind in TRANSFORMER_LMS.items():
-            sampled = kind == "sampled"
-            t0 = time.perf_counter()
-            epoch_data, encode_s = _epochs(tokenizer, text, Path(tmp) / name, alpha if sampled else None, config)
-            say(f"{name} ({'alpha=' + str(alpha) if sampled else 'Viterbi'}): training "
-                f"{config.epochs} x {nbytes:,} bytes")
-            lm, record = TransformerLM.train(config, tokenizer.vocab_size, epoch_data, min_id=min_id)
-            lms[name] = lm
-            info[name] = {"segmentation": "sampled" if sampled else "viterbi", "alpha": alpha if sampled else None,
-                          "epochs": config.epochs, "train_bytes": nbytes * config.epochs, "text_bytes": nbytes,
-                          "seed": config.seed, **record, "encode_s": encode_s[0], "total_s": time.perf_counter() - t0}
-    return lms, info
+        epoch_data, encode_s = _epochs(tokenizer, text, Path(tmp) / "tokens", alpha, config)
+        lm, record = TransformerLM.train(config, tokenizer.vocab_size, epoch_data, min_id=min_id)
+    info = {"segmentation": "sampled" if sampled else "viterbi", "alpha": alpha, "epochs": config.epochs,
+            "train_bytes": nbytes * config.epochs, "text_bytes": nbytes, "seed": config.seed, **record,
+            "encode_s": encode_s[0], "total_s": time.perf_counter() - t0}
+    return lm, info
 
 
 def _epochs(tokenizer: Any, text: str, prefix: Path, alpha: float | None,

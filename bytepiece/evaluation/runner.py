@@ -41,6 +41,7 @@ from typing import Any
 import numpy as np
 
 from ..engine.interrupts import call_interruptibly
+from ..engine.pool import process_jobs
 from ..errors import InputError
 from ..io.read import check_file
 from ..model import file_sha256
@@ -59,9 +60,13 @@ from .intrinsic import pooled_profile, profile, token_counts
 from .neural import (
     DEFAULT_TRANSFORMER_CUTS,
     DEFAULT_TRANSFORMER_MAX_STATES,
+    TRANSFORMER_LMS,
+    TransformerJob,
     check_lms,
-    transformer_conditions,
+    job_processes,
+    run_transformer_job,
     transformer_config,
+    transformer_jobs,
 )
 from .pooling import pooled_files
 from .metrics import bits_per_byte, compression, encode_text, piece_lengths, sampling_profile, training_ids
@@ -104,6 +109,8 @@ class EvalConfig:
     transformer: dict[str, Any] = field(default_factory=dict)  # TransformerConfig fields that differ from its defaults
     transformer_cuts: int = DEFAULT_TRANSFORMER_CUTS  # per file, spread over the cuts; the transformer's conditions
     transformer_max_states: int = DEFAULT_TRANSFORMER_MAX_STATES  # state cap of its exact strategies
+    transformer_processes: int | None = None  # transformers at once, a process each (None: a core each on a CPU,
+    # 1 on a GPU; 1: one by one in this process)
 
     def transformer_config(self) -> Any:
         """The :class:`bytepiece.continuation.neural.TransformerConfig` of ``--lm transformer``."""
@@ -151,6 +158,8 @@ class EvalConfig:
         check_lms(self.lms, self.seed, self.transformer)
         whole("transformer_cuts", self.transformer_cuts, 1)
         whole("transformer_max_states", self.transformer_max_states, 1)
+        if self.transformer_processes is not None:
+            whole("transformer_processes", self.transformer_processes, 1)
         if isinstance(self.soft_bias, bool) or not isinstance(self.soft_bias, (int, float)) or not math.isfinite(self.soft_bias):
             raise InputError(f"soft_bias must be a finite number of nats, got {self.soft_bias!r}")
         whole("target_bytes", self.target_bytes, 1)
@@ -201,7 +210,9 @@ def _quiet(_: str) -> None:
 def run_evaluation(config: EvalConfig, *, on_progress: Progress | None = None) -> dict[str, Any]:
     """Run the whole experiment; returns the JSON-ready result (see the module docstring). Its
     kernels run on this thread, so a Ctrl-C meanwhile is held out of their results' conversion
-    (``engine.interrupts.call_interruptibly``)."""
+    (``engine.interrupts.call_interruptibly``). With ``--lm transformer`` on a CPU it starts
+    worker processes with ``spawn``, which imports the calling script again in each: call it
+    under ``if __name__ == "__main__":``."""
     config.validate()
     return call_interruptibly(_run, config, on_progress or _quiet)
 
@@ -237,11 +248,30 @@ def _run(config: EvalConfig, say: Progress) -> dict[str, Any]:
     # -- tokenizers -------------------------------------------------------------------------
     candidates = _tokenizers(config, say, timings)
 
-    # -- per tokenizer ----------------------------------------------------------------------
-    results = []
-    for cand in candidates:
-        say(f"{cand.name}: LM training data")
-        results.append(_evaluate_one(cand, config, train_texts, heldout, say))
+    # -- the transformer jobs start (in worker processes), then the KN work runs here ----------
+    jobs, processes = _transformer_jobs(config, candidates, train_texts, heldout)
+    ordered = sorted(jobs, key=lambda j: j.sort_key)
+    with process_jobs(processes) as running:
+        if jobs:
+            where = f"{processes} at once in worker processes" if processes > 1 else "after the KN LMs"
+            say(f"transformers: {len(jobs)} to train and score, {where}")
+        for job in ordered:
+            running.submit(run_transformer_job, job)
+        results = []
+        for cand in candidates:
+            results.append(_evaluate_one(cand, config, train_texts, heldout, say))
+            running.check()  # a job that failed fails the run now, not after all the KN work
+        t0 = time.perf_counter()
+        finished = running.results(on_result=lambda k, n: say(f"{ordered[k].tokenizer_name}: {ordered[k].lm_name} "
+                                                                  f"trained and scored ({n} of {len(jobs)})"))
+        if jobs:
+            timings["waiting for the transformers"] = time.perf_counter() - t0
+    by_name = {r["name"]: r for r in results}
+    done = {(job.tokenizer_name, job.lm_name): result for job, result in zip(ordered, finished)}
+    for job in jobs:  # in the order of the tokenizers and LMs, whatever order they ran in
+        _merge_transformer(by_name[job.tokenizer_name], job.lm_name, done[job.tokenizer_name, job.lm_name])
+    for r in results:
+        r["pooled"] = {**pooled_files(r["heldout"]), **r["pooled"]}
 
     out = {
         "format": "bytepiece-eval/1",
@@ -300,8 +330,37 @@ def _tokenizers(config: EvalConfig, say: Progress, timings: dict[str, float]) ->
     return out
 
 
+def _transformer_jobs(config: EvalConfig, candidates: list[_Candidate], train_texts: list[str],
+                      heldout: list[tuple[str, str, dict]]) -> tuple[list[TransformerJob], int]:
+    """The transformers to train and score (two per tokenizer, in its order), and how many
+    processes run them at once."""
+    if "transformer" not in config.lms:
+        return [], 1
+    processes, threads = job_processes(config, len(TRANSFORMER_LMS) * len(candidates))
+    pairs = [(name, text) for name, text, _ in heldout]
+    jobs: list[TransformerJob] = []
+    for cand in candidates:
+        jobs += transformer_jobs(cand.name, cand.tokenizer, _lm_parts(cand.tokenizer, train_texts, config), config,
+                                 pairs, threads=threads)
+    return jobs, processes
+
+
 # -- one tokenizer ------------------------------------------------------------------------------
+def _lm_parts(tok: Any, train_texts: list[str], config: EvalConfig) -> list[bytes]:
+    """The tokenizer's LM training text: the training text normalized its way, in chunks, the
+    first ``lm_train_bytes`` of it."""
+    parts: list[bytes] = []
+    for text in train_texts:
+        parts.extend(chunks(tok.normalize(text)))
+    if config.lm_train_bytes is not None:
+        sizes = np.cumsum([len(p) for p in parts])
+        parts = parts[: int(np.searchsorted(sizes, config.lm_train_bytes, side="left")) + 1]
+    return parts
+
+
 def _evaluate_one(cand: _Candidate, config: EvalConfig, train_texts: list[str], heldout, say: Progress) -> dict:
+    """Everything of one tokenizer but its transformers (:func:`_merge_transformer` adds them)
+    and its pooled numbers but the intrinsic ones (made once all LMs are in)."""
     from ..continuation.lm import NGramLM
     from ..continuation.vocab import VocabIndex
 
@@ -311,13 +370,9 @@ def _evaluate_one(cand: _Candidate, config: EvalConfig, train_texts: list[str], 
     lengths = piece_lengths(tok)
     min_id = tok.vocab_size - len(tok.pieces())
 
+    say(f"{cand.name}: LM training data")
     t0 = time.perf_counter()
-    parts: list[bytes] = []
-    for text in train_texts:
-        parts.extend(chunks(tok.normalize(text)))
-    if config.lm_train_bytes is not None:
-        sizes = np.cumsum([len(p) for p in parts])
-        parts = parts[: int(np.searchsorted(sizes, config.lm_train_bytes, side="left")) + 1]
+    parts = _lm_parts(tok, train_texts, config)
     lm_bytes = int(sum(len(p) for p in parts))
     timings["normalize training text"] = time.perf_counter() - t0
 
@@ -341,20 +396,10 @@ def _evaluate_one(cand: _Candidate, config: EvalConfig, train_texts: list[str], 
         timings[f"{lm_name} LM"] = time.perf_counter() - t0
         del ids, offsets
 
-    neural: dict[str, Any] = {}
-    if "transformer" in config.lms:
-        from .neural import train_transformers
-
-        t0 = time.perf_counter()
-        neural, neural_info = train_transformers(tok, parts, config.transformer_config(), alpha=config.alpha_train,
-                                                 say=lambda msg: say(f"{cand.name}: {msg}"))
-        lm_info.update(neural_info)
-        timings["transformer LMs"] = time.perf_counter() - t0
-
     index = VocabIndex.from_tokenizer(tok)
     per_file: dict[str, dict] = {}
     counts: dict[str, tuple[np.ndarray, int]] = {}
-    t_cont = t_samp = t_bpb = t_neural = 0.0
+    t_cont = t_samp = t_bpb = 0.0
     for name, text, _desc in heldout:
         enc = encode_text(tok, text, name, lengths, num_threads=config.num_threads)
         t0 = time.perf_counter()
@@ -367,12 +412,6 @@ def _evaluate_one(cand: _Candidate, config: EvalConfig, train_texts: list[str], 
                                        strategies=config.strategies, soft_bias=config.soft_bias,
                                        generic_cuts=config.generic_cuts)
         t_cont += time.perf_counter() - t0
-        if neural:
-            t0 = time.perf_counter()
-            say(f"{cand.name}: transformer bits per byte and continuation on {name}")
-            bpb.update({k: bits_per_byte(lm, enc) for k, lm in neural.items()})
-            cont["conditions"].update(transformer_conditions(tok, enc, neural, config, index))
-            t_neural += time.perf_counter() - t0
         t0 = time.perf_counter()
         samp = sampling_profile(tok, enc, config.alphas, seed=config.seed, lengths=lengths,
                                 num_threads=config.num_threads)
@@ -384,12 +423,22 @@ def _evaluate_one(cand: _Candidate, config: EvalConfig, train_texts: list[str], 
     timings["bits per byte"] = t_bpb
     timings["continuation"] = t_cont
     timings["sampling profile"] = t_samp
-    if neural:
-        timings["transformer evaluation"] = t_neural
     timings["total"] = time.perf_counter() - t_tok
-    pooled = {**pooled_files(per_file), "intrinsic": pooled_profile(counts, lengths[min_id:])}
+    pooled = {"intrinsic": pooled_profile(counts, lengths[min_id:])}
     return {"name": cand.name, **cand.info, "lm": lm_info, "heldout": per_file, "pooled": pooled,
             "timings": timings}
+
+
+def _merge_transformer(result: dict, lm_name: str, job: dict[str, Any]) -> None:
+    """A transformer job's numbers into its tokenizer's result, beside the KN LMs'. Its timings
+    are the job's own (it ran beside other work)."""
+    result["lm"][lm_name] = job["lm"]
+    for name, entry in result["heldout"].items():
+        entry["bits_per_byte"][lm_name] = job["bits_per_byte"][name]
+        entry["continuation"]["conditions"].update(job["conditions"][name])
+    timings = result["timings"]
+    timings["transformer LMs"] = timings.get("transformer LMs", 0.0) + job["train_s"]
+    timings["transformer evaluation"] = timings.get("transformer evaluation", 0.0) + job["evaluate_s"]
 
 
 # -- helpers ------------------------------------------------------------------------------------
