@@ -6,7 +6,12 @@ transformer`` on a tiny configuration (CI installs the extra, so these run there
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
 import sys
+import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -407,3 +412,54 @@ def test_cli_defaults_are_the_library_defaults():
     assert given["transformer_max_states"] == DEFAULT_TRANSFORMER_MAX_STATES
     assert given["device"] == cfg.device
     assert given["transformer_processes"] is None
+
+
+def _session_alive(session: int) -> list[str]:
+    """Live processes (not zombies) of a session."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            stat = (entry / "stat").read_text() if entry.name.isdigit() else ""
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2:].split() if stat else []
+        if fields and int(fields[3]) == session and fields[0] != "Z":
+            found.append(f"{entry.name} {fields[0]}")
+    return found
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="POSIX signals, reads /proc")
+def test_ctrl_c_while_the_transformers_train_is_one_line_and_leaves_nothing(corpus, small_tokenizer, tmp_path):  # noqa: F811
+    """A terminal's Ctrl-C reaches the command and its worker processes: one line, exit 130, no
+    worker left running and no token shard left in the temporary directory."""
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    args = ["eval", "run", "--train", str(corpus / "train.txt"), "--heldout", str(corpus / "alpha.txt"),
+            "-m", str(corpus / "small.model"), "--cuts", "4", "--heldout-bytes", "2000", "--alphas", "0.1",
+            "--generic-cuts", "0", "--lm", "kn", "--lm", "transformer", "--transformer-layers", "1",
+            "--transformer-width", "16", "--transformer-heads", "2", "--transformer-context", "16",
+            "--transformer-train-bytes", "5000000", "--transformer-epochs", "100", "--transformer-processes", "2",
+            "--json", str(tmp_path / "r.json")]
+    proc = subprocess.Popen([sys.executable, "-m", "bytepiece", *args], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True,
+                            env={**os.environ, "TMPDIR": str(temp), "COLUMNS": "200", "NO_COLOR": "1"})
+    try:
+        deadline = time.monotonic() + 120
+        while not list(temp.glob("bytepiece-jobs-*/bytepiece-lm-*")):  # a worker is encoding or training
+            assert proc.poll() is None and time.monotonic() < deadline, proc.communicate(timeout=10)
+            time.sleep(0.05)
+        time.sleep(1.0)
+        os.killpg(proc.pid, signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert proc.returncode == 130 and err.strip().splitlines()[-1] == "error: interrupted", err
+    assert "Traceback" not in err and err.count("error:") == 1, err
+    deadline = time.monotonic() + 15
+    while _session_alive(proc.pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not _session_alive(proc.pid)
+    assert list(temp.iterdir()) == [] and not (tmp_path / "r.json").exists()
