@@ -155,8 +155,8 @@ def run(
     transformer_max_states: Annotated[int, typer.Option(metavar="N", help="State cap of the transformer's exact "
                                                         "strategies.", rich_help_panel=_LM)] = 64,
     transformer_processes: Annotated[Optional[int], typer.Option(
-        metavar="N", help="Transformers trained and scored at once, a process each (default: one per core on "
-        "a CPU, 1 on a GPU; 1: one by one in this process).", show_default=False, rich_help_panel=_LM)] = None,
+        metavar="N", help="Transformers run at once, a process each (default: a core each on a CPU; 1 runs "
+        "them here).", show_default=False, rich_help_panel=_LM)] = None,
     json_out: Annotated[Optional[Path], typer.Option("--json", metavar="PATH", help="Write every number and the "
                                                      "configuration.", show_default=False, rich_help_panel=_OUTPUT)] = None,
     markdown: Annotated[Optional[Path], typer.Option("--markdown", metavar="PATH", help="Write the tables as markdown.",

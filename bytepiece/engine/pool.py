@@ -21,7 +21,7 @@ import warnings
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_EXCEPTION, Future, ProcessPoolExecutor, ThreadPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
-from typing import Any
+from typing import Any, NoReturn
 
 from ..errors import WorkerLost
 
@@ -83,6 +83,7 @@ class JobProcesses:
         self.children += [c for c in multiprocessing.active_children() if c not in before]
 
     def check(self) -> None:
+        self._check_workers()
         for future in self._futures:
             if future.done():
                 self._raise(future)
@@ -100,6 +101,7 @@ class JobProcesses:
             return list(out.values())
         while len(out) < len(self._futures):
             wait(self._futures, timeout=0.2, return_when=FIRST_EXCEPTION)  # short waits: Ctrl-C at once
+            self._check_workers()
             for i, future in enumerate(self._futures):
                 if future.done() and i not in out:
                     self._raise(future)
@@ -110,16 +112,29 @@ class JobProcesses:
                         on_result(i, len(out))
         return [out[i] for i in range(len(self._futures))]
 
+    def _check_workers(self) -> None:
+        """A worker never ends while there are jobs: one that has is lost. (The pool notices it
+        too, but misses a worker that dies while the pool is still starting others, and then
+        waits for the rest to finish before it says so.)"""
+        if all(f.done() for f in self._futures):
+            return
+        codes = [c.exitcode for c in self.children if c.exitcode is not None]
+        if codes:
+            self._lost(codes)
+
     def _raise(self, future: Future[Any]) -> None:
         error = future.exception()
         if isinstance(error, BrokenProcessPool):
             for child in self.children:  # the pool stops the others (SIGTERM): the lost one is what remains
                 child.join(5)
-            codes = ", ".join(str(c.exitcode) for c in self.children if c.exitcode not in (None, -signal.SIGTERM))
-            raise WorkerLost(f"a worker process ended without finishing its job (exit status {codes or '?'}: "
-                             "killed, out of memory or crashed); run again with fewer processes") from None
+            self._lost([c.exitcode for c in self.children if c.exitcode not in (None, -signal.SIGTERM)])
         if error is not None:
             raise error
+
+    def _lost(self, codes: list[int | None]) -> NoReturn:
+        raise WorkerLost(f"a worker process ended without finishing its job (exit status "
+                         f"{', '.join(map(str, codes)) or '?'}: killed, out of memory or crashed); run again with "
+                         "fewer processes") from None
 
     def close(self) -> None:
         """Stop every job (those running too), and wait for their processes to end."""
