@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -95,6 +96,24 @@ def seen_lines(lines: list[str], train_lines: set[str], *, min_chars: int = MIN_
         votes = [seen[j] for j in (prev, nxt) if j >= 0]
         out[i] = bool(votes) and all(votes)
     return out
+
+
+def heldout_names(paths: Sequence[str | os.PathLike]) -> list[str]:
+    """A name per held-out file, for the tables: its stem, numbered where two are the same."""
+    names = []
+    for p in paths:
+        base = Path(p).stem or "text"
+        name, k = base, 2
+        while name in names:
+            name, k = f"{base}{k}", k + 1
+        names.append(name)
+    return names
+
+
+def distinctive_lines_in(text: str, train_lines: set[str]) -> int:
+    """Distinctive lines of ``text`` that occur in the training text (0 for a proper slice)."""
+    return sum(1 for line in text.split("\n")
+               if len("".join(line.split())) >= MIN_DISTINCTIVE_CHARS and line in train_lines)
 
 
 def heldout_slice(source: str | os.PathLike, train_text: str, *, target_bytes: int = DEFAULT_HELDOUT_BYTES,

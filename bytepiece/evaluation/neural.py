@@ -8,6 +8,11 @@ Every tokenizer reads the same text: the first ``train_bytes // epochs`` bytes o
 LM training text (its chunks, whole), ``epochs`` times; the sampled model gets a fresh sample of
 it per epoch (seeds ``seed + epoch``). The budget is in bytes, not tokens, so a larger vocabulary
 is not given more text.
+
+Each model is a :class:`TransformerJob`, trained and then scored on the held-out files by
+:func:`run_transformer_job`; the runner hands the jobs to worker processes
+(:func:`bytepiece.engine.pool.process_jobs`, :func:`job_processes` says how many) and merges
+their results (:func:`merge_job_result`).
 """
 
 from __future__ import annotations
@@ -137,6 +142,18 @@ def run_transformer_job(job: TransformerJob) -> dict[str, Any]:
         conditions[name] = transformer_conditions(tok, enc, {job.lm_name: lm}, run, index)
     return {"lm": info, "bits_per_byte": bpb, "conditions": conditions, "train_s": t1 - t0,
             "evaluate_s": time.perf_counter() - t1}
+
+
+def merge_job_result(result: dict, lm_name: str, job: dict[str, Any]) -> None:
+    """A transformer job's numbers into its tokenizer's result, beside the KN LMs'. Its timings
+    are the job's own (it ran beside other work)."""
+    result["lm"][lm_name] = job["lm"]
+    for name, entry in result["heldout"].items():
+        entry["bits_per_byte"][lm_name] = job["bits_per_byte"][name]
+        entry["continuation"]["conditions"].update(job["conditions"][name])
+    timings = result["timings"]
+    timings["transformer LMs"] = timings.get("transformer LMs", 0.0) + job["train_s"]
+    timings["transformer evaluation"] = timings.get("transformer evaluation", 0.0) + job["evaluate_s"]
 
 
 def job_processes(eval_config: Any, jobs: int) -> tuple[int, int | None]:

@@ -51,8 +51,9 @@ from .continuation import DEFAULT_CUTS, DEFAULT_TARGET_BYTES, continuation_exper
 from .corpus import (
     DEFAULT_HELDOUT_BYTES,
     DEFAULT_SEGMENTS,
-    MIN_DISTINCTIVE_CHARS,
     describe_text,
+    distinctive_lines_in,
+    heldout_names,
     heldout_slice,
     read_text,
 )
@@ -64,6 +65,7 @@ from .neural import (
     TransformerJob,
     check_lms,
     job_processes,
+    merge_job_result,
     run_transformer_job,
     transformer_config,
     transformer_jobs,
@@ -233,13 +235,13 @@ def _run(config: EvalConfig, say: Progress) -> dict[str, Any]:
     # -- held-out slices --------------------------------------------------------------------
     t0 = time.perf_counter()
     heldout = []
-    names = _unique_names(config.heldout)
+    names = heldout_names(config.heldout)
     for path, name in zip(config.heldout, names):
         say(f"held-out slice of {path}")
         sl = heldout_slice(path, "", target_bytes=config.heldout_bytes, segments=config.heldout_segments,
                            seed=config.seed, name=name, train_lines=train_lines)
         desc = sl.describe()
-        desc["distinctive_lines_in_training"] = _overlap(sl.text, train_lines)
+        desc["distinctive_lines_in_training"] = distinctive_lines_in(sl.text, train_lines)
         if desc["distinctive_lines_in_training"]:  # cannot happen with heldout_slice; a guard for edits
             raise InputError(f"the held-out slice of {path} shares lines with the training text")
         heldout.append((name, sl.text, desc))
@@ -269,7 +271,7 @@ def _run(config: EvalConfig, say: Progress) -> dict[str, Any]:
     by_name = {r["name"]: r for r in results}
     done = {(job.tokenizer_name, job.lm_name): result for job, result in zip(ordered, finished)}
     for job in jobs:  # in the order of the tokenizers and LMs, whatever order they ran in
-        _merge_transformer(by_name[job.tokenizer_name], job.lm_name, done[job.tokenizer_name, job.lm_name])
+        merge_job_result(by_name[job.tokenizer_name], job.lm_name, done[job.tokenizer_name, job.lm_name])
     for r in results:
         r["pooled"] = {**pooled_files(r["heldout"]), **r["pooled"]}
 
@@ -359,7 +361,7 @@ def _lm_parts(tok: Any, train_texts: list[str], config: EvalConfig) -> list[byte
 
 
 def _evaluate_one(cand: _Candidate, config: EvalConfig, train_texts: list[str], heldout, say: Progress) -> dict:
-    """Everything of one tokenizer but its transformers (:func:`_merge_transformer` adds them)
+    """Everything of one tokenizer but its transformers (:func:`.neural.merge_job_result` adds them)
     and its pooled numbers but the intrinsic ones (made once all LMs are in)."""
     from ..continuation.lm import NGramLM
     from ..continuation.vocab import VocabIndex
@@ -429,36 +431,7 @@ def _evaluate_one(cand: _Candidate, config: EvalConfig, train_texts: list[str], 
             "timings": timings}
 
 
-def _merge_transformer(result: dict, lm_name: str, job: dict[str, Any]) -> None:
-    """A transformer job's numbers into its tokenizer's result, beside the KN LMs'. Its timings
-    are the job's own (it ran beside other work)."""
-    result["lm"][lm_name] = job["lm"]
-    for name, entry in result["heldout"].items():
-        entry["bits_per_byte"][lm_name] = job["bits_per_byte"][name]
-        entry["continuation"]["conditions"].update(job["conditions"][name])
-    timings = result["timings"]
-    timings["transformer LMs"] = timings.get("transformer LMs", 0.0) + job["train_s"]
-    timings["transformer evaluation"] = timings.get("transformer evaluation", 0.0) + job["evaluate_s"]
-
-
 # -- helpers ------------------------------------------------------------------------------------
-def _unique_names(paths: Sequence[str | os.PathLike]) -> list[str]:
-    names = []
-    for p in paths:
-        base = Path(p).stem or "text"
-        name, k = base, 2
-        while name in names:
-            name, k = f"{base}{k}", k + 1
-        names.append(name)
-    return names
-
-
-def _overlap(text: str, train_lines: set[str]) -> int:
-    """Distinctive lines of ``text`` that occur in the training text (0 for a proper slice)."""
-    return sum(1 for line in text.split("\n")
-               if len("".join(line.split())) >= MIN_DISTINCTIVE_CHARS and line in train_lines)
-
-
 def _environment() -> dict[str, Any]:
     import numba
 
