@@ -232,6 +232,21 @@ def test_training_is_seeded(softmax_head):
     np.testing.assert_array_equal(a.next_token_logprobs(probe), b.next_token_logprobs(probe))
 
 
+def test_training_on_set_threads_leaves_the_callers_torch_threads_as_they_were():
+    data = Windows(np.random.default_rng(2).integers(3, 50, size=400))
+    config = TransformerConfig(layers=1, width=16, heads=2, context=16, train_bytes=2, batch_size=4, threads=1)
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        seen = []
+        _, info = TransformerLM.train(config, 50, lambda e: data, min_id=3,
+                                      on_step=lambda step, loss: seen.append(torch.get_num_threads()))
+        assert set(seen) == {1} and info["threads"] == 1  # trained on the configured thread
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
+
+
 def test_bad_configuration_and_device():
     with pytest.raises(InputError, match="heads of an even width"):
         TransformerConfig(width=15, heads=5).validate()

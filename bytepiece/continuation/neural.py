@@ -18,9 +18,10 @@ recursion keeps whole histories apart (it merges none) and its state cap applies
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -42,6 +43,23 @@ def require_torch() -> Any:
         raise InputError("the transformer LM needs PyTorch, which is not installed; install the lm extra: "
                          "pip install 'bytepiece-tk[lm]'") from None
     return torch
+
+
+@contextlib.contextmanager
+def torch_threads(threads: int | None) -> Iterator[None]:
+    """torch's CPU threads set to ``threads`` for the block, as they were after it: the setting
+    is the whole process's, and a library call should not change it for the caller (None: left
+    as it is)."""
+    if threads is None:
+        yield
+        return
+    torch = require_torch()
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def check_device(torch: Any, device: str) -> None:
@@ -316,12 +334,16 @@ class TransformerLM:
         ``config.ngram_min_count`` times. Everything random derives from ``config.seed``. Returns the LM and what
         happened (steps, seconds, the loss curve)."""
         torch = require_torch()
-        from .transformer import TinyTransformer, count_ngram_keys, train_model
-
         config.validate()
         check_device(torch, config.device)
-        if config.threads is not None:
-            torch.set_num_threads(config.threads)
+        with torch_threads(config.threads):
+            return cls._train(torch, config, vocab_size, epoch_data, min_id=min_id, on_step=on_step)
+
+    @classmethod
+    def _train(cls, torch: Any, config: TransformerConfig, vocab_size: int, epoch_data: Callable[[int], Any], *,
+               min_id: int, on_step: Callable[[int, float], None] | None) -> tuple[TransformerLM, dict[str, Any]]:
+        from .transformer import TinyTransformer, count_ngram_keys, train_model
+
         torch.manual_seed(config.seed)
         first = epoch_data(0)
         order = frequency_order(first, vocab_size)

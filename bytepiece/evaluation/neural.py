@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..continuation.neural import TransformerConfig, TransformerLM, require_torch
+from ..continuation.neural import TransformerConfig, TransformerLM, require_torch, torch_threads
 from ..engine.local import default_workers
 from ..errors import InputError
 from ..tokens import TokenDataset, encode_corpus
@@ -129,17 +129,18 @@ def run_transformer_job(job: TransformerJob) -> dict[str, Any]:
     from .metrics import bits_per_byte, encode_text, piece_lengths
 
     tok, run = job.tokenizer, job.eval_config
-    t0 = time.perf_counter()
-    lm, info = train_transformer(tok, job.text, job.text_bytes, job.config, alpha=job.alpha)
-    t1 = time.perf_counter()
-    lengths = piece_lengths(tok)
-    index = VocabIndex.from_tokenizer(tok)
-    bpb: dict[str, dict] = {}
-    conditions: dict[str, dict] = {}
-    for name, text in job.heldout:
-        enc = encode_text(tok, text, name, lengths, num_threads=run.num_threads)
-        bpb[name] = bits_per_byte(lm, enc)
-        conditions[name] = transformer_conditions(tok, enc, {job.lm_name: lm}, run, index)
+    with torch_threads(job.config.threads):  # scoring too, on the threads it trained on
+        t0 = time.perf_counter()
+        lm, info = train_transformer(tok, job.text, job.text_bytes, job.config, alpha=job.alpha)
+        t1 = time.perf_counter()
+        lengths = piece_lengths(tok)
+        index = VocabIndex.from_tokenizer(tok)
+        bpb: dict[str, dict] = {}
+        conditions: dict[str, dict] = {}
+        for name, text in job.heldout:
+            enc = encode_text(tok, text, name, lengths, num_threads=run.num_threads)
+            bpb[name] = bits_per_byte(lm, enc)
+            conditions[name] = transformer_conditions(tok, enc, {job.lm_name: lm}, run, index)
     return {"lm": info, "bits_per_byte": bpb, "conditions": conditions, "train_s": t1 - t0,
             "evaluate_s": time.perf_counter() - t1}
 
