@@ -67,13 +67,18 @@ def _wait_for_files(directory: Path, n: int, seconds: float = 60.0) -> None:
         time.sleep(0.02)
 
 
-def _scratch_dirs() -> set[str]:
-    return {p.name for p in Path(tempfile.gettempdir()).glob("bytepiece-jobs-*")}
+@pytest.fixture
+def own_temp(tmp_path_factory, monkeypatch) -> Path:
+    """A temporary directory of this test's own for ``process_jobs`` (and its workers, which
+    work inside the one it makes there): other tests running at the same time make theirs in the
+    system's, so what is left here is this test's."""
+    temp = tmp_path_factory.mktemp("temp")
+    monkeypatch.setattr(tempfile, "tempdir", str(temp))
+    return temp
 
 
-def test_jobs_run_in_other_processes_and_come_back_in_order():
+def test_jobs_run_in_other_processes_and_come_back_in_order(own_temp):
     said: list[tuple[int, int]] = []
-    before = _scratch_dirs()
     with process_jobs(2) as jobs:
         for x in range(5):
             jobs.submit(_square, x)
@@ -85,7 +90,7 @@ def test_jobs_run_in_other_processes_and_come_back_in_order():
     assert os.getpid() not in pids and pids <= {c.pid for c in jobs.children}
     assert sorted(i for i, _ in said) == list(range(5)) and [n for _, n in said] == [1, 2, 3, 4, 5]
     assert not multiprocessing.active_children(), "an idle worker outlived the block"
-    assert _scratch_dirs() == before
+    assert list(own_temp.iterdir()) == []
 
 
 def test_one_process_runs_each_job_here_when_the_results_are_asked_for():
@@ -104,8 +109,7 @@ def test_one_process_runs_each_job_here_when_the_results_are_asked_for():
         assert jobs.children == []
 
 
-def test_an_error_of_a_job_is_raised_here_stopping_the_others_and_removing_their_files(tmp_path):
-    before = _scratch_dirs()
+def test_an_error_of_a_job_is_raised_here_stopping_the_others_and_removing_their_files(tmp_path, own_temp):
     t0 = time.monotonic()
     with pytest.raises(ValueError, match="no such thing"):
         with process_jobs(2) as jobs:
@@ -118,7 +122,7 @@ def test_an_error_of_a_job_is_raised_here_stopping_the_others_and_removing_their
                 time.sleep(0.05)
     assert time.monotonic() - t0 < 30
     assert _gone([int(p.name) for p in tmp_path.iterdir()]), "a job process outlived the block"
-    assert _scratch_dirs() == before, "a job's temporary file outlived the block"
+    assert list(own_temp.iterdir()) == [], "a job's temporary file outlived the block"
 
 
 def test_a_worker_that_dies_is_an_error_naming_it_not_a_wait_forever(tmp_path):
