@@ -19,11 +19,13 @@ import threading
 import time
 import warnings
 from collections.abc import Callable, Iterator
-from concurrent.futures import FIRST_EXCEPTION, Future, ProcessPoolExecutor, ThreadPoolExecutor, wait
-from concurrent.futures.process import BrokenProcessPool
-from typing import Any, NoReturn
+from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from ..errors import WorkerLost
+
+if TYPE_CHECKING:
+    from concurrent.futures import ProcessPoolExecutor
 
 _pools: dict[tuple[str, int], ThreadPoolExecutor] = {}
 _lock = threading.Lock()
@@ -73,6 +75,7 @@ class JobProcesses:
             self._calls.append((fn, args))
             return
         import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor  # here: 16 ms of imports the thread pools never need
 
         if self._executor is None:
             self._executor = ProcessPoolExecutor(self.processes, mp_context=multiprocessing.get_context("spawn"),
@@ -123,6 +126,8 @@ class JobProcesses:
             self._lost(codes)
 
     def _raise(self, future: Future[Any]) -> None:
+        from concurrent.futures.process import BrokenProcessPool
+
         error = future.exception()
         if isinstance(error, BrokenProcessPool):
             for child in self.children:  # the pool stops the others (SIGTERM): the lost one is what remains
