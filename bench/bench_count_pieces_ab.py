@@ -33,6 +33,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     warnings.simplefilter("ignore")
     import bytepiece.kernels.bnlm as this
+    from bytepiece.kernels.bytetable import ByteTable
     from bytepiece.training import Trainer
 
     # a copy in a fresh directory: numba caches beside the file, and a cache entry of another
@@ -48,9 +49,9 @@ def main(argv: list[str] | None = None) -> int:
     jobs = []
     kernel = this.count_pieces
 
-    def record(buf, bounds, lo, hi, order, ensure_unicode, ones, twos, table, cap, *tables):
-        jobs.append((buf.copy(), bounds.copy(), lo, hi, order, ensure_unicode, ones, twos, table, cap))
-        return kernel(buf, bounds, lo, hi, order, ensure_unicode, ones, twos, table, cap, *tables)
+    def record(buf, bounds, weights, lo, hi, order, ensure_unicode, ones, twos, table, cap, *tables):
+        jobs.append((buf.copy(), bounds.copy(), weights.copy(), lo, hi, order, ensure_unicode, ones, twos, table, cap))
+        return kernel(buf, bounds, weights, lo, hi, order, ensure_unicode, ones, twos, table, cap, *tables)
 
     this.count_pieces = record
     try:
@@ -59,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
         this.count_pieces = kernel
 
     def replay(count_pieces) -> tuple[float, tuple]:
-        arrays = tuple(this.PieceTable.new())
+        arrays = tuple(ByteTable.new())
         meta = arrays[6]
         t0 = time.process_time()
         for job in jobs:

@@ -137,11 +137,17 @@ def training_jobs(batch: DocBatch, *, isolate_digits: bool = False, job_bytes: i
     if not len(buf):
         return
     bounds = chunk_bounds(buf, batch.offsets[1:], max_newlines=batch.max_newlines, isolate_digits=isolate_digits)
+    for lo, hi in job_ranges(bounds, job_bytes):
+        yield buf, bounds, lo, hi
+
+
+def job_ranges(bounds: np.ndarray, job_bytes: int | None = None) -> Iterator[tuple[int, int]]:
+    """Consecutive chunk ranges ``(lo, hi)`` of about ``job_bytes`` (at least one chunk each)."""
     n_chunks = len(bounds) - 1
     step = JOB_BYTES if job_bytes is None else job_bytes
     lo = 0
     while lo < n_chunks:
         hi = int(np.searchsorted(bounds, bounds[lo] + step, side="right")) - 1
         hi = min(max(hi, lo + 1), n_chunks)
-        yield buf, bounds, lo, hi
+        yield lo, hi
         lo = hi

@@ -292,16 +292,18 @@ def _pack(gram: bytes) -> int:
 
 
 @given(st.lists(st.binary(min_size=1, max_size=40).map(lambda b: b.replace(b"\n", b"a")), min_size=1, max_size=30),
-       st.integers(1, 7), st.integers(10, 14))
-def test_count_grams_matches_a_counter(chunks, order, bits):
+       st.integers(1, 7), st.integers(10, 14), st.randoms(use_true_random=False))
+def test_count_grams_matches_a_counter(chunks, order, bits, rnd):
+    """A chunk of weight w counts as w copies of it."""
     from bytepiece.kernels.ngrams import count_grams, table_counts
 
     buf = np.frombuffer(b"".join(chunks), np.uint8)
     bounds = np.concatenate([[0], np.cumsum([len(c) for c in chunks])]).astype(np.int64)
-    table_keys, table_cnts, final_bits = count_grams(buf, bounds, 0, len(chunks), order, bits)
+    weights = np.array([rnd.choice([1, 1, 2, 5]) for _ in chunks], np.int64)
+    table_keys, table_cnts, final_bits = count_grams(buf, bounds, weights, 0, len(chunks), order, bits)
     keys = np.sort(table_keys[table_keys != 0])
     counts = table_counts(table_keys, table_cnts, final_bits, keys)
-    expected = _reference_maximal_grams(chunks, order)
+    expected = _reference_maximal_grams([c for c, w in zip(chunks, weights) for _ in range(w)], order)
     assert dict(zip(keys.tolist(), counts.tolist())) == {_pack(g): c for g, c in expected.items()}
 
 

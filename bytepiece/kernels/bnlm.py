@@ -14,45 +14,21 @@ Emissions come from the n-gram model of the first pass: dense tables for 1-grams
 The n-grams kept are closed under taking prefixes, so the walk from a start position stops at the
 first missing length.
 
-Pieces are counted in an open-addressing table keyed by their bytes (:class:`PieceTable`):
-``slots`` hold entry indices, entries keep a 64-bit hash (``runs.hash_bytes``, the same hash that
-orders piece runs), the piece's offset and length in a byte ``arena`` and its count. The table
-grows inside the kernel, so callers pass the arrays in and keep what comes back.
+Pieces are counted in a :class:`.bytetable.ByteTable` keyed by their bytes. The chunks come
+with weights: a training task segments each distinct chunk once and counts its pieces as many
+times as the chunk occurs (``training.passes.distinct_chunk_jobs``).
 """
 
 from __future__ import annotations
 
-from typing import NamedTuple
-
 import numpy as np
-import numpy.typing as npt
 from ._jit import njit
 
-from .copying import grown_copy
+from .bytetable import add, grow, needs_room, prefetch_entry, prefetch_slot as prefetch_piece, slot_shift
 from .ngrams import lookup, prefetch_slot
-from .prefetch import prefetch
 from .runs import hash_bytes
 
 NEG_INF = -np.inf
-_FIB = np.uint64(0x9E3779B97F4A7C15)
-
-
-class PieceTable(NamedTuple):
-    """The growable piece-count table of one task (see the module docstring)."""
-
-    slots: npt.NDArray[np.int32]
-    hashes: npt.NDArray[np.uint64]
-    starts: npt.NDArray[np.int64]
-    lengths: npt.NDArray[np.int32]
-    counts: npt.NDArray[np.int64]
-    arena: npt.NDArray[np.uint8]
-    meta: npt.NDArray[np.int64]  # [entries, arena bytes used, pieces seen]
-
-    @classmethod
-    def new(cls, capacity: int = 1 << 16) -> PieceTable:
-        return cls(np.full(capacity, -1, np.int32), np.empty(capacity // 2, np.uint64), np.empty(capacity // 2, np.int64),
-                   np.empty(capacity // 2, np.int32), np.empty(capacity // 2, np.int64), np.empty(1 << 20, np.uint8),
-                   np.zeros(3, np.int64))
 
 
 #: chunk bytes ahead whose n-gram lookups are prefetched (the score table is hundreds of MB, a
@@ -165,111 +141,17 @@ def _viterbi_states(emit, m, order, routes, prev, cur, states):
         states[i - 1] = routes[i, states[i]]
 
 
-@njit(cache=True, nogil=True)
-def _rehash(hashes, n, cap):
-    """Slots of a table of ``cap`` (a power of two) slots for entries 0..n-1."""
-    bits = _log2(cap)
-    shift = np.uint64(64 - bits)
-    mask = cap - 1
-    out = np.full(cap, -1, np.int32)
-    for e in range(n):
-        s = np.int64((hashes[e] * _FIB) >> shift)
-        while out[s] >= 0:
-            s = (s + 1) & mask
-        out[s] = e
-    return out
-
-
-@njit(cache=True, nogil=True, inline="always")
-def _log2(cap):
-    bits = 0
-    while (np.int64(1) << bits) < cap:
-        bits += 1
-    return bits
-
-
-@njit(cache=True, nogil=True)
-def _grow(slots, hashes, starts, lengths, counts, arena, meta, room):
-    """The table arrays with room for ``room`` more entries and arena bytes (rarely called:
-    growing doubles, so the copies cost O(1) per entry overall)."""
-    n = meta[0]
-    used = meta[1]
-    if 2 * (n + room) > slots.shape[0]:
-        cap = slots.shape[0]
-        while 2 * (n + room) > cap:
-            cap *= 2
-        slots = _rehash(hashes, n, cap)
-    if n + room > hashes.shape[0]:
-        new = max(16, 2 * hashes.shape[0], n + room)
-        hashes = grown_copy(hashes, n, new)
-        starts = grown_copy(starts, n, new)
-        lengths = grown_copy(lengths, n, new)
-        counts = grown_copy(counts, n, new)
-    if used + room > arena.shape[0]:
-        new = max(2 * arena.shape[0], used + room + 1024)
-        arena = grown_copy(arena, used, new)
-    return slots, hashes, starts, lengths, counts, arena
-
-
-@njit(cache=True, nogil=True, inline="always")
-def _add(buf, a, b, h, weight, slots, shift, mask, hashes, starts, lengths, counts, arena, meta):
-    """Add ``weight`` to the count of piece ``buf[a:b]``, whose ``hash_bytes`` is ``h``. The caller
-    guarantees room for one more entry and ``b - a`` more arena bytes (see ``_grow``), so nothing
-    is reallocated here."""
-    s = np.int64((h * _FIB) >> shift)
-    length = b - a
-    while True:
-        e = slots[s]
-        if e < 0:
-            break
-        if hashes[e] == h and lengths[e] == length:
-            st = starts[e]
-            same = True
-            for i in range(length):
-                if arena[st + i] != buf[a + i]:
-                    same = False
-                    break
-            if same:
-                counts[e] += weight
-                return
-        s = (s + 1) & mask
-    n = meta[0]
-    used = meta[1]
-    for i in range(length):
-        arena[used + i] = buf[a + i]
-    slots[s] = n
-    hashes[n] = h
-    starts[n] = used
-    lengths[n] = length
-    counts[n] = weight
-    meta[0] = n + 1
-    meta[1] = used + length
-
-
 #: pieces ahead whose table slot is prefetched; at half that distance the slot is read and the
 #: fields of its entry are prefetched (a table of millions of pieces misses the cache on both)
 PIECES_AHEAD = 8
 
 
-@njit(cache=True, nogil=True, inline="always")
-def _prefetch_piece(h, shift, slots):
-    prefetch(slots, np.int64((h * _FIB) >> shift))
-
-
-@njit(cache=True, nogil=True, inline="always")
-def _prefetch_entry(h, shift, slots, hashes, starts, lengths):
-    e = slots[np.int64((h * _FIB) >> shift)]
-    if e >= 0:
-        prefetch(hashes, e)
-        prefetch(starts, e)
-        prefetch(lengths, e)
-
-
 @njit(cache=True, nogil=True)
-def count_pieces(buf, bounds, lo, hi, order, ensure_unicode, ones, twos, table, cap,
+def count_pieces(buf, bounds, weights, lo, hi, order, ensure_unicode, ones, twos, table, cap,
                  slots, hashes, starts, lengths, counts, arena, meta):
     """Segment chunks ``lo..hi-1`` with the BNLM Viterbi and count their pieces in the table
-    (the arrays of a :class:`PieceTable`); returns the table arrays (grown when needed)."""
+    (the arrays of a :class:`.bytetable.ByteTable`), each ``weights[c]`` times; returns the
+    table arrays (grown when needed)."""
     vals = table.view(np.float64)
     longest = 1
     for c in range(lo, hi):
@@ -282,7 +164,7 @@ def count_pieces(buf, bounds, lo, hi, order, ensure_unicode, ones, twos, table, 
     prev = np.empty(order, np.float64)
     cur = np.empty(order, np.float64)
     seen = 0
-    shift = np.uint64(64 - _log2(slots.shape[0]))
+    shift = slot_shift(slots)
     mask = slots.shape[0] - 1
     for c in range(lo, hi):
         a, b = bounds[c], bounds[c + 1]
@@ -290,10 +172,11 @@ def count_pieces(buf, bounds, lo, hi, order, ensure_unicode, ones, twos, table, 
         if m == 0:
             continue
         # A chunk of m bytes adds at most m pieces and m arena bytes: make room once per chunk.
-        if 2 * (meta[0] + m) > slots.shape[0] or meta[0] + m > hashes.shape[0] or meta[1] + m > arena.shape[0]:
-            slots, hashes, starts, lengths, counts, arena = _grow(slots, hashes, starts, lengths, counts, arena, meta, m)
-            shift = np.uint64(64 - _log2(slots.shape[0]))
+        if needs_room(slots, hashes, arena, meta, m, m):
+            slots, hashes, starts, lengths, counts, arena = grow(slots, hashes, starts, lengths, counts, arena, meta, m, m)
+            shift = slot_shift(slots)
             mask = slots.shape[0] - 1
+        weight = weights[c]
         _emissions(buf, a, b, order, ensure_unicode, ones, twos, table, vals, cap, emit)
         _viterbi_states(emit, m, order, routes, prev, cur, states)
         # The pieces and their hashes first, so that their table lookups can be asked for ahead.
@@ -306,16 +189,16 @@ def count_pieces(buf, bounds, lo, hi, order, ensure_unicode, ones, twos, table, 
                 k += 1
                 start = i
         for q in range(min(PIECES_AHEAD, k)):
-            _prefetch_piece(piece_hashes[q], shift, slots)
+            prefetch_piece(piece_hashes[q], shift, slots)
         start = a
         for q in range(k):
             if q + PIECES_AHEAD < k:
-                _prefetch_piece(piece_hashes[q + PIECES_AHEAD], shift, slots)
+                prefetch_piece(piece_hashes[q + PIECES_AHEAD], shift, slots)
             if q + PIECES_AHEAD // 2 < k:
-                _prefetch_entry(piece_hashes[q + PIECES_AHEAD // 2], shift, slots, hashes, starts, lengths)
-            _add(buf, start, ends[q], piece_hashes[q], 1, slots, shift, mask, hashes, starts, lengths, counts, arena,
-                 meta)
+                prefetch_entry(piece_hashes[q + PIECES_AHEAD // 2], shift, slots, hashes, starts, lengths)
+            add(buf, start, ends[q], piece_hashes[q], weight, slots, shift, mask, hashes, starts, lengths, counts, arena,
+                meta)
             start = ends[q]
-        seen += k
+        seen += k * weight
     meta[2] += seen
     return slots, hashes, starts, lengths, counts, arena

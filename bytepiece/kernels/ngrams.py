@@ -38,10 +38,10 @@ COUNT_AHEAD = 4
 
 
 @njit(cache=True, nogil=True)
-def count_grams(buf, bounds, lo, hi, order, bits):
-    """Count the maximal grams of chunks ``lo..hi-1`` in an open-addressing table of ``2**bits``
-    slots (key 0 = empty) that doubles when half full; returns (keys, counts, bits) of the final
-    table. Counting first and sorting only the distinct keys (see ``table_counts``) costs about
+def count_grams(buf, bounds, weights, lo, hi, order, bits):
+    """Count the maximal grams of chunks ``lo..hi-1``, each chunk ``weights[c]`` times, in an
+    open-addressing table of ``2**bits`` slots (key 0 = empty) that doubles when half full;
+    returns (keys, counts, bits) of the final table. Counting first and sorting only the distinct keys (see ``table_counts``) costs about
     half of sorting every position's key: text repeats, so a job has far fewer distinct grams
     than positions."""
     cap = np.int64(1) << bits
@@ -53,6 +53,7 @@ def count_grams(buf, bounds, lo, hi, order, bits):
     low = np.uint64(64 - 8 * order)  # where a window's last byte goes
     for c in range(lo, hi):
         a, b = bounds[c], bounds[c + 1]
+        weight = weights[c]
         # The bytes of the gram at p and of the gram COUNT_AHEAD positions on, each rolled one
         # byte a step (instead of packed anew from up to ``order`` loads); the table slot of the
         # one ahead is prefetched. Together 1.5x the speed on the Linux sources.
@@ -79,11 +80,11 @@ def count_grams(buf, bounds, lo, hi, order, bits):
             while True:
                 k = keys[s]
                 if k == key:
-                    counts[s] += 1
+                    counts[s] += weight
                     break
                 if k == EMPTY:
                     keys[s] = key
-                    counts[s] = 1
+                    counts[s] = weight
                     n += 1
                     break
                 s = (s + 1) & mask

@@ -17,12 +17,15 @@ from ..errors import TrainingError
 
 MIN_SHARD_BYTES = 1 << 20
 SHARDS_PER_WORKER = 4
+#: the table of a task's distinct chunks per input byte (their bytes, and per chunk its entry
+#: and slots: 28 + 8 bytes for lines of code, about 40 bytes each), see ``passes.distinct_chunk_jobs``
+DISTINCT_CHUNKS_PER_BYTE = 2
 #: working memory of a pass-1 task per input byte of its shard (keys, sort, merged runs)
-PASS1_TASK_PER_BYTE = 6
+PASS1_TASK_PER_BYTE = 6 + DISTINCT_CHUNKS_PER_BYTE
 #: size of a pass-1 result per input byte (distinct maximal grams, 16 bytes each)
 PASS1_RESULT_PER_BYTE = 4
 #: working memory of a pass-2 task per input byte (piece table, arena, Viterbi arrays)
-PASS2_TASK_PER_BYTE = 4
+PASS2_TASK_PER_BYTE = 4 + DISTINCT_CHUNKS_PER_BYTE
 PASS2_RESULT_PER_BYTE = 3
 #: peak working memory of the candidate set of pruning per byte of its pieces: the double array
 #: (at most one cell per byte, 12 bytes each, plus the 4-byte free list while it is built) and

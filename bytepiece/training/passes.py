@@ -19,7 +19,7 @@ from ..corpus import DEFAULT_BATCH_BYTES, Shard, read_shard, reporting_reads
 from ..engine import Engine
 from ..progress import Advance, ShardBar
 from .spill import KeyRun, PieceRun
-from ..normalize import training_jobs
+from ..normalize import job_ranges, training_jobs
 
 
 def map_shards(engine: Engine, fn: Callable[..., Any], shards: list[Shard], *args: Any, advance: Advance,
@@ -47,6 +47,7 @@ class PassOptions:
     errors: str = "replace"
     batch_bytes: int = DEFAULT_BATCH_BYTES
     job_bytes: int | None = None  # default: normalize.JOB_BYTES
+    distinct_bytes: int = 0  # default: DISTINCT_CHUNK_BYTES
 
 
 class ReadCounts(NamedTuple):
@@ -61,6 +62,54 @@ class ReadCounts(NamedTuple):
 
 
 NO_READS = ReadCounts(0, 0, 0)
+
+
+#: distinct chunk bytes a training task collects before it does their work and starts afresh
+DISTINCT_CHUNK_BYTES = 16 << 20
+
+#: (buffer, chunk bounds, chunk weights, first chunk, end chunk): a job over distinct chunks
+WeightedJob = tuple[np.ndarray, np.ndarray, np.ndarray, int, int]
+
+
+def distinct_chunk_jobs(shard: Shard, options: PassOptions, reads: list[ReadCounts]) -> Iterator[WeightedJob]:
+    """The training chunks of ``shard``, each distinct chunk once with the number of times it
+    occurs as its weight, in jobs of about ``options.job_bytes``; ``reads[0]`` adds up what was
+    read.
+
+    Why: what both passes do to a chunk (count its n-grams, segment it and count its pieces)
+    depends on its bytes alone, and text repeats whole chunks. Source code most of all: a third
+    of the bytes of the Linux sources are in lines seen before in the same 13 MB shard; in prose
+    about 1%. Hashing a chunk costs a few cycles a byte, its work a few hundred. The chunks are
+    collected until ``options.distinct_bytes`` of distinct ones (``DISTINCT_CHUNK_BYTES``), so
+    a task's memory stays bounded whatever its shard; counts do not depend on where that falls."""
+    from ..kernels.bytetable import ByteTable, add_chunks
+
+    limit = options.distinct_bytes or DISTINCT_CHUNK_BYTES
+    arena_bytes = max(1 << 20, min(shard.size, limit) + options.batch_bytes)
+    table = ByteTable.new(arena_bytes=arena_bytes)
+    arrays: tuple[Any, ...] = tuple(table)[:6]
+    for batch in read_shard(shard, purpose="train", errors=options.errors, batch_bytes=options.batch_bytes):
+        reads[0] += (batch.texts, len(batch.data), batch.invalid_utf8)
+        for buf, bounds, lo, hi in training_jobs(batch, isolate_digits=options.isolate_digits, job_bytes=options.job_bytes):
+            arrays = add_chunks(buf, bounds, lo, hi, *arrays, table.meta)
+        if table.meta[1] >= limit:
+            yield from _weighted_jobs(arrays, table.meta, options.job_bytes)
+            table = ByteTable.new(arena_bytes=arena_bytes)
+            arrays = tuple(table)[:6]
+    if table.meta[0]:
+        yield from _weighted_jobs(arrays, table.meta, options.job_bytes)
+
+
+def _weighted_jobs(arrays: tuple[Any, ...], meta: np.ndarray, job_bytes: int | None) -> Iterator[WeightedJob]:
+    """Jobs over the entries of a chunk table: its chunks lie in its arena one after another."""
+    _, _, starts, _, counts, arena = arrays
+    n, used = int(meta[0]), int(meta[1])
+    bounds = np.empty(n + 1, np.int64)
+    bounds[:n] = starts[:n]
+    bounds[n] = used
+    buf, weights = arena[:used], counts[:n]
+    for lo, hi in job_ranges(bounds, job_bytes):
+        yield buf, bounds, weights, lo, hi
 
 
 class ShardGrams(NamedTuple):
@@ -102,26 +151,22 @@ def count_shard_grams(shard: Shard, options: PassOptions) -> ShardGrams:
     from ..kernels.ngrams import count_grams, prefix_counts, table_counts
 
     stack: list[KeyRun] = []
-    texts = n_bytes = invalid = 0
-    for batch in read_shard(shard, purpose="train", errors=options.errors, batch_bytes=options.batch_bytes):
-        texts += batch.texts
-        n_bytes += len(batch.data)
-        invalid += batch.invalid_utf8
-        for buf, bounds, lo, hi in training_jobs(batch, isolate_digits=options.isolate_digits, job_bytes=options.job_bytes):
-            positions = int(bounds[hi] - bounds[lo])
-            table_keys, table_cnts, bits = count_grams(buf, bounds, lo, hi, options.order,
-                                                       max(10, (positions // 4).bit_length()))
-            keys = table_keys[table_keys != 0]
-            keys.sort()
-            _merge_stack(stack, KeyRun(keys, table_counts(table_keys, table_cnts, bits, keys)))
-            del table_keys, table_cnts
+    reads = [NO_READS]
+    for buf, bounds, weights, lo, hi in distinct_chunk_jobs(shard, options, reads):
+        positions = int(bounds[hi] - bounds[lo])
+        table_keys, table_cnts, bits = count_grams(buf, bounds, weights, lo, hi, options.order,
+                                                   max(10, (positions // 4).bit_length()))
+        keys = table_keys[table_keys != 0]
+        keys.sort()
+        _merge_stack(stack, KeyRun(keys, table_counts(table_keys, table_cnts, bits, keys)))
+        del table_keys, table_cnts
     run = KeyRun.empty()
     while stack:
         run = stack.pop().merge(run) if run.size else stack.pop()
     ones = np.zeros(256, np.int64)
     twos = np.zeros(1 << 16, np.int64)
     prefix_counts(run.keys, run.counts, ones, twos)
-    return ShardGrams(run, ones, twos, ReadCounts(texts, n_bytes, invalid))
+    return ShardGrams(run, ones, twos, reads[0])
 
 
 class ShardPieces(NamedTuple):
@@ -133,15 +178,15 @@ class ShardPieces(NamedTuple):
 
 def count_shard_pieces(shard: Shard, model: NgramModel, options: PassOptions) -> ShardPieces:
     """Pass 2 task: segment ``shard`` with the BNLM and count the pieces."""
-    from ..kernels.bnlm import PieceTable, count_pieces
+    from ..kernels.bnlm import count_pieces
+    from ..kernels.bytetable import ByteTable
 
-    table = PieceTable.new()
+    table = ByteTable.new()
     arrays: tuple[Any, ...] = tuple(table)
     meta = table.meta
-    for batch in read_shard(shard, purpose="train", errors=options.errors, batch_bytes=options.batch_bytes):
-        for buf, bounds, lo, hi in training_jobs(batch, isolate_digits=options.isolate_digits, job_bytes=options.job_bytes):
-            arrays = count_pieces(buf, bounds, lo, hi, options.order, options.ensure_unicode, model.ones, model.twos,
-                                  model.table, model.cap, *arrays[:6], meta)
+    for buf, bounds, weights, lo, hi in distinct_chunk_jobs(shard, options, [NO_READS]):
+        arrays = count_pieces(buf, bounds, weights, lo, hi, options.order, options.ensure_unicode, model.ones,
+                              model.twos, model.table, model.cap, *arrays[:6], meta)
     _, hashes, starts, lengths, counts, arena = arrays[:6]
     n = int(meta[0])
     return ShardPieces(piece_run(hashes[:n], counts[:n], starts[:n], lengths[:n], arena), int(meta[2]))
