@@ -59,6 +59,9 @@ class PieceSet:
         self.lengths = np.diff(candidates.offsets)
         n = candidates.size
         self.trie = build_trie_arrays(self.arena, self.offsets, np.arange(n, dtype=np.int32), reverse=True)
+        base = self.trie.base_check[0::2]
+        if base.min() < 0 or int(base.max()) + 256 > len(base):  # resegment_sorted does not check its indices
+            raise AssertionError("the candidates' trie has a base outside its arrays")
         self.counts = candidates.counts.astype(np.int64).copy()
         self.present = np.ones(n, dtype=np.bool_)
         self._shared_trie = engine.share(ReversedTrie(self.trie, self.trie.pair_cells()))
