@@ -21,8 +21,8 @@ import numpy.typing as npt
 
 from ..engine import Engine
 from .spill import PieceRun
-from ..kernels.segment import resegment_sorted
-from ..kernels.trie import Trie, build_trie_arrays, lexicographic_order
+from ..kernels.segment import packed_cells, resegment_sorted, set_cell_scores
+from ..kernels.trie import build_trie_arrays, lexicographic_order
 from .dropped import sort_for_sharing
 from ..progress import Progress
 
@@ -30,20 +30,20 @@ from ..progress import Progress
 TASK_BYTES = 8 << 20
 
 
-class ReversedTrie(NamedTuple):
-    """The candidates' trie of reversed pieces and its two-step table (``Trie.pair_cells``)."""
+class TrieLinks(NamedTuple):
+    """What the candidates' trie of reversed pieces keeps from round to round: its two-step
+    table (``Trie.pair_cells``) and the candidate ending at each cell."""
 
-    trie: Trie
     pair: npt.NDArray[np.int32]
+    piece: npt.NDArray[np.int32]
 
 
-def resegment_pieces(batch: PieceRun, tries: ReversedTrie, logp: npt.NDArray[np.float64], n: int) -> npt.NDArray[np.int64]:
+def resegment_pieces(batch: PieceRun, links: TrieLinks, cells: npt.NDArray[np.int64], n: int) -> npt.NDArray[np.int64]:
     """Task: counts each candidate gets when the pieces of ``batch`` (with their counts; best in
     sorted order, see ``kernels.segment.resegment_sorted``) are segmented by the tokenizer whose
-    per-cell log probabilities are ``logp``."""
+    log probabilities are the scores of ``cells`` (``kernels.segment.packed_cells``)."""
     counter = np.zeros(n, dtype=np.int64)
-    t = tries.trie
-    resegment_sorted(t.base_check, tries.pair, t.piece, logp, batch.arena, batch.offsets, batch.counts, counter)
+    resegment_sorted(cells, links.pair, links.piece, batch.arena, batch.offsets, batch.counts, counter)
     return counter
 
 
@@ -58,13 +58,15 @@ class PieceSet:
         self.arena = candidates.arena
         self.lengths = np.diff(candidates.offsets)
         n = candidates.size
-        self.trie = build_trie_arrays(self.arena, self.offsets, np.arange(n, dtype=np.int32), reverse=True)
-        base = self.trie.base_check[0::2]
-        if base.min() < 0 or int(base.max()) + 256 > len(base):  # resegment_sorted does not check its indices
-            raise AssertionError("the candidates' trie has a base outside its arrays")
+        trie = build_trie_arrays(self.arena, self.offsets, np.arange(n, dtype=np.int32), reverse=True)
+        # the double array lives on only in the packed cells, which carry each round's scores
+        self.cells = packed_cells(trie.base_check)
+        self._terminal = np.flatnonzero(trie.piece >= 0)  # the cell where each candidate ends ...
+        self._terminal_piece = trie.piece[self._terminal]  # ... and which candidate that is
+        self._links = engine.share(TrieLinks(trie.pair_cells(), trie.piece))
+        del trie
         self.counts = candidates.counts.astype(np.int64).copy()
         self.present = np.ones(n, dtype=np.bool_)
-        self._shared_trie = engine.share(ReversedTrie(self.trie, self.trie.pair_cells()))
 
     @property
     def n(self) -> int:
@@ -85,13 +87,14 @@ class PieceSet:
         scores = np.full(self.n, -np.inf)
         kept = self.counts[self.present]
         scores[self.present] = np.log(kept) - np.log(int(kept.sum()))
-        return self.trie.cell_values(scores, -np.inf)
+        return scores
 
     def _resegment(self, batches: Iterable[PieceRun], description: str, total: int | None) -> npt.NDArray[np.int64]:
         counter = np.zeros(self.n, dtype=np.int64)
-        logp = self.engine.share(self._logp())
+        set_cell_scores(self.cells, self._terminal, self._logp()[self._terminal_piece])
+        cells = self.engine.share(self.cells)
         with self.progress.phase(description, total, unit="pieces", transient=True) as advance:
-            for batch, part in self.engine.map(resegment_pieces, batches, self._shared_trie, logp, self.n):
+            for batch, part in self.engine.map(resegment_pieces, batches, self._links, cells, self.n):
                 counter += part
                 advance(batch.size)
         return counter
