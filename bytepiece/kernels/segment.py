@@ -53,14 +53,21 @@ def packed_cells(base_check: npt.NDArray[np.int32]) -> npt.NDArray[np.int64]:
     parent), the second the cell's score as float64 bits (:func:`set_cell_scores`). A step of a
     walk reads one 16-byte record where the plain layout reads the double array and a separate
     score array, two cache misses on a trie of millions of pieces."""
-    base = base_check[0::2].astype(np.int64)
-    check = base_check[1::2].astype(np.int64)
+    base = base_check[0::2]  # views: the trie of pruning has tens of millions of cells
     if len(base) and (base.min() < 0 or int(base.max()) + 256 > len(base)):
         # resegment_sorted does not check its indices: a base must leave room for any byte
         raise ValueError("a base of the trie lies outside its arrays")
-    cells = np.zeros(2 * len(base), np.int64)
-    cells[0::2] = (base << 32) | (check & _CHECK)
+    cells = np.empty(len(base_check), np.int64)
+    _pack(base_check, cells)
     return cells
+
+
+@njit(cache=True, nogil=True)
+def _pack(base_check, cells):
+    """The records of :func:`packed_cells`, scores 0 (a loop: no temporary arrays)."""
+    for i in range(base_check.shape[0] // 2):
+        cells[2 * i] = (np.int64(base_check[2 * i]) << 32) | (np.int64(base_check[2 * i + 1]) & _CHECK)
+        cells[2 * i + 1] = 0
 
 
 def set_cell_scores(cells: npt.NDArray[np.int64], terminal: npt.NDArray[np.int64], scores: npt.NDArray[np.float64]) -> None:
