@@ -28,9 +28,10 @@ PASS1_RESULT_PER_BYTE = 4
 PASS2_TASK_PER_BYTE = 4 + DISTINCT_CHUNKS_PER_BYTE
 PASS2_RESULT_PER_BYTE = 3
 #: peak working memory of the candidate set of pruning per byte of its pieces: the double array
-#: (at most one cell per byte, 12 bytes each, plus the 4-byte free list while it is built) and
-#: the sorted and reversed copies of the pieces
-PRUNE_PER_PIECE_BYTE = 20
+#: (at most one cell per byte, 12 bytes each, plus the 4-byte free list while it is built), the
+#: sorted and reversed copies of the pieces, and the packed cells of re-segmentation (16 bytes a
+#: cell, built while the double array still lives: ``kernels.segment.packed_cells``)
+PRUNE_PER_PIECE_BYTE = 28
 #: the same per candidate (offsets, counts, the level lists of the trie build)
 PRUNE_PER_PIECE = 64
 #: the least a reducer needs to make progress (a few merges of small runs)
