@@ -18,6 +18,7 @@ import numpy.typing as npt
 from ..corpus import DEFAULT_BATCH_BYTES, Shard, read_shard, reporting_reads
 from ..engine import Engine
 from ..progress import Advance, ShardBar
+from .memory_plan import DISTINCT_CHUNKS_PER_BYTE
 from .spill import KeyRun, PieceRun
 from ..normalize import job_ranges, training_jobs
 
@@ -64,8 +65,11 @@ class ReadCounts(NamedTuple):
 NO_READS = ReadCounts(0, 0, 0)
 
 
-#: distinct chunk bytes a training task collects before it does their work and starts afresh
+#: memory of distinct chunks a training task collects before it does their work and starts
+#: afresh, at most (a task's share of the plan is ``DISTINCT_CHUNKS_PER_BYTE`` times its shard)
 DISTINCT_CHUNK_BYTES = 16 << 20
+#: memory a distinct chunk takes besides its bytes: its entry (28), two slots (8), its bound (8)
+_ENTRY_BYTES = 48
 
 #: (buffer, chunk bounds, chunk weights, first chunk, end chunk): a job over distinct chunks
 WeightedJob = tuple[np.ndarray, np.ndarray, np.ndarray, int, int]
@@ -77,14 +81,16 @@ def distinct_chunk_jobs(shard: Shard, options: PassOptions, reads: list[ReadCoun
     read.
 
     Why: what both passes do to a chunk (count its n-grams, segment it and count its pieces)
-    depends on its bytes alone, and text repeats whole chunks. Source code most of all: a third
-    of the bytes of the Linux sources are in lines seen before in the same 13 MB shard; in prose
+    depends on its bytes alone, and text repeats whole chunks. Source code most of all: 12-28% of
+    the bytes of a 13 MB shard of the Linux sources are in lines seen before in it; in prose
     about 1%. Hashing a chunk costs a few cycles a byte, its work a few hundred. The chunks are
-    collected until ``options.distinct_bytes`` of distinct ones (``DISTINCT_CHUNK_BYTES``), so
-    a task's memory stays bounded whatever its shard; counts do not depend on where that falls."""
+    collected until their table takes ``options.distinct_bytes`` (default: the plan's share,
+    ``DISTINCT_CHUNKS_PER_BYTE`` times the shard, at most ``DISTINCT_CHUNK_BYTES``), so a task's
+    memory stays bounded whatever its shard and its lines; counts do not depend on where that
+    falls."""
     from ..kernels.bytetable import ByteTable, add_chunks
 
-    limit = options.distinct_bytes or DISTINCT_CHUNK_BYTES
+    limit = options.distinct_bytes or min(DISTINCT_CHUNK_BYTES, DISTINCT_CHUNKS_PER_BYTE * shard.size)
     arena_bytes = max(1 << 20, min(shard.size, limit) + options.batch_bytes)
     table = ByteTable.new(arena_bytes=arena_bytes)
     arrays: tuple[Any, ...] = tuple(table)[:6]
@@ -92,10 +98,11 @@ def distinct_chunk_jobs(shard: Shard, options: PassOptions, reads: list[ReadCoun
         reads[0] += (batch.texts, len(batch.data), batch.invalid_utf8)
         for buf, bounds, lo, hi in training_jobs(batch, isolate_digits=options.isolate_digits, job_bytes=options.job_bytes):
             arrays = add_chunks(buf, bounds, lo, hi, *arrays, table.meta)
-        if table.meta[1] >= limit:
-            yield from _weighted_jobs(arrays, table.meta, options.job_bytes)
-            table = ByteTable.new(arena_bytes=arena_bytes)
-            arrays = tuple(table)[:6]
+            # the table's memory: its bytes, and per chunk its entry, slots and bound
+            if table.meta[1] + _ENTRY_BYTES * table.meta[0] >= limit:
+                yield from _weighted_jobs(arrays, table.meta, options.job_bytes)
+                table = ByteTable.new(arena_bytes=arena_bytes)
+                arrays = tuple(table)[:6]
     if table.meta[0]:
         yield from _weighted_jobs(arrays, table.meta, options.job_bytes)
 
