@@ -67,6 +67,7 @@ class PieceSet:
         del trie
         self.counts = candidates.counts.astype(np.int64).copy()
         self.present = np.ones(n, dtype=np.bool_)
+        self._single_bytes = np.flatnonzero(self.lengths == 1)
 
     @property
     def n(self) -> int:
@@ -91,6 +92,10 @@ class PieceSet:
 
     def _resegment(self, batches: Iterable[PieceRun], description: str, total: int | None) -> npt.NDArray[np.int64]:
         counter = np.zeros(self.n, dtype=np.int64)
+        # Every byte must stay a piece: a text no present piece spells would end its path on a
+        # cell without a piece, and resegment_sorted's unchecked counter index would be -1.
+        if len(self._single_bytes) != 256 or not self.present[self._single_bytes].all():
+            raise AssertionError("pruning lost a single-byte piece")
         set_cell_scores(self.cells, self._terminal, self._logp()[self._terminal_piece])
         cells = self.engine.share(self.cells)
         with self.progress.phase(description, total, unit="pieces", transient=True) as advance:
