@@ -124,6 +124,28 @@ def test_temporary_files_are_removed_on_error_and_interrupt(corpus_path, tmp_pat
     assert not any(tmp_path.iterdir())
 
 
+def test_a_failing_partition_split_stops_the_run_and_removes_its_files(corpus_path, tmp_path, monkeypatch):
+    """Pass 2's partitions are split on threads: an error in one reaches the caller (no hang,
+    no later partition filed) and the spilled files go."""
+    from bytepiece.training import build
+
+    _force_spilling(monkeypatch)
+    real = build._split_partition
+    calls = []
+
+    def failing(part, *args):
+        calls.append(part)
+        if len(calls) == 2:
+            raise RuntimeError("injected split failure")
+        return real(part, *args)
+
+    monkeypatch.setattr(build, "_split_partition", failing)
+    with pytest.raises(RuntimeError, match="injected split failure"):
+        _train(corpus_path, workers=2, shard_bytes=8 << 10, tmp_dir=tmp_path)
+    assert len(calls) >= 2
+    assert not any(tmp_path.iterdir())
+
+
 def _record_calls(monkeypatch, module, name):
     calls = []
     real = getattr(module, name)

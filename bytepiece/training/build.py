@@ -12,13 +12,16 @@ counts were spilled), whose counts pruning re-distributes.
 
 from __future__ import annotations
 
+from collections import deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, wait
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
 from ..corpus import Shard
-from ..engine import Engine
+from ..engine import Engine, thread_pool
 from .spill import KeyRun, PieceRun, RunStore, SpillDir
 from ..errors import TrainingError
 from ..progress import Progress
@@ -26,6 +29,9 @@ from .dropped import DroppedPieces, concat
 from .memory_plan import MemoryPlan
 from .passes import (NO_READS, NgramModel, PassOptions, ReadCounts, count_shard_grams, count_shard_pieces,
                      map_shards)
+
+T = TypeVar("T")
+R = TypeVar("R")
 
 #: load factor of the n-gram score table (open addressing, linear probing)
 TABLE_LOAD = 0.6
@@ -141,6 +147,37 @@ def _select(run: PieceRun, which: np.ndarray) -> PieceRun:
     return PieceRun(*gather_pieces(which.astype(np.int64), run.hashes, run.counts, run.offsets[:-1], lengths, run.arena))
 
 
+#: threads that load and split pass 2's partitions (the numba merges and file reads release the GIL)
+SPLIT_THREADS = 2
+
+
+def _split_partition(part: tuple[int, int | None], store: RunStore, min_count: int,
+                     max_piece_length: int) -> tuple[int, PieceRun, PieceRun]:
+    """One partition of pass 2's counts as (distinct pieces, candidates, dropped pieces)."""
+    run = store.load(part[0], part[1], PieceRun)
+    lengths = np.diff(run.offsets)
+    keep = (lengths == 1) | ((lengths <= max_piece_length) & (run.counts >= min_count))
+    return run.size, _select(run, np.flatnonzero(keep)), _select(run, np.flatnonzero(~keep))
+
+
+def _in_order_on_threads(fn: Callable[..., R], items: list[T], *args: Any) -> Iterator[R]:
+    """``fn(item, *args)`` for each item, in order, computed on ``SPLIT_THREADS`` threads, which
+    keep working while the caller handles a result: at most ``SPLIT_THREADS + 1`` items in flight."""
+    pool = thread_pool(SPLIT_THREADS, purpose="bytepiece-reducer")
+    pending: deque[Future[R]] = deque()
+    try:
+        for item in items:
+            pending.append(pool.submit(fn, item, *args))
+            if len(pending) > SPLIT_THREADS:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+    finally:
+        for future in pending:  # an error or an abandoned generator: nothing new starts
+            future.cancel()
+        wait(pending)
+
+
 def count_pieces(engine: Engine, shards: list[Shard], model: NgramModel, options: PassOptions, plan: MemoryPlan,
                  spill: SpillDir, progress: Progress, *, max_piece_length: int) -> tuple[PieceCounts, PassReport]:
     """Pass 2 (DESIGN 5, steps 3-4) and the candidate/dropped split of step 5."""
@@ -158,17 +195,17 @@ def count_pieces(engine: Engine, shards: list[Shard], model: NgramModel, options
     candidates: list[PieceRun] = []
     dropped = DroppedPieces(limit, spill, bucket_bytes=plan.partition_bytes(limit))
     distinct = 0
-    parts = store.partitions(plan.partition_bytes(limit))
+    # Partitions are loaded and split on SPLIT_THREADS threads while this one files the dropped
+    # pieces of the one before: three in flight, a third of the usual size each, hold less than
+    # the usual one being split (the partition and its two parts) did.
+    parts = store.partitions(plan.partition_bytes(limit) // (SPLIT_THREADS + 1))
     report.partitions = len(parts)
-    for lo, hi in parts:
-        run = store.load(lo, hi, PieceRun)
-        distinct += run.size
-        lengths = np.diff(run.offsets)
-        keep = (lengths == 1) | ((lengths <= max_piece_length) & (run.counts >= options.min_count))
-        candidates.append(_select(run, np.flatnonzero(keep)))
-        rest = _select(run, np.flatnonzero(~keep))
-        del run
+    for size, kept, rest in _in_order_on_threads(_split_partition, parts, store, options.min_count,
+                                                 max_piece_length):
+        distinct += size
+        candidates.append(kept)
         dropped.add(rest, len(parts))
+        del kept, rest
     store.close()
     merged = concat(candidates)
     return PieceCounts(merged, dropped, distinct, seen), report
