@@ -65,7 +65,7 @@ class DroppedPieces:
     def add(self, run: PieceRun, expected_runs: int) -> None:
         """Add one partition's dropped pieces (``expected_runs``: how many such partitions come,
         to size the buckets from the first)."""
-        from ..kernels.runs import gather_pieces, prefix_keys
+        from ..kernels.runs import bucket_order, gather_pieces, prefix_keys
 
         if not run.size:
             return
@@ -75,9 +75,7 @@ class DroppedPieces:
             cuts = np.sort(keys)[np.linspace(0, len(keys) - 1, n + 1).astype(np.int64)[1:-1]]
             self.bounds = np.unique(cuts)
             self.buckets = [[] for _ in range(len(self.bounds) + 1)]
-        which = np.searchsorted(self.bounds, keys, side="right")
-        order = np.argsort(which, kind="stable").astype(np.int64)
-        edges = np.searchsorted(which[order], np.arange(len(self.buckets) + 1))
+        order, edges = bucket_order(keys, self.bounds)
         lengths = np.diff(run.offsets)
         for b in range(len(self.buckets)):
             lo, hi = int(edges[b]), int(edges[b + 1])
