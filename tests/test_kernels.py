@@ -131,3 +131,16 @@ def test_whole_documents_path_equals_the_segment_path(extra, batch, alpha, seed,
     general = core.segment_documents(buf, bounds, alpha=alpha, seed=np.uint64(seed), doc_base=5, bos=bos, eos=eos,
                                      special=text_only)
     assert np.array_equal(fast[0], general[0]) and np.array_equal(fast[1], general[1])
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.lists(st.binary(max_size=30).map(lambda b: bytes(x % 3 for x in b)), max_size=120))
+def test_lexicographic_order_sorts_by_bytes_stably(pieces):
+    """Few distinct bytes: long ties, prefixes of each other, duplicates and empty pieces."""
+    from bytepiece.kernels.trie import lexicographic_order
+
+    arena = np.frombuffer(bytearray(b"".join(pieces)), dtype=np.uint8)
+    offsets = np.zeros(len(pieces) + 1, dtype=np.int64)
+    np.cumsum([len(p) for p in pieces], out=offsets[1:])
+    order = lexicographic_order(arena, offsets).tolist()
+    assert order == sorted(range(len(pieces)), key=lambda i: pieces[i])  # Python's sort is stable

@@ -69,14 +69,13 @@ def build_trie(pieces: list[bytes], ids: npt.NDArray[np.int32] | None = None) ->
 
 def lexicographic_order(arena: npt.NDArray[np.uint8], offsets: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
     """The order that sorts the pieces ``arena[offsets[i]:offsets[i+1]]`` by their bytes, exactly
-    (one 8-byte key column per 8 bytes of the longest piece, then the length: a prefix first),
-    without making a Python object per piece."""
-    from .runs import prefix_keys
+    (a prefix first; equal pieces keep their order), without making a Python object per piece:
+    a stable sort by the first eight bytes, then ``refine_ties`` on the groups that tie."""
+    from .runs import prefix_keys, refine_ties
 
-    lengths = np.diff(offsets)
-    longest = int(lengths.max()) if len(lengths) else 0
-    keys = [lengths] + [prefix_keys(arena, offsets, skip) for skip in range(8 * ((longest - 1) // 8), -1, -8)]
-    return np.lexsort(keys).astype(np.int64)
+    first = prefix_keys(arena, offsets, 0)
+    order = np.argsort(first, kind="stable").astype(np.int64)
+    return refine_ties(arena, offsets, order, first)
 
 
 def build_trie_arrays(arena: npt.NDArray[np.uint8], offsets: npt.NDArray[np.int64],
