@@ -75,10 +75,51 @@ class NgramCounts:
     twos: np.ndarray  # 2-gram counts
 
 
+#: threads that read the reducers' partitions back and work on them (the numba kernels and file
+#: reads release the GIL) while the main thread files their results in order
+SPLIT_THREADS = 2
+
+
+def _in_order_on_threads(fn: Callable[..., R], items: list[T], *args: Any) -> Iterator[R]:
+    """``fn(item, *args)`` for each item, in order, computed on ``SPLIT_THREADS`` threads, which
+    keep working while the caller handles a result: at most ``SPLIT_THREADS + 1`` items in flight."""
+    pool = thread_pool(SPLIT_THREADS, purpose="bytepiece-reducer")
+    pending: deque[Future[R]] = deque()
+    try:
+        for item in items:
+            pending.append(pool.submit(fn, item, *args))
+            if len(pending) > SPLIT_THREADS:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+    finally:
+        for future in pending:  # an error or an abandoned generator: nothing new starts
+            future.cancel()
+        wait(pending)
+
+
+def _count_long(part: tuple[int, int | None], store: RunStore, options: PassOptions) -> int:
+    from ..kernels.ngrams import count_long
+
+    run = store.load(part[0], part[1], KeyRun)
+    return int(count_long(run.keys, run.counts, options.order, options.min_count))
+
+
+def _derive_scores(part: tuple[int, int | None], store: RunStore, options: PassOptions,
+                   twos: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The kept n-grams of length >= 3 of one partition and their conditional log probabilities."""
+    from ..kernels.ngrams import derive_long
+
+    run = store.load(part[0], part[1], KeyRun)
+    keys, kept_counts, parents = derive_long(run.keys, run.counts, options.order, options.min_count, twos)
+    del run
+    return keys, np.log(kept_counts) - np.log(parents)
+
+
 def ngram_model(counts: NgramCounts, options: PassOptions, plan: MemoryPlan, progress: Progress) -> tuple[NgramModel, PassReport]:
     """DESIGN 5, step 2: keep the n-grams counted at least ``min_count`` times and turn their
     counts into conditional log probabilities (the same float64 operations as the original)."""
-    from ..kernels.ngrams import PREFIX3_MASK, count_long, derive_long, insert_scores
+    from ..kernels.ngrams import PREFIX3_MASK, insert_scores
 
     store, ones, twos = counts.store, counts.ones.copy(), counts.twos
     total = int(ones.sum())
@@ -95,12 +136,9 @@ def ngram_model(counts: NgramCounts, options: PassOptions, plan: MemoryPlan, pro
         first = np.arange(1 << 16) >> 8
         score2[kept2] = np.log(twos[kept2]) - np.log(ones[first[kept2]])
     with progress.phase("prune n-grams", None):
-        parts = store.partitions(plan.partition_bytes(store.limit), PREFIX3_MASK)
-        n_long = 0
-        for lo, hi in parts:
-            run = store.load(lo, hi, KeyRun)
-            n_long += int(count_long(run.keys, run.counts, options.order, options.min_count))
-            del run
+        # Partitions are read on threads as in pass 2 (see count_pieces), a third of the size.
+        parts = store.partitions(plan.partition_bytes(store.limit) // (SPLIT_THREADS + 1), PREFIX3_MASK)
+        n_long = sum(_in_order_on_threads(_count_long, parts, store, options))
         cap = max(16, int(n_long / TABLE_LOAD) + 1)
         # The model's size is known now: refuse a budget that cannot hold it in pass 2 before
         # building it (and before its partitions are read back a second time).
@@ -111,12 +149,11 @@ def ngram_model(counts: NgramCounts, options: PassOptions, plan: MemoryPlan, pro
         table = np.zeros(2 * cap, np.uint64)
         # what the table leaves of the budget bounds the partitions loaded beside it
         room = max(plan.budget - 16 * cap - store.nbytes, 1 << 20)
-        for lo, hi in store.partitions(max(1 << 14, room // 6), PREFIX3_MASK):
-            run = store.load(lo, hi, KeyRun)
-            keys, kept_counts, parents = derive_long(run.keys, run.counts, options.order, options.min_count, twos)
-            del run
-            insert_scores(table, cap, keys, np.log(kept_counts) - np.log(parents))
-            del keys, kept_counts, parents
+        # Threads derive the scores of the next partitions while this one inserts (in order).
+        for keys, scores in _in_order_on_threads(_derive_scores, store.partitions(max(1 << 14, room // 18), PREFIX3_MASK),
+                                                 store, options, twos):
+            insert_scores(table, cap, keys, scores)
+            del keys, scores
     spilled = store.spilled_bytes - spilled_before
     store.close()
     model = NgramModel(score1, score2, table, cap, 256 + int(kept2.sum()) + n_long)
@@ -147,10 +184,6 @@ def _select(run: PieceRun, which: np.ndarray) -> PieceRun:
     return PieceRun(*gather_pieces(which.astype(np.int64), run.hashes, run.counts, run.offsets[:-1], lengths, run.arena))
 
 
-#: threads that load and split pass 2's partitions (the numba merges and file reads release the GIL)
-SPLIT_THREADS = 2
-
-
 def _split_partition(part: tuple[int, int | None], store: RunStore, min_count: int,
                      max_piece_length: int) -> tuple[int, PieceRun, PieceRun]:
     """One partition of pass 2's counts as (distinct pieces, candidates, dropped pieces)."""
@@ -158,24 +191,6 @@ def _split_partition(part: tuple[int, int | None], store: RunStore, min_count: i
     lengths = np.diff(run.offsets)
     keep = (lengths == 1) | ((lengths <= max_piece_length) & (run.counts >= min_count))
     return run.size, _select(run, np.flatnonzero(keep)), _select(run, np.flatnonzero(~keep))
-
-
-def _in_order_on_threads(fn: Callable[..., R], items: list[T], *args: Any) -> Iterator[R]:
-    """``fn(item, *args)`` for each item, in order, computed on ``SPLIT_THREADS`` threads, which
-    keep working while the caller handles a result: at most ``SPLIT_THREADS + 1`` items in flight."""
-    pool = thread_pool(SPLIT_THREADS, purpose="bytepiece-reducer")
-    pending: deque[Future[R]] = deque()
-    try:
-        for item in items:
-            pending.append(pool.submit(fn, item, *args))
-            if len(pending) > SPLIT_THREADS:
-                yield pending.popleft().result()
-        while pending:
-            yield pending.popleft().result()
-    finally:
-        for future in pending:  # an error or an abandoned generator: nothing new starts
-            future.cancel()
-        wait(pending)
 
 
 def count_pieces(engine: Engine, shards: list[Shard], model: NgramModel, options: PassOptions, plan: MemoryPlan,
