@@ -307,7 +307,7 @@ def refine_ties(arena, offsets, order, first):
             for t in range(lo, hi):
                 longest = max(longest, offsets[order[t] + 1] - offsets[order[t]])
             if longest <= skip:  # equal bytes, then zero padding: the shorter first
-                lengths = np.empty(hi - lo, np.int64)
+                lengths = np.empty(hi - lo, np.uint64)  # uint64 as the keys: one _reorder compiled
                 for t in range(lo, hi):
                     lengths[t - lo] = offsets[order[t] + 1] - offsets[order[t]]
                 _reorder(order, lo, lengths)
