@@ -210,6 +210,18 @@ def merge_pieces(h1, c1, o1, a1, h2, c2, o2, a2):
     return out_h, out_c, out_o, out_a
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _prefix_key(arena, offsets, i, skip):
+    """Big-endian uint64 of bytes ``skip..skip+7`` of piece ``i`` (zero padded)."""
+    a, b = offsets[i] + skip, offsets[i + 1]
+    k = np.uint64(0)
+    for j in range(8):
+        k <<= np.uint64(8)
+        if a + j < b:
+            k |= np.uint64(arena[a + j])
+    return k
+
+
 @njit(cache=True, nogil=True)
 def prefix_keys(arena, offsets, skip):
     """Big-endian uint64 of bytes ``skip..skip+7`` of every piece (zero padded): sorting by
@@ -217,13 +229,7 @@ def prefix_keys(arena, offsets, skip):
     n = offsets.shape[0] - 1
     out = np.empty(n, np.uint64)
     for i in range(n):
-        a, b = offsets[i] + skip, offsets[i + 1]
-        k = np.uint64(0)
-        for j in range(8):
-            k <<= np.uint64(8)
-            if a + j < b:
-                k |= np.uint64(arena[a + j])
-        out[i] = k
+        out[i] = _prefix_key(arena, offsets, i, skip)
     return out
 
 
@@ -248,18 +254,6 @@ def bucket_order(keys, bounds):
         order[fill[b]] = i
         fill[b] += 1
     return order, edges
-
-
-@njit(cache=True, nogil=True, inline="always")
-def _prefix_key(arena, offsets, i, skip):
-    """:func:`prefix_keys` of piece ``i`` alone."""
-    a, b = offsets[i] + skip, offsets[i + 1]
-    k = np.uint64(0)
-    for j in range(8):
-        k <<= np.uint64(8)
-        if a + j < b:
-            k |= np.uint64(arena[a + j])
-    return k
 
 
 @njit(cache=True, nogil=True)
