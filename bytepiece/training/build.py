@@ -149,8 +149,10 @@ def ngram_model(counts: NgramCounts, options: PassOptions, plan: MemoryPlan, pro
         table = np.zeros(2 * cap, np.uint64)
         # what the table leaves of the budget bounds the partitions loaded beside it
         room = max(plan.budget - 16 * cap - store.nbytes, 1 << 20)
-        # Threads derive the scores of the next partitions while this one inserts (in order).
-        for keys, scores in _in_order_on_threads(_derive_scores, store.partitions(max(1 << 14, room // 18), PREFIX3_MASK),
+        # Threads derive the scores of the next partitions while this one inserts (in order): a
+        # partition being derived holds about six times its size, and SPLIT_THREADS + 1 are in flight.
+        part_bytes = max(1 << 14, room // (6 * (SPLIT_THREADS + 1)))
+        for keys, scores in _in_order_on_threads(_derive_scores, store.partitions(part_bytes, PREFIX3_MASK),
                                                  store, options, twos):
             insert_scores(table, cap, keys, scores)
             del keys, scores
