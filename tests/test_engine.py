@@ -300,10 +300,27 @@ def test_count_grams_matches_a_counter(chunks, order, bits, rnd):
     buf = np.frombuffer(b"".join(chunks), np.uint8)
     bounds = np.concatenate([[0], np.cumsum([len(c) for c in chunks])]).astype(np.int64)
     weights = np.array([rnd.choice([1, 1, 2, 5]) for _ in chunks], np.int64)
-    table_keys, table_cnts, final_bits = count_grams(buf, bounds, weights, 0, len(chunks), order, bits)
-    keys = np.sort(table_keys[table_keys != 0])
-    counts = table_counts(table_keys, table_cnts, final_bits, keys)
+    table, final_bits = count_grams(buf, bounds, weights, 0, len(chunks), order, bits)
+    assert len(table) == 2 << final_bits
+    keys = np.sort(table[0::2][table[0::2] != 0])
+    counts = table_counts(table, final_bits, keys)
     expected = _reference_maximal_grams([c for c, w in zip(chunks, weights) for _ in range(w)], order)
+    assert dict(zip(keys.tolist(), counts.tolist())) == {_pack(g): c for g, c in expected.items()}
+
+
+def test_count_grams_table_grows_and_keeps_every_count():
+    """More distinct grams than half the starting table: it doubles (twice here) and loses none."""
+    from bytepiece.kernels.ngrams import count_grams, table_counts
+
+    rng = np.random.default_rng(7)
+    chunks = [bytes(rng.integers(0, 256, 50, dtype=np.uint8)).replace(b"\n", b"a") for _ in range(40)]
+    buf = np.frombuffer(b"".join(chunks), np.uint8)
+    bounds = np.concatenate([[0], np.cumsum([len(c) for c in chunks])]).astype(np.int64)
+    table, final_bits = count_grams(buf, bounds, np.ones(len(chunks), np.int64), 0, len(chunks), 6, 10)
+    assert final_bits == 12
+    keys = np.sort(table[0::2][table[0::2] != 0])
+    counts = table_counts(table, final_bits, keys)
+    expected = _reference_maximal_grams(chunks, 6)
     assert dict(zip(keys.tolist(), counts.tolist())) == {_pack(g): c for g, c in expected.items()}
 
 

@@ -161,12 +161,12 @@ def count_shard_grams(shard: Shard, options: PassOptions) -> ShardGrams:
     reads = [NO_READS]
     for buf, bounds, weights, lo, hi in distinct_chunk_jobs(shard, options, reads):
         positions = int(bounds[hi] - bounds[lo])
-        table_keys, table_cnts, bits = count_grams(buf, bounds, weights, lo, hi, options.order,
-                                                   max(10, (positions // 4).bit_length()))
-        keys = table_keys[table_keys != 0]
+        table, bits = count_grams(buf, bounds, weights, lo, hi, options.order, max(10, (positions // 4).bit_length()))
+        keys = table[0::2]
+        keys = keys[keys != 0]
         keys.sort()
-        _merge_stack(stack, KeyRun(keys, table_counts(table_keys, table_cnts, bits, keys)))
-        del table_keys, table_cnts
+        _merge_stack(stack, KeyRun(keys, table_counts(table, bits, keys)))
+        del table
     run = KeyRun.empty()
     while stack:
         run = stack.pop().merge(run) if run.size else stack.pop()
