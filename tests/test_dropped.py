@@ -97,14 +97,15 @@ def test_a_bucket_of_one_leading_key_is_sorted_in_bounded_groups(tmp_path, monke
 @settings(max_examples=60, deadline=None)
 @given(st.lists(st.integers(0, 40), max_size=300), st.lists(st.integers(0, 40), max_size=8))
 def test_bucket_order_is_a_stable_sort_by_bucket(keys, cuts):
-    from bytepiece.kernels.runs import bucket_order
+    from bytepiece.kernels.runs import bucket_order, numpy_bucket_order
 
     keys_array = np.array(keys, dtype=np.uint64)
     bounds = np.unique(np.array(cuts, dtype=np.uint64))
-    order, edges = bucket_order(keys_array, bounds)
     which = np.searchsorted(bounds, keys_array, side="right")
     expected = sorted(range(len(keys)), key=lambda i: which[i])  # Python's sort is stable
-    assert order.tolist() == expected
-    for b in range(len(bounds) + 1):
-        assert (which[order[edges[b]:edges[b + 1]]] == b).all()
-    assert edges[0] == 0 and edges[-1] == len(keys)
+    for order, edges in (bucket_order(keys_array, bounds), numpy_bucket_order(keys_array, bounds)):
+        assert order.dtype == edges.dtype == np.int64
+        assert order.tolist() == expected
+        for b in range(len(bounds) + 1):
+            assert (which[order[edges[b]:edges[b + 1]]] == b).all()
+        assert edges[0] == 0 and edges[-1] == len(keys) and len(edges) == len(bounds) + 2

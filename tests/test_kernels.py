@@ -133,14 +133,28 @@ def test_whole_documents_path_equals_the_segment_path(extra, batch, alpha, seed,
     assert np.array_equal(fast[0], general[0]) and np.array_equal(fast[1], general[1])
 
 
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.sampled_from([0, 1, 2, 7, 2**63, 2**64 - 1]), max_size=700))
+def test_stable_argsort_equals_numpys_stable_sort(keys):
+    """Many ties and the extremes of uint64, over lengths that take the insertion runs and
+    several rounds of merges (pieces' keys in ``refine_ties``)."""
+    from bytepiece.kernels.runs import _stable_argsort
+
+    array = np.array(keys, dtype=np.uint64)
+    assert _stable_argsort(array).tolist() == np.argsort(array, kind="stable").tolist()
+
+
 @settings(max_examples=80, deadline=None)
 @given(st.lists(st.binary(max_size=30).map(lambda b: bytes(x % 3 for x in b)), max_size=120))
 def test_lexicographic_order_sorts_by_bytes_stably(pieces):
-    """Few distinct bytes: long ties, prefixes of each other, duplicates and empty pieces."""
-    from bytepiece.kernels.trie import lexicographic_order
+    """Few distinct bytes: long ties, prefixes of each other, duplicates and empty pieces; both
+    the kernels' way and the one for few pieces."""
+    from bytepiece.kernels.trie import kernel_lexicographic_order, lexicographic_order
 
     arena = np.frombuffer(bytearray(b"".join(pieces)), dtype=np.uint8)
     offsets = np.zeros(len(pieces) + 1, dtype=np.int64)
     np.cumsum([len(p) for p in pieces], out=offsets[1:])
-    order = lexicographic_order(arena, offsets).tolist()
-    assert order == sorted(range(len(pieces)), key=lambda i: pieces[i])  # Python's sort is stable
+    expected = sorted(range(len(pieces)), key=lambda i: pieces[i])  # Python's sort is stable
+    assert kernel_lexicographic_order(arena, offsets).tolist() == expected
+    small = lexicographic_order(arena, offsets)
+    assert small.dtype == np.int64 and small.tolist() == expected

@@ -51,5 +51,5 @@ def test_resegment_sorted_matches_the_forward_viterbi(multi, texts, rnd):
     set_cell_scores(cells, terminal, logp[reverse.piece[terminal]])
     text_arena, text_offsets = _arena(texts)
     got = np.zeros(len(pieces), np.int64)
-    resegment_sorted(cells, reverse.pair_cells(), reverse.piece, text_arena, text_offsets, weights, got)
+    resegment_sorted(cells, cells.view(np.float64), reverse.pair_cells(), reverse.piece, text_arena, text_offsets, weights, got)
     assert got.tolist() == expected.tolist()

@@ -233,6 +233,14 @@ def prefix_keys(arena, offsets, skip):
     return out
 
 
+def numpy_bucket_order(keys, bounds):
+    """:func:`bucket_order` by a stable argsort (n log n, but nothing to compile)."""
+    which = np.searchsorted(bounds, keys, side="right")
+    edges = np.zeros(bounds.shape[0] + 2, np.int64)
+    np.cumsum(np.bincount(which, minlength=bounds.shape[0] + 1), out=edges[1:])
+    return np.argsort(which, kind="stable").astype(np.int64), edges
+
+
 @njit(cache=True, nogil=True)
 def bucket_order(keys, bounds):
     """(order, edges): ``order`` lists the entries bucket by bucket, each bucket in its original
@@ -241,7 +249,9 @@ def bucket_order(keys, bounds):
     stable argsort of the bucket numbers cost n log n."""
     n = keys.shape[0]
     m = bounds.shape[0] + 1
-    which = np.searchsorted(bounds, keys, side="right")
+    which = np.empty(n, np.int64)
+    for i in range(n):
+        which[i] = _bucket(bounds, keys[i])
     edges = np.zeros(m + 1, np.int64)
     for i in range(n):
         edges[which[i] + 1] += 1
@@ -256,14 +266,88 @@ def bucket_order(keys, bounds):
     return order, edges
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _bucket(bounds, key):
+    """``searchsorted(bounds, key, side="right")``: how many bounds are at most ``key``. Written
+    out, as ``_stable_argsort`` is: numba's ``np.searchsorted`` with a ``side`` cost 1.1 s of
+    compiling on a first run."""
+    lo = 0
+    hi = bounds.shape[0]
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        if bounds[mid] <= key:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo
+
+
+#: runs this short are sorted by insertion before merging
+_RUN = 16
+
+
+@njit(cache=True, nogil=True)
+def _stable_argsort(keys):
+    """``np.argsort(keys, kind="stable")``: insertion sort of short runs, then merges that take
+    from the left run on ties. numba's own mergesort compiled for 2.5 s on a first run (a third
+    of what the training warm-up added in issue 23's last rounds); this one for a fraction."""
+    n = keys.shape[0]
+    a = np.empty(n, np.int64)
+    for i in range(n):
+        a[i] = i
+    for lo in range(0, n, _RUN):
+        hi = min(lo + _RUN, n)
+        for i in range(lo + 1, hi):
+            x = a[i]
+            k = keys[x]
+            j = i - 1
+            while j >= lo and keys[a[j]] > k:
+                a[j + 1] = a[j]
+                j -= 1
+            a[j + 1] = x
+    b = np.empty(n, np.int64)
+    width = _RUN
+    while width < n:
+        for lo in range(0, n, 2 * width):
+            mid = min(lo + width, n)
+            hi = min(lo + 2 * width, n)
+            i = lo
+            j = mid
+            t = lo
+            while i < mid and j < hi:
+                if keys[a[j]] < keys[a[i]]:
+                    b[t] = a[j]
+                    j += 1
+                else:
+                    b[t] = a[i]
+                    i += 1
+                t += 1
+            while i < mid:
+                b[t] = a[i]
+                i += 1
+                t += 1
+            while j < hi:
+                b[t] = a[j]
+                j += 1
+                t += 1
+        a, b = b, a
+        width *= 2
+    return a
+
+
 @njit(cache=True, nogil=True)
 def _reorder(order, lo, sub):
     """``order[lo:lo + len(sub)]`` permuted by a stable argsort of ``sub``; returns ``sub`` sorted."""
-    p = np.argsort(sub, kind="mergesort")
-    part = order[lo:lo + sub.shape[0]].copy()
-    for t in range(sub.shape[0]):
+    n = sub.shape[0]
+    p = _stable_argsort(sub)
+    part = np.empty(n, np.int64)
+    for t in range(n):
+        part[t] = order[lo + t]
+    ordered = np.empty(n, np.uint64)
+    for t in range(n):
         order[lo + t] = part[p[t]]
-    return sub[p]
+        ordered[t] = sub[p[t]]
+    return ordered
 
 
 @njit(cache=True, nogil=True)

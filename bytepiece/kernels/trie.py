@@ -67,10 +67,26 @@ def build_trie(pieces: list[bytes], ids: npt.NDArray[np.int32] | None = None) ->
     return Trie(base_check, piece, int(lengths.max()) if len(lengths) else 0)
 
 
+#: up to this many pieces, ``lexicographic_order`` sorts in Python (under 40 ms): README's
+#: training job then never compiles ``refine_ties`` and its sort (2.2 s of a first run's CPU)
+PYTHON_SORT_MAX = 1 << 15
+
+
 def lexicographic_order(arena: npt.NDArray[np.uint8], offsets: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
     """The order that sorts the pieces ``arena[offsets[i]:offsets[i+1]]`` by their bytes, exactly
-    (a prefix first; equal pieces keep their order), without making a Python object per piece:
-    a stable sort by the first eight bytes, then ``refine_ties`` on the groups that tie."""
+    (a prefix first; equal pieces keep their order). Beyond ``PYTHON_SORT_MAX`` pieces, without
+    making a Python object per piece: a stable sort by the first eight bytes, then
+    ``refine_ties`` on the groups that tie."""
+    n = len(offsets) - 1
+    if n <= PYTHON_SORT_MAX:
+        bounds = offsets.tolist()
+        pieces = [arena[bounds[i]:bounds[i + 1]].tobytes() for i in range(n)]
+        return np.array(sorted(range(n), key=pieces.__getitem__), dtype=np.int64)
+    return kernel_lexicographic_order(arena, offsets)
+
+
+def kernel_lexicographic_order(arena: npt.NDArray[np.uint8], offsets: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
+    """:func:`lexicographic_order` by the kernels, whatever the number of pieces."""
     from .runs import prefix_keys, refine_ties
 
     first = prefix_keys(arena, offsets, 0)

@@ -21,6 +21,9 @@ from .spill import PieceRun, SpillDir, OnDisk
 
 #: pieces' leading bytes the sort looks at (ties beyond them cost only some shared work)
 SORT_BYTES = 24
+#: partitions of up to this many pieces are bucketed by numpy: a small training run (README's)
+#: then never compiles the counting sort
+NUMPY_BUCKETS_MAX = 1 << 16
 
 
 def sort_for_sharing(run: PieceRun) -> PieceRun:
@@ -65,7 +68,7 @@ class DroppedPieces:
     def add(self, run: PieceRun, expected_runs: int) -> None:
         """Add one partition's dropped pieces (``expected_runs``: how many such partitions come,
         to size the buckets from the first)."""
-        from ..kernels.runs import bucket_order, gather_pieces, prefix_keys
+        from ..kernels.runs import bucket_order, gather_pieces, numpy_bucket_order, prefix_keys
 
         if not run.size:
             return
@@ -75,7 +78,10 @@ class DroppedPieces:
             cuts = np.sort(keys)[np.linspace(0, len(keys) - 1, n + 1).astype(np.int64)[1:-1]]
             self.bounds = np.unique(cuts)
             self.buckets = [[] for _ in range(len(self.bounds) + 1)]
-        order, edges = bucket_order(keys, self.bounds)
+        if len(keys) > NUMPY_BUCKETS_MAX:
+            order, edges = bucket_order(keys, self.bounds)
+        else:
+            order, edges = numpy_bucket_order(keys, self.bounds)
         lengths = np.diff(run.offsets)
         for b in range(len(self.buckets)):
             lo, hi = int(edges[b]), int(edges[b + 1])

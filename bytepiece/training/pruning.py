@@ -43,7 +43,8 @@ def resegment_pieces(batch: PieceRun, links: TrieLinks, cells: npt.NDArray[np.in
     sorted order, see ``kernels.segment.resegment_sorted``) are segmented by the tokenizer whose
     log probabilities are the scores of ``cells`` (``kernels.segment.packed_cells``)."""
     counter = np.zeros(n, dtype=np.int64)
-    resegment_sorted(cells, links.pair, links.piece, batch.arena, batch.offsets, batch.counts, counter)
+    resegment_sorted(cells, cells.view(np.float64), links.pair, links.piece, batch.arena, batch.offsets,
+                     batch.counts, counter)
     return counter
 
 
