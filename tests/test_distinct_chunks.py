@@ -68,6 +68,34 @@ def test_weights_add_up_to_the_chunks_read(tmp_path_factory, docs, distinct_byte
             assert reads[0].bytes == sum(len(k) * v for k, v in expected.items())
 
 
+@settings(max_examples=30, deadline=None)
+@given(st.lists(st.lists(st.sampled_from(LINES), min_size=1, max_size=12).map("".join), min_size=1, max_size=40),
+       st.sampled_from([1, 64, 300, 1 << 20]), st.sampled_from([8, 100, None]))
+def test_the_dict_for_small_shards_gives_the_jobs_of_the_table_kernel(tmp_path_factory, docs, distinct_bytes,
+                                                                      job_bytes):
+    """Small shards skip the hash table kernel (its compile is a first run's cost); the jobs,
+    their chunk order, weights and flush points must be the kernel's exactly."""
+    path = tmp_path_factory.mktemp("dict") / "corpus.txt"
+    path.write_text("".join(d.replace("\n", " ") + "\n" for d in docs if d.strip()) or "a\n", encoding="utf-8")
+    options = PassOptions(6, 2, False, True, batch_bytes=64, job_bytes=job_bytes, distinct_bytes=distinct_bytes)
+
+    def jobs(python_max):
+        saved = passes.PYTHON_DISTINCT_MAX
+        passes.PYTHON_DISTINCT_MAX = python_max
+        try:
+            reads = [NO_READS]
+            out = [(buf[bounds[lo]:bounds[hi]].tobytes(), (bounds[lo:hi + 1] - bounds[lo]).tolist(),
+                    weights[lo:hi].tolist(), buf.flags.writeable, buf.dtype, bounds.dtype, weights.dtype)
+                   for buf, bounds, weights, lo, hi in distinct_chunk_jobs(shard, options, reads)]
+            return out, reads[0]
+        finally:
+            passes.PYTHON_DISTINCT_MAX = saved
+
+    with open_corpus(str(path)) as inputs:
+        for shard in plan_shards(inputs.sources, 1 << 20):
+            assert jobs(1 << 40) == jobs(-1)
+
+
 def test_flushing_the_chunk_table_does_not_change_the_model(monkeypatch):
     """A table flushed after every job (distinct chunks seen again in the next one) gives
     the model of one table per shard."""

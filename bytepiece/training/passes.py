@@ -70,6 +70,9 @@ NO_READS = ReadCounts(0, 0, 0)
 DISTINCT_CHUNK_BYTES = 16 << 20
 #: memory a distinct chunk takes besides its bytes: its entry (28), two slots (8), its bound (8)
 _ENTRY_BYTES = 48
+#: shards up to this size find their distinct chunks with a dict (a few ms a MB, where the table
+#: kernel costs a first run 1.3 s of compiling); see also ``warmup.LARGE_CORPUS_BYTES``
+PYTHON_DISTINCT_MAX = 2 << 20
 
 #: (buffer, chunk bounds, chunk weights, first chunk, end chunk): a job over distinct chunks
 WeightedJob = tuple[np.ndarray, np.ndarray, np.ndarray, int, int]
@@ -88,9 +91,12 @@ def distinct_chunk_jobs(shard: Shard, options: PassOptions, reads: list[ReadCoun
     ``DISTINCT_CHUNKS_PER_BYTE`` times the shard, at most ``DISTINCT_CHUNK_BYTES``), so a task's
     memory stays bounded whatever its shard and its lines; counts do not depend on where that
     falls."""
+    limit = options.distinct_bytes or min(DISTINCT_CHUNK_BYTES, DISTINCT_CHUNKS_PER_BYTE * shard.size)
+    if shard.size <= PYTHON_DISTINCT_MAX:
+        yield from _distinct_by_dict(shard, options, reads, limit)
+        return
     from ..kernels.bytetable import ByteTable, add_chunks
 
-    limit = options.distinct_bytes or min(DISTINCT_CHUNK_BYTES, DISTINCT_CHUNKS_PER_BYTE * shard.size)
     arena_bytes = max(1 << 20, min(shard.size, limit) + options.batch_bytes)
     table = ByteTable.new(arena_bytes=arena_bytes)
     arrays: tuple[Any, ...] = tuple(table)[:6]
@@ -105,6 +111,41 @@ def distinct_chunk_jobs(shard: Shard, options: PassOptions, reads: list[ReadCoun
                 arrays = tuple(table)[:6]
     if table.meta[0]:
         yield from _weighted_jobs(arrays, table.meta, options.job_bytes)
+
+
+def _distinct_by_dict(shard: Shard, options: PassOptions, reads: list[ReadCounts], limit: int
+                      ) -> Iterator[WeightedJob]:
+    """:func:`distinct_chunk_jobs` with a dict for the table: the same jobs (chunks in the order
+    first seen, flushed at the same points), and nothing to compile."""
+    seen: dict[bytes, int] = {}
+    used = 0
+    for batch in read_shard(shard, purpose="train", errors=options.errors, batch_bytes=options.batch_bytes):
+        reads[0] += (batch.texts, len(batch.data), batch.invalid_utf8)
+        for buf, bounds, lo, hi in training_jobs(batch, isolate_digits=options.isolate_digits, job_bytes=options.job_bytes):
+            data = memoryview(buf)
+            ends = bounds[lo:hi + 1].tolist()
+            for a, b in zip(ends, ends[1:]):
+                chunk = data[a:b].tobytes()
+                count = seen.get(chunk, 0)
+                seen[chunk] = count + 1
+                if not count:
+                    used += b - a
+            if used + _ENTRY_BYTES * len(seen) >= limit:
+                yield from _dict_jobs(seen, options.job_bytes)
+                seen, used = {}, 0
+    if seen:
+        yield from _dict_jobs(seen, options.job_bytes)
+
+
+def _dict_jobs(seen: dict[bytes, int], job_bytes: int | None) -> Iterator[WeightedJob]:
+    chunks = list(seen)
+    n = len(chunks)
+    bounds = np.zeros(n + 1, np.int64)
+    np.cumsum(np.fromiter(map(len, chunks), np.int64, count=n), out=bounds[1:])
+    buf = np.frombuffer(bytearray().join(chunks), np.uint8)  # writable, as the table's arena: one compiled kernel
+    weights = np.fromiter(seen.values(), np.int64, count=n)
+    for lo, hi in job_ranges(bounds, job_bytes):
+        yield buf, bounds, weights, lo, hi
 
 
 def _weighted_jobs(arrays: tuple[Any, ...], meta: np.ndarray, job_bytes: int | None) -> Iterator[WeightedJob]:

@@ -177,9 +177,10 @@ class Trainer:
                 shards = plan_shards(inputs.sources, plan.shard_bytes)
                 t0 = time.perf_counter()
                 with progress.status("compiling kernels (first run only)"):
-                    from .warmup import warm_up
+                    from .warmup import LARGE_CORPUS_BYTES, warm_up
 
-                    warm_up(engine, tuple(sorted({src.format for src in inputs.sources})))
+                    warm_up(engine, tuple(sorted({src.format for src in inputs.sources})),
+                            large=sum(src.size for src in inputs.sources) > LARGE_CORPUS_BYTES)
                 report.compile_s = time.perf_counter() - t0
                 monitor.phase_peak()
                 results = call_interruptibly(self._run, engine, shards, plan, spill, progress, monitor, inputs)

@@ -15,19 +15,48 @@ _done: set[str] = set()
 _TEXTS = ["warm up the kernels: 训练 a tokenizer 12 34\n", "abab abab\n\n", "x" * 40 + "\n"] * 4
 
 
-def warm_up_here(formats: tuple[str, ...] = ("text",)) -> float:
-    """Warm up this process for corpora of ``formats`` (once each); returns the seconds it took.
+#: corpora above this size warm up the kernels that only large inputs reach as well (below it
+#: their Python and numpy stand-ins do the work: ``passes.PYTHON_DISTINCT_MAX``,
+#: ``trie.PYTHON_SORT_MAX``, ``dropped.NUMPY_BUCKETS_MAX``); a small corpus, README's sample
+#: first of all, then never compiles them (3.5 s of a first run's CPU)
+LARGE_CORPUS_BYTES = 2 << 20
+
+
+def warm_up_here(formats: tuple[str, ...] = ("text",), large: bool = True) -> float:
+    """Warm up this process for corpora of ``formats`` (once each), and with ``large`` for a
+    corpus above ``LARGE_CORPUS_BYTES``; returns the seconds it took.
 
     Only the readers a run needs are compiled: the JSON Lines parser alone is half of all the
     training kernels' compile time, and a run on text files never uses it."""
     needed = [f for f in dict.fromkeys(("text", *formats)) if f not in _done and f in ("text", "jsonl")]
+    if large and "large" not in _done:
+        needed.append("large")
     if not needed:
         return 0.0
     t0 = time.perf_counter()
     for fmt in needed:
-        _warm_up(fmt)
+        if fmt == "large":
+            _warm_up_large()
+        else:
+            _warm_up(fmt)
         _done.add(fmt)
     return time.perf_counter() - t0
+
+
+def _warm_up_large() -> None:
+    """The kernels behind the stand-ins for small inputs, on inputs of the types a run passes."""
+    import numpy as np
+
+    from ..kernels.bytetable import ByteTable, add_chunks
+    from ..kernels.runs import bucket_order
+    from ..kernels.trie import kernel_lexicographic_order
+
+    # the types the callers pass: a read batch is read-only, a run's arena writable
+    bounds = np.array([0, 2, 3, 5], np.int64)
+    table = ByteTable.new(capacity=16, arena_bytes=64)
+    add_chunks(np.frombuffer(b"abcab", np.uint8), bounds, 0, 3, *tuple(table)[:6], table.meta)
+    kernel_lexicographic_order(np.frombuffer(bytearray(b"abcab"), np.uint8), bounds)
+    bucket_order(np.array([3, 1, 2], np.uint64), np.array([2], np.uint64))
 
 
 def _warm_up(fmt: str) -> None:
@@ -63,7 +92,7 @@ def _warm_up(fmt: str) -> None:
             piece_set.prune_redundant()
 
 
-def warm_up(engine, formats: tuple[str, ...] = ("text",)) -> None:
+def warm_up(engine, formats: tuple[str, ...] = ("text",), large: bool = True) -> None:
     """Warm up this process and, for a cluster, every worker."""
-    warm_up_here(formats)
-    engine.run_on_workers(warm_up_here, formats)
+    warm_up_here(formats, large)
+    engine.run_on_workers(warm_up_here, formats, large)
