@@ -1,7 +1,7 @@
 """Compile (or load from numba's cache) every training kernel before the clock starts.
 
-The first run after an install compiles the kernels (about 11 s of CPU for README's training
-command); later runs load them from the cache in well under a second. Doing it up front, on a
+The first run after an install compiles the kernels (about 25 s of CPU for README's training
+command on a 2 GHz VM); later runs load them from the cache in well under a second. Doing it up front, on a
 tiny corpus that reaches every kernel, keeps compilation out of the reported phase times and
 lets the CLI say what is happening. On a Dask cluster every worker process warms up too (each
 has its own numba state).
