@@ -185,7 +185,7 @@ def test_training_whose_workers_all_leave_is_one_training_error(tmp_path, monkey
     corpus.write_text(_lines(3000), encoding="utf-8")
     monkeypatch.setattr(dask_engine, "WORKER_WAIT_S", 1)
     with _scheduler() as cluster, _Worker(cluster, tmp_path) as worker:
-        monkeypatch.setattr(warmup, "warm_up", lambda engine, *formats: (worker.proc.kill(), worker.proc.wait()))
+        monkeypatch.setattr(warmup, "warm_up", lambda engine, *formats, **options: (worker.proc.kill(), worker.proc.wait()))
         with _Deadline(60), pytest.raises(TrainingError, match=r"all workers of the Dask cluster at tcp://\S+ left "
                                                                 r"during the run, and none came back within 1 s"):
             Trainer(max_vocab_size=300, cluster=cluster.scheduler_address, progress=False,
@@ -224,7 +224,7 @@ def test_a_worker_that_comes_back_in_time_finishes_the_run(tmp_path, monkeypatch
     corpus.write_text(_lines(3000), encoding="utf-8")
     local = Trainer(max_vocab_size=265, workers=1, progress=False).train(str(corpus))[0]
     with _scheduler() as cluster, _Worker(cluster, tmp_path) as worker:
-        def replace_the_worker(engine, *formats):
+        def replace_the_worker(engine, *formats, **options):
             worker.proc.kill()
             worker.proc.wait()
             worker.proc = subprocess.Popen([sys.executable, "-c", _WORKER, cluster.scheduler_address, "normal"],
