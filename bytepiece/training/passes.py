@@ -122,7 +122,7 @@ def _distinct_by_dict(shard: Shard, options: PassOptions, reads: list[ReadCounts
     for batch in read_shard(shard, purpose="train", errors=options.errors, batch_bytes=options.batch_bytes):
         reads[0] += (batch.texts, len(batch.data), batch.invalid_utf8)
         for buf, bounds, lo, hi in training_jobs(batch, isolate_digits=options.isolate_digits, job_bytes=options.job_bytes):
-            data = memoryview(buf)
+            data = buf.data  # a memoryview: slices copy only the chunk
             ends = bounds[lo:hi + 1].tolist()
             for a, b in zip(ends, ends[1:]):
                 chunk = data[a:b].tobytes()
