@@ -52,8 +52,8 @@ json.dump(records, sys.stdout)
 """
 
 #: kernels compiled once per encode mode that the script uses (Viterbi and one sampler)
-PER_MODE = {"bytepiece.kernels.encode.encode_segments", "bytepiece.kernels.encode._whole_documents",
-            "bytepiece.kernels.forward._forward_by_tag.<locals>.impl"}
+PER_MODE = {"bytepiece.kernels.encode.encode_segments", "bytepiece.kernels.encode.encode_documents",
+            "bytepiece.kernels.encode._whole_documents", "bytepiece.kernels.forward._forward_by_tag.<locals>.impl"}
 
 
 @pytest.fixture(scope="module")

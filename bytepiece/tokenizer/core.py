@@ -248,6 +248,11 @@ class Segmenter:
         without ``doc_segments`` every span of ``bounds`` is a document."""
         K = coldstart.kernels()
         t = self.tables(alpha)
+        if doc_segments is None and special is None and (
+                len(bounds) < 2 or int(np.diff(bounds).max()) <= max(K.WINDOW, 4 * t.max_len)):
+            return K.encode_documents(t.base_check, t.pair, t.piece, t.values, K.MODE_TAGS[t.mode], t.max_len,
+                                      float(t.alpha), buf, bounds, np.uint64(seed), np.int64(doc_base), np.int64(bos),
+                                      np.int64(eos), K.WINDOW)
         segs = np.arange(len(bounds), dtype=np.int64) if doc_segments is None else doc_segments
         marks = _NO_SPECIALS if special is None else special
         ids, token_offsets, _ = K.encode_segments(t.base_check, t.pair, t.piece, t.values, K.MODE_TAGS[t.mode], t.max_len,
