@@ -245,7 +245,8 @@ class Segmenter:
                           eos: int = -1) -> tuple[npt.NDArray[np.int32], npt.NDArray[np.int64]]:
         """(ids, ``n + 1`` token offsets) of documents in ``buf``: the kernel
         ``kernels.encode.encode_segments`` (its docstring says what each argument means);
-        without ``doc_segments`` every span of ``bounds`` is a document."""
+        without ``doc_segments`` every span of ``bounds`` is a document, and without special
+        tokens either, ``kernels.encode.encode_documents`` does the work (the same ids)."""
         K = coldstart.kernels()
         t = self.tables(alpha)
         if doc_segments is None and special is None and (
