@@ -11,11 +11,12 @@ import textwrap
 
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import bytepiece.tokenizer.coldstart as coldstart_module
 from bytepiece import Tokenizer
+from bytepiece.options import kernel_seed
 from bytepiece.tokenizer.coldstart import PYTHON_BUDGET_BYTES, viterbi_ids
 from reference import piece_scores, viterbi
 
@@ -75,9 +76,54 @@ def test_budget_then_kernels(monkeypatch, tiny_tokenizer):
     assert not coldstart_module.python_encodes(1)
 
 
-def test_sampling_never_takes_the_python_path(monkeypatch, tiny_tokenizer):
+@settings(max_examples=60, deadline=None)
+@given(pieces, st.lists(texts, min_size=1, max_size=4), st.sampled_from([0.0, 0.1, 0.5, 1.0, 3.0]),
+       st.integers(0, 2**64 - 1), st.integers(0, 50), st.booleans())
+def test_python_sampling_draws_what_the_kernels_draw(extra, docs, alpha, seed, doc_base, marks):
+    """The same ids for the same seed whichever side samples: documents of several chunks,
+    several documents (each its own stream), ``<bos>``/``<eos>`` around them."""
+    tokenizer = Tokenizer.from_counts(_vocab(extra), normalization="none")
+    core = tokenizer.segmenter
+    assert core.python_encodes(alpha)
+    data = b"".join(docs)
+    bounds = np.zeros(len(docs) + 1, np.int64)
+    np.cumsum([len(d) for d in docs], out=bounds[1:])
+    bos, eos = (1, 2) if marks else (-1, -1)
+    python = core.python_documents(data, bounds.tolist(), list(range(len(docs) + 1)), None, bos, eos, alpha,
+                                   np.uint64(seed), doc_base)
+    kernel = core.segment_documents(np.frombuffer(data, np.uint8), bounds, alpha=alpha, seed=np.uint64(seed),
+                                    doc_base=doc_base, bos=bos, eos=eos)
+    assert python[0].tolist() == kernel[0].tolist() and python[1].tolist() == kernel[1].tolist()
+
+
+def test_python_sampling_on_real_text_rescales_as_the_kernels_do(load_shared_tokenizer, shared):
+    """Long chunks of real text: the totals leave [1e-100, 1e100] and are rescaled many times."""
+    tokenizer = load_shared_tokenizer("bytepiece_80k")
+    core = tokenizer.segmenter
+    for name in ("zh", "en", "code"):
+        data = (shared / "corpora" / f"{name}.txt").read_bytes()[:6_000].replace(b"\n", b" ")
+        data = data.decode("utf-8", "ignore").encode()
+        for alpha in (0.1, 1.0):
+            kernel = core.segment_array(data, alpha, np.uint64(7)).tolist()
+            python, _ = coldstart_module.sample_ids(*core.coldstart_views[:3], core.tables(alpha).values.data,
+                                                    core.max_piece_length, data, coldstart_module.seed_state(7, 0))
+            assert python == kernel
+
+
+def test_sampling_takes_the_python_path_except_in_the_log_domain(monkeypatch, tiny_tokenizer):
+    """A one-line ``--sample`` loads no kernels; an alpha so large that the weights underflow
+    (the log-domain sampler) always does."""
     monkeypatch.setattr(coldstart_module, "kernel_module", None)
-    tiny_tokenizer.encode("ab", alpha=0.5, seed=1)
+    monkeypatch.setattr(coldstart_module, "python_budget", PYTHON_BUDGET_BYTES)
+    text = "abcd 中文 ab\n\nxy"
+    python = tiny_tokenizer.encode(text, alpha=0.5, seed=1)
+    batch = tiny_tokenizer.encode_batch([text, text], alpha=0.5, seed=1, add_eos=True)
+    assert coldstart_module.kernel_module is None
+    assert batch[0] == python + [2] and batch[1][-1] == 2
+    assert tiny_tokenizer.segmenter.segment_array(tiny_tokenizer.normalize(text), 0.5, kernel_seed(1)).tolist() == python
+    monkeypatch.setattr(coldstart_module, "kernel_module", None)
+    assert not tiny_tokenizer.segmenter.python_encodes(1e6)
+    tiny_tokenizer.encode(text, alpha=1e6, seed=1)
     assert coldstart_module.kernel_module is not None
 
 

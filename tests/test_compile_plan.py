@@ -1,9 +1,9 @@
 """What a first run compiles: every kernel once, for the argument types the product passes.
 
-Compiling is most of a first run's time (README's training command, a one-line sampled encode),
-so a fresh process, with an empty numba cache, loads a model, samples one line, runs the training
-warm-up (both passes and pruning on a sample, text and JSON Lines) and encodes a batch, while a
-listener records every compilation. The test fails when a kernel is compiled twice (a constant
+Compiling is most of a first run's time (README's training command), so a fresh process, with
+an empty numba cache, loads a model, samples one line (plain Python: nothing to compile), runs
+the training warm-up (both passes and pruning on a sample, text and JSON Lines), and encodes and
+samples a batch, while a listener records every compilation. The test fails when a kernel is compiled twice (a constant
 argument is a ``Literal`` type and compiles one more specialization; a read-only and a writable
 array are two) or when a kernel uses an array slice assignment (numba then compiles its shape
 check, whose error text alone costs 1.5-2 s of CPU). On a terminal, the compile shows as a
@@ -47,6 +47,7 @@ tok.encode("hi", alpha=0.1)
 warm_up_here(("text", "jsonl"))
 text = "tokenizers cut text into pieces, 分词器把文本切成片段\n" * 3000
 tok.encode_batch([text, text[:100]], return_flat=True)
+tok.encode_batch([text], return_flat=True, alpha=0.1)  # beyond the plain-Python budget: the sampling kernels
 tok.encode(text[:500])
 json.dump(records, sys.stdout)
 """

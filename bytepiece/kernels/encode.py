@@ -241,9 +241,8 @@ def encode_documents(bc, pair, piece, values, mode_tag, max_len, alpha, buf, bou
                      window):
     """:func:`encode_segments` of documents that are one text segment each (``bounds``), none
     longer than ``max(window, 4 * max_len)`` bytes: the caller checks. Returns (ids, token
-    offsets). A kernel of its own so that encoding lines, the common case and a first run's
-    one-line ``--sample``, compiles none of the segments, special tokens and windows of
-    :func:`encode_segments` (3 s of CPU)."""
+    offsets). A kernel of its own so that encoding lines, the common case, compiles none of the
+    segments, special tokens and windows of :func:`encode_segments` (3 s of a first run's CPU)."""
     n_docs = bounds.shape[0] - 1
     longest = np.int64(0)
     total = np.int64(0)

@@ -60,9 +60,10 @@ from numba.extending import overload
 from ._jit import njit
 
 from .rng import next_uniform
+from .splitmix import RESCALE_HIGH, RESCALE_LOW
 
-_RESCALE_HIGH = 1e100
-_RESCALE_LOW = 1e-100
+_RESCALE_HIGH = RESCALE_HIGH
+_RESCALE_LOW = RESCALE_LOW
 
 
 @njit(cache=True, nogil=True, error_model="numpy")

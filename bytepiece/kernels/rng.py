@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import numpy as np
 from ._jit import njit
+from .splitmix import GOLDEN, MIX1, MIX2, TO_UNIT
 
-_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
-_MIX1 = np.uint64(0xBF58476D1CE4E5B9)
-_MIX2 = np.uint64(0x94D049BB133111EB)
-_TO_UNIT = 1.0 / 9007199254740992.0  # 2**-53
+_GOLDEN = np.uint64(GOLDEN)
+_MIX1 = np.uint64(MIX1)
+_MIX2 = np.uint64(MIX2)
+_TO_UNIT = TO_UNIT
 
 
 @njit(cache=True, nogil=True, inline="always")

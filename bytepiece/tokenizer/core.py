@@ -215,8 +215,10 @@ class Segmenter:
     # -- one text -----------------------------------------------------------------------------
     def segment(self, data: bytes, alpha: float = -1.0, seed: np.uint64 = NO_SEED) -> list[int]:
         """Piece ids of the normalized bytes ``data`` (one document: stream 0 of ``seed``)."""
-        if alpha < 0 and coldstart.python_covers(len(data)):
-            return coldstart.viterbi_ids(*self.coldstart_views, data)
+        if self.python_encodes(alpha) and coldstart.python_covers(len(data)):
+            if alpha < 0:
+                return coldstart.viterbi_ids(*self.coldstart_views, data)
+            return self._python_sample(data, alpha, coldstart.seed_state(int(seed), 0))[0]
         ids = self.segment_array(data, alpha, seed)
         if ids.shape[0] >= SHARED_IDS_MIN:
             return shared_ids(self.vocab_size).take(ids).tolist()
@@ -261,21 +263,37 @@ class Segmenter:
                                                   np.int64(doc_base), np.int64(bos), np.int64(eos), K.WINDOW)
         return ids, token_offsets
 
+    def python_encodes(self, alpha: float) -> bool:
+        """Whether plain Python can segment with ``alpha`` (Viterbi, or sampling in the linear
+        domain; see ``coldstart``), given the budget."""
+        return alpha < 0 or self.tables(alpha).mode == LINEAR
+
+    def _python_sample(self, data: bytes, alpha: float, state: int) -> tuple[list[int], int]:
+        t = self.tables(alpha)
+        bc, pair, piece, _ = self.coldstart_views
+        return coldstart.sample_ids(bc, pair, piece, t.values.data, t.max_len, data, state)
+
     def python_documents(self, data: bytes, bounds: Sequence[int], doc_segments: Sequence[int],
-                         special: Sequence[int] | None, bos: int, eos: int
+                         special: Sequence[int] | None, bos: int, eos: int, alpha: float = -1.0,
+                         seed: np.uint64 = NO_SEED, doc_base: int = 0
                          ) -> tuple[npt.NDArray[np.int32], npt.NDArray[np.int64]]:
-        """:meth:`segment_documents` for Viterbi in plain Python (see ``coldstart``)."""
+        """:meth:`segment_documents` in plain Python (see ``coldstart``): Viterbi, or sampling
+        where :meth:`python_encodes` says so."""
         views = self.coldstart_views
         flat: list[int] = []
         token_offsets = [0]
         for d in range(len(doc_segments) - 1):
             if bos >= 0:
                 flat.append(bos)
+            state = coldstart.seed_state(int(seed), doc_base + d) if alpha >= 0 else 0
             for s in range(doc_segments[d], doc_segments[d + 1]):
                 if special is not None and special[s] >= 0:
                     flat.append(special[s])
-                else:
+                elif alpha < 0:
                     flat.extend(coldstart.viterbi_ids(*views, data[bounds[s]:bounds[s + 1]]))
+                else:
+                    ids, state = self._python_sample(data[bounds[s]:bounds[s + 1]], alpha, state)
+                    flat.extend(ids)
             if eos >= 0:
                 flat.append(eos)
             token_offsets.append(len(flat))

@@ -113,8 +113,8 @@ class DocumentEncoder:
         n_docs = len(offsets) - 1
         if n_docs <= 0:
             return Pending(done=(np.zeros(0, np.int32), np.zeros(1, np.int64)))
-        if not self.options.sampling and coldstart.python_covers(len(data)):
-            return Pending(done=self._python(data, offsets))
+        if self.core.python_encodes(self.options.alpha) and coldstart.python_covers(len(data)):
+            return Pending(done=self._python(data, offsets, first_index))
         buf = np.frombuffer(data, dtype=np.uint8)
         if self.threads <= 1 or n_docs == 1 or len(data) < MIN_SPLIT_BYTES:
             if len(data) >= KERNEL_SAFE_MIN_BYTES:
@@ -146,16 +146,17 @@ class DocumentEncoder:
         return self.core.segment_documents(buf, np.ascontiguousarray(doc_offsets), alpha=o.alpha, seed=o.seed,
                                            doc_base=first_index + lo, bos=o.bos, eos=o.eos)
 
-    def _python(self, data: bytes, offsets: npt.NDArray[np.int64]) -> Flat:
-        """Viterbi in plain Python, for the first kilobytes of a process (``coldstart``)."""
+    def _python(self, data: bytes, offsets: npt.NDArray[np.int64], first_index: int) -> Flat:
+        """The documents in plain Python, for the first kilobytes of a process (``coldstart``)."""
         o = self.options
         matches = self.core.specials.find(data, o.allowed, offsets) if o.allowed else None
         if matches:
             bounds, doc_segments, special = segments(offsets, matches)
             return self.core.python_documents(data, bounds.tolist(), doc_segments.tolist(), special.tolist(), o.bos,
-                                              o.eos)
+                                              o.eos, o.alpha, o.seed, first_index)
         bounds = offsets.tolist()
-        return self.core.python_documents(data, bounds, list(range(len(bounds))), None, o.bos, o.eos)
+        return self.core.python_documents(data, bounds, list(range(len(bounds))), None, o.bos, o.eos, o.alpha,
+                                          o.seed, first_index)
 
     # -- documents as Python texts ------------------------------------------------------------------
     def encode_texts(self, texts: list, first_index: int = 0) -> Flat:
