@@ -115,6 +115,11 @@ def _chunk(bc, pair, piece, scores, data: bytes, a: int, b: int) -> list[int]:
         best[e] = top
         back[e] = start
         tok[e] = cell
+    return _path(piece, back, tok, m)
+
+
+def _path(piece: Sequence[int], back: list[int], tok: list[int], m: int) -> list[int]:
+    """The piece ids of the path that ``back`` links from ``m`` to 0, in order."""
     ids = []
     j = m
     while j > 0:
@@ -196,10 +201,4 @@ def _sample_chunk(bc, pair, piece, weights, max_len: int, data: bytes, a: int, b
                 acc[i] *= inv
             total = 1.0
         acc[e] = total
-    ids = []
-    j = m
-    while j > 0:
-        ids.append(piece[tok[j]])
-        j = back[j]
-    ids.reverse()
-    return ids, state
+    return _path(piece, back, tok, m), state
