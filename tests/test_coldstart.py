@@ -84,7 +84,7 @@ def test_python_sampling_draws_what_the_kernels_draw(extra, docs, alpha, seed, d
     several documents (each its own stream), ``<bos>``/``<eos>`` around them."""
     tokenizer = Tokenizer.from_counts(_vocab(extra), normalization="none")
     core = tokenizer.segmenter
-    assert core.python_encodes(alpha)
+    assert core.has_python_path(alpha)
     data = b"".join(docs)
     bounds = np.zeros(len(docs) + 1, np.int64)
     np.cumsum([len(d) for d in docs], out=bounds[1:])
@@ -122,7 +122,7 @@ def test_sampling_takes_the_python_path_except_in_the_log_domain(monkeypatch, ti
     assert batch[0] == python + [2] and batch[1][-1] == 2
     assert tiny_tokenizer.segmenter.segment_array(tiny_tokenizer.normalize(text), 0.5, kernel_seed(1)).tolist() == python
     monkeypatch.setattr(coldstart_module, "kernel_module", None)
-    assert not tiny_tokenizer.segmenter.python_encodes(1e6)
+    assert not tiny_tokenizer.segmenter.has_python_path(1e6)
     tiny_tokenizer.encode(text, alpha=1e6, seed=1)
     assert coldstart_module.kernel_module is not None
 

@@ -215,7 +215,7 @@ class Segmenter:
     # -- one text -----------------------------------------------------------------------------
     def segment(self, data: bytes, alpha: float = -1.0, seed: np.uint64 = NO_SEED) -> list[int]:
         """Piece ids of the normalized bytes ``data`` (one document: stream 0 of ``seed``)."""
-        if self.python_encodes(alpha) and coldstart.python_covers(len(data)):
+        if self.has_python_path(alpha) and coldstart.python_covers(len(data)):
             if alpha < 0:
                 return coldstart.viterbi_ids(*self.coldstart_views, data)
             return self._python_sample(data, alpha, coldstart.seed_state(int(seed), 0))[0]
@@ -263,9 +263,9 @@ class Segmenter:
                                                   np.int64(doc_base), np.int64(bos), np.int64(eos), K.WINDOW)
         return ids, token_offsets
 
-    def python_encodes(self, alpha: float) -> bool:
-        """Whether plain Python can segment with ``alpha`` (Viterbi, or sampling in the linear
-        domain; see ``coldstart``), given the budget."""
+    def has_python_path(self, alpha: float) -> bool:
+        """Whether plain Python can segment with ``alpha``: Viterbi, or sampling in the linear
+        domain (see ``coldstart``; whether the budget covers the bytes is asked separately)."""
         return alpha < 0 or self.tables(alpha).mode == LINEAR
 
     def _python_sample(self, data: bytes, alpha: float, state: int) -> tuple[list[int], int]:
@@ -278,7 +278,7 @@ class Segmenter:
                          seed: np.uint64 = NO_SEED, doc_base: int = 0
                          ) -> tuple[npt.NDArray[np.int32], npt.NDArray[np.int64]]:
         """:meth:`segment_documents` in plain Python (see ``coldstart``): Viterbi, or sampling
-        where :meth:`python_encodes` says so."""
+        where :meth:`has_python_path` says so."""
         views = self.coldstart_views
         flat: list[int] = []
         token_offsets = [0]

@@ -113,7 +113,7 @@ class DocumentEncoder:
         n_docs = len(offsets) - 1
         if n_docs <= 0:
             return Pending(done=(np.zeros(0, np.int32), np.zeros(1, np.int64)))
-        if self.core.python_encodes(self.options.alpha) and coldstart.python_covers(len(data)):
+        if self.core.has_python_path(self.options.alpha) and coldstart.python_covers(len(data)):
             return Pending(done=self._python(data, offsets, first_index))
         buf = np.frombuffer(data, dtype=np.uint8)
         if self.threads <= 1 or n_docs == 1 or len(data) < MIN_SPLIT_BYTES:
