@@ -93,8 +93,9 @@ def measure(python: Path, runs: int, only: list[str] | None = None, warm: bool =
             for key, metrics in out.items()}
 
 
-def trace(job: str) -> None:
-    """Run ``job`` here, with empty caches, printing every numba compilation."""
+def trace(job: str, in_order: bool = False) -> None:
+    """Run ``job`` here, with empty caches, printing every numba compilation: the costliest
+    first, or with ``in_order`` as they finished (a kernel's nested compilations just above it)."""
     scratch = Path(tempfile.mkdtemp(prefix="bench-firstrun-trace-"))
     os.environ["NUMBA_CACHE_DIR"] = str(scratch / "numba")  # before numba reads its configuration
     os.environ["BYTEPIECE_CACHE_DIR"] = str(scratch / "arrays")
@@ -133,7 +134,7 @@ def trace(job: str) -> None:
     top = [r for r in records if r[3] == 0]
     print(f"\n{job}: {cpu:.2f} s CPU, {wall:.2f} s wall; {len(records)} compilations, "
           f"{len(top)} top-level taking {sum(r[2] for r in top):.2f} s", file=sys.stderr)
-    for name, args, seconds, depth in sorted(records, key=lambda r: -r[2]):
+    for name, args, seconds, depth in (records if in_order else sorted(records, key=lambda r: -r[2])):
         print(f"{seconds:6.2f} s  {'  ' * depth}{name} {args}", file=sys.stderr)
 
 
@@ -145,11 +146,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path)
     names = sorted(jobs(Path(sys.executable)))
     parser.add_argument("--trace", choices=names)
+    parser.add_argument("--in-order", action="store_true",
+                        help="with --trace: list compilations as they finished, not costliest first")
     parser.add_argument("--only", action="append", choices=names, help="measure this job only (repeatable)")
     parser.add_argument("--cold-only", action="store_true", help="skip the warm-cache runs")
     args = parser.parse_args(argv)
     if args.trace:
-        trace(args.trace)
+        trace(args.trace, args.in_order)
         return 0
     result = {"date": datetime.date.today().isoformat(), "machine": machine(),
               "load_average_at_start": os.getloadavg(), "runs": args.runs,
