@@ -15,6 +15,7 @@ from __future__ import annotations
 import numpy as np
 from ._jit import njit
 from .prefetch import prefetch
+from .stand_ins import small
 
 _FNV_OFFSET = np.uint64(0xCBF29CE484222325)
 _FNV_PRIME = np.uint64(0x100000001B3)
@@ -114,9 +115,29 @@ def _compare(h1, a1, s1, e1, h2, a2, s2, e2):
 GATHER_AHEAD = 8
 
 
-@njit(cache=True, nogil=True, error_model="numpy")
+#: runs of up to this many pieces are gathered and keyed by numpy (a few ms), not by the
+#: kernels: README's training job then never compiles them (1.1 s of a first run's CPU)
+NUMPY_PIECES_MAX = 1 << 16
+
+
 def gather_pieces(order, hashes, counts, starts, lengths, arena):
-    """A piece run from table entries taken in ``order`` (already sorted by hash, then bytes).
+    """A piece run ``(hashes, counts, offsets, arena)`` from table entries taken in ``order``
+    (already sorted by hash, then bytes): by numpy up to ``NUMPY_PIECES_MAX`` pieces, beyond by
+    :func:`kernel_gather_pieces`."""
+    if not small(order.shape[0], NUMPY_PIECES_MAX):
+        return kernel_gather_pieces(order, hashes, counts, starts, lengths, arena)
+    n = order.shape[0]
+    taken = lengths[order].astype(np.int64)
+    out_o = np.zeros(n + 1, np.int64)
+    np.cumsum(taken, out=out_o[1:])
+    source = np.repeat(starts[order].astype(np.int64) - out_o[:-1], taken) + np.arange(out_o[n], dtype=np.int64)
+    return (hashes[order].astype(np.uint64), counts[order].astype(np.int64), out_o,
+            arena[source].astype(np.uint8))
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def kernel_gather_pieces(order, hashes, counts, starts, lengths, arena):
+    """:func:`gather_pieces` for any number of pieces.
 
     Two passes, each prefetching ahead: the lengths (the offsets, which size the arena), then
     the hashes, counts and bytes: 30% faster than without on a random order of 2.5M pieces."""
@@ -222,10 +243,28 @@ def _prefix_key(arena, offsets, i, skip):
     return k
 
 
-@njit(cache=True, nogil=True)
 def prefix_keys(arena, offsets, skip):
     """Big-endian uint64 of bytes ``skip..skip+7`` of every piece (zero padded): sorting by
-    several of these orders pieces by their leading bytes."""
+    several of these orders pieces by their leading bytes. By numpy up to ``NUMPY_PIECES_MAX``
+    pieces, beyond by :func:`kernel_prefix_keys`."""
+    n = offsets.shape[0] - 1
+    if not small(n, NUMPY_PIECES_MAX):
+        return kernel_prefix_keys(arena, offsets, skip)
+    starts = offsets[:-1] + skip
+    ends = offsets[1:]
+    out = np.zeros(n, np.uint64)
+    for j in range(8):
+        at = starts + j
+        inside = at < ends
+        byte = np.zeros(n, np.uint64)
+        byte[inside] = arena[at[inside]]
+        out = (out << np.uint64(8)) | byte
+    return out
+
+
+@njit(cache=True, nogil=True)
+def kernel_prefix_keys(arena, offsets, skip):
+    """:func:`prefix_keys` for any number of pieces."""
     n = offsets.shape[0] - 1
     out = np.empty(n, np.uint64)
     for i in range(n):

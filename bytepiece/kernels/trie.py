@@ -20,6 +20,8 @@ from typing import NamedTuple
 import numpy as np
 import numpy.typing as npt
 
+from .stand_ins import small
+
 BASE, CHECK, PIECE = 0, 1, 2
 ROOT = 0
 
@@ -78,7 +80,7 @@ def lexicographic_order(arena: npt.NDArray[np.uint8], offsets: npt.NDArray[np.in
     making a Python object per piece: a stable sort by the first eight bytes, then
     ``refine_ties`` on the groups that tie."""
     n = len(offsets) - 1
-    if n <= PYTHON_SORT_MAX:
+    if small(n, PYTHON_SORT_MAX):
         bounds = offsets.tolist()
         pieces = [arena[bounds[i]:bounds[i + 1]].tobytes() for i in range(n)]
         return np.array(sorted(range(n), key=pieces.__getitem__), dtype=np.int64)

@@ -17,6 +17,7 @@ from typing import cast
 
 import numpy as np
 
+from ..kernels.stand_ins import small
 from .spill import PieceRun, SpillDir, OnDisk
 
 #: pieces' leading bytes the sort looks at (ties beyond them cost only some shared work)
@@ -63,6 +64,7 @@ class DroppedPieces:
         self.bounds: np.ndarray | None = None
         self.buckets: list[list[PieceRun | OnDisk]] = []
         self.count = 0
+        self.piece_bytes = 0  # the bytes of all the pieces added, in memory or not
         self.memory = 0
 
     def add(self, run: PieceRun, expected_runs: int) -> None:
@@ -78,10 +80,10 @@ class DroppedPieces:
             cuts = np.sort(keys)[np.linspace(0, len(keys) - 1, n + 1).astype(np.int64)[1:-1]]
             self.bounds = np.unique(cuts)
             self.buckets = [[] for _ in range(len(self.bounds) + 1)]
-        if len(keys) > NUMPY_BUCKETS_MAX:
-            order, edges = bucket_order(keys, self.bounds)
-        else:
+        if small(len(keys), NUMPY_BUCKETS_MAX):
             order, edges = numpy_bucket_order(keys, self.bounds)
+        else:
+            order, edges = bucket_order(keys, self.bounds)
         lengths = np.diff(run.offsets)
         for b in range(len(self.buckets)):
             lo, hi = int(edges[b]), int(edges[b + 1])
@@ -90,6 +92,7 @@ class DroppedPieces:
                 self.buckets[b].append(part)
                 self.memory += part.nbytes
         self.count += run.size
+        self.piece_bytes += int(run.offsets[-1])
         self.spill_to(self.limit)
 
     def spill_to(self, limit: int) -> None:
