@@ -3,8 +3,9 @@
 Text is NFC-normalized and UTF-8 encoded, then cut into *chunks* that are segmented
 independently. This module is the one home of both rules: the regexes below are the
 specification (the original's), ``bytepiece.kernels.chunking`` implements them on UTF-8 bytes
-for the hot paths (encoding cuts inside the encode kernels; training calls ``training_jobs``),
-and a property test checks that the two agree.
+for the hot paths (encoding cuts inside the encode kernels; training calls ``training_jobs``,
+which cuts a small buffer by the regexes themselves: nothing to compile), and a property test
+checks that the two agree.
 
 - encoding: ``.*\\n+|.+`` on the NFC text, uncapped;
 - training: ``.{0,10000}\\n{1,100}|.{1,10000}`` (``\\d|[^\\n\\d]{0,10000}\\n{1,100}|[^\\n\\d]{1,10000}``
@@ -122,13 +123,48 @@ def digit_table() -> np.ndarray:
     return table
 
 
+#: buffers up to this size are cut by the regexes (about 10 ms a MB), not by the kernel:
+#: README's training job then never compiles it (1.7 s of a first run's CPU)
+PYTHON_CHUNKS_MAX = 2 << 20
+
+
 def chunk_bounds(buf: np.ndarray, text_ends: np.ndarray, *, max_newlines: int = TRAINING_MAX_NEWLINES,
-                 isolate_digits: bool = False) -> np.ndarray:
+                 isolate_digits: bool = False, max_chars: int = TRAINING_MAX_CHUNK_CHARS) -> np.ndarray:
     """Training chunk boundaries ``[0, e1, ..., len]`` of the texts ``buf[text_ends[i-1]:text_ends[i]]``."""
+    from .kernels.stand_ins import small
+
+    if small(len(buf), PYTHON_CHUNKS_MAX):
+        bounds = chunk_bounds_by_regex(buf.tobytes(), text_ends, max_chars, max_newlines, isolate_digits)
+        if bounds is not None:
+            return bounds
     from .kernels.chunking import chunk_boundaries
 
     digits = digit_table() if isolate_digits else np.zeros(0, dtype=np.uint8)
-    return chunk_boundaries(buf, text_ends, TRAINING_MAX_CHUNK_CHARS, max_newlines, digits)
+    return chunk_boundaries(buf, text_ends, max_chars, max_newlines, digits)
+
+
+def chunk_bounds_by_regex(data: bytes, text_ends: np.ndarray, max_chars: int, max_newlines: int,
+                          isolate_digits: bool) -> np.ndarray | None:
+    """:func:`chunk_bounds` by the specification's regexes, or None where ``data`` is not UTF-8
+    (the kernel cuts any bytes). Matches are contiguous and cover each text, so a chunk ends
+    where the one before it ended plus its length in UTF-8."""
+    regex = _training_regex(max_chars, isolate_digits, max_newlines)
+    out = [0]
+    a = 0
+    for b in text_ends.tolist():
+        try:
+            text = data[a:b].decode("utf-8")
+        except UnicodeDecodeError:
+            return None
+        if len(text) == b - a:  # ASCII: characters are bytes
+            out += [a + m.end() for m in regex.finditer(text)]
+        else:
+            end = a
+            for m in regex.finditer(text):
+                end += len(m.group().encode("utf-8"))
+                out.append(end)
+        a = b
+    return np.array(out, dtype=np.int64)
 
 
 def training_jobs(batch: DocBatch, *, isolate_digits: bool = False, job_bytes: int | None = None) -> Iterator[Job]:

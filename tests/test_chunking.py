@@ -7,18 +7,22 @@ every cap rule to fire."""
 
 from __future__ import annotations
 
+import contextlib
 import unicodedata
 
 import numpy as np
+import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
 from bytepiece import Tokenizer
 from bytepiece.kernels.chunking import chunk_boundaries, chunk_end
+from bytepiece.kernels.stand_ins import kernels_only
 from bytepiece.normalize import (
     TRAINING_MAX_CHUNK_CHARS,
     TRAINING_MAX_NEWLINES,
     chunk_bounds,
+    chunk_bounds_by_regex,
     chunks,
     digit_table,
     training_chunks,
@@ -63,14 +67,26 @@ def test_training_chunk_kernel_matches_the_regex(batch, max_chars, max_newlines,
     expected = [c for t in batch for c in training_chunks(t, isolate_digits=isolate_digits, max_chars=max_chars,
                                                           max_newlines=max_newlines)]
     assert got == expected
+    # the stand-in that cuts small buffers (no kernel to compile) gives the same bounds
+    assert chunk_bounds_by_regex(bytes(buf), ends, max_chars, max_newlines, isolate_digits).tolist() == bounds
 
 
-def test_training_caps_at_their_defaults():
-    """``chunk_bounds`` passes the original's caps: 10,000 characters, 100 newlines."""
+def test_training_chunk_stand_in_leaves_invalid_utf8_to_the_kernel():
+    buf = np.frombuffer(b"ab\xff\ncd\n", dtype=np.uint8)
+    ends = np.array([len(buf)], dtype=np.int64)
+    assert chunk_bounds_by_regex(bytes(buf), ends, 10, 1, False) is None
+    assert chunk_bounds(buf, ends, max_newlines=1).tolist() == [0, 4, 7]
+
+
+@pytest.mark.parametrize("kernel", [False, True], ids=["regex", "kernel"])
+def test_training_caps_at_their_defaults(kernel):
+    """``chunk_bounds`` passes the original's caps: 10,000 characters, 100 newlines (small
+    buffers are cut by the regexes, others by the kernel)."""
     text = "中" * (TRAINING_MAX_CHUNK_CHARS + 7) + "\n" * (TRAINING_MAX_NEWLINES + 3) + "x"
     data = text.encode("utf-8")
     buf = np.frombuffer(data, dtype=np.uint8)
-    bounds = chunk_bounds(buf, np.array([len(data)], dtype=np.int64)).tolist()
+    with kernels_only() if kernel else contextlib.nullcontext():
+        bounds = chunk_bounds(buf, np.array([len(data)], dtype=np.int64)).tolist()
     got = [data[a:b] for a, b in zip(bounds, bounds[1:])]
     assert got == list(training_chunks(text))
     assert [len(c) for c in got] == [3 * TRAINING_MAX_CHUNK_CHARS, 3 * 7 + TRAINING_MAX_NEWLINES, 3, 1]
