@@ -1,5 +1,6 @@
 """Pruning's re-segmentation kernel (packed cells of a reversed trie, pulling, sharing prefixes
-between consecutive pieces) against the plain forward Viterbi of the same module."""
+between consecutive pieces) and its plain-Python stand-in for small candidate sets, against the
+plain forward Viterbi of the same module."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ from hypothesis import given, settings, strategies as st
 
 from bytepiece.kernels.segment import best_segmentation, packed_cells, resegment_sorted, set_cell_scores
 from bytepiece.kernels.trie import build_trie_arrays
+from bytepiece.training.pruning import _PythonResegmenter
+from bytepiece.training.spill import PieceRun
 
 ALPHABET = b"ab\x00\xff"
 word = st.lists(st.sampled_from(ALPHABET), min_size=1, max_size=9).map(bytes)
@@ -53,3 +56,15 @@ def test_resegment_sorted_matches_the_forward_viterbi(multi, texts, rnd):
     got = np.zeros(len(pieces), np.int64)
     resegment_sorted(cells, cells.view(np.float64), reverse.pair_cells(), reverse.piece, text_arena, text_offsets, weights, got)
     assert got.tolist() == expected.tolist()
+
+    # the Python stand-in, fed in two batches (its shared-prefix state starts afresh in each)
+    cut = rnd.randint(0, len(texts))
+    batches = []
+    for lo, hi in ((0, cut), (cut, len(texts))):
+        part_arena, part_offsets = _arena(texts[lo:hi])
+        batches.append(PieceRun(np.zeros(hi - lo, np.uint64), weights[lo:hi], part_offsets, part_arena))
+    advanced = []
+    python = _PythonResegmenter(pieces).counts(batches, logp, advanced.append)
+    assert python.dtype == np.int64 and python.tolist() == expected.tolist()
+    assert sum(advanced) == len(texts)
+

@@ -2,9 +2,11 @@
 
 The *candidates* are every piece that can still end up in a vocabulary: all single bytes, and
 the pieces no longer than ``max_piece_length`` counted at least ``min_count`` times. They are
-kept in sorted order and get one double-array trie of their reversed bytes, built once; each
-"tokenizer of the kept pieces" is that trie with ``-inf`` scores for the candidates not kept. Scores are ``np.log(count) - np.log(total)`` computed by
-numpy exactly as the original computes them, so Viterbi ties resolve the same way.
+kept in sorted order and get one trie of their reversed bytes, built once (a double array, or
+for a few thousand candidates nested dicts: ``_PythonResegmenter``); each "tokenizer of the
+kept pieces" is that trie with ``-inf`` scores for the candidates not kept. Scores are
+``np.log(count) - np.log(total)`` computed by numpy exactly as the original computes them, so
+Viterbi ties resolve the same way.
 
 Re-segmentation (of the dropped pieces, and of the kept pieces in every redundancy round) is a
 map over batches of pieces on the engine; each task returns a count vector over the candidates
@@ -13,8 +15,9 @@ and the vectors are added up, so results do not depend on the plan.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -22,9 +25,10 @@ import numpy.typing as npt
 from ..engine import Engine
 from .spill import PieceRun
 from ..kernels.segment import packed_cells, resegment_sorted, set_cell_scores
+from ..kernels.stand_ins import small
 from ..kernels.trie import build_trie_arrays, lexicographic_order
 from .dropped import sort_for_sharing
-from ..progress import Progress
+from ..progress import Advance, Progress
 
 #: piece bytes per re-segmentation task
 TASK_BYTES = 8 << 20
@@ -48,10 +52,124 @@ def resegment_pieces(batch: PieceRun, links: TrieLinks, cells: npt.NDArray[np.in
     return counter
 
 
-class PieceSet:
-    """Candidates of the pruning steps, their trie and their current counts."""
+class _TrieResegmenter:
+    """Re-segmentation by the kernels: one double-array trie of the candidates' reversed bytes,
+    whose packed cells carry each round's scores, and tasks on the engine."""
 
-    def __init__(self, candidates: PieceRun, *, engine: Engine, progress: Progress | None = None) -> None:
+    def __init__(self, arena: npt.NDArray[np.uint8], offsets: npt.NDArray[np.int64], engine: Engine) -> None:
+        n = len(offsets) - 1
+        trie = build_trie_arrays(arena, offsets, np.arange(n, dtype=np.int32), reverse=True)
+        # the double array lives on only in the packed cells, which carry each round's scores
+        self.cells = packed_cells(trie.base_check)
+        self.terminal = np.flatnonzero(trie.piece >= 0)  # the cell where each candidate ends ...
+        self.terminal_piece = trie.piece[self.terminal]  # ... and which candidate that is
+        self.links = engine.share(TrieLinks(trie.pair_cells(), trie.piece))
+        self.engine = engine
+        self.n = n
+
+    def counts(self, batches: Iterable[PieceRun], logp: npt.NDArray[np.float64], advance: Advance
+               ) -> npt.NDArray[np.int64]:
+        counter = np.zeros(self.n, dtype=np.int64)
+        set_cell_scores(self.cells, self.terminal, logp[self.terminal_piece])
+        cells = self.engine.share(self.cells)
+        for batch, part in self.engine.map(resegment_pieces, batches, self.links, cells, self.n):
+            counter += part
+            advance(batch.size)
+        return counter
+
+
+class _PythonResegmenter:
+    """Re-segmentation in plain Python, for up to ``PYTHON_CANDIDATES_MAX`` candidates, with
+    ``resegment_sorted``'s choices exactly: the same walk back from each end position over a
+    trie of reversed candidates (nested dicts), the same float64 sums and ``>=``, and the same
+    reuse of the previous piece's work up to their common prefix.
+
+    README's training job then compiles neither the trie construction nor the re-segmentation
+    (5 s of a first run's CPU); in Python its 0.8 MB of dropped pieces take 0.4 s. A trie entry
+    is ``[children, score, candidate]``, the score set each round (-inf where no candidate ends
+    or the candidate is left out): a dict of suffixes took 2.7x as long, a separate score list
+    1.5x."""
+
+    def __init__(self, pieces: list[bytes]) -> None:
+        root: dict[int, Any] = {}  # byte -> entry, an entry [children, score, candidate]
+        self.entries: list[Any] = []
+        entry: Any = None
+        for i, piece in enumerate(pieces):  # candidates are never empty
+            node = root
+            for k in range(len(piece) - 1, -1, -1):
+                entry = node.get(piece[k])
+                if entry is None:
+                    entry = node[piece[k]] = [{}, -math.inf, -1]
+                node = entry[0]
+            entry[2] = i
+            self.entries.append(entry)
+        self.root = root
+        self.n = len(pieces)
+
+    def counts(self, batches: Iterable[PieceRun], logp: npt.NDArray[np.float64], advance: Advance
+               ) -> npt.NDArray[np.int64]:
+        for entry, score in zip(self.entries, logp.tolist()):
+            entry[1] = score
+        counter = [0] * self.n
+        root = self.root
+        best: list[float] = [0.0]
+        back: list[int] = [0]
+        tok: list[int] = [0]
+        for batch in batches:
+            bounds = batch.offsets.tolist()
+            data = batch.arena.tobytes()
+            longest = max(np.diff(batch.offsets).max(initial=0) + 1 - len(best), 0)
+            best += [0.0] * longest
+            back += [0] * longest
+            tok += [0] * longest
+            prev = b""
+            for i, weight in enumerate(batch.counts.tolist()):
+                piece = data[bounds[i]:bounds[i + 1]]
+                n = len(piece)
+                lo, hi = 0, min(n, len(prev))  # the common prefix, by halving
+                while lo < hi:
+                    mid = (lo + hi + 1) >> 1
+                    if piece[:mid] == prev[:mid]:
+                        lo = mid
+                    else:
+                        hi = mid - 1
+                for e in range(lo + 1, n + 1):
+                    top = -math.inf
+                    start = part = 0
+                    node = root
+                    s = e - 1
+                    while s >= 0:  # shortest last piece first; >= keeps the longest on a tie
+                        entry = node.get(piece[s])
+                        if entry is None:
+                            break
+                        v = best[s] + entry[1]
+                        if v >= top:
+                            top, start, part = v, s, entry[2]
+                        node = entry[0]
+                        s -= 1
+                    best[e], back[e], tok[e] = top, start, part
+                j = n
+                while j > 0:
+                    counter[tok[j]] += weight
+                    j = back[j]
+                prev = piece
+            advance(batch.size)
+        return np.array(counter, dtype=np.int64)
+
+
+#: up to this many candidates, and this many bytes of dropped pieces to re-segment, pruning
+#: re-segments in Python (see ``_PythonResegmenter``: about 0.5 s a MB, where the kernels take
+#: 5 s to compile, or 40 ms once a larger corpus's warm-up has compiled them)
+PYTHON_CANDIDATES_MAX = 1 << 15
+PYTHON_DROPPED_BYTES_MAX = 1 << 20
+
+
+class PieceSet:
+    """Candidates of the pruning steps, their re-segmenter and their current counts."""
+
+    def __init__(self, candidates: PieceRun, *, engine: Engine, progress: Progress | None = None,
+                 dropped_bytes: int = 0) -> None:
+        """``dropped_bytes``: the bytes of the dropped pieces that :meth:`absorb` will get."""
         self.engine = engine
         self.progress = progress or Progress(False)
         candidates = sort_for_sharing(candidates)
@@ -59,13 +177,11 @@ class PieceSet:
         self.arena = candidates.arena
         self.lengths = np.diff(candidates.offsets)
         n = candidates.size
-        trie = build_trie_arrays(self.arena, self.offsets, np.arange(n, dtype=np.int32), reverse=True)
-        # the double array lives on only in the packed cells, which carry each round's scores
-        self.cells = packed_cells(trie.base_check)
-        self._terminal = np.flatnonzero(trie.piece >= 0)  # the cell where each candidate ends ...
-        self._terminal_piece = trie.piece[self._terminal]  # ... and which candidate that is
-        self._links = engine.share(TrieLinks(trie.pair_cells(), trie.piece))
-        del trie
+        self._resegmenter: _TrieResegmenter | _PythonResegmenter
+        if small(n, PYTHON_CANDIDATES_MAX) and small(dropped_bytes, PYTHON_DROPPED_BYTES_MAX):
+            self._resegmenter = _PythonResegmenter([self.piece(i) for i in range(n)])
+        else:
+            self._resegmenter = _TrieResegmenter(self.arena, self.offsets, engine)
         self.counts = candidates.counts.astype(np.int64).copy()
         self.present = np.ones(n, dtype=np.bool_)
         self._single_bytes = np.flatnonzero(self.lengths == 1)
@@ -92,18 +208,12 @@ class PieceSet:
         return scores
 
     def _resegment(self, batches: Iterable[PieceRun], description: str, total: int | None) -> npt.NDArray[np.int64]:
-        counter = np.zeros(self.n, dtype=np.int64)
         # Every byte must stay a piece: a text no present piece spells would end its path on a
         # cell without a piece, and resegment_sorted's unchecked counter index would be -1.
         if len(self._single_bytes) != 256 or not self.present[self._single_bytes].all():
             raise AssertionError("pruning lost a single-byte piece")
-        set_cell_scores(self.cells, self._terminal, self._logp()[self._terminal_piece])
-        cells = self.engine.share(self.cells)
         with self.progress.phase(description, total, unit="pieces", transient=True) as advance:
-            for batch, part in self.engine.map(resegment_pieces, batches, self._links, cells, self.n):
-                counter += part
-                advance(batch.size)
-        return counter
+            return self._resegmenter.counts(batches, self._logp(), advance)
 
     def _candidate_batches(self, idx: npt.NDArray[np.int64], counts: npt.NDArray[np.int64]) -> Iterable[PieceRun]:
         """The candidates ``idx`` (weighted by ``counts``) as piece runs of about TASK_BYTES."""

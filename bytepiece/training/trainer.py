@@ -293,7 +293,8 @@ class Trainer:
         from .pruning import TASK_BYTES
 
         pieces.dropped.spill_to(plan.prune_dropped_limit(int(pieces.candidates.offsets[-1]), pieces.candidates.size))
-        piece_set = PieceSet(with_all_bytes(pieces.take_candidates()), engine=engine, progress=progress)
+        piece_set = PieceSet(with_all_bytes(pieces.take_candidates()), engine=engine, progress=progress,
+                             dropped_bytes=pieces.dropped.piece_bytes)
         piece_set.absorb(pieces.dropped.batches(TASK_BYTES), pieces.dropped.count)
         piece_set.prune_redundant()
         rank = piece_set.lexicographic_rank()
