@@ -19,6 +19,11 @@ The score table of the kept long n-grams is open addressing over interleaved ``[
 bits]`` slots (one cache line holds four), with any capacity (``_home`` maps a hash onto it by a
 multiply-shift instead of a power-of-two mask), so it can be sized to a load factor instead of the
 next power of two.
+
+Small inputs take the plain numpy/Python stand-ins beside each kernel (``numpy_count_grams``,
+``numpy_prefix_counts``, ``numpy_count_long``, ``numpy_derive_long``, ``python_insert_scores``):
+the same arrays, and nothing to compile, so a small training run (README's) never compiles these
+kernels (about 6 s of a first run's CPU). The callers choose by size.
 """
 
 from __future__ import annotations
@@ -128,6 +133,58 @@ def table_counts(table, bits, sorted_keys):
     return out
 
 
+#: a maximal gram's bytes kept by a key of its length (index: the length, 0..8)
+_LENGTH_MASKS = np.array([((1 << (8 * k)) - 1) << (64 - 8 * k) for k in range(9)], np.uint64)
+
+
+def numpy_count_grams(buf, bounds, weights, lo, hi, order):
+    """(sorted distinct keys, int64 counts): what ``count_grams`` and then ``table_counts`` of
+    the sorted keys give, by numpy, so a small job compiles nothing; about twice the kernels'
+    time (it sorts every position's key, where they sort only the distinct ones).
+
+    The key of a position is the big-endian word of its next eight bytes with the bytes past its
+    gram masked off. The positions of chunks of weight 1 are counted by sorting their keys; the
+    few repeated chunks' keys are merged in with their weights."""
+    start, end = int(bounds[lo]), int(bounds[hi])
+    n = end - start
+    sizes = np.diff(bounds[lo:hi + 1])
+    room = np.repeat(bounds[lo + 1:hi + 1], sizes)  # each position's chunk end
+    room -= np.arange(start, end, dtype=np.int64)
+    length = np.minimum(room, order).astype(np.uint8)
+    del room
+    padded = np.zeros(n + 8, np.uint8)
+    padded[:n] = buf[start:end]
+    keys = np.ndarray((n,), ">u8", padded, 0, (1,)).astype(np.uint64)  # unaligned big-endian words
+    del padded
+    keys &= _LENGTH_MASKS[length]
+    keys |= length.astype(np.uint64)
+    del length
+    w = weights[lo:hi]
+    once = np.repeat(w == 1, sizes)
+    repeated = ~once
+    single = keys[once] if repeated.any() else keys
+    single.sort()
+    starts = _run_starts(single)
+    out_keys, out_counts = single[starts], np.diff(np.append(starts, len(single))).astype(np.int64)
+    if single is keys:
+        return out_keys, out_counts
+    del single, starts
+    keys = np.concatenate([out_keys, keys[repeated]])
+    counts = np.concatenate([out_counts, np.repeat(w, sizes)[repeated].astype(np.int64)])
+    by_key = np.argsort(keys)
+    keys = keys[by_key]
+    starts = _run_starts(keys)
+    return keys[starts], np.add.reduceat(counts[by_key], starts).astype(np.int64)
+
+
+def _run_starts(sorted_keys):
+    """Where each run of equal keys begins."""
+    edge = np.empty(len(sorted_keys), np.bool_)
+    edge[:1] = True
+    np.not_equal(sorted_keys[1:], sorted_keys[:-1], out=edge[1:])
+    return np.flatnonzero(edge)
+
+
 @njit(cache=True, nogil=True)
 def prefix_counts(keys, counts, ones, twos):
     """Add the 1-gram and 2-gram counts that maximal grams ``keys`` (with ``counts``) imply:
@@ -138,6 +195,14 @@ def prefix_counts(keys, counts, ones, twos):
         ones[np.int64(key >> np.uint64(56))] += c
         if (key & np.uint64(0xFF)) >= np.uint64(2):
             twos[np.int64(key >> np.uint64(48))] += c
+
+
+def numpy_prefix_counts(keys, counts, ones, twos):
+    """``prefix_counts`` by numpy. Exact while a table entry's sum stays below 2**53 (``bincount``
+    adds in float64): the counts of a shard's positions, which are far fewer."""
+    ones += np.bincount((keys >> np.uint64(56)).astype(np.intp), counts, 256).astype(np.int64)
+    two = (keys & np.uint64(0xFF)) >= np.uint64(2)
+    twos += np.bincount((keys[two] >> np.uint64(48)).astype(np.intp), counts[two], 1 << 16).astype(np.int64)
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -230,6 +295,56 @@ def derive_long(keys, counts, order, min_count, twos):
     return out_keys, out_counts, parents
 
 
+def _numpy_long_grams(keys, counts, order, min_count):
+    """The kept n-grams of length 3..order of a sorted maximal-gram run, one (keys, counts) pair
+    per length, each in key order. A k-gram's count is the sum over the keys of length >= k that
+    start with it, which are consecutive in the run."""
+    lengths = keys & np.uint64(0xFF)
+    grams = []
+    for k in range(3, order + 1):
+        longer = lengths >= np.uint64(k)
+        prefixes = keys[longer] & _LENGTH_MASKS[k]
+        if not len(prefixes):
+            break
+        starts = _run_starts(prefixes)
+        sums = np.add.reduceat(counts[longer], starts)
+        kept = sums >= min_count
+        grams.append((prefixes[starts][kept] | np.uint64(k), sums[kept].astype(np.int64)))
+    return grams
+
+
+def numpy_count_long(keys, counts, order, min_count):
+    """``count_long`` by numpy (a few times slower than the kernel, nothing to compile)."""
+    return sum(len(k) for k, _ in _numpy_long_grams(keys, counts, order, min_count))
+
+
+def numpy_derive_long(keys, counts, order, min_count, twos):
+    """``derive_long`` by numpy: the same arrays in the same order (a few times slower than
+    the kernel, nothing to compile).
+
+    Post-order (a string after all its extensions, siblings in byte order) is the byte order of
+    the strings with every missing byte taken as 0xFF, ties longest first: one sort of a key that
+    fills the bytes past the n-gram with 0xFF and holds 255 - length in the low byte. The parents
+    are read as the kernel reads them: an n-gram's is the count of the next one emitted a level
+    up (0 if none), a trigram's its 2-gram's count in ``twos``."""
+    grams = _numpy_long_grams(keys, counts, order, min_count)
+    out_keys = np.concatenate([k for k, _ in grams]) if grams else np.empty(0, np.uint64)
+    out_counts = np.concatenate([c for _, c in grams]) if grams else np.empty(0, np.int64)
+    depth = out_keys & np.uint64(0xFF)
+    post = np.argsort((out_keys | (~np.uint64(0) >> (depth << np.uint64(3)))) - depth)
+    out_keys, out_counts, depth = out_keys[post], out_counts[post], depth[post]
+    parents = np.zeros(len(out_keys), np.int64)
+    below = np.flatnonzero(depth == np.uint64(3))  # where the n-grams one level up are
+    parents[below] = twos[(out_keys[below] >> np.uint64(48)).astype(np.intp)]
+    for d in range(4, order + 1):
+        at = np.flatnonzero(depth == np.uint64(d))
+        nxt = np.searchsorted(below, at, side="right")
+        found = nxt < len(below)
+        parents[at[found]] = out_counts[below[nxt[found]]]
+        below = at
+    return out_keys, out_counts, parents
+
+
 # -- the score table of the kept n-grams of length >= 3 ----------------------------------------
 
 @njit(cache=True, nogil=True, inline="always")
@@ -251,6 +366,25 @@ def insert_scores(table, cap, keys, scores):
                 s = 0
         table[2 * s] = keys[i]
         vals[2 * s + 1] = scores[i]
+
+
+def python_insert_scores(table, cap, keys, scores):
+    """``insert_scores`` in Python: the same slots (the same homes, probed in the same order),
+    so the same table bit for bit; about 0.3 µs a key, nothing to compile. ``keys`` are never
+    ``EMPTY``."""
+    h = (keys * _FIB) >> np.uint64(32)
+    slots = ((h * np.uint64(cap)) >> np.uint64(32)).astype(np.int64).tolist()  # _home
+    taken = bytearray((table[0::2] != EMPTY).tobytes())
+    for i, s in enumerate(slots):
+        while taken[s]:
+            s += 1
+            if s == cap:
+                s = 0
+        taken[s] = 1
+        slots[i] = s
+    at = 2 * np.array(slots, np.int64)
+    table[at] = keys
+    table.view(np.float64)[at + 1] = scores
 
 
 @njit(cache=True, nogil=True, inline="always")

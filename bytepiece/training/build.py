@@ -24,6 +24,7 @@ from ..corpus import Shard
 from ..engine import Engine, thread_pool
 from .spill import KeyRun, PieceRun, RunStore, SpillDir
 from ..errors import TrainingError
+from ..kernels.stand_ins import small
 from ..progress import Progress
 from .dropped import DroppedPieces, concat
 from .memory_plan import MemoryPlan
@@ -35,6 +36,13 @@ R = TypeVar("R")
 
 #: load factor of the n-gram score table (open addressing, linear probing)
 TABLE_LOAD = 0.6
+#: pass 1's counts of up to this many bytes (16 a distinct maximal gram) derive their n-grams by
+#: numpy (about 0.3 µs a gram, a few times the kernels' time), where the kernels' walk costs a first
+#: run 3 s of compiling; see also ``warmup.LARGE_CORPUS_BYTES``
+NUMPY_DERIVE_BYTES = 16 << 20
+#: up to this many kept n-grams of length >= 3 go into the score table in Python (about 0.3 µs
+#: each), where ``insert_scores`` costs a first run 0.9 s of compiling
+PYTHON_INSERT_MAX = 1 << 18
 
 
 @dataclass
@@ -98,20 +106,22 @@ def _in_order_on_threads(fn: Callable[..., R], items: list[T], *args: Any) -> It
         wait(pending)
 
 
-def _count_long(part: tuple[int, int | None], store: RunStore, options: PassOptions) -> int:
-    from ..kernels.ngrams import count_long
+def _count_long(part: tuple[int, int | None], store: RunStore, options: PassOptions, by_numpy: bool) -> int:
+    from ..kernels.ngrams import count_long, numpy_count_long
 
     run = store.load(part[0], part[1], KeyRun)
-    return int(count_long(run.keys, run.counts, options.order, options.min_count))
+    count = numpy_count_long if by_numpy else count_long
+    return int(count(run.keys, run.counts, options.order, options.min_count))
 
 
 def _derive_scores(part: tuple[int, int | None], store: RunStore, options: PassOptions,
-                   twos: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+                   twos: np.ndarray, by_numpy: bool) -> tuple[np.ndarray, np.ndarray]:
     """The kept n-grams of length >= 3 of one partition and their conditional log probabilities."""
-    from ..kernels.ngrams import derive_long
+    from ..kernels.ngrams import derive_long, numpy_derive_long
 
     run = store.load(part[0], part[1], KeyRun)
-    keys, kept_counts, parents = derive_long(run.keys, run.counts, options.order, options.min_count, twos)
+    derive = numpy_derive_long if by_numpy else derive_long
+    keys, kept_counts, parents = derive(run.keys, run.counts, options.order, options.min_count, twos)
     del run
     return keys, np.log(kept_counts) - np.log(parents)
 
@@ -119,7 +129,7 @@ def _derive_scores(part: tuple[int, int | None], store: RunStore, options: PassO
 def ngram_model(counts: NgramCounts, options: PassOptions, plan: MemoryPlan, progress: Progress) -> tuple[NgramModel, PassReport]:
     """DESIGN 5, step 2: keep the n-grams counted at least ``min_count`` times and turn their
     counts into conditional log probabilities (the same float64 operations as the original)."""
-    from ..kernels.ngrams import PREFIX3_MASK, insert_scores
+    from ..kernels.ngrams import PREFIX3_MASK, insert_scores, python_insert_scores
 
     store, ones, twos = counts.store, counts.ones.copy(), counts.twos
     total = int(ones.sum())
@@ -138,7 +148,8 @@ def ngram_model(counts: NgramCounts, options: PassOptions, plan: MemoryPlan, pro
     with progress.phase("prune n-grams", None):
         # Partitions are read on threads as in pass 2 (see count_pieces), a third of the size.
         parts = store.partitions(plan.partition_bytes(store.limit) // (SPLIT_THREADS + 1), PREFIX3_MASK)
-        n_long = sum(_in_order_on_threads(_count_long, parts, store, options))
+        by_numpy = small(store.total_bytes(), NUMPY_DERIVE_BYTES)
+        n_long = sum(_in_order_on_threads(_count_long, parts, store, options, by_numpy))
         cap = max(16, int(n_long / TABLE_LOAD) + 1)
         # The model's size is known now: refuse a budget that cannot hold it in pass 2 before
         # building it (and before its partitions are read back a second time).
@@ -152,9 +163,10 @@ def ngram_model(counts: NgramCounts, options: PassOptions, plan: MemoryPlan, pro
         # Threads derive the scores of the next partitions while this one inserts (in order): a
         # partition being derived holds about six times its size, and SPLIT_THREADS + 1 are in flight.
         part_bytes = max(1 << 14, room // (6 * (SPLIT_THREADS + 1)))
+        insert = python_insert_scores if small(n_long, PYTHON_INSERT_MAX) else insert_scores
         for keys, scores in _in_order_on_threads(_derive_scores, store.partitions(part_bytes, PREFIX3_MASK),
-                                                 store, options, twos):
-            insert_scores(table, cap, keys, scores)
+                                                 store, options, twos, by_numpy):
+            insert(table, cap, keys, scores)
             del keys, scores
     spilled = store.spilled_bytes - spilled_before
     store.close()

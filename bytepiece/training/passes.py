@@ -17,6 +17,7 @@ import numpy.typing as npt
 
 from ..corpus import DEFAULT_BATCH_BYTES, Shard, read_shard, reporting_reads
 from ..engine import Engine
+from ..kernels.stand_ins import small
 from ..progress import Advance, ShardBar
 from .memory_plan import DISTINCT_CHUNKS_PER_BYTE
 from .spill import KeyRun, PieceRun
@@ -92,7 +93,7 @@ def distinct_chunk_jobs(shard: Shard, options: PassOptions, reads: list[ReadCoun
     memory stays bounded whatever its shard and its lines; counts do not depend on where that
     falls."""
     limit = options.distinct_bytes or min(DISTINCT_CHUNK_BYTES, DISTINCT_CHUNKS_PER_BYTE * shard.size)
-    if shard.size <= PYTHON_DISTINCT_MAX:
+    if small(shard.size, PYTHON_DISTINCT_MAX):
         yield from _distinct_by_dict(shard, options, reads, limit)
         return
     from ..kernels.bytetable import ByteTable, add_chunks
@@ -194,14 +195,24 @@ def _merge_stack(stack: list[KeyRun], run: KeyRun) -> None:
         stack.append(a.merge(b))
 
 
+#: shards up to this size count their maximal grams by numpy (jobs of up to this many positions;
+#: about 50 ms a MB, twice the kernels' time), where the counting kernels cost a first run 2.4 s
+#: of compiling; larger shards (a large corpus's) keep the kernels. See ``warmup.LARGE_CORPUS_BYTES``
+NUMPY_GRAMS_MAX = 2 << 20
+
+
 def count_shard_grams(shard: Shard, options: PassOptions) -> ShardGrams:
     """Pass 1 task: the sorted, counted maximal grams of every chunk position of ``shard``."""
-    from ..kernels.ngrams import count_grams, prefix_counts, table_counts
+    from ..kernels.ngrams import count_grams, numpy_count_grams, numpy_prefix_counts, prefix_counts, table_counts
 
+    by_numpy = small(shard.size, NUMPY_GRAMS_MAX)
     stack: list[KeyRun] = []
     reads = [NO_READS]
     for buf, bounds, weights, lo, hi in distinct_chunk_jobs(shard, options, reads):
         positions = int(bounds[hi] - bounds[lo])
+        if by_numpy and positions <= NUMPY_GRAMS_MAX:
+            _merge_stack(stack, KeyRun(*numpy_count_grams(buf, bounds, weights, lo, hi, options.order)))
+            continue
         table, bits = count_grams(buf, bounds, weights, lo, hi, options.order, max(10, (positions // 4).bit_length()))
         keys = table[0::2]
         keys = keys[keys != 0]
@@ -213,7 +224,10 @@ def count_shard_grams(shard: Shard, options: PassOptions) -> ShardGrams:
         run = stack.pop().merge(run) if run.size else stack.pop()
     ones = np.zeros(256, np.int64)
     twos = np.zeros(1 << 16, np.int64)
-    prefix_counts(run.keys, run.counts, ones, twos)
+    if by_numpy:
+        numpy_prefix_counts(run.keys, run.counts, ones, twos)
+    else:
+        prefix_counts(run.keys, run.counts, ones, twos)
     return ShardGrams(run, ones, twos, reads[0])
 
 
@@ -229,6 +243,8 @@ def count_shard_pieces(shard: Shard, model: NgramModel, options: PassOptions) ->
     from ..kernels.bnlm import count_pieces
     from ..kernels.bytetable import ByteTable
 
+    if small(shard.size, PYTHON_DISTINCT_MAX):
+        return _count_pieces_by_dict(shard, model, options)
     table = ByteTable.new()
     arrays: tuple[Any, ...] = tuple(table)
     meta = table.meta
@@ -238,6 +254,41 @@ def count_shard_pieces(shard: Shard, model: NgramModel, options: PassOptions) ->
     _, hashes, starts, lengths, counts, arena = arrays[:6]
     n = int(meta[0])
     return ShardPieces(piece_run(hashes[:n], counts[:n], starts[:n], lengths[:n], arena), int(meta[2]))
+
+
+def _count_pieces_by_dict(shard: Shard, model: NgramModel, options: PassOptions) -> ShardPieces:
+    """:func:`count_shard_pieces` with a dict for the table of pieces: the same run, and only
+    the segmentation to compile (``segment_pieces``), not the table's kernels (4 s of a first
+    run's CPU). The run is ordered by (hash, bytes) as ``piece_run`` orders a table's."""
+    from ..kernels.bnlm import segment_pieces
+
+    found: dict[bytes, list[int]] = {}  # piece -> [hash, count]
+    seen = 0
+    vals = model.table.view(np.float64)
+    for buf, bounds, weights, lo, hi in distinct_chunk_jobs(shard, options, [NO_READS]):
+        ends, hashes = segment_pieces(buf, bounds, lo, hi, options.order, options.ensure_unicode, model.ones,
+                                      model.twos, model.table, vals, model.cap)
+        chunk = np.searchsorted(bounds[lo:hi + 1], ends, side="left") - 1 + lo  # each piece's chunk
+        piece_weights = weights[chunk]
+        seen += int(piece_weights.sum())
+        data = buf.tobytes()
+        ends_list = ends.tolist()
+        starts = [int(bounds[lo])] + ends_list[:-1]  # chunks lie end to end: a piece starts where one ended
+        for a, b, h, w in zip(starts, ends_list, hashes.tolist(), piece_weights.tolist()):
+            piece = data[a:b]
+            entry = found.get(piece)
+            if entry is None:
+                found[piece] = [h, w]
+            else:
+                entry[1] += w
+    pieces = sorted(found.items(), key=lambda item: (item[1][0], item[0]))
+    n = len(pieces)
+    offsets = np.zeros(n + 1, np.int64)
+    np.cumsum(np.fromiter((len(p) for p, _ in pieces), np.int64, count=n), out=offsets[1:])
+    run = PieceRun(np.fromiter((e[0] for _, e in pieces), np.uint64, count=n),
+                   np.fromiter((e[1] for _, e in pieces), np.int64, count=n), offsets,
+                   np.frombuffer(bytearray().join(p for p, _ in pieces), np.uint8))
+    return ShardPieces(run, seen)
 
 
 def piece_run(hashes: np.ndarray, counts: np.ndarray, starts: np.ndarray, lengths: np.ndarray,
