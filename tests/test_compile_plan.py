@@ -6,8 +6,9 @@ the training warm-up (both passes and pruning on a sample, text and JSON Lines),
 samples a batch, while a listener records every compilation. The test fails when a kernel is compiled twice (a constant
 argument is a ``Literal`` type and compiles one more specialization; a read-only and a writable
 array are two) or when a kernel uses an array slice assignment (numba then compiles its shape
-check, whose error text alone costs 1.5-2 s of CPU). On a terminal, the compile shows as a
-status line with a clock.
+check, whose error text alone costs 1.5-2 s of CPU). README's training job, on a small corpus,
+compiles the BNLM segmentation alone. On a terminal, the compile shows as a status line with a
+clock.
 """
 
 from __future__ import annotations
@@ -87,6 +88,37 @@ def test_no_array_slice_assignment_in_kernels(compiled):
     assert not [n for n in names if "raise_with_shape_context" in n], (
         "a kernel assigns an array to a slice (numba compiles its shape check and error text, 1.5-2 s): "
         "use kernels.copying")
+
+
+SMALL_SCRIPT = SCRIPT.split("from bytepiece import Tokenizer")[0] + r"""
+import warnings
+from bytepiece import Trainer
+from bytepiece_data import data_file
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")
+    Trainer(max_vocab_size=2000, progress=False).train(data_file("sample_corpus.txt"))
+json.dump(records, sys.stdout)
+"""
+
+#: what README's training job may compile: its corpus (0.8 MB) is small everywhere, so every
+#: other step takes its numpy or Python stand-in (``bytepiece.kernels.stand_ins``)
+SMALL_CORPUS_KERNELS = {"bytepiece.kernels.bnlm.segment_pieces", "bytepiece.kernels.bnlm._emissions",
+                        "bytepiece.kernels.bnlm._viterbi_states"}
+
+
+@pytest.mark.slow
+def test_a_small_corpus_compiles_only_the_segmentation(tmp_path):
+    """README's training job compiles the BNLM segmentation and nothing else (it took some forty
+    kernels, 15 s more of a first run's CPU): a step that reaches a kernel on a small corpus
+    fails this test."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NUMBA_")}
+    env.update(NUMBA_CACHE_DIR=str(tmp_path / "numba"), BYTEPIECE_CACHE_DIR=str(tmp_path / "arrays"))
+    done = subprocess.run([sys.executable, "-c", SMALL_SCRIPT], env=env, cwd=tmp_path, capture_output=True,
+                          text=True, timeout=900)
+    assert done.returncode == 0, done.stderr[-2000:]
+    kernels = {name for name, _ in json.loads(done.stdout) if name.startswith("bytepiece.")}
+    assert kernels == SMALL_CORPUS_KERNELS
 
 
 def _run_on_a_terminal(argv: list[str], cwd, timeout: float = 600) -> tuple[int, str]:

@@ -1,9 +1,10 @@
 """Compile (or load from numba's cache) every training kernel before the clock starts.
 
-The first run after an install compiles the kernels (about 25 s of CPU for README's training
-command on a 2 GHz VM); later runs load them from the cache in well under a second. Doing it up front, on a
-tiny corpus that reaches every kernel, keeps compilation out of the reported phase times and
-lets the CLI say what is happening. On a Dask cluster every worker process warms up too (each
+The first run after an install compiles the kernels it needs (for README's training command
+the BNLM segmentation alone, about 4 s of CPU on a 2 GHz VM; for a corpus above
+``LARGE_CORPUS_BYTES`` every training kernel, about 20 s); later runs load them from the cache in
+well under a second. Doing it up front, on a tiny corpus that reaches every kernel, keeps
+compilation out of the reported phase times and lets the CLI say what is happening. On a Dask cluster every worker process warms up too (each
 has its own numba state).
 """
 
@@ -16,11 +17,14 @@ _TEXTS = ["warm up the kernels: 训练 a tokenizer 12 34\n", "abab abab\n\n", "x
 
 
 #: corpora above this size warm up the kernels that only large inputs reach as well. Below it
-#: their Python and numpy stand-ins take every input such a corpus gives (shards of at most
-#: ``passes.PYTHON_DISTINCT_MAX`` bytes; about 16k distinct pieces a MB, under
-#: ``trie.PYTHON_SORT_MAX`` and ``dropped.NUMPY_BUCKETS_MAX``), so a small corpus, README's
-#: sample first of all, never compiles them (3.5 s of a first run's CPU). A larger one compiles
-#: them here, so that no phase time counts compiling.
+#: their numpy and Python stand-ins (``kernels.stand_ins``) take every input such a corpus gives:
+#: shards of at most 2 MB (``passes.PYTHON_DISTINCT_MAX``, ``passes.NUMPY_GRAMS_MAX``), at most
+#: 16 MB of n-gram counts (``build.NUMPY_DERIVE_BYTES``), about 120k kept n-grams a MB
+#: (``build.PYTHON_INSERT_MAX``), about 16k distinct pieces a MB (``trie.PYTHON_SORT_MAX``,
+#: ``dropped.NUMPY_BUCKETS_MAX``, ``runs.NUMPY_PIECES_MAX``, ``pruning.PYTHON_CANDIDATES_MAX``).
+#: So a small corpus, README's sample first of all, never compiles them (about 15 s of a first
+#: run's CPU on a 2 GHz VM). A larger one compiles them here, so that no phase time counts
+#: compiling.
 LARGE_CORPUS_BYTES = 1 << 20
 
 
@@ -46,26 +50,21 @@ def warm_up_here(formats: tuple[str, ...] = ("text",), large: bool = True) -> fl
 
 
 def _warm_up_large() -> None:
-    """The kernels behind the stand-ins for small inputs, on inputs of the types a run passes."""
-    import numpy as np
+    """The kernels behind the stand-ins for small inputs: the same sample run, every input sent
+    to the kernels, so they compile for exactly the argument types a run passes them; and in
+    several shards and jobs, whose counts a large run merges."""
+    from ..kernels.stand_ins import kernels_only
 
-    from ..kernels.bytetable import ByteTable, add_chunks
-    from ..kernels.runs import bucket_order
-    from ..kernels.trie import kernel_lexicographic_order
-
-    # the types the callers pass: a read batch is read-only, a run's arena writable
-    bounds = np.array([0, 2, 3, 5], np.int64)
-    table = ByteTable.new(capacity=16, arena_bytes=64)
-    add_chunks(np.frombuffer(b"abcab", np.uint8), bounds, 0, 3, *tuple(table)[:6], table.meta)
-    kernel_lexicographic_order(np.frombuffer(bytearray(b"abcab"), np.uint8), bounds)
-    bucket_order(np.array([3, 1, 2], np.uint64), np.array([2], np.uint64))
+    with kernels_only():
+        _warm_up("text", split=True)
 
 
-def _warm_up(fmt: str) -> None:
+def _warm_up(fmt: str, split: bool = False) -> None:
     import tempfile
     from pathlib import Path
 
     from ..corpus import describe_sources, plan_shards, spool_texts
+    from ..corpus.shards import MIN_SHARD_BYTES
     from ..engine.local import LocalEngine
     from .spill import SpillDir
     from ..progress import Progress
@@ -75,21 +74,23 @@ def _warm_up(fmt: str) -> None:
     from .pruning import PieceSet
 
     with tempfile.TemporaryDirectory(prefix="bytepiece-warmup-") as tmp:
+        texts = _TEXTS * 30 if split else _TEXTS  # split: three shards of MIN_SHARD_BYTES
         if fmt == "jsonl":
-            path, _, _ = spool_texts(_TEXTS, tmp)
+            path, _, _ = spool_texts(texts, tmp)
         else:
             path = Path(tmp) / "warm-up.txt"
-            path.write_text("".join(_TEXTS), encoding="utf-8")
-        shards = plan_shards(describe_sources([Path(path)]))
+            path.write_text("".join(texts), encoding="utf-8")
+        shards = plan_shards(describe_sources([Path(path)]), *([MIN_SHARD_BYTES] if split else []))
         engine = LocalEngine(1)
         plan = MemoryPlan.make(64 << 20, 1)
-        options = PassOptions(6, 2, True, True)
+        options = PassOptions(6, 2, True, True, job_bytes=64 if split else None)
         quiet = Progress(False)
         with SpillDir(tmp) as spill:
             counts, _, _ = count_ngrams(engine, shards, options, plan, spill, quiet)
             model, _ = ngram_model(counts, options, plan, quiet)
             pieces, _ = count_pieces(engine, shards, model, options, plan, spill, quiet, max_piece_length=36)
-            piece_set = PieceSet(with_all_bytes(pieces.candidates), engine=engine)
+            piece_set = PieceSet(with_all_bytes(pieces.candidates), engine=engine,
+                                 dropped_bytes=pieces.dropped.piece_bytes)
             piece_set.absorb(pieces.dropped.batches(1 << 20))
             piece_set.prune_redundant()
 
