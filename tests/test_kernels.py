@@ -113,6 +113,33 @@ def test_exact_tie_keeps_the_longer_last_piece():
     s = dict(zip(tokenizer.pieces(), tokenizer.scores[3:]))
     assert s[b"a"] + s[b"ab"] == s[b"aa"] + s[b"b"]
     assert tokenizer.tokenize("aab") == [b"a", b"ab"] == viterbi(piece_scores(counts), b"aab")
+    # the kernels, with the tie at either position of a pair whose walks run in step, and in
+    # documents as well as one text
+    for prefix in (b"", b"x", b"xx", b"xxx"):
+        text = prefix + b"aab" + b"z" * len(prefix)
+        expected = [tokenizer.piece_to_id(p) for p in viterbi(piece_scores(counts), text)]
+        assert tokenizer.segmenter.segment_array(text).tolist() == expected
+        flat, _ = tokenizer.encode_batch([text, text], return_flat=True)
+        assert flat.tolist() == expected * 2
+
+
+@settings(deadline=None)
+@given(st.dictionaries(st.binary(min_size=2, max_size=6).map(lambda b: bytes(b"ab"[x % 2] for x in b)),
+                       st.sampled_from([1, 1, 2]), max_size=25),
+       st.lists(st.binary(max_size=120).map(lambda b: bytes(b"ab"[x % 2] for x in b)), min_size=1, max_size=6))
+def test_kernel_viterbi_on_ties_matches_reference(extra, batch):
+    """Equal counts make every segmentation into as many pieces of one score tie exactly: the
+    kernels (forced, not the plain-Python start) must break each tie as the reference does."""
+    counts = {bytes([b]): 1 for b in range(256)}
+    counts.update(extra)
+    tokenizer = Tokenizer.from_counts(counts, normalization="none")
+    scores = piece_scores(counts)
+    for text in batch:
+        want = [tokenizer.piece_to_id(p) for p in viterbi(scores, text)]
+        assert tokenizer.segmenter.segment_array(text).tolist() == want
+    flat, offsets = tokenizer.encode_batch(batch, return_flat=True, num_threads=1)
+    got = [flat[offsets[i]:offsets[i + 1]].tolist() for i in range(len(batch))]
+    assert got == [[tokenizer.piece_to_id(p) for p in viterbi(scores, t)] for t in batch]
 
 
 @settings(deadline=None)

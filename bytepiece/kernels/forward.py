@@ -67,46 +67,138 @@ _RESCALE_LOW = RESCALE_LOW
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
-def forward_viterbi(bc, pair, scores, max_len, alpha, text, base, e0, e1, best, back, tok, sums, cells, state, u_next):
+def forward_viterbi(bc, pair, scores, max_len, alpha, text, base, e0, e1, best, back, tok, sums, cells, state, u_next):  # noqa: C901 - one loop over positions, two walks in step: the algorithm
     """Viterbi at positions ``e0..e1`` (relative to ``base``: position e ends at
     ``text[base + e - 1]``) given ``best[0..e0-1]``; ``e0 == 1`` starts a chunk. Every forward
     function takes the same arguments and returns ``(state, u_next)``, the generator state and
-    the uniform the log sampler draws ahead (the Viterbi draws none). ``scores[cell]``: log p of the piece ending at the cell, -inf where
-    none ends (so the comparison rejects non-terminal cells without a separate branch). Every
-    single byte is a piece, so the first step of each walk always succeeds and the second is one
-    lookup in ``pair`` (see ``Trie.pair_cells``); the candidate update is written out at each step."""
+    the uniform the log sampler draws ahead (the Viterbi draws none). ``scores[cell]``: log p of
+    the piece ending at the cell, -inf where none ends (so the comparison rejects non-terminal
+    cells without a separate branch). Every single byte is a piece, so the first step of each
+    walk always succeeds and the second is one lookup in ``pair`` (see ``Trie.pair_cells``); the
+    candidate update is written out at each step.
+
+    Positions go in pairs whose walks run in step: the walk is a chain of dependent loads, and
+    two independent chains keep two loads in flight (1.08x on zh, 1.22x on en, 1.10x on code, the
+    same ids). Only the one-byte candidate of the second position needs the first's result; it
+    comes last and replaces only a strictly better score, which keeps the longest of equal
+    candidates as ``>=`` shortest first does. (The same loop with the walks' tails in an inlined
+    helper ran at 0.55-0.84x.)"""
     if e0 == 1:
         best[0] = 0.0
     base0 = bc[0]
-    for e in range(1, e1 + 1):  # a constant start: see the module docstring
-        if e < e0:
-            continue
+    e = e0
+    while e <= e1:
         c = np.int64(text[np.uint64(base + e - 1)])
-        node = base0 + c
-        top = best[e - 1] + scores[np.uint64(node)]
-        start = e - 1
-        cell = node
-        if e >= 2:
-            node = pair[(c << 8) | np.int64(text[np.uint64(base + e - 2)])]
-            if node >= 0:
-                v = best[e - 2] + scores[np.uint64(node)]
-                if v >= top:
-                    top = v
-                    start = e - 2
-                    cell = node
-                for s in range(e - 3, -1, -1):
-                    nxt = bc[np.uint64(2 * node)] + text[np.uint64(base + s)]
-                    if bc[np.uint64(2 * nxt + 1)] != node:
-                        break
-                    node = nxt
-                    v = best[s] + scores[np.uint64(node)]
+        if e == e1 or e < 2:  # one position alone
+            node = base0 + c
+            top = best[e - 1] + scores[np.uint64(node)]
+            start = e - 1
+            cell = node
+            if e >= 2:
+                node = pair[(c << 8) | np.int64(text[np.uint64(base + e - 2)])]
+                if node >= 0:
+                    v = best[e - 2] + scores[np.uint64(node)]
                     if v >= top:
                         top = v
-                        start = s
+                        start = e - 2
                         cell = node
+                    for s in range(e - 3, -1, -1):
+                        nxt = bc[np.uint64(2 * node)] + text[np.uint64(base + s)]
+                        if bc[np.uint64(2 * nxt + 1)] != node:
+                            break
+                        node = nxt
+                        v = best[s] + scores[np.uint64(node)]
+                        if v >= top:
+                            top = v
+                            start = s
+                            cell = node
+            best[e] = top
+            back[e] = start
+            tok[e] = cell
+            e += 1
+            continue
+        # positions e (walk a) and e + 1 (walk b)
+        c_b = np.int64(text[np.uint64(base + e)])
+        cell = base0 + c
+        top = best[e - 1] + scores[np.uint64(cell)]
+        start = e - 1
+        node = pair[(c << 8) | np.int64(text[np.uint64(base + e - 2)])]
+        node_b = pair[(c_b << 8) | c]
+        single_b = base0 + c_b
+        top_b = -np.inf
+        start_b = e
+        cell_b = single_b
+        alive = node >= 0
+        alive_b = node_b >= 0
+        if alive:
+            v = best[e - 2] + scores[np.uint64(node)]
+            if v >= top:
+                top = v
+                start = e - 2
+                cell = node
+        if alive_b:
+            top_b = best[e - 1] + scores[np.uint64(node_b)]
+            start_b = e - 1
+            cell_b = node_b
+        s = e - 3
+        s_b = e - 2
+        while alive and alive_b and s >= 0:
+            nxt = bc[np.uint64(2 * node)] + text[np.uint64(base + s)]
+            nxt_b = bc[np.uint64(2 * node_b)] + text[np.uint64(base + s_b)]
+            if bc[np.uint64(2 * nxt + 1)] == node:
+                node = nxt
+                v = best[s] + scores[np.uint64(node)]
+                if v >= top:
+                    top = v
+                    start = s
+                    cell = node
+                s -= 1
+            else:
+                alive = False
+            if bc[np.uint64(2 * nxt_b + 1)] == node_b:
+                node_b = nxt_b
+                v = best[s_b] + scores[np.uint64(node_b)]
+                if v >= top_b:
+                    top_b = v
+                    start_b = s_b
+                    cell_b = node_b
+                s_b -= 1
+            else:
+                alive_b = False
+        while alive and s >= 0:  # the longer walk's rest, alone
+            nxt = bc[np.uint64(2 * node)] + text[np.uint64(base + s)]
+            if bc[np.uint64(2 * nxt + 1)] != node:
+                break
+            node = nxt
+            v = best[s] + scores[np.uint64(node)]
+            if v >= top:
+                top = v
+                start = s
+                cell = node
+            s -= 1
+        while alive_b and s_b >= 0:
+            nxt_b = bc[np.uint64(2 * node_b)] + text[np.uint64(base + s_b)]
+            if bc[np.uint64(2 * nxt_b + 1)] != node_b:
+                break
+            node_b = nxt_b
+            v = best[s_b] + scores[np.uint64(node_b)]
+            if v >= top_b:
+                top_b = v
+                start_b = s_b
+                cell_b = node_b
+            s_b -= 1
         best[e] = top
         back[e] = start
         tok[e] = cell
+        v = top + scores[np.uint64(single_b)]
+        if v > top_b:
+            top_b = v
+            start_b = e
+            cell_b = single_b
+        best[e + 1] = top_b
+        back[e + 1] = start_b
+        tok[e + 1] = cell_b
+        e += 2
     return state, u_next
 
 
