@@ -25,6 +25,16 @@ def _private_model_cache(tmp_path_factory):
         yield
 
 
+@pytest.fixture(autouse=True)
+def _stand_ins_for_small_inputs(monkeypatch):
+    """Every test starts with small inputs going to the stand-ins (``kernels.stand_ins``): a
+    large training run earlier in the same process would otherwise have sent them to the kernels
+    for good, and a test of a stand-in would compare a kernel with itself."""
+    from bytepiece.kernels import stand_ins
+
+    monkeypatch.setattr(stand_ins, "_kernels_only", False)
+
+
 @pytest.fixture(scope="session")
 def shared() -> Path:
     if not (SHARED / "golden").is_dir():

@@ -65,6 +65,19 @@ def test_kernels_only_sends_every_size_to_the_kernels():
     assert small(10, 100)
 
 
+def test_after_the_large_warm_up_every_input_goes_to_the_kernels(monkeypatch):
+    """Once a large corpus's warm-up has loaded every kernel, the stand-ins would only be slower
+    (and hold the GIL): small inputs of that process go to the kernels too."""
+    from bytepiece.training import warmup
+
+    monkeypatch.setattr(warmup, "_done", set())  # as in a fresh process (another test may have warmed up)
+    assert small(10, 100)
+    warmup.warm_up_here(("text",), large=False)
+    assert small(10, 100)
+    warmup.warm_up_here(("text",), large=True)
+    assert not small(10, 100)
+
+
 def _both_ways(path: Path, options: PassOptions):
     """Pass 2 of every shard of ``path`` by the dict stand-in and by the table kernel."""
     with SpillDir(path.parent) as spill:

@@ -52,11 +52,13 @@ def warm_up_here(formats: tuple[str, ...] = ("text",), large: bool = True) -> fl
 def _warm_up_large() -> None:
     """The kernels behind the stand-ins for small inputs: the same sample run, every input sent
     to the kernels, so they compile for exactly the argument types a run passes them; and in
-    several shards and jobs, whose counts a large run merges."""
-    from ..kernels.stand_ins import kernels_only
+    several shards and jobs, whose counts a large run merges. The process then uses the kernels
+    for small inputs too (``stand_ins.prefer_kernels``)."""
+    from ..kernels.stand_ins import kernels_only, prefer_kernels
 
     with kernels_only():
         _warm_up("text", split=True)
+    prefer_kernels()
 
 
 def _warm_up(fmt: str, split: bool = False) -> None:
