@@ -72,7 +72,8 @@ DISTINCT_CHUNK_BYTES = 16 << 20
 #: memory a distinct chunk takes besides its bytes: its entry (28), two slots (8), its bound (8)
 _ENTRY_BYTES = 48
 #: shards up to this size find their distinct chunks with a dict (a few ms a MB, where the table
-#: kernel costs a first run 1.3 s of compiling); see also ``warmup.LARGE_CORPUS_BYTES``
+#: kernel costs a first run 1.3 s of compiling), and count their pieces in one (where the piece
+#: table's kernels cost 4 s); see also ``warmup.LARGE_CORPUS_BYTES``
 PYTHON_DISTINCT_MAX = 2 << 20
 
 #: (buffer, chunk bounds, chunk weights, first chunk, end chunk): a job over distinct chunks
@@ -271,9 +272,10 @@ def _count_pieces_by_dict(shard: Shard, model: NgramModel, options: PassOptions)
         chunk = np.searchsorted(bounds[lo:hi + 1], ends, side="left") - 1 + lo  # each piece's chunk
         piece_weights = weights[chunk]
         seen += int(piece_weights.sum())
-        data = buf.tobytes()
-        ends_list = ends.tolist()
-        starts = [int(bounds[lo])] + ends_list[:-1]  # chunks lie end to end: a piece starts where one ended
+        first = int(bounds[lo])
+        data = buf[first:bounds[hi]].tobytes()  # this job's chunks (jobs share one buffer)
+        ends_list = (ends - first).tolist()
+        starts = [0] + ends_list[:-1]  # chunks lie end to end: a piece starts where one ended
         for a, b, h, w in zip(starts, ends_list, hashes.tolist(), piece_weights.tolist()):
             piece = data[a:b]
             entry = found.get(piece)
