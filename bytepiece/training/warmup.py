@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import time
 
-_done: set[str] = set()
+#: what this process has warmed up: ``(format, through the kernels alone)``, and "kernels" once
+#: every kernel is loaded
+_done: set[object] = set()
 _TEXTS = ["warm up the kernels: 训练 a tokenizer 12 34\n", "abab abab\n\n", "x" * 40 + "\n"] * 4
 
 
@@ -33,32 +35,30 @@ def warm_up_here(formats: tuple[str, ...] = ("text",), large: bool = True) -> fl
     corpus above ``LARGE_CORPUS_BYTES``; returns the seconds it took.
 
     Only the readers a run needs are compiled: the JSON Lines parser alone is half of all the
-    training kernels' compile time, and a run on text files never uses it."""
-    needed = [f for f in dict.fromkeys(("text", *formats)) if f not in _done and f in ("text", "jsonl")]
-    if large and "large" not in _done:
-        needed.append("large")
+    training kernels' compile time, and a run on text files never uses it. A large corpus's
+    warm-up runs its samples through the kernels alone, and the process then uses the kernels
+    for every input (``stand_ins.prefer_kernels``), so it never loads the segmentation that only
+    the stand-ins' path calls."""
+    from ..kernels.stand_ins import kernels_only, prefer_kernels
+
+    kernels = large or "kernels" in _done  # once loaded, every later run uses them
+    needed = [f for f in dict.fromkeys(("text", *formats))
+              if f in ("text", "jsonl") and (f, kernels) not in _done]
     if not needed:
         return 0.0
     t0 = time.perf_counter()
     for fmt in needed:
-        if fmt == "large":
-            _warm_up_large()
+        if kernels:
+            # the text sample in several shards and jobs, whose counts a large run merges
+            with kernels_only():
+                _warm_up(fmt, split=fmt == "text")
         else:
             _warm_up(fmt)
-        _done.add(fmt)
+        _done.add((fmt, kernels))
+    if kernels:
+        _done.add("kernels")
+        prefer_kernels()
     return time.perf_counter() - t0
-
-
-def _warm_up_large() -> None:
-    """The kernels behind the stand-ins for small inputs: the same sample run, every input sent
-    to the kernels, so they compile for exactly the argument types a run passes them; and in
-    several shards and jobs, whose counts a large run merges. The process then uses the kernels
-    for small inputs too (``stand_ins.prefer_kernels``)."""
-    from ..kernels.stand_ins import kernels_only, prefer_kernels
-
-    with kernels_only():
-        _warm_up("text", split=True)
-    prefer_kernels()
 
 
 def _warm_up(fmt: str, split: bool = False) -> None:
