@@ -88,7 +88,7 @@ class _PythonResegmenter:
     (5 s of a first run's CPU); in Python its 0.8 MB of dropped pieces take 0.4 s. A trie entry
     is ``[children, score, candidate]``, the score set each round (-inf where no candidate ends
     or the candidate is left out): a dict of suffixes took 2.7x as long, a separate score list
-    1.5x."""
+    1.5x; the first step from a list by byte (it never fails) saves another tenth."""
 
     def __init__(self, pieces: list[bytes]) -> None:
         root: dict[int, Any] = {}  # byte -> entry, an entry [children, score, candidate]
@@ -111,7 +111,7 @@ class _PythonResegmenter:
         for entry, score in zip(self.entries, logp.tolist()):
             entry[1] = score
         counter = [0] * self.n
-        root = self.root
+        first = [self.root[b] for b in range(256)]  # every byte is a candidate: the first step never fails
         best: list[float] = [0.0]
         back: list[int] = [0]
         tok: list[int] = [0]
@@ -134,11 +134,11 @@ class _PythonResegmenter:
                     else:
                         hi = mid - 1
                 for e in range(lo + 1, n + 1):
-                    top = -math.inf
-                    start = part = 0
-                    node = root
-                    s = e - 1
-                    while s >= 0:  # shortest last piece first; >= keeps the longest on a tie
+                    s = start = e - 1
+                    node, top, part = first[piece[s]]
+                    top += best[s]
+                    while s:  # shortest last piece first; >= keeps the longest on a tie
+                        s -= 1
                         entry = node.get(piece[s])
                         if entry is None:
                             break
@@ -146,7 +146,6 @@ class _PythonResegmenter:
                         if v >= top:
                             top, start, part = v, s, entry[2]
                         node = entry[0]
-                        s -= 1
                     best[e], back[e], tok[e] = top, start, part
                 j = n
                 while j > 0:
