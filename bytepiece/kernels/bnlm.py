@@ -141,6 +141,20 @@ def _viterbi_states(emit, m, order, routes, prev, cur, states):
         states[i - 1] = routes[i, states[i]]
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _cut(buf, a, m, states, ends, hashes, k):
+    """Write the ends in ``buf`` and the hashes of the pieces of the chunk of ``m`` bytes at
+    ``a`` (a piece starts where ``states`` is 0) from index ``k`` on; returns the new count."""
+    start = 0
+    for i in range(1, m + 1):
+        if i == m or states[i] == 0:
+            ends[k] = a + i
+            hashes[k] = hash_bytes(buf, a + start, a + i)
+            k += 1
+            start = i
+    return k
+
+
 #: pieces ahead whose table slot is prefetched; at half that distance the slot is read and the
 #: fields of its entry are prefetched (a table of millions of pieces misses the cache on both)
 PIECES_AHEAD = 8
@@ -180,14 +194,7 @@ def count_pieces(buf, bounds, weights, lo, hi, order, ensure_unicode, ones, twos
         _emissions(buf, a, b, order, ensure_unicode, ones, twos, table, vals, cap, emit)
         _viterbi_states(emit, m, order, routes, prev, cur, states)
         # The pieces and their hashes first, so that their table lookups can be asked for ahead.
-        k = 0
-        start = 0
-        for i in range(1, m + 1):
-            if i == m or states[i] == 0:
-                ends[k] = a + i
-                piece_hashes[k] = hash_bytes(buf, a + start, a + i)
-                k += 1
-                start = i
+        k = _cut(buf, a, m, states, ends, piece_hashes, 0)
         for q in range(min(PIECES_AHEAD, k)):
             prefetch_piece(piece_hashes[q], shift, slots)
         start = a
@@ -232,12 +239,6 @@ def segment_pieces(buf, bounds, lo, hi, order, ensure_unicode, ones, twos, table
             continue
         _emissions(buf, a, b, order, ensure_unicode, ones, twos, table, vals, cap, emit)
         _viterbi_states(emit, m, order, routes, prev, cur, states)
-        start = 0
-        for i in range(1, m + 1):
-            if i == m or states[i] == 0:
-                ends[k] = a + i
-                hashes[k] = hash_bytes(buf, a + start, a + i)
-                k += 1
-                start = i
+        k = _cut(buf, a, m, states, ends, hashes, k)
     return ends[:k], hashes[:k]
 
