@@ -4,8 +4,8 @@ The first run after an install compiles the kernels it needs (for README's train
 the BNLM segmentation alone, about 4 s of CPU on a 2 GHz VM; for a corpus above
 ``LARGE_CORPUS_BYTES`` every training kernel, about 20 s); later runs load them from the cache in
 well under a second. Doing it up front, on a tiny corpus that reaches every kernel, keeps
-compilation out of the reported phase times and lets the CLI say what is happening. On a Dask cluster every worker process warms up too (each
-has its own numba state).
+compilation out of the reported phase times and lets the CLI say what is happening. On a Dask
+cluster every worker process warms up too (each has its own numba state).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ _done: set[object] = set()
 _TEXTS = ["warm up the kernels: 训练 a tokenizer 12 34\n", "abab abab\n\n", "x" * 40 + "\n"] * 4
 
 
-#: corpora above this size warm up the kernels that only large inputs reach as well. Below it
+#: corpora above this size warm up every kernel, those that only large inputs reach too. Below it
 #: their numpy and Python stand-ins (``kernels.stand_ins``) take every input such a corpus gives:
 #: shards of at most 2 MB (``passes.PYTHON_DISTINCT_MAX``, ``passes.NUMPY_GRAMS_MAX``), at most
 #: 16 MB of n-gram counts (``build.NUMPY_DERIVE_BYTES``), about 120k kept n-grams a MB
