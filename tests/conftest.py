@@ -5,6 +5,7 @@ Set ``BYTEPIECE_SHARED`` to point elsewhere."""
 from __future__ import annotations
 
 import os
+import signal
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,13 @@ SHARED = Path(os.environ.get("BYTEPIECE_SHARED", REPO.parent / "shared"))
 
 settings.register_profile("default", max_examples=int(os.environ.get("HYPOTHESIS_MAX_EXAMPLES", "100")), deadline=None)
 settings.load_profile("default")
+
+# A shell without job control starts a background command (``pytest ... &``) with SIGINT
+# ignored, and every process it starts inherits that: the Ctrl-C tests would then fail, since
+# nothing gets the interrupt. Python's own handler restores the default here, and ``exec``
+# resets a handled signal to the default in the child processes these tests start.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture(scope="session", autouse=True)
