@@ -165,10 +165,24 @@ def test_whole_documents_path_equals_the_segment_path(extra, batch, alpha, seed,
 def test_stable_argsort_equals_numpys_stable_sort(keys):
     """Many ties and the extremes of uint64, over lengths that take the insertion runs and
     several rounds of merges (pieces' keys in ``refine_ties``)."""
-    from bytepiece.kernels.runs import _stable_argsort
+    from bytepiece.kernels.sorting import stable_argsort
 
     array = np.array(keys, dtype=np.uint64)
-    assert _stable_argsort(array).tolist() == np.argsort(array, kind="stable").tolist()
+    assert stable_argsort(array).tolist() == np.argsort(array, kind="stable").tolist()
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.sampled_from([-np.inf, -1e300, -2.5, -0.0, 0.0, 1.0, 3.25, np.inf]), max_size=300),
+       st.sampled_from(["float64", "int32"]))
+def test_stable_argsort_on_scores_and_ranks(keys, dtype):
+    """The key types of the continuation kernels: negated scores with -inf and signed zeros (which
+    compare equal, so ties keep their order), and int32 ranks."""
+    from bytepiece.kernels.sorting import stable_argsort
+
+    array = np.array(keys, dtype=np.float64)
+    if dtype == "int32":
+        array = array.clip(-7, 7).astype(np.int32)
+    assert stable_argsort(array).tolist() == np.argsort(array, kind="stable").tolist()
 
 
 @settings(max_examples=80, deadline=None)

@@ -15,6 +15,7 @@ from typing import NamedTuple
 import numpy as np
 from ._jit import njit
 from .search import lower_bound
+from .sorting import stable_argsort
 
 from .kn import _prob, _scales, find_contexts
 
@@ -155,7 +156,7 @@ def big_tables(child_start, words, counts, disc, id_rank, sb, so, n_ctx, min_chi
             terms[start + i] = t
             if r >= 0:
                 big_first[row, sb[so[r]]] += t
-        order = np.argsort(big_rank[start : start + n], kind="mergesort")
+        order = stable_argsort(big_rank[start : start + n])
         ranks = big_rank[start : start + n].copy()
         vals = terms[start : start + n].copy()
         acc = 0.0

@@ -28,6 +28,7 @@ import numpy as np
 from ._jit import njit
 
 from .byterange import narrow
+from .sorting import stable_argsort
 
 NO_SCORE = -np.inf
 TIE = 1e-9  # score margins this close to 0 are decided by the tokenizer itself (float rounding decides ties)
@@ -134,7 +135,7 @@ def suffix_tables(sb, so, max_len, score_r, beta, boff, keep):
             if so[g + 1] - so[g] >= o:
                 while e < n and lcp[e] >= o:
                     e += 1
-                idx = np.argsort(-h[g:e], kind="mergesort")
+                idx = stable_argsort(-h[g:e])
                 for i in range(e - g):
                     order[o, g + i] = g + idx[i]
                     hval[o, g + i] = h[g + idx[i]]

@@ -23,6 +23,7 @@ from ._jit import njit
 
 from .chunking import chunk_end
 from .rng import next_uniform, seed_state
+from .sorting import stable_argsort
 
 
 def combine_capacity(n: int) -> int:
@@ -105,7 +106,7 @@ def kbest_lattice(bc, scores, piece, text, n, sc, ps, pr, cl, cnt, csc, cprev, c
                 cand_x[k] = x
                 cand_y[k] = y
                 k += 1
-        order = np.argsort(-cand_s[:k], kind="mergesort")
+        order = stable_argsort(-cand_s[:k])
         gcount = min(n, k)
         for r in range(gcount):
             o = order[r]

@@ -16,6 +16,7 @@ import numpy as np
 from ._jit import njit
 from .prefetch import prefetch
 from .stand_ins import small
+from .sorting import stable_argsort
 
 _FNV_OFFSET = np.uint64(0xCBF29CE484222325)
 _FNV_PRIME = np.uint64(0x100000001B3)
@@ -321,64 +322,11 @@ def _bucket(bounds, key):
     return lo
 
 
-#: runs this short are sorted by insertion before merging
-_RUN = 16
-
-
-@njit(cache=True, nogil=True)
-def _stable_argsort(keys):
-    """``np.argsort(keys, kind="stable")``: insertion sort of short runs, then merges that take
-    from the left run on ties. numba's own mergesort compiled for 2.5 s on a first run (a third
-    of what the training warm-up added in issue 23's last rounds); this one for a fraction."""
-    n = keys.shape[0]
-    a = np.empty(n, np.int64)
-    for i in range(n):
-        a[i] = i
-    for lo in range(0, n, _RUN):
-        hi = min(lo + _RUN, n)
-        for i in range(lo + 1, hi):
-            x = a[i]
-            k = keys[x]
-            j = i - 1
-            while j >= lo and keys[a[j]] > k:
-                a[j + 1] = a[j]
-                j -= 1
-            a[j + 1] = x
-    b = np.empty(n, np.int64)
-    width = _RUN
-    while width < n:
-        for lo in range(0, n, 2 * width):
-            mid = min(lo + width, n)
-            hi = min(lo + 2 * width, n)
-            i = lo
-            j = mid
-            t = lo
-            while i < mid and j < hi:
-                if keys[a[j]] < keys[a[i]]:
-                    b[t] = a[j]
-                    j += 1
-                else:
-                    b[t] = a[i]
-                    i += 1
-                t += 1
-            while i < mid:
-                b[t] = a[i]
-                i += 1
-                t += 1
-            while j < hi:
-                b[t] = a[j]
-                j += 1
-                t += 1
-        a, b = b, a
-        width *= 2
-    return a
-
-
 @njit(cache=True, nogil=True)
 def _reorder(order, lo, sub):
     """``order[lo:lo + len(sub)]`` permuted by a stable argsort of ``sub``; returns ``sub`` sorted."""
     n = sub.shape[0]
-    p = _stable_argsort(sub)
+    p = stable_argsort(sub)
     part = np.empty(n, np.int64)
     for t in range(n):
         part[t] = order[lo + t]
