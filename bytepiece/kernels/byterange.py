@@ -14,6 +14,7 @@ from typing import NamedTuple
 
 import numpy as np
 from ._jit import njit
+from .copying import fill
 from .search import lower_bound
 from .sorting import stable_argsort
 
@@ -114,11 +115,13 @@ def _big_sum(T, row, a, b):
 def big_tables(child_start, words, counts, disc, id_rank, sb, so, n_ctx, min_children, keep):
     """The big-context tables of :class:`KNView` (contexts with at least ``min_children``); the
     terms of ranks where ``keep`` is False are 0 (their context's normaliser is unchanged)."""
-    level = np.zeros(words.shape[0], np.int64)
+    level = np.empty(words.shape[0], np.int64)  # np.empty and fills: np.zeros and np.full compile per shape
+    fill(level, 0, level.shape[0], 0)
     for e in range(n_ctx):
         for c in range(child_start[e], child_start[e + 1]):
             level[c] = level[e] + 1
-    big_row = np.full(n_ctx, -1, np.int32)
+    big_row = np.empty(n_ctx, np.int32)
+    fill(big_row, 0, n_ctx, -1)
     rows = 0
     total = 0
     for e in range(1, n_ctx):
@@ -127,10 +130,14 @@ def big_tables(child_start, words, counts, disc, id_rank, sb, so, n_ctx, min_chi
             big_row[e] = rows
             rows += 1
             total += n
-    big_first = np.zeros((rows, 256), np.float64)
-    big_off = np.zeros(rows + 1, np.int64)
+    big_first = np.empty((rows, 256), np.float64)
+    for first_row in range(rows):
+        fill(big_first[first_row], 0, 256, 0.0)
+    big_off = np.empty(rows + 1, np.int64)
+    fill(big_off, 0, rows + 1, 0)
     big_rank = np.empty(total, np.int32)
-    big_cum = np.zeros(total + rows, np.float64)
+    big_cum = np.empty(total + rows, np.float64)
+    fill(big_cum, 0, total + rows, 0.0)
     terms = np.empty(total, np.float64)
     for e in range(1, n_ctx):
         row = big_row[e]

@@ -28,6 +28,7 @@ import numpy as np
 from ._jit import njit
 
 from .byterange import narrow
+from .copying import fill
 from .sorting import stable_argsort
 
 NO_SCORE = -np.inf
@@ -56,8 +57,10 @@ def piece_tables(sb, so, max_len, score_r, barrier):
     for r in range(n):
         boff[r + 1] = boff[r] + (so[r + 1] - so[r]) + 1
     beta = np.empty(boff[n], np.float64)
-    keep = np.zeros(n, np.bool_)
-    tie = np.zeros(n, np.bool_)
+    keep = np.empty(n, np.bool_)  # np.empty and fills: np.zeros and np.full compile per shape
+    fill(keep, 0, n, False)
+    tie = np.empty(n, np.bool_)
+    fill(tie, 0, n, False)
     for r in range(n):
         size = so[r + 1] - so[r]
         base = boff[r]
@@ -104,15 +107,18 @@ def suffix_tables(sb, so, max_len, score_r, beta, boff, keep):
     largest first (``order[o]``, ``hval[o]``; -inf for pieces that cannot be ruled out that way:
     not kept, or exactly o bytes long)."""
     n = so.shape[0] - 1
-    slo = np.zeros(boff[n], np.int32)
-    shi = np.zeros(boff[n], np.int32)
+    slo = np.empty(boff[n], np.int32)
+    fill(slo, 0, boff[n], 0)
+    shi = np.empty(boff[n], np.int32)
+    fill(shi, 0, boff[n], 0)
     for q in range(n):
         size = so[q + 1] - so[q]
         for d in range(1, size):
             lo, hi = range_of(sb, so, n, sb, so[q] + d, so[q + 1])
             slo[boff[q] + d] = lo
             shi[boff[q] + d] = hi
-    lcp = np.zeros(n, np.int64)
+    lcp = np.empty(n, np.int64)
+    fill(lcp, 0, n, 0)
     for r in range(1, n):
         a = so[r - 1]
         b = so[r]
@@ -121,8 +127,11 @@ def suffix_tables(sb, so, max_len, score_r, beta, boff, keep):
         while k < top and sb[a + k] == sb[b + k]:
             k += 1
         lcp[r] = k
-    order = np.zeros((max_len + 1, n), np.int32)
-    hval = np.full((max_len + 1, n), NO_SCORE)
+    order = np.empty((max_len + 1, n), np.int32)
+    hval = np.empty((max_len + 1, n), np.float64)
+    for o in range(max_len + 1):
+        fill(order[o], 0, n, 0)
+        fill(hval[o], 0, n, NO_SCORE)
     h = np.empty(n, np.float64)
     for o in range(1, max_len + 1):
         for t in range(n):
