@@ -58,6 +58,26 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_forget_pools_after_fork)
 
 
+class _RecordingContext:
+    """A multiprocessing context that records every process the pool creates, as it creates it.
+
+    Listing ``multiprocessing.active_children()`` after each submit missed a worker that had
+    already ended by then (the listing reaps it): on a loaded machine a job that dies at once
+    did, and its exit status was lost from the error."""
+
+    def __init__(self, context: Any, record: list[Any]) -> None:
+        self._context = context
+        self._record = record
+
+    def Process(self, *args: Any, **kwargs: Any) -> Any:  # noqa: N802 - the context's own name
+        process = self._context.Process(*args, **kwargs)
+        self._record.append(process)
+        return process
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._context, name)
+
+
 class JobProcesses:
     """Jobs given to :func:`process_jobs`: ``submit(fn, *args)`` each, then ``results()``; and
     ``check()`` between other work, which raises the error of a job that has already failed."""
@@ -78,12 +98,11 @@ class JobProcesses:
         from concurrent.futures import ProcessPoolExecutor  # here: 16 ms of imports the thread pools never need
 
         if self._executor is None:
-            self._executor = ProcessPoolExecutor(self.processes, mp_context=multiprocessing.get_context("spawn"),
+            context: Any = _RecordingContext(multiprocessing.get_context("spawn"), self.children)  # a BaseContext
+            self._executor = ProcessPoolExecutor(self.processes, mp_context=context,
                                                  initializer=_start_worker, initargs=(self._scratch, os.getpid()))
-        before = set(multiprocessing.active_children())
         with _sigint_blocked():  # a worker starts with a job while there are fewer than ``processes``,
             self._futures.append(self._executor.submit(_warnings_kept, fn, *args))  # and inherits it blocked
-        self.children += [c for c in multiprocessing.active_children() if c not in before]
 
     def check(self) -> None:
         self._check_workers()
