@@ -22,7 +22,11 @@ choice, so the trie walks of the backward pass run one after another instead of 
 (Since the unsigned indices below, which sped up Viterbi more, this one runs at 0.70-0.77x of
 Viterbi in the kernels. Most of the difference is the choice itself: without the uniform and the
 count the same walk ran at 0.86-0.91x; finding the chosen cell by walking again instead of
-recording ``cells`` ran at 0.44-0.49x.)
+recording ``cells`` ran at 0.44-0.49x. With Viterbi's two walks in step, that forward pass of
+totals runs at 1.06-1.16x of Viterbi, and a backward pass that walks again only at the sampled
+positions and stops at the chosen candidate brings the whole to 0.73-0.81x on zh and en but
+0.57-0.73x on code: its cost follows the sampled tokens, which alpha 0.1 makes short, 0.6 per
+byte of code; this one's follows positions. Not kept: bench/RESULTS.md, eighth round.)
 ``LINEAR`` works with weights ``p ** alpha`` in the linear domain and rescales the window behind
 e when a total leaves [1e-100, 1e100]; ``LOG`` sums relative to the best candidate, in units of
 log p, for alphas so large that ``p ** alpha`` would underflow (any finite alpha works there).
