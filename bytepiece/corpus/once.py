@@ -11,8 +11,13 @@ A run that reads its corpus several times (training) copies such an input to a f
 
 from __future__ import annotations
 
+import functools
 import io
+import os
+import select
+import stat
 import threading
+from collections.abc import Callable
 from typing import IO, Any
 
 #: bytes read to recognise an input's compression and format
@@ -54,8 +59,10 @@ class OnceStream(io.RawIOBase):
 
 
 def _read_some(stream: IO[bytes], n: int) -> bytes:
-    """Up to ``n`` bytes, returning early only at the end of the input (the head must be long
-    enough to recognise the format whenever the input is)."""
+    """Up to ``n`` bytes, returning early at the end of the input or once a line is complete:
+    a line typed at a terminal, or the first of a slow pipe, is encoded before the next one
+    comes. What it has then decides the input: a compressed input's magic number is in its first
+    bytes, and every block read later is checked for binary content as the head is."""
     parts, size = [], 0
     while size < n:
         read1 = getattr(stream, "read1", None)
@@ -64,7 +71,37 @@ def _read_some(stream: IO[bytes], n: int) -> bytes:
             break
         parts.append(block)
         size += len(block)
+        if b"\n" in block:  # no magic number holds a newline: one that came is already whole
+            break
     return b"".join(parts)
+
+
+def waiting(key: str) -> bool:
+    """Whether the input registered as ``key`` has bytes ready to be read without waiting (True
+    when that cannot be told): a run that reads it as it arrives hands out what it has encoded
+    before it waits for more."""
+    with _lock:
+        once = _opened.get(key)
+    return True if once is None else _readable(once.stream)
+
+
+def waiting_check(stream: IO[bytes]) -> Callable[[], bool] | None:
+    """For a stream that data arrives on (a terminal, a pipe): a function telling whether bytes
+    are ready to be read without waiting, as :func:`waiting`; None for a file (always ready)."""
+    try:
+        if stat.S_ISREG(os.fstat(stream.fileno()).st_mode):
+            return None
+    except (OSError, ValueError, AttributeError, io.UnsupportedOperation):
+        return None
+    return functools.partial(_readable, stream)
+
+
+def _readable(stream: IO[bytes]) -> bool:
+    try:
+        readable, _, _ = select.select([stream], [], [], 0)
+    except (OSError, ValueError, TypeError, io.UnsupportedOperation):
+        return True
+    return bool(readable)
 
 
 def register(key: str, stream: IO[bytes], name: str) -> OnceStream:

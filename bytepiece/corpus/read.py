@@ -22,7 +22,7 @@ import contextlib
 import re
 import threading
 import unicodedata
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -78,7 +78,8 @@ def reporting_reads(sink: Callable[[int], None]) -> Iterator[None]:
 
 
 def read_shard(shard: Shard, *, purpose: Purpose = "train", errors: str = "replace", normalize: bool = True,
-               batch_bytes: int = DEFAULT_BATCH_BYTES, max_line: int = MAX_LINE_BYTES) -> Iterator[DocBatch]:
+               batch_bytes: int = DEFAULT_BATCH_BYTES, max_line: int = MAX_LINE_BYTES
+               ) -> Generator[DocBatch, None, None]:
     """The documents of ``shard`` in input order, in batches of about ``batch_bytes``. A line
     longer than ``max_line`` bytes is an error as soon as that many bytes of it are read
     (except a plain-text line read for training, which is read in pieces)."""

@@ -26,6 +26,7 @@ from typing import IO, Any
 import numpy as np
 import numpy.typing as npt
 
+from ..corpus.once import waiting_check
 from ..errors import InputError
 from ..io import atomic
 from ..io.read import open_regular
@@ -208,18 +209,56 @@ def _array_batches(tokens: np.ndarray, offsets: np.ndarray) -> Iterator[Batch]:
 
 
 def _id_line_batches(stream: IO[bytes], name: str, batch_tokens: int = BATCH_TOKENS) -> Iterator[Batch]:
-    """Lines of ids, a batch of lines at a time (a line is a document)."""
+    """Lines of ids, a batch of lines at a time (a line is a document). From a terminal or a
+    pipe, a batch also ends where the next line has not arrived yet: a line is decoded as it
+    comes."""
     chunk: list[np.ndarray] = []
     first = size = 0
-    for _, ids in read_id_lines(stream, name):
+    more_waiting = waiting_check(stream)
+    lines = stream if more_waiting is None else _ArrivingLines(stream)
+    for _, ids in read_id_lines(lines, name):
         chunk.append(ids)
         size += len(ids) + 1
-        if size >= batch_tokens:
+        if size >= batch_tokens or (isinstance(lines, _ArrivingLines) and not lines.line_ready()
+                                    and more_waiting is not None and not more_waiting()):
             yield first, *_concatenate(chunk)
             first += len(chunk)
             chunk, size = [], 0
     if chunk:
         yield first, *_concatenate(chunk)
+
+
+class _ArrivingLines:
+    """Lines of a stream that data arrives on, read a block at a time as :func:`read_id_lines`
+    asks for them, telling whether the next line is already here (so that asking the system
+    whether more has arrived costs a call per block, not per line)."""
+
+    def __init__(self, stream: IO[bytes]) -> None:
+        self.stream = stream
+        self.buffer = b""
+        self.pos = 0
+        self.ended = False
+
+    def line_ready(self) -> bool:
+        return self.ended or self.buffer.find(b"\n", self.pos) >= 0
+
+    def readline(self, limit: int = -1) -> bytes:
+        limit = limit if limit >= 0 else 1 << 62
+        while True:
+            end = self.pos + limit
+            k = self.buffer.find(b"\n", self.pos, end)
+            if k >= 0 or len(self.buffer) >= end or self.ended:
+                stop = k + 1 if k >= 0 else min(end, len(self.buffer))
+                line = self.buffer[self.pos:stop]
+                self.pos = stop
+                return line
+            read1 = getattr(self.stream, "read1", self.stream.read)
+            block = read1(1 << 16)
+            if block:
+                self.buffer = self.buffer[self.pos:] + block
+                self.pos = 0
+            else:
+                self.ended = True
 
 
 def _concatenate(chunk: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:

@@ -16,6 +16,7 @@ counts each task's documents first, so that every task knows where its numbering
 from __future__ import annotations
 
 import errno
+import functools
 import json
 import os
 import time
@@ -27,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from ..corpus import DEFAULT_BATCH_BYTES, DEFAULT_SHARD_BYTES, CorpusInputs, open_corpus, plan_shards, read_shard
+from ..corpus.once import waiting as input_waiting
 from ..corpus.sources import Source, TextDocument
 from ..corpus.utf8 import check_errors
 from ..engine import Engine, held_interrupts, make_engine, stands_once_committed
@@ -245,10 +247,17 @@ def _stream(corpus: CorpusInputs, run: _Run, workers: int | None) -> Iterator[En
         allowed_special=run.allowed, num_threads=workers)
     index = 0
     for piece in plan_shards(corpus.sources, DEFAULT_SHARD_BYTES):
-        batches = read_ahead(read_shard(piece, purpose="encode", errors=run.errors,
-                                        normalize=run.tokenizer.normalization == "nfc"))
+        batches = read_shard(piece, purpose="encode", errors=run.errors, normalize=run.tokenizer.normalization == "nfc")
+        more_waiting = None
+        if piece.source.once:
+            # read here, not ahead on a thread: a Ctrl-C then ends a read that waits for input,
+            # and what is encoded goes out before the next read waits
+            more_waiting = functools.partial(input_waiting, piece.source.path)
+        else:
+            batches = read_ahead(batches)
         try:
-            for encoded in encode_batches(batches, encoder, first_index=index, dtype=run.tokenizer.segmenter.id_dtype):
+            for encoded in encode_batches(batches, encoder, first_index=index, dtype=run.tokenizer.segmenter.id_dtype,
+                                          more_waiting=more_waiting):
                 index += encoded.n_documents
                 yield encoded
         finally:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import queue
 import threading
 from collections import deque
-from collections.abc import Generator, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -47,9 +47,12 @@ class EncodedBatch:
 
 
 def encode_batches(batches: Iterable[DocBatch], encoder: DocumentEncoder, *, first_index: int = 0,
-                   dtype: np.dtype | type = np.int32) -> Iterator[EncodedBatch]:
+                   dtype: np.dtype | type = np.int32,
+                   more_waiting: Callable[[], bool] | None = None) -> Iterator[EncodedBatch]:
     """Every batch encoded, in order; document k of the input (counting from ``first_index``)
-    draws from the seed's stream k when sampling."""
+    draws from the seed's stream k when sampling. A batch is given out once the next one has
+    started, except where ``more_waiting`` (an input read as it arrives) says that the next
+    would have to wait for input: then at once, so that a line typed at a terminal is answered."""
     pending: deque[tuple[Pending, DocBatch]] = deque()
     index = first_index
 
@@ -65,6 +68,8 @@ def encode_batches(batches: Iterable[DocBatch], encoder: DocumentEncoder, *, fir
         # collect the previous batch while this one encodes; a large batch (a huge document)
         # is collected at once, so that two of them are never held together
         while len(pending) > 1 or (pending and len(batch.data) > PIPELINE_MAX_BYTES):
+            yield collect()
+        if pending and more_waiting is not None and not more_waiting():
             yield collect()
     while pending:
         yield collect()

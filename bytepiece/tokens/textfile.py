@@ -12,7 +12,7 @@ import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -92,7 +92,13 @@ class TextWriter:
             self.abort()
 
 
-def read_id_lines(stream: IO[bytes], name: str) -> Iterator[tuple[str, npt.NDArray[np.int64]]]:
+class LineSource(Protocol):
+    """What :func:`read_id_lines` reads: a binary stream, or anything with its ``readline``."""
+
+    def readline(self, limit: int = -1, /) -> bytes: ...
+
+
+def read_id_lines(stream: LineSource, name: str) -> Iterator[tuple[str, npt.NDArray[np.int64]]]:
     """``(where, ids)`` of each line of ids (decimal, separated by spaces), in order; a line
     longer than :data:`MAX_ID_LINE_BYTES` or a token that is not a plain decimal number is a
     ``ModelFormatError`` naming the line."""
