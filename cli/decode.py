@@ -31,13 +31,17 @@ def decode(
         "--format", "-f", help="text: a line per document; jsonl: a JSON record per document; auto: jsonl "
         "if documents may hold newlines.")] = DecodeFormat.auto,
     force: Annotated[bool, typer.Option("--force", help="Overwrite an existing output file.")] = False,
+    special_tokens: Annotated[Optional[list[str]], typer.Option(
+        "--special-token", metavar="TEXT", help="A special token given to encode, in the same order; repeatable (for ids and .npy: "
+        ".bin and corpora record them).", show_default=False)] = None,
 ) -> None:
     """Decode token ids back into documents, with their boundaries."""
     from bytepiece.progress import Progress
     from bytepiece.tokens import decode_corpus
 
     summary = decode_corpus(files or ["-"], resolve_model(model), output, format=fmt.value, overwrite=force,
-                            progress=Progress(err_console.is_terminal and output is not None, console=err_console))
+                            progress=Progress(err_console.is_terminal and output is not None, console=err_console),
+                            special_tokens=special_tokens or ())
     if output is not None:
         err_console.print(f"wrote {summary.n_documents:,} documents ({summary.format}, {summary.n_tokens:,} tokens) "
                           f"to {output} in {summary.seconds:.1f} s", soft_wrap=True, markup=False, highlight=False)

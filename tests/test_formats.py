@@ -140,6 +140,96 @@ def test_decode_refuses_another_model_and_foreign_ids(tmp_path, tiny_tokenizer):
     assert not (tmp_path / "back.txt").exists()
 
 
+SPECIALS = ["<|im_start|>", "<|im_end|>"]
+CHAT = ["<|im_start|>user hi<|im_end|>", "plain <|im_end|> text", "none here"]
+
+
+@pytest.mark.parametrize("fmt, sharded", CASES, ids=[f"{f}{'-shards' if s else ''}" for f, s in CASES])
+def test_special_tokens_decode_back_to_their_text(tmp_path, fmt, sharded):
+    """Audit: ids of special tokens added at encoding were "outside this vocabulary" for decode.
+    A .bin, a Megatron pair and a corpus record the tokens; lines of ids and .npy record nothing,
+    so decode takes them again (in the same order), and says so when they are missing."""
+    text = tmp_path / "chat.txt"
+    text.write_text("\n".join(CHAT) + "\n", encoding="utf-8")
+    out = output_for(fmt, tmp_path, sharded)
+    encode_corpus(text, DEFAULT_MODEL, out, format=fmt, special_tokens=SPECIALS, allowed_special="all",
+                  shard_size="2K")
+    tokenizer = Tokenizer(DEFAULT_MODEL)
+    first = tokenizer.vocab_size
+    if fmt != "ids":
+        tokens, _ = _arrays(out, sharded)
+        assert {first, first + 1} <= set(tokens.tolist())
+    records = fmt not in ("ids", "npy")
+    back = tmp_path / "back.txt"
+    if records:
+        decode_corpus(out, tokenizer, back)
+    else:
+        with pytest.raises(InputError, match=rf"id {first}\b.*outside this vocabulary.*special_tokens"):
+            decode_corpus(out, tokenizer, back)
+        assert not back.exists()
+        decode_corpus(out, tokenizer, back, special_tokens=SPECIALS)
+    assert back.read_text(encoding="utf-8") == "".join(line + "\n" for line in CHAT)
+    assert tokenizer.vocab_size == first  # the caller's tokenizer is left as it was
+
+
+def test_recorded_special_tokens_that_clash_with_the_model_are_refused(tmp_path):
+    text = tmp_path / "chat.txt"
+    text.write_text("\n".join(CHAT) + "\n", encoding="utf-8")
+    encode_corpus(text, DEFAULT_MODEL, tmp_path / "c.bin", special_tokens=SPECIALS, allowed_special="all")
+    other = Tokenizer(DEFAULT_MODEL, special_tokens=["<|other|>"])
+    with pytest.raises(InputError, match=r"gives id \d+ to special token '<\|im_start\|>', but this model has "
+                                         r"'<\|other\|>' there"):
+        decode_corpus(tmp_path / "c.bin", other, tmp_path / "back.txt")
+    assert not (tmp_path / "back.txt").exists()
+
+
+def test_cli_decodes_lines_of_ids_with_special_tokens(runner, tmp_path):
+    text = tmp_path / "chat.txt"
+    text.write_text("\n".join(CHAT) + "\n", encoding="utf-8")
+    options = [arg for token in SPECIALS for arg in ("--special-token", token)]
+    ids = runner.invoke(app, ["encode", str(text), *options, "--allow-special"])
+    assert ids.exit_code == 0, ids.output
+    (tmp_path / "ids.txt").write_text(ids.stdout)
+    missing = runner.invoke(app, ["decode", str(tmp_path / "ids.txt")])
+    assert missing.exit_code == 1
+    assert missing.stderr.strip().endswith("Then decode with the same --special-token options")
+    done = runner.invoke(app, ["decode", str(tmp_path / "ids.txt"), *options])
+    assert done.exit_code == 0 and done.stdout == "".join(line + "\n" for line in CHAT)
+
+
+def test_npy_output_named_otherwise_reads_back(tmp_path):
+    """Audit: ``encode -f npy -o ids.bin`` wrote ids.bin and ids.bin.offsets.npy, and decode read
+    ids.bin as lines of ids ("'\\x93NUMPY...' is not a token id")."""
+    text = tmp_path / "in.txt"
+    text.write_text("\n".join(LINES) + "\n", encoding="utf-8")
+    encode_corpus(text, DEFAULT_MODEL, tmp_path / "ids.bin", format="npy")
+    assert (tmp_path / "ids.bin.offsets.npy").is_file()
+    decode_corpus(tmp_path / "ids.bin", DEFAULT_MODEL, tmp_path / "back.txt")
+    assert (tmp_path / "back.txt").read_text(encoding="utf-8") == "".join(nfc(line) + "\n" for line in LINES)
+
+
+@pytest.mark.parametrize("fmt, companion, owner", [
+    ("bin", "c.bin.idx", "c.bin"), ("bin", "c.bin.json", "c.bin"), ("megatron", "c.idx", "c.bin"),
+    ("npy", "c.offsets.npy", "c.npy")])
+def test_decoding_an_index_or_sidecar_names_its_token_file(tmp_path, fmt, companion, owner):
+    """Audit: an index or sidecar given to decode was read as lines of ids ("... is not a token id")."""
+    text = tmp_path / "in.txt"
+    text.write_text("abc\nde\n")
+    encode_corpus(text, DEFAULT_MODEL, tmp_path / owner, format=fmt)
+    with pytest.raises(InputError, match=rf"is the \w+( file)? of the token file .*{owner}; decode .*{owner} instead"):
+        decode_corpus(tmp_path / companion, DEFAULT_MODEL, tmp_path / "back.txt")
+
+
+def test_a_truncated_bin_names_its_sidecar(tmp_path):
+    text = tmp_path / "in.txt"
+    text.write_text("abc\nde\n" * 20)
+    encode_corpus(text, DEFAULT_MODEL, tmp_path / "c.bin")
+    data = (tmp_path / "c.bin").read_bytes()
+    (tmp_path / "c.bin").write_bytes(data[:10])
+    with pytest.raises(ModelFormatError, match=rf"c.bin has 10 bytes but its sidecar c.bin.json records {len(data):,}"):
+        decode_corpus(tmp_path / "c.bin", DEFAULT_MODEL, tmp_path / "back.txt")
+
+
 # -- Megatron's indexed dataset ---------------------------------------------------------------------
 
 def read_megatron(prefix: Path) -> list[list[int]]:

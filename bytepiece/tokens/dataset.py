@@ -128,6 +128,10 @@ class TokenDataset:
 
     def _check_size(self, file: Path, size: int, expected: int) -> None:
         if size != expected:
+            if self.single_file:  # its sidecar gave the expected size
+                raise ModelFormatError(f"{file} has {size:,} bytes but its sidecar {meta_path(self.path).name} "
+                                       f"records {expected:,}: the file is truncated or does not belong with it; "
+                                       "re-encode it")
             raise ModelFormatError(f"{file} has {size:,} bytes but {self.path.name} expects {expected:,}: "
                                    "the file does not belong to this corpus; re-encode it")
 

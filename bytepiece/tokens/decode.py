@@ -17,7 +17,7 @@ import json
 import os
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,10 +32,10 @@ from ..io import atomic
 from ..io.read import open_regular
 from ..progress import Progress
 from ..tokenizer import Tokenizer
-from .binfile import meta_path, read_meta
+from .binfile import INDEX_SUFFIX, META_SUFFIX, meta_path, read_meta
 from .dataset import TokenDataset, batch_bounds
 from .manifest import MANIFEST_SUFFIX, manifest_path
-from .npyfile import is_npy, open_npy
+from .npyfile import OFFSETS_SUFFIX, is_npy, open_npy
 from .textfile import read_id_lines
 
 DECODE_FORMATS = ("auto", "text", "jsonl")
@@ -69,14 +69,15 @@ class TokenInput:
     n_tokens: int | None  # None: not known before reading (lines of ids)
     multiline: bool | None  # whether its documents may hold newlines (None: not recorded)
     batches: Iterator[Batch]
+    special_tokens: dict[str, int] | None = None  # the special tokens it was encoded with, if recorded
 
     def where(self, document: int) -> str:
         return f"line {document + 1} of {self.label}" if self.unit == "line" else f"document {document} of {self.label}"
 
 
 def decode_corpus(inputs: Any, model: Any, out: str | os.PathLike | None = None, *, format: str = "auto",
-                  errors: str = "replace", overwrite: bool = False, progress: bool | Progress | None = False
-                  ) -> DecodeSummary:
+                  errors: str = "replace", overwrite: bool = False, progress: bool | Progress | None = False,
+                  special_tokens: Iterable[str] = ()) -> DecodeSummary:
     """Decode every document of ``inputs`` (a path or a list of paths; ``"-"`` is standard
     input, read as lines of ids) with ``model`` into ``out`` (``None``: standard output).
 
@@ -84,6 +85,10 @@ def decode_corpus(inputs: Any, model: Any, out: str | os.PathLike | None = None,
     or ``"auto"`` (JSON Lines when the corpus's documents may hold newlines, from its manifest
     or sidecar). A corpus encoded with another model is refused; an id outside the vocabulary
     is an error naming its document. ``errors="strict"`` refuses ids whose bytes are not UTF-8.
+
+    Special tokens added at encoding (``encode_corpus(..., special_tokens=...)``) decode to
+    their text: a corpus, ``.bin`` or manifest records them; for lines of ids and ``.npy``
+    files, which record nothing, give the same ``special_tokens`` (in the same order) here.
     """
     t0 = time.perf_counter()
     if format not in DECODE_FORMATS:
@@ -91,6 +96,7 @@ def decode_corpus(inputs: Any, model: Any, out: str | os.PathLike | None = None,
     if errors not in ("strict", "replace"):
         raise InputError(f"errors must be 'strict' or 'replace', got {errors!r}")
     tokenizer = model if isinstance(model, Tokenizer) else Tokenizer(model)
+    given = _given_specials(tokenizer, special_tokens)
     if progress is None or isinstance(progress, bool):
         progress = Progress(progress)
     paths = [inputs] if isinstance(inputs, (str, os.PathLike)) else list(inputs) or ["-"]
@@ -105,19 +111,19 @@ def decode_corpus(inputs: Any, model: Any, out: str | os.PathLike | None = None,
         known = [o.n_tokens for o in opened]
         total = None if None in known else sum(k for k in known if k is not None)
         with progress.phase("decode", total) as advance:
-            counts = _write(opened, stream, tokenizer, format, errors, advance)
+            counts = _write(opened, stream, tokenizer, given, format, errors, advance)
     return DecodeSummary(path, format, *counts, time.perf_counter() - t0)
 
 
-def _write(opened: list[TokenInput], stream: IO[str], tokenizer: Tokenizer, format: str, errors: str,
-           advance: Any) -> tuple[int, int, int]:
+def _write(opened: list[TokenInput], stream: IO[str], tokenizer: Tokenizer, given: dict[str, int], format: str,
+           errors: str, advance: Any) -> tuple[int, int, int]:
     """Every document of every input to ``stream``, a batch at a time; (documents, tokens, text bytes)."""
-    table = tokenizer.segmenter.id_bytes
-    lengths = np.fromiter(map(len, table), dtype=np.int64)
     n_documents = n_tokens = text_bytes = 0
     for item in opened:
+        table = _id_table(tokenizer, given, item)
+        lengths = np.fromiter(map(len, table), dtype=np.int64)
         for first, ids, offsets in item.batches:
-            texts = _decode_batch(item, first, ids, offsets, table, lengths, tokenizer.vocab_size, errors)
+            texts = _decode_batch(item, first, ids, offsets, table, lengths, len(table), errors)
             stream.write(_render(item, first, texts, format))
             stream.flush()
             n_documents += len(texts)
@@ -134,8 +140,11 @@ def _decode_batch(item: TokenInput, first: int, ids: npt.NDArray[np.integer], of
     if ids.size and (int(ids.min()) < 0 or int(ids.max()) >= vocab_size):
         at = int(np.flatnonzero((ids < 0) | (ids >= vocab_size))[0])
         document = first + int(np.searchsorted(offsets, at, side="right")) - 1
+        hint = ("was it encoded with another model, or with special tokens? Then decode with the same "
+                "special_tokens (CLI: --special-token options)" if item.special_tokens is None
+                else "was it encoded with another model?")
         raise InputError(f"{item.where(document)}: id {int(ids[at])} is outside this vocabulary "
-                         f"(0..{vocab_size - 1}); was it encoded with another model?")
+                         f"(0..{vocab_size - 1}); {hint}")
     flat = ids.tolist()
     data = b"".join([table[i] for i in flat])
     ends = np.zeros(len(flat) + 1, dtype=np.int64)
@@ -149,6 +158,52 @@ def _decode_batch(item: TokenInput, first: int, ids: npt.NDArray[np.integer], of
             raise InputError(f"{item.where(first + k)}: the ids spell bytes that are not UTF-8 ({e.reason}); "
                              "decode with errors='replace' to see them as U+FFFD") from None
     return texts
+
+
+def _given_specials(tokenizer: Tokenizer, tokens: Iterable[str]) -> dict[str, int]:
+    """The ids that ``encode_corpus`` gave ``tokens`` with this model: a token the model knows
+    keeps its id, the others follow its vocabulary in order."""
+    if isinstance(tokens, (str, bytes)):
+        raise InputError("special_tokens must be a list of strings, not one string")
+    known = {t: tokenizer.vocab_size - len(tokenizer.special_tokens) + k for k, t in enumerate(tokenizer.special_tokens)}
+    out: dict[str, int] = {}
+    for token in tokens:
+        if not isinstance(token, str) or not token:
+            raise InputError(f"a special token must be a non-empty string, got {token!r}")
+        if token not in out:
+            out[token] = known.get(token, tokenizer.vocab_size + sum(1 for t in out if t not in known))
+    return out
+
+
+def _id_table(tokenizer: Tokenizer, given: dict[str, int], item: TokenInput) -> list[bytes]:
+    """The bytes of each id for ``item``: the model's, then the special tokens the input records
+    (or, where it records none, those given to ``decode_corpus``), each at its id."""
+    table = list(tokenizer.segmenter.id_bytes)
+    extra = item.special_tokens if item.special_tokens is not None else given
+    for token, token_id in sorted(extra.items(), key=lambda kv: kv[1]):
+        text = token.encode("utf-8")
+        if token_id < len(table):
+            if table[token_id] != text:
+                shown = table[token_id].decode("utf-8", "replace")
+                raise InputError(f"{item.label} gives id {token_id} to special token {token!r}, but this model has "
+                                 f"{shown!r} there; decode it with the model and special tokens it was encoded with")
+        elif token_id == len(table):
+            table.append(text)
+        else:
+            raise InputError(f"{item.label}: special token {token!r} has id {token_id}, but this model's ids end at "
+                             f"{len(table) - 1}; decode it with the model it was encoded with")
+    return table
+
+
+def _recorded_specials(options: Any, label: str) -> dict[str, int] | None:
+    """The ``special_tokens`` an encoded corpus records (token -> id); None when it records none."""
+    if not isinstance(options, dict) or "special_tokens" not in options:
+        return None
+    value = options["special_tokens"]
+    if not (isinstance(value, dict) and all(isinstance(k, str) and k and type(v) is int and v >= 0
+                                            for k, v in value.items())):
+        raise InputError(f"{label}: its record of special tokens is malformed (expected token -> id)")
+    return dict(value)
 
 
 def _render(item: TokenInput, first: int, texts: list[str], format: str) -> str:
@@ -173,20 +228,40 @@ def open_token_input(path: str | os.PathLike, tokenizer: Tokenizer, stack: ExitS
     if path.name.endswith(MANIFEST_SUFFIX) or (not path.exists() and os.path.lexists(manifest_path(path))):
         dataset = stack.enter_context(TokenDataset(path, model=tokenizer))
         multiline = _multiline(dataset.manifest.options.get("documents"))
-        return TokenInput(name, "document", dataset.n_tokens, multiline, _dataset_batches(dataset))
+        return TokenInput(name, "document", dataset.n_tokens, multiline, _dataset_batches(dataset),
+                          _recorded_specials(dataset.manifest.options, name))
+    _refuse_companion(path)
     if is_npy(path):
         tokens, offsets = open_npy(path)
         return TokenInput(name, "document", len(tokens), None, _array_batches(tokens, offsets))
     if os.path.lexists(meta_path(path)):
         dataset = stack.enter_context(TokenDataset(path, model=tokenizer))
-        multiline = _multiline((read_meta(path).get("metadata") or {}).get("documents"))
-        return TokenInput(name, "document", dataset.n_tokens, multiline, _dataset_batches(dataset))
+        metadata = read_meta(path).get("metadata") or {}
+        return TokenInput(name, "document", dataset.n_tokens, _multiline(metadata.get("documents")),
+                          _dataset_batches(dataset), _recorded_specials(metadata, name))
     if not os.path.lexists(path):
         raise InputError(f"cannot read {path}: no such file or corpus (decode reads a corpus prefix or manifest, "
                          "a .bin, an .npy, or lines of ids)")
     f, _ = open_regular(path, what="file of token ids", error=InputError)
     stack.enter_context(f)
     return TokenInput(name, "line", None, None, _id_line_batches(f, name))
+
+
+def _refuse_companion(path: Path) -> None:
+    """A token file's index or sidecar, given in its place, is an error that names the token file
+    (read as lines of ids, its bytes would only make a puzzling "is not a token id")."""
+    name = str(path)
+    for suffix, what in ((INDEX_SUFFIX, "index"), (META_SUFFIX, "sidecar"), (OFFSETS_SUFFIX, "offsets file")):
+        if not name.endswith(suffix):
+            continue
+        owners = [Path(name.removesuffix(suffix))]
+        if suffix == INDEX_SUFFIX:  # Megatron's layout: corpus.bin and corpus.idx
+            owners.append(path.with_suffix(".bin"))
+        if suffix == OFFSETS_SUFFIX:  # ids.npy and ids.offsets.npy
+            owners.append(path.with_name(path.name.removesuffix(suffix) + ".npy"))
+        for owner in owners:
+            if owner != path and owner.is_file():
+                raise InputError(f"{path} is the {what} of the token file {owner}; decode {owner} instead")
 
 
 def _multiline(documents: Any) -> bool | None:

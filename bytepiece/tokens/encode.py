@@ -112,12 +112,17 @@ class _Run:
                                "normalization": self.tokenizer.normalization}
         if self.allowed:
             out["allowed_special"] = list(self.allowed)
+        specials = self.tokenizer.special_tokens
+        if specials:  # what decoding needs to turn their ids back into text
+            first = self.tokenizer.vocab_size - len(specials)
+            out["special_tokens"] = {token: first + k for k, token in enumerate(specials)}
         return out
 
     def sidecar_metadata(self, sources: list[Source]) -> dict[str, Any]:
         options = self.options(None)
-        meta = {"inputs": [s.label for s in sources], "documents": _documents(sources), **{k: options[k] for k in
-                ("add_bos", "add_eos", "alpha", "seed", "errors")}, **self.metadata}
+        recorded = ("add_bos", "add_eos", "alpha", "seed", "errors", "special_tokens")
+        meta: dict[str, Any] = {"inputs": [s.label for s in sources], "documents": _documents(sources),
+                                **{k: options[k] for k in recorded if k in options}, **self.metadata}
         json.dumps(meta)  # fail now, not after the work
         return meta
 

@@ -101,13 +101,16 @@ class NpyWriter(atomic.StagedWriter):
 
 
 def is_npy(path: str | os.PathLike) -> bool:
-    """Whether ``path`` names an existing ``.npy`` file (by its name and magic bytes; a FIFO or
-    device is never opened here)."""
+    """Whether ``path`` names an existing ``.npy`` token file: NumPy's magic bytes, and a name
+    ending in ``.npy`` or an offsets file beside it (``encode --format npy -o ids.bin`` writes
+    ``ids.bin`` and ``ids.bin.offsets.npy``). A FIFO or device is never opened here."""
     path = Path(path)
-    if not path.name.endswith(".npy") or not path.is_file():
+    if not path.is_file():
         return False
     with open(path, "rb") as f:
-        return f.read(len(_MAGIC) - 2) == _MAGIC[:-2]
+        if f.read(len(_MAGIC) - 2) != _MAGIC[:-2]:
+            return False
+    return path.name.endswith(".npy") or offsets_path(path).is_file()
 
 
 def open_npy(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
