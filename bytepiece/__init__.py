@@ -2,7 +2,7 @@
 
 from typing import TYPE_CHECKING, Any
 
-from .errors import BytePieceError, InputError, ModelFormatError, TrainingError
+from .errors import BytePieceError, InputError, ModelFormatError, ModelNotFoundError, TrainingError
 
 if TYPE_CHECKING:  # imported on first use below; type checkers see the real names
     from .continuation import ByteLevelLM, stable_split
@@ -51,6 +51,7 @@ __all__ = [
     "InputError",
     "Model",
     "ModelFormatError",
+    "ModelNotFoundError",
     "TokenDataset",
     "Tokenizer",
     "Trainer",

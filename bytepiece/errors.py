@@ -11,6 +11,11 @@ class ModelFormatError(BytePieceError, ValueError):
     """A model file or dict is not a valid bytepiece model (the message names the problem)."""
 
 
+class ModelNotFoundError(ModelFormatError, FileNotFoundError):
+    """A model file that does not exist: a ``ModelFormatError`` as every problem with a model
+    file is, and a ``FileNotFoundError`` for code that handles missing files as such."""
+
+
 class InputError(BytePieceError, ValueError):
     """An argument or input text that bytepiece cannot process (the message names the fix)."""
 

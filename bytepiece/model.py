@@ -28,7 +28,7 @@ import numpy.typing as npt
 
 from .io import atomic
 from .io.read import open_regular, read_limited
-from .errors import InputError, ModelFormatError
+from .errors import InputError, ModelFormatError, ModelNotFoundError
 
 if TYPE_CHECKING:
     from .summary import ModelSummary
@@ -177,7 +177,10 @@ def load_model(source: ModelSource) -> Model:
 
 def read_model_file(path: str | os.PathLike) -> bytes:
     """The bytes of the model file ``path``: a regular file of at most ``MAX_MODEL_BYTES``
-    (a FIFO, device or directory is refused with a ``ModelFormatError``)."""
+    (a FIFO, device or directory is refused with a ``ModelFormatError``; a missing file with
+    its subclass ``ModelNotFoundError``)."""
+    if not os.path.lexists(path):
+        raise ModelNotFoundError(f"model file {os.fspath(path)} does not exist")
     return read_limited(path, limit=MAX_MODEL_BYTES, what="model file", error=ModelFormatError)
 
 
@@ -310,8 +313,9 @@ _REPR.maxlevel, _REPR.maxstring, _REPR.maxother, _REPR.maxlong = 3, 60, 60, 40
 
 
 def _short(value: Any) -> str:
-    """A bounded repr for messages: deep nesting or huge values must not become the error."""
-    return _REPR.repr(value)
+    """A bounded repr for messages: deep nesting or huge values must not become the error (and
+    a NumPy scalar reads as its number, ``-5``, not ``np.int64(-5)``)."""
+    return _REPR.repr(value.item() if isinstance(value, np.generic) else value)
 
 
 def _as_count(value: Any) -> int | None:

@@ -146,6 +146,9 @@ def test_bad_arguments_raise_input_error(tiny_tokenizer):
         tiny_tokenizer.decode([5, 10**6])
     with pytest.raises(InputError, match="outside this vocabulary"):
         tiny_tokenizer.decode([-1])
+    for not_an_int in (3.5, True, "7"):  # audit: 3.5 was "outside this vocabulary"
+        with pytest.raises(InputError, match=rf"token id {not_an_int!r} is not an integer"):
+            tiny_tokenizer.decode([4, not_an_int])  # type: ignore[list-item]
     for not_ids in (None, 5, 1.5):
         with pytest.raises(InputError, match="ids must be a sequence of integers"):
             tiny_tokenizer.decode(not_ids)  # type: ignore[arg-type]
@@ -167,3 +170,30 @@ def test_bad_arguments_raise_input_error(tiny_tokenizer):
         tiny_tokenizer.encode("a\ud800b")
     with pytest.raises(InputError, match="normalization"):
         Tokenizer(tiny_tokenizer.model, normalization="nfkc")  # type: ignore[arg-type]
+
+
+def test_a_missing_model_file_is_also_a_file_not_found_error(tmp_path):
+    """Audit: ``except FileNotFoundError`` missed a missing model (a plain ModelFormatError)."""
+    from bytepiece import ModelNotFoundError, Tokenizer, load_model
+
+    missing = tmp_path / "nope.model"
+    for load in (Tokenizer, load_model):
+        with pytest.raises(FileNotFoundError) as caught:
+            load(missing)
+        assert isinstance(caught.value, ModelNotFoundError) and isinstance(caught.value, ModelFormatError)
+        assert str(caught.value) == f"model file {missing} does not exist"
+    broken = tmp_path / "broken.model"
+    broken.write_text("{not json")
+    with pytest.raises(ModelFormatError) as caught:
+        Tokenizer(broken)
+    assert not isinstance(caught.value, FileNotFoundError)
+
+
+def test_a_bad_count_is_shown_as_the_number_in_the_file(tmp_path):
+    """Audit: the message read ``has count np.int64(-5)``."""
+    model = {"_normalization": "nfc", **{base64.b64encode(bytes([b])).decode(): [b + 3, chr(b), 2] for b in range(256)}}
+    model["YQ=="][2] = -5
+    path = tmp_path / "neg.model"
+    path.write_text(json.dumps(model))
+    with pytest.raises(ModelFormatError, match=r"piece b'a' \(id \d+\) has count -5; counts must be positive"):
+        Tokenizer(path)

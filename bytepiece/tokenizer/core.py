@@ -143,8 +143,9 @@ class Segmenter:
             raise InputError(f"{bytes(piece)!r} is not a piece of this vocabulary") from None
 
     def check_id(self, token_id: object) -> None:
-        if not (type(token_id) is int or (isinstance(token_id, np.integer) and not isinstance(token_id, np.bool_))) \
-                or not 0 <= token_id < self.vocab_size:
+        if not (type(token_id) is int or (isinstance(token_id, np.integer) and not isinstance(token_id, np.bool_))):
+            raise InputError(f"token id {token_id!r} is not an integer (ids are ints from 0 to {self.vocab_size - 1})")
+        if not 0 <= token_id < self.vocab_size:
             raise InputError(f"id {token_id!r} is outside this vocabulary (0..{self.vocab_size - 1})")
 
     def decode_bytes(self, ids: Iterable[int] | npt.NDArray[np.integer]) -> bytes:
