@@ -162,7 +162,9 @@ class Tokenizer:
     def encode(self, text: Text, add_bos: bool = False, add_eos: bool = False, alpha: float = -1.0,
                seed: Seed = None, *, allowed_special: AllowedSpecial = ()) -> list[int]:
         """Token ids of ``text``. ``alpha >= 0`` samples a segmentation with probability
-        proportional to ``prod p(piece) ** alpha`` (0: uniform); ``seed`` makes it reproducible.
+        proportional to ``prod p(piece) ** alpha`` (0: uniform); ``seed`` makes it reproducible
+        and is ignored without sampling (so a caller can pass one seed whether or not it samples;
+        the command line, where that cannot help, refuses ``--seed`` without ``--sample``).
         ``allowed_special`` ("all" or a set) names the special tokens to match in the text."""
         if not (type(alpha) is float and -_INF < alpha < _INF):
             alpha = alpha_value(alpha)
