@@ -2,8 +2,9 @@
 
 The one place bytes/token is computed: ``bytepiece train --valid``, ``bytepiece eval`` (both
 subcommands, for bytepiece and foreign tokenizers) and the benchmarks build a
-:class:`Compression` from their counts and read the ratios from it. A text with no tokens (an
-empty one) has ratios of 0.0, not NaN, so reports stay valid JSON.
+:class:`Compression` from their counts and read the ratios from it. A sum with no tokens has
+ratios of 0.0, not NaN, so reports stay valid JSON; but the functions that measure a text refuse
+an empty one (``InputError``), since 0.0 bytes per token would read as a result.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
+
+from .errors import InputError
 
 
 @dataclass(frozen=True)
@@ -52,7 +55,13 @@ def text_compression(model: Any, texts: Iterable[str]) -> Compression:
     """Compression of ``texts`` (each encoded as one document) by ``model`` (a Tokenizer or
     anything ``Tokenizer`` loads). Bytes and characters are counted after normalization, as the
     tokenizer sees them."""
-    tok = _tokenizer(model)
+    total = _measure(_tokenizer(model), texts)
+    if not total.bytes:
+        raise InputError("the texts hold no text (every one is empty); give at least one non-empty text")
+    return total
+
+
+def _measure(tok: Any, texts: Iterable[str]) -> Compression:
     total = Compression(0, 0, 0)
     batch: list[str] = []
 
@@ -77,6 +86,9 @@ def text_compression(model: Any, texts: Iterable[str]) -> Compression:
 
 def file_compression(model: Any, path: str | os.PathLike) -> Compression:
     """Compression of a text file's lines (one document per line, newlines included)."""
+    tok = _tokenizer(model)
     with open(path, "rb") as f:
-        lines = (line.decode("utf-8", "replace") for line in f)
-        return text_compression(model, lines)
+        total = _measure(tok, (line.decode("utf-8", "replace") for line in f))
+    if not total.bytes:
+        raise InputError(f"{os.fspath(path)} holds no text; give a file with at least one line")
+    return total

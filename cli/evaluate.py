@@ -32,6 +32,11 @@ eval_app = typer.Typer(
 )
 
 
+#: how the harness's messages name ``eval run``'s options (see ``common.in_cli_words``)
+_RUN_SUBJECTS = {"vocab size": "--vocab-size", "order": "--order", "cuts": "--cuts", "passes": "--passes",
+                 "seed": "--seed", "workers": "--workers", "alphas": "--alphas"}
+
+
 def parse_floats(value: str, name: str) -> list[float]:
     """``"0.01,0.1,0.5,1"`` -> floats >= 0, with a one-line error naming the bad item."""
     out = []
@@ -85,6 +90,18 @@ def _check_files(paths: list[Path], what: str) -> None:
             check_file(p, what=what, error=InputError)
         except InputError as e:
             raise fail(str(e)) from None
+
+
+def _check_has_text(paths: list[Path], option: str) -> None:
+    """Before any work: a file of nothing but line breaks would give tables of zeros (or a
+    held-out slice of one newline) rather than an error (the library refuses it too, later)."""
+    for p in paths:
+        with open(p, "rb") as f:
+            while block := f.read(1 << 16):
+                if block.strip(b"\r\n"):
+                    break
+            else:
+                raise fail(f"{option} {p} holds no text; give a file with at least one line of text")
 
 
 @handle_errors
@@ -177,6 +194,8 @@ def run(
         raise usage_error("no tokenizer to evaluate; pass -m MODEL and/or --vocab-size N")
     _check_files(train, "--train")
     _check_files(heldout, "--heldout")
+    _check_has_text(train, "--train")
+    _check_has_text(heldout, "--heldout")
     _check_files(model or [], "--model")
     if plot is not None:
         _require_matplotlib()
@@ -199,7 +218,8 @@ def run(
     try:
         config.validate()
     except InputError as e:
-        raise usage_error(str(e)) from None
+        raise usage_error(str(e), _RUN_SUBJECTS | {f"transformer {name}": f"--transformer-{name.replace('_', '-')}"
+                                                   for name in config.transformer}) from None
     saved = [p for p in config.saved_model_paths() if p.parent.is_dir()]  # a new directory holds nothing yet
     check_outputs([p for p in (json_out, markdown, plot) if p is not None] + saved, force)
     t0 = time.perf_counter()
@@ -290,6 +310,10 @@ def compression(
     from bytepiece.evaluation.adapters import compression_rows, load_counting_tokenizer
     from bytepiece.evaluation.corpus import read_text
 
+    contents = [read_text(f) for f in files]  # before the tokenizers load: a useless text fails at once
+    for f, content in zip(files, contents):
+        if not content:
+            raise fail(f"text file {f} holds no text; give a file with at least one line")
     toks = [load_counting_tokenizer(m, normalization="none" if raw else "nfc") for m in model]
     names: list[str] = []
     for f in files:  # unique column names
@@ -297,7 +321,7 @@ def compression(
         while name in names:
             name, k = f"{f.name}#{k}", k + 1
         names.append(name)
-    texts = [(n, read_text(f)) for n, f in zip(names, files)]
+    texts = list(zip(names, contents))
     rows = compression_rows(toks, texts)
     table = Table(title="Compression (UTF-8 bytes per token / characters per token; higher is better)",
                   title_justify="left")

@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from .checks import check_outputs
+from .checks import check_outputs, usage_error
 from .common import fail, handle_errors, note, out_console
 from .core import Command
 
@@ -45,13 +45,18 @@ def export(
     """Export a model for sentencepiece or HF tokenizers (Unigram)."""
     from bytepiece.interop.export import export_model, output_files, require_runtime
 
+    if raw and to is not Target.hf:
+        raise usage_error("--raw applies to --to hf only; leave it out for sentencepiece")
     check_outputs(output_files(to.value, output), force)
-    if verify is not None:
-        require_runtime(to.value)  # before writing: an export that cannot be checked is not wanted
+    texts = None
+    if verify is not None:  # before writing: an export that cannot be checked is not wanted
+        require_runtime(to.value)
+        texts = _verify_texts(verify)
     from bytepiece import Tokenizer
 
     tokenizer = Tokenizer(model, normalization="none" if raw else "nfc", special_tokens=special_token or ())
-    report = export_model(tokenizer, output, target=to.value, style=style.value if style else None, overwrite=force)
+    report = export_model(tokenizer, output, target=to.value, style=style.value if style else None, overwrite=force,
+                          verify=texts)
     from rich.table import Table
     from rich.text import Text
 
@@ -66,26 +71,26 @@ def export(
         table.add_row("unusable pieces", f"{report.unusable_pieces} pieces are not valid UTF-8 (kept as unused "
                       "placeholders; --style byte_level keeps them usable)")
     table.add_row("load with", report.load_with)
-    if verify is not None:
-        from bytepiece.interop.check import agreement
-
-        result = agreement(tokenizer, report.path, report.target, _verify_texts(verify))
+    if report.verified is not None:
+        result = report.verified
         table.add_row("verified", f"{result.exact:,} of {result.texts:,} texts encode to the same ids ({result.rate:.2%})")
     out_console.print(table)
 
 
 def _verify_texts(path: Path) -> list[str]:
-    """The lines of ``path`` ('-': the built-in sample texts)."""
-    from bytepiece.interop.check import SAMPLE_TEXTS
+    """The documents of ``path`` ('-': the built-in sample texts), read as ``encode`` reads them."""
+    from bytepiece.interop.check import SAMPLE_TEXTS, read_texts
 
     if str(path) == "-":
         return list(SAMPLE_TEXTS)
-    from bytepiece.io.read import read_limited
-    from bytepiece.errors import InputError
-
-    data = read_limited(path, limit=VERIFY_BYTES, what="--verify text", error=InputError)
-    text = data.decode("utf-8", errors="replace").replace("\r\n", "\n").replace("\r", "\n")
-    return text.removesuffix("\n").split("\n") if text else []
+    if not path.exists():
+        raise fail(f"--verify file {path} does not exist")
+    if path.is_dir():
+        raise fail(f"--verify {path} is a directory; give a text file (a document per line)")
+    texts = read_texts(path, limit=VERIFY_BYTES)
+    if not texts:
+        raise fail(f"--verify {path} holds no text; give a file with at least one line")
+    return texts
 
 
 @handle_errors

@@ -9,7 +9,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from .checks import TEXT_DOCUMENT_HELP, TextDocument, check_field_names, input_paths, usage_error
+from .checks import (TEXT_DOCUMENT_HELP, TextDocument, check_cluster, check_field_names, input_paths,
+                     note_unused_parquet_column, usage_error)
 from .common import (STDOUT_CLOSED, err_console, fail, handle_errors, note, out_console, result_stands,
                      stdin_is_interactive, stdout_is_closed)
 from .core import Command
@@ -38,7 +39,7 @@ def train(
         f"{DEFAULT_VOCAB_SIZE} ({SAMPLE_VOCAB_SIZE} on the sample corpus).", show_default=False)] = None,
     force: Annotated[bool, typer.Option("--force", help="Overwrite existing model files.")] = False,
     valid: Annotated[Optional[Path], typer.Option(metavar="FILE", help="Held-out text: report each model's "
-                                                  "bytes/token on its lines.", show_default=False)] = None,
+                                                  "bytes/token on it (newlines included).", show_default=False)] = None,
     jsonl_field: Annotated[Optional[str], typer.Option(metavar="NAME", help="JSON Lines field holding the text "
                                                        "(default: text); given, stdin and unknown names are JSON "
                                                        "Lines.", show_default=False, rich_help_panel=_INPUT)] = None,
@@ -83,6 +84,7 @@ def train(
     from bytepiece.training import Trainer
 
     check_field_names(jsonl_field, parquet_column)
+    check_cluster(cluster, workers, "--workers")
     if stdout_is_closed():  # the summary goes there: fail before the work, not after it
         raise fail(STDOUT_CLOSED)
     inputs = input_paths(corpus)
@@ -102,6 +104,8 @@ def train(
                      "sample corpus (pass '-' to wait for standard input)")
     if valid is not None and not valid.is_file():
         raise fail(f"--valid file {valid} does not exist" if not valid.exists() else f"--valid {valid} is not a file")
+    if valid is not None and _is_empty(valid):  # found after training, the models would be written, then an error
+        raise fail(f"--valid {valid} holds no text; give a file with at least one line")
     from bytepiece.errors import InputError
     from bytepiece.model import check_special_tokens
 
@@ -113,9 +117,10 @@ def train(
                           cluster=cluster, max_memory=max_memory, tmp_dir=tmp_dir, progress=err_console.is_terminal,
                           errors="strict" if strict_utf8 else "replace", refine=refine)
     except InputError as e:
-        raise usage_error(str(e)) from None
+        raise usage_error(str(e), {"order": "--order"}) from None
     # Before the first pass: a missing or read-only directory must not cost a training run.
     trainer.check_output(output, overwrite=force)
+    note_unused_parquet_column(parquet_column, inputs)
     files = Files(inputs, jsonl_field=jsonl_field, parquet_column=parquet_column, text_document=text_document.value,
                   labels=["<stdin>" if str(p) == "-" else str(p) for p in inputs])
     with warnings.catch_warnings():
@@ -128,6 +133,12 @@ def train(
         for notice in trainer.report.notices:
             note(notice)
         _summary(trainer, written, on_sample, valid)
+
+
+def _is_empty(path: Path) -> bool:
+    """Read, not stat'ed: a file that reports size 0 may still hold text (/proc files)."""
+    with open(path, "rb") as f:
+        return not f.read(1)
 
 
 def _stdin_is_pipe() -> bool:

@@ -523,7 +523,7 @@ def test_cli_errors(cli, corpus, tmp_path):
                                                              "--strategies", "naive,magic"), 2)
     assert "twice" in _one_line_error(cli("eval", "run", "--train", train, "-H", held, "-v", 300,
                                           "--strategies", "exact-all,exact-all"), 2)
-    assert "vocab size" in _one_line_error(cli("eval", "run", "--train", train, "-H", held, "-v", 10), 2)
+    assert "--vocab-size must be an integer >= 259, got 10" in _one_line_error(cli("eval", "run", "--train", train, "-H", held, "-v", 10), 2)
     assert "every line" in _one_line_error(cli("eval", "run", "--train", train, "-H", train, "-v", 300, "--cuts", 5))
     assert "x.model does not exist" in _one_line_error(cli("eval", "compression", "-m", tmp_path / "x.model", held))
     bad = tmp_path / "bad.model"
@@ -653,3 +653,71 @@ def test_the_run_holds_interrupts_out_of_kernel_results_and_restores_handlers(co
     assert run_evaluation(config) == {}
     assert isinstance(seen[0], KernelSafeHandler) and seen[0].previous is before
     assert signal.getsignal(signal.SIGINT) is before
+
+
+# -- empty inputs: an error naming the input, never a table of made-up numbers ---------------------
+@pytest.mark.parametrize("content", [b"", b"\n\n\r\n"])
+@pytest.mark.parametrize("which", ["--train", "--heldout"])
+def test_cli_run_refuses_a_text_with_no_text(runner, corpus, small_tokenizer, tmp_path, which, content):
+    from bytepiece_cli.app import app
+
+    empty = tmp_path / "empty.txt"
+    empty.write_bytes(content)
+    train = empty if which == "--train" else corpus / "train.txt"
+    held = empty if which == "--heldout" else corpus / "alpha.txt"
+    out = tmp_path / "r.json"
+    res = runner.invoke(app, ["eval", "run", "--train", str(train), "--heldout", str(held), "-m",
+                              str(corpus / "small.model"), "--cuts", "20", "--json", str(out)])
+    assert res.exit_code == 1, res.output
+    assert res.stderr == f"error: {which} {empty} holds no text; give a file with at least one line of text\n"
+    assert res.stdout == ""
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("which", ["train", "heldout"])
+def test_run_evaluation_refuses_a_text_with_no_text(corpus, small_tokenizer, tmp_path, which):
+    empty = tmp_path / "empty.txt"
+    empty.write_text("\n")
+    config = EvalConfig(train=[empty if which == "train" else corpus / "train.txt"],
+                        heldout=[empty if which == "heldout" else corpus / "alpha.txt"],
+                        models=[corpus / "small.model"], cuts=20)
+    what = "training text" if which == "train" else "held-out text"
+    with pytest.raises(InputError, match=f"^{what} {empty} holds no text; give a file with at least one line of text$"):
+        run_evaluation(config)
+
+
+def test_heldout_slice_takes_no_blank_lines_alone(corpus, tmp_path):
+    train = (corpus / "train.txt").read_text(encoding="utf-8")
+    source = tmp_path / "blank.txt"
+    source.write_text("\n\n\n")
+    with pytest.raises(InputError, match="holds no text"):
+        heldout_slice(source, train)
+    # lines with text all seen in training: the blank lines between them are no held-out text either
+    seen = tmp_path / "seen.txt"
+    seen.write_text("\n\n".join(line for line in train.split("\n")[:50] if len(line) > 30) + "\n\n")
+    with pytest.raises(InputError, match="every line"):
+        heldout_slice(seen, train)
+
+
+def test_cli_compression_refuses_an_empty_text(runner, corpus, small_tokenizer, tmp_path):
+    from bytepiece_cli.app import app
+
+    empty = tmp_path / "empty.txt"
+    empty.write_bytes(b"")
+    out = tmp_path / "c.json"
+    res = runner.invoke(app, ["eval", "compression", str(corpus / "alpha.txt"), str(empty), "-m",
+                              str(corpus / "small.model"), "--json", str(out)])
+    assert res.exit_code == 1, res.output
+    assert res.stderr == f"error: text file {empty} holds no text; give a file with at least one line\n"
+    assert res.stdout == ""
+    assert not out.exists()
+
+
+def test_compression_rows_refuses_an_empty_text():
+    from bytepiece.evaluation.adapters import CountingTokenizer, compression_rows
+
+    counter = CountingTokenizer("t", "bytepiece", 300, lambda docs: sum(len(d) for d in docs))
+    with pytest.raises(InputError, match="^empty.txt holds no text; give a text with at least one line$"):
+        compression_rows([counter], [("a.txt", "abc\n"), ("empty.txt", "")])
+    with pytest.raises(InputError, match="no texts"):
+        compression_rows([counter], [])

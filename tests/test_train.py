@@ -294,6 +294,36 @@ def test_cli_trains_and_prints_summary(runner, corpus_file, tmp_path):
     assert _as_dict(load_model(out)) == _as_dict(lib)
 
 
+def test_cli_empty_valid_is_an_error_before_training(runner, corpus_file, tmp_path, monkeypatch):
+    """bytes/token of an empty text would be a made-up 0.000: an error, before any training."""
+    empty = tmp_path / "empty.txt"
+    empty.write_bytes(b"")
+    out = tmp_path / "m.model"
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("trained although --valid holds no text")
+
+    monkeypatch.setattr(Trainer, "train", no_training)
+    result = runner.invoke(app, ["train", str(corpus_file), "-o", str(out), "-v", "300", "--valid", str(empty)])
+    _one_line_error(result, f"--valid {empty} holds no text; give a file with at least one line")
+    assert result.stderr == f"error: --valid {empty} holds no text; give a file with at least one line\n"
+    assert not out.exists()
+
+
+def test_file_compression_of_an_empty_file_is_an_error(tmp_path, tiny_tokenizer):
+    from bytepiece.compression import file_compression, text_compression
+
+    empty = tmp_path / "empty.txt"
+    empty.write_bytes(b"")
+    with pytest.raises(InputError, match=f"^{empty} holds no text; give a file with at least one line$"):
+        file_compression(tiny_tokenizer, empty)
+    with pytest.raises(InputError, match="hold no text"):
+        text_compression(tiny_tokenizer, ["", ""])
+    line = tmp_path / "line.txt"
+    line.write_text("abcd\n", encoding="utf-8")
+    assert file_compression(tiny_tokenizer, line).bytes == 5
+
+
 def test_cli_refuses_to_overwrite_without_force(runner, corpus_file, tmp_path):
     out = tmp_path / "m.model"
     out.write_text("keep me")

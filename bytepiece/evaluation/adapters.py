@@ -128,7 +128,13 @@ def _hf(path: Path, name: str) -> CountingTokenizer:
 
 
 def compression_rows(tokenizers: list[CountingTokenizer], texts: list[tuple[str, str]]) -> list[dict]:
-    """Per tokenizer: tokens, bytes/token and chars/token of every text and of all together."""
+    """Per tokenizer: tokens, bytes/token and chars/token of every text and of all together. An
+    empty text is an error: it has no ratio, and 0.00 in a table would read as a measurement."""
+    for name, text in texts:
+        if not text:
+            raise InputError(f"{name} holds no text; give a text with at least one line")
+    if not texts:
+        raise InputError("no texts to measure compression on; give at least one")
     out = []
     docs = [documents(text) for _, text in texts]  # one list per text, the same for every tokenizer
     for t in tokenizers:

@@ -46,6 +46,12 @@ def read_text(path: str | os.PathLike) -> str:
                          "iconv -f LATIN1 -t UTF-8") from None
 
 
+def has_text(text: str) -> bool:
+    """Whether ``text`` holds anything but line breaks: without, no measurement on it means
+    anything (its tokens are a newline's, or there are none)."""
+    return bool(text.strip("\r\n"))
+
+
 def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
@@ -124,13 +130,15 @@ def heldout_slice(source: str | os.PathLike, train_text: str, *, target_bytes: i
         raise InputError("target_bytes and segments must be positive")
     path = Path(source)
     text = read_text(path)
+    if not has_text(text):  # a slice of it would be a lone newline the slicing adds
+        raise InputError(f"held-out text {path} holds no text; give a file with at least one line of text")
     lines = text.split("\n")
     if train_lines is None:
         train_lines = set(train_text.split("\n"))
     seen = seen_lines(lines, train_lines)
     sizes = np.fromiter((len(line.encode("utf-8")) + 1 for line in lines), dtype=np.int64, count=len(lines))
     free = ~seen
-    if not free.any():
+    if not any(has_text(lines[i]) for i in np.flatnonzero(free)):  # blank lines alone are no held-out text
         raise InputError(f"every line of {path} occurs in the training text; no held-out text can be taken from it")
     rng = np.random.default_rng(seed)
     taken = np.zeros(len(lines), dtype=bool)
@@ -151,6 +159,8 @@ def heldout_slice(source: str | os.PathLike, train_text: str, *, target_bytes: i
                 total += int(sizes[i])
             i += 1
     picked = [lines[i] for i in np.flatnonzero(taken)]
+    if not any(map(has_text, picked)):
+        raise InputError(f"the slice of {path} took only blank lines; take a larger slice than {target_bytes} bytes")
     out = "\n".join(picked).strip("\n") + "\n"
     return HeldoutSlice(name or path.stem, out, str(path), sha256_bytes(text.encode("utf-8")), len(lines),
                         int(seen.sum()), len(picked), segments, seed)

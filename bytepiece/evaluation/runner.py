@@ -53,6 +53,7 @@ from .corpus import (
     DEFAULT_SEGMENTS,
     describe_text,
     distinctive_lines_in,
+    has_text,
     heldout_names,
     heldout_slice,
     read_text,
@@ -226,6 +227,9 @@ def _run(config: EvalConfig, say: Progress) -> dict[str, Any]:
     # -- training text ----------------------------------------------------------------------
     t0 = time.perf_counter()
     train_texts = [read_text(p) for p in config.train]
+    for path, text in zip(config.train, train_texts):
+        if not has_text(text):  # the LMs would be trained on nothing and the tables filled with zeros
+            raise InputError(f"training text {path} holds no text; give a file with at least one line of text")
     train_info = [{"path": str(p), **describe_text(t)} for p, t in zip(config.train, train_texts)]
     train_lines: set[str] = set()
     for t in train_texts:

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import os
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
+from ..errors import InputError
 from . import require
 
 #: A few texts of our own covering scripts, whitespace runs, newlines and digits.
@@ -54,7 +55,6 @@ def load_transformers(path: str | os.PathLike, *, text_specials: bool = True):
     import json
     from pathlib import Path
 
-    from ..errors import InputError
     from ..io.read import read_limited
     from ..model import MAX_MODEL_BYTES
     from .hf import DIRECTORY_FILES, special_token_roles
@@ -87,18 +87,47 @@ def agreement(tokenizer, path: str | os.PathLike, target: str, texts: Iterable[s
     sentencepiece does not NFC-normalize, so texts are NFC-normalized before it sees them when
     the tokenizer does (the HF export has its own NFC normalizer)."""
     if target == "sentencepiece":
-        sp = load_sentencepiece(path)
-        nfc = tokenizer.normalization == "nfc"
+        return _compare(tokenizer, _sentencepiece_ids(load_sentencepiece(path), tokenizer), texts, keep)
+    if target == "hf":
+        return _compare(tokenizer, _hf_ids(load_hf(path)), texts, keep)
+    raise ValueError(f"target must be 'sentencepiece' or 'hf', got {target!r}")
 
-        def encode(t: str) -> list[int]:
-            return sp.encode(unicodedata.normalize("NFC", t) if nfc else t)
-    elif target == "hf":
-        hf = load_hf(path)
 
-        def encode(t: str) -> list[int]:
-            return hf.encode(t).ids
-    else:
-        raise ValueError(f"target must be 'sentencepiece' or 'hf', got {target!r}")
+def content_agreement(tokenizer, content: bytes | str, target: str, texts: Iterable[str], *,
+                      keep: int = 20) -> Agreement:
+    """:func:`agreement` for an export's bytes before they are written (a sentencepiece
+    ``ModelProto`` or the text of a ``tokenizer.json``): an export whose check fails then leaves
+    no file behind, while what is checked is still exactly what would be written."""
+    if target == "sentencepiece":
+        spm = require("sentencepiece", "loading a sentencepiece model")
+        data = content.encode("utf-8") if isinstance(content, str) else content
+        return _compare(tokenizer, _sentencepiece_ids(spm.SentencePieceProcessor(model_proto=data), tokenizer),
+                        texts, keep)
+    if target == "hf":
+        tokenizers = require("tokenizers", "loading an HF tokenizer.json")
+        tok = tokenizers.Tokenizer.from_str(content.decode("utf-8") if isinstance(content, bytes) else content)
+        tok.encode_special_tokens = True
+        return _compare(tokenizer, _hf_ids(tok), texts, keep)
+    raise ValueError(f"target must be 'sentencepiece' or 'hf', got {target!r}")
+
+
+def _sentencepiece_ids(sp, tokenizer) -> Callable[[str], list[int]]:
+    nfc = tokenizer.normalization == "nfc"
+
+    def encode(t: str) -> list[int]:
+        return sp.encode(unicodedata.normalize("NFC", t) if nfc else t)
+
+    return encode
+
+
+def _hf_ids(hf) -> Callable[[str], list[int]]:
+    def encode(t: str) -> list[int]:
+        return hf.encode(t).ids
+
+    return encode
+
+
+def _compare(tokenizer, encode: Callable[[str], list[int]], texts: Iterable[str], keep: int) -> Agreement:
     result = Agreement()
     for text in texts:
         ours = tokenizer.encode(text)
@@ -109,4 +138,34 @@ def agreement(tokenizer, path: str | os.PathLike, target: str, texts: Iterable[s
             result.exact += 1
         elif len(result.mismatches) < keep:
             result.mismatches.append((text, ours, theirs))
+    if not result.texts:  # 0 of 0 agreeing is no evidence, not a rate of 100%
+        raise InputError("no texts to compare the export on; give at least one text")
     return result
+
+
+def read_texts(path: str | os.PathLike, *, limit: int, jsonl_field: str | None = None,
+               parquet_column: str | None = None) -> list[str]:
+    """The documents of ``path`` as every other reader of text sees them (a text file's lines
+    without their newlines, JSON Lines fields, Parquet values; see :mod:`bytepiece.corpus.read`),
+    not normalized: the export's own normalizer is part of what is checked. Compressed input is
+    decompressed, and binary, corrupt or truncated input is refused with the corpus reader's
+    message. At most ``limit`` bytes of text are held; more is an error rather than a check of
+    an arbitrary part."""
+    from ..corpus import open_corpus, plan_shards, read_shard
+
+    texts: list[str] = []
+    size = 0
+    with open_corpus(path, jsonl_field=jsonl_field, parquet_column=parquet_column, once=True) as corpus:
+        for shard in plan_shards(corpus.sources):
+            for batch in read_shard(shard, purpose="encode", normalize=False):
+                size += len(batch.data)
+                if size > limit:
+                    raise InputError(f"{os.fspath(path)} holds more than {_mib(limit)} of text, the most read for "
+                                     "checking ids; check on a part of it (e.g. head -n 10000 FILE > part.txt)")
+                data, offsets = batch.data, batch.offsets.tolist()
+                texts += [data[a:b].decode("utf-8") for a, b in zip(offsets, offsets[1:])]
+    return texts
+
+
+def _mib(n: int) -> str:
+    return f"{n >> 20} MiB" if n >= 1 << 20 else f"{n:,} bytes"
