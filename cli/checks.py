@@ -9,11 +9,11 @@ from __future__ import annotations
 import enum
 
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import IO
 
-from .common import UsageError, fail, in_cli_words
+from .common import UsageError, fail, in_cli_words, note
 
 #: Longest input line read into memory (encode: a document; decode: a line of ids).
 MAX_LINE_BYTES = 1 << 30
@@ -22,9 +22,10 @@ FLOAT = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 INT = re.compile(r"-?[0-9]+")
 
 
-def usage_error(message: str) -> Exception:
-    """A command line that cannot run as written (exit status 2), to ``raise``."""
-    return UsageError(in_cli_words(message))
+def usage_error(message: str, subjects: Mapping[str, str] | None = None) -> Exception:
+    """A command line that cannot run as written (exit status 2), to ``raise``; ``subjects``
+    as :func:`.common.in_cli_words` takes them, for a library's message about the command's options."""
+    return UsageError(in_cli_words(message, subjects))
 
 
 def parse_seed(raw: str, option: str = "--seed") -> int:
@@ -85,6 +86,47 @@ def check_field_names(jsonl_field: str | None, parquet_column: str | None) -> No
         raise usage_error("--jsonl-field: the field name is empty; name the field that holds the text")
     if parquet_column == "":
         raise usage_error("--parquet-column: the column name is empty; name the column that holds the text")
+
+
+def check_cluster(cluster: str | None, workers: int | None, workers_option: str) -> None:
+    """Before any work: a ``--cluster`` value that names no cluster, or a local thread count
+    (``workers_option``) beside a cluster that brings its own workers, which would be ignored."""
+    if cluster is None:
+        return
+    from bytepiece.engine.make import cluster_kind, uses_workers
+    from bytepiece.errors import InputError
+
+    try:
+        cluster_kind(cluster)
+    except InputError as e:
+        raise usage_error(str(e), {"cluster": "--cluster"}) from None
+    if workers is not None and not uses_workers(cluster):
+        count = " (local:N starts N of them)" if cluster.strip().lower().startswith("local:") else ""
+        raise usage_error(f"{workers_option} does not apply with --cluster {cluster}: the cluster's own workers do the "
+                          f"work{count}; drop {workers_option}, or drop --cluster to run on local threads")
+
+
+def note_unused_parquet_column(parquet_column: str | None, paths: Sequence[Path | str]) -> None:
+    """``--parquet-column`` names the column of Parquet inputs only: given with none, it would
+    be ignored without a word. Said only where that is known before the run reads anything
+    (local files; standard input, pipes and URLs are described as the run opens them)."""
+    if parquet_column is None or not paths:
+        return
+    import os
+    import stat
+
+    from bytepiece.corpus.sources import describe_source
+    from bytepiece.errors import InputError
+
+    for path in paths:
+        if isinstance(path, str) or str(path) == "-":
+            return
+        try:
+            if not stat.S_ISREG(os.stat(path).st_mode) or describe_source(path).format == "parquet":
+                return
+        except (OSError, InputError):  # the run reports it, in its own words
+            return
+    note("--parquet-column has no effect: no input is a Parquet file")
 
 
 def check_outputs(paths: list[Path], force: bool) -> None:

@@ -10,7 +10,7 @@ import re
 import signal
 import sys
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -104,6 +104,10 @@ CLI_WORDS = {
     "jsonl_field": "--jsonl-field", "parquet_column": "--parquet-column", "num_threads": "--threads",
     "add_bos": "--add-bos", "add_eos": "--add-eos", "allowed_special": "--allow-special",
     "special_tokens": "--special-token", "isolate_digits": "--isolate-digits",
+    "heldout_bytes": "--heldout-bytes", "lm_train_bytes": "--lm-train-bytes", "generic_cuts": "--generic-cuts",
+    "alpha_train": "--alpha-train", "soft_bias": "--soft-bias", "save_models": "--save-models",
+    "transformer_cuts": "--transformer-cuts", "transformer_max_states": "--transformer-max-states",
+    "transformer_processes": "--transformer-processes",
 }
 _CLI_WORD = re.compile(r"(?<![\w-])(" + "|".join(map(re.escape, CLI_WORDS)) + r")(?![\w-])")
 
@@ -112,10 +116,20 @@ _CLI_WORD = re.compile(r"(?<![\w-])(" + "|".join(map(re.escape, CLI_WORDS)) + r"
 _BOTH_SPELLINGS = re.compile(r"(?<!\S)[^\s()]+ \(CLI: ([^()]+)\)")
 
 
-def in_cli_words(message: str) -> str:
+def in_cli_words(message: str, subjects: Mapping[str, str] | None = None) -> str:
     """``message`` as the command line says it: where the library gives both spellings
-    (``overwrite=True (CLI: --force)``) the CLI's alone, and parameter names as options."""
-    return _CLI_WORD.sub(lambda m: CLI_WORDS[m.group(1)], _BOTH_SPELLINGS.sub(r"\1", message))
+    (``overwrite=True (CLI: --force)``) the CLI's alone, and parameter names as options.
+
+    ``subjects``: a command's own parameters whose names are ordinary words (``order``,
+    ``workers``, ``vocab size``), as its options. Such a word is an option only as the subject
+    a library message starts with (``order must be ...``); anywhere else ("in corpus order",
+    "the workers of the Dask cluster") it is the word, so these cannot be in :data:`CLI_WORDS`."""
+    message = _BOTH_SPELLINGS.sub(r"\1", message)
+    for name in sorted(subjects or (), key=len, reverse=True):  # "transformer width" before "transformer"
+        if message.startswith(f"{name} "):
+            message = (subjects or {})[name] + message[len(name):]
+            break
+    return _CLI_WORD.sub(lambda m: CLI_WORDS[m.group(1)], message)
 
 
 def fail(message: str, code: int = 1) -> typer.Exit:

@@ -7,6 +7,9 @@
   want one line.
 - Switches are plain flags: typer would show a ``<bool>`` type next to them, which reads as if
   the flag took a value. Arguments with a metavar show it alone, without a ``<list[Path]>`` type.
+- Usage lines name a required argument as it is (``MODEL``, ``FILE...``) and an optional one in
+  brackets (``[FILE]...``), as click and most tools do; typer puts required ones in braces
+  (``{MODEL}``), which elsewhere means "one of these".
 
 Commands register with ``cls=Command``; the root and ``eval`` apps are ``Group``\\s.
 """
@@ -30,15 +33,21 @@ def _plain(params: list[Any]) -> list[Any]:
     for param in params:
         if getattr(param, "is_flag", False) and param.metavar is None:
             param.metavar = ""  # shown as nothing: a switch takes no value
-        elif isinstance(param, TyperArgument) and param.metavar:
-            # The metavar already says what goes there; typer has no option to hide the type
-            # column for one argument, so this instance's method is replaced.
-            setattr(param, "display_type_rich", types.MethodType(_no_type, param))
+        elif isinstance(param, TyperArgument):
+            # typer has no setting for either, so this instance's methods are replaced.
+            setattr(param, "get_usage_pieces", types.MethodType(_usage_pieces, param))
+            if param.metavar:  # it already says what goes there: no type column
+                setattr(param, "display_type_rich", types.MethodType(_no_type, param))
     return params
 
 
 def _no_type(self: Any, ctx: Any) -> None:
     return None
+
+
+def _usage_pieces(self: Any, ctx: Any) -> list[str]:
+    name = self.metavar or (self.name or "").upper()
+    return [(name if self.required else f"[{name}]") + ("..." if self.nargs != 1 else "")]
 
 
 class Command(TyperCommand):

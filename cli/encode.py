@@ -8,7 +8,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from .checks import (FLOAT, TEXT_DOCUMENT_HELP, check_field_names, check_inputs, input_paths, parse_seed, TextDocument, usage_error)
+from .checks import (FLOAT, TEXT_DOCUMENT_HELP, check_cluster, check_field_names, check_inputs, input_paths,
+                     note_unused_parquet_column, parse_seed, TextDocument, usage_error)
 from .common import err_console, handle_errors, note, result_stands
 from .core import Command
 
@@ -145,6 +146,7 @@ def encode(
     if cluster is not None and not sharded:
         raise usage_error("--cluster writes shards: use --format bin or megatron with -o PREFIX (a name without "
                           ".bin)")
+    check_cluster(cluster, threads, "--threads")
     from bytepiece.corpus import Files as CorpusFiles
     from bytepiece.errors import InputError
     from bytepiece.model import check_special_tokens
@@ -159,6 +161,9 @@ def encode(
 
     from .common import resolve_model
 
+    note_unused_parquet_column(parquet_column, corpus_paths)
+    if allow_special and not special_token:
+        _note_no_special_tokens(resolve_model(model))
     paths: list[Path | str] = list(corpus_paths) or [Path("-")]
     inputs = CorpusFiles(paths, jsonl_field=jsonl_field, parquet_column=parquet_column,
                          text_document=text_document.value)
@@ -171,6 +176,20 @@ def encode(
         progress=Progress(err_console.is_terminal and output is not None, console=err_console))
     with result_stands():
         _print_summary(summary, output)
+
+
+def _note_no_special_tokens(model_path: Path) -> None:
+    """``--allow-special`` matches the model's special tokens and those of ``--special-token``:
+    with neither, it would be ignored without a word."""
+    from bytepiece import load_model
+    from bytepiece.errors import BytePieceError
+
+    try:
+        specials = load_model(model_path).special_tokens
+    except (OSError, BytePieceError):  # the run reports it, in its own words
+        return
+    if not specials:
+        note("--allow-special has no effect: the model has no special tokens and no --special-token is given")
 
 
 def _print_summary(summary, output: Path | None) -> None:

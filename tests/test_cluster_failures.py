@@ -44,10 +44,10 @@ def test_a_bad_cluster_address_is_one_line_at_once(command, address, corpus, tin
     else:
         done, seconds = _bytepiece("encode", str(corpus), "-m", str(tiny_model_file), "-f", "bin", "-o",
                                    str(tmp_path / "out"), "--cluster", address)
-    assert done.returncode == 1
+    assert done.returncode == 2  # a malformed option value: a usage error, found before any work
     assert done.stderr.strip().splitlines() == [done.stderr.strip()], done.stderr  # no traceback after it
-    assert f"error: cluster '{address}' is not a Dask scheduler address (" in done.stderr
-    assert "give tcp://HOST:PORT, local:N or threads" in done.stderr
+    assert f"error: --cluster '{address}' is not a Dask scheduler address (" in done.stderr
+    assert f"give tcp://HOST:PORT or local:N; see 'python -m bytepiece {command} -h'" in done.stderr
     assert seconds < 20  # the half-built client used to wait 60 s at exit
     assert not list(tmp_path.glob("m.model*")) and not list(tmp_path.glob("out*"))
 

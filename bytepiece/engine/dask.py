@@ -133,6 +133,10 @@ def address_problem(address: str) -> str | None:
     return None
 
 
+def not_an_address(address: str, problem: str) -> str:
+    return f"cluster {address!r} is not a Dask scheduler address ({problem}); give tcp://HOST:PORT or local:N"
+
+
 class DaskEngine(Engine):
     backend = "dask"
 
@@ -209,8 +213,7 @@ class DaskEngine(Engine):
             # (Raised out here, not in the handler, so that no traceback keeps it as context.)
             gc.collect()
         if problem is not None:
-            raise InputError(f"cluster {address!r} is not a Dask scheduler address ({problem}); give "
-                             "tcp://HOST:PORT, local:N or threads")
+            raise InputError(not_an_address(address, problem))
         if error is not None:
             raise error
         if interrupted:

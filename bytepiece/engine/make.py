@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
+import importlib.util
+from typing import Any, Literal
 
 from ..errors import InputError
 from .base import Engine
@@ -22,18 +23,62 @@ def make_engine(cluster: ClusterSpec = None, *, workers: int | None = None) -> E
     """
     if isinstance(cluster, Engine):
         return cluster
-    if cluster is None or (isinstance(cluster, str) and cluster.strip().lower() in ("", "threads", "local-threads")):
+    kind = cluster_kind(cluster, check_address=False)  # an address is checked as it is connected to
+    if kind == "threads":
         from .local import LocalEngine
 
         return LocalEngine(workers)
     from .dask import DaskEngine
 
-    if isinstance(cluster, str):
-        spec = cluster.strip()
-        if spec.lower().startswith("local:") or spec.lower() == "local":
-            count = spec.partition(":")[2] or str(workers or 2)
-            if not count.isdigit() or int(count) < 1:
-                raise InputError(f"--cluster local:N needs a positive number of worker processes, got {cluster!r}")
-            return DaskEngine.local_cluster(int(count))
-        return DaskEngine.connect(spec)
+    if kind == "local":
+        return DaskEngine.local_cluster(_local_processes(cluster, workers))
+    if kind == "address":
+        return DaskEngine.connect(cluster.strip())
     return DaskEngine.from_client(cluster)
+
+
+#: cluster strings that mean local threads, as ``None`` does
+_THREADS = ("", "threads", "local-threads")
+
+ClusterKind = Literal["threads", "local", "address", "client"]
+
+
+def cluster_kind(cluster: ClusterSpec, *, check_address: bool = True) -> ClusterKind:
+    """What :func:`make_engine` makes of ``cluster``, found without starting or connecting to
+    anything, so that a command line can be refused before any work: ``"threads"``, ``"local"``
+    (``local:N``), ``"address"`` or ``"client"`` (anything else, checked when it is used).
+    A ``local:N`` without a positive N is an :class:`InputError`, and so is a string that is no
+    scheduler address when ``distributed`` is installed to tell (without it, using the address
+    fails with the install hint instead)."""
+    if cluster is None:
+        return "threads"
+    if not isinstance(cluster, str):
+        return "client"
+    spec = cluster.strip()
+    if spec.lower() in _THREADS:
+        return "threads"
+    if spec.lower() == "local" or spec.lower().startswith("local:"):
+        _local_processes(spec, None)
+        return "local"
+    if check_address and importlib.util.find_spec("distributed") is not None:
+        from . import dask
+
+        problem = dask.address_problem(spec)
+        if problem is not None:
+            raise InputError(dask.not_an_address(spec, problem))
+    return "address"
+
+
+def uses_workers(cluster: ClusterSpec) -> bool:
+    """Whether ``workers`` counts with this ``cluster``: local threads, and ``"local"`` without
+    a count (that many worker processes); a cluster of its own has its own workers."""
+    if cluster is None or cluster_kind(cluster, check_address=False) == "threads":
+        return True
+    return isinstance(cluster, str) and cluster.strip().lower() == "local"
+
+
+def _local_processes(spec: str, workers: int | None) -> int:
+    count = spec.strip().partition(":")[2] or str(workers or 2)
+    if not (count.isascii() and count.isdigit()) or int(count) < 1:
+        raise InputError(f"cluster local:N needs a positive number of worker processes, got {spec!r}")
+    return int(count)

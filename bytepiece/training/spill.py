@@ -135,6 +135,9 @@ class SpillDir:
         self._count = 0
         self._lock_fd = -1
         if self.parent is not None and not self.parent.is_dir():
+            if self.parent.exists():
+                raise TrainingError(f"tmp_dir {self.parent} is not a directory; pass a directory to spill counts "
+                                    "into")
             raise TrainingError(f"temporary directory {self.parent} does not exist; create it or pass another --tmp-dir")
         remove_stale_spills(self.parent)
 
