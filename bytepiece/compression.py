@@ -10,7 +10,7 @@ an empty one (``InputError``), since 0.0 bytes per token would read as a result.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -61,6 +61,26 @@ def text_compression(model: Any, texts: Iterable[str]) -> Compression:
     return total
 
 
+def check_text_file(path: str | os.PathLike, label: str | None = None) -> None:
+    """Read ``path`` as :func:`file_compression` will, raising its ``InputError`` now (missing,
+    binary, truncated, or holding no text; ``label`` names it in the last message): a command
+    can then refuse it before hours of work whose results would be written first."""
+    if not any(text.strip("\n") for text in _documents(path)):
+        raise InputError(f"{label or os.fspath(path)} holds no text; give a file with at least one line")
+
+
+def _documents(path: str | os.PathLike) -> Iterator[str]:
+    from .corpus import open_corpus, plan_shards, read_shard
+
+    with open_corpus(path) as corpus:
+        for shard in plan_shards(corpus.sources):
+            newline = "\n" if shard.source.format == "text" else ""
+            for batch in read_shard(shard, purpose="encode", normalize=False):
+                data, offsets = batch.data, batch.offsets.tolist()
+                for a, b in zip(offsets, offsets[1:]):
+                    yield data[a:b].decode("utf-8") + newline
+
+
 def _measure(tok: Any, texts: Iterable[str]) -> Compression:
     total = Compression(0, 0, 0)
     batch: list[str] = []
@@ -85,10 +105,11 @@ def _measure(tok: Any, texts: Iterable[str]) -> Compression:
 
 
 def file_compression(model: Any, path: str | os.PathLike) -> Compression:
-    """Compression of a text file's lines (one document per line, newlines included)."""
+    """Compression of a held-out file's documents, read as the corpus reader reads every input
+    (gzip or zstd decompressed, binary or truncated data refused, JSON Lines and Parquet by their
+    names): a text file's lines each with its newline, as the model sees them in running text."""
     tok = _tokenizer(model)
-    with open(path, "rb") as f:
-        total = _measure(tok, (line.decode("utf-8", "replace") for line in f))
+    total = _measure(tok, _documents(path))
     if not total.bytes:
         raise InputError(f"{os.fspath(path)} holds no text; give a file with at least one line")
     return total

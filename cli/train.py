@@ -104,8 +104,10 @@ def train(
                      "sample corpus (pass '-' to wait for standard input)")
     if valid is not None and not valid.is_file():
         raise fail(f"--valid file {valid} does not exist" if not valid.exists() else f"--valid {valid} is not a file")
-    if valid is not None and _is_empty(valid):  # found after training, the models would be written, then an error
-        raise fail(f"--valid {valid} holds no text; give a file with at least one line")
+    if valid is not None:  # found after training, the models would be written, then an error
+        from bytepiece.compression import check_text_file
+
+        check_text_file(valid, label=f"--valid {valid}")
     from bytepiece.errors import InputError
     from bytepiece.model import check_special_tokens
 
@@ -133,12 +135,6 @@ def train(
         for notice in trainer.report.notices:
             note(notice)
         _summary(trainer, written, on_sample, valid)
-
-
-def _is_empty(path: Path) -> bool:
-    """Read, not stat'ed: a file that reports size 0 may still hold text (/proc files)."""
-    with open(path, "rb") as f:
-        return not f.read(1)
 
 
 def _stdin_is_pipe() -> bool:

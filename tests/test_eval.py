@@ -721,3 +721,24 @@ def test_compression_rows_refuses_an_empty_text():
         compression_rows([counter], [("a.txt", "abc\n"), ("empty.txt", "")])
     with pytest.raises(InputError, match="no texts"):
         compression_rows([counter], [])
+
+
+def test_evaluation_text_is_read_as_every_corpus_input(tmp_path):
+    """Audit: the harness read its files raw: a gzip file was refused as not UTF-8, with advice
+    to convert it from LATIN1."""
+    import gzip
+
+    from bytepiece.evaluation.corpus import read_text
+
+    text = "first line\nsecond, café\n"
+    (tmp_path / "t.txt.gz").write_bytes(gzip.compress(text.encode(), mtime=0))
+    assert read_text(tmp_path / "t.txt.gz") == text
+    (tmp_path / "cut.txt.gz").write_bytes(gzip.compress((text * 500).encode(), mtime=0)[:60])
+    with pytest.raises(InputError, match=r"cut.txt.gz: corrupt or truncated gzip data"):
+        read_text(tmp_path / "cut.txt.gz")
+    (tmp_path / "noise.txt").write_bytes(bytes(range(256)) * 8)
+    with pytest.raises(InputError, match=r"noise.txt looks binary"):
+        read_text(tmp_path / "noise.txt")
+    (tmp_path / "t.jsonl").write_text('{"text": "a"}\n')
+    with pytest.raises(InputError, match=r"t.jsonl is JSON Lines; a text file must be plain text"):
+        read_text(tmp_path / "t.jsonl")

@@ -413,3 +413,26 @@ def test_cli_gzip_and_stdin(runner, corpus_file, tmp_path, monkeypatch):
 def test_empty_texts_from_python_are_described_once():
     with pytest.raises(TrainingError, match=r"^the corpus is empty \(2 texts, 0 bytes of text\); nothing to learn"):
         Trainer(max_vocab_size=300, progress=False).train(["", ""])
+
+
+def test_a_valid_file_is_read_as_every_corpus_input_and_refused_before_training(runner, tmp_path, monkeypatch):
+    """Audit: ``--valid`` read its file raw, so a gzip file was measured as its compressed bytes
+    (or, truncated, refused only after the models were written)."""
+    import gzip
+
+    from bytepiece.compression import file_compression
+
+    text = "hello world\nthe second line\n" * 20
+    (tmp_path / "valid.txt.gz").write_bytes(gzip.compress(text.encode(), mtime=0))
+    (tmp_path / "valid.txt").write_text(text)
+    model = tmp_path / "m.model"
+    result = runner.invoke(app, ["train", str(tmp_path / "valid.txt"), "-o", str(model), "-v", "300"])
+    assert result.exit_code == 0, result.output
+    assert file_compression(model, tmp_path / "valid.txt.gz") == file_compression(model, tmp_path / "valid.txt")
+    (tmp_path / "cut.txt.gz").write_bytes((tmp_path / "valid.txt.gz").read_bytes()[:40])
+    trained = []
+    monkeypatch.setattr("bytepiece.training.Trainer.train", lambda *a, **k: trained.append(1))
+    result = runner.invoke(app, ["train", str(tmp_path / "valid.txt"), "-o", str(tmp_path / "x.model"), "-v", "300",
+                                 "--valid", str(tmp_path / "cut.txt.gz")])
+    assert result.exit_code == 1 and not trained and not (tmp_path / "x.model").exists()
+    assert result.stderr.startswith(f"error: {tmp_path / 'cut.txt.gz'}: corrupt or truncated gzip data")

@@ -19,6 +19,7 @@ those of the whole line, and no line has to be held whole); encoding reads it to
 from __future__ import annotations
 
 import contextlib
+import os
 import re
 import threading
 import unicodedata
@@ -32,7 +33,7 @@ from ..errors import InputError
 from .binary import check_block
 from .jsonl import field_key, json_field, kernel_documents, replace_surrogates
 from .shards import Shard, open_parquet
-from .sources import Source, open_raw, open_stream
+from .sources import Source, describe_source, open_raw, open_stream
 from .utf8 import check_errors, decode, nfc_utf8, plain_utf8, safe_cut, utf8_document
 
 DEFAULT_BATCH_BYTES = 4 << 20
@@ -461,6 +462,33 @@ def read_documents(shard: Shard, **kwargs) -> Iterator[bytes]:
             yield batch.data[batch.offsets[i]:batch.offsets[i + 1]]
 
 
-def open_text(path: str) -> bytes:  # pragma: no cover - convenience for tools
-    with open_raw(path) as f:
-        return f.read()
+def read_plain_text(path: str | os.PathLike, *, what: str = "text file", block_bytes: int = 1 << 22) -> bytes:
+    """The whole content of one plain-text input (gzip or zstd decompressed), for readers that
+    take running text rather than documents (the evaluation harness). The file is refused as the
+    corpus reader refuses it (missing, not a regular file, binary, corrupt or truncated), with the
+    same messages; a JSON Lines or Parquet file is refused, since its records are not one text."""
+    source = describe_source(os.fspath(path), label=os.fspath(path))
+    if source.format != "text":
+        raise InputError(f"{source.label} is {source.format.replace('jsonl', 'JSON Lines').replace('parquet', 'Parquet')}"
+                         f"; a {what} must be plain text (gzip or zstd allowed)")
+    reader, raw = open_stream(source)
+    parts: list[bytes] = []
+    offset = 0
+    try:
+        while block := reader.read(block_bytes):
+            check_block(block, source.label, offset)
+            parts.append(block)
+            offset += len(block)
+    except InputError:
+        raise
+    except Exception as e:
+        if source.compression != "none" and _is_decompression_error(e):
+            raise InputError(f"{source.label}: corrupt or truncated {source.compression} data ({e})") from None
+        if isinstance(e, OSError):
+            raise InputError(f"cannot read {source.label}: {e.strerror or e}") from None
+        raise
+    finally:
+        reader.close()
+        if raw is not reader:
+            raw.close()
+    return b"".join(parts)

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError
-from ..io.read import open_regular
+from ..corpus import read_plain_text
 
 DEFAULT_HELDOUT_BYTES = 300_000
 DEFAULT_SEGMENTS = 8
@@ -34,15 +34,13 @@ MIN_DISTINCTIVE_CHARS = 20
 NEIGHBOUR_WINDOW = 8
 
 def read_text(path: str | os.PathLike) -> str:
-    """A UTF-8 text file as ``str`` (newlines kept as they are)."""
-    path = Path(path)
-    f, _ = open_regular(path, what="text file", error=InputError)
-    with f:
-        data = f.read()
+    """A UTF-8 text file as ``str`` (newlines kept as they are), read and checked as every
+    corpus input is (gzip or zstd decompressed; binary, corrupt or truncated data refused)."""
+    data = read_plain_text(path)
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as e:
-        raise InputError(f"{path} is not valid UTF-8 (byte {e.start}); convert it first, e.g. "
+        raise InputError(f"{os.fspath(path)} is not valid UTF-8 (byte {e.start}); convert it first, e.g. "
                          "iconv -f LATIN1 -t UTF-8") from None
 
 
