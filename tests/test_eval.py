@@ -742,3 +742,17 @@ def test_evaluation_text_is_read_as_every_corpus_input(tmp_path):
     (tmp_path / "t.jsonl").write_text('{"text": "a"}\n')
     with pytest.raises(InputError, match=r"t.jsonl is JSON Lines; a text file must be plain text"):
         read_text(tmp_path / "t.jsonl")
+
+
+def test_a_tokenizer_json_in_the_working_directory_is_named(tmp_path, monkeypatch, tiny_tokenizer):
+    """Audit: ``-m tokenizer.json`` (relative) had an empty name in the table."""
+    pytest.importorskip("tokenizers")
+    from bytepiece.evaluation.adapters import load_counting_tokenizer
+    from bytepiece.interop.hf import export_hf
+
+    folder = tmp_path / "my-hf"
+    folder.mkdir()
+    export_hf(tiny_tokenizer, folder / "tokenizer.json")
+    monkeypatch.chdir(folder)
+    assert load_counting_tokenizer("tokenizer.json").name == "my-hf"
+    assert load_counting_tokenizer(folder).name == "my-hf"
