@@ -79,7 +79,7 @@ def test_symbolic_link_loop_is_named(tmp_path):
 
 
 def test_a_device_is_refused(device_node):
-    with pytest.raises(InputError, match="is a device or socket, not a file"):
+    with pytest.raises(InputError, match="is a character device, not a file"):
         _corpus_docs(device_node("zero", 5))
 
 

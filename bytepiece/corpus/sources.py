@@ -172,7 +172,9 @@ def local_problem(path: str, label: str) -> str | None:
         return (f"corpus path {label} is a pipe, which can be read only once; pass it to open_corpus (which copies "
                 "it), or save it to a file first")
     if not stat.S_ISREG(mode):
-        return f"corpus path {label} is a device or socket, not a file; pass '-' to read standard input"
+        kind = ("character device" if stat.S_ISCHR(mode) else "block device" if stat.S_ISBLK(mode)
+                else "socket" if stat.S_ISSOCK(mode) else "special file")
+        return f"corpus path {label} is a {kind}, not a file; pass '-' to read standard input"
     return None
 
 
