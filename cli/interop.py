@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from .checks import check_outputs, usage_error
+from .checks import check_outputs
 from .common import fail, handle_errors, note, out_console
 from .core import Command
 
@@ -45,8 +45,9 @@ def export(
     """Export a model for sentencepiece or HF tokenizers (Unigram)."""
     from bytepiece.interop.export import export_model, output_files, require_runtime
 
-    if raw and to is not Target.hf:
-        raise usage_error("--raw applies to --to hf only; leave it out for sentencepiece")
+    if raw and to is not Target.hf and verify is None:
+        note("--raw does not change a sentencepiece export (it has no NFC step to leave out); with --verify it "
+             "compares ids on the texts as they are instead of NFC-normalized")
     check_outputs(output_files(to.value, output), force)
     texts = None
     if verify is not None:  # before writing: an export that cannot be checked is not wanted

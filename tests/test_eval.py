@@ -756,3 +756,10 @@ def test_a_tokenizer_json_in_the_working_directory_is_named(tmp_path, monkeypatc
     monkeypatch.chdir(folder)
     assert load_counting_tokenizer("tokenizer.json").name == "my-hf"
     assert load_counting_tokenizer(folder).name == "my-hf"
+    # a Hugging Face cache: snapshots/<revision>/tokenizer.json links to blobs/<sha>
+    (tmp_path / "blobs").mkdir()
+    (folder / "tokenizer.json").rename(tmp_path / "blobs" / "0123abcd")
+    snapshot = tmp_path / "snapshots" / "rev1"
+    snapshot.mkdir(parents=True)
+    (snapshot / "tokenizer.json").symlink_to(tmp_path / "blobs" / "0123abcd")
+    assert load_counting_tokenizer(snapshot).name == "rev1"

@@ -183,6 +183,21 @@ def test_recorded_special_tokens_that_clash_with_the_model_are_refused(tmp_path)
     assert not (tmp_path / "back.txt").exists()
 
 
+def test_the_callers_metadata_cannot_replace_the_record_of_special_tokens(tmp_path):
+    """Reviewer: metadata={"special_tokens": ...} used to overwrite the record decoding reads."""
+    text = tmp_path / "chat.txt"
+    text.write_text("\n".join(CHAT) + "\n", encoding="utf-8")
+    encode_corpus(text, DEFAULT_MODEL, tmp_path / "c.bin", special_tokens=SPECIALS, allowed_special="all",
+                  metadata={"special_tokens": ["mine"], "project": "x"})
+    decode_corpus(tmp_path / "c.bin", DEFAULT_MODEL, tmp_path / "back.txt")
+    assert (tmp_path / "back.txt").read_text(encoding="utf-8") == "".join(line + "\n" for line in CHAT)
+    plain = tmp_path / "plain.txt"
+    plain.write_text("abc\n")
+    encode_corpus(plain, DEFAULT_MODEL, tmp_path / "p.bin", metadata={"special_tokens": ["mine"]})
+    decode_corpus(tmp_path / "p.bin", DEFAULT_MODEL, tmp_path / "p.txt")
+    assert (tmp_path / "p.txt").read_text() == "abc\n"
+
+
 def test_cli_decodes_lines_of_ids_with_special_tokens(runner, tmp_path):
     text = tmp_path / "chat.txt"
     text.write_text("\n".join(CHAT) + "\n", encoding="utf-8")

@@ -16,6 +16,8 @@ import termios
 import time
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "killpg"), reason="POSIX terminals and signals")
 
@@ -154,3 +156,39 @@ def test_ctrl_c_while_encode_waits_for_input_is_one_line_and_status_130(stdin, t
         assert (status, err.strip().splitlines()) == (130, ["error: interrupted"])
     finally:
         command.close()
+
+
+class _Trickle:
+    """A stream whose ``read1`` gives at most the next of ``sizes`` bytes (data arriving in pieces)."""
+
+    def __init__(self, data: bytes, sizes: list[int]) -> None:
+        self.data, self.sizes, self.pos = data, list(sizes), 0
+
+    def read1(self, n: int) -> bytes:
+        step = min(n, self.sizes.pop(0) if self.sizes else n)
+        block = self.data[self.pos:self.pos + step]
+        self.pos += len(block)
+        return block
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.binary(max_size=40).map(lambda b: b.replace(b"\n", b" ")), max_size=12), st.booleans(),
+       st.lists(st.integers(1, 50), max_size=30), st.integers(1, 60))
+def test_lines_read_as_they_arrive_are_the_lines_of_the_stream(lines, last_newline, sizes, limit):
+    """decode's reader of a terminal or pipe returns exactly what a buffered stream's readline
+    would, whatever pieces the data arrives in, and knows when the next line is already there."""
+    import io
+
+    from bytepiece.tokens.decode import _ArrivingLines
+
+    data = b"\n".join(lines) + (b"\n" if last_newline and lines else b"")
+    reference = io.BytesIO(data)
+    arriving = _ArrivingLines(_Trickle(data, sizes))  # type: ignore[arg-type]
+    while True:
+        expected = reference.readline(limit)
+        assert arriving.readline(limit) == expected
+        if not expected:
+            break
+        rest = data[reference.tell():]
+        if arriving.line_ready() and not arriving.ended:
+            assert b"\n" in rest

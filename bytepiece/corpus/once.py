@@ -85,6 +85,14 @@ def waiting(key: str) -> bool:
     return True if once is None else _readable(once.stream)
 
 
+def arrives(key: str) -> bool:
+    """Whether the input registered as ``key`` is one that data arrives on (a terminal, a pipe),
+    as opposed to a file given as standard input (``< file``), which is all there already."""
+    with _lock:
+        once = _opened.get(key)
+    return once is not None and waiting_check(once.stream) is not None
+
+
 def waiting_check(stream: IO[bytes]) -> Callable[[], bool] | None:
     """For a stream that data arrives on (a terminal, a pipe): a function telling whether bytes
     are ready to be read without waiting, as :func:`waiting`; None for a file (always ready)."""

@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import stat
 import threading
 import unicodedata
 from collections.abc import Callable, Generator, Iterator
@@ -467,7 +468,12 @@ def read_plain_text(path: str | os.PathLike, *, what: str = "text file", block_b
     take running text rather than documents (the evaluation harness). The file is refused as the
     corpus reader refuses it (missing, not a regular file, binary, corrupt or truncated), with the
     same messages; a JSON Lines or Parquet file is refused, since its records are not one text."""
-    source = describe_source(os.fspath(path), label=os.fspath(path))
+    name = os.fspath(path)
+    with contextlib.suppress(OSError):
+        if stat.S_ISFIFO(os.stat(name).st_mode):
+            raise InputError(f"{name} is a pipe; save it to a file first (a gzip or zstd file is read as it is, "
+                             "no need to decompress it)")
+    source = describe_source(name, label=name)
     if source.format != "text":
         raise InputError(f"{source.label} is {source.format.replace('jsonl', 'JSON Lines').replace('parquet', 'Parquet')}"
                          f"; a {what} must be plain text (gzip or zstd allowed)")

@@ -64,8 +64,9 @@ def load_counting_tokenizer(path: str | os.PathLike, *, normalization: Normaliza
         else:
             raise InputError(f"{path} is a directory without a tokenizer.json; pass a model file")
     check_file(p, what="tokenizer file", error=InputError)
-    # a tokenizer.json is named by its folder (resolved: ``tokenizer.json`` in the working one has a parent "")
-    name = ((p.resolve().parent.name or "tokenizer") if p.name == "tokenizer.json"
+    # a tokenizer.json is named by its folder (made absolute, ``tokenizer.json`` in the working one has a
+    # parent other than ""; not resolved, a Hugging Face cache's snapshot links to a folder named "blobs")
+    name = ((Path(os.path.abspath(p)).parent.name or "tokenizer") if p.name == "tokenizer.json"
             else p.name.removesuffix(".model").removesuffix(".json"))
     data = _read_model(p)
     if data.lstrip()[:1] == b"{":

@@ -17,6 +17,7 @@ import json
 import os
 import sys
 import time
+import warnings
 from collections.abc import Iterable, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -180,6 +181,9 @@ def _id_table(tokenizer: Tokenizer, given: dict[str, int], item: TokenInput) -> 
     (or, where it records none, those given to ``decode_corpus``), each at its id."""
     table = list(tokenizer.segmenter.id_bytes)
     extra = item.special_tokens if item.special_tokens is not None else given
+    if given and item.special_tokens is not None and given != item.special_tokens:
+        warnings.warn(f"{item.label} records the special tokens it was encoded with, so the special_tokens "
+                      "(CLI: --special-token options) given are not used for it", stacklevel=3)
     for token, token_id in sorted(extra.items(), key=lambda kv: kv[1]):
         text = token.encode("utf-8")
         if token_id < len(table):
@@ -306,34 +310,36 @@ def _id_line_batches(stream: IO[bytes], name: str, batch_tokens: int = BATCH_TOK
 class _ArrivingLines:
     """Lines of a stream that data arrives on, read a block at a time as :func:`read_id_lines`
     asks for them, telling whether the next line is already here (so that asking the system
-    whether more has arrived costs a call per block, not per line)."""
+    whether more has arrived costs a call per block, not per line). A line longer than a block
+    is kept as its blocks and joined once, each block searched once."""
 
     def __init__(self, stream: IO[bytes]) -> None:
         self.stream = stream
-        self.buffer = b""
+        self.block = b""  # the unread part of the last block read starts at ``pos``
         self.pos = 0
         self.ended = False
 
     def line_ready(self) -> bool:
-        return self.ended or self.buffer.find(b"\n", self.pos) >= 0
+        return self.ended or self.block.find(b"\n", self.pos) >= 0
 
     def readline(self, limit: int = -1) -> bytes:
         limit = limit if limit >= 0 else 1 << 62
+        parts: list[bytes] = []
+        size = 0
         while True:
-            end = self.pos + limit
-            k = self.buffer.find(b"\n", self.pos, end)
-            if k >= 0 or len(self.buffer) >= end or self.ended:
-                stop = k + 1 if k >= 0 else min(end, len(self.buffer))
-                line = self.buffer[self.pos:stop]
+            k = self.block.find(b"\n", self.pos, self.pos + (limit - size))
+            if k >= 0 or len(self.block) - self.pos >= limit - size:
+                stop = k + 1 if k >= 0 else self.pos + (limit - size)
+                parts.append(self.block[self.pos:stop])
                 self.pos = stop
-                return line
-            read1 = getattr(self.stream, "read1", self.stream.read)
-            block = read1(1 << 16)
-            if block:
-                self.buffer = self.buffer[self.pos:] + block
-                self.pos = 0
-            else:
+                return b"".join(parts)
+            parts.append(self.block[self.pos:])
+            size += len(self.block) - self.pos
+            read1 = getattr(self.stream, "read1", None) or self.stream.read
+            self.block, self.pos = read1(1 << 16), 0
+            if not self.block:
                 self.ended = True
+                return b"".join(parts)
 
 
 def _concatenate(chunk: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:

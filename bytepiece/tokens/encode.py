@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from ..corpus import DEFAULT_BATCH_BYTES, DEFAULT_SHARD_BYTES, CorpusInputs, open_corpus, plan_shards, read_shard
+from ..corpus.once import arrives as input_arrives
 from ..corpus.once import waiting as input_waiting
 from ..corpus.sources import Source, TextDocument
 from ..corpus.utf8 import check_errors
@@ -112,17 +113,17 @@ class _Run:
                                "normalization": self.tokenizer.normalization}
         if self.allowed:
             out["allowed_special"] = list(self.allowed)
-        specials = self.tokenizer.special_tokens
-        if specials:  # what decoding needs to turn their ids back into text
-            first = self.tokenizer.vocab_size - len(specials)
-            out["special_tokens"] = {token: first + k for k, token in enumerate(specials)}
+        specials = self.tokenizer.special_tokens  # what decoding needs to turn their ids back into text
+        first = self.tokenizer.vocab_size - len(specials)
+        out["special_tokens"] = {token: first + k for k, token in enumerate(specials)}
         return out
 
     def sidecar_metadata(self, sources: list[Source]) -> dict[str, Any]:
         options = self.options(None)
-        recorded = ("add_bos", "add_eos", "alpha", "seed", "errors", "special_tokens")
+        recorded = ("add_bos", "add_eos", "alpha", "seed", "errors")
         meta: dict[str, Any] = {"inputs": [s.label for s in sources], "documents": _documents(sources),
-                                **{k: options[k] for k in recorded if k in options}, **self.metadata}
+                                **{k: options[k] for k in recorded}, **self.metadata}
+        meta["special_tokens"] = options["special_tokens"]  # decoding reads it: the caller's metadata cannot replace it
         json.dumps(meta)  # fail now, not after the work
         return meta
 
@@ -254,7 +255,7 @@ def _stream(corpus: CorpusInputs, run: _Run, workers: int | None) -> Iterator[En
     for piece in plan_shards(corpus.sources, DEFAULT_SHARD_BYTES):
         batches = read_shard(piece, purpose="encode", errors=run.errors, normalize=run.tokenizer.normalization == "nfc")
         more_waiting = None
-        if piece.source.once:
+        if piece.source.once and input_arrives(piece.source.path):
             # read here, not ahead on a thread: a Ctrl-C then ends a read that waits for input,
             # and what is encoded goes out before the next read waits
             more_waiting = functools.partial(input_waiting, piece.source.path)
