@@ -90,7 +90,7 @@ def read_shard(shard: Shard, *, purpose: Purpose = "train", errors: str = "repla
         raise InputError(f"max_line must be a positive number of bytes, got {max_line}")
     source = shard.source
     sink = getattr(_read_reports, "sink", None)
-    try:
+    with _reading_errors_reported(source):
         if source.format == "parquet":
             batches = _parquet_batches(shard, errors, normalize, batch_bytes)
         else:
@@ -99,6 +99,14 @@ def read_shard(shard: Shard, *, purpose: Purpose = "train", errors: str = "repla
             if sink is not None and batch.consumed:
                 sink(batch.consumed)
             yield batch
+
+
+@contextlib.contextmanager
+def _reading_errors_reported(source: Source) -> Iterator[None]:
+    """A block that reads ``source``: damaged compressed data, or a read the system refused,
+    comes out as one ``InputError`` naming it; anything else (a bug) is raised as it is."""
+    try:
+        yield
     except InputError:
         raise
     except Exception as e:
@@ -481,18 +489,11 @@ def read_plain_text(path: str | os.PathLike, *, what: str = "text file", block_b
     parts: list[bytes] = []
     offset = 0
     try:
-        while block := reader.read(block_bytes):
-            check_block(block, source.label, offset)
-            parts.append(block)
-            offset += len(block)
-    except InputError:
-        raise
-    except Exception as e:
-        if source.compression != "none" and _is_decompression_error(e):
-            raise InputError(f"{source.label}: corrupt or truncated {source.compression} data ({e})") from None
-        if isinstance(e, OSError):
-            raise InputError(f"cannot read {source.label}: {e.strerror or e}") from None
-        raise
+        with _reading_errors_reported(source):
+            while block := reader.read(block_bytes):
+                check_block(block, source.label, offset)
+                parts.append(block)
+                offset += len(block)
     finally:
         reader.close()
         if raw is not reader:
