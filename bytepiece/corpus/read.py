@@ -19,9 +19,7 @@ those of the whole line, and no line has to be held whole); encoding reads it to
 from __future__ import annotations
 
 import contextlib
-import os
 import re
-import stat
 import threading
 import unicodedata
 from collections.abc import Callable, Generator, Iterator
@@ -34,7 +32,7 @@ from ..errors import InputError
 from .binary import check_block
 from .jsonl import field_key, json_field, kernel_documents, replace_surrogates
 from .shards import Shard, open_parquet
-from .sources import Source, describe_source, open_raw, open_stream
+from .sources import Source, open_raw, open_stream
 from .utf8 import check_errors, decode, nfc_utf8, plain_utf8, safe_cut, utf8_document
 
 DEFAULT_BATCH_BYTES = 4 << 20
@@ -90,7 +88,7 @@ def read_shard(shard: Shard, *, purpose: Purpose = "train", errors: str = "repla
         raise InputError(f"max_line must be a positive number of bytes, got {max_line}")
     source = shard.source
     sink = getattr(_read_reports, "sink", None)
-    with _reading_errors_reported(source):
+    with reading_errors_reported(source):
         if source.format == "parquet":
             batches = _parquet_batches(shard, errors, normalize, batch_bytes)
         else:
@@ -102,7 +100,7 @@ def read_shard(shard: Shard, *, purpose: Purpose = "train", errors: str = "repla
 
 
 @contextlib.contextmanager
-def _reading_errors_reported(source: Source) -> Iterator[None]:
+def reading_errors_reported(source: Source) -> Iterator[None]:
     """A block that reads ``source``: damaged compressed data, or a read the system refused,
     comes out as one ``InputError`` naming it; anything else (a bug) is raised as it is."""
     try:
@@ -469,33 +467,3 @@ def read_documents(shard: Shard, **kwargs) -> Iterator[bytes]:
     for batch in read_shard(shard, **kwargs):
         for i in range(batch.n_documents):
             yield batch.data[batch.offsets[i]:batch.offsets[i + 1]]
-
-
-def read_plain_text(path: str | os.PathLike, *, what: str = "text file", block_bytes: int = 1 << 22) -> bytes:
-    """The whole content of one plain-text input (gzip or zstd decompressed), for readers that
-    take running text rather than documents (the evaluation harness). The file is refused as the
-    corpus reader refuses it (missing, not a regular file, binary, corrupt or truncated), with the
-    same messages; a JSON Lines or Parquet file is refused, since its records are not one text."""
-    name = os.fspath(path)
-    with contextlib.suppress(OSError):
-        if stat.S_ISFIFO(os.stat(name).st_mode):
-            raise InputError(f"{name} is a pipe; save it to a file first (a gzip or zstd file is read as it is, "
-                             "no need to decompress it)")
-    source = describe_source(name, label=name)
-    if source.format != "text":
-        raise InputError(f"{source.label} is {source.format.replace('jsonl', 'JSON Lines').replace('parquet', 'Parquet')}"
-                         f"; a {what} must be plain text (gzip or zstd allowed)")
-    reader, raw = open_stream(source)
-    parts: list[bytes] = []
-    offset = 0
-    try:
-        with _reading_errors_reported(source):
-            while block := reader.read(block_bytes):
-                check_block(block, source.label, offset)
-                parts.append(block)
-                offset += len(block)
-    finally:
-        reader.close()
-        if raw is not reader:
-            raw.close()
-    return b"".join(parts)

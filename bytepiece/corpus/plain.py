@@ -1,0 +1,43 @@
+"""Reading one plain-text input whole, for readers of running text rather than documents (the
+evaluation harness): the same checks and messages as the corpus reader's, without its shards."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import stat
+
+from ..errors import InputError
+from .binary import check_block
+from .read import reading_errors_reported
+from .sources import describe_source, open_stream
+
+
+def read_plain_text(path: str | os.PathLike, *, what: str = "text file", block_bytes: int = 1 << 22) -> bytes:
+    """The whole content of one plain-text input (gzip or zstd decompressed), for readers that
+    take running text rather than documents (the evaluation harness). The file is refused as the
+    corpus reader refuses it (missing, not a regular file, binary, corrupt or truncated), with the
+    same messages; a JSON Lines or Parquet file is refused, since its records are not one text."""
+    name = os.fspath(path)
+    with contextlib.suppress(OSError):
+        if stat.S_ISFIFO(os.stat(name).st_mode):
+            raise InputError(f"{name} is a pipe; save it to a file first (a gzip or zstd file is read as it is, "
+                             "no need to decompress it)")
+    source = describe_source(name, label=name)
+    if source.format != "text":
+        raise InputError(f"{source.label} is {source.format.replace('jsonl', 'JSON Lines').replace('parquet', 'Parquet')}"
+                         f"; a {what} must be plain text (gzip or zstd allowed)")
+    reader, raw = open_stream(source)
+    parts: list[bytes] = []
+    offset = 0
+    try:
+        with reading_errors_reported(source):
+            while block := reader.read(block_bytes):
+                check_block(block, source.label, offset)
+                parts.append(block)
+                offset += len(block)
+    finally:
+        reader.close()
+        if raw is not reader:
+            raw.close()
+    return b"".join(parts)
