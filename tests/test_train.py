@@ -8,6 +8,7 @@ import itertools
 import json
 import random
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -436,3 +437,26 @@ def test_a_valid_file_is_read_as_every_corpus_input_and_refused_before_training(
                                  "--valid", str(tmp_path / "cut.txt.gz")])
     assert result.exit_code == 1 and not trained and not (tmp_path / "x.model").exists()
     assert result.stderr.startswith(f"error: {tmp_path / 'cut.txt.gz'}: corrupt or truncated gzip data")
+
+
+def test_a_corpus_that_repeats_its_text_is_told_why_its_model_is_small():
+    """Audit: every line twice gave 328 ids of the 1,000 asked for, with no hint. That is the
+    algorithm: counts double, so the doubled corpus at min_count 2k trains about the model of the
+    original at min_count k, and at the default 2 nothing is pruned (the n-gram model memorizes,
+    the pieces come out too long and are cut back). The note now says what to do."""
+    from bytepiece import Trainer
+
+    sample = Path(__file__).resolve().parents[1] / "data" / "sample_corpus.txt"
+    texts = sample.read_text(encoding="utf-8").splitlines()[:600]
+
+    def train(corpus: list[str], min_count: int) -> dict:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return Trainer(max_vocab_size=1000, min_count=min_count, progress=False).train(corpus)[0].to_json_dict()
+
+    once = {k for k in train(texts, 2) if not k.startswith("_")}
+    doubled = {k for k in train(texts * 2, 4) if not k.startswith("_")}
+    assert len(once & doubled) >= 0.95 * len(once)
+    with pytest.warns(UserWarning, match=r"repeats its text.*deduplicate the corpus or raise min_count"):
+        small = Trainer(max_vocab_size=1000, progress=False).train(texts * 2)[0]
+    assert small.vocab_size < 0.9 * len(once)

@@ -194,7 +194,10 @@ class Trainer:
             got = len(counts_map) + FIRST_PIECE_ID
             if got < 0.9 * size:
                 self._notice(f"vocabulary size {size} was asked for, but the corpus only supports "
-                             f"{got} ({len(counts_map)} pieces); the model is smaller")
+                             f"{got} ({len(counts_map)} pieces); the model is smaller. A small corpus does this, and "
+                             "so does one that repeats its text: text that occurs k times counts as if min_count "
+                             "(CLI: --min-count) were divided by k, which keeps long rare pieces that pruning then "
+                             "cuts up; deduplicate the corpus or raise min_count")
             elif got < size:
                 self._notice(f"the model has {got:,} ids, {size - got:,} fewer than the {size:,} asked for: after the "
                              f"cut to size, {size - got:,} piece(s) were used by no segmentation (other pieces spell "
