@@ -201,6 +201,8 @@ def check_special_tokens(tokens: Iterable[str]) -> tuple[str, ...]:
     earlier one is dropped (adding a token twice is harmless)."""
     if isinstance(tokens, (str, bytes)):
         raise InputError(f"special tokens must be a list of strings, got the single value {tokens!r}; wrap it in a list")
+    if not isinstance(tokens, Iterable):
+        raise InputError(f"special tokens must be a list of strings, got {tokens!r}")
     out: list[str] = []
     for t in tokens:
         if not isinstance(t, str):

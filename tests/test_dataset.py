@@ -47,6 +47,28 @@ def test_documents_match_encode_batch(corpus):
         ds.document(1.5)
 
 
+@given(st.integers(-450, 450), st.one_of(st.none(), st.integers(-450, 450)))
+@settings(max_examples=80, deadline=None)
+def test_documents_take_their_bounds_as_a_slice(corpus, start, stop):
+    """Audit: ``documents(-5)`` gave the first documents (a negative start counted from 0)."""
+    directory, reference = corpus
+    with TokenDataset(directory / "c") as ds:
+        assert [d.tolist() for d in ds.documents(start, stop)] == [r.tolist() for r in reference[start:stop]]
+
+
+def test_bad_arguments_to_the_readers_are_input_errors(corpus):
+    """Audit: these raised bare TypeErrors from Python or numpy; ``batches(0)`` was accepted."""
+    directory, _ = corpus
+    with TokenDataset(directory / "c") as ds:
+        for call in (lambda: ds.tokens(1.5, 3), lambda: ds.tokens(None, 3), lambda: ds.documents("a"),
+                     lambda: ds.documents(0, 2.0), lambda: ds.batches("a")):
+            with pytest.raises(InputError, match="must be an integer"):
+                call()
+        for size in (0, -1):
+            with pytest.raises(InputError, match="max_tokens must be a positive number of tokens"):
+                ds.batches(size)
+
+
 @settings(max_examples=60)
 @given(st.data())
 def test_token_windows_cross_shard_boundaries(corpus, flat, data):

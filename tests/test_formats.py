@@ -198,6 +198,21 @@ def test_the_callers_metadata_cannot_replace_the_record_of_special_tokens(tmp_pa
     assert (tmp_path / "p.txt").read_text() == "abc\n"
 
 
+def test_decode_corpus_refuses_no_inputs_and_a_dataset(tmp_path):
+    """Audit: an empty list read standard input (and waited on a terminal); a TokenDataset was
+    iterated as if it were paths (a bare TypeError)."""
+    from bytepiece import TokenDataset
+
+    with pytest.raises(InputError, match="no inputs to decode"):
+        decode_corpus([], DEFAULT_MODEL, tmp_path / "back.txt")
+    text = tmp_path / "in.txt"
+    text.write_text("abc\n")
+    encode_corpus(text, DEFAULT_MODEL, tmp_path / "c.bin")
+    with TokenDataset(tmp_path / "c.bin") as ds, pytest.raises(InputError, match="not a TokenDataset"):
+        decode_corpus(ds, DEFAULT_MODEL, tmp_path / "back.txt")
+    assert not (tmp_path / "back.txt").exists()
+
+
 def test_cli_decodes_lines_of_ids_with_special_tokens(runner, tmp_path):
     text = tmp_path / "chat.txt"
     text.write_text("\n".join(CHAT) + "\n", encoding="utf-8")

@@ -197,3 +197,10 @@ def test_a_bad_count_is_shown_as_the_number_in_the_file(tmp_path):
     path.write_text(json.dumps(model))
     with pytest.raises(ModelFormatError, match=r"piece b'a' \(id \d+\) has count -5; counts must be positive"):
         Tokenizer(path)
+
+
+def test_special_tokens_that_are_not_a_list_are_an_input_error(tiny_tokenizer):
+    """Audit: ``add_special_tokens(None)`` raised a bare TypeError."""
+    for value in (None, 5):
+        with pytest.raises(InputError, match="special tokens must be a list of strings"):
+            tiny_tokenizer.add_special_tokens(value)  # type: ignore[arg-type]

@@ -460,3 +460,16 @@ def test_a_corpus_that_repeats_its_text_is_told_why_its_model_is_small():
     with pytest.warns(UserWarning, match=r"repeats its text.*deduplicate the corpus or raise min_count"):
         small = Trainer(max_vocab_size=1000, progress=False).train(texts * 2)[0]
     assert small.vocab_size < 0.9 * len(once)
+
+
+def test_a_missing_tmp_dir_is_refused_before_texts_are_copied_there(tmp_path):
+    """Audit: texts given as a list were copied to tmp_dir first, so a missing one was a raw
+    FileNotFoundError naming a file inside it."""
+    from bytepiece import Trainer
+    from bytepiece.errors import TrainingError
+
+    with pytest.raises(TrainingError, match=r"temporary directory .*nowhere does not exist; create it"):
+        Trainer(max_vocab_size=300, tmp_dir=tmp_path / "nowhere", progress=False).train(["some text", "more text"])
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(TrainingError, match=r"tmp_dir .*file is not a directory"):
+        Trainer(max_vocab_size=300, tmp_dir=tmp_path / "file", progress=False).train(["some text"])

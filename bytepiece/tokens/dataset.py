@@ -263,9 +263,15 @@ class TokenDataset:
         return self.document(i)
 
     def documents(self, start: int = 0, stop: int | None = None) -> Iterator[npt.NDArray[np.unsignedinteger]]:
-        """Documents ``start..stop-1`` in order, shard by shard."""
-        stop = self.n_documents if stop is None else min(stop, self.n_documents)
-        i = max(0, start)
+        """Documents ``start..stop-1`` in order, shard by shard; the bounds work as a slice's
+        (``documents(-5)``: the last five)."""
+        _check_integer(start, "start")
+        if stop is not None:
+            _check_integer(stop, "stop")
+        i, stop, _ = slice(int(start), None if stop is None else int(stop)).indices(self.n_documents)
+        return self._documents(i, stop)
+
+    def _documents(self, i: int, stop: int) -> Iterator[npt.NDArray[np.unsignedinteger]]:
         while i < stop:
             k = int(np.searchsorted(self.document_starts, i, side="right")) - 1
             tokens, offsets = self._shard(k)
@@ -279,6 +285,12 @@ class TokenDataset:
     def batches(self, max_tokens: int = 1 << 20) -> Iterator[tuple[npt.NDArray[np.unsignedinteger], npt.NDArray[np.int64]]]:
         """Every document in order, in batches of whole documents of about ``max_tokens`` tokens
         (a longer document is a batch of its own): ``(tokens, offsets)`` with ``offsets`` from 0."""
+        _check_integer(max_tokens, "max_tokens")
+        if max_tokens < 1:
+            raise InputError(f"max_tokens must be a positive number of tokens, got {max_tokens!r}")
+        return self._batches(int(max_tokens))
+
+    def _batches(self, max_tokens: int) -> Iterator[tuple[npt.NDArray[np.unsignedinteger], npt.NDArray[np.int64]]]:
         for k in range(len(self.shards)):
             if not self.shards[k].n_documents:
                 continue
@@ -291,6 +303,9 @@ class TokenDataset:
     def tokens(self, start: int, stop: int) -> npt.NDArray[np.unsignedinteger]:
         """Tokens ``start..stop-1`` of all documents concatenated in corpus order: a view when
         they lie in one shard, a copy when the window crosses shard boundaries."""
+        _check_integer(start, "start")
+        _check_integer(stop, "stop")
+        start, stop = int(start), int(stop)
         if not 0 <= start <= stop <= self.n_tokens:
             raise IndexError(f"token window [{start}, {stop}) is outside the corpus (0..{self.n_tokens:,})")
         k = int(np.searchsorted(self.token_starts, start, side="right")) - 1
@@ -389,3 +404,8 @@ def _single_file_manifest(path: Path) -> Manifest:
                         layout=meta["layout"])
     except (KeyError, TypeError, ValueError) as e:
         raise ModelFormatError(f"{path}.json is not a complete token file sidecar ({e})") from None
+
+
+def _check_integer(value: object, name: str) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise InputError(f"{name} must be an integer, got {value!r}")

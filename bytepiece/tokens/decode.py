@@ -100,7 +100,12 @@ def decode_corpus(inputs: Any, model: Any, out: str | os.PathLike | None = None,
     given = _given_specials(tokenizer, special_tokens)
     if progress is None or isinstance(progress, bool):
         progress = Progress(progress)
-    paths = [inputs] if isinstance(inputs, (str, os.PathLike)) else list(inputs) or ["-"]
+    if isinstance(inputs, TokenDataset):
+        raise InputError("decode_corpus takes the path of a token file or corpus, not a TokenDataset: pass "
+                         "the path it was opened with")
+    paths = [inputs] if isinstance(inputs, (str, os.PathLike)) else list(inputs)
+    if not paths:
+        raise InputError("no inputs to decode; give a token file, a corpus, or '-' for standard input")
     path = None if out is None else Path(out)
     with ExitStack() as stack:
         opened = [open_token_input(p, tokenizer, stack) for p in paths]

@@ -124,6 +124,16 @@ def _write_array(f, array: np.ndarray) -> None:
         view = view[n:]
 
 
+def check_tmp_dir(parent: str | os.PathLike[str] | None) -> None:
+    """Refuse a ``tmp_dir`` that is missing or not a directory, before anything is written there
+    (texts given as a list are copied there first, then counts are spilled there)."""
+    if parent is None or Path(parent).is_dir():
+        return
+    if Path(parent).exists():
+        raise TrainingError(f"tmp_dir {parent} is not a directory; pass a directory to spill counts into")
+    raise TrainingError(f"temporary directory {parent} does not exist; create it or pass another --tmp-dir")
+
+
 class SpillDir:
     """A temporary directory for spilled runs: created on first use, removed by ``close()``.
     Creating one removes the spill directories of killed runs in the same place."""
@@ -134,11 +144,7 @@ class SpillDir:
         self.bytes_written = 0
         self._count = 0
         self._lock_fd = -1
-        if self.parent is not None and not self.parent.is_dir():
-            if self.parent.exists():
-                raise TrainingError(f"tmp_dir {self.parent} is not a directory; pass a directory to spill counts "
-                                    "into")
-            raise TrainingError(f"temporary directory {self.parent} does not exist; create it or pass another --tmp-dir")
+        check_tmp_dir(parent)
         remove_stale_spills(self.parent)
 
     def new_path(self, stem: str) -> Path:

@@ -31,7 +31,7 @@ from ..engine import RssMonitor, default_budget, make_engine
 from ..units import parse_size
 from ..engine.memory import return_freed_memory
 from ..engine.interrupts import call_interruptibly
-from .spill import SpillDir
+from .spill import SpillDir, check_tmp_dir
 from ..errors import InputError, TrainingError
 from ..model import FIRST_PIECE_ID, Model, metadata_path
 from ..progress import Progress
@@ -166,6 +166,7 @@ class Trainer:
         return_freed_memory()
         self.report = report = TrainingReport()
         budget = self.max_memory or default_budget()
+        check_tmp_dir(self.tmp_dir)
         inputs = open_corpus(corpus, jsonl_field=self.jsonl_field, parquet_column=self.parquet_column,
                              text_document=self.text_document,
                              errors=self.errors, tmp_dir=self.tmp_dir)
