@@ -70,15 +70,11 @@ def check_text_file(path: str | os.PathLike, label: str | None = None) -> None:
 
 
 def _documents(path: str | os.PathLike) -> Iterator[str]:
-    from .corpus import open_corpus, plan_shards, read_shard
+    """The documents of ``path``, a text file's lines each with its newline (running text)."""
+    from .corpus import file_documents
 
-    with open_corpus(path) as corpus:
-        for shard in plan_shards(corpus.sources):
-            newline = "\n" if shard.source.format == "text" else ""
-            for batch in read_shard(shard, purpose="encode", normalize=False):
-                data, offsets = batch.data, batch.offsets.tolist()
-                for a, b in zip(offsets, offsets[1:]):
-                    yield data[a:b].decode("utf-8") + newline
+    for data, source in file_documents(path):
+        yield data.decode("utf-8") + ("\n" if source.format == "text" else "")
 
 
 def _measure(tok: Any, texts: Iterable[str]) -> Compression:

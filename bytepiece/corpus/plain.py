@@ -1,16 +1,20 @@
-"""Reading one plain-text input whole, for readers of running text rather than documents (the
-evaluation harness): the same checks and messages as the corpus reader's, without its shards."""
+"""Reading inputs outside the passes over a corpus: one plain-text input whole, for readers of
+running text (the evaluation harness), and the documents of a small input in one go (held-out
+text, texts to check an export on), with the same checks and messages as the corpus reader's."""
 
 from __future__ import annotations
 
 import contextlib
 import os
 import stat
+from collections.abc import Iterator
 
 from ..errors import InputError
 from .binary import check_block
-from .read import reading_errors_reported
-from .sources import describe_source, open_stream
+from .inputs import open_corpus
+from .read import read_shard, reading_errors_reported
+from .shards import plan_shards
+from .sources import Source, describe_source, open_stream
 
 
 def read_plain_text(path: str | os.PathLike, *, what: str = "text file", block_bytes: int = 1 << 22) -> bytes:
@@ -41,3 +45,16 @@ def read_plain_text(path: str | os.PathLike, *, what: str = "text file", block_b
         if raw is not reader:
             raw.close()
     return b"".join(parts)
+
+
+def file_documents(path: str | os.PathLike, *, jsonl_field: str | None = None,
+                   parquet_column: str | None = None) -> Iterator[tuple[bytes, Source]]:
+    """Each document of ``path`` (UTF-8, not normalized) with the source it came from, read as
+    ``encode`` reads the file: a text file's lines without their newlines, JSON Lines fields,
+    Parquet values, compressed input decompressed, binary or truncated input refused."""
+    with open_corpus(path, jsonl_field=jsonl_field, parquet_column=parquet_column, once=True) as corpus:
+        for shard in plan_shards(corpus.sources):
+            for batch in read_shard(shard, purpose="encode", normalize=False):
+                data, offsets = batch.data, batch.offsets.tolist()
+                for a, b in zip(offsets, offsets[1:]):
+                    yield data[a:b], shard.source

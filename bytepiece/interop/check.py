@@ -151,19 +151,16 @@ def read_texts(path: str | os.PathLike, *, limit: int, jsonl_field: str | None =
     decompressed, and binary, corrupt or truncated input is refused with the corpus reader's
     message. At most ``limit`` bytes of text are held; more is an error rather than a check of
     an arbitrary part."""
-    from ..corpus import open_corpus, plan_shards, read_shard
+    from ..corpus import file_documents
 
     texts: list[str] = []
     size = 0
-    with open_corpus(path, jsonl_field=jsonl_field, parquet_column=parquet_column, once=True) as corpus:
-        for shard in plan_shards(corpus.sources):
-            for batch in read_shard(shard, purpose="encode", normalize=False):
-                size += len(batch.data)
-                if size > limit:
-                    raise InputError(f"{os.fspath(path)} holds more than {_mib(limit)} of text, the most read for "
-                                     "checking ids; check on a part of it (e.g. head -n 10000 FILE > part.txt)")
-                data, offsets = batch.data, batch.offsets.tolist()
-                texts += [data[a:b].decode("utf-8") for a, b in zip(offsets, offsets[1:])]
+    for data, _ in file_documents(path, jsonl_field=jsonl_field, parquet_column=parquet_column):
+        size += len(data)
+        if size > limit:
+            raise InputError(f"{os.fspath(path)} holds more than {_mib(limit)} of text, the most read for "
+                             "checking ids; check on a part of it (e.g. head -n 10000 FILE > part.txt)")
+        texts.append(data.decode("utf-8"))
     return texts
 
 
