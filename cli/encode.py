@@ -162,8 +162,6 @@ def encode(
     from .common import resolve_model
 
     note_unused_parquet_column(parquet_column, corpus_paths)
-    if allow_special and not special_token:
-        _note_no_special_tokens(resolve_model(model))
     paths: list[Path | str] = list(corpus_paths) or [Path("-")]
     inputs = CorpusFiles(paths, jsonl_field=jsonl_field, parquet_column=parquet_column,
                          text_document=text_document.value)
@@ -176,20 +174,6 @@ def encode(
         progress=Progress(err_console.is_terminal and output is not None, console=err_console))
     with result_stands():
         _print_summary(summary, output)
-
-
-def _note_no_special_tokens(model_path: Path) -> None:
-    """``--allow-special`` matches the model's special tokens and those of ``--special-token``:
-    with neither, it would be ignored without a word."""
-    from bytepiece import load_model
-    from bytepiece.errors import BytePieceError
-
-    try:
-        specials = load_model(model_path).special_tokens
-    except (OSError, BytePieceError):  # the run reports it, in its own words
-        return
-    if not specials:
-        note("--allow-special has no effect: the model has no special tokens and no --special-token is given")
 
 
 def _print_summary(summary, output: Path | None) -> None:

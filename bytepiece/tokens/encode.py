@@ -20,6 +20,7 @@ import functools
 import json
 import os
 import time
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -212,6 +213,9 @@ def _resolve(model: Any, normalization: str | None, special_tokens: Any, allowed
     if special_tokens:
         tokenizer.add_special_tokens(special_tokens)
     allowed = tuple(sorted(tokenizer.segmenter.specials.resolve(allowed_special))) if allowed_special else ()
+    if allowed_special and not tokenizer.special_tokens:
+        warnings.warn("allowed_special (CLI: --allow-special) has no effect: the model has no special tokens and no "
+                      "special_tokens (CLI: --special-token) is given", stacklevel=3)
     value = None if alpha is None else alpha_value(alpha)
     value = None if value is None or value < 0 else value
     seed_value = None if value is None else (seed if seed is not None else _random_seed())
