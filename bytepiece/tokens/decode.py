@@ -31,6 +31,7 @@ from ..corpus.once import waiting_check
 from ..errors import InputError
 from ..io import atomic
 from ..io.read import open_regular
+from ..model import check_special_tokens
 from ..progress import Progress
 from ..tokenizer import Tokenizer
 from .binfile import INDEX_SUFFIX, META_SUFFIX, meta_path, read_meta
@@ -167,18 +168,12 @@ def _decode_batch(item: TokenInput, first: int, ids: npt.NDArray[np.integer], of
 
 
 def _given_specials(tokenizer: Tokenizer, tokens: Iterable[str]) -> dict[str, int]:
-    """The ids that ``encode_corpus`` gave ``tokens`` with this model: a token the model knows
-    keeps its id, the others follow its vocabulary in order."""
-    if isinstance(tokens, (str, bytes)):
-        raise InputError("special_tokens must be a list of strings, not one string")
-    known = {t: tokenizer.vocab_size - len(tokenizer.special_tokens) + k for k, t in enumerate(tokenizer.special_tokens)}
-    out: dict[str, int] = {}
-    for token in tokens:
-        if not isinstance(token, str) or not token:
-            raise InputError(f"a special token must be a non-empty string, got {token!r}")
-        if token not in out:
-            out[token] = known.get(token, tokenizer.vocab_size + sum(1 for t in out if t not in known))
-    return out
+    """The ids that ``encode_corpus`` gave ``tokens`` with this model (``add_special_tokens``'s
+    rule): a token the model knows keeps its id, the others follow its vocabulary in order."""
+    chosen = check_special_tokens(tokens)
+    known = {token: tokenizer.piece_to_id(token) for token in tokenizer.special_tokens}
+    added = [token for token in chosen if token not in known]
+    return {**{t: known[t] for t in chosen if t in known}, **{t: tokenizer.vocab_size + k for k, t in enumerate(added)}}
 
 
 def _id_table(tokenizer: Tokenizer, given: dict[str, int], item: TokenInput) -> list[bytes]:

@@ -114,9 +114,8 @@ class _Run:
                                "normalization": self.tokenizer.normalization}
         if self.allowed:
             out["allowed_special"] = list(self.allowed)
-        specials = self.tokenizer.special_tokens  # what decoding needs to turn their ids back into text
-        first = self.tokenizer.vocab_size - len(specials)
-        out["special_tokens"] = {token: first + k for k, token in enumerate(specials)}
+        # what decoding needs to turn their ids back into text
+        out["special_tokens"] = {token: self.tokenizer.piece_to_id(token) for token in self.tokenizer.special_tokens}
         return out
 
     def sidecar_metadata(self, sources: list[Source]) -> dict[str, Any]:
