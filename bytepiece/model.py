@@ -98,7 +98,7 @@ class Model:
         """Number pieces as the original does: sorted by (byte length, bytes), ids from 3."""
         ordered = sorted(counts, key=lambda p: (len(p), p))
         model = cls(ordered, checked_counts(ordered, [counts[p] for p in ordered]), dict(metadata or {}))
-        _validate_pieces(model.pieces, model.counts)
+        validate_pieces(model.pieces, model.counts)
         return model
 
     def to_json_dict(self) -> dict[str, list]:
@@ -160,7 +160,7 @@ def metadata_path(model_path: str | os.PathLike) -> Path:
 def load_model(source: ModelSource) -> Model:
     """Read a model from a path, an open file, a parsed dict or a ``Model``; validate it."""
     if isinstance(source, Model):
-        _validate_pieces(source.pieces, checked_counts(source.pieces, source.counts), "model")
+        validate_pieces(source.pieces, checked_counts(source.pieces, source.counts), "model")
         return source
     if isinstance(source, Mapping):
         return _from_raw(source, "model dict", {})
@@ -306,7 +306,7 @@ def _decode_entries(raw: Any, name: str) -> tuple[list[bytes], npt.NDArray[np.in
         values[index] = count
     # n slots filled without a duplicate id means every id 3..n+2 is present.
     counts = checked_counts(pieces, values, name)  # type: ignore[arg-type]
-    _validate_pieces(pieces, counts, name)  # type: ignore[arg-type]
+    validate_pieces(pieces, counts, name)  # type: ignore[arg-type]
     return pieces, counts, meta  # type: ignore[return-value]
 
 
@@ -379,7 +379,19 @@ def _check_total(pieces: list, ints: list[int], name: str) -> None:
                 f"{i + FIRST_PIECE_ID}); scale them down so that their total fits a 64-bit integer")
 
 
-def _validate_pieces(pieces: list[bytes], counts: np.ndarray, name: str = "model") -> None:
+def counts_from_scores(scores: Any) -> npt.NDArray[np.int64]:
+    """Counts in the proportions ``exp(score)`` (finite scores, at least one), for models that
+    come with log probabilities instead of counts: the largest is 2**53 unless the total would
+    then pass 2**62, and every count is at least 1. Scores too far apart for float64 give the
+    lower ones count 1, without a warning."""
+    s = np.asarray(scores, dtype=np.float64)
+    with np.errstate(all="ignore"):
+        weights = np.exp(s - s.max())  # in [0, 1], the largest 1
+    scale = min(2.0**53, (2.0**62 - len(s)) / float(weights.sum()))
+    return np.maximum(1, np.rint(weights * scale)).astype(np.int64)
+
+
+def validate_pieces(pieces: list[bytes], counts: np.ndarray, name: str = "model") -> None:
     if len(pieces) != len(counts):
         raise ModelFormatError(f"{name}: {len(pieces)} pieces but {len(counts)} counts")
     if not all(isinstance(p, bytes) and p for p in pieces):

@@ -152,3 +152,23 @@ def test_json_model_detection_does_not_change_parse_errors(tmp_path):
     spaced.write_text('  \n{"YQ==": [3, "a", 1]}')
     with pytest.raises(ModelFormatError, match="already a bytepiece model"):
         import_sentencepiece(spaced)
+
+
+def test_equal_scores_on_many_pieces_give_a_model_that_saves_and_loads(tmp_path, tiny_tokenizer):
+    """Counts proportional to exp(score): 3,000 pieces of one score at 2**53 each would pass
+    int64 in total, so the import scales them down (the saved model used to fail to load)."""
+    from bytepiece.model import load_model
+
+    proto = P.ModelProto.parse(export_sentencepiece(tiny_tokenizer, tmp_path / "spm.model").read_bytes())
+    for p in proto.pieces:
+        p.count = None  # no bytepiece counts: import from the scores
+        if p.type == P.NORMAL:
+            p.score = -0.001
+    proto.pieces += [P.Piece(f"w{i:04d}", -0.001) for i in range(3000)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", NormalizerWarning)
+        model = import_sentencepiece(proto.serialize())
+    assert int(model.counts.astype(object).sum()) < 2**63
+    assert len(set(model.counts[[model.pieces.index(f"w{i:04d}".encode()) for i in range(3000)]].tolist())) == 1
+    model.save(tmp_path / "imported.model")
+    assert load_model(tmp_path / "imported.model").pieces == model.pieces

@@ -18,13 +18,11 @@ import os
 import re
 from typing import Any
 
-import numpy as np
-import numpy.typing as npt
 
 from ..errors import InputError, ModelFormatError
 from ..io.read import read_limited
-from ..model import FIRST_PIECE_ID, MAX_MODEL_BYTES, SPECIAL_TOKENS, Model, _validate_pieces, check_special_tokens, \
-    checked_counts
+from ..model import FIRST_PIECE_ID, MAX_MODEL_BYTES, SPECIAL_TOKENS, Model, check_special_tokens, \
+    checked_counts, counts_from_scores, validate_pieces
 from ._vocab import bytes_to_unicode, parse_placeholder
 
 #: the advice every refusal ends with
@@ -32,8 +30,6 @@ WRITTEN_BY = ("import_hf reads the tokenizer.json files that bytepiece's HF expo
               "export the model again, or check that this is such a file")
 #: how deep pre-tokenizer sequences are searched for the ByteLevel step (an export nests one level)
 _MAX_DEPTH = 8
-#: imported counts: the largest is 2**53 unless their total would pass this (it must fit int64)
-_MAX_TOTAL = 2.0**62
 _BYTE_TOKEN = re.compile(r"<0x([0-9A-Fa-f]{2})>")
 
 
@@ -53,23 +49,12 @@ def import_hf(path: str | os.PathLike) -> Model:
     if not pieces:
         raise _error(name, f"model.vocab has no pieces after the {FIRST_PIECE_ID} reserved tokens")
     try:
-        counts = checked_counts(pieces, scaled_counts(scores), name)
-        _validate_pieces(pieces, counts, name)
+        counts = checked_counts(pieces, counts_from_scores(scores), name)
+        validate_pieces(pieces, counts, name)
     except ModelFormatError as e:
         raise ModelFormatError(f"{e}; {WRITTEN_BY}") from None
     model = Model(pieces, counts, {"hf": {"source": os.path.basename(name)}})
     return model.with_special_tokens(specials)
-
-
-def scaled_counts(scores: list[float]) -> npt.NDArray[np.int64]:
-    """Counts in the proportions ``exp(score)`` (finite scores, at least one): the largest is
-    2**53 unless the total would pass 2**62, and every count is at least 1. Scores too far
-    apart for float64 give the lower ones count 1, without a warning."""
-    s = np.array(scores, dtype=np.float64)
-    with np.errstate(all="ignore"):
-        weights = np.exp(s - s.max())  # in [0, 1], the largest 1
-    scale = min(2.0**53, (_MAX_TOTAL - len(s)) / float(weights.sum()))
-    return np.maximum(1, np.rint(weights * scale)).astype(np.int64)
 
 
 def _error(name: str, problem: str) -> ModelFormatError:

@@ -36,7 +36,7 @@ import numpy as np
 from ..io import atomic
 from ..io.read import read_limited
 from ..errors import InputError, ModelFormatError
-from ..model import FIRST_PIECE_ID, MAX_MODEL_BYTES, Model, _validate_pieces, checked_counts
+from ..model import FIRST_PIECE_ID, MAX_MODEL_BYTES, Model, checked_counts, counts_from_scores, validate_pieces
 from . import _proto as P
 from ._darts import build_charsmap
 from ._vocab import (
@@ -181,7 +181,7 @@ def import_sentencepiece(path: str | os.PathLike | bytes) -> Model:
                   "added_single_bytes": len(missing)}
     counts = _counts(found, name, info)
     _check_bytes(found.order, name)
-    _validate_pieces(found.order, counts, name)
+    validate_pieces(found.order, counts, name)
     if found.specials:
         info["special_tokens"] = len(found.specials)
     try:
@@ -345,9 +345,9 @@ def _counts(found: _Found, name: str, info: dict) -> np.ndarray:
         info["counts"] = "exact (bytepiece count extension)"
         return checked_counts(order, [found.count_of[p] for p in order], name)
     s = np.array([found.score_of[p] for p in order], dtype=np.float64)
-    info["counts"] = "exp(score) scaled so the largest is 2**53"
+    info["counts"] = "exp(score) scaled so the largest is 2**53 (less where the total would pass 2**62)"
     info["probability_mass"] = float(np.exp(s).sum())
-    return np.maximum(1, np.rint(np.exp(s - s.max()) * 2.0**53)).astype(np.int64)
+    return checked_counts(order, counts_from_scores(s), name)
 
 
 def sentencepiece_id_map(source: str | os.PathLike | bytes, model: Model) -> np.ndarray:
