@@ -249,3 +249,14 @@ def test_cli_rejects_bad_special_token(runner, tmp_path, tiny_model_file):
     result = runner.invoke(app, ["encode", str(src), "-m", str(tiny_model_file), "--special-token", "<bos>"])
     assert result.exit_code == 1
     assert "reserved" in result.output
+
+
+@given(st.lists(st.sampled_from(["<a>", "<b>", "<c>", "<d>"]), max_size=4),
+       st.lists(st.sampled_from(["<a>", "<b>", "<c>", "<d>", "<e>"]), max_size=5))
+def test_special_token_ids_are_the_ids_add_special_tokens_would_give(known, asked):
+    tok = Tokenizer.from_counts({bytes([b]): 1 + b for b in range(256)}, special_tokens=known)
+    before = tok.vocab_size
+    ids = tok.segmenter.special_token_ids(asked)
+    assert tok.vocab_size == before  # nothing added
+    tok.add_special_tokens(asked)
+    assert ids == {t: tok.piece_to_id(t) for t in dict.fromkeys(asked)}

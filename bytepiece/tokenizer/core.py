@@ -93,12 +93,19 @@ class Segmenter:
     def add_special_tokens(self, tokens: Iterable[str]) -> int:
         """Give each of ``tokens`` an id after the last one (known tokens keep theirs); returns
         how many were new."""
-        added = [t for t in check_special_tokens(tokens) if t not in self.specials.ids]
+        extended = self.specials.extended(check_special_tokens(tokens))
+        added = len(extended.tokens) - len(self.specials.tokens)
         if added:
-            self.specials = SpecialTokens(self.specials.tokens + tuple(added), self.first_special_id,
-                                          self.normalization)
+            self.specials = extended
             self.__dict__.pop("id_bytes", None)
-        return len(added)
+        return added
+
+    def special_token_ids(self, tokens: Iterable[str]) -> dict[str, int]:
+        """The id each of ``tokens`` has, or would get from :meth:`add_special_tokens`, without
+        adding them (decoding ids that were encoded with added tokens)."""
+        chosen = check_special_tokens(tokens)
+        ids = self.specials.extended(chosen).ids
+        return {t: ids[t] for t in chosen}
 
     @functools.cached_property
     def pieces(self) -> list[bytes]:

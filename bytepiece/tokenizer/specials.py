@@ -45,10 +45,17 @@ class SpecialTokens:
     def __init__(self, tokens: tuple[str, ...], first_id: int, normalization: str) -> None:
         self.tokens = tokens
         self.first_id = first_id
+        self.normalization = normalization
         self.ids: dict[str, int] = {t: first_id + k for k, t in enumerate(tokens)}
         self.patterns: dict[str, bytes] = {t: to_utf8(t, normalization) for t in tokens}
         self._automata: dict[frozenset[str], Any] = {}
         self._all = frozenset(tokens)
+
+    def extended(self, tokens: tuple[str, ...]) -> SpecialTokens:
+        """These tokens and, after them, each of ``tokens`` not yet among them (checked tokens):
+        known tokens keep their ids, new ones take the next."""
+        added = tuple(t for t in tokens if t not in self.ids)
+        return SpecialTokens(self.tokens + added, self.first_id, self.normalization) if added else self
 
     def resolve(self, allowed: AllowedSpecial) -> frozenset[str]:
         """The set of tokens ``allowed_special`` names ("all", or an iterable of known tokens)."""

@@ -31,7 +31,6 @@ from ..corpus.once import waiting_check
 from ..errors import InputError
 from ..io import atomic
 from ..io.read import open_regular
-from ..model import check_special_tokens
 from ..progress import Progress
 from ..tokenizer import Tokenizer
 from .binfile import INDEX_SUFFIX, META_SUFFIX, meta_path, read_meta
@@ -98,7 +97,7 @@ def decode_corpus(inputs: Any, model: Any, out: str | os.PathLike | None = None,
     if errors not in ("strict", "replace"):
         raise InputError(f"errors must be 'strict' or 'replace', got {errors!r}")
     tokenizer = model if isinstance(model, Tokenizer) else Tokenizer(model)
-    given = _given_specials(tokenizer, special_tokens)
+    given = tokenizer.segmenter.special_token_ids(special_tokens)
     if progress is None or isinstance(progress, bool):
         progress = Progress(progress)
     if isinstance(inputs, TokenDataset):
@@ -165,15 +164,6 @@ def _decode_batch(item: TokenInput, first: int, ids: npt.NDArray[np.integer], of
             raise InputError(f"{item.where(first + k)}: the ids spell bytes that are not UTF-8 ({e.reason}); "
                              "decode with errors='replace' to see them as U+FFFD") from None
     return texts
-
-
-def _given_specials(tokenizer: Tokenizer, tokens: Iterable[str]) -> dict[str, int]:
-    """The ids that ``encode_corpus`` gave ``tokens`` with this model (``add_special_tokens``'s
-    rule): a token the model knows keeps its id, the others follow its vocabulary in order."""
-    chosen = check_special_tokens(tokens)
-    known = {token: tokenizer.piece_to_id(token) for token in tokenizer.special_tokens}
-    added = [token for token in chosen if token not in known]
-    return {**{t: known[t] for t in chosen if t in known}, **{t: tokenizer.vocab_size + k for k, t in enumerate(added)}}
 
 
 def _id_table(tokenizer: Tokenizer, given: dict[str, int], item: TokenInput) -> list[bytes]:
