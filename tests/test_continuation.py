@@ -219,6 +219,24 @@ def test_generic_path_equals_kernel(tok, kn, probabilities):
         assert a.greedy(6) == b.greedy(6)
 
 
+def test_generic_path_keeps_only_the_context_the_lm_reads(tok, kn):
+    """Every state of the generic cursor holds the last ``context_size`` tokens of its history,
+    not the whole history: a long text (eval run's exact-all check extends over a held-out file)
+    took memory quadratic in its length (24 GB for 50 KB of English)."""
+    class Plain:
+        vocab_size = kn.vocab_size
+        context_size = kn.order - 1
+
+        def next_token_logprobs(self, ctx):
+            return kn.next_logprobs(ctx)
+
+    cur = ByteLevelLM(tok, Plain()).cursor(tok.encode("x abcd"), b"")
+    cur.extend(b"abcd ab " * 100)
+    histories = [hist for states in cur._pos[1:] for _, hist, _ in states.values()]
+    assert len(histories) >= 800
+    assert max(map(len, histories)) <= Plain.context_size
+
+
 def test_chaining(tok, pieces, kn):
     blm = ByteLevelLM(tok, kn)
     ctx = tok.encode("abcd ")

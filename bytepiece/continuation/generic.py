@@ -128,7 +128,7 @@ class GenericCursor(Cursor):
                 if p[tid] <= 0:
                     continue
                 value = lm + lf + math.log(p[tid])
-                new = hist + (tid,)
+                new = last_tokens(hist + (tid,), self._dists.keep)  # all the LM reads: bounded memory
                 key = self._dists.key(new)
                 if key in acc:
                     old = acc[key]

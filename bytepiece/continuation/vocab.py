@@ -25,7 +25,9 @@ __all__ = ["VocabIndex", "sorted_vocab"]
 
 
 class PieceSource(Protocol):
-    """What :meth:`VocabIndex.from_tokenizer` needs: the pieces, and ids beyond them."""
+    """What :meth:`VocabIndex.from_tokenizer` needs: the pieces and the number of ids. A
+    tokenizer whose special tokens may follow its pieces also says where the pieces start
+    (``first_piece_id``, as a bytepiece Tokenizer does); without it they are the last ids."""
 
     @property
     def vocab_size(self) -> int: ...
@@ -61,9 +63,10 @@ class VocabIndex:
 
     @classmethod
     def from_tokenizer(cls, tokenizer: PieceSource) -> VocabIndex:
-        """Index of a bytepiece :class:`~bytepiece.Tokenizer` (ids 0-2 are special, pieces from 3)."""
+        """Index of a bytepiece :class:`~bytepiece.Tokenizer` (ids 0-2 are reserved, the pieces
+        follow, then any added special tokens)."""
         pieces = tokenizer.pieces()
-        first = tokenizer.vocab_size - len(pieces)
+        first = getattr(tokenizer, "first_piece_id", tokenizer.vocab_size - len(pieces))
         return cls(pieces, first_id=first, vocab_size=tokenizer.vocab_size)
 
     def piece(self, token_id: int) -> bytes:

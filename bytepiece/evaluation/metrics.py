@@ -18,9 +18,10 @@ LN2 = float(np.log(2.0))
 
 
 def piece_lengths(tokenizer: Tokenizer) -> npt.NDArray[np.int64]:
-    """Byte length of every id (0 for the special ids)."""
+    """Byte length of every id (0 for the reserved ids and special tokens)."""
     out = np.zeros(tokenizer.vocab_size, dtype=np.int64)
-    out[FIRST_PIECE_ID:] = [len(p) for p in tokenizer.pieces()]
+    pieces = tokenizer.pieces()
+    out[FIRST_PIECE_ID:FIRST_PIECE_ID + len(pieces)] = [len(p) for p in pieces]
     return out
 
 

@@ -181,7 +181,7 @@ def train_transformer(tokenizer: Any, text: str, nbytes: int, config: Transforme
                       alpha: float | None) -> tuple[TransformerLM, dict[str, Any]]:
     """One transformer on ``text`` (``nbytes`` of LM training text, read ``config.epochs``
     times), on its Viterbi segmentation (``alpha`` None) or on a fresh sample per epoch."""
-    min_id = tokenizer.vocab_size - len(tokenizer.pieces())
+    min_id = tokenizer.first_piece_id
     sampled = alpha is not None
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="bytepiece-lm-") as tmp:

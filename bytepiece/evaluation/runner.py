@@ -374,7 +374,8 @@ def _evaluate_one(cand: _Candidate, config: EvalConfig, train_texts: list[str], 
     t_tok = time.perf_counter()
     timings: dict[str, float] = {}
     lengths = piece_lengths(tok)
-    min_id = tok.vocab_size - len(tok.pieces())
+    min_id = tok.first_piece_id
+    pieces_end = min_id + len(tok.pieces())  # added special tokens come after the pieces
 
     say(f"{cand.name}: LM training data")
     t0 = time.perf_counter()
@@ -422,15 +423,15 @@ def _evaluate_one(cand: _Candidate, config: EvalConfig, train_texts: list[str], 
         samp = sampling_profile(tok, enc, config.alphas, seed=config.seed, lengths=lengths,
                                 num_threads=config.num_threads)
         t_samp += time.perf_counter() - t0
-        counts[name] = (token_counts(enc.ids, tok.vocab_size, first_id=min_id), enc.raw_bytes)
+        counts[name] = (token_counts(enc.ids, pieces_end, first_id=min_id), enc.raw_bytes)
         per_file[name] = {"compression": compression(enc), "bits_per_byte": bpb, "continuation": cont,
-                          "sampling": samp, "intrinsic": profile(counts[name][0], lengths[min_id:],
+                          "sampling": samp, "intrinsic": profile(counts[name][0], lengths[min_id:pieces_end],
                                                                  raw_bytes=enc.raw_bytes)}
     timings["bits per byte"] = t_bpb
     timings["continuation"] = t_cont
     timings["sampling profile"] = t_samp
     timings["total"] = time.perf_counter() - t_tok
-    pooled = {"intrinsic": pooled_profile(counts, lengths[min_id:])}
+    pooled = {"intrinsic": pooled_profile(counts, lengths[min_id:pieces_end])}
     return {"name": cand.name, **cand.info, "lm": lm_info, "heldout": per_file, "pooled": pooled,
             "timings": timings}
 

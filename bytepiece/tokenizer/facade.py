@@ -27,7 +27,7 @@ import numpy.typing as npt
 from ..errors import BytePieceError, InputError, ModelFormatError
 from ..model import Model, ModelSource, content_sha256
 from ..options import Seed, alpha_value, kernel_seed, resolve_threads
-from ..vocab import BOS_ID, EOS_ID, PAD_ID
+from ..vocab import BOS_ID, EOS_ID, FIRST_PIECE_ID, PAD_ID
 from .core import Segmenter, Text
 from .documents import DocumentEncoder, EncodeOptions
 from .idlists import id_lists
@@ -145,8 +145,14 @@ class Tokenizer:
         return self._core.piece_to_id(piece)
 
     def pieces(self) -> list[bytes]:
-        """All pieces in id order (index i holds id i + 3)."""
+        """All pieces in id order (index i holds id ``first_piece_id + i``)."""
         return list(self._core.pieces)
+
+    @property
+    def first_piece_id(self) -> int:
+        """The id of the first piece (3: ids 0-2 are reserved). Pieces take the ids up to
+        ``first_piece_id + len(pieces()) - 1``; special tokens follow them."""
+        return FIRST_PIECE_ID
 
     # -- encoding -----------------------------------------------------------------------------------
     def warmup(self) -> None:
