@@ -123,10 +123,10 @@ def run(
     workers: Annotated[int, typer.Option(metavar="N", help="Trainer threads.", rich_help_panel=_TOKENIZERS)] = 2,
     save_models: Annotated[Optional[Path], typer.Option(metavar="DIR", help="Save the trained tokenizers here.",
                                                          show_default=False, rich_help_panel=_TOKENIZERS)] = None,
-    heldout_bytes: Annotated[int, typer.Option(metavar="N", help="Bytes of each held-out slice.",
+    heldout_bytes: Annotated[int, typer.Option(metavar="N", help="About N bytes of each held-out slice (whole lines: a long line can take it past N).",
                                                rich_help_panel=_DATA)] = 300_000,
-    lm_train_bytes: Annotated[Optional[int], typer.Option(metavar="N", help="Train the LMs on at most N bytes "
-                                                           "(default: all).", show_default=False,
+    lm_train_bytes: Annotated[Optional[int], typer.Option(metavar="N", help="Train the LMs on the whole lines "
+                                                           "that fit in N bytes (default: all).", show_default=False,
                                                            rich_help_panel=_DATA)] = None,
     seed: Annotated[int, typer.Option(metavar="N", help="Seed of every random choice.", rich_help_panel=_DATA)] = 0,
     order: Annotated[int, typer.Option(metavar="N", help="Order of the token n-gram LM.",
@@ -209,7 +209,7 @@ def run(
                         strategies=strategy_list, soft_bias=soft_bias, generic_cuts=generic_cuts,
                         heldout_bytes=heldout_bytes, lm_train_bytes=lm_train_bytes, workers=workers,
                         save_models=save_models, trainer_options={"refine": True} if refine else {},
-                        lms=lm or ["kn"], transformer_cuts=transformer_cuts,
+                        lms=["kn", *(x for x in lm or [] if x != "kn")], transformer_cuts=transformer_cuts,
                         transformer_max_states=transformer_max_states, transformer_processes=transformer_processes,
                         transformer={"device": device, "layers": transformer_layers, "width": transformer_width,
                                      "heads": transformer_heads, "context": transformer_context,

@@ -11,6 +11,8 @@ import math
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from bytepiece import Tokenizer
@@ -140,6 +142,7 @@ def test_heldout_slice_excludes_training_lines(corpus):
     sl = heldout_slice(corpus / "alpha.txt", train, target_bytes=5000, segments=3, seed=1)
     assert 4000 <= len(sl.text.encode()) <= 8000
     assert sl.lines_seen >= 30
+    assert sl.lines_total == len((corpus / "alpha.txt").read_text(encoding="utf-8").splitlines())  # as wc -l counts
     distinctive = [line for line in sl.text.split("\n") if len("".join(line.split())) >= MIN_DISTINCTIVE_CHARS]
     assert distinctive and not any(line in train_lines for line in distinctive)
     with pytest.raises(InputError, match="every line"):
@@ -763,3 +766,37 @@ def test_a_tokenizer_json_in_the_working_directory_is_named(tmp_path, monkeypatc
     snapshot.mkdir(parents=True)
     (snapshot / "tokenizer.json").symlink_to(tmp_path / "blobs" / "0123abcd")
     assert load_counting_tokenizer(snapshot).name == "rev1"
+
+
+@given(st.lists(st.integers(2, 40), min_size=1, max_size=12), st.integers(1, 300))  # a line of "\n" alone would join the one before
+def test_lm_training_text_is_the_whole_lines_that_fit(line_lengths, cap):
+    """``lm_train_bytes``: the LMs train on the longest run of whole lines from the start that
+    fits in the cap (the chunk crossing it used to be taken too: 238 bytes for a cap of 1)."""
+    from bytepiece.evaluation import runner
+    from bytepiece_data import data_file
+
+    tok = Tokenizer(data_file("default.model"))
+    text = "".join("x" * (n - 1) + "\n" for n in line_lengths)
+    config = runner.EvalConfig(train=[], heldout=[], lm_train_bytes=cap)
+    fits = sum(1 for k in range(1, len(line_lengths) + 1) if sum(line_lengths[:k]) <= cap)
+    if fits == 0:
+        with pytest.raises(InputError, match="first line of the training text"):
+            runner._lm_parts(tok, [text], config)
+        return
+    parts = runner._lm_parts(tok, [text], config)
+    assert [len(p) for p in parts] == line_lengths[:fits]
+
+
+@pytest.mark.parametrize("cut, hint", [(slice(1, None), "starts inside a character"),
+                                       (slice(None, -1), "ends inside a character"),
+                                       (None, "iconv -f LATIN1")])
+def test_a_text_that_is_not_utf8_says_why(tmp_path, cut, hint):
+    """A UTF-8 file cut by bytes is told to cut at a line break; other bytes to convert."""
+    from bytepiece.evaluation.corpus import read_text
+
+    data = "中文 text\n更多".encode("utf-8")
+    data = data[cut] if cut is not None else "café latin-1\n".encode("latin-1")
+    path = tmp_path / "t.txt"
+    path.write_bytes(data)
+    with pytest.raises(InputError, match=hint):
+        read_text(path)

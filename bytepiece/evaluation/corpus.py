@@ -40,8 +40,18 @@ def read_text(path: str | os.PathLike) -> str:
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as e:
-        raise InputError(f"{os.fspath(path)} is not valid UTF-8 (byte {e.start}); convert it first, e.g. "
-                         "iconv -f LATIN1 -t UTF-8") from None
+        raise InputError(f"{os.fspath(path)} is not valid UTF-8 (byte {e.start}); {_utf8_hint(data, e)}") from None
+
+
+def _utf8_hint(data: bytes, error: UnicodeDecodeError) -> str:
+    """What to do about ``error``: a file cut inside a character (``head -c``, ``tail -c``) is
+    UTF-8 that needs a clean cut; anything else needs converting."""
+    starts_inside = error.start == 0 and 0x80 <= data[0] < 0xC0
+    ends_inside = error.end == len(data) and error.reason == "unexpected end of data"
+    if starts_inside or ends_inside:
+        return (f"it {'starts' if starts_inside else 'ends'} inside a character, as a file cut by bytes "
+                "(head -c, tail -c) does; cut it at a line break instead (head -n, tail -n)")
+    return "convert it to UTF-8 first, e.g. iconv -f LATIN1 -t UTF-8 for a Latin-1 file"
 
 
 def has_text(text: str) -> bool:
@@ -130,7 +140,7 @@ def heldout_slice(source: str | os.PathLike, train_text: str, *, target_bytes: i
     text = read_text(path)
     if not has_text(text):  # a slice of it would be a lone newline the slicing adds
         raise InputError(f"held-out text {path} holds no text; give a file with at least one line of text")
-    lines = text.split("\n")
+    lines = text.split("\n")  # after a final newline, an empty last item (kept: it is in the slices' draw)
     if train_lines is None:
         train_lines = set(train_text.split("\n"))
     seen = seen_lines(lines, train_lines)
@@ -160,5 +170,6 @@ def heldout_slice(source: str | os.PathLike, train_text: str, *, target_bytes: i
     if not any(map(has_text, picked)):
         raise InputError(f"the slice of {path} took only blank lines; take a larger slice than {target_bytes} bytes")
     out = "\n".join(picked).strip("\n") + "\n"
-    return HeldoutSlice(name or path.stem, out, str(path), sha256_bytes(text.encode("utf-8")), len(lines),
+    return HeldoutSlice(name or path.stem, out, str(path), sha256_bytes(text.encode("utf-8")),
+                        len(lines) - (lines[-1] == ""),
                         int(seen.sum()), len(picked), segments, seed)

@@ -65,7 +65,7 @@ def check_lms(lms: Sequence[str], seed: int, options: dict[str, Any]) -> None:
         raise InputError(f"lms lists an LM twice: {', '.join(lms)}")
     if "kn" not in lms:
         raise InputError("the harness always runs the kn LM (the transformer is compared with it); "
-                         "pass --lm kn --lm transformer")
+                         "list kn in lms too (the CLI adds it)")
     if "transformer" in lms:
         transformer_config(seed, options)
         require_torch()  # before any work: a missing lm extra is one error, not a failure after the KN models

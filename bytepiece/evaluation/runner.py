@@ -353,14 +353,18 @@ def _transformer_jobs(config: EvalConfig, candidates: list[_Candidate], train_te
 
 # -- one tokenizer ------------------------------------------------------------------------------
 def _lm_parts(tok: Any, train_texts: list[str], config: EvalConfig) -> list[bytes]:
-    """The tokenizer's LM training text: the training text normalized its way, in chunks, the
-    first ``lm_train_bytes`` of it."""
+    """The tokenizer's LM training text: the training text normalized its way, in chunks (the
+    units it segments on their own, so none is cut), as many as fit in ``lm_train_bytes``."""
     parts: list[bytes] = []
     for text in train_texts:
         parts.extend(chunks(tok.normalize(text)))
     if config.lm_train_bytes is not None:
         sizes = np.cumsum([len(p) for p in parts])
-        parts = parts[: int(np.searchsorted(sizes, config.lm_train_bytes, side="left")) + 1]
+        keep = int(np.searchsorted(sizes, config.lm_train_bytes, side="right"))
+        if keep == 0:
+            raise InputError(f"lm_train_bytes is {config.lm_train_bytes}, less than the first line of the training "
+                             f"text ({int(sizes[0])} bytes); the LMs train on whole lines, so give at least that")
+        parts = parts[:keep]
     return parts
 
 
