@@ -53,8 +53,9 @@ def _tokenizer(model: Any):
 
 def text_compression(model: Any, texts: Iterable[str]) -> Compression:
     """Compression of ``texts`` (each encoded as one document) by ``model`` (a Tokenizer or
-    anything ``Tokenizer`` loads). Bytes and characters are counted after normalization, as the
-    tokenizer sees them."""
+    anything ``Tokenizer`` loads). Bytes and characters are those of the texts as given, before
+    the tokenizer normalizes them, as ``bytepiece eval compression`` counts them for every kind
+    of tokenizer: one denominator, however a tokenizer normalizes."""
     total = _measure(_tokenizer(model), texts)
     if not total.bytes:
         raise InputError("the texts hold no text (every one is empty); give at least one non-empty text")
@@ -82,11 +83,8 @@ def _measure(tok: Any, texts: Iterable[str]) -> Compression:
     batch: list[str] = []
 
     def flush() -> Compression:
-        data = [tok.normalize(t) for t in batch]
-        ids, _ = tok.encode_batch(data, return_flat=True)
-        n_bytes = sum(map(len, data))
-        n_chars = sum(len(d.decode("utf-8", "replace")) for d in data)
-        return Compression(n_bytes, n_chars, len(ids))
+        ids, _ = tok.encode_batch(batch, return_flat=True)
+        return sum((Compression.of_text(t, 0) for t in batch), Compression(0, 0, len(ids)))
 
     size = 0
     for text in texts:

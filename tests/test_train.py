@@ -473,3 +473,18 @@ def test_a_missing_tmp_dir_is_refused_before_texts_are_copied_there(tmp_path):
     (tmp_path / "file").write_text("x")
     with pytest.raises(TrainingError, match=r"tmp_dir .*file is not a directory"):
         Trainer(max_vocab_size=300, tmp_dir=tmp_path / "file", progress=False).train(["some text"])
+
+
+def test_valid_and_eval_compression_count_the_same_bytes(tmp_path, tiny_model_file):
+    """``train --valid`` and ``eval compression`` divide by the text as given, not as NFC makes
+    it: on decomposed accents they disagreed (NFC shortens the text, not the tokens)."""
+    from bytepiece.compression import file_compression
+    from bytepiece.evaluation.adapters import compression_rows, load_counting_tokenizer
+
+    text = "".join(f"cafe\u0301 {i} abcd\n" for i in range(50))  # e + combining acute: NFC makes one character
+    path = tmp_path / "valid.txt"
+    path.write_text(text, encoding="utf-8")
+    ours = file_compression(tiny_model_file, path)
+    [row] = compression_rows([load_counting_tokenizer(tiny_model_file)], [("valid.txt", text)])
+    assert (ours.bytes, ours.chars) == (len(text.encode("utf-8")), len(text))
+    assert ours.as_dict() == row["all"]
