@@ -20,7 +20,7 @@ import pytest
 
 from bytepiece import Tokenizer, decode_corpus, encode_corpus
 from bytepiece.errors import InputError, ModelFormatError
-from bytepiece.tokens.formats import FORMATS, open_token_file, token_format
+from bytepiece.tokens.formats import FORMATS, open_token_file, token_file_kind, token_format
 from bytepiece_cli.app import app
 
 REPO = Path(__file__).resolve().parents[1]
@@ -257,6 +257,44 @@ def test_a_truncated_bin_names_its_sidecar(tmp_path):
     data = (tmp_path / "c.bin").read_bytes()
     (tmp_path / "c.bin").write_bytes(data[:10])
     with pytest.raises(ModelFormatError, match=rf"c.bin has 10 bytes but its sidecar c.bin.json records {len(data):,}"):
+        decode_corpus(tmp_path / "c.bin", DEFAULT_MODEL, tmp_path / "back.txt")
+
+
+@pytest.mark.parametrize("fmt, sharded", CASES, ids=[f"{f}{'-shards' if s else ''}" for f, s in CASES])
+def test_what_encode_writes_is_found_by_what_is_on_disk(tmp_path, fmt, sharded):
+    """One rule (``token_file_kind``) for decode and TokenDataset: each output, and a sharded
+    corpus by its prefix, its manifest or its folder."""
+    text = tmp_path / "in.txt"
+    text.write_text("\n".join(LINES[:50]) + "\n", encoding="utf-8")
+    out = output_for(fmt, tmp_path, sharded)
+    summary = encode_corpus(text, DEFAULT_MODEL, out, format=fmt, shard_size="1K")
+    expected = {"ids": "lines", "npy": "npy", "bin": "bin", "megatron": "bin"}[fmt]
+    if sharded:
+        manifest = out.with_name(out.name + ".manifest.json")
+        assert manifest.is_file() and len(summary.files) > 1
+        assert {token_file_kind(p) for p in (out, manifest, out.parent)} == {"corpus"}
+        decode_corpus(out.parent, DEFAULT_MODEL, tmp_path / "back.txt")  # a folder with one manifest
+        assert (tmp_path / "back.txt").read_text(encoding="utf-8") == "".join(nfc(t) + "\n" for t in LINES[:50])
+    else:
+        assert token_file_kind(out) == expected
+
+
+def test_token_dataset_says_how_to_read_an_npy(tmp_path):
+    text = tmp_path / "in.txt"
+    text.write_text("abc\nde\n")
+    encode_corpus(text, DEFAULT_MODEL, tmp_path / "ids.npy", format="npy")
+    from bytepiece import TokenDataset
+
+    with pytest.raises(ModelFormatError, match=r"ids.npy is an .npy token file.*numpy.load"):
+        TokenDataset(tmp_path / "ids.npy")
+
+
+def test_a_bin_without_its_sidecar_is_not_read_as_ids(tmp_path):
+    text = tmp_path / "in.txt"
+    text.write_text("abc\nde\n" * 20)
+    encode_corpus(text, DEFAULT_MODEL, tmp_path / "c.bin")
+    (tmp_path / "c.bin.json").unlink()
+    with pytest.raises(ModelFormatError, match=r"c.bin.json"):
         decode_corpus(tmp_path / "c.bin", DEFAULT_MODEL, tmp_path / "back.txt")
 
 

@@ -37,6 +37,7 @@ from ..io.read import check_regular, map_array, open_regular
 from ..errors import InputError, ModelFormatError
 from ..model import content_sha256
 from . import megatron
+from .formats import token_file_kind
 from .binfile import check_ids, check_offsets, map_index, meta_path, open_bin, read_meta
 from .manifest import (
     MANIFEST_SUFFIX,
@@ -380,8 +381,12 @@ def batch_bounds(offsets: npt.NDArray[np.integer], max_tokens: int) -> Iterator[
 
 def _locate(path: Path) -> tuple[Path, Manifest]:
     """(manifest or token file path, manifest) for the forms ``TokenDataset`` accepts."""
-    if path.suffix == ".bin" and (path.is_file() or os.path.lexists(meta_path(path))):
+    kind = token_file_kind(path)
+    if kind == "bin":
         return path, _single_file_manifest(path)
+    if kind == "npy":
+        raise ModelFormatError(f"{path} is an .npy token file, which TokenDataset does not read (it reads .bin files "
+                               "and sharded corpora); load it with numpy.load(path, mmap_mode='r')")
     candidates = [path] if path.name.endswith(MANIFEST_SUFFIX) else [manifest_path(path)]
     if path.is_dir():
         candidates = sorted(path.glob("*" + MANIFEST_SUFFIX))

@@ -33,10 +33,10 @@ from ..io import atomic
 from ..io.read import open_regular
 from ..progress import Progress
 from ..tokenizer import Tokenizer
-from .binfile import INDEX_SUFFIX, META_SUFFIX, meta_path, read_meta
+from .binfile import read_meta
 from .dataset import TokenDataset, batch_bounds
-from .manifest import MANIFEST_SUFFIX, manifest_path
-from .npyfile import OFFSETS_SUFFIX, is_npy, open_npy
+from .formats import token_file_kind
+from .npyfile import open_npy
 from .textfile import read_id_lines
 
 DECODE_FORMATS = ("auto", "text", "jsonl")
@@ -219,16 +219,16 @@ def open_token_input(path: str | os.PathLike, tokenizer: Tokenizer, stack: ExitS
     if name == "-":
         return TokenInput("stdin", "line", None, None, _id_line_batches(sys.stdin.buffer, "stdin"))
     path = Path(path)
-    if path.name.endswith(MANIFEST_SUFFIX) or (not path.exists() and os.path.lexists(manifest_path(path))):
+    kind = token_file_kind(path)
+    if kind == "corpus":
         dataset = stack.enter_context(TokenDataset(path, model=tokenizer))
         multiline = _multiline(dataset.manifest.options.get("documents"))
         return TokenInput(name, "document", dataset.n_tokens, multiline, _dataset_batches(dataset),
                           _recorded_specials(dataset.manifest.options, name))
-    _refuse_companion(path)
-    if is_npy(path):
+    if kind == "npy":
         tokens, offsets = open_npy(path)
         return TokenInput(name, "document", len(tokens), None, _array_batches(tokens, offsets))
-    if os.path.lexists(meta_path(path)):
+    if kind == "bin":
         dataset = stack.enter_context(TokenDataset(path, model=tokenizer))
         metadata = read_meta(path).get("metadata") or {}
         return TokenInput(name, "document", dataset.n_tokens, _multiline(metadata.get("documents")),
@@ -239,23 +239,6 @@ def open_token_input(path: str | os.PathLike, tokenizer: Tokenizer, stack: ExitS
     f, _ = open_regular(path, what="file of token ids", error=InputError)
     stack.enter_context(f)
     return TokenInput(name, "line", None, None, _id_line_batches(f, name))
-
-
-def _refuse_companion(path: Path) -> None:
-    """A token file's index or sidecar, given in its place, is an error that names the token file
-    (read as lines of ids, its bytes would only make a puzzling "is not a token id")."""
-    name = str(path)
-    for suffix, what in ((INDEX_SUFFIX, "index"), (META_SUFFIX, "sidecar"), (OFFSETS_SUFFIX, "offsets file")):
-        if not name.endswith(suffix):
-            continue
-        owners = [Path(name.removesuffix(suffix))]
-        if suffix == INDEX_SUFFIX:  # Megatron's layout: corpus.bin and corpus.idx
-            owners.append(path.with_suffix(".bin"))
-        if suffix == OFFSETS_SUFFIX:  # ids.npy and ids.offsets.npy
-            owners.append(path.with_name(path.name.removesuffix(suffix) + ".npy"))
-        for owner in owners:
-            if owner != path and owner.is_file():
-                raise InputError(f"{path} is the {what} of the token file {owner}; decode {owner} instead")
 
 
 def _multiline(documents: Any) -> bool | None:

@@ -1,7 +1,8 @@
-"""The token-file formats: one registry, a writer and a reader for each.
+"""The token-file formats: one registry of writers, and one rule for what a file on disk is.
 
-``bytepiece encode --format NAME``, ``encode_corpus(format=NAME)``, ``bytepiece decode`` and
-``TokenDataset`` all find a format here and nowhere else:
+``bytepiece encode --format NAME`` and ``encode_corpus(format=NAME)`` find a format's writer
+here; ``bytepiece decode``, ``decode_corpus`` and ``TokenDataset`` ask :func:`token_file_kind`
+what they were given (by what is on disk, since names can mislead):
 
 =============  ==========================================================================
 ``ids``        a line of ids per document (text; a file or standard output)
@@ -20,7 +21,7 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from ..errors import InputError
 
@@ -143,16 +144,62 @@ def token_format(name: str) -> TokenFormat:
         raise InputError(f"unknown token format {name!r}; choose from {', '.join(FORMATS)}") from None
 
 
-def open_token_file(path: str | os.PathLike) -> tuple[np.ndarray, Any] | None:
-    """``(tokens, offsets)`` of a binary token file (``.npy`` with its offsets, or a ``.bin`` of
-    either layout with its index and sidecar), found by what is on disk; ``None`` for anything
-    else (a text file of ids)."""
-    from .binfile import meta_path, open_bin
-    from .npyfile import is_npy, open_npy
+#: what :func:`token_file_kind` finds
+TokenFileKind = Literal["corpus", "npy", "bin", "lines"]
+
+
+def token_file_kind(path: str | os.PathLike) -> TokenFileKind:
+    """What ``path`` holds: a sharded ``corpus`` (its manifest, its name prefix, or a folder
+    holding one manifest), an ``npy`` token file (by its content: ``encode --format npy -o
+    ids.bin`` writes one), a ``bin`` file of either layout (its sidecar beside it, or a ``.bin``
+    name), else ``lines`` of ids. The index, sidecar or offsets file of a token file, given in its
+    place, is an ``InputError`` naming the token file (read as lines of ids, its bytes would only
+    make a puzzling "is not a token id")."""
+    from .binfile import meta_path
+    from .manifest import MANIFEST_SUFFIX, manifest_path
+    from .npyfile import is_npy
 
     path = Path(path)
+    if path.name.endswith(MANIFEST_SUFFIX) or path.is_dir() or (
+        not path.exists() and os.path.lexists(manifest_path(path))
+    ):
+        return "corpus"
+    _refuse_companion(path)
     if is_npy(path):
-        return open_npy(path)
-    if os.path.lexists(meta_path(path)):
-        return open_bin(path)
+        return "npy"
+    if os.path.lexists(meta_path(path)) or (path.suffix == ".bin" and path.is_file()):
+        return "bin"
+    return "lines"
+
+
+def _refuse_companion(path: Path) -> None:
+    from .binfile import INDEX_SUFFIX, META_SUFFIX
+    from .npyfile import OFFSETS_SUFFIX
+
+    name = str(path)
+    for suffix, what in ((INDEX_SUFFIX, "index"), (META_SUFFIX, "sidecar"), (OFFSETS_SUFFIX, "offsets file")):
+        if not name.endswith(suffix):
+            continue
+        owners = [Path(name.removesuffix(suffix))]
+        if suffix == INDEX_SUFFIX:  # Megatron's layout: corpus.bin and corpus.idx
+            owners.append(path.with_suffix(".bin"))
+        if suffix == OFFSETS_SUFFIX:  # ids.npy and ids.offsets.npy
+            owners.append(path.with_name(path.name.removesuffix(suffix) + ".npy"))
+        for owner in owners:
+            if owner != path and owner.is_file():
+                raise InputError(f"{path} is the {what} of the token file {owner}; decode {owner} instead")
+
+
+def open_token_file(path: str | os.PathLike) -> tuple[np.ndarray, Any] | None:
+    """``(tokens, offsets)`` of a binary token file (``.npy`` with its offsets, or a ``.bin`` of
+    either layout with its index and sidecar), as :func:`token_file_kind` finds it; ``None`` for
+    lines of ids."""
+    from .binfile import open_bin
+    from .npyfile import open_npy
+
+    kind = token_file_kind(path)
+    if kind == "npy":
+        return open_npy(Path(path))
+    if kind == "bin":
+        return open_bin(Path(path))
     return None
