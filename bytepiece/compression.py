@@ -48,7 +48,7 @@ class Compression:
 def _tokenizer(model: Any):
     from .tokenizer import Tokenizer
 
-    return model if isinstance(model, Tokenizer) else Tokenizer(model)
+    return Tokenizer.of(model)
 
 
 def text_compression(model: Any, texts: Iterable[str]) -> Compression:

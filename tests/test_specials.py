@@ -260,3 +260,13 @@ def test_special_token_ids_are_the_ids_add_special_tokens_would_give(known, aske
     assert tok.vocab_size == before  # nothing added
     tok.add_special_tokens(asked)
     assert ids == {t: tok.piece_to_id(t) for t in dict.fromkeys(asked)}
+
+
+def test_tokenizer_of_keeps_a_tokenizer_and_its_special_tokens(tiny_model_file):
+    tok = Tokenizer(tiny_model_file, special_tokens=["<s1>"])
+    assert Tokenizer.of(tok) is tok and Tokenizer.of(tok, normalization="nfc") is tok
+    raw = Tokenizer.of(tok, normalization="none")
+    assert raw.normalization == "none" and raw.special_tokens == ("<s1>",)
+    assert raw.encode("ab<s1>", allowed_special="all") == tok.encode("ab<s1>", allowed_special="all")
+    loaded = Tokenizer.of(tiny_model_file, normalization="none")
+    assert loaded.normalization == "none" and loaded.pieces() == tok.pieces()

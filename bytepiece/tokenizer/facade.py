@@ -59,6 +59,18 @@ class Tokenizer:
 
     # -- construction ---------------------------------------------------------------------------
     @classmethod
+    def of(cls, model: ModelSource | Tokenizer, *, normalization: Literal["nfc", "none"] | None = None) -> Tokenizer:
+        """``model`` itself if it is a Tokenizer, else ``Tokenizer(model)``: how every function
+        that takes "a Tokenizer or anything ``Tokenizer`` loads" gets its tokenizer. With
+        ``normalization`` given, a Tokenizer that normalizes otherwise is replaced by one of the
+        same model (its special tokens included) that normalizes so."""
+        if isinstance(model, Tokenizer):
+            if normalization is None or normalization == model.normalization:
+                return model
+            return cls(model.model, normalization=normalization)
+        return cls(model) if normalization is None else cls(model, normalization=normalization)
+
+    @classmethod
     def from_counts(cls, counts: dict[bytes, int], **kwargs: Any) -> Tokenizer:
         return cls(Model.from_counts(counts), **kwargs)
 

@@ -109,9 +109,13 @@ class TokenDataset:
         """Refuse a model other than the one the corpus was encoded with (content hash)."""
         from ..model import Model, load_model
 
-        m = model if isinstance(model, Model) else getattr(model, "model", None) or load_model(model)
         expected = self.manifest.model.get("sha256")
-        if expected and content_sha256(m) != expected:
+        if not expected:
+            return
+        found = getattr(model, "model_sha256", None)  # a Tokenizer's, computed once
+        if not isinstance(found, str):
+            found = content_sha256(model if isinstance(model, Model) else load_model(model))
+        if found != expected:
             raise ModelFormatError(f"{self.path} was encoded with another model (sha256 {expected[:12]}...); "
                                    "decode it with the model named in its manifest")
 

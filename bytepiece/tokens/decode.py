@@ -96,7 +96,7 @@ def decode_corpus(inputs: Any, model: Any, out: str | os.PathLike | None = None,
         raise InputError(f"unknown decode format {format!r}; choose from {', '.join(DECODE_FORMATS)}")
     if errors not in ("strict", "replace"):
         raise InputError(f"errors must be 'strict' or 'replace', got {errors!r}")
-    tokenizer = model if isinstance(model, Tokenizer) else Tokenizer(model)
+    tokenizer = Tokenizer.of(model)
     given = tokenizer.segmenter.special_token_ids(special_tokens)
     if progress is None or isinstance(progress, bool):
         progress = Progress(progress)

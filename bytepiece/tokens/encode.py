@@ -361,14 +361,9 @@ def _run_tasks(engine: Engine, tasks: list[EncodeTask], job: EncodeJob, tokenize
 # -- helpers ---------------------------------------------------------------------------------------
 
 def _tokenizer(model: Any, normalization: str | None) -> tuple[Tokenizer, Path | None]:
-    if isinstance(model, Tokenizer):
-        if normalization is not None and normalization != model.normalization:
-            model = Tokenizer(model.model, normalization=normalization)  # type: ignore[arg-type]
-        return model, None
+    """The tokenizer, and the model file it was named by (recorded in the output)."""
     path = Path(model) if isinstance(model, (str, os.PathLike)) else None
-    if normalization is None:
-        return Tokenizer(model), path
-    return Tokenizer(model, normalization=normalization), path  # type: ignore[arg-type]
+    return Tokenizer.of(model, normalization=normalization), path  # type: ignore[arg-type]
 
 
 def _random_seed() -> int:
