@@ -37,10 +37,9 @@ from ..engine import Engine, held_interrupts, make_engine, stands_once_committed
 from ..units import parse_size
 from ..errors import InputError
 from ..model import file_sha256
-from ..options import alpha_value, kernel_seed
+from ..options import alpha_value
 from ..progress import Progress
 from ..tokenizer import Tokenizer
-from ..vocab import BOS_ID, EOS_ID
 from .binfile import layout_dtype
 from .formats import TokenFormat, token_format
 from .manifest import Manifest, manifest_path
@@ -103,10 +102,6 @@ class _Run:
     add_eos: bool
     errors: str
     metadata: dict[str, Any]
-
-    @property
-    def kernel_seed(self) -> int:
-        return 0 if self.seed is None else int(kernel_seed(self.seed))
 
     def options(self, shard_bytes: int | None) -> dict[str, Any]:
         out: dict[str, Any] = {"shard_size": shard_bytes, "add_bos": self.add_bos, "add_eos": self.add_eos,
@@ -304,7 +299,7 @@ def _encode_shards(fmt: TokenFormat, out: Path, run: _Run, corpus: CorpusInputs,
             staging.mkdir()
             # absolute: the working directory of a cluster's workers is not ours
             job = EncodeJob(os.path.abspath(staging), shard_tokens, -1.0 if run.alpha is None else run.alpha,
-                            run.kernel_seed, BOS_ID if run.add_bos else -1, EOS_ID if run.add_eos else -1, run.errors,
+                            run.seed, run.add_bos, run.add_eos, run.errors,
                             tokenizer.normalization == "nfc", BATCH_BYTES, engine.workers if engine.is_local else 1,
                             engine.is_local, sidecar, run.allowed, layout)
             results = _run_tasks(engine, tasks, job, tokenizer, progress)

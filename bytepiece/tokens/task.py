@@ -27,7 +27,7 @@ from ..corpus import DocBatch, Shard, plan_shards, read_shard
 from ..corpus.shards import MIN_SHARD_BYTES
 from ..corpus.sources import Source
 from ..errors import InputError
-from ..tokenizer import DocumentEncoder, EncodeOptions, Tokenizer
+from ..tokenizer import DocumentEncoder, Tokenizer
 from .manifest import ShardEntry
 from .pipeline import encode_batches, read_ahead
 from .sink import ShardSink
@@ -60,9 +60,9 @@ class EncodeJob:
     staging: str  # absolute path of the run's staging directory
     shard_tokens: int  # tokens per part
     alpha: float
-    seed: int  # the kernels' 64-bit seed
-    bos: int  # id added before each document, -1: none
-    eos: int
+    seed: int | None  # as the user gives it (the tokenizer hashes it for the kernels)
+    add_bos: bool
+    add_eos: bool
     errors: str
     normalize: bool
     batch_bytes: int
@@ -73,8 +73,8 @@ class EncodeJob:
     layout: str = "bytepiece"  # the token-file layout of the parts (binfile.LAYOUTS)
 
     def encoder(self, tokenizer: Tokenizer) -> DocumentEncoder:
-        options = EncodeOptions(self.alpha, np.uint64(self.seed), self.bos, self.eos, frozenset(self.allowed_special))
-        return DocumentEncoder(tokenizer.segmenter, options, threads=self.threads)
+        return tokenizer.document_encoder(alpha=self.alpha, seed=self.seed, add_bos=self.add_bos, add_eos=self.add_eos,
+                                          allowed_special=self.allowed_special, num_threads=self.threads)
 
 
 class TaskResult(NamedTuple):
