@@ -66,8 +66,10 @@ def check_text_file(path: str | os.PathLike, label: str | None = None) -> None:
     """Read ``path`` as :func:`file_compression` will, raising its ``InputError`` now (missing,
     binary, truncated, or holding no text; ``label`` names it in the last message): a command
     can then refuse it before hours of work whose results would be written first."""
-    if not any(text.strip("\n") for text in _documents(path)):
-        raise InputError(f"{label or os.fspath(path)} holds no text; give a file with at least one line")
+    from .corpus import holds_text, no_text_error
+
+    if not any(holds_text(text) for text in _documents(path)):
+        raise no_text_error(label or os.fspath(path))
 
 
 def _documents(path: str | os.PathLike) -> Iterator[str]:
@@ -105,5 +107,7 @@ def file_compression(model: Any, path: str | os.PathLike) -> Compression:
     tok = _tokenizer(model)
     total = _measure(tok, _documents(path))
     if not total.bytes:
-        raise InputError(f"{os.fspath(path)} holds no text; give a file with at least one line")
+        from .corpus import no_text_error
+
+        raise no_text_error(os.fspath(path))
     return total

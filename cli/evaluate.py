@@ -95,13 +95,14 @@ def _check_files(paths: list[Path], what: str) -> None:
 def _check_has_text(paths: list[Path], option: str) -> None:
     """Before any work: a file of nothing but line breaks would give tables of zeros (or a
     held-out slice of one newline) rather than an error (the library refuses it too, later)."""
+    from bytepiece.compression import check_text_file
+    from bytepiece.errors import InputError
+
     for p in paths:
-        with open(p, "rb") as f:
-            while block := f.read(1 << 16):
-                if block.strip(b"\r\n"):
-                    break
-            else:
-                raise fail(f"{option} {p} holds no text; give a file with at least one line of text")
+        try:
+            check_text_file(p, f"{option} {p}")
+        except InputError as e:
+            raise fail(str(e)) from None
 
 
 @handle_errors
@@ -308,12 +309,13 @@ def compression(
     from rich.table import Table
 
     from bytepiece.evaluation.adapters import compression_rows, load_counting_tokenizer
+    from bytepiece.corpus import no_text_error
     from bytepiece.evaluation.corpus import read_text
 
     contents = [read_text(f) for f in files]  # before the tokenizers load: a useless text fails at once
     for f, content in zip(files, contents):
         if not content:
-            raise fail(f"text file {f} holds no text; give a file with at least one line")
+            raise fail(str(no_text_error(f"text file {f}")))
     toks = [load_counting_tokenizer(m, normalization="none" if raw else "nfc") for m in model]
     names: list[str] = []
     for f in files:  # unique column names

@@ -80,6 +80,7 @@ def export(
 
 def _verify_texts(path: Path) -> list[str]:
     """The documents of ``path`` ('-': the built-in sample texts), read as ``encode`` reads them."""
+    from bytepiece.corpus import no_text_error
     from bytepiece.interop.check import SAMPLE_TEXTS, read_texts
 
     if str(path) == "-":
@@ -90,7 +91,7 @@ def _verify_texts(path: Path) -> list[str]:
         raise fail(f"--verify {path} is a directory; give a text file (a document per line)")
     texts = read_texts(path, limit=VERIFY_BYTES)
     if not texts:
-        raise fail(f"--verify {path} holds no text; give a file with at least one line")
+        raise fail(str(no_text_error(f"--verify {path}")))
     return texts
 
 

@@ -138,7 +138,10 @@ def test_train_without_corpus_waits_a_moment_for_a_pipe_and_says_when_it_uses_th
     late = _shell('(sleep 0.5; cat "$1") | $BYTEPIECE train -o "$2" -v 270', str(corpus), str(tmp_path / "a.model"))
     assert late.returncode == 0, late.stderr
     assert "<stdin>" in late.stdout and "sample corpus" not in late.stdout
-    idle = _shell('(sleep 3; cat "$1") | $BYTEPIECE train -o "$2" -v 270', str(corpus), str(tmp_path / "b.model"))
+    # the producer writes only once train has finished on the sample (a fixed sleep raced with
+    # the interpreter's start on a loaded machine); the timeout catches a train that waits for it
+    idle = _shell('(until [ -e "$2" ]; do sleep 0.1; done; cat "$1") | $BYTEPIECE train -o "$2" -v 270',
+                  str(corpus), str(tmp_path / "b.model"), timeout=60)
     assert idle.returncode == 0, idle.stderr
     assert "sample corpus" in idle.stdout and "note: no CORPUS given" in idle.stderr and "pass '-'" in idle.stderr
 

@@ -711,7 +711,7 @@ def test_cli_compression_refuses_an_empty_text(runner, corpus, small_tokenizer, 
     res = runner.invoke(app, ["eval", "compression", str(corpus / "alpha.txt"), str(empty), "-m",
                               str(corpus / "small.model"), "--json", str(out)])
     assert res.exit_code == 1, res.output
-    assert res.stderr == f"error: text file {empty} holds no text; give a file with at least one line\n"
+    assert res.stderr == f"error: text file {empty} holds no text; give a file with at least one line of text\n"
     assert res.stdout == ""
     assert not out.exists()
 

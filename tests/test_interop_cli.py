@@ -127,7 +127,7 @@ def _verify_inputs(tmp_path):
         "directory": (directory, f"error: --verify {directory} is a directory; give a text file (a document per line)"),
         "truncated": (truncated, f"error: {truncated}: corrupt or truncated gzip data ("),
         "binary": (binary, f"error: {binary} looks binary ("),
-        "empty": (empty, f"error: --verify {empty} holds no text; give a file with at least one line"),
+        "empty": (empty, f"error: --verify {empty} holds no text; give a file with at least one line of text"),
     }
 
 

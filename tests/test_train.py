@@ -306,8 +306,8 @@ def test_cli_empty_valid_is_an_error_before_training(runner, corpus_file, tmp_pa
 
     monkeypatch.setattr(Trainer, "train", no_training)
     result = runner.invoke(app, ["train", str(corpus_file), "-o", str(out), "-v", "300", "--valid", str(empty)])
-    _one_line_error(result, f"--valid {empty} holds no text; give a file with at least one line")
-    assert result.stderr == f"error: --valid {empty} holds no text; give a file with at least one line\n"
+    _one_line_error(result, f"--valid {empty} holds no text; give a file with at least one line of text")
+    assert result.stderr == f"error: --valid {empty} holds no text; give a file with at least one line of text\n"
     assert not out.exists()
 
 
@@ -316,7 +316,7 @@ def test_file_compression_of_an_empty_file_is_an_error(tmp_path, tiny_tokenizer)
 
     empty = tmp_path / "empty.txt"
     empty.write_bytes(b"")
-    with pytest.raises(InputError, match=f"^{empty} holds no text; give a file with at least one line$"):
+    with pytest.raises(InputError, match=f"^{empty} holds no text; give a file with at least one line of text$"):
         file_compression(tiny_tokenizer, empty)
     with pytest.raises(InputError, match="hold no text"):
         text_compression(tiny_tokenizer, ["", ""])

@@ -8,7 +8,7 @@ UTF-8 bytes with offsets.
 from .inputs import CorpusInputs, Files, Texts, open_corpus
 from .read import (DEFAULT_BATCH_BYTES, MAX_CHUNK_CHARS, MAX_NEWLINES, DocBatch, read_documents, read_shard,
                    reporting_reads)
-from .plain import file_documents, read_plain_text
+from .plain import file_documents, holds_text, no_text_error, read_plain_text
 from .shards import DEFAULT_SHARD_BYTES, Shard, plan_shards
 from .sources import Source, describe_source, describe_sources, spool_stdin, spool_texts
 
@@ -30,6 +30,8 @@ __all__ = [
     "plan_shards",
     "read_documents",
     "read_plain_text",
+    "holds_text",
+    "no_text_error",
     "read_shard",
     "reporting_reads",
     "spool_stdin",

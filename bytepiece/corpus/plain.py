@@ -17,6 +17,17 @@ from .shards import plan_shards
 from .sources import Source, describe_source, open_stream
 
 
+def holds_text(text: str) -> bool:
+    """Whether ``text`` holds anything but line breaks: without, no measurement on it means
+    anything (its tokens are a newline's, or there are none)."""
+    return bool(text.strip("\r\n"))
+
+
+def no_text_error(label: str) -> InputError:
+    """The one refusal of an input that holds no text (``label`` names it)."""
+    return InputError(f"{label} holds no text; give a file with at least one line of text")
+
+
 def read_plain_text(path: str | os.PathLike, *, what: str = "text file", block_bytes: int = 1 << 22) -> bytes:
     """The whole content of one plain-text input (gzip or zstd decompressed), for readers that
     take running text rather than documents (the evaluation harness). The file is refused as the

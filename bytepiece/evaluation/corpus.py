@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError
-from ..corpus import read_plain_text
+from ..corpus import holds_text, no_text_error, read_plain_text
 
 DEFAULT_HELDOUT_BYTES = 300_000
 DEFAULT_SEGMENTS = 8
@@ -52,12 +52,6 @@ def _utf8_hint(data: bytes, error: UnicodeDecodeError) -> str:
         return (f"it {'starts' if starts_inside else 'ends'} inside a character, as a file cut by bytes "
                 "(head -c, tail -c) does; cut it at a line break instead (head -n, tail -n)")
     return "convert it to UTF-8 first, e.g. iconv -f LATIN1 -t UTF-8 for a Latin-1 file"
-
-
-def has_text(text: str) -> bool:
-    """Whether ``text`` holds anything but line breaks: without, no measurement on it means
-    anything (its tokens are a newline's, or there are none)."""
-    return bool(text.strip("\r\n"))
 
 
 def sha256_bytes(data: bytes) -> str:
@@ -138,15 +132,15 @@ def heldout_slice(source: str | os.PathLike, train_text: str, *, target_bytes: i
         raise InputError("target_bytes and segments must be positive")
     path = Path(source)
     text = read_text(path)
-    if not has_text(text):  # a slice of it would be a lone newline the slicing adds
-        raise InputError(f"held-out text {path} holds no text; give a file with at least one line of text")
+    if not holds_text(text):  # a slice of it would be a lone newline the slicing adds
+        raise no_text_error(f"held-out text {path}")
     lines = text.split("\n")  # after a final newline, an empty last item (kept: it is in the slices' draw)
     if train_lines is None:
         train_lines = set(train_text.split("\n"))
     seen = seen_lines(lines, train_lines)
     sizes = np.fromiter((len(line.encode("utf-8")) + 1 for line in lines), dtype=np.int64, count=len(lines))
     free = ~seen
-    if not any(has_text(lines[i]) for i in np.flatnonzero(free)):  # blank lines alone are no held-out text
+    if not any(holds_text(lines[i]) for i in np.flatnonzero(free)):  # blank lines alone are no held-out text
         raise InputError(f"every line of {path} occurs in the training text; no held-out text can be taken from it")
     rng = np.random.default_rng(seed)
     taken = np.zeros(len(lines), dtype=bool)
@@ -167,7 +161,7 @@ def heldout_slice(source: str | os.PathLike, train_text: str, *, target_bytes: i
                 total += int(sizes[i])
             i += 1
     picked = [lines[i] for i in np.flatnonzero(taken)]
-    if not any(map(has_text, picked)):
+    if not any(map(holds_text, picked)):
         raise InputError(f"the slice of {path} took only blank lines; take a larger slice than {target_bytes} bytes")
     out = "\n".join(picked).strip("\n") + "\n"
     return HeldoutSlice(name or path.stem, out, str(path), sha256_bytes(text.encode("utf-8")),

@@ -40,6 +40,7 @@ from typing import Any
 
 import numpy as np
 
+from ..corpus import holds_text, no_text_error
 from ..engine.interrupts import call_interruptibly
 from ..engine.pool import process_jobs
 from ..errors import InputError
@@ -53,7 +54,6 @@ from .corpus import (
     DEFAULT_SEGMENTS,
     describe_text,
     distinctive_lines_in,
-    has_text,
     heldout_names,
     heldout_slice,
     read_text,
@@ -228,8 +228,8 @@ def _run(config: EvalConfig, say: Progress) -> dict[str, Any]:
     t0 = time.perf_counter()
     train_texts = [read_text(p) for p in config.train]
     for path, text in zip(config.train, train_texts):
-        if not has_text(text):  # the LMs would be trained on nothing and the tables filled with zeros
-            raise InputError(f"training text {path} holds no text; give a file with at least one line of text")
+        if not holds_text(text):  # the LMs would be trained on nothing and the tables filled with zeros
+            raise no_text_error(f"training text {path}")
     train_info = [{"path": str(p), **describe_text(t)} for p, t in zip(config.train, train_texts)]
     train_lines: set[str] = set()
     for t in train_texts:
