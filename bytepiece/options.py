@@ -75,18 +75,3 @@ def resolve_threads(num_threads: int | None) -> int:
     if isinstance(num_threads, (int, np.integer)) and not isinstance(num_threads, bool) and num_threads >= 1:
         return int(num_threads)
     raise InputError(f"num_threads must be a positive integer or None (all cores), got {num_threads!r}")
-
-
-def bad_batch_item(texts: list, first_index: int = 0, where: str = "encode_batch") -> InputError:
-    """The error for the first item of ``texts`` (items ``first_index`` on of the caller's
-    batch) that is not text; called once the fast path failed, so the scan costs nothing in the
-    common case."""
-    for i, text in enumerate(texts, first_index):
-        if not isinstance(text, (str, bytes, bytearray, memoryview)):
-            shown = repr(text)
-            shown = shown if len(shown) <= 60 else shown[:57] + "..."
-            return InputError(
-                f"{where}: item {i} is {shown} of type {type(text).__name__}, not str or bytes; "
-                "remove or convert it (e.g. replace None with '')"
-            )
-    return InputError(f"{where}: every item must be str or bytes")

@@ -16,7 +16,6 @@ workers) and the command line. What a document becomes is therefore decided here
 
 from __future__ import annotations
 
-import unicodedata
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,9 +25,8 @@ import numpy.typing as npt
 
 from ..engine.interrupts import call_interruptibly
 from ..engine.pool import thread_pool
-from ..errors import InputError
-from ..normalize import NFC, to_utf8
-from ..options import NO_SEED, Seed, alpha_value, bad_batch_item, kernel_seed
+from ..normalize import bad_batch_item, join_texts
+from ..options import NO_SEED, Seed, alpha_value, kernel_seed
 from ..vocab import BOS_ID, EOS_ID
 from . import coldstart
 from .core import Segmenter
@@ -43,8 +41,6 @@ MIN_SPLIT_BYTES = 32 << 10
 #: that a Ctrl-C cannot crash (``engine.interrupts``; wrapping them costs about 40 us)
 KERNEL_SAFE_MIN_BYTES = 256 << 10
 
-_nfc = unicodedata.normalize
-_is_nfc = unicodedata.is_normalized
 
 
 @dataclass(frozen=True)
@@ -189,61 +185,3 @@ class DocumentEncoder:
         bounds = [0, *[int(c) + 1 for c in cuts if c + 1 < len(texts)], len(texts)]
         pool = thread_pool(self.threads)
         return Pending([pool.submit(block, lo, hi) for lo, hi in zip(bounds[:-1], bounds[1:]) if hi > lo]).result()
-
-
-def join_texts(texts: list, normalization: str, first_index: int = 0) -> tuple[bytes, npt.NDArray[np.int64]]:
-    """The normalized UTF-8 of all texts, concatenated, and the byte offsets of each.
-
-    Measured per MB of lines, the cost is in the per-text Python calls, so: a batch whose first
-    text is ASCII is joined and checked as a whole (code and most English need nothing else);
-    otherwise each text is encoded in one comprehension, normalized only when it is neither
-    ASCII nor already NFC. Anything unusual (a non-text item, a lone surrogate, invalid UTF-8)
-    takes the careful per-text path, which also names a bad item (``texts`` being items
-    ``first_index`` on of the caller's batch)."""
-    n = len(texts)
-    offsets = np.zeros(n + 1, dtype=np.int64)
-    if n == 0:
-        return b"", offsets
-    first = texts[0]
-    kind = type(first)
-    try:
-        if (kind is str or kind is bytes) and first.isascii():
-            joined: Any = ("" if kind is str else b"").join(texts)
-            if joined.isascii():
-                np.cumsum(np.fromiter(map(len, texts), dtype=np.int64, count=n), out=offsets[1:])
-                if offsets[-1] == len(joined):
-                    return (joined.encode("ascii") if kind is str else joined), offsets
-        if kind is str:
-            if normalization == NFC:
-                datas = [t.encode() if t.isascii() else _nfc("NFC", t).encode() for t in texts]
-            else:
-                datas = [t.encode() for t in texts]
-        elif kind is bytes:
-            if normalization == NFC:
-                datas = [b if b.isascii() or _is_nfc("NFC", b.decode()) else _nfc("NFC", b.decode()).encode()
-                         for b in texts]
-            else:
-                datas = texts
-        else:
-            return _join_each(texts, offsets, normalization, first_index)
-        data = b"".join(datas)
-        np.cumsum(np.fromiter(map(len, datas), dtype=np.int64, count=n), out=offsets[1:])
-    except (TypeError, AttributeError, ValueError):  # not all str/bytes, surrogates, invalid UTF-8
-        return _join_each(texts, offsets, normalization, first_index)
-    if offsets[-1] != len(data):  # buffers whose len() is not their size in bytes
-        return _join_each(texts, offsets, normalization, first_index)
-    return data, offsets
-
-
-def _join_each(texts: list, offsets: npt.NDArray[np.int64], normalization: str, first_index: int
-               ) -> tuple[bytes, npt.NDArray[np.int64]]:
-    datas = []
-    for i, text in enumerate(texts):
-        try:
-            datas.append(to_utf8(text, normalization))
-        except InputError as e:
-            if not isinstance(text, (str, bytes, bytearray, memoryview)):
-                raise bad_batch_item(texts, first_index) from e
-            raise InputError(f"encode_batch: item {first_index + i}: {e}") from e
-    np.cumsum(np.fromiter(map(len, datas), dtype=np.int64, count=len(datas)), out=offsets[1:])
-    return b"".join(datas), offsets
