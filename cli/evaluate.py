@@ -306,32 +306,19 @@ def compression(
     if json_out is not None:
         check_outputs([json_out], force)
 
+    from rich.markup import escape
     from rich.table import Table
 
-    from bytepiece.evaluation.adapters import compression_rows, load_counting_tokenizer
-    from bytepiece.corpus import no_text_error
-    from bytepiece.evaluation.corpus import read_text
+    from bytepiece.evaluation.adapters import compression_report
 
-    contents = [read_text(f) for f in files]  # before the tokenizers load: a useless text fails at once
-    for f, content in zip(files, contents):
-        if not content:
-            raise fail(str(no_text_error(f"text file {f}")))
-    toks = [load_counting_tokenizer(m, normalization="none" if raw else "nfc") for m in model]
-    names: list[str] = []
-    for f in files:  # unique column names
-        name, k = f.name, 2
-        while name in names:
-            name, k = f"{f.name}#{k}", k + 1
-        names.append(name)
-    texts = list(zip(names, contents))
-    rows = compression_rows(toks, texts)
+    report = compression_report(files, model, normalization="none" if raw else "nfc")
+    names = [f["name"] for f in report["files"]]
+    rows = report["tokenizers"]
     table = Table(title="Compression (UTF-8 bytes per token / characters per token; higher is better)",
                   title_justify="left")
     table.add_column("tokenizer", no_wrap=True)
     table.add_column("kind")
     table.add_column("vocab", justify="right")
-    from rich.markup import escape
-
     for n in names + (["all"] if len(names) > 1 else []):
         table.add_column(escape(n), justify="right")
     best = {n: max(r["files"][n]["bytes_per_token"] for r in rows) for n in names}
@@ -343,7 +330,7 @@ def compression(
             cells.append(f"[bold]{cell}[/]" if len(rows) > 1 and f["bytes_per_token"] == best[n] else cell)
         if len(names) > 1:
             cells.append(f"{r['all']['bytes_per_token']:.2f} / {r['all']['chars_per_token']:.2f}")
-        table.add_row(r["name"], r["kind"], f"{r['vocab_size']:,}", *cells)
+        table.add_row(escape(r["name"]), r["kind"], f"{r['vocab_size']:,}", *cells)
     notes = sorted({r["note"] for r in rows if r["note"]})
     if notes:
         table.caption = "; ".join(notes)
@@ -353,8 +340,7 @@ def compression(
 
         from bytepiece.io.atomic import atomic_write
 
-        payload = {"files": [{"name": n, "path": str(f)} for n, f in zip(names, files)], "tokenizers": rows}
-        atomic_write(json_out, json.dumps(payload, indent=1) + "\n", overwrite=True)
+        atomic_write(json_out, json.dumps(report, indent=1) + "\n", overwrite=True)
         err_console.print(f"wrote {json_out}", markup=False, highlight=False)
 
 

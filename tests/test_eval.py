@@ -570,6 +570,19 @@ def test_cli_compression(cli, corpus, small_tokenizer, tmp_path):
     assert "alpha.txt" in res.output and "small" in res.output
 
 
+def test_compression_report_names_a_column_per_file(corpus, tmp_path):
+    from bytepiece.evaluation.adapters import compression_report
+
+    other = tmp_path / "alpha.txt"  # the same name in another folder
+    other.write_text("abc\n", encoding="utf-8")
+    report = compression_report([corpus / "alpha.txt", other, corpus / "alpha.txt"], [corpus / "small.model"])
+    assert [f["name"] for f in report["files"]] == ["alpha.txt", "alpha.txt#2", "alpha.txt#3"]
+    [row] = report["tokenizers"]
+    assert row["files"]["alpha.txt#2"]["bytes"] == 4
+    assert row["files"]["alpha.txt"] == row["files"]["alpha.txt#3"]
+    assert row["all"]["tokens"] == sum(f["tokens"] for f in row["files"].values())
+
+
 def test_cli_plot_without_matplotlib(cli, corpus, tmp_path, monkeypatch):
     import sys
 

@@ -22,6 +22,7 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from collections.abc import Sequence
 from typing import Callable
 
 from ..compression import Compression
@@ -146,3 +147,27 @@ def compression_rows(tokenizers: list[CountingTokenizer], texts: list[tuple[str,
         out.append({"name": t.name, "kind": t.kind, "vocab_size": t.vocab_size, "note": t.note,
                     "files": {name: c.as_dict() for name, c in per_text.items()}, "all": total.as_dict()})
     return out
+
+
+def compression_report(files: Sequence[str | os.PathLike], models: Sequence[str | os.PathLike], *,
+                       normalization: Normalization = "nfc") -> dict:
+    """What ``bytepiece eval compression`` reports: ``{"files": [{"name", "path"}], "tokenizers":
+    compression_rows(...)}``, a column per file (named by the file, ``name#2`` for a repeated
+    name). The texts are read before any tokenizer loads, so an unusable text fails at once."""
+    from ..corpus import no_text_error
+    from .corpus import read_text
+
+    contents = [read_text(f) for f in files]
+    for f, content in zip(files, contents):
+        if not content:
+            raise no_text_error(f"text file {os.fspath(f)}")
+    tokenizers = [load_counting_tokenizer(m, normalization=normalization) for m in models]
+    names: list[str] = []
+    for f in files:
+        base = Path(f).name
+        name, k = base, 2
+        while name in names:
+            name, k = f"{base}#{k}", k + 1
+        names.append(name)
+    rows = compression_rows(tokenizers, list(zip(names, contents)))
+    return {"files": [{"name": n, "path": os.fspath(f)} for n, f in zip(names, files)], "tokenizers": rows}
