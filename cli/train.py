@@ -123,8 +123,7 @@ def train(
     # Before the first pass: a missing or read-only directory must not cost a training run.
     trainer.check_output(output, overwrite=force)
     note_unused_parquet_column(parquet_column, inputs)
-    files = Files(inputs, jsonl_field=jsonl_field, parquet_column=parquet_column, text_document=text_document.value,
-                  labels=["<stdin>" if str(p) == "-" else str(p) for p in inputs])
+    files = Files(inputs, jsonl_field=jsonl_field, parquet_column=parquet_column, text_document=text_document.value)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # notices are printed below
         warnings.simplefilter("always", EngineNotice)  # the engine's, as they happen
