@@ -290,7 +290,7 @@ def _encode_shards(fmt: TokenFormat, out: Path, run: _Run, corpus: CorpusInputs,
     layout = fmt.layout or "bytepiece"
     dtype = layout_dtype(layout, tokenizer.vocab_size)
     shard_tokens = shard_bytes // dtype.itemsize
-    tasks = plan_tasks(corpus.sources, int(SHARD_FILL * shard_tokens * bytes_per_token(tokenizer)))
+    tasks = plan_tasks(corpus.sources, int(SHARD_FILL * shard_tokens * _expected_bytes_per_token(tokenizer)))
     options = {**run.options(shard_bytes), "documents": _documents(corpus.sources), "metadata": run.metadata}
     sidecar = json.dumps(run.sidecar_metadata(corpus.sources))
     with make_engine(cluster, workers=workers) as engine, stands_once_committed() as committed:
@@ -367,7 +367,7 @@ def _random_seed() -> int:
     return random.SystemRandom().getrandbits(63)
 
 
-def bytes_per_token(tokenizer: Tokenizer) -> float:
+def _expected_bytes_per_token(tokenizer: Tokenizer) -> float:
     """The model's expected bytes per token (its pieces' lengths weighted by their counts)."""
     model = tokenizer.model
     lengths = np.fromiter(map(len, model.pieces), dtype=np.float64, count=len(model.pieces))
