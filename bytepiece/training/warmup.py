@@ -67,7 +67,7 @@ def _warm_up(fmt: str, split: bool = False) -> None:
 
     from ..corpus import describe_sources, plan_shards, spool_texts
     from ..corpus.shards import MIN_SHARD_BYTES
-    from ..engine.local import LocalEngine
+    from ..engine import make_engine
     from .spill import SpillDir
     from ..progress import Progress
     from .build import count_ngrams, count_pieces, ngram_model, with_all_bytes
@@ -83,7 +83,7 @@ def _warm_up(fmt: str, split: bool = False) -> None:
             path = Path(tmp) / "warm-up.txt"
             path.write_text("".join(texts), encoding="utf-8")
         shards = plan_shards(describe_sources([Path(path)]), *([MIN_SHARD_BYTES] if split else []))
-        engine = LocalEngine(1)
+        engine = make_engine(None, workers=1)
         plan = MemoryPlan.make(64 << 20, 1)
         options = PassOptions(6, 2, True, True, job_bytes=64 if split else None)
         quiet = Progress(False)
