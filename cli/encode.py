@@ -130,34 +130,22 @@ def encode(
     corpus_paths = input_paths(files)
     check_field_names(jsonl_field, parquet_column)
     check_inputs(corpus_paths)
-    token_format = FORMATS[fmt.value]
-    if token_format.binary and output is None:
-        example = "out/corpus (shards) or corpus.bin" if token_format.shardable else "ids.npy"
-        raise usage_error(f"--format {fmt.value} writes files; give an output with -o (e.g. -o {example})")
-    if token_format.binary and output is not None:
-        from bytepiece.io.atomic import is_stream
-
-        if is_stream(output):
-            raise usage_error(f"--format {fmt.value} writes files beside {output}; give a regular file path with -o")
-    sharded = token_format.sharded(output)
-    if shard_size is not None and not sharded:
-        raise usage_error("--shard-size applies to shards: use --format bin or megatron with -o PREFIX (a name "
-                          "without .bin)")
-    if cluster is not None and not sharded:
-        raise usage_error("--cluster writes shards: use --format bin or megatron with -o PREFIX (a name without "
-                          ".bin)")
-    check_cluster(cluster, threads, "--threads")
     from bytepiece.corpus import Files as CorpusFiles
     from bytepiece.errors import InputError
     from bytepiece.model import check_special_tokens
     from bytepiece.progress import Progress
-    from bytepiece.tokens import DEFAULT_SHARD_SIZE, encode_corpus
+    from bytepiece.tokens import encode_corpus
+    from bytepiece.tokens.encode import SHARDS_HINT, check_request
     from bytepiece.units import parse_size
 
     try:  # command-line mistakes: before any work
-        shard_bytes = DEFAULT_SHARD_SIZE if shard_size is None else parse_size(shard_size, name="shard_size")
+        token_format = check_request(fmt.value, output, cluster=cluster)
+        if shard_size is not None and not token_format.sharded(output):
+            raise InputError(f"shard_size applies to shards: {SHARDS_HINT}")
+        shard_bytes = None if shard_size is None else parse_size(shard_size, name="shard_size")
     except InputError as e:
         raise usage_error(str(e)) from None
+    check_cluster(cluster, threads, "--threads")
 
     from .common import resolve_model
 

@@ -453,3 +453,19 @@ def test_cli_errors_are_one_line(runner, tiny_model_file, tmp_path, args, messag
     assert result.exit_code == code, result.output
     assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1
     assert "Traceback" not in result.output
+
+
+@pytest.mark.parametrize("fmt, out, cluster, message", [
+    ("npy", None, None, r"format='npy' \(CLI: --format npy\) writes files: pass out=PATH"),
+    ("bin", "c.bin", "local:2", r"cluster= \(CLI: --cluster\) writes shards"),
+    ("ids", "ids.txt", "local:2", r"cluster= \(CLI: --cluster\) writes shards"),
+])
+def test_an_output_that_does_not_fit_the_format_is_refused_before_the_model_loads(tmp_path, fmt, out, cluster,
+                                                                                     message):
+    """The same rule as the command line's (``check_request``), before any work: the model named
+    here does not exist, and the error is about the output."""
+    text = tmp_path / "in.txt"
+    text.write_text("abc\n")
+    with pytest.raises(InputError, match=message):
+        encode_corpus(text, tmp_path / "missing.model", None if out is None else tmp_path / out, format=fmt,
+                      cluster=cluster)

@@ -36,6 +36,7 @@ from ..corpus.utf8 import check_errors
 from ..engine import Engine, held_interrupts, make_engine, stands_once_committed
 from ..units import parse_size
 from ..errors import InputError
+from ..io.atomic import is_stream
 from ..model import file_sha256
 from ..options import alpha_value
 from ..progress import Progress
@@ -137,7 +138,7 @@ def encode_corpus(
     jsonl_field: str | None = None,
     parquet_column: str | None = None,
     text_document: TextDocument = "line",
-    shard_size: int | str = DEFAULT_SHARD_SIZE,
+    shard_size: int | str | None = None,
     add_bos: bool = False,
     add_eos: bool = False,
     alpha: float | None = None,
@@ -165,7 +166,7 @@ def encode_corpus(
     text formats only); for ``"bin"`` and ``"megatron"`` a name without ``.bin`` (``dir/name``) is
     a shard prefix: ``dir/name-00000.bin`` ... and ``dir/name.manifest.json`` (read them with
     :class:`~bytepiece.TokenDataset`). ``shard_size``: bytes of tokens per shard (``"256M"``;
-    default 1 GiB); no shard holds more, unless a single document does. ``alpha``/``seed``: sample
+    default 1 GiB), for shards only; no shard holds more, unless a single document does. ``alpha``/``seed``: sample
     segmentations (document i of the input draws from stream i of the seed: the same ids for any
     plan, and as ``Tokenizer.encode_batch`` gives); ``errors="strict"`` stops at invalid UTF-8.
     ``cluster`` (sharded output only): ``None`` (local threads, ``workers`` of them),
@@ -175,7 +176,7 @@ def encode_corpus(
     those matched in the text, which then become their ids (as ``Tokenizer.encode`` does).
     """
     t0 = time.perf_counter()
-    fmt = token_format(format)
+    fmt = check_request(format, out, cluster=cluster)
     path = None if out is None else Path(out)
     check_errors(errors)
     run = _resolve(model, normalization, special_tokens, allowed_special, alpha, seed, add_bos, add_eos, errors,
@@ -184,7 +185,7 @@ def encode_corpus(
         progress = Progress(progress)
     if fmt.sharded(path):
         assert path is not None
-        shard_bytes = parse_size(shard_size, name="shard_size")
+        shard_bytes = parse_size(DEFAULT_SHARD_SIZE if shard_size is None else shard_size, name="shard_size")
         dtype = layout_dtype(fmt.layout or "bytepiece", run.tokenizer.vocab_size)
         if shard_bytes < dtype.itemsize:
             raise InputError(f"shard_size must hold at least one token ({dtype.itemsize} bytes), got {shard_bytes}")
@@ -192,13 +193,30 @@ def encode_corpus(
         with open_corpus(inputs, jsonl_field=jsonl_field, parquet_column=parquet_column, errors=errors,
                          text_document=text_document, tmp_dir=tmp_dir) as corpus:
             return _encode_shards(fmt, path, run, corpus, shard_bytes, cluster, workers, progress, t0)
-    if cluster is not None:
-        raise InputError(f"a cluster writes shards: use format 'bin' or 'megatron' with an output name prefix "
-                         f"(got format {fmt.name!r}{'' if path is None else f' and output {path}'})")
-    if path is None and fmt.binary:
-        raise InputError(f"format {fmt.name!r} writes files; give an output path")
     return _encode_to_file(fmt, path, run, inputs, dict(jsonl_field=jsonl_field, parquet_column=parquet_column,
                            text_document=text_document, errors=errors), workers, overwrite, progress, t0)
+
+
+#: how to ask for shards, in both spellings (see ``cli.common.in_cli_words``)
+SHARDS_HINT = ("use format='bin' (CLI: --format bin) or 'megatron' with an output name prefix, out=PREFIX "
+               "(CLI: -o PREFIX), a name without .bin")
+
+
+def check_request(format: str, out: str | os.PathLike | None, *, cluster: Any = None) -> TokenFormat:
+    """The format called ``format``, once the output fits it: a format that writes files needs a
+    file path, a cluster needs shards (``bin`` or ``megatron`` into a name prefix).
+    ``encode_corpus`` checks this before it loads the model; so does the command line, before it
+    reads anything."""
+    fmt = token_format(format)
+    where = f"format={format!r} (CLI: --format {format})"
+    if fmt.binary and out is None:
+        example = "out/corpus (shards) or corpus.bin" if fmt.shardable else "ids.npy"
+        raise InputError(f"{where} writes files: pass out=PATH (CLI: -o PATH), e.g. {example}")
+    if fmt.binary and out is not None and is_stream(out):
+        raise InputError(f"{where} writes files beside {os.fspath(out)}; give a regular file path as out= (CLI: -o)")
+    if cluster is not None and not fmt.sharded(None if out is None else Path(out)):
+        raise InputError(f"cluster= (CLI: --cluster) writes shards: {SHARDS_HINT}")
+    return fmt
 
 
 def _resolve(model: Any, normalization: str | None, special_tokens: Any, allowed_special: Any, alpha: Any,
