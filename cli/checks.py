@@ -1,5 +1,5 @@
 """Strict option values and checks done before any work: inputs that exist, outputs that can
-be written (existing files only with --force), numbers in plain decimal, bounded input lines.
+be written (existing files only with --force), numbers in plain decimal.
 
 A malformed option value is a usage error (one line, exit status 2, see :mod:`.core`); a missing
 input or an output in the way is a failure (one line, exit status 1)."""
@@ -9,15 +9,11 @@ from __future__ import annotations
 import enum
 
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import IO
 
 from .common import UsageError, fail, in_cli_words, note
 
-#: Longest input line read into memory (encode: a document; decode: a line of ids).
-MAX_LINE_BYTES = 1 << 30
-MAX_ID_LINE_BYTES = 256 << 20
 FLOAT = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 INT = re.compile(r"-?[0-9]+")
 
@@ -34,20 +30,6 @@ def parse_seed(raw: str, option: str = "--seed") -> int:
     if not (text.isascii() and INT.fullmatch(text)):
         raise usage_error(f"{option}: {raw!r} is not an integer")
     return int(text)
-
-
-def limited_lines(f: IO[bytes], name: str, max_line: int) -> Iterator[tuple[bytes, int]]:
-    """Lines without their newline, and the bytes each consumed; a line past ``max_line`` is an
-    error (``/dev/zero`` or a binary file given by mistake must not exhaust memory)."""
-    number = 0
-    while line := f.readline(max_line + 1):
-        number += 1
-        if len(line) > max_line and not (len(line) == max_line + 1 and line.endswith(b"\n")):
-            from bytepiece.errors import InputError
-
-            raise InputError(f"line {number} of {name} is longer than {max_line >> 20} MiB; is this a text "
-                              "file with one document per line?")
-        yield line.rstrip(b"\n"), len(line)
 
 
 def input_paths(values: list[str] | None) -> list[Path | str]:

@@ -399,40 +399,6 @@ def resolve_model(model: Path | None) -> Path:
     return path
 
 
-def load_tokenizer(model: Path | None, **kwargs):
-    from bytepiece import Tokenizer
-
-    path = resolve_model(model)
-    with status(f"loading {path.name}"):
-        return Tokenizer(path, **kwargs)
-
-
-class status:
-    """A transient status line on stderr (only when it is a terminal)."""
-
-    def __init__(self, message: str) -> None:
-        self.message = message
-        self._status = None
-
-    def __enter__(self):
-        if _stderr_is_terminal() and err_console.is_terminal:
-            self._status = err_console.status(self.message)
-            self._status.__enter__()
-        return self
-
-    def __exit__(self, *exc):
-        if self._status is not None:
-            self._status.__exit__(*exc)
-        return False
-
-
-def _stderr_is_terminal() -> bool:
-    try:
-        return sys.stderr.isatty()
-    except (AttributeError, ValueError):
-        return False
-
-
 def stdin_is_interactive() -> bool:
     try:
         return sys.stdin.isatty()
