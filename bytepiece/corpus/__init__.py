@@ -6,8 +6,7 @@ UTF-8 bytes with offsets.
 """
 
 from .inputs import CorpusInputs, Files, Texts, open_corpus
-from .read import (DEFAULT_BATCH_BYTES, MAX_CHUNK_CHARS, MAX_NEWLINES, DocBatch, read_documents, read_shard,
-                   reporting_reads)
+from .read import DEFAULT_BATCH_BYTES, MAX_CHUNK_CHARS, MAX_NEWLINES, DocBatch, read_shard, reporting_reads
 from .plain import file_documents, holds_text, no_text_error, read_plain_text
 from .shards import DEFAULT_SHARD_BYTES, Shard, plan_shards
 from .sources import Source, describe_source, describe_sources, spool_stdin, spool_texts
@@ -28,7 +27,6 @@ __all__ = [
     "describe_sources",
     "file_documents",
     "plan_shards",
-    "read_documents",
     "read_plain_text",
     "holds_text",
     "no_text_error",

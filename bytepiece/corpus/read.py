@@ -461,9 +461,3 @@ def _parquet_batches(shard: Shard, errors: str, normalize: bool, batch_bytes: in
         row += len(values)
         yield _batch(docs, source.index, size, len(docs), invalid)
 
-
-def read_documents(shard: Shard, **kwargs) -> Iterator[bytes]:
-    """Every document of ``shard`` as bytes (tests and small tools; passes use ``read_shard``)."""
-    for batch in read_shard(shard, **kwargs):
-        for i in range(batch.n_documents):
-            yield batch.data[batch.offsets[i]:batch.offsets[i + 1]]

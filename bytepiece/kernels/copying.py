@@ -15,13 +15,6 @@ from ._jit import njit
 
 
 @njit(cache=True, nogil=True, inline="always")
-def copy_head(dst, src, n):
-    """``dst[:n] = src[:n]``."""
-    for i in range(n):
-        dst[i] = src[i]
-
-
-@njit(cache=True, nogil=True, inline="always")
 def grown_copy(src, n, size):
     """A new array of ``size`` elements of ``src``'s dtype whose first ``n`` are ``src[:n]`` (the
     rest uninitialized)."""

@@ -203,13 +203,6 @@ class Lattice:
         # H = log Z - E[alpha * log p(S)]; rounding can leave a tiny negative for a single path
         return max(0.0, float(total_z - total_e))
 
-    def log_partition(self, text: Text, alpha: float) -> float:
-        """log of the sum over segmentations of p(S) ** alpha (the sampler's normalizer)."""
-        data = self.data(text)
-        if len(data) == 0:
-            return 0.0
-        return float(self._forward(data, self.scaled(self._alpha(alpha)))[1])
-
     # -- stable prefixes ------------------------------------------------------------------------
     def extends_past(self, data: bytes, q: int, k: int) -> bool:
         """Whether some piece starts with ``data[q:k]`` and is longer (a token starting at q
