@@ -123,7 +123,6 @@ def build_prompts(tokenizer: Tokenizer, enc: EncodedText, cuts: npt.NDArray[np.i
     return Prompts(cuts, is_boundary, before, own, last, enc.ids)
 
 
-CONDITIONS = STRATEGIES
 LN2 = math.log(2.0)
 
 

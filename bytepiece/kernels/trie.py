@@ -22,7 +22,6 @@ import numpy.typing as npt
 
 from .stand_ins import small
 
-BASE, CHECK, PIECE = 0, 1, 2
 ROOT = 0
 
 

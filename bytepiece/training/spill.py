@@ -34,8 +34,6 @@ from ..errors import TrainingError
 from ..kernels.runs import merge_counts, merge_pieces
 from ..io.stale import SPILL_PREFIX, remove_stale_spills, run_dir
 
-U64_END = 1 << 64
-
 
 class KeyRun(NamedTuple):
     keys: npt.NDArray[np.uint64]  # strictly increasing

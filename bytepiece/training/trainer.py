@@ -43,7 +43,6 @@ from .report import PhaseReport, TrainingReport
 
 VocabSize = Union[int, Sequence[int]]
 MIN_VOCAB_SIZE = 256 + FIRST_PIECE_ID
-PHASES = ("count n-grams", "prune n-grams", "count pieces", "prune pieces", "refine")
 MB = 1 << 20
 
 
