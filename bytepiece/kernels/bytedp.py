@@ -29,7 +29,7 @@ from typing import NamedTuple
 import numpy as np
 from ._jit import njit
 
-from .byterange import KNView, SortedVocab, _p, _setup, ext_buckets, narrow, range_mass  # noqa: F401
+from .byterange import _p, _setup, ext_buckets, narrow, range_mass
 from .kn import find_contexts
 
 OK = 0
