@@ -51,10 +51,6 @@ class TrainingReport:
     def peak_rss_mb(self) -> float:
         return max((p.peak_rss_mb for p in self.phases.values()), default=0.0)
 
-    @property
-    def mb_per_s(self) -> float:
-        return self.bytes / self.total_s / 1e6 if self.total_s else 0.0
-
     def as_dict(self) -> dict[str, Any]:
         """The report as JSON-ready data (what a model's sidecar keeps)."""
         data = dataclasses.asdict(self)
