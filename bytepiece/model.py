@@ -29,6 +29,7 @@ import numpy.typing as npt
 from .io import atomic
 from .io.read import open_regular, read_limited
 from .errors import InputError, ModelFormatError, ModelNotFoundError
+from .units import format_size
 
 if TYPE_CHECKING:
     from .summary import ModelSummary
@@ -170,7 +171,7 @@ def load_model(source: ModelSource) -> Model:
         name = str(getattr(source, "name", "model file object"))
         data = source.read(MAX_MODEL_BYTES + 1)
         if len(data) > MAX_MODEL_BYTES:
-            raise ModelFormatError(f"{name} is larger than a model file can be ({MAX_MODEL_BYTES >> 20} MiB)")
+            raise ModelFormatError(f"{name} is larger than a model file can be ({format_size(MAX_MODEL_BYTES)})")
         return _from_raw(_parse_json(data, name), name, {})
     raise TypeError(f"cannot load a model from {type(source).__name__}; pass a path, a file object or a dict")
 

@@ -111,14 +111,14 @@ def test_line_longer_than_the_limit_names_file_and_line(tmp_path, suffix, line):
     path.write_bytes(short + b"\n" + short + b"\n" + line + b"\n" + short + b"\n")
     assert len(_docs(path, max_line=60_000, batch_bytes=1 << 12)) == 4
     for batch_bytes in (1 << 12, 1 << 20):  # the line spans blocks; the line lies inside one block
-        with pytest.raises(InputError, match=rf"long{suffix}: line 3 is longer than 40,000 bytes, the longest line"):
-            _docs(path, max_line=40_000, batch_bytes=batch_bytes)
+        with pytest.raises(InputError, match=rf"long{suffix}: line 3 is longer than 40\.0 KiB, the longest line"):
+            _docs(path, max_line=40 << 10, batch_bytes=batch_bytes)
 
 
 def test_line_limit_counts_lines_of_the_whole_file_in_a_later_shard(tmp_path):
     path = tmp_path / "late_long.txt"
     path.write_bytes(b"short line\n" * 2000 + b"z" * 30_000 + b"\n")
-    with pytest.raises(InputError, match=r"late_long\.txt: line 2001 is longer than 16 KiB"):
+    with pytest.raises(InputError, match=r"late_long\.txt: line 2001 is longer than 16\.0 KiB"):
         _docs(path, shard_bytes=MIN_SHARD_BYTES, batch_bytes=1 << 12, max_line=16 << 10)
 
 
@@ -144,7 +144,7 @@ def test_line_limit_stops_reading_as_soon_as_it_is_passed(tmp_path, monkeypatch)
         return Counting(), raw
 
     monkeypatch.setattr(corpus_read, "open_stream", counting_open_stream)
-    with pytest.raises(InputError, match="line 2 is longer than 64 KiB"):
+    with pytest.raises(InputError, match=r"line 2 is longer than 64\.0 KiB"):
         _docs(path, max_line=64 << 10, batch_bytes=1 << 14)
     assert sum(read) <= (64 << 10) + 2 * (1 << 14)
 

@@ -302,7 +302,7 @@ def test_model_path_limits(tmp_path, monkeypatch):
     monkeypatch.setattr(model_module, "MAX_MODEL_BYTES", 1000)
     big = tmp_path / "big.model"
     big.write_text(" " * 2000)
-    with pytest.raises(ModelFormatError, match="MiB"):
+    with pytest.raises(ModelFormatError, match=r"is 2\.0 KiB, more than the 1,000 B a model file can be"):
         load_model(big)
 
 

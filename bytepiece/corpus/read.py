@@ -29,6 +29,7 @@ from typing import Any, Literal
 import numpy as np
 
 from ..errors import InputError
+from ..units import format_size
 from .binary import check_block
 from .jsonl import field_key, json_field, kernel_documents, replace_surrogates
 from .shards import Shard, open_parquet
@@ -281,7 +282,7 @@ class _LineReader:
 
     def _line_too_long(self, later: int = 0) -> InputError:
         line = self.lines_before + 1 + later
-        return InputError(f"{self._where()}: line {line} is longer than {_size(self.max_line)}, the longest line "
+        return InputError(f"{self._where()}: line {line} is longer than {format_size(self.max_line)}, the longest line "
                           "read; is it a text file with one document per line?")
 
     # -- plain text ---------------------------------------------------------------------------
@@ -326,8 +327,9 @@ class _LineReader:
                 check_block(block, self.source.label, parts.size)
                 parts.add(block)
                 if parts.size > self.max_line:
-                    raise InputError(f"{self._where()} is longer than {_size(self.max_line)}, the largest document "
-                                     "read; a file read as one document must fit (or read it a line per document)")
+                    raise InputError(f"{self._where()} is longer than {format_size(self.max_line)}, the largest "
+                                     "document read; a file read as one document must fit (or read it a line per "
+                                     "document)")
             consumed = raw.tell() if raw is not reader else parts.size
         finally:
             reader.close()
@@ -398,13 +400,6 @@ class _Pending:
         data = b"".join([*self.parts, tail]) if self.parts else tail
         self.parts, self.size = [], 0
         return data
-
-
-def _size(n: int) -> str:
-    for unit, shift in (("GiB", 30), ("MiB", 20), ("KiB", 10)):
-        if n >= 1 << shift and n % (1 << shift) == 0:
-            return f"{n >> shift} {unit}"
-    return f"{n:,} bytes"
 
 
 def _one(data: bytes, source_index: int, consumed: int, texts: int, invalid: int, empty: bool = False) -> DocBatch:

@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from ..errors import InputError
+from ..units import format_size
 from . import require
 
 #: A few texts of our own covering scripts, whitespace runs, newlines and digits.
@@ -158,11 +159,7 @@ def read_texts(path: str | os.PathLike, *, limit: int, jsonl_field: str | None =
     for data, _ in file_documents(path, jsonl_field=jsonl_field, parquet_column=parquet_column):
         size += len(data)
         if size > limit:
-            raise InputError(f"{os.fspath(path)} holds more than {_mib(limit)} of text, the most read for "
+            raise InputError(f"{os.fspath(path)} holds more than {format_size(limit)} of text, the most read for "
                              "checking ids; check on a part of it (e.g. head -n 10000 FILE > part.txt)")
         texts.append(data.decode("utf-8"))
     return texts
-
-
-def _mib(n: int) -> str:
-    return f"{n >> 20} MiB" if n >= 1 << 20 else f"{n:,} bytes"

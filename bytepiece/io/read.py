@@ -19,6 +19,8 @@ from typing import IO, Literal
 
 import numpy as np
 
+from ..units import format_size
+
 _FLAGS = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
 _NPY_MAGIC = b"\x93NUMPY"
 
@@ -32,17 +34,13 @@ def _kind(mode: int) -> str:
     return "special file"
 
 
-def _mib(n: int) -> str:
-    return f"{n / (1 << 20):,.0f} MiB"
-
-
 def _check(st: os.stat_result, name: str, what: str, error: type[Exception], limit: int | None,
            private: bool) -> None:
     if not stat.S_ISREG(st.st_mode):
         raise error(f"{what} {name} is a {_kind(st.st_mode)}, not a regular file; a {what} must be a regular file "
                     "(save it to disk first)")
     if limit is not None and st.st_size > limit:
-        raise error(f"{what} {name} is {_mib(st.st_size)}, more than the {_mib(limit)} a {what} can be; "
+        raise error(f"{what} {name} is {format_size(st.st_size)}, more than the {format_size(limit)} a {what} can be; "
                     "is it the right file?")
     if private and (st.st_uid != os.geteuid() or st.st_mode & 0o022):
         raise error(f"{what} {name} belongs to another user or others may write to it; only files of this user "
@@ -111,7 +109,8 @@ def read_limited(path: str | os.PathLike, *, limit: int, what: str, error: type[
         except OSError as e:
             raise error(f"cannot read {what} {os.fspath(path)}: {e.strerror}") from None
     if len(data) > limit:
-        raise error(f"{what} {os.fspath(path)} is larger than the {_mib(limit)} a {what} can be; is it the right file?")
+        raise error(f"{what} {os.fspath(path)} is larger than the {format_size(limit)} a {what} can be; "
+                    "is it the right file?")
     return data
 
 

@@ -18,6 +18,7 @@ import numpy.typing as npt
 from ..errors import InputError
 from ..kernels import lattice as K
 from ..options import Seed, kernel_seed
+from ..units import format_size
 from ..vocab import FIRST_PIECE_ID
 from .core import Segmenter, Text
 
@@ -97,7 +98,7 @@ class Lattice:
             need = (L + 1) * n * _LIST_BYTES
             if need > MAX_LIST_BYTES:
                 about = "about" if n == asked else "at least"
-                raise InputError(f"n={asked:,} best segmentations of {L:,} bytes need {about} {need / 2**30:.1f} GiB; ask "
+                raise InputError(f"n={asked:,} best segmentations of {L:,} bytes need {about} {format_size(need)}; ask "
                                  f"for at most {max(1, MAX_LIST_BYTES // ((L + 1) * _LIST_BYTES)):,} (or a shorter text)")
         if n == 1:
             back, tok, total = self.viterbi(data)

@@ -19,6 +19,7 @@ import numpy.typing as npt
 
 from ..errors import ModelFormatError
 from ..io import atomic
+from ..units import format_size
 
 #: tokens turned into text at a time
 _SLICE = 1 << 16
@@ -109,7 +110,7 @@ def read_id_lines(stream: LineSource, name: str) -> Iterator[tuple[str, npt.NDAr
             return
         number += 1
         if len(line) > MAX_ID_LINE_BYTES:
-            raise ModelFormatError(f"line {number} of {name} is longer than {MAX_ID_LINE_BYTES >> 20} MiB; is it a "
+            raise ModelFormatError(f"line {number} of {name} is longer than {format_size(MAX_ID_LINE_BYTES)}; is it a "
                                    "file of token ids?")
         tokens = line.split()
         # ASCII digits only: int() would also take "1_0", "+5", "-3" and other scripts' digits.
