@@ -18,7 +18,7 @@ from pathlib import PurePath
 
 from ..continuation.healing import STRATEGIES, TOKEN_STRATEGIES
 from ..errors import InputError
-from .tables import TableData, intrinsic_tables
+from .tables import TableData, intrinsic_tables, num, pct
 
 WIDTH = 80
 LMS = ("det", "sampled")
@@ -35,14 +35,6 @@ CONDITION_LABELS = {
     "naive/sampled": "naive, sampled LM",
     "healing/sampled": "healing, sampled LM",
 }
-
-
-def _pct(x: float | None) -> str:
-    return "-" if x is None else f"{100 * x:.1f}"
-
-
-def _f(x: float | None, digits: int = 2) -> str:
-    return "-" if x is None else f"{x:.{digits}f}"
 
 
 def _name(path: str, public: bool) -> str:
@@ -131,9 +123,9 @@ def compression_table(res: dict) -> TableData:
     rows = []
     for t in res["tokenizers"]:
         row = [t["name"], f"{t['vocab_size']:,}"]
-        row += [_f(t["heldout"][f]["compression"]["bytes_per_token"]) for f in files]
-        row += [_f(t["heldout"][f]["compression"]["chars_per_token"]) for f in files]
-        row.append(_f(t["pooled"]["compression"]["bytes_per_token"]))
+        row += [num(t["heldout"][f]["compression"]["bytes_per_token"]) for f in files]
+        row += [num(t["heldout"][f]["compression"]["chars_per_token"]) for f in files]
+        row.append(num(t["pooled"]["compression"]["bytes_per_token"]))
         rows.append(row)
     return TableData("Compression of the held-out texts (UTF-8 bytes / characters per token; higher is better)",
                      headers, rows)
@@ -148,8 +140,8 @@ def bpb_table(res: dict) -> TableData:
     for t in res["tokenizers"]:
         row = [t["name"]]
         for lm in lms:
-            row += [_f(t["heldout"][f]["bits_per_byte"][lm]["bits_per_byte"], 3) for f in files]
-        row += [_f(t["pooled"]["bits_per_byte"][lm]["bits_per_byte"], 3) for lm in lms]
+            row += [num(t["heldout"][f]["bits_per_byte"][lm]["bits_per_byte"], 3) for f in files]
+        row += [num(t["pooled"]["bits_per_byte"][lm]["bits_per_byte"], 3) for lm in lms]
         rows.append(row)
     cfg = res["config"]
     tokens = ", ".join(f"{t['name']} {t['lm']['det']['train_tokens']:,} / {t['lm']['sampled']['train_tokens']:,}"
@@ -162,10 +154,10 @@ def bpb_table(res: dict) -> TableData:
 
 
 _METRICS = {
-    "next_char": ("Next-character exact match (%, greedy; higher is better)", _pct),
-    "next_bytes": ("Next {nb} bytes exact match (%, greedy; higher is better)", _pct),
-    "logloss_bits": ("Log-loss of the true next character (bits; lower is better)", _f),
-    "matched_bytes": ("Bytes matched before the first error (mean; higher is better)", _f),
+    "next_char": ("Next-character exact match (%, greedy; higher is better)", pct),
+    "next_bytes": ("Next {nb} bytes exact match (%, greedy; higher is better)", pct),
+    "logloss_bits": ("Log-loss of the true next character (bits; lower is better)", num),
+    "matched_bytes": ("Bytes matched before the first error (mean; higher is better)", num),
 }
 
 
@@ -201,8 +193,8 @@ def cuts_table(res: dict) -> TableData:
     rows = []
     for t in res["tokenizers"]:
         c = t["pooled"]["continuation"]
-        rows.append([t["name"], f"{c['cuts']:,}"] + [_pct(t["heldout"][f]["continuation"]["mid_token_fraction"])
-                                                    for f in files] + [_pct(c["mid_token_fraction"])])
+        rows.append([t["name"], f"{c['cuts']:,}"] + [pct(t["heldout"][f]["continuation"]["mid_token_fraction"])
+                                                    for f in files] + [pct(c["mid_token_fraction"])])
     return TableData("Continuation cuts and the share that falls inside a token (%)", headers, rows)
 
 
@@ -232,11 +224,11 @@ def files_table(res: dict, lm: str) -> TableData:
     for t in res["tokenizers"]:
         for f in files:
             c = t["heldout"][f]["continuation"]
-            row = [t["name"], f, _pct(c["mid_token_fraction"])]
+            row = [t["name"], f, pct(c["mid_token_fraction"])]
             for s in strategies:
                 cell = c["conditions"].get(f"{s}/{lm}")
                 row.append("-" if cell is None else
-                           f"{_pct(cell['boundary']['next_char'])}/{_pct(cell['mid_token']['next_char'])}")
+                           f"{pct(cell['boundary']['next_char'])}/{pct(cell['mid_token']['next_char'])}")
             rows.append(row)
         groups.append(len(rows) - 1)
     return TableData(f"Next-character match per held-out file, {lm} LM (%, boundary/mid-token cuts)", headers, rows,
@@ -285,9 +277,9 @@ def boundary_table(res: dict) -> TableData:
             ex, naive = c.get(f"exact-canonical/{lm}"), c.get(f"naive/{lm}")
             if ex is None or "boundary_mass" not in ex["all"]:
                 continue
-            rows.append([t["name"], lm, _pct(naive["boundary"]["next_char"]) if naive else "-",
-                         _pct(ex["boundary"]["next_char"]), _pct(ex["boundary"].get("next_char_given_boundary")),
-                         _pct(ex["boundary"].get("boundary_mass")), _pct(ex["mid_token"].get("boundary_mass"))])
+            rows.append([t["name"], lm, pct(naive["boundary"]["next_char"]) if naive else "-",
+                         pct(ex["boundary"]["next_char"]), pct(ex["boundary"].get("next_char_given_boundary")),
+                         pct(ex["boundary"].get("boundary_mass")), pct(ex["mid_token"].get("boundary_mass"))])
     return TableData("Where exact-canonical puts the next token: next-character match (%) at cuts on a token "
                      "boundary, and its mass on a token starting at the cut (%)", headers, rows, keys=2,
                      caption="told bnd: the same distribution restricted to the sequences whose next token starts "
@@ -304,7 +296,7 @@ def generic_table(res: dict) -> TableData:
         if not g:
             continue
         for s, cell in g["strategies"].items():
-            rows.append([t["name"], s, f"{g['cuts']:,}", _pct(cell["next_char"]), _pct(cell["same_continuation"]),
+            rows.append([t["name"], s, f"{g['cuts']:,}", pct(cell["next_char"]), pct(cell["same_continuation"]),
                          f"{cell['max_logloss_diff_bits']:.1e}", f"{1000 * cell['seconds_per_cut']:.0f}",
                          f"{1000 * cell['kernel_seconds_per_cut']:.1f}"])
     return TableData("The exact strategies through the generic LM path, first cuts of each file", headers, rows,
@@ -319,9 +311,9 @@ def sampling_table(res: dict) -> TableData:
     rows = []
     for t in res["tokenizers"]:
         p = t["pooled"]
-        row = [t["name"], _f(p["compression"]["bytes_per_token"])]
-        row += [_pct(s["changed_fraction"]) for s in p["sampling"]]
-        row += [_f(s["bytes_per_token"]) for s in p["sampling"]]
+        row = [t["name"], num(p["compression"]["bytes_per_token"])]
+        row += [pct(s["changed_fraction"]) for s in p["sampling"]]
+        row += [num(s["bytes_per_token"]) for s in p["sampling"]]
         rows.append(row)
     return TableData("Sampling profile, all held-out files: tokens not in the Viterbi segmentation (chg), compression",
                      headers, rows)
@@ -396,8 +388,8 @@ def summary_lines(res: dict) -> list[str]:
     out = [f"total time {res['timings']['total']:.1f} s"]
     for t in res["tokenizers"]:
         c = t["pooled"]["continuation"]
-        parts = [f"{cond} {_pct(v['all']['next_char'])}" for cond, v in c["conditions"].items()]
-        out.append(f"{t['name']} (vocab {t['vocab_size']:,}, {_pct(c['mid_token_fraction'])}% mid-token cuts): "
+        parts = [f"{cond} {pct(v['all']['next_char'])}" for cond, v in c["conditions"].items()]
+        out.append(f"{t['name']} (vocab {t['vocab_size']:,}, {pct(c['mid_token_fraction'])}% mid-token cuts): "
                    "next-char accuracy % " + ", ".join(parts))
     return out
 
