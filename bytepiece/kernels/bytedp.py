@@ -29,7 +29,7 @@ from typing import NamedTuple
 import numpy as np
 from ._jit import njit
 
-from .byterange import _p, _setup, ext_buckets, narrow, range_mass
+from .byterange import ext_buckets, narrow, range_mass, setup_context, token_prob
 from .kn import find_contexts
 
 OK = 0
@@ -135,8 +135,8 @@ def _pull(V, T, S, t):  # noqa: C901 - the byte-level lattice recursion: one loo
             if w == 0.0:
                 continue
             n = S.clen[sj, k]
-            _setup(T, S.ctx[sj, k], n, nodes, scale)
-            p = _p(T, tid, nodes, scale)
+            setup_context(T, S.ctx[sj, k], n, nodes, scale)
+            p = token_prob(T, tid, nodes, scale)
             if p == 0.0:
                 continue
             for i in range(n):
@@ -195,12 +195,12 @@ def _set_factors(V, T, S, j, nl, log_bias):
     nodes = np.empty(T.order, np.int64)
     scale = np.empty(T.order, np.float64)
     for k in range(S.cnt[sj]):
-        _setup(T, S.ctx[sj, k], S.clen[sj, k], nodes, scale)
+        setup_context(T, S.ctx[sj, k], S.clen[sj, k], nodes, scale)
         allowed = 0.0
         for d in range(1, min(L, nl - j - 1) + 1):
             tid = S.tok[sj, d]
             if tid >= 0:
-                allowed += _p(T, tid, nodes, scale)
+                allowed += token_prob(T, tid, nodes, scale)
         if nl - j <= L:
             allowed += range_mass(V, T, nodes, scale, S.rlo[sj, nl - j], S.rhi[sj, nl - j])
         if log_bias == np.inf:
@@ -268,7 +268,7 @@ def probs(V, T, S, out):
             w = S.mass[sj, k] * S.fac[sj, k] * rel
             if w == 0.0:
                 continue
-            _setup(T, S.ctx[sj, k], S.clen[sj, k], nodes, scale)
+            setup_context(T, S.ctx[sj, k], S.clen[sj, k], nodes, scale)
             ext_buckets(V, T, nodes, scale, lo, hi, d, w, out)
     total = 0.0
     for b in range(256):

@@ -18,7 +18,7 @@ from .copying import fill
 from .search import lower_bound
 from .sorting import stable_argsort
 
-from .kn import _prob, _scales, find_contexts
+from .kn import find_contexts, interpolated_prob, level_scales
 
 _SMALL_RANGE = 16  # below this many ranks, sum p1 directly (no cancellation in the cumulative sum)
 
@@ -81,14 +81,16 @@ def narrow(sb, so, lo, hi, d, b):
 
 
 @njit(cache=True, nogil=True)
-def _setup(T, ctx, clen, nodes, scale):
+def setup_context(T, ctx, clen, nodes, scale):
+    """``nodes`` and ``scale`` of the context ``ctx[:clen]`` in the KN view ``T``, for :func:`token_prob`."""
     find_contexts(T.words, T.child_start, T.order, ctx, 0, clen, nodes)
-    _scales(nodes, T.order, T.denom, T.gamma, scale)
+    level_scales(nodes, T.order, T.denom, T.gamma, scale)
 
 
 @njit(cache=True, nogil=True)
-def _p(T, tid, nodes, scale):
-    return _prob(tid, nodes, scale, T.order, T.p1, T.words, T.child_start, T.counts, T.denom, T.disc)
+def token_prob(T, tid, nodes, scale):
+    """The probability of token ``tid`` after the context :func:`setup_context` prepared."""
+    return interpolated_prob(tid, nodes, scale, T.order, T.p1, T.words, T.child_start, T.counts, T.denom, T.disc)
 
 
 @njit(cache=True, nogil=True)
@@ -193,7 +195,7 @@ def range_mass(V, T, nodes, scale, a, b):
     if (b - a) * T.order <= _children(T, nodes, scale) + 64:
         s = 0.0
         for r in range(a, b):
-            s += _p(T, V.rank_id[r], nodes, scale)
+            s += token_prob(T, V.rank_id[r], nodes, scale)
         return s
     s = scale[0] * _p1_sum(V, T, a, b)
     for j in range(1, T.order):
@@ -228,7 +230,7 @@ def ext_buckets(V, T, nodes, scale, lo, hi, d, w, out):  # noqa: C901 - one walk
             out[b] += w * scale[0] * T.p1_first[b]
     elif (hi - a) * T.order <= _children(T, nodes, scale) + 64:
         for r in range(a, hi):
-            out[sb[so[r] + d]] += w * _p(T, V.rank_id[r], nodes, scale)
+            out[sb[so[r] + d]] += w * token_prob(T, V.rank_id[r], nodes, scale)
         return
     else:
         k = a

@@ -15,7 +15,7 @@ import numpy as np
 from ._jit import njit
 from .search import find_sorted, lower_bound
 
-from .byterange import _p, _setup, ext_buckets, narrow
+from .byterange import ext_buckets, narrow, setup_context, token_prob
 from .canonical import NO_SCORE, chunk_base, range_of
 from .kn import find_contexts
 
@@ -96,14 +96,14 @@ def kn_buckets(V, T, keep, ctx, clen, weight, start, m, rlo, rhi, excl, excl_off
         hi = rhi[i]
         if lo >= hi:
             continue
-        _setup(T, ctx[i], clen[i], nodes, scale)
+        setup_context(T, ctx[i], clen[i], nodes, scale)
         ea = lower_bound(excl, excl_off[i], excl_off[i + 1], lo)
         eb = lower_bound(excl, ea, excl_off[i + 1], hi)
         a = lo
         if V.so[lo + 1] - V.so[lo] == d:
             a = lo + 1
             if d > 0 and keep[lo] and not (ea < eb and excl[ea] == lo):
-                ending += w * _p(T, V.rank_id[lo], nodes, scale)
+                ending += w * token_prob(T, V.rank_id[lo], nodes, scale)
         if a >= hi:
             continue
         if hi - a <= 64:
@@ -112,7 +112,7 @@ def kn_buckets(V, T, keep, ctx, clen, weight, start, m, rlo, rhi, excl, excl_off
                 while e < eb and excl[e] < r:
                     e += 1
                 if keep[r] and not (e < eb and excl[e] == r):
-                    out[V.sb[V.so[r] + d]] += w * _p(T, V.rank_id[r], nodes, scale)
+                    out[V.sb[V.so[r] + d]] += w * token_prob(T, V.rank_id[r], nodes, scale)
             continue
         ext_buckets(V, T, nodes, scale, lo, hi, d, w, out)
         _subtract(V, T, nodes, scale, excl, ea, eb, d, w, mark, out)
@@ -168,8 +168,8 @@ def kn_chain(T, back, tok, t0, t1, ctx, clen, lmass):
             clen[t] = 0
             continue
         n = clen[j]
-        _setup(T, ctx[j], n, nodes, scale)
-        p = _p(T, tok[t], nodes, scale)
+        setup_context(T, ctx[j], n, nodes, scale)
+        p = token_prob(T, tok[t], nodes, scale)
         lmass[t] = lmass[j] + np.log(p) if p > 0.0 else NO_SCORE
         for i in range(n):
             tmp[i] = ctx[j, i]

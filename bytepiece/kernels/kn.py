@@ -23,8 +23,8 @@ The probability of ``w`` after context ``h`` (the last ``order - 1`` tokens) is 
 ``j = 1 .. order-1`` (``p_0 = p1[w]``), expanded into ``scale[0] * p1[w] + sum_j scale[j] *
 term_j(w)`` with ``scale[j]`` the product of the gammas above level j. In that form the full
 vector costs one pass over the vocabulary plus one update per seen continuation, and
-``next_probs`` and the pointwise ``_prob`` perform the same operations in the same order, so
-they agree bit for bit.
+``next_probs`` and the pointwise ``interpolated_prob`` perform the same operations in the same
+order, so they agree bit for bit.
 
 Counting itself (sort/unique over packed uint64 keys ``parent << 32 | token``) is vectorised
 numpy in :mod:`bytepiece.continuation.lm`; this module holds the loops numpy cannot express.
@@ -69,7 +69,7 @@ def find_contexts(words, child_start, order, context, a, b, nodes):
 
 
 @njit(cache=True, nogil=True)
-def _scales(nodes, order, denom, gamma, scale):
+def level_scales(nodes, order, denom, gamma, scale):
     """``scale[j]``: the weight of level j+1's own term in the interpolated probability (the
     product of the gammas of the longer seen contexts); ``scale[0]`` multiplies ``p1``. Levels
     whose context is unseen or has no counted continuation get weight 0 (they are skipped)."""
@@ -85,7 +85,9 @@ def _scales(nodes, order, denom, gamma, scale):
 
 
 @njit(cache=True, nogil=True)
-def _prob(w, nodes, scale, order, p1, words, child_start, counts, denom, disc):
+def interpolated_prob(w, nodes, scale, order, p1, words, child_start, counts, denom, disc):
+    """The probability of ``w`` after the context whose ``nodes`` and ``scale`` (:func:`level_scales`)
+    are given: the same value as ``next_probs`` gives it, bit for bit."""
     p = scale[0] * p1[w]
     for j in range(1, order):
         if scale[j] == 0.0:
@@ -106,7 +108,7 @@ def next_probs(context, order, p1, words, child_start, counts, denom, gamma, dis
     nodes = np.empty(order, np.int64)
     scale = np.empty(order, np.float64)
     find_contexts(words, child_start, order, context, 0, context.shape[0], nodes)
-    _scales(nodes, order, denom, gamma, scale)
+    level_scales(nodes, order, denom, gamma, scale)
     s0 = scale[0]
     for w in range(p1.shape[0]):
         out[w] = s0 * p1[w]
@@ -136,9 +138,9 @@ def token_probs(context, candidates, order, p1, words, child_start, counts, deno
     nodes = np.empty(order, np.int64)
     scale = np.empty(order, np.float64)
     find_contexts(words, child_start, order, context, 0, context.shape[0], nodes)
-    _scales(nodes, order, denom, gamma, scale)
+    level_scales(nodes, order, denom, gamma, scale)
     for i in range(candidates.shape[0]):
-        out[i] = _prob(candidates[i], nodes, scale, order, p1, words, child_start, counts, denom, disc)
+        out[i] = interpolated_prob(candidates[i], nodes, scale, order, p1, words, child_start, counts, denom, disc)
 
 
 @njit(cache=True, nogil=True)
@@ -153,8 +155,8 @@ def score_documents(ids, offsets, order, p1, words, child_start, counts, denom, 
         for i in range(a, b):
             lo = max(a, i - (order - 1))
             find_contexts(words, child_start, order, ids, lo, i, nodes)
-            _scales(nodes, order, denom, gamma, scale)
-            out[i] = np.log(_prob(ids[i], nodes, scale, order, p1, words, child_start, counts, denom, disc))
+            level_scales(nodes, order, denom, gamma, scale)
+            out[i] = np.log(interpolated_prob(ids[i], nodes, scale, order, p1, words, child_start, counts, denom, disc))
 
 
 @njit(cache=True, nogil=True)
