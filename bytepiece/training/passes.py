@@ -187,7 +187,7 @@ class NgramModel(NamedTuple):
         return self.ones.nbytes + self.twos.nbytes + self.table.nbytes
 
 
-def _merge_stack(stack: list[KeyRun], run: KeyRun) -> None:
+def merge_run_into_stack(stack: list[KeyRun], run: KeyRun) -> None:
     """Binary-counter merging: runs of similar size merge, so each count merges O(log n) times."""
     stack.append(run)
     while len(stack) >= 2 and 2 * stack[-1].size >= stack[-2].size:
@@ -212,13 +212,13 @@ def count_shard_grams(shard: Shard, options: PassOptions) -> ShardGrams:
     for buf, bounds, weights, lo, hi in distinct_chunk_jobs(shard, options, reads):
         positions = int(bounds[hi] - bounds[lo])
         if by_numpy and positions <= NUMPY_GRAMS_MAX:
-            _merge_stack(stack, KeyRun(*numpy_count_grams(buf, bounds, weights, lo, hi, options.order)))
+            merge_run_into_stack(stack, KeyRun(*numpy_count_grams(buf, bounds, weights, lo, hi, options.order)))
             continue
         table, bits = count_grams(buf, bounds, weights, lo, hi, options.order, max(10, (positions // 4).bit_length()))
         keys = table[0::2]
         keys = keys[keys != 0]
         keys.sort()
-        _merge_stack(stack, KeyRun(keys, table_counts(table, bits, keys)))
+        merge_run_into_stack(stack, KeyRun(keys, table_counts(table, bits, keys)))
         del table
     run = KeyRun.empty()
     while stack:

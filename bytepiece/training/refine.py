@@ -98,7 +98,7 @@ def pairs_task(shard: Shard, lattice: Lattice, options: PassOptions) -> tuple[Ke
     """Sorted, counted keys ``left * n + right`` of adjacent pieces in the shard's best segmentations."""
     from ..kernels.runs import run_lengths
     from ..kernels.unigram import viterbi_pairs
-    from .passes import _merge_stack
+    from .passes import merge_run_into_stack
 
     stack: list[KeyRun] = []
     n_bytes = 0
@@ -108,7 +108,7 @@ def pairs_task(shard: Shard, lattice: Lattice, options: PassOptions) -> tuple[Ke
             keys = viterbi_pairs(lattice.base_check, lattice.piece, lattice.values, buf, bounds, lo, hi, lattice.n)
             keys = keys.view(np.uint64)
             keys.sort()
-            _merge_stack(stack, KeyRun(*run_lengths(keys)))
+            merge_run_into_stack(stack, KeyRun(*run_lengths(keys)))
     run = KeyRun.empty()
     while stack:
         run = stack.pop().merge(run) if run.size else stack.pop()
