@@ -41,33 +41,35 @@ def input_paths(values: list[str] | None) -> list[Path | str]:
 
 
 def check_inputs(paths: Sequence[Path | str]) -> None:
-    """Before any work: every local input can be opened (a pipe such as ``<(zcat f.gz)`` can)."""
-    import errno
+    """Before any work: every local input can be read, by the corpus package's rule; a pipe such
+    as ``<(zcat f.gz)`` or a terminal is read once, as it arrives, which the command can do."""
+    import contextlib
     import os
     import stat
+
+    from bytepiece.corpus.sources import local_problem
 
     for path in paths:
         if isinstance(path, str) or str(path) == "-":
             continue
-        try:
+        with contextlib.suppress(OSError):
             mode = os.stat(path).st_mode
-        except OSError as e:
-            if e.errno == errno.ELOOP:
-                raise fail(f"cannot read input {path}: symbolic link loop") from None
-            if e.errno == errno.ENOENT:
-                what = "symbolic link to a missing file" if path.is_symlink() else "no such file"
-                raise fail(f"cannot read input {path}: {what}") from None
-            raise fail(f"cannot read input {path}: {e.strerror or e}") from None
-        if stat.S_ISDIR(mode):
-            raise fail(f"cannot read input {path}: is a directory")
+            if stat.S_ISFIFO(mode) or stat.S_ISCHR(mode):
+                continue
+        problem = local_problem(os.fspath(path), os.fspath(path))
+        if problem is not None:
+            raise fail(problem)
 
 
 def check_field_names(jsonl_field: str | None, parquet_column: str | None) -> None:
     """``--jsonl-field ""`` names no field (it used to mean the default, silently)."""
-    if jsonl_field == "":
-        raise usage_error("--jsonl-field: the field name is empty; name the field that holds the text")
-    if parquet_column == "":
-        raise usage_error("--parquet-column: the column name is empty; name the column that holds the text")
+    from bytepiece.corpus.sources import check_field_names as check
+    from bytepiece.errors import InputError
+
+    try:
+        check(jsonl_field, parquet_column)
+    except InputError as e:
+        raise usage_error(str(e)) from None
 
 
 def check_cluster(cluster: str | None, workers: int | None, workers_option: str) -> None:

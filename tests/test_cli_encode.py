@@ -80,7 +80,7 @@ def test_decode_roundtrip(runner, model, corpus, tmp_path):
     [
         (["encode", "-m", "{missing}"], "x\n", "does not exist", 1),
         (["encode", "-m", "{corrupt}"], "x\n", "not a JSON model", 1),
-        (["encode", "{missing}", "-m", "{model}"], None, "cannot read input", 1),
+        (["encode", "{missing}", "-m", "{model}"], None, "does not exist", 1),
         (["encode", "{tmp}", "-m", "{model}"], None, "is a directory", 1),
         (["encode", "-m", "{model}", "-f", "npy"], "x\n", "-o", 2),
         (["encode", "-m", "{model}", "-f", "xml"], "x\n", "--format", 2),
