@@ -113,6 +113,82 @@ def test_unreachable_scheduler_is_a_quick_clear_error(monkeypatch):
     assert time.perf_counter() - t0 < 30
 
 
+class _FakeScheduler:
+    """A TCP server on a free local port that is not a Dask scheduler: it accepts connections and
+    then says nothing (``reply=None``) or answers with ``reply`` (an HTTP server's greeting)."""
+
+    def __init__(self, reply: bytes | None) -> None:
+        import socket
+
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(8)
+        self.address = f"tcp://127.0.0.1:{self.sock.getsockname()[1]}"
+        self.reply, self.conns = reply, []
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.conns.append(conn)
+            if self.reply is not None:
+                conn.sendall(self.reply)
+
+    def close(self) -> None:
+        self.sock.close()
+        for c in self.conns:
+            c.close()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("reply, message", [
+    (None, r"accepted the connection but did not answer as a Dask scheduler within 2 s"),
+    (b"HTTP/1.0 400 Bad Request\r\nServer: SimpleHTTP/0.6\r\n\r\n" * 4, r"does not answer as a Dask scheduler|"
+                                                                          r"accepted the connection but did not"),
+], ids=["silent", "http"])
+def test_a_peer_that_is_not_a_scheduler_is_a_clear_error_in_bounded_time(monkeypatch, reply, message):
+    """Audit: a port where something else answers hung for ever (a silent peer), or read the
+    greeting as a frame length and failed as "out of memory" (an HTTP server)."""
+    pytest.importorskip("distributed")
+    from bytepiece.engine import dask as dask_engine
+
+    monkeypatch.setattr(dask_engine, "CONNECT_TIMEOUT_S", 2)
+    server = _FakeScheduler(reply)
+    try:
+        t0 = time.perf_counter()
+        with pytest.raises(InputError, match=message):
+            make_engine(server.address)
+        assert time.perf_counter() - t0 < 30
+    finally:
+        server.close()
+
+
+@pytest.mark.slow
+def test_sigterm_while_connecting_to_a_silent_peer_ends_the_command(tmp_path):
+    pytest.importorskip("distributed")
+    import signal
+
+    server = _FakeScheduler(None)
+    corpus = tmp_path / "c.txt"
+    corpus.write_text("abc\n" * 100)
+    try:
+        proc = subprocess.Popen([sys.executable, "-m", "bytepiece", "train", str(corpus), "-o", str(tmp_path / "m.model"),
+                                 "--cluster", server.address], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        time.sleep(4)  # started, and waiting for the peer
+        proc.send_signal(signal.SIGTERM)
+        t0 = time.perf_counter()
+        _, err = proc.communicate(timeout=20)
+        assert time.perf_counter() - t0 < 10
+        assert proc.returncode == 143 and err.strip().splitlines()[-1] == "error: terminated"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        server.close()
+
+
 # -- sorted runs and spilling ------------------------------------------------------------------
 
 def _key_runs(rng: np.random.Generator, n_runs: int) -> list[np.ndarray]:

@@ -28,7 +28,7 @@ from typing import Any
 from ..errors import BytePieceError, InputError, TrainingError
 from . import quiet
 from .base import Engine, R, T
-from .interrupts import run_apart
+from .interrupts import Abandoned, run_apart
 from .local import capped_workers
 from .memory import worker_phase_peak
 
@@ -199,14 +199,24 @@ class DaskEngine(Engine):
         error: BytePieceError | None = None
         if problem is None:
             try:
+                # A peer that accepts the connection and then says nothing keeps Client() waiting
+                # past its timeout, so the wait has a deadline of its own, and an interrupt ends it.
                 engine, interrupted = run_apart(lambda: cls(distributed.Client(
                     address, timeout=f"{CONNECT_TIMEOUT_S}s", set_as_default=False), owns=True, address=address),
-                    name="bytepiece-dask-connect")
+                    name="bytepiece-dask-connect", deadline=CONNECT_TIMEOUT_S + 5, grace=1.0)
             except ValueError as e:
                 problem = _first_line(e)
+            except Abandoned:
+                error = InputError(f"{address} accepted the connection but did not answer as a Dask scheduler within "
+                                   f"{CONNECT_TIMEOUT_S} s; check that the address is the scheduler's (port 8786 by "
+                                   "default)")
             except (OSError, TimeoutError) as e:
                 error = InputError(f"cannot reach the Dask scheduler at {address} within {CONNECT_TIMEOUT_S} s "
                                    f"({_first_line(e)}); check the address and that the scheduler is running")
+            except Exception as e:  # noqa: BLE001 - whatever a peer that is not Dask makes of the handshake
+                error = InputError(f"{address} does not answer as a Dask scheduler ({type(e).__name__}: "
+                                   f"{_first_line(e)[:200]}); check that the address is the scheduler's (port 8786 "
+                                   "by default)")
         if problem is not None or error is not None:
             # A Client that failed to connect lives on in reference cycles; collected at exit, after
             # its event loop stopped, its clean-up waits a minute for it. Collected now, it is quick.

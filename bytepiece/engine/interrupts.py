@@ -31,6 +31,7 @@ import os
 import signal
 import sys
 import threading
+import time
 import warnings
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
@@ -45,10 +46,21 @@ _CAN_BLOCK = hasattr(signal, "pthread_sigmask") and hasattr(signal, "SIGINT")
 _GO_POLLS = 600
 
 
-def run_apart(fn: Callable[[], T], *, name: str, spawns: bool = False) -> tuple[T, bool]:
+class Abandoned(TimeoutError):
+    """``run_apart`` stopped waiting for a function that did not finish within its deadline."""
+
+
+def run_apart(fn: Callable[[], T], *, name: str, spawns: bool = False, deadline: float | None = None,
+              grace: float | None = None) -> tuple[T, bool]:
     """``fn()`` on a thread that never receives SIGINT, waited for here; returns its result and
     whether a Ctrl-C came meanwhile. An error of ``fn`` is raised here (``KeyboardInterrupt``
-    instead when a Ctrl-C came too). ``spawns``: ``fn`` starts processes with multiprocessing."""
+    instead when a Ctrl-C came too). ``spawns``: ``fn`` starts processes with multiprocessing.
+
+    For an ``fn`` that may never return (a network handshake with a peer that says nothing):
+    after ``deadline`` seconds it is abandoned, its daemon thread left to the process's exit, and
+    :class:`Abandoned` raised; after a first Ctrl-C or SIGTERM it gets ``grace`` seconds more,
+    then that interrupt is raised (without ``grace`` it is waited for, and a second one ends the
+    wait)."""
     box: dict[str, Any] = {}
     go, done = threading.Event(), threading.Event()
 
@@ -70,21 +82,14 @@ def run_apart(fn: Callable[[], T], *, name: str, spawns: bool = False) -> tuple[
     threading.Thread(target=target, name=name, daemon=True).start()
     # ``fn`` starts once ``go`` is set. A Ctrl-C can land anywhere, even inside ``set()``, but
     # the flag then tells whether ``fn`` runs (and must be waited for) or never will.
-    interrupted = False
+    first: KeyboardInterrupt | None = None
     try:
         go.set()
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as e:
         if not go.is_set():
             raise
-        interrupted = True
-    # An Event, not Thread.join: a join cut short by Ctrl-C can report a running thread as stopped.
-    while not done.is_set():
-        try:
-            done.wait(0.1)
-        except KeyboardInterrupt:
-            if interrupted:
-                raise
-            interrupted = True
+        first = e
+    interrupted = _wait(done, first, name=name, deadline=deadline, grace=grace)
     error = box.pop("error", None)
     if error is not None:
         try:
@@ -94,6 +99,28 @@ def run_apart(fn: Callable[[], T], *, name: str, spawns: bool = False) -> tuple[
         finally:
             error = None  # no cycle through this frame: it would keep what ``fn`` half-made alive
     return box.pop("value"), interrupted
+
+
+def _wait(done: threading.Event, first: KeyboardInterrupt | None, *, name: str, deadline: float | None,
+          grace: float | None) -> bool:
+    """Wait for ``done`` as :func:`run_apart` says; returns whether an interrupt came (``first``:
+    one that came before the wait)."""
+    started = stop = time.monotonic()
+    # An Event, not Thread.join: a join cut short by Ctrl-C can report a running thread as stopped.
+    while not done.is_set():
+        try:
+            done.wait(0.1)
+        except KeyboardInterrupt as e:
+            if first is not None:
+                raise
+            first, stop = e, time.monotonic()
+        if done.is_set():
+            break
+        if first is not None and grace is not None and time.monotonic() - stop > grace:
+            raise first
+        if deadline is not None and time.monotonic() - started > deadline:
+            raise Abandoned(f"{name} did not finish within {deadline:g} s")
+    return first is not None
 
 
 def _start_resource_tracker() -> None:
