@@ -77,17 +77,14 @@ def check_cluster(cluster: str | None, workers: int | None, workers_option: str)
     (``workers_option``) beside a cluster that brings its own workers, which would be ignored."""
     if cluster is None:
         return
-    from bytepiece.engine.make import cluster_kind, uses_workers
+    from bytepiece.engine.make import check_workers_apply, cluster_kind
     from bytepiece.errors import InputError
 
     try:
         cluster_kind(cluster)
+        check_workers_apply(cluster, workers, cli=workers_option)
     except InputError as e:
         raise usage_error(str(e), {"cluster": "--cluster"}) from None
-    if workers is not None and not uses_workers(cluster):
-        count = " (local:N starts N of them)" if cluster.strip().lower().startswith("local:") else ""
-        raise usage_error(f"{workers_option} does not apply with --cluster {cluster}: the cluster's own workers do the "
-                          f"work{count}; drop {workers_option}, or drop --cluster to run on local threads")
 
 
 def note_unused_parquet_column(parquet_column: str | None, paths: Sequence[Path | str]) -> None:

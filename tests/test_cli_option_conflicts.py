@@ -153,3 +153,17 @@ def test_export_raw_to_sentencepiece_says_what_it_does(runner, tmp_path, tiny_mo
     plain = tmp_path / "y.model"
     assert runner.invoke(app, ["export", str(tiny_model_file), "--to", "sentencepiece", "-o", str(plain)]).exit_code == 0
     assert plain.read_bytes() == out.read_bytes()
+
+
+@pytest.mark.parametrize("cluster", ["local:2", "tcp://127.0.0.1:8786"])
+def test_the_library_refuses_a_worker_count_beside_a_cluster_as_the_command_does(tmp_path, cluster):
+    """Audit: ``Trainer(cluster="local:2", workers=2)`` and ``encode_corpus(..., cluster=...,
+    workers=2)`` ran with the count ignored; the rule is engine.make's, before any work."""
+    from bytepiece import Trainer, encode_corpus
+    from bytepiece.errors import InputError
+
+    with pytest.raises(InputError, match=r"workers \(CLI: --workers\) does not apply with cluster="):
+        Trainer(cluster=cluster, workers=2)
+    with pytest.raises(InputError, match=r"workers \(CLI: --threads\) does not apply with cluster="):
+        encode_corpus(["a"], tmp_path / "missing.model", tmp_path / "c", cluster=cluster, workers=2)
+    Trainer(cluster="local", workers=2)  # "local" without a count: workers is the number of processes

@@ -77,6 +77,19 @@ def uses_workers(cluster: ClusterSpec) -> bool:
     return isinstance(cluster, str) and cluster.strip().lower() == "local"
 
 
+def check_workers_apply(cluster: ClusterSpec, workers: int | None, *, name: str = "workers",
+                        cli: str = "--workers") -> None:
+    """Refuse a local worker count (``name``, the command line's ``cli``) beside a cluster that
+    brings its own workers, where it would be ignored."""
+    if workers is None or uses_workers(cluster):
+        return
+    count = " (local:N starts N of them)" if isinstance(cluster, str) and cluster.strip().lower().startswith("local:") \
+        else ""
+    shown = f"cluster={cluster!r} (CLI: --cluster {cluster})" if isinstance(cluster, str) else "a cluster"
+    raise InputError(f"{name} (CLI: {cli}) does not apply with {shown}: the cluster's own workers do the work{count}; "
+                     f"drop {name} (CLI: {cli}), or drop cluster (CLI: --cluster) to run on local threads")
+
+
 def _local_processes(spec: str, workers: int | None) -> int:
     count = spec.strip().partition(":")[2] or str(workers or 2)
     if not (count.isascii() and count.isdigit()) or int(count) < 1:

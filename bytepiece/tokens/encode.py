@@ -34,6 +34,7 @@ from ..corpus.once import waiting as input_waiting
 from ..corpus.sources import Source, TextDocument
 from ..corpus.utf8 import check_errors
 from ..engine import Engine, held_interrupts, make_engine, stands_once_committed
+from ..engine.make import check_workers_apply
 from ..units import parse_size
 from ..errors import InputError
 from ..io.atomic import is_stream
@@ -176,7 +177,7 @@ def encode_corpus(
     those matched in the text, which then become their ids (as ``Tokenizer.encode`` does).
     """
     t0 = time.perf_counter()
-    fmt = check_request(format, out, cluster=cluster)
+    fmt = check_request(format, out, cluster=cluster, workers=workers)
     path = None if out is None else Path(out)
     check_errors(errors)
     run = _resolve(model, normalization, special_tokens, allowed_special, alpha, seed, add_bos, add_eos, errors,
@@ -202,9 +203,11 @@ SHARDS_HINT = ("use format='bin' (CLI: --format bin) or 'megatron' with an outpu
                "(CLI: -o PREFIX), a name without .bin")
 
 
-def check_request(format: str, out: str | os.PathLike | None, *, cluster: Any = None) -> TokenFormat:
+def check_request(format: str, out: str | os.PathLike | None, *, cluster: Any = None,
+                  workers: int | None = None) -> TokenFormat:
     """The format called ``format``, once the output fits it: a format that writes files needs a
-    file path, a cluster needs shards (``bin`` or ``megatron`` into a name prefix).
+    file path, a cluster needs shards (``bin`` or ``megatron`` into a name prefix) and brings its
+    own workers (``workers`` counts local threads).
     ``encode_corpus`` checks this before it loads the model; so does the command line, before it
     reads anything."""
     fmt = token_format(format)
@@ -216,6 +219,7 @@ def check_request(format: str, out: str | os.PathLike | None, *, cluster: Any = 
         raise InputError(f"{where} writes files beside {os.fspath(out)}; give a regular file path as out= (CLI: -o)")
     if cluster is not None and not fmt.sharded(None if out is None else Path(out)):
         raise InputError(f"cluster= (CLI: --cluster) writes shards: {SHARDS_HINT}")
+    check_workers_apply(cluster, workers, cli="--threads")
     return fmt
 
 

@@ -28,6 +28,7 @@ from ..io.atomic import OutputSet, check_writable, is_stream
 from ..corpus import DEFAULT_BATCH_BYTES, open_corpus, plan_shards
 from ..corpus.sources import check_text_document
 from ..engine import RssMonitor, default_budget, make_engine
+from ..engine.make import check_workers_apply
 from ..units import parse_size
 from ..engine.memory import return_freed_memory
 from ..engine.interrupts import call_interruptibly
@@ -129,6 +130,7 @@ class Trainer:
         self.ensure_unicode = bool(ensure_unicode)
         self.workers = None if workers is None else _whole("workers", workers, 1, limit=None)  # the engine caps it
         self.cluster = cluster
+        check_workers_apply(cluster, self.workers)
         self.max_memory = None if max_memory is None else parse_size(max_memory, name="max_memory")
         self.tmp_dir = tmp_dir
         self.progress = progress
