@@ -6,6 +6,7 @@ from __future__ import annotations
 import gzip
 import itertools
 import json
+import os
 import random
 import warnings
 from pathlib import Path
@@ -488,3 +489,13 @@ def test_valid_and_eval_compression_count_the_same_bytes(tmp_path, tiny_model_fi
     [row] = compression_rows([load_counting_tokenizer(tiny_model_file)], [("valid.txt", text)])
     assert (ours.bytes, ours.chars) == (len(text.encode("utf-8")), len(text))
     assert ours.as_dict() == row["all"]
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="needs Linux's /proc, a directory nobody can create in")
+def test_a_tmp_dir_that_cannot_be_written_is_refused_before_the_first_pass(tmp_path):
+    """Audit: ``--tmp-dir /proc`` was found at the first spill, after the whole first pass, as
+    "No such file or directory (/proc/bytepiece-spill-...)"."""
+    corpus = tmp_path / "c.txt"
+    corpus.write_text("abc\n" * 10)
+    with pytest.raises(TrainingError, match=r"^cannot write to tmp_dir \(CLI: --tmp-dir\) /proc \("):
+        Trainer(max_vocab_size=300, tmp_dir="/proc").train(corpus)

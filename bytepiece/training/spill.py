@@ -123,13 +123,20 @@ def _write_array(f, array: np.ndarray) -> None:
 
 
 def check_tmp_dir(parent: str | os.PathLike[str] | None) -> None:
-    """Refuse a ``tmp_dir`` that is missing or not a directory, before anything is written there
-    (texts given as a list are copied there first, then counts are spilled there)."""
-    if parent is None or Path(parent).is_dir():
+    """Refuse a ``tmp_dir`` that is missing, not a directory or not writable, before anything is
+    written there (texts given as a list are copied there first, then counts are spilled there:
+    found at the first spill, a read-only one cost a whole pass)."""
+    if parent is None:
         return
-    if Path(parent).exists():
-        raise TrainingError(f"tmp_dir {parent} is not a directory; pass a directory to spill counts into")
-    raise TrainingError(f"temporary directory {parent} does not exist; create it or pass another --tmp-dir")
+    if not Path(parent).is_dir():
+        if Path(parent).exists():
+            raise TrainingError(f"tmp_dir {parent} is not a directory; pass a directory to spill counts into")
+        raise TrainingError(f"temporary directory {parent} does not exist; create it or pass another --tmp-dir")
+    try:
+        os.rmdir(tempfile.mkdtemp(prefix=".bytepiece-probe-", dir=parent))
+    except OSError as e:
+        raise TrainingError(f"cannot write to tmp_dir (CLI: --tmp-dir) {parent} ({e.strerror or e}); pass a directory "
+                            "bytepiece can write to") from None
 
 
 class SpillDir:
