@@ -84,8 +84,8 @@ class Progress:
 
     @contextlib.contextmanager
     def status(self, message: str) -> Iterator[None]:
-        """A transient spinner line with the seconds elapsed (e.g. "compiling kernels (first run
-        only)", which takes 15-30 s of wall time on a busy machine: the clock shows that it moves)."""
+        """A transient spinner line with the seconds elapsed (e.g. "loading kernels (compiled on the
+        first run)", which takes 15-30 s of wall time on a busy machine: the clock shows that it moves)."""
         if not self.enabled:
             yield
             return

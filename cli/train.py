@@ -198,7 +198,7 @@ def _summary(trainer, written: list[Path], on_sample: bool, valid: Optional[Path
         if phase.worker_peak_rss_mb:
             line += f" (workers: {', '.join(f'{v:,.0f}' for v in phase.worker_peak_rss_mb.values())} MiB)"
         table.add_row(f"time: {name}", line)
-    table.add_row("time: total", f"{report.total_s:.2f} s ({format_rate(report.bytes, report.total_s)}; compiling kernels: "
+    table.add_row("time: total", f"{report.total_s:.2f} s ({format_rate(report.bytes, report.total_s)}; loading kernels: "
                   f"{report.compile_s:.1f} s more)")
     out_console.print(table)
 

@@ -347,7 +347,7 @@ def _encode_shards(fmt: TokenFormat, out: Path, run: _Run, corpus: CorpusInputs,
 
 def _run_tasks(engine: Engine, tasks: list[EncodeTask], job: EncodeJob, tokenizer: Tokenizer,
                progress: Progress) -> list[TaskResult]:
-    with progress.status("compiling kernels (first run only)"):
+    with progress.status("loading kernels (compiled on the first run)"):
         warm_up_encoding()
         engine.run_on_workers(warm_up_encoding, error=InputError)
     # a cluster's workers may not see the model file: they get the model itself

@@ -178,7 +178,7 @@ class Trainer:
                 plan.check_floor()
                 shards = plan_shards(inputs.sources, plan.shard_bytes)
                 t0 = time.perf_counter()
-                with progress.status("compiling kernels (first run only)"):
+                with progress.status("loading kernels (compiled on the first run)"):
                     from .warmup import LARGE_CORPUS_BYTES, warm_up
 
                     warm_up(engine, tuple(sorted({src.format for src in inputs.sources})),
