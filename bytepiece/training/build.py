@@ -229,12 +229,15 @@ def count_pieces(engine: Engine, shards: list[Shard], model: NgramModel, options
     # the usual one being split (the partition and its two parts) did.
     parts = store.partitions(plan.partition_bytes(limit) // (SPLIT_THREADS + 1))
     report.partitions = len(parts)
-    for size, kept, rest in _in_order_on_threads(_split_partition, parts, store, options.min_count,
-                                                 max_piece_length):
-        distinct += size
-        candidates.append(kept)
-        dropped.add(rest, len(parts))
-        del kept, rest
+    # merging spilled runs can take a third of a run that spills: a bar of its own, by partition
+    with progress.phase("merge counts", len(parts), unit="partitions") as advance:
+        for size, kept, rest in _in_order_on_threads(_split_partition, parts, store, options.min_count,
+                                                     max_piece_length):
+            distinct += size
+            candidates.append(kept)
+            dropped.add(rest, len(parts))
+            del kept, rest
+            advance(1)
     store.close()
     merged = concat(candidates)
     return PieceCounts(merged, dropped, distinct, seen), report
