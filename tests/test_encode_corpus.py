@@ -362,10 +362,15 @@ def test_stale_staging_of_a_dead_run_is_removed(tmp_path, tiny_tokenizer):
     stale = tmp_path / f".c.encoding-{host}-{proc.pid}-abc123"
     stale.mkdir()
     (stale / "part-00000-000.bin").write_bytes(b"\0" * 10)
+    other = tmp_path / f".other.corpus.encoding-{host}-{proc.pid}-abc456"  # a killed run of another name
+    other.mkdir()
     alive = tmp_path / f".c.encoding-{host}-{os.getpid()}-def456"
     alive.mkdir()
+    mine = tmp_path / ".c.encoding-elsewhere-1-abc789"  # another host's: its pid means nothing here
+    mine.mkdir()
     encode_corpus(write_jsonl(tmp_path / "c.jsonl", ["ab"]), tiny_tokenizer, tmp_path / "c")
-    assert not stale.exists() and alive.exists()  # a live run's staging is never touched
+    assert not stale.exists() and not other.exists()
+    assert alive.exists() and mine.exists()  # a live run's staging is never touched
 
 
 # A shell that runs the tests in the background (as CI may) starts them with SIGINT ignored, and a

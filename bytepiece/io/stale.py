@@ -99,10 +99,12 @@ def take_lock(directory: Path) -> int:
     return fd
 
 
-def remove_stale_dirs(parent: Path, prefix: str) -> list[Path]:
-    """Delete the directories in ``parent`` left by killed runs: named ``prefix`` + this host,
-    owned by this user, their pid no longer running and their lock free. Returns them."""
-    pattern = re.compile(re.escape(prefix + host_name()) + r"-([0-9]+)-[A-Za-z0-9_]+")
+def remove_stale_dirs(parent: Path, prefix: str, *, prefix_pattern: str | None = None) -> list[Path]:
+    """Delete the directories in ``parent`` left by killed runs: named ``prefix`` (or a match of
+    the regular expression ``prefix_pattern``) + this host, owned by this user, their pid no
+    longer running and their lock free. Returns them."""
+    start = re.escape(prefix) if prefix_pattern is None else prefix_pattern
+    pattern = re.compile(start + re.escape(host_name()) + r"-([0-9]+)-[A-Za-z0-9_]+")
     try:
         names = os.listdir(parent)
     except OSError:

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from ..io.atomic import OutputSet, check_writable
-from ..io.stale import run_dir_name
+from ..io.stale import remove_stale_dirs, run_dir_name
 from ..errors import InputError
 from .manifest import Manifest, ShardEntry, manifest_path, shard_file_name, shard_files_pattern
 
@@ -58,6 +58,9 @@ def staging_path(out: Path) -> Path:
     its cleanup scope, so an interruption at any point leaves nothing behind); stale staging
     directories of dead runs on this host are removed."""
     directory = (out.parent if str(out.parent) else Path(".")).resolve()
+    # those of every corpus in the directory, not only this one's: a killed run of another name
+    # would otherwise keep its parts until that name is written again
+    remove_stale_dirs(directory, "", prefix_pattern=r"\..+\.encoding-")
     return run_dir_name(directory, _STAGING.format(name=out.name))
 
 
