@@ -194,12 +194,15 @@ def test_ctrl_c_ends_the_caller_and_every_job_process_with_one_traceback(moment,
 
 
 def test_workers_end_when_their_parent_is_killed(tmp_path):
+    """...and the next run removes the temporary directory the killed one could not."""
     script = tmp_path / "jobs.py"
     script.write_text(textwrap.dedent(_CTRL_C))
     pids_dir = tmp_path / "pids"
     pids_dir.mkdir()
+    temp = tmp_path / "tmp"
+    temp.mkdir()
     proc = subprocess.Popen([sys.executable, str(script), str(pids_dir)], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, start_new_session=True)
+                            stderr=subprocess.DEVNULL, start_new_session=True, env={**os.environ, "TMPDIR": str(temp)})
     try:
         _wait_for_files(pids_dir, 2)
         proc.kill()  # no chance to stop its workers
@@ -207,3 +210,7 @@ def test_workers_end_when_their_parent_is_killed(tmp_path):
         assert _gone([int(p.name) for p in pids_dir.iterdir()], seconds=15), "a worker outlived its parent"
     finally:
         os.killpg(proc.pid, signal.SIGKILL)
+    [left] = list(temp.glob("bytepiece-jobs-*"))
+    again = subprocess.run([sys.executable, "-c", "from bytepiece.engine.pool import process_jobs\n"
+                            "with process_jobs(2): pass"], env={**os.environ, "TMPDIR": str(temp)}, timeout=60)
+    assert again.returncode == 0 and not left.exists() and list(temp.iterdir()) == []

@@ -23,6 +23,7 @@ from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from ..errors import WorkerLost
+from ..io.stale import run_dir
 
 if TYPE_CHECKING:
     from concurrent.futures import ProcessPoolExecutor
@@ -186,7 +187,10 @@ def process_jobs(processes: int) -> Iterator[JobProcesses]:
     if processes <= 1:
         yield JobProcesses(1, None)
         return
-    scratch = tempfile.mkdtemp(prefix="bytepiece-jobs-")
+    # named for this host and process, and locked: a run killed outright (kill -9, out of
+    # memory) leaves it behind, and the next one removes it (those in /tmp used to stay for good)
+    path, lock = run_dir(None, "bytepiece-jobs-")
+    scratch = str(path)
     jobs = JobProcesses(processes, scratch)
     try:
         yield jobs
@@ -194,6 +198,8 @@ def process_jobs(processes: int) -> Iterator[JobProcesses]:
         try:
             jobs.close()
         finally:
+            if lock >= 0:
+                os.close(lock)
             shutil.rmtree(scratch, ignore_errors=True)
 
 
