@@ -8,7 +8,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from .common import buffered_stdout, handle_sigterm, quiet_exit
+from .signals import handle_sigterm, quiet_exit
+from .streams import buffered_stdout
 from .core import Group
 
 app = typer.Typer(

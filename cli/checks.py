@@ -12,7 +12,8 @@ import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from .common import UsageError, fail, in_cli_words, note
+from .common import UsageError
+from .messages import fail, in_cli_words, note
 
 FLOAT = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 INT = re.compile(r"-?[0-9]+")
@@ -20,7 +21,7 @@ INT = re.compile(r"-?[0-9]+")
 
 def usage_error(message: str, subjects: Mapping[str, str] | None = None) -> Exception:
     """A command line that cannot run as written (exit status 2), to ``raise``; ``subjects``
-    as :func:`.common.in_cli_words` takes them, for a library's message about the command's options."""
+    as :func:`.messages.in_cli_words` takes them, for a library's message about the command's options."""
     return UsageError(in_cli_words(message, subjects))
 
 

@@ -23,7 +23,8 @@ from typing import Any
 import typer
 from typer.core import TyperArgument, TyperCommand, TyperGroup
 
-from .common import ClickException, UsageError, err_console
+from .common import ClickException, UsageError
+from .messages import err_console
 
 #: exit status of a command line that cannot be run as written (``checks.usage_error``)
 USAGE_EXIT = 2

@@ -8,7 +8,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from .common import err_console, handle_errors, resolve_model
+from .common import handle_errors, resolve_model
+from .messages import err_console
 from .core import Command
 
 

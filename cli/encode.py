@@ -10,7 +10,9 @@ import typer
 
 from .checks import (FLOAT, TEXT_DOCUMENT_HELP, check_cluster, check_field_names, check_inputs, input_paths,
                      note_unused_parquet_column, parse_seed, TextDocument, usage_error)
-from .common import err_console, handle_errors, note, result_stands
+from .common import handle_errors
+from .messages import err_console, note
+from .signals import result_stands
 from .core import Command
 
 

@@ -10,7 +10,8 @@ from typing import Annotated, Optional
 import typer
 
 from .checks import check_outputs, usage_error
-from .common import err_console, fail, handle_errors, note
+from .common import handle_errors
+from .messages import err_console, fail, note
 from .core import Command, Group
 
 # Plain names (no numba, no numpy import at CLI start-up): kept equal to bytepiece.continuation.healing's by a test.
@@ -32,7 +33,7 @@ eval_app = typer.Typer(
 )
 
 
-#: how the harness's messages name ``eval run``'s options (see ``common.in_cli_words``)
+#: how the harness's messages name ``eval run``'s options (see ``messages.in_cli_words``)
 _RUN_SUBJECTS = {"vocab size": "--vocab-size", "order": "--order", "cuts": "--cuts", "passes": "--passes",
                  "seed": "--seed", "workers": "--workers", "alphas": "--alphas"}
 

@@ -7,7 +7,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from .common import handle_errors, out_console, resolve_model
+from .common import handle_errors, resolve_model
+from .messages import out_console
 from .core import Command
 
 

@@ -9,7 +9,8 @@ from typing import Annotated, Optional
 import typer
 
 from .checks import check_outputs
-from .common import fail, handle_errors, note, out_console
+from .common import handle_errors
+from .messages import fail, note, out_console
 from .core import Command
 
 #: The most text --verify reads (its lines are held in memory).

@@ -11,8 +11,10 @@ import typer
 
 from .checks import (TEXT_DOCUMENT_HELP, TextDocument, check_cluster, check_field_names, input_paths,
                      note_unused_parquet_column, usage_error)
-from .common import (STDOUT_CLOSED, err_console, fail, handle_errors, note, out_console, result_stands,
-                     stdin_is_interactive, stdout_is_closed)
+from .common import handle_errors
+from .messages import err_console, fail, note, out_console
+from .signals import result_stands
+from .streams import STDOUT_CLOSED, stdin_is_interactive, stdout_is_closed
 from .core import Command
 
 #: vocabulary size when training on the bundled sample corpus (it is a few hundred KB)

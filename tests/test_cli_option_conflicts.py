@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 from bytepiece import load_model
 from bytepiece_cli.app import app
-from bytepiece_cli.common import in_cli_words
+from bytepiece_cli.messages import in_cli_words
 
 
 @pytest.fixture()

@@ -284,7 +284,7 @@ def test_off_the_main_thread_nothing_is_wrapped():
 def test_the_command_line_wraps_its_handlers(tmp_path):
     script = textwrap.dedent("""
         import signal
-        from bytepiece_cli.common import handle_sigterm
+        from bytepiece_cli.signals import handle_sigterm
         from bytepiece.engine.interrupts import KernelSafeHandler
         handle_sigterm()
         print(isinstance(signal.getsignal(signal.SIGINT), KernelSafeHandler),

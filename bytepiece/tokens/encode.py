@@ -198,7 +198,7 @@ def encode_corpus(
                            text_document=text_document, errors=errors), workers, overwrite, progress, t0)
 
 
-#: how to ask for shards, in both spellings (see ``cli.common.in_cli_words``)
+#: how to ask for shards, in both spellings (see ``cli.messages.in_cli_words``)
 SHARDS_HINT = ("use format='bin' (CLI: --format bin) or 'megatron' with an output name prefix, out=PREFIX "
                "(CLI: -o PREFIX), a name without .bin")
 
