@@ -20,11 +20,16 @@ def _noop(_: int) -> None:
     pass
 
 
-def stderr_is_terminal() -> bool:
+def is_terminal(stream: Any) -> bool:
+    """Whether ``stream`` is a terminal (a closed, missing or replaced stream is not)."""
     try:
-        return sys.stderr.isatty()
+        return bool(stream.isatty())
     except (AttributeError, ValueError):
         return False
+
+
+def stderr_is_terminal() -> bool:
+    return is_terminal(sys.stderr)
 
 
 def _rate_column() -> Any:

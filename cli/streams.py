@@ -98,7 +98,6 @@ def silence_stdout() -> None:
 
 
 def stdin_is_interactive() -> bool:
-    try:
-        return sys.stdin.isatty()
-    except (AttributeError, ValueError):
-        return False
+    from bytepiece.progress import is_terminal
+
+    return is_terminal(sys.stdin)
